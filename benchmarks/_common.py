@@ -1,0 +1,184 @@
+"""What every benchmark cell shares: the schema, the data, which rows a workload touches, timing.
+
+Everything an implementation module needs in order to do *the same* work as its peers lives here,
+so that the columns of the comparison table differ only in the library under test:
+
+- one DDL (``SCHEMA_DDL``) created with raw sqlite3 for every implementation, so no library's
+  schema generator can pick different column types, indexes or pragmas;
+- one deterministic data set: row ``i`` (0-based) has ``id = i + 1`` when seeded, full name
+  ``"User {i}"``, e-mail ``"user{i}@example.com"``, password ``"secret"``, bio ``""``,
+  age ``i % 90`` and ``created_at = BASE_TIME + i seconds`` stored as ``'YYYY-MM-DD HH:MM:SS'``;
+- one rule for "every 10th entity" (positions 0, 10, 20, ... of the rows loaded in id order, i.e.
+  ``id % 10 == 1``) and one list of primary keys for the lookup workload, so the parent process
+  can verify the database afterwards without trusting the implementation;
+- ``Context``: a workload times exactly one block (``ctx.timed()``) or measures the memory of
+  exactly one block (``ctx.measure_memory()``); setup and teardown stay outside.
+
+This module imports nothing but the standard library: it is loaded by the parent process (which
+must not import the libraries under test) and by every cell subprocess.
+"""
+
+import gc
+import sqlite3
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Shared schema. ``datetime`` is only a declared type: SQLite stores the ISO text we give it.
+SCHEMA_DDL: tuple[str, ...] = (
+    "create table user ("
+    "id integer not null primary key autoincrement, "
+    "full_name text not null, "
+    "email text not null, "
+    "password text not null, "
+    "bio text not null default '', "
+    "age integer not null, "
+    "created_at datetime not null)",
+    "create unique index user_email_unique on user (email)",
+)
+
+#: Column order used by raw inserts, seeding and verification.
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "full_name",
+    "email",
+    "password",
+    "bio",
+    "age",
+    "created_at",
+)
+SELECT_ALL_SQL = f"select {', '.join(COLUMNS)} from user"
+INSERT_SQL = (
+    "insert into user (full_name, email, password, bio, age, created_at) values (?, ?, ?, ?, ?, ?)"
+)
+
+#: ``created_at`` of row ``i`` is ``BASE_TIME + i seconds``; no microseconds, so every library's
+#: ISO formatting yields exactly ``'YYYY-MM-DD HH:MM:SS'``.
+BASE_TIME = datetime(2024, 1, 1, 0, 0, 0)
+
+#: W5 looks up this many primary keys, whatever N is (they repeat when N is smaller).
+LOOKUPS = 10_000
+
+#: Modified / removed rows are every ``STRIDE``-th row in id order.
+STRIDE = 10
+
+#: Rows per statement for chunked ``IN (...)`` deletes and multi-row inserts / updates.
+CHUNK = 500
+
+#: SQLite's default limit on bound variables per statement (SQLITE_MAX_VARIABLE_NUMBER).
+MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+def batch_rows(variables_per_row: int) -> int:
+    """Rows per multi-row statement: CHUNK, or fewer if that would exceed MAX_VARIABLES."""
+    return max(1, min(CHUNK, MAX_VARIABLES // variables_per_row))
+
+
+Observations = dict[str, int]
+
+
+def row_values(i: int) -> tuple[object, ...]:
+    """The expected database row (with ``id``) of seed row ``i`` (0-based), as sqlite3 reads it."""
+    return (
+        i + 1,
+        f"User {i}",
+        f"user{i}@example.com",
+        "secret",
+        "",
+        i % 90,
+        (BASE_TIME + timedelta(seconds=i)).isoformat(" "),
+    )
+
+
+def lookup_pks(n: int) -> list[int]:
+    """Primary keys for W5: LOOKUPS keys spread over 1..n (7919 is prime, so no repeats below n)."""
+    return [1 + (k * 7919) % n for k in range(LOOKUPS)]
+
+
+def every_tenth(items: Sequence[T]) -> Sequence[T]:
+    """The entities W3 modifies and W6 removes: positions 0, 10, 20, ... of a list in id order."""
+    return items[::STRIDE]
+
+
+def is_touched(row_id: int) -> bool:
+    """Whether the row with this id is one of ``every_tenth`` of the seeded rows (ids 1, 11, ...)."""
+    return (row_id - 1) % STRIDE == 0
+
+
+def touched_count(n: int) -> int:
+    """How many of n seeded rows ``every_tenth`` selects."""
+    return (n + STRIDE - 1) // STRIDE
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_observations(ages: Iterator[int] | Sequence[int]) -> Observations:
+    """What a load reports back: how many entities it holds and the sum of their ages.
+
+    Computed after the timed block; the parent compares it with the seed, so an implementation
+    cannot return fewer (or lazily empty) entities and still pass.
+    """
+    count = 0
+    total = 0
+    for age in ages:
+        count += 1
+        total += age
+    return {"loaded": count, "age_sum": total}
+
+
+@dataclass
+class Context:
+    """One cell's inputs (database path, N) and its single measurement.
+
+    A workload wraps exactly the part being compared in ``timed()`` (or ``measure_memory()``);
+    the connection, session or mapping setup and any untimed preparation (loading before a flush)
+    happen outside, so what differs between columns is the library's own cost.
+    """
+
+    db_path: str
+    n: int
+    seconds: float | None = None
+    mem_current: int | None = None
+    mem_peak: int | None = None
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time the block with ``perf_counter``.
+
+        Garbage from setup is collected first so the timed block does not pay for it; the
+        collector stays enabled inside, because real programs pay for the cycles they create.
+        """
+        if self.seconds is not None:
+            raise RuntimeError("a workload must time exactly one block")
+        gc.collect()
+        start = time.perf_counter()
+        yield
+        self.seconds = time.perf_counter() - start
+
+    @contextmanager
+    def measure_memory(self) -> Iterator[None]:
+        """Trace Python allocations made inside the block.
+
+        ``mem_current`` is what is still allocated after the block (and a full collection): the
+        cost of *holding* the loaded result, including an identity map and snapshots, because
+        the caller keeps the result alive. ``mem_peak`` is the high-water mark during the load.
+        Tracing starts inside, so the library's import and setup are not counted.
+        """
+        gc.collect()
+        tracemalloc.start()
+        try:
+            yield
+            gc.collect()
+            self.mem_current, self.mem_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()

@@ -1,0 +1,64 @@
+"""The implementations compared, one module each; the registry the parent and the cells share.
+
+Each module exposes ``describe() -> str`` (library and version, for the report header; raising
+``Unavailable`` when the library is importable but cannot run the cell as labelled) and a dict
+``{workload: function(ctx) -> observations}``. A workload missing from the dict is not applicable
+to that implementation (printed as ``-``), e.g. W4 for libraries without a Unit of Work.
+
+Modules import their library at top level, so a missing library surfaces as a
+``ModuleNotFoundError`` naming it, which the cell runner reports as "not installed".
+"""
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+class Unavailable(Exception):
+    """The library imports, but this column cannot be measured as labelled (e.g. no compiled core)."""
+
+
+@dataclass(frozen=True)
+class ImplSpec:
+    """How to run one column of the table."""
+
+    name: str
+    #: module under ``_impls`` holding the workloads
+    module: str
+    #: attribute of that module with the workload dict
+    attr: str
+    #: top-level package whose absence means "not installed"
+    library: str
+    #: column header
+    label: str
+    #: environment overrides for the cell subprocess (``None`` removes the variable)
+    env: MappingProxyType[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _env(**values: str | None) -> MappingProxyType[str, str | None]:
+    return MappingProxyType(values)
+
+
+IMPLEMENTATIONS: dict[str, ImplSpec] = {
+    spec.name: spec
+    for spec in (
+        ImplSpec("raw", "raw", "WORKLOADS", "sqlite3", "raw sqlite3"),
+        ImplSpec(
+            "orm", "orm_project", "WORKLOADS", "orm", "orm (compiled)", _env(ORM_PURE_PYTHON=None)
+        ),
+        ImplSpec(
+            "orm_pure",
+            "orm_project",
+            "WORKLOADS",
+            "orm",
+            "orm (pure Python)",
+            _env(ORM_PURE_PYTHON="1"),
+        ),
+        ImplSpec("sqlalchemy_orm", "sqlalchemy_orm", "WORKLOADS", "sqlalchemy", "SQLAlchemy ORM"),
+        ImplSpec(
+            "sqlalchemy_core", "sqlalchemy_core", "WORKLOADS", "sqlalchemy", "SQLAlchemy Core"
+        ),
+        ImplSpec("peewee", "peewee_impl", "WORKLOADS", "peewee", "Peewee (per row)"),
+        ImplSpec("peewee_bulk", "peewee_impl", "BULK_WORKLOADS", "peewee", "Peewee (bulk)"),
+        ImplSpec("pony", "pony_impl", "WORKLOADS", "pony", "Pony"),
+    )
+}

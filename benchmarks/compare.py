@@ -1,0 +1,596 @@
+"""Side-by-side benchmark of ``orm`` against raw sqlite3 and peer Python ORMs.
+
+Usage (from the repository root; Python 3.11+, peers optional)::
+
+    python benchmarks/compare.py                      # N=50,000, median of 5, every column
+    python benchmarks/compare.py --quick              # N=1,000, 1 run: CI smoke test (< 1 min)
+    python benchmarks/compare.py --n 100000 --repeat 3
+    python benchmarks/compare.py --only raw,orm,sqlalchemy_orm --workloads W2,W4
+    python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
+    python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
+    python benchmarks/compare.py --json results.json  # also write every sample
+
+Columns (``--only``): raw, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee, peewee_bulk,
+pony. ``orm`` is this project with its compiled ``_diff`` core (the column reads "unavailable"
+if the extension is not built), ``orm_pure`` the same with ``ORM_PURE_PYTHON=1``. The project is
+imported as installed, or else from ``src/`` next to this directory. A peer that is not installed
+reads "not installed".
+
+Workloads (``--workloads``), on one table ``user`` created from one DDL for every column:
+
+====  ==========================================================================================
+W1    build N entities, persist, flush (raw: build tuples, executemany, one transaction)
+W2    load N as entities (raw: ``select ... from user`` + fetchall, no conversion: the floor)
+W3    flush after changing ``age`` of every 10th of N loaded entities (only the flush is timed)
+W4    flush with N loaded and nothing changed (raw, Core, Peewee: no Unit of Work, ``-``)
+W5    10,000 lookups by primary key, all in the identity map (raw, Core, Peewee: SELECTs)
+W6    flush after removing every 10th of N loaded entities (only the flush is timed)
+MEM   Python memory still held after loading N (tracemalloc), and the peak during the load
+====  ==========================================================================================
+
+How it measures, and why:
+
+- Every (column, workload, repetition) runs in its own subprocess on a fresh copy of a template
+  database (schema only for W1, N seed rows otherwise), so no run inherits caches, mappers, global
+  sqlite3 adapters or garbage from another. Default pragmas: no library may change
+  ``synchronous`` or ``journal_mode``. Within a cell, only the block named above is timed;
+  connecting, mapping and the loads that prepare W3-W6 are not.
+- Repetitions are interleaved across columns (W1 for every column, then again ...) so that drift
+  in the machine affects all columns alike; the table shows the median.
+- After every cell the parent reads the database back with raw sqlite3 and compares it row by
+  row with what the workload must have produced (and checks the loaded / found counts the cell
+  reports). A cell that fails this, crashes or times out is printed as FAILED with the reason
+  below the table, and the exit status is 1. Nothing else makes the exit status non-zero.
+
+The table: the raw column in seconds (MiB for MEM); every other column as a ratio to raw (lower
+is better); W4 in milliseconds, plus a row with W4 divided by raw's W2 (what a no-op flush costs
+relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
+microseconds (W1, W2, W3, W4, W6; divided by N, the number of entities held, also for W3/W6).
+"""
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from _common import Context
+from _impls import IMPLEMENTATIONS, ImplSpec, Unavailable
+from _verify import create_template, verify
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_SRC = BENCH_DIR.parent / "src"
+
+WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM")
+SCALE_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W6")
+SCALE_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
+
+DEFAULT_N = 50_000
+DEFAULT_REPEAT = 5
+QUICK_N = 1_000
+
+#: Prefix of the one line a child process prints its result on (libraries may print too).
+RESULT_MARKER = "@@compare-result@@ "
+
+ROW_LABELS = {
+    "W1": "W1 build + persist + flush N",
+    "W2": "W2 load N",
+    "W3": "W3 flush 10% modified",
+    "W4": "W4 flush, nothing changed",
+    "W4/W2": "W4 ÷ raw W2",
+    "W5": "W5 10k lookups by PK",
+    "W6": "W6 flush 10% removed",
+    "MEM": "MEM held after load",
+    "MEM_PEAK": "MEM peak during load",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Child side: one subprocess runs one probe or one cell and prints one JSON result line.
+# --------------------------------------------------------------------------------------------
+
+
+def _make_project_importable() -> None:
+    """Let the cells import ``orm`` from ``src/`` when it is not installed (no pip needed)."""
+    if importlib.util.find_spec("orm") is None and (PROJECT_SRC / "orm").is_dir():
+        sys.path.insert(0, str(PROJECT_SRC))
+
+
+def _import_impl(spec: ImplSpec) -> tuple[ModuleType | None, dict[str, Any]]:
+    """Import a column's module; on failure, the status to report instead of a traceback."""
+    if spec.library == "orm":
+        _make_project_importable()
+    try:
+        return importlib.import_module(f"_impls.{spec.module}"), {}
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == spec.library:
+            return None, {"status": "not_installed", "message": str(exc)}
+        return None, {"status": "import_error", "message": _last_lines()}
+    except Exception:
+        return None, {"status": "import_error", "message": _last_lines()}
+
+
+def _last_lines(limit: int = 6) -> str:
+    return "".join(traceback.format_exc().strip().splitlines(keepends=True)[-limit:])
+
+
+def child_probe(name: str) -> dict[str, Any]:
+    """Can this column run here? Its description and the workloads it implements."""
+    spec = IMPLEMENTATIONS[name]
+    module, failure = _import_impl(spec)
+    if module is None:
+        return failure
+    try:
+        description = module.describe()
+    except Unavailable as exc:
+        return {"status": "unavailable", "message": str(exc)}
+    except Exception:
+        return {"status": "import_error", "message": _last_lines()}
+    workloads = [w for w in WORKLOADS if w in getattr(module, spec.attr)]
+    return {"status": "ok", "description": description, "workloads": workloads}
+
+
+def child_cell(name: str, workload: str, db_path: str, n: int) -> dict[str, Any]:
+    """Run one workload once and report its measurement and observations."""
+    spec = IMPLEMENTATIONS[name]
+    module, failure = _import_impl(spec)
+    if module is None:
+        return failure
+    try:
+        module.describe()
+        function = getattr(module, spec.attr)[workload]
+        ctx = Context(db_path=db_path, n=n)
+        observations = function(ctx)
+    except Exception:
+        return {"status": "error", "message": _last_lines()}
+    if ctx.seconds is None and ctx.mem_current is None:
+        return {"status": "error", "message": "the workload measured nothing"}
+    return {
+        "status": "ok",
+        "seconds": ctx.seconds,
+        "mem_current": ctx.mem_current,
+        "mem_peak": ctx.mem_peak,
+        "observations": observations,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side: probes, cells, verification, tables.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    """One implementation as probed: whether it runs here, and what it implements."""
+
+    spec: ImplSpec
+    status: str
+    description: str = ""
+    message: str = ""
+    workloads: list[str] = field(default_factory=list)
+
+    @property
+    def runnable(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Cell:
+    """All repetitions of one (column, workload) at one N."""
+
+    seconds: list[float] = field(default_factory=list)
+    mem_current: list[int] = field(default_factory=list)
+    mem_peak: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+    def median(self, attribute: str) -> float | None:
+        values = getattr(self, attribute)
+        return statistics.median(values) if values and not self.failed else None
+
+
+class Runner:
+    """Spawns child processes and keeps the per-N database templates."""
+
+    def __init__(self, workdir: Path, timeout: float) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+        self._templates: dict[tuple[int, bool], Path] = {}
+        self._serial = 0
+
+    def _spawn(self, spec: ImplSpec, args: Sequence[str]) -> dict[str, Any]:
+        env = dict(os.environ)
+        for key, value in spec.env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        command = [sys.executable, str(Path(__file__).resolve()), *args]
+        try:
+            done = subprocess.run(
+                command,
+                env=env,
+                cwd=self.workdir,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": "error", "message": f"timed out after {self.timeout:g} s"}
+        for line in reversed(done.stdout.splitlines()):
+            if line.startswith(RESULT_MARKER):
+                result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
+                return result
+        tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
+        return {
+            "status": "error",
+            "message": f"child exited {done.returncode} without a result: " + "\n".join(tail),
+        }
+
+    def probe(self, name: str) -> Column:
+        spec = IMPLEMENTATIONS[name]
+        result = self._spawn(spec, ["--probe", name])
+        return Column(
+            spec=spec,
+            status=result["status"],
+            description=result.get("description", ""),
+            message=result.get("message", ""),
+            workloads=result.get("workloads", []),
+        )
+
+    def template(self, n: int, seeded: bool) -> Path:
+        """Schema-only (W1) or seeded database for N, created once and copied per cell."""
+        key = (n, seeded)
+        if key not in self._templates:
+            path = self.workdir / f"template-{n}-{'seeded' if seeded else 'empty'}.db"
+            create_template(str(path), n if seeded else 0)
+            self._templates[key] = path
+        return self._templates[key]
+
+    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        """One repetition on a fresh database; records it in ``cell``; returns a progress note."""
+        self._serial += 1
+        db_path = self.workdir / f"cell-{self._serial}-{column.spec.name}-{workload}.db"
+        shutil.copyfile(self.template(n, seeded=workload != "W1"), db_path)
+        try:
+            result = self._spawn(
+                column.spec,
+                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n)],
+            )
+            problem = verify(workload, str(db_path), n, result.get("observations", {}))
+            if result["status"] != "ok":
+                # A crashed cell is a failed verification: the work was not done (the database
+                # check says how much of it is missing).
+                problem = f"{result['status']}: {result.get('message', '')}".strip() + (
+                    f" [database: {problem}]" if problem else ""
+                )
+        finally:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        if problem:
+            cell.problems.append(problem)
+            return "FAILED: " + problem.splitlines()[-1][:150]
+        if result.get("seconds") is not None:
+            cell.seconds.append(result["seconds"])
+        if result.get("mem_current") is not None:
+            cell.mem_current.append(result["mem_current"])
+            cell.mem_peak.append(result["mem_peak"])
+            return f"{result['mem_current'] / 2**20:.1f} MiB held"
+        return f"{result['seconds']:.4f} s"
+
+
+def run_matrix(
+    runner: Runner, columns: list[Column], workloads: Sequence[str], n: int, repeat: int
+) -> dict[tuple[str, str], Cell]:
+    """Every runnable (column, workload), ``repeat`` times, interleaved across columns."""
+    cells: dict[tuple[str, str], Cell] = {}
+    for workload in workloads:
+        todo = [c for c in columns if c.runnable and workload in c.workloads]
+        for rep in range(repeat):
+            for column in todo:
+                cell = cells.setdefault((column.spec.name, workload), Cell())
+                if cell.failed:
+                    continue  # one failure decides the cell; do not repeat it
+                note = runner.run_cell(column, workload, n, cell)
+                _progress(f"N={n:,} {workload} {column.spec.name} run {rep + 1}/{repeat}: {note}")
+    return cells
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---- formatting ----------------------------------------------------------------------------
+
+_COLUMN_STATUS_TEXT = {
+    "not_installed": "not installed",
+    "import_error": "import error",
+    "unavailable": "unavailable",
+}
+
+
+def _ratio(value: float, base: float | None) -> str | None:
+    """``1.43x``; small ratios (a no-op flush against a full load) keep two significant digits."""
+    if not base:
+        return None
+    ratio = value / base
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), separator, *(line(row) for row in rows)])
+
+
+def render_comparison(
+    columns: list[Column], workloads: Sequence[str], cells: dict[tuple[str, str], Cell]
+) -> str:
+    """The markdown table: raw absolute, the others as ratios to raw."""
+    raw = {w: cells.get(("raw", w)) for w in workloads}
+    raw_seconds = {w: c.median("seconds") if c else None for w, c in raw.items()}
+    raw_mem = raw.get("MEM")
+
+    def fmt(column: Column, key: str) -> str:
+        if not column.runnable:
+            return _COLUMN_STATUS_TEXT.get(column.status, column.status)
+        workload = {"W4/W2": "W4", "MEM_PEAK": "MEM"}.get(key, key)
+        cell = cells.get((column.spec.name, workload))
+        if cell is None:
+            return "-"
+        if cell.failed:
+            return "FAILED"
+        is_raw = column.spec.name == "raw"
+        if key in ("MEM", "MEM_PEAK"):
+            attribute = "mem_current" if key == "MEM" else "mem_peak"
+            value = cell.median(attribute) or 0.0
+            base = raw_mem.median(attribute) if raw_mem and not is_raw else None
+            return _ratio(value, base) or f"{value / 2**20:.1f} MiB"
+        seconds = cell.median("seconds") or 0.0
+        if key == "W4":
+            return f"{seconds * 1e3:.3g} ms"
+        if key == "W4/W2":
+            return _ratio(seconds, raw_seconds.get("W2")) or "-"
+        base = None if is_raw else raw_seconds.get(workload)
+        return _ratio(seconds, base) or f"{seconds:.3g} s"
+
+    keys: list[str] = []
+    for workload in workloads:
+        keys.append(workload)
+        if workload == "W4":
+            keys.append("W4/W2")
+        if workload == "MEM":
+            keys.append("MEM_PEAK")
+    header = ["workload", *(c.spec.label for c in columns)]
+    rows = [[ROW_LABELS[key], *(fmt(c, key) for c in columns)] for key in keys]
+    return _markdown(header, rows)
+
+
+def render_notes(columns: list[Column], cells: dict[tuple[str, str], Cell]) -> list[str]:
+    """Why a column or cell shows no number, one line each."""
+    notes = []
+    for column in columns:
+        if not column.runnable:
+            first = column.message.strip().splitlines()[-1:] or [""]
+            notes.append(f"- {column.spec.name}: {column.status.replace('_', ' ')}: {first[0]}")
+    for (name, workload), cell in cells.items():
+        for problem in dict.fromkeys(cell.problems):
+            notes.append(f"- FAILED {name} {workload}: " + problem.strip().replace("\n", " | "))
+    return notes
+
+
+def render_scale(
+    column: Column,
+    sizes: Sequence[int],
+    workloads: Sequence[str],
+    results: dict[int, dict[tuple[str, str], Cell]],
+) -> str:
+    """Cost per entity (µs) and the median seconds behind it, one row per N."""
+    header = ["N", *(f"{w} µs/entity" for w in workloads), *(f"{w} s" for w in workloads)]
+    rows = []
+    for n in sizes:
+        per_entity, totals = [], []
+        for workload in workloads:
+            if workload not in column.workloads:
+                per_entity.append("-")
+                totals.append("-")
+                continue
+            cell = results[n].get((column.spec.name, workload))
+            seconds = cell.median("seconds") if cell else None
+            if cell is not None and cell.failed:
+                per_entity.append("FAILED")
+                totals.append("FAILED")
+            elif seconds is None:
+                per_entity.append("-")
+                totals.append("-")
+            else:
+                per_entity.append(f"{seconds / n * 1e6:.3g}")
+                totals.append(f"{seconds:.3g}")
+        rows.append([f"{n:,}", *per_entity, *totals])
+    return _markdown(header, rows)
+
+
+def _environment_line(n: int | None, repeat: int) -> str:
+    size = f"N = {n:,}, " if n is not None else ""
+    return (
+        f"{size}median of {repeat} run(s), each a fresh process and database; "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.system()} {platform.machine()}"
+    )
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def _csv(value: str, allowed: Sequence[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    lookup = {a.lower(): a for a in allowed}
+    unknown = [v for v in items if v.lower() not in lookup]
+    if unknown or not items:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
+        )
+    return [lookup[v.lower()] for v in items]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Benchmark orm against raw sqlite3, SQLAlchemy, Peewee and Pony.",
+        epilog="See the module docstring of benchmarks/compare.py for what each workload does.",
+    )
+    parser.add_argument("--n", type=int, help=f"number of users (default {DEFAULT_N:,})")
+    parser.add_argument("--repeat", type=int, help=f"runs per cell (default {DEFAULT_REPEAT})")
+    parser.add_argument(
+        "--only",
+        type=lambda v: _csv(v, list(IMPLEMENTATIONS), "implementation"),
+        help="comma-separated columns: " + ", ".join(IMPLEMENTATIONS),
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda v: _csv(v, WORKLOADS, "workload"),
+        help="comma-separated workloads: " + ", ".join(WORKLOADS),
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"N={QUICK_N:,}, 1 run: a CI smoke test"
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="orm (compiled) only, at N = 1k, 10k, 100k, 1M: cost per entity in µs",
+    )
+    parser.add_argument("--scale-max", type=int, help="largest N for --scale")
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds before a cell counts as failed"
+    )
+    parser.add_argument("--json", type=Path, help="also write every sample to this JSON file")
+    # Internal: the parent runs itself in these modes.
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    parser.add_argument("--cell", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    return parser
+
+
+def _dump_json(
+    path: Path,
+    settings: dict[str, Any],
+    columns: list[Column],
+    results: dict[int, dict[tuple[str, str], Cell]],
+) -> None:
+    payload = {
+        "settings": settings,
+        "columns": {
+            c.spec.name: {"status": c.status, "description": c.description, "message": c.message}
+            for c in columns
+        },
+        "results": [
+            {
+                "n": n,
+                "implementation": name,
+                "workload": workload,
+                "seconds": cell.seconds,
+                "mem_current": cell.mem_current,
+                "mem_peak": cell.mem_peak,
+                "problems": cell.problems,
+            }
+            for n, cells in results.items()
+            for (name, workload), cell in cells.items()
+        ],
+    }
+    path.write_text(json.dumps(payload, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    if args.probe:
+        print(RESULT_MARKER + json.dumps(child_probe(args.probe)), flush=True)
+        return 0
+    if args.cell:
+        name, workload = args.cell
+        result = child_cell(name, workload, args.db, args.n)
+        print(RESULT_MARKER + json.dumps(result), flush=True)
+        return 0
+
+    repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
+    if repeat < 1 or (args.n is not None and args.n < 1):
+        parser.error("--n and --repeat must be positive")
+    if args.scale:
+        names = args.only or ["orm"]
+        workloads = [w for w in SCALE_WORKLOADS if not args.workloads or w in args.workloads]
+        sizes = [s for s in SCALE_SIZES if args.scale_max is None or s <= args.scale_max]
+        if not sizes:
+            parser.error(f"--scale-max {args.scale_max} is below the smallest size")
+    else:
+        names = args.only or list(IMPLEMENTATIONS)
+        workloads = args.workloads or list(WORKLOADS)
+        sizes = [args.n or (QUICK_N if args.quick else DEFAULT_N)]
+    workloads = [w for w in WORKLOADS if w in workloads]  # canonical order
+
+    with tempfile.TemporaryDirectory(prefix="orm-compare-") as tmp:
+        runner = Runner(Path(tmp), args.timeout)
+        columns = [runner.probe(name) for name in names]
+        for column in columns:
+            _progress(f"{column.spec.name}: {column.description or column.status}")
+        results = {n: run_matrix(runner, columns, workloads, n, repeat) for n in sizes}
+
+    out: list[str] = []
+    if args.scale:
+        out.append(f"# orm cost per entity ({_environment_line(None, repeat)})\n")
+        for column in columns:
+            out.append(f"## {column.spec.label}: {column.description or column.status}\n")
+            if column.runnable:
+                out.append(render_scale(column, sizes, workloads, results) + "\n")
+        out.append(
+            "µs/entity = median seconds / N, where N is the number of entities created (W1), "
+            "loaded (W2) or held in the identity map (W3, W4, W6); W3 and W6 write 1 in 10 "
+            "of them, so per written row their cost is 10x the figure shown."
+        )
+    else:
+        (n,) = sizes
+        out.append(f"# orm vs peers ({_environment_line(n, repeat)})\n")
+        out.append(render_comparison(columns, workloads, results[n]) + "\n")
+        out.append(
+            "raw: seconds (MiB for MEM); others: ratio to raw, lower is better; W4: milliseconds "
+            "(no raw equivalent), and the W4 ÷ raw W2 row relates it to reading the rows; "
+            "W5 for raw, Core and Peewee is 10,000 SELECTs (no identity map)."
+        )
+        out.append("")
+        for column in columns:
+            if column.runnable:
+                out.append(f"- {column.spec.label}: {column.description}")
+    notes = [note for n in sizes for note in render_notes(columns, results[n])]
+    if notes:
+        out.append("\nProblems:\n" + "\n".join(dict.fromkeys(notes)))
+    print("\n".join(out))
+
+    if args.json:
+        settings = {"sizes": sizes, "repeat": repeat, "workloads": workloads, "scale": args.scale}
+        _dump_json(args.json, settings, columns, results)
+    failed = any(cell.failed for cells in results.values() for cell in cells.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

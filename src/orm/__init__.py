@@ -1,0 +1,82 @@
+"""orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3."""
+
+from ._backend import diff_backend
+from .config import Options, define_config
+from .context import RequestContext
+from .core import ORM
+from .entity import BaseEntity, WrappedEntity, wrap
+from .entity_manager import EntityManager, FlushMode
+from .errors import (
+    CheckConstraintViolationException,
+    ConnectionException,
+    ConstraintViolationException,
+    DriverException,
+    ForeignKeyConstraintViolationException,
+    InvalidFieldNameException,
+    LockWaitTimeoutException,
+    MetadataError,
+    NotFoundError,
+    NotNullConstraintViolationException,
+    OptimisticLockError,
+    ORMError,
+    ReadOnlyException,
+    SyntaxErrorException,
+    TableExistsException,
+    TableNotFoundException,
+    UniqueConstraintViolationException,
+    ValidationError,
+)
+from .metadata import EntitySchema, PrimaryKey, Property, entity
+from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
+from .query.filters import QueryOrder
+from .schema import SchemaGenerator
+from .types import Type, t, types
+from .unit_of_work import ChangeSet, UnitOfWork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ORM",
+    "Options",
+    "define_config",
+    "EntityManager",
+    "FlushMode",
+    "QueryOrder",
+    "RequestContext",
+    "UnitOfWork",
+    "ChangeSet",
+    "SchemaGenerator",
+    "entity",
+    "EntitySchema",
+    "PrimaryKey",
+    "Property",
+    "BaseEntity",
+    "WrappedEntity",
+    "wrap",
+    "Type",
+    "t",
+    "types",
+    "NamingStrategy",
+    "UnderscoreNamingStrategy",
+    "EntityCaseNamingStrategy",
+    "diff_backend",
+    "ORMError",
+    "ValidationError",
+    "MetadataError",
+    "NotFoundError",
+    "OptimisticLockError",
+    "DriverException",
+    "ConstraintViolationException",
+    "UniqueConstraintViolationException",
+    "NotNullConstraintViolationException",
+    "ForeignKeyConstraintViolationException",
+    "CheckConstraintViolationException",
+    "TableNotFoundException",
+    "TableExistsException",
+    "InvalidFieldNameException",
+    "SyntaxErrorException",
+    "ConnectionException",
+    "LockWaitTimeoutException",
+    "ReadOnlyException",
+    "__version__",
+]

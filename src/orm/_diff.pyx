@@ -1,0 +1,293 @@
+# cython: language_level=3
+"""The hot core, compiled: hydration, snapshots and flush-time change detection.
+
+Same interface and results as `orm._diff_py` (read its docstrings for the contract); this file
+only adds what makes it fast: typed plans, attribute access through the C API (no descriptor
+or `__setattr__` hooks on our own writes), and tuples built without intermediate lists.
+It sees only plain data and the per-type plans, never the EntityManager.
+"""
+
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM
+from cpython.ref cimport Py_INCREF
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+
+from orm._markers import REFERENCE as _REFERENCE, UNLOADED as _UNLOADED
+
+BACKEND = "cython"
+
+cdef object REFERENCE = _REFERENCE
+cdef object UNLOADED = _UNLOADED
+cdef str SNAP = "_orm_snap"
+cdef str UOW = "_orm_uow"
+cdef str DIRTY = "dirty"
+cdef object _object_new = object.__new__
+
+
+cdef class Plan:
+    """What the hot loops need to know about one entity type, computed once."""
+
+    cdef public object cls
+    cdef public tuple names
+    cdef public Py_ssize_t n
+    cdef public Py_ssize_t pk_index
+    cdef public tuple to_python
+    cdef public tuple to_db
+    cdef public tuple compare
+    cdef public tuple accepts
+    cdef public tuple nullable
+    cdef public bint has_mutable
+    cdef public object on_invalid
+
+    def __init__(self, cls, tuple names, Py_ssize_t pk_index, tuple to_python, tuple to_db,
+                 tuple compare, tuple accepts, tuple nullable, bint has_mutable, on_invalid):
+        self.cls = cls
+        self.names = names
+        self.n = len(names)
+        self.pk_index = pk_index
+        self.to_python = to_python
+        self.to_db = to_db
+        self.compare = compare
+        self.accepts = accepts
+        self.nullable = nullable
+        self.has_mutable = has_mutable
+        self.on_invalid = on_invalid
+
+
+def tracked_setattr(self, name, value):
+    """`__setattr__` of every entity class: records a managed entity as dirty, so that a flush
+    compares only what was written to."""
+    PyObject_GenericSetAttr(self, name, value)
+    uow = PyObject_GetAttr(self, UOW)
+    if uow is not None:
+        PyDict_SetItem(PyObject_GetAttr(uow, DIRTY), id(self), self)
+
+
+cdef inline void _fill(Plan plan, object entity, tuple row) except *:
+    cdef Py_ssize_t i
+    cdef object value, conv
+    cdef tuple names = plan.names
+    cdef tuple to_python = plan.to_python
+    for i in range(plan.n):
+        value = <object>PyTuple_GET_ITEM(row, i)
+        if value is UNLOADED:
+            continue
+        conv = <object>PyTuple_GET_ITEM(to_python, i)
+        if conv is not None and value is not None:
+            value = conv(value)
+        PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i), value)
+
+
+def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
+    cdef list out = []
+    cdef object cls = plan.cls
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef object pk_conv = plan.to_python[pk_index]
+    cdef object pk, entity, existing
+    cdef PyObject* found
+    cdef tuple row
+    cdef dict idmap
+    cdef bint managed = identity_map is not None
+    cdef dict dirty = None
+    if managed:
+        idmap = <dict>identity_map
+        dirty = <dict>PyObject_GetAttr(uow, DIRTY)
+    for row in rows:
+        if managed:
+            pk = <object>PyTuple_GET_ITEM(row, pk_index)
+            if pk_conv is not None and pk is not None:
+                pk = pk_conv(pk)
+            found = PyDict_GetItem(idmap, pk)
+            if found is not NULL:
+                existing = <object>found
+                if refresh or PyObject_GetAttr(existing, SNAP) is REFERENCE:
+                    _fill(plan, existing, row)
+                    PyObject_GenericSetAttr(existing, SNAP, row)
+                    dirty.pop(id(existing), None)
+                out.append(existing)
+                continue
+        entity = _object_new(cls)
+        _fill(plan, entity, row)
+        if managed:
+            PyObject_GenericSetAttr(entity, SNAP, row)
+            PyObject_GenericSetAttr(entity, UOW, uow)
+            PyDict_SetItem(idmap, pk, entity)
+        out.append(entity)
+    return out
+
+
+cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object value):
+    cdef object accepts, conv
+    if value is None:
+        if not <bint>(<object>PyTuple_GET_ITEM(plan.nullable, i)):
+            plan.on_invalid(entity, i, value)
+        return None
+    accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
+    if accepts is not None and not isinstance(value, accepts):
+        plan.on_invalid(entity, i, value)
+    conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
+    return value if conv is None else conv(value)
+
+
+def insert_rows(Plan plan, list entities, bint skip_pk):
+    cdef tuple names = plan.names
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef Py_ssize_t n = plan.n
+    cdef Py_ssize_t width = n - 1 if skip_pk else n
+    cdef Py_ssize_t i, j
+    cdef list rows = PyList_New(len(entities))
+    cdef Py_ssize_t k = 0
+    cdef tuple values
+    cdef object entity, v
+    for entity in entities:
+        values = PyTuple_New(width)
+        j = 0
+        for i in range(n):
+            if i == pk_index and skip_pk:
+                continue
+            v = _db_value(plan, entity, i,
+                          getattr(entity, <object>PyTuple_GET_ITEM(names, i), None))
+            Py_INCREF(v)
+            PyTuple_SET_ITEM(values, j, v)
+            j += 1
+        Py_INCREF(values)
+        PyList_SET_ITEM(rows, k, values)
+        k += 1
+    return rows
+
+
+def finish_inserts(Plan plan, list entities, list rows, bint skip_pk, long long first_id, uow,
+                   dict identity_map):
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef object pk_name = plan.names[pk_index]
+    cdef Py_ssize_t k, i, n = plan.n
+    cdef tuple row, full
+    cdef object entity, pk, v
+    for k in range(len(entities)):
+        entity = entities[k]
+        row = <tuple>rows[k]
+        if skip_pk:
+            pk = first_id + k
+            PyObject_GenericSetAttr(entity, pk_name, pk)
+            full = PyTuple_New(n)
+            for i in range(n):
+                if i < pk_index:
+                    v = <object>PyTuple_GET_ITEM(row, i)
+                elif i == pk_index:
+                    v = pk
+                else:
+                    v = <object>PyTuple_GET_ITEM(row, i - 1)
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(full, i, v)
+            row = full
+        else:
+            pk = getattr(entity, pk_name)
+        PyObject_GenericSetAttr(entity, SNAP, row)
+        PyObject_GenericSetAttr(entity, UOW, uow)
+        PyDict_SetItem(identity_map, pk, entity)
+
+
+def apply_snapshots(list entities, list snapshots):
+    cdef Py_ssize_t k
+    for k in range(len(entities)):
+        PyObject_GenericSetAttr(entities[k], SNAP, snapshots[k])
+
+
+def detach(entities):
+    for entity in entities:
+        PyObject_GenericSetAttr(entity, UOW, None)
+        PyObject_GenericSetAttr(entity, SNAP, None)
+
+
+def compute_changes(Plan plan, entities):
+    cdef dict groups = {}
+    cdef tuple names = plan.names
+    cdef tuple to_db = plan.to_db
+    cdef tuple compare = plan.compare
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef Py_ssize_t n = plan.n
+    cdef Py_ssize_t i, m, c
+    cdef Py_ssize_t changed[512]
+    cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v
+    cdef tuple snap
+    cdef list group, values
+    cdef PyObject* found
+    if n > 512:
+        raise ValueError("an entity may have at most 512 columns")
+    for entity in entities:
+        snap_obj = PyObject_GetAttr(entity, SNAP)
+        if snap_obj is None or snap_obj is REFERENCE:
+            continue
+        snap = <tuple>snap_obj
+        m = 0
+        values = None
+        for i in range(n):
+            if i == pk_index:
+                continue
+            old = <object>PyTuple_GET_ITEM(snap, i)
+            if old is UNLOADED:
+                continue
+            current = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
+            if current is UNLOADED:
+                continue
+            conv = <object>PyTuple_GET_ITEM(to_db, i)
+            if conv is not None:
+                new = _db_value(plan, entity, i, current)
+            else:
+                new = current
+            if new is old:
+                continue
+            cmp = <object>PyTuple_GET_ITEM(compare, i)
+            if cmp is None:
+                if new == old:
+                    continue
+            elif cmp(new, old):
+                continue
+            if conv is None:
+                _db_value(plan, entity, i, current)
+            if values is None:
+                values = list(snap)
+            changed[m] = i
+            m += 1
+            values[i] = new
+        if m == 0:
+            continue
+        key = PyTuple_New(m)
+        params = PyTuple_New(m + 1)
+        for c in range(m):
+            i_obj = changed[c]
+            Py_INCREF(i_obj)
+            PyTuple_SET_ITEM(key, c, i_obj)
+            v = values[changed[c]]
+            Py_INCREF(v)
+            PyTuple_SET_ITEM(params, c, v)
+        v = <object>PyTuple_GET_ITEM(snap, pk_index)
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(params, m, v)
+        found = PyDict_GetItem(groups, key)
+        if found is NULL:
+            group = [[], [], []]
+            PyDict_SetItem(groups, key, group)
+        else:
+            group = <list>found
+        (<list>group[0]).append(entity)
+        (<list>group[1]).append(tuple(values))
+        (<list>group[2]).append(params)
+    return groups
+
+
+def snapshot(Plan plan, entity):
+    cdef tuple names = plan.names
+    cdef tuple to_db = plan.to_db
+    cdef Py_ssize_t i, n = plan.n
+    cdef tuple out = PyTuple_New(n)
+    cdef object value, conv
+    for i in range(n):
+        value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
+        conv = <object>PyTuple_GET_ITEM(to_db, i)
+        if conv is not None and value is not None:
+            value = conv(value)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(out, i, value)
+    return out

@@ -1,0 +1,28 @@
+"""Sentinels shared by both diff backends and the rest of the package.
+
+They live in their own module so that the compiled and the pure-Python core hand out the very
+same objects, whichever is loaded.
+"""
+
+from __future__ import annotations
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+#: `_orm_snap` of an uninitialized reference: only its primary key is known.
+REFERENCE = _Marker("REFERENCE")
+#: a snapshot slot for a column that a partial load (`fields=`) did not read.
+UNLOADED = _Marker("UNLOADED")
+#: "no value given" in generated `__init__`s and options.
+MISSING = _Marker("MISSING")

@@ -1,0 +1,239 @@
+"""The one `sqlite3` connection of an ORM: statements, transactions with savepoints, and the
+query log in MikroORM's format.
+
+The connection runs in autocommit mode (`isolation_level=None`) and issues `begin`,
+`commit`, `rollback` and savepoints itself, so that every transaction boundary is explicit and
+shows in the log. Logging costs nothing when it is off: the flag is checked once per
+statement, never per row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import errors
+from .platforms.sqlite import SqlitePlatform
+
+__all__ = ["Connection"]
+
+_query_log = logging.getLogger("orm.query")
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str | None, value: Any) -> bool:
+    if pattern is None or value is None:
+        return False
+    return _compiled(pattern).search(str(value)) is not None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Connection:
+    """A sqlite3 connection plus transaction depth and query logging."""
+
+    def __init__(
+        self,
+        db_name: str,
+        platform: SqlitePlatform,
+        *,
+        log_queries: bool = False,
+        resolve_column: Callable[[str, str], tuple[str | None, str | None]] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.platform = platform
+        self.db_name = db_name
+        self.log_queries = log_queries
+        self._resolve_column = resolve_column
+        self._depth = 0
+        if db_name != ":memory:" and not db_name.startswith("file:"):
+            folder = Path(db_name).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise errors.ConnectionException(
+                    f"Cannot open database {db_name!r}: folder {str(folder)!r} does not exist."
+                )
+        try:
+            raw = sqlite3.connect(
+                db_name,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=timeout,
+                uri=db_name.startswith("file:"),
+            )
+            raw.execute("pragma foreign_keys = on")
+        except sqlite3.Error as exc:
+            raise errors.ConnectionException(
+                f"Cannot open database {db_name!r}: {exc}"
+            ) from exc
+        raw.create_function("regexp", 2, _regexp, deterministic=True)
+        self._raw: sqlite3.Connection | None = raw
+        try:
+            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        except AttributeError:  # pragma: no cover - Python < 3.11
+            limit = 999
+        #: how many `?` one statement may hold
+        self.max_variables = limit
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def raw(self) -> sqlite3.Connection:
+        raw = self._raw
+        if raw is None:
+            raise errors.ValidationError(
+                "This ORM is closed (orm.close() was called); create a new one with ORM.init()."
+            )
+        return raw
+
+    @property
+    def is_open(self) -> bool:
+        return self._raw is not None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def close(self) -> None:
+        if self._raw is not None:
+            if self._depth:
+                self._raw.execute("rollback")
+            self._raw.close()
+            self._raw = None
+            self._depth = 0
+
+    # -- logging ----------------------------------------------------------------------------
+    def _log(self, sql: str, params: Any, started: float, outcome: str | None) -> None:
+        took = int((time.perf_counter() - started) * 1000)
+        text = self.platform.inline_params(sql, params) if params else sql
+        line = f"[query] {text}"
+        if outcome is not None:
+            line += f" [took {took} ms, {outcome}]"
+        self.emit(line)
+
+    def emit(self, line: str) -> None:
+        _query_log.info(line)
+
+    def _error(self, exc: sqlite3.Error, sql: str, params: Any) -> errors.DriverException:
+        shown = self.platform.inline_params(sql, params) if params else sql
+        return self.platform.map_error(exc, shown, params, self._resolve_column)
+
+    # -- statements -------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a SELECT and return all rows (tuples, in the selected column order)."""
+        raw = self.raw
+        started = time.perf_counter()
+        try:
+            rows = raw.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc, sql, params) from exc
+        if self.log_queries:
+            self._log(sql, params, started, _plural(len(rows), "result"))
+        return rows
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one write statement; the cursor tells rowcount and lastrowid."""
+        raw = self.raw
+        started = time.perf_counter()
+        try:
+            cursor = raw.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error(exc, sql, params) from exc
+        if self.log_queries:
+            affected = max(cursor.rowcount, 0)
+            self._log(sql, params, started, f"{_plural(affected, 'row')} affected")
+        return cursor
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]], *, insert: bool = False) -> int:
+        """Run one statement for many parameter rows; returns the rows affected."""
+        raw = self.raw
+        started = time.perf_counter()
+        try:
+            cursor = raw.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc, sql, rows[0] if rows else ()) from exc
+        affected = cursor.rowcount
+        if self.log_queries:
+            self._log_many(sql, rows, started, affected, insert)
+        return affected
+
+    def _log_many(
+        self, sql: str, rows: list[Sequence[Any]], started: float, affected: int, insert: bool
+    ) -> None:
+        took = int((time.perf_counter() - started) * 1000)
+        outcome = f"[took {took} ms, {_plural(max(affected, 0), 'row')} affected]"
+        inline = self.platform.inline_params
+        if insert and len(rows) > 1:
+            head, _, tuple_sql = sql.rpartition(" values ")
+            values = ", ".join(inline(tuple_sql, r) for r in rows)
+            self.emit(f"[query] {head} values {values} {outcome}")
+            return
+        for k, r in enumerate(rows):
+            suffix = f" {outcome}" if k == len(rows) - 1 else ""
+            self.emit(f"[query] {inline(sql, r)}{suffix}")
+
+    def last_insert_rowid(self) -> int:
+        return int(self.raw.execute("select last_insert_rowid()").fetchone()[0])
+
+    def script(self, statements: list[str]) -> None:
+        for sql in statements:
+            self.execute(sql)
+
+    # -- transactions -----------------------------------------------------------------------
+    def _control(self, sql: str) -> None:
+        started = time.perf_counter()
+        try:
+            self.raw.execute(sql)
+        except sqlite3.Error as exc:
+            raise self._error(exc, sql, ()) from exc
+        if self.log_queries:
+            self._log(sql, (), started, None)
+
+    def begin(self) -> None:
+        """Open a transaction, or a savepoint inside the current one."""
+        if self._depth == 0:
+            self._control("begin")
+        else:
+            self._control(f"savepoint trx{self._depth}")
+        self._depth += 1
+
+    def commit(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            self._control("commit")
+        else:
+            self._control(f"release savepoint trx{self._depth}")
+
+    def rollback(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            self._control("rollback")
+        else:
+            self._control(f"rollback to savepoint trx{self._depth}")
+            self._control(f"release savepoint trx{self._depth}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """`begin` ... `commit`, or `rollback` if the block raises (savepoints when nested)."""
+        self.begin()
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()

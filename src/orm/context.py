@@ -1,0 +1,52 @@
+"""RequestContext: a forked EntityManager per request (or job, or UI action), on `contextvars`.
+
+Inside a request context, calls made on the global `orm.em` are routed to that context's
+fork, so code that only has `orm.em` at hand still gets its own Unit of Work. Works across
+threads and asyncio tasks alike, as `contextvars` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .entity_manager import EntityManager
+
+__all__ = ["RequestContext"]
+
+R = TypeVar("R")
+
+_current: ContextVar[EntityManager | None] = ContextVar("orm_request_context", default=None)
+
+
+def current_entity_manager() -> EntityManager | None:
+    return _current.get()
+
+
+class RequestContext:
+    """`RequestContext.create(orm.em, fn)` runs `fn` with a fresh fork of `orm.em` as the
+    context's EntityManager; `with RequestContext.enter(orm.em) as em:` does the same for a
+    block (also `with orm.request_context():`)."""
+
+    @staticmethod
+    def create(em: EntityManager, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        with RequestContext.enter(em):
+            return fn(*args, **kwargs)
+
+    @staticmethod
+    @contextmanager
+    def enter(em: EntityManager) -> Iterator[EntityManager]:
+        fork = em.fork()
+        token = _current.set(fork)
+        try:
+            yield fork
+        finally:
+            _current.reset(token)
+
+    @staticmethod
+    def get_entity_manager() -> EntityManager | None:
+        """The EntityManager of the active request context, if any."""
+        return _current.get()

@@ -1,0 +1,155 @@
+"""`ORM`: start-up (discovery, connection, the global EntityManager) and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .config import Options, define_config, load_config, merge_config
+from .connection import Connection
+from .context import RequestContext
+from .entity_manager import EntityManager, FlushMode
+from .errors import ValidationError
+from .metadata.discovery import discover
+from .platforms.sqlite import SqlitePlatform
+from .query.sql import SqlBuilder
+from .schema.generator import SchemaGenerator
+
+__all__ = ["ORM"]
+
+_orm_log = logging.getLogger("orm")
+
+
+class _CallbackHandler(logging.Handler):
+    """Sends log lines to `logger=` from the config (MikroORM's `logger: console.log`)."""
+
+    def __init__(self, callback: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.callback(record.getMessage())
+
+
+class ORM:
+    """The entry point: `ORM.init(config)` or `with ORM.init(...) as orm:`."""
+
+    def __init__(self, config: Options) -> None:
+        self.config = config
+        self._handler: logging.Handler | None = None
+        self._setup_logging()
+        self.metadata = discover(
+            config.entities,
+            config.naming(),
+            config.base_dir,
+            log=config.debug_enabled("discovery"),
+        )
+        self.platform = SqlitePlatform()
+        self.sql = SqlBuilder(self.platform)
+        try:
+            self.connection = Connection(
+                config.db_name,
+                self.platform,
+                log_queries=config.debug_enabled("query"),
+                resolve_column=self._resolve_column,
+                timeout=config.timeout,
+            )
+        except BaseException:
+            self._teardown_logging()
+            raise
+        flush_mode = config.flush_mode or FlushMode.AUTO
+        if isinstance(flush_mode, str):
+            flush_mode = FlushMode(flush_mode.lower())
+        self._em = EntityManager(self, is_global=True, flush_mode=flush_mode)
+        self.schema = SchemaGenerator(self)
+        if config.debug_enabled("info"):
+            logging.getLogger("orm.info").info(
+                "[info] ORM successfully connected to database %s", config.db_name
+            )
+
+    @classmethod
+    def init(cls, config: Options | None = None, **options: Any) -> ORM:
+        """Start the ORM from a `define_config()` result, from keyword options, or (with no
+        arguments) from the config file found by the search in `orm.config`."""
+        if config is None and not options:
+            config, _ = load_config()
+        elif config is None:
+            config = define_config(**options)
+        elif options:
+            config = merge_config(config, **options)
+        return cls(config)
+
+    # -- logging ----------------------------------------------------------------------------
+    def _setup_logging(self) -> None:
+        cfg = self.config
+        namespaces = [ns for ns in ("query", "discovery", "info") if cfg.debug_enabled(ns)]
+        if not namespaces and cfg.logger is None:
+            return
+        for ns in namespaces:
+            logging.getLogger(f"orm.{ns}").setLevel(logging.INFO)
+        if cfg.logger is not None:
+            self._handler = _CallbackHandler(cfg.logger)
+        elif not _orm_log.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._handler = handler
+        if self._handler is not None:
+            _orm_log.addHandler(self._handler)
+            if _orm_log.level == logging.NOTSET or _orm_log.level > logging.INFO:
+                _orm_log.setLevel(logging.INFO)
+
+    def _teardown_logging(self) -> None:
+        if self._handler is not None:
+            _orm_log.removeHandler(self._handler)
+            self._handler = None
+
+    # -- state ------------------------------------------------------------------------------
+    def _resolve_column(self, table: str, column: str) -> tuple[str | None, str | None]:
+        meta = self.metadata.by_table(table)
+        if meta is None:
+            return None, None
+        for prop in meta.columns:
+            if prop.field_name == column:
+                return meta.class_name, prop.name
+        return meta.class_name, None
+
+    def _check_open(self) -> None:
+        if not self.connection.is_open:
+            raise ValidationError(
+                "This ORM is closed (orm.close() was called); create a new one with ORM.init()."
+            )
+
+    @property
+    def em(self) -> EntityManager:
+        """The global EntityManager: fork it (or use a request context) for real work."""
+        self._check_open()
+        return self._em
+
+    def is_connected(self) -> bool:
+        if not self.connection.is_open:
+            return False
+        try:
+            self.connection.raw.execute("select 1")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the connection; using the ORM afterwards raises ValidationError."""
+        self.connection.close()
+        self._teardown_logging()
+
+    def __enter__(self) -> ORM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def request_context(self) -> Iterator[EntityManager]:
+        """`with orm.request_context() as em:` — calls on `orm.em` inside use this fork."""
+        with RequestContext.enter(self.em) as em:
+            yield em

@@ -1,0 +1,5 @@
+"""The entity-side API: wrap(), WrappedEntity, BaseEntity."""
+
+from .wrapped import BaseEntity, WrappedEntity, wrap
+
+__all__ = ["wrap", "WrappedEntity", "BaseEntity"]

@@ -1,0 +1,181 @@
+"""`wrap(entity)`: the helper API around an entity, and `BaseEntity`, which exposes it as
+methods. Nothing is stored per entity for it: the helper is made on demand."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import enum
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from .._markers import REFERENCE, UNLOADED
+from ..errors import NotFoundError, ValidationError
+
+__all__ = ["wrap", "WrappedEntity", "BaseEntity"]
+
+T = TypeVar("T")
+
+
+def _declaration(entity: Any) -> Any:
+    decl = getattr(type(entity), "_orm_declaration", None)
+    if decl is None:
+        raise ValidationError(
+            f"wrap() needs an entity, got {type(entity).__name__} {entity!r:.80}",
+            entity=entity,
+        )
+    return decl
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _json_safe(value.value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class WrappedEntity(Generic[T]):
+    """What `wrap(entity)` returns."""
+
+    __slots__ = ("entity",)
+
+    def __init__(self, entity: T) -> None:
+        _declaration(entity)
+        self.entity = entity
+
+    def __repr__(self) -> str:
+        return f"wrap({self.entity!r})"
+
+    def _pk_name(self) -> str:
+        decl = _declaration(self.entity)
+        return next(n for n, o in decl.properties.items() if o.get("primary"))
+
+    def is_initialized(self) -> bool:
+        return self.entity._orm_snap is not REFERENCE  # type: ignore[attr-defined]
+
+    def is_managed(self) -> bool:
+        return self.entity._orm_uow is not None  # type: ignore[attr-defined]
+
+    def populated(self, populated: bool = True) -> None:
+        """Kept for MikroORM parity: scalar properties are always loaded together."""
+
+    def get_primary_key(self) -> Any:
+        return getattr(self.entity, self._pk_name())
+
+    def get_entity_manager(self) -> Any:
+        uow = self.entity._orm_uow  # type: ignore[attr-defined]
+        return uow.em if uow is not None else None
+
+    def init(self) -> T:
+        """Load an uninitialized reference (one query); a loaded entity is returned as is."""
+        if self.is_initialized():
+            return self.entity
+        em = self.get_entity_manager()
+        if em is None:
+            raise ValidationError(
+                f"Cannot initialize {type(self.entity).__name__}: it is not managed by an "
+                f"EntityManager",
+                entity=self.entity,
+            )
+        pk = self.get_primary_key()
+        found = em.find_one(type(self.entity), {self._pk_name(): pk})
+        if found is None:
+            raise NotFoundError(
+                f"{type(self.entity).__name__} not found ({pk!r})",
+                entity=type(self.entity).__name__,
+                where=pk,
+            )
+        return self.entity
+
+    def assign(self, data: dict[str, Any]) -> T:
+        decl = _declaration(self.entity)
+        for key in data:
+            if key not in decl.properties:
+                raise ValidationError(
+                    f"{type(self.entity).__name__} has no property {key!r}; known properties: "
+                    f"{', '.join(decl.properties)}",
+                    entity=self.entity,
+                    property=key,
+                )
+        for key, value in data.items():
+            setattr(self.entity, key, value)
+        return self.entity
+
+    def _values(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        decl = _declaration(self.entity)
+        state = self.entity.__dict__
+        snap = self.entity._orm_snap  # type: ignore[attr-defined]
+        out: dict[str, Any] = {}
+        for name, opts in decl.properties.items():
+            if opts.get("hidden") or name in exclude or name not in state:
+                continue
+            if snap is REFERENCE and not opts.get("primary"):
+                continue
+            if state[name] is UNLOADED:
+                continue
+            out[name] = state[name]
+        return out
+
+    def to_object(self, *exclude: str) -> dict[str, Any]:
+        """The properties as a dict of Python values, hidden ones left out (a reference
+        gives only its primary key)."""
+        return self._values(exclude)
+
+    def to_pojo(self) -> dict[str, Any]:
+        """Like to_object, as plain data detached from the entity (mutable values copied)."""
+        return copy.deepcopy(self._values())
+
+    def to_json(self, *exclude: str) -> dict[str, Any]:
+        """A JSON-safe dict: dates as ISO text, UUID and Decimal as strings, enums as values,
+        bytes as base64."""
+        return {k: _json_safe(v) for k, v in self._values(exclude).items()}
+
+
+def wrap(entity: T) -> WrappedEntity[T]:
+    """The helper API of an entity (SPEC section 4)."""
+    return WrappedEntity(entity)
+
+
+class BaseEntity:
+    """Optional base class exposing `wrap()`'s API as methods on the entity itself."""
+
+    def is_initialized(self) -> bool:
+        return wrap(self).is_initialized()
+
+    def is_managed(self) -> bool:
+        return wrap(self).is_managed()
+
+    def init(self) -> Any:
+        return wrap(self).init()
+
+    def populated(self, populated: bool = True) -> None:
+        wrap(self).populated(populated)
+
+    def get_primary_key(self) -> Any:
+        return wrap(self).get_primary_key()
+
+    def get_entity_manager(self) -> Any:
+        return wrap(self).get_entity_manager()
+
+    def assign(self, data: dict[str, Any]) -> Any:
+        return wrap(self).assign(data)
+
+    def to_object(self, *exclude: str) -> dict[str, Any]:
+        return wrap(self).to_object(*exclude)
+
+    def to_pojo(self) -> dict[str, Any]:
+        return wrap(self).to_pojo()
+
+    def to_json(self, *exclude: str) -> dict[str, Any]:
+        return wrap(self).to_json(*exclude)

@@ -1,0 +1,466 @@
+"""EntityManager: the user-facing facade over the Unit of Work, the query compiler and the
+connection (MikroORM's `EntityManager`).
+
+Each EntityManager owns a Unit of Work (identity map, pending changes). The global one,
+`orm.em`, refuses context-specific work unless a request context is active or
+`allow_global_context` is set: sharing one identity map across unrelated work is the classic
+way to serve stale data. `fork()` gives a fresh one.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._backend import core
+from ._markers import REFERENCE, UNLOADED
+from .context import current_entity_manager
+from .errors import NotFoundError, ValidationError
+from .metadata.model import EntityMetadata
+from .query.filters import normalize_where
+from .unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from .core import ORM
+
+__all__ = ["EntityManager", "FlushMode"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_ids = itertools.count(1)
+_object_setattr = object.__setattr__
+_object_new = object.__new__
+_SCALAR_KEYS = frozenset({int, str, uuid.UUID})
+_FIND_OPTIONS = frozenset(
+    {"order_by", "limit", "offset", "fields", "populate", "disable_identity_map", "refresh",
+     "flush_mode"}
+)  # fmt: skip
+
+
+class FlushMode(enum.Enum):
+    """When queries flush pending changes first (see SPEC section 3)."""
+
+    AUTO = "auto"
+    COMMIT = "commit"
+    ALWAYS = "always"
+
+
+class EntityManager:
+    """See SPEC section 3 for the table of calls."""
+
+    def __init__(self, orm: ORM, *, is_global: bool, flush_mode: FlushMode) -> None:
+        self._orm = orm
+        self.id: int = next(_ids)
+        self._global = is_global
+        self.flush_mode = flush_mode
+        self.metadata = orm.metadata
+        self.connection = orm.connection
+        self.sql = orm.sql
+        self._metas = orm.metadata._by_class
+        self._uow = UnitOfWork(self)
+
+    def __repr__(self) -> str:
+        kind = "global " if self._global else ""
+        return f"<{kind}EntityManager id={self.id}>"
+
+    # -- context ----------------------------------------------------------------------------
+    def _ctx(self) -> EntityManager:
+        """The EntityManager that does the work: self, or for the global one the active
+        request context's fork."""
+        if not self._global:
+            return self
+        em = current_entity_manager()
+        if em is not None and em._orm is self._orm:
+            return em
+        if self._orm.config.allow_global_context:
+            return self
+        self._orm._check_open()
+        raise ValidationError(
+            "Using the global EntityManager (orm.em) for context-specific work (persist, "
+            "flush, find, ...) is not allowed: its identity map would be shared by all the "
+            "program's work. Use a fork (em = orm.em.fork()), a request context "
+            "(with orm.request_context(): ...), or set allow_global_context=True in the "
+            "configuration."
+        )
+
+    def fork(
+        self, *, clear: bool = True, flush_mode: FlushMode | None = None
+    ) -> EntityManager:
+        """A fresh EntityManager with its own Unit of Work and identity map (and a higher
+        `id`). `clear=False` starts it with the same managed entities *detached from this
+        one*: not supported, as an entity belongs to exactly one Unit of Work."""
+        self._orm._check_open()
+        if not clear:
+            raise ValidationError(
+                "fork(clear=False) is not supported: an entity belongs to exactly one "
+                "EntityManager. Load what you need in the fork."
+            )
+        return EntityManager(
+            self._orm, is_global=False, flush_mode=flush_mode or self.flush_mode
+        )
+
+    def get_unit_of_work(self) -> UnitOfWork:
+        return self._ctx()._uow
+
+    def get_metadata(self, entity: Any) -> EntityMetadata:
+        return self.metadata.get(entity)
+
+    # -- unit of work -----------------------------------------------------------------------
+    def persist(self, entity: Any) -> EntityManager:
+        """Mark new entities for INSERT at the next flush (a list works too). Returns the
+        EntityManager, so `em.persist(u).flush()` reads as one step."""
+        em = self._ctx() if self._global else self
+        meta = em._metas.get(type(entity))
+        if meta is None:
+            if isinstance(entity, (list, tuple, set, frozenset)):
+                for item in entity:
+                    em.persist(item)
+                return em
+            meta = em.metadata.of_instance(entity)
+        em._uow.persist(entity, meta)
+        return em
+
+    def remove(self, entity: Any) -> EntityManager:
+        """Mark an entity (or a list) for DELETE at the next flush."""
+        em = self._ctx()
+        if isinstance(entity, (list, tuple, set, frozenset)):
+            for item in entity:
+                em.remove(item)
+            return em
+        em._uow.remove(entity, em.metadata.of_instance(entity))
+        return em
+
+    def flush(self) -> None:
+        """Write all pending changes in one transaction; a flush with nothing to write runs
+        no SQL at all."""
+        em = self._ctx() if self._global else self
+        em._uow.commit()
+
+    def clear(self) -> None:
+        """Detach every entity and forget pending changes."""
+        self._ctx()._uow.clear()
+
+    def _auto_flush(self, meta: EntityMetadata, flush_mode: FlushMode | None) -> None:
+        mode = flush_mode or self.flush_mode
+        if mode is FlushMode.AUTO:
+            if self._uow.has_changes_for(meta):
+                self._uow.commit()
+        elif mode is FlushMode.ALWAYS:
+            self._uow.commit()
+
+    # -- queries ----------------------------------------------------------------------------
+    def _check_populate(self, meta: EntityMetadata, populate: Any) -> None:
+        for name in populate or ():
+            if name != "*" and name.split(".")[0] not in meta.properties:
+                raise ValidationError(
+                    f"Cannot populate {meta.class_name}.{name}: no such property; known "
+                    f"properties: {', '.join(meta.properties)}",
+                    entity=meta.cls,
+                    property=name,
+                )
+
+    def find(
+        self,
+        entity: type[T] | str,
+        where: Any = None,
+        *,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        fields: list[str] | None = None,
+        populate: list[str] | None = None,
+        disable_identity_map: bool = False,
+        refresh: bool = False,
+        flush_mode: FlushMode | None = None,
+    ) -> list[T]:
+        """Entities matching `where` (a filter dict, a PK, a list of PKs, or None for all)."""
+        em = self._ctx() if self._global else self
+        meta = em.metadata.get(entity)
+        em._check_populate(meta, populate)
+        props = em._field_props(meta, fields)
+        sql, params = em.sql.select(
+            meta, where, props=props, order_by=order_by, limit=limit, offset=offset
+        )
+        em._auto_flush(meta, flush_mode)
+        rows = em.connection.query(sql, params)
+        if props is not None:
+            rows = _pad_rows(meta, props, rows)
+        return em._hydrate(meta, rows, refresh=refresh, detached=disable_identity_map)
+
+    def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
+        if fields is None:
+            return None
+        wanted = {meta.pk.name} | {meta.prop(f).name for f in fields}
+        return [p for p in meta.columns if p.name in wanted]
+
+    def _hydrate(
+        self, meta: EntityMetadata, rows: list[tuple], *, refresh: bool, detached: bool
+    ) -> list[Any]:
+        uow = self._uow
+        identity_map = None if detached else uow.map_for(meta.cls)
+        return core.hydrate(meta.plan, rows, identity_map, uow, refresh)
+
+    def find_one(self, entity: type[T] | str, where: Any, **options: Any) -> T | None:
+        """The entity matching `where`, or None. A lookup by primary key of a managed entity
+        is answered from the identity map: no query, and so no flush."""
+        em = self._ctx() if self._global else self
+        if not options and where.__class__ in _SCALAR_KEYS:
+            im = em._uow.identity_map.get(entity)  # type: ignore[call-overload]
+            if im is not None:
+                found = im.get(where)
+                if found is not None and found._orm_snap is not REFERENCE:
+                    return found  # type: ignore[no-any-return]
+        unknown = set(options) - _FIND_OPTIONS
+        if unknown:
+            raise TypeError(f"find_one() got unexpected keyword argument(s): {sorted(unknown)}")
+        meta = em.metadata.get(entity)
+        if not (options.get("refresh") or options.get("disable_identity_map")):
+            cond = normalize_where(meta, where)
+            if len(cond) == 1 and meta.pk.name in cond:
+                key = cond[meta.pk.name]
+                if key.__class__ in _SCALAR_KEYS:
+                    im = em._uow.identity_map.get(meta.cls)
+                    found = im.get(key) if im is not None else None
+                    if found is not None and found._orm_snap is not REFERENCE:
+                        return found  # type: ignore[no-any-return]
+        options.pop("limit", None)
+        result = em.find(meta.cls, where, limit=1, **options)
+        return result[0] if result else None
+
+    def find_one_or_fail(self, entity: type[T] | str, where: Any, **options: Any) -> T:
+        """Like find_one, but a missing row raises NotFoundError naming entity and filter."""
+        found = self.find_one(entity, where, **options)
+        if found is None:
+            meta = self.metadata.get(entity)
+            raise NotFoundError(
+                f"{meta.class_name} not found ({where!r})", entity=meta.class_name, where=where
+            )
+        return found
+
+    def find_all(self, entity: type[T] | str, where: Any = None, **options: Any) -> list[T]:
+        return self.find(entity, where, **options)
+
+    def count(self, entity: type[T] | str, where: Any = None, **options: Any) -> int:
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        sql, params = em.sql.count(meta, where)
+        em._auto_flush(meta, options.get("flush_mode"))
+        return int(em.connection.query(sql, params)[0][0])
+
+    def find_and_count(
+        self, entity: type[T] | str, where: Any = None, **options: Any
+    ) -> tuple[list[T], int]:
+        """(entities, total), the total ignoring limit and offset."""
+        found = self.find(entity, where, **options)
+        total = self.count(entity, where, flush_mode=options.get("flush_mode"))
+        return found, total
+
+    def refresh(self, entity: T) -> T | None:
+        """Reload from the database, discarding unflushed changes; None if the row is gone
+        (the entity is then detached)."""
+        em = self._ctx()
+        meta = em.metadata.of_instance(entity)
+        if entity._orm_uow is not em._uow:  # type: ignore[attr-defined]
+            raise ValidationError(
+                f"Cannot refresh {meta.class_name} {entity!r:.80}: it is not managed by this "
+                f"EntityManager (persist and flush it, or load it here first).",
+                entity=entity,
+            )
+        pk = getattr(entity, meta.pk.name)
+        sql, params = em.sql.select(meta, {meta.pk.name: pk}, limit=1)
+        rows = em.connection.query(sql, params)
+        if not rows:
+            em._uow.unregister(entity, meta)
+            return None
+        em._hydrate(meta, rows, refresh=True, detached=False)
+        return entity
+
+    def get_reference(self, entity: type[T] | str, pk: Any) -> T:
+        """An entity holding only its primary key, from the identity map if present; no
+        query. Reading its other properties raises until it is initialized."""
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        im = em._uow.map_for(meta.cls)
+        found = im.get(pk)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        ref = _object_new(meta.cls)
+        _object_setattr(ref, meta.pk.name, pk)
+        _object_setattr(ref, "_orm_snap", REFERENCE)
+        _object_setattr(ref, "_orm_uow", em._uow)
+        im[pk] = ref
+        return ref  # type: ignore[no-any-return]
+
+    # -- data helpers -----------------------------------------------------------------------
+    def _check_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                f"Data for {meta.class_name} must be a dict of property names to values, got "
+                f"{type(data).__name__}",
+                entity=meta.cls,
+            )
+        for key in data:
+            meta.prop(key)
+
+    def create(self, entity: type[T] | str, data: Mapping[str, Any], *, persist: bool = True) -> T:
+        """A new entity from a dict (through its `__init__` when generated), persisted unless
+        `persist=False`."""
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        em._check_data(meta, data)
+        if meta.cls.__dict__.get("_orm_generated_init"):
+            obj = meta.cls(**data)
+        else:
+            obj = _object_new(meta.cls)
+            for key, value in data.items():
+                _object_setattr(obj, key, value)
+        if persist:
+            em.persist(obj)
+        return obj  # type: ignore[no-any-return]
+
+    def assign(self, entity: T, data: Mapping[str, Any]) -> T:
+        """Set several properties from a dict; unknown names raise ValidationError."""
+        meta = self.metadata.of_instance(entity)
+        self._check_data(meta, data)
+        for key, value in data.items():
+            setattr(entity, key, value)
+        return entity
+
+    def _db_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> tuple[list[str], list]:
+        fields, values = [], []
+        for key, value in data.items():
+            prop = meta.prop(key)
+            if value is not None and prop.type.python_types and not isinstance(
+                value, prop.type.python_types
+            ):
+                meta.plan.on_invalid(None, prop.column_index, value)
+            fields.append(prop.field_name)
+            values.append(
+                prop.type.to_db(value) if value is not None and prop.type.converts else value
+            )
+        return fields, values
+
+    def upsert(self, entity: Any, data: Mapping[str, Any] | None = None) -> Any:
+        """Insert, or update the row with the same primary key (or, without one in the
+        data, the same unique property); returns the managed entity."""
+        em = self._ctx()
+        instance = None
+        if data is None and not isinstance(entity, (type, str)):
+            instance = entity
+            meta = em.metadata.of_instance(instance)
+            data = {
+                p.name: instance.__dict__[p.name]
+                for p in meta.columns
+                if p.name in instance.__dict__
+                and not (p.primary and instance.__dict__[p.name] is None)
+            }
+        else:
+            meta = em.metadata.get(entity)
+            if data is None:
+                raise ValidationError(f"upsert({meta.class_name}, data) needs the data dict")
+            em._check_data(meta, data)
+        target = [meta.pk] if data.get(meta.pk.name) is not None else [
+            p for p in meta.columns if p.unique and p.name in data
+        ][:1]
+        if not target:
+            raise ValidationError(
+                f"upsert of {meta.class_name} needs the primary key or a unique property in "
+                f"the data to find an existing row; got {', '.join(data) or 'nothing'}",
+                entity=meta.cls,
+            )
+        fields, values = em._db_data(meta, data)
+        quote = em.sql.quote
+        target_field = target[0].field_name
+        updates = [f for f in fields if f != target_field]
+        sql = em.sql.insert_data(meta, fields) + f" on conflict ({quote(target_field)}) do "
+        if updates:
+            sql += "update set " + ", ".join(f"{quote(f)} = excluded.{quote(f)}" for f in updates)
+        else:
+            sql += f"update set {quote(target_field)} = excluded.{quote(target_field)}"
+        sql += " returning " + ", ".join(quote(p.field_name) for p in meta.columns)
+        em.connection.begin()
+        try:
+            rows = em.connection.query(sql, values)
+            em.connection.commit()
+        except BaseException:
+            em.connection.rollback()
+            raise
+        if instance is not None and instance._orm_uow is None:
+            pk = rows[0][meta.pk_index]
+            if meta.pk.type.converts:
+                pk = meta.pk.type.to_python(pk)
+            im = em._uow.map_for(meta.cls)
+            if pk not in im:
+                _object_setattr(instance, "_orm_snap", REFERENCE)
+                _object_setattr(instance, "_orm_uow", em._uow)
+                im[pk] = instance
+        return em._hydrate(meta, rows, refresh=True, detached=False)[0]
+
+    # -- native queries ---------------------------------------------------------------------
+    def native_insert(self, entity: type[T] | str, data: Mapping[str, Any]) -> Any:
+        """One INSERT, no Unit of Work; returns the new primary key."""
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        em._check_data(meta, data)
+        fields, values = em._db_data(meta, data)
+        cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
+        given = data.get(meta.pk.name)
+        return given if given is not None else cursor.lastrowid
+
+    def native_update(
+        self, entity: type[T] | str, where: Any, data: Mapping[str, Any]
+    ) -> int:
+        """One UPDATE, no Unit of Work; returns the number of rows affected."""
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        em._check_data(meta, data)
+        fields, values = em._db_data(meta, data)
+        sql, params = em.sql.update_where(meta, where, fields)
+        return int(em.connection.execute(sql, values + params).rowcount)
+
+    def native_delete(self, entity: type[T] | str, where: Any) -> int:
+        """One DELETE, no Unit of Work; returns the number of rows affected."""
+        em = self._ctx()
+        meta = em.metadata.get(entity)
+        sql, params = em.sql.delete_where(meta, where)
+        return int(em.connection.execute(sql, params).rowcount)
+
+    # -- transactions -----------------------------------------------------------------------
+    def transactional(self, fn: Callable[[EntityManager], R]) -> R:
+        """Run `fn(tx)` in a transaction with a forked EntityManager `tx`, flushed and
+        committed at the end, rolled back if `fn` raises. Nested calls use savepoints."""
+        with self.transaction() as tx:
+            return fn(tx)
+
+    @contextmanager
+    def transaction(self) -> Iterator[EntityManager]:
+        """`with em.transaction() as tx:` — the block's work commits together or not at all."""
+        base = current_entity_manager() if self._global else self
+        tx = (base or self).fork()
+        conn = self.connection
+        conn.begin()
+        try:
+            yield tx
+            tx.flush()
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list[tuple]:
+    """Rows of a partial select -> full-width rows with UNLOADED where nothing was read."""
+    positions = [p.column_index for p in props]
+    template = [UNLOADED] * len(meta.columns)
+    out = []
+    for row in rows:
+        full = list(template)
+        for j, i in enumerate(positions):
+            full[i] = row[j]
+        out.append(tuple(full))
+    return out

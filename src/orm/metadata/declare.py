@@ -1,0 +1,345 @@
+"""`@entity()` and `EntitySchema`: turning a class into an entity, once, at class creation.
+
+What happens here is what must be true of the class whatever ORM later uses it: the declared
+properties are recorded (types are resolved later, at discovery, where a failure can be
+reported well), each property gets a class-level slot that explains unloaded values, and the
+class gets a generated keyword `__init__`, a `__repr__` and the dirty-tracking `__setattr__`.
+All of it is generated once per class, as `dataclasses` does, so no instance pays for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from .._markers import MISSING, REFERENCE, UNLOADED
+from ..errors import ValidationError
+from .options import Property, PropertyOptions
+
+__all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of", "declared_entities"]
+
+#: every class declared as an entity, in definition order (folder discovery reads it)
+_DECLARED: list[type] = []
+
+
+class EntityDeclaration:
+    """What a class declared: property options by name (declaration order) and the raw
+    annotations, plus entity-level options. Stored on the class as `_orm_declaration`."""
+
+    def __init__(
+        self,
+        cls: type,
+        properties: dict[str, PropertyOptions],
+        annotations: dict[str, Any],
+        table_name: str | None,
+        from_schema: bool,
+        unknown: dict[str, Any],
+    ) -> None:
+        self.cls = cls
+        self.properties = properties
+        self.annotations = annotations
+        self.table_name = table_name
+        self.from_schema = from_schema
+        self.unknown = unknown
+        self.module = sys.modules.get(cls.__module__)
+
+    @property
+    def persisted(self) -> list[str]:
+        return [n for n, o in self.properties.items() if o.get("persist", True)]
+
+
+def declaration_of(cls: Any) -> EntityDeclaration | None:
+    """The declaration made by `cls` itself (not inherited from an entity base class)."""
+    decl = cls.__dict__.get("_orm_declaration") if isinstance(cls, type) else None
+    return decl if isinstance(decl, EntityDeclaration) else None
+
+
+def declared_entities() -> list[type]:
+    return list(_DECLARED)
+
+
+class _PropertySlot:
+    """Class attribute standing for a property. A non-data descriptor: reading an attribute
+    that is set on the instance never reaches it (no cost on the hot path); it only explains
+    the values that are *not* there: an uninitialized reference, a column left out by a
+    partial load, or a property a custom `__init__` did not set."""
+
+    __slots__ = ("name", "owner", "index", "default")
+
+    def __init__(self, name: str, owner: type, index: int, default: Any) -> None:
+        self.name = name
+        self.owner = owner
+        self.index = index
+        self.default = default
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        snap = obj._orm_snap
+        cls_name = type(obj).__name__
+        if snap is REFERENCE:
+            raise ValidationError(
+                f"{cls_name}.{self.name} cannot be read: this {cls_name} is an uninitialized "
+                f"reference (only its primary key is known). Call wrap(entity).init() or load "
+                f"it with em.find_one()/populate before reading its properties.",
+                entity=obj,
+                property=self.name,
+            )
+        if (
+            isinstance(snap, tuple)
+            and 0 <= self.index < len(snap)
+            and snap[self.index] is UNLOADED
+        ):
+            raise ValidationError(
+                f"{cls_name}.{self.name} was not loaded: the query that loaded this entity "
+                f"selected other fields. Use em.refresh(entity) or query without fields=.",
+                entity=obj,
+                property=self.name,
+            )
+        if self.default is not MISSING:
+            return self.default
+        raise AttributeError(f"{cls_name!r} object has no attribute {self.name!r}")
+
+
+def _resolve_annotation(cls: type, raw: Any) -> Any:
+    """Best effort at class-creation time; MISSING when it cannot be resolved yet (discovery
+    will try again and report)."""
+    if not isinstance(raw, str):
+        return raw
+    module = sys.modules.get(cls.__module__)
+    namespace = dict(vars(module)) if module else {}
+    namespace.setdefault(cls.__name__, cls)
+    try:
+        return eval(raw, namespace, dict(vars(cls)))  # noqa: S307 - annotations are code
+    except Exception:
+        return MISSING
+
+
+def _is_classvar(raw: Any) -> bool:
+    if isinstance(raw, str):
+        return raw.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
+    return raw is typing.ClassVar or typing.get_origin(raw) is typing.ClassVar
+
+
+def _collect(cls: type) -> tuple[dict[str, PropertyOptions], dict[str, Any]]:
+    """Properties of `cls` and its bases, base first (as dataclasses orders fields)."""
+    props: dict[str, PropertyOptions] = {}
+    annotations: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        if base is object:
+            continue
+        decl = declaration_of(base)
+        if decl is not None and base is not cls:
+            props.update(decl.properties)
+            annotations.update(decl.annotations)
+            continue
+        for name, raw in base.__dict__.get("__annotations__", {}).items():
+            if name.startswith("_") or _is_classvar(raw):
+                continue
+            value = base.__dict__.get(name, MISSING)
+            if isinstance(value, PropertyOptions):
+                opts = value
+            elif value is MISSING:
+                opts = Property()
+            else:
+                opts = Property(default=value)
+            props[name] = opts
+            annotations[name] = raw
+    return props, annotations
+
+
+def _is_optional(cls: type, raw: Any) -> bool:
+    resolved = _resolve_annotation(cls, raw)
+    if resolved is MISSING:
+        return isinstance(raw, str) and ("None" in raw or raw.startswith("Optional["))
+    from ..types import unwrap_optional
+
+    return unwrap_optional(resolved)[1]
+
+
+def _is_int_annotation(cls: type, raw: Any, opts: PropertyOptions) -> bool:
+    type_opt = opts.get("type")
+    if type_opt is not None:
+        from ..types import IntegerType, resolve_type
+
+        try:
+            return isinstance(resolve_type(type_opt), IntegerType)
+        except LookupError:
+            return False
+    resolved = _resolve_annotation(cls, raw)
+    if resolved is MISSING:
+        return raw == "int"
+    from ..types import unwrap_optional
+
+    return unwrap_optional(resolved)[0] is int
+
+
+def is_generated_pk(cls: type, raw: Any, opts: PropertyOptions) -> bool:
+    """An integer primary key without a default is filled by the database."""
+    if not opts.get("primary"):
+        return False
+    auto = opts.get("autoincrement")
+    if auto is not None:
+        return bool(auto)
+    return not opts.has_default and _is_int_annotation(cls, raw, opts)
+
+
+def _init_source(
+    cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Source of the generated `__init__` and the names it closes over."""
+    params: list[str] = []
+    body: list[str] = []
+    env: dict[str, Any] = {"_set": object.__setattr__, "_M": MISSING, "_copy": copy.copy}
+    for name, opts in props.items():
+        default = opts.get("default", MISSING)
+        factory = opts.get("default_factory")
+        raw = annotations.get(name)
+        if factory is not None:
+            env[f"_f_{name}"] = factory
+            params.append(f"{name}=_M")
+            body.append(f"_set(self, {name!r}, _f_{name}() if {name} is _M else {name})")
+        elif default is not MISSING:
+            env[f"_d_{name}"] = default
+            params.append(f"{name}=_M")
+            if isinstance(default, (list, dict, set)):
+                value = f"_copy(_d_{name})"
+            else:
+                value = f"_d_{name}"
+            body.append(f"_set(self, {name!r}, {value} if {name} is _M else {name})")
+        elif (
+            is_generated_pk(cls, raw, opts)
+            or opts.get("version")
+            or opts.get("nullable")
+            or opts.get("on_create") is not None
+            or (raw is not None and _is_optional(cls, raw))
+        ):
+            params.append(f"{name}=None")
+            body.append(f"_set(self, {name!r}, {name})")
+        else:
+            params.append(name)
+            body.append(f"_set(self, {name!r}, {name})")
+    signature = ", ".join(["self", "*", *params]) if params else "self"
+    lines = [f"def __init__({signature}):"] + [f"    {b}" for b in body or ["pass"]]
+    return "\n".join(lines), env
+
+
+def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]):
+    source, env = _init_source(cls, props, annotations)
+    exec(source, env)  # noqa: S102 - generated once per class, like dataclasses
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = f"Create a new {cls.__name__}; keyword arguments only."
+    return init
+
+
+def _entity_repr(self: Any) -> str:
+    decl = type(self)._orm_declaration
+    cls_name = type(self).__name__
+    state = self.__dict__
+    parts = []
+    for name, opts in decl.properties.items():
+        if opts.get("hidden") or name not in state:
+            continue
+        parts.append(f"{name}={state[name]!r}")
+    if self._orm_snap is REFERENCE:
+        parts.append("<not initialized>")
+    return f"{cls_name}({', '.join(parts)})"
+
+
+def _install(
+    cls: type,
+    props: dict[str, PropertyOptions],
+    annotations: dict[str, Any],
+    table_name: str | None,
+    from_schema: bool,
+    unknown: dict[str, Any],
+) -> type:
+    from .._backend import core
+
+    decl = EntityDeclaration(cls, props, annotations, table_name, from_schema, unknown)
+    persisted = [n for n, o in props.items() if o.get("persist", True)]
+    for name, opts in props.items():
+        index = persisted.index(name) if name in persisted else -1
+        default = opts.get("default", MISSING)
+        if isinstance(default, (list, dict, set)):
+            default = MISSING  # a shared mutable default would leak between instances
+        setattr(cls, name, _PropertySlot(name, cls, index, default))
+    cls._orm_declaration = decl
+    cls._orm_uow = None
+    cls._orm_snap = None
+    generated = "__init__" not in cls.__dict__
+    if generated:
+        cls.__init__ = _make_init(cls, props, annotations)
+    cls._orm_generated_init = generated
+    if "__repr__" not in cls.__dict__:
+        cls.__repr__ = _entity_repr
+    if "__setattr__" not in cls.__dict__ and getattr(cls, "__setattr__") is object.__setattr__:
+        cls.__setattr__ = core.tracked_setattr
+    elif "__setattr__" in cls.__dict__:
+        cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
+    _DECLARED.append(cls)
+    return cls
+
+
+def _chain_setattr(user_setattr: Callable[[Any, str, Any], None]):
+    """Keep a user's own `__setattr__` and still record the write for change detection."""
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        user_setattr(self, name, value)
+        uow = self._orm_uow
+        if uow is not None:
+            uow.dirty[id(self)] = self
+
+    __setattr__._orm_chained = True  # type: ignore[attr-defined]
+    return __setattr__
+
+
+def entity(
+    cls: type | None = None,
+    *,
+    table_name: str | None = None,
+    table: str | None = None,
+    **unknown: Any,
+) -> Any:
+    """Class decorator declaring an entity: `@entity()` (or `@entity(table_name="users")`)."""
+
+    def decorate(target: type) -> type:
+        if not isinstance(target, type):
+            raise TypeError(f"@entity() decorates classes, not {target!r}")
+        props, annotations = _collect(target)
+        return _install(target, props, annotations, table_name or table, False, unknown)
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+class EntitySchema:
+    """An entity defined without decorators, for a plain class or none at all:
+    `EntitySchema(name="Book", class_=Book, properties={"id": PrimaryKey(type=int), ...})`."""
+
+    def __init__(
+        self,
+        name: str,
+        properties: dict[str, Any],
+        class_: type | None = None,
+        table_name: str | None = None,
+        **unknown: Any,
+    ) -> None:
+        self.name = name
+        cls = class_ if class_ is not None else type(name, (), {"__module__": __name__})
+        props: dict[str, PropertyOptions] = {}
+        for prop_name, opts in properties.items():
+            if not isinstance(opts, PropertyOptions):
+                opts = Property(type=opts)
+            props[prop_name] = opts
+        annotations = {n: None for n in props}
+        self.class_ = _install(cls, props, annotations, table_name, True, unknown)
+
+    def __repr__(self) -> str:
+        return f"EntitySchema(name={self.name!r})"

@@ -1,0 +1,407 @@
+"""Discovery: from what the user listed in `entities` to validated `EntityMetadata`.
+
+Everything that can be wrong with an entity definition is found here, at `ORM.init()`, and
+reported as a `MetadataError` naming the entity and the property. The per-type plans for the
+diff core are built here too, once.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .._backend import core
+from .._markers import MISSING
+from ..errors import MetadataError, ValidationError
+from ..naming import NamingStrategy
+from ..types import IntegerType, Type, resolve_type, type_from_annotation, unwrap_optional
+from .declare import EntityDeclaration, EntitySchema, declaration_of, is_generated_pk
+from .model import EntityMetadata, PropertyMetadata
+from .options import KNOWN_OPTIONS
+
+__all__ = ["MetadataStorage", "discover", "expand_entries"]
+
+_log = logging.getLogger("orm.discovery")
+
+
+class MetadataStorage:
+    """All entities known to one ORM, by class and by class name."""
+
+    def __init__(self, metas: list[EntityMetadata]) -> None:
+        self._by_class: dict[type, EntityMetadata] = {m.cls: m for m in metas}
+        self._by_name: dict[str, EntityMetadata] = {m.class_name: m for m in metas}
+
+    def __iter__(self):
+        return iter(self._by_class.values())
+
+    def __len__(self) -> int:
+        return len(self._by_class)
+
+    def __contains__(self, cls: Any) -> bool:
+        return cls in self._by_class
+
+    def find(self, entity: Any) -> EntityMetadata | None:
+        meta = self._by_class.get(entity) if isinstance(entity, type) else None
+        if meta is None and isinstance(entity, str):
+            meta = self._by_name.get(entity)
+        if meta is None and isinstance(entity, EntitySchema):
+            meta = self._by_class.get(entity.class_)
+        return meta
+
+    def get(self, entity: Any) -> EntityMetadata:
+        """Metadata of an entity class (or its name), or a MetadataError saying how to
+        register it."""
+        meta = self.find(entity)
+        if meta is None:
+            name = getattr(entity, "__name__", None) or repr(entity)
+            known = ", ".join(self._by_name) or "none"
+            raise MetadataError(
+                f"Entity {name} is not registered with this ORM (known entities: {known}). "
+                f"Add it to `entities` in the configuration passed to ORM.init().",
+                entity=str(name),
+            )
+        return meta
+
+    def of_instance(self, obj: Any) -> EntityMetadata:
+        """Metadata for an entity instance; ValidationError for things that are not entities."""
+        meta = self._by_class.get(type(obj))
+        if meta is None:
+            if declaration_of(type(obj)) is None:
+                raise ValidationError(
+                    f"Trying to use {type(obj).__name__} {obj!r:.80} as an entity, but it is not "
+                    f"one: declare its class with @entity() or EntitySchema and register it in "
+                    f"`entities`.",
+                    entity=obj,
+                )
+            self.get(type(obj))
+        return meta  # type: ignore[return-value]
+
+    def by_table(self, table: str) -> EntityMetadata | None:
+        for meta in self._by_class.values():
+            if meta.table == table:
+                return meta
+        return None
+
+
+def _import_module_tree(name: str) -> list[Any]:
+    """Import a dotted module and, if it is a package, every module below it."""
+    module = importlib.import_module(name)
+    modules = [module]
+    if hasattr(module, "__path__"):
+        for info in pkgutil.walk_packages(module.__path__, prefix=f"{name}."):
+            modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def _import_file(path: Path) -> Any:
+    """Import a Python file by path (once: a second discovery reuses the module)."""
+    path = path.resolve()
+    mod_name = "orm_discovered_" + "_".join(path.with_suffix("").parts[-3:]).replace(
+        "-", "_"
+    ).replace(".", "_")
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise MetadataError(f"Cannot import entity file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[mod_name]
+        raise MetadataError(
+            f"Syntax error in entity file {exc.filename or path}, line {exc.lineno}: {exc.msg}"
+        ) from exc
+    except Exception:
+        del sys.modules[mod_name]
+        raise
+    return module
+
+
+def _entities_in(modules: Iterable[Any]) -> list[type]:
+    found: list[type] = []
+    for module in modules:
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and value.__module__ == module.__name__
+                and declaration_of(value) is not None
+            ):
+                found.append(value)
+            elif isinstance(value, EntitySchema):
+                found.append(value.class_)
+    return found
+
+
+def is_glob(entry: str) -> bool:
+    return any(ch in entry for ch in "*?[") or entry.endswith(".py") or "/" in entry
+
+
+def expand_entries(entries: Iterable[Any], base_dir: str | Path | None = None) -> list[type]:
+    """Classes, `EntitySchema`s, dotted module names and file globs -> entity classes, each
+    once, in the order first seen. A glob that matches nothing contributes nothing (`orm
+    debug` reports it)."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    classes: list[type] = []
+    for entry in entries:
+        if isinstance(entry, EntitySchema):
+            classes.append(entry.class_)
+        elif isinstance(entry, type):
+            classes.append(entry)
+        elif isinstance(entry, str):
+            if is_glob(entry):
+                pattern = entry if Path(entry).is_absolute() else str(base / entry)
+                files = sorted(glob.glob(pattern, recursive=True))
+                modules = [_import_file(Path(f)) for f in files if f.endswith(".py")]
+            else:
+                try:
+                    modules = _import_module_tree(entry)
+                except ModuleNotFoundError as exc:
+                    raise MetadataError(
+                        f"Entity module {entry!r} could not be imported: {exc}. Check the "
+                        f"name, or that its folder is on sys.path."
+                    ) from exc
+            classes.extend(_entities_in(modules))
+        else:
+            raise MetadataError(
+                f"`entities` holds {entry!r}, which is neither an entity class, an "
+                f"EntitySchema, a dotted module name nor a file glob."
+            )
+    unique: list[type] = []
+    seen: set[type] = set()
+    for cls in classes:
+        if cls not in seen:
+            seen.add(cls)
+            unique.append(cls)
+    return unique
+
+
+def _resolve_annotation(decl: EntityDeclaration, name: str, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    namespace: dict[str, Any] = dict(vars(decl.module)) if decl.module else {}
+    namespace.setdefault(decl.cls.__name__, decl.cls)
+    try:
+        return eval(raw, namespace, dict(vars(decl.cls)))  # noqa: S307
+    except Exception as exc:
+        raise MetadataError(
+            f"Cannot resolve the type of {decl.cls.__name__}.{name}: annotation {raw!r} "
+            f"failed with {type(exc).__name__}: {exc}. Import the type where the entity is "
+            f"defined, or give it explicitly with Property(type=...).",
+            entity=decl.cls.__name__,
+            property=name,
+        ) from exc
+
+
+def _build_property(
+    decl: EntityDeclaration, name: str, naming: NamingStrategy
+) -> PropertyMetadata:
+    cls_name = decl.cls.__name__
+    opts = decl.properties[name]
+    if opts.unknown:
+        raise MetadataError(
+            f"{cls_name}.{name} has unknown option(s) {', '.join(sorted(opts.unknown))}; "
+            f"known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
+            entity=cls_name,
+            property=name,
+        )
+    raw = decl.annotations.get(name)
+    annotation = _resolve_annotation(decl, name, raw) if raw is not None else None
+    inner, optional = unwrap_optional(annotation) if annotation is not None else (None, False)
+    type_opt = opts.get("type")
+    mapped: Type | None
+    if type_opt is not None:
+        try:
+            mapped = resolve_type(type_opt, inner)
+        except LookupError as exc:
+            raise MetadataError(
+                f"{cls_name}.{name}: {exc}", entity=cls_name, property=name
+            ) from None
+    else:
+        mapped = type_from_annotation(inner) if inner is not None else None
+    if mapped is None:
+        shown = raw if isinstance(raw, str) else getattr(annotation, "__name__", annotation)
+        raise MetadataError(
+            f"{cls_name}.{name} has no resolvable type (annotation: {shown!r}). Annotate it "
+            f"with a supported Python type (int, str, float, bool, bytes, Decimal, datetime, "
+            f"date, time, UUID, dict, list, an Enum) or give Property(type=...).",
+            entity=cls_name,
+            property=name,
+        )
+    default = opts.get("default", MISSING)
+    nullable = opts.get("nullable")
+    if nullable is None:
+        nullable = optional or (default is None)
+    primary = bool(opts.get("primary"))
+    version = bool(opts.get("version"))
+    if version and not isinstance(mapped, IntegerType):
+        raise MetadataError(
+            f"{cls_name}.{name} is a version property but not an integer; use `int`.",
+            entity=cls_name,
+            property=name,
+        )
+    return PropertyMetadata(
+        name=name,
+        field_name=opts.get("field_name") or naming.property_to_column_name(name),
+        type=mapped,
+        python_type=inner,
+        nullable=bool(nullable) and not primary,
+        default=default,
+        default_factory=opts.get("default_factory"),
+        unique=bool(opts.get("unique")),
+        index=bool(opts.get("index")),
+        primary=primary,
+        autoincrement=is_generated_pk(decl.cls, raw if raw is not None else "", opts)
+        and isinstance(mapped, IntegerType),
+        hidden=bool(opts.get("hidden")),
+        persist=bool(opts.get("persist", True)),
+        version=version,
+        on_create=opts.get("on_create"),
+        on_update=opts.get("on_update"),
+        comment=opts.get("comment"),
+        column_type=opts.get("column_type"),
+        length=opts.get("length"),
+        precision=opts.get("precision"),
+        scale=opts.get("scale"),
+    )
+
+
+def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
+    def on_invalid(entity: Any, index: int, value: Any) -> None:
+        meta = meta_ref[0]
+        prop = meta.columns[index]
+        expected = prop.type.describe()
+        if value is None:
+            problem = "got None, but the property is not nullable"
+        else:
+            problem = f"got {type(value).__name__} {value!r:.60}"
+        raise ValidationError(
+            f"Invalid value for {meta.class_name}.{prop.name}: expected {expected}, {problem}. "
+            f"Fix the value and flush again; nothing of this flush was written.",
+            entity=entity,
+            property=prop.name,
+        )
+
+    return on_invalid
+
+
+def _build_plan(meta: EntityMetadata) -> Any:
+    cols = meta.columns
+    holder = [meta]
+    return core.Plan(
+        meta.cls,
+        tuple(p.name for p in cols),
+        meta.pk_index,
+        tuple(p.type.to_python if p.type.converts else None for p in cols),
+        tuple(p.type.to_db if p.type.converts else None for p in cols),
+        tuple(p.type.compare if p.type.compares else None for p in cols),
+        tuple(p.type.python_types or None for p in cols),
+        tuple(p.nullable for p in cols),
+        meta.has_mutable,
+        _invalid_value_reporter(holder),
+    )
+
+
+def _build_entity(cls: type, naming: NamingStrategy) -> EntityMetadata:
+    decl = declaration_of(cls)
+    if decl is None:
+        raise MetadataError(
+            f"{getattr(cls, '__name__', cls)!r} is not an entity: decorate it with @entity() "
+            f"or describe it with EntitySchema.",
+            entity=getattr(cls, "__name__", None),
+        )
+    cls_name = cls.__name__
+    if decl.unknown:
+        raise MetadataError(
+            f"@entity() on {cls_name} got unknown option(s) {', '.join(sorted(decl.unknown))}; "
+            f"known: table_name.",
+            entity=cls_name,
+        )
+    props = {name: _build_property(decl, name, naming) for name in decl.properties}
+    primaries = [p for p in props.values() if p.primary]
+    if not primaries:
+        raise MetadataError(
+            f"Entity {cls_name} has no primary key. Declare one, e.g. `id: int = PrimaryKey()`.",
+            entity=cls_name,
+        )
+    if len(primaries) > 1:
+        raise MetadataError(
+            f"Entity {cls_name} declares several primary keys "
+            f"({', '.join(p.name for p in primaries)}); composite keys are not supported.",
+            entity=cls_name,
+            property=primaries[1].name,
+        )
+    columns = [p for p in props.values() if p.persist]
+    for i, p in enumerate(columns):
+        p.column_index = i
+    seen_fields: dict[str, str] = {}
+    for p in columns:
+        if p.field_name in seen_fields:
+            raise MetadataError(
+                f"{cls_name}.{p.name} and {cls_name}.{seen_fields[p.field_name]} both map to "
+                f"column {p.field_name!r}; give one of them another `field_name`.",
+                entity=cls_name,
+                property=p.name,
+            )
+        seen_fields[p.field_name] = p.name
+    versions = [p for p in columns if p.version]
+    pk = primaries[0]
+    meta = EntityMetadata(
+        cls=cls,
+        class_name=cls_name,
+        table=decl.table_name or naming.class_to_table_name(cls_name),
+        properties=props,
+        columns=columns,
+        pk=pk,
+        pk_index=pk.column_index,
+        version=versions[0] if versions else None,
+        has_mutable=any(p.type.mutable for p in columns),
+        has_hooks=any(p.on_create or p.on_update for p in columns),
+    )
+    meta.plan = _build_plan(meta)
+    return meta
+
+
+def discover(
+    entries: Iterable[Any],
+    naming: NamingStrategy,
+    base_dir: str | Path | None = None,
+    log: bool = False,
+) -> MetadataStorage:
+    """Build and validate the metadata of every listed entity (logged in the `discovery`
+    debug namespace when `log`)."""
+    started = time.perf_counter()
+    if log:
+        _log.info("[discovery] ORM entity discovery started")
+    classes = expand_entries(entries, base_dir)
+    metas = []
+    tables: dict[str, str] = {}
+    for cls in classes:
+        if log:
+            _log.info("[discovery] - processing entity %s", cls.__name__)
+        meta = _build_entity(cls, naming)
+        if meta.table in tables:
+            raise MetadataError(
+                f"Entities {tables[meta.table]} and {meta.class_name} both map to table "
+                f"{meta.table!r}; give one of them another table_name.",
+                entity=meta.class_name,
+            )
+        tables[meta.table] = meta.class_name
+        metas.append(meta)
+    if log:
+        took = (time.perf_counter() - started) * 1000
+        _log.info(
+            "[discovery] - entity discovery finished, found %d entities, took %d ms",
+            len(metas),
+            took,
+        )
+    return MetadataStorage(metas)

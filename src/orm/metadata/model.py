@@ -1,0 +1,80 @@
+"""EntityMetadata / PropertyMetadata: the resolved, validated description of an entity, per
+ORM instance (table and column names depend on its naming strategy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._markers import MISSING
+from ..errors import ValidationError
+from ..types import Type
+
+__all__ = ["PropertyMetadata", "EntityMetadata"]
+
+
+@dataclass(eq=False)
+class PropertyMetadata:
+    name: str
+    field_name: str
+    type: Type
+    python_type: Any = None
+    nullable: bool = False
+    default: Any = MISSING
+    default_factory: Any = None
+    unique: bool = False
+    index: bool = False
+    primary: bool = False
+    autoincrement: bool = False
+    hidden: bool = False
+    persist: bool = True
+    version: bool = False
+    on_create: Any = None
+    on_update: Any = None
+    comment: str | None = None
+    column_type: str | None = None
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    #: position in `EntityMetadata.columns` (-1 when not persisted)
+    column_index: int = -1
+
+    def __repr__(self) -> str:
+        return f"<PropertyMetadata {self.name} -> {self.field_name} {self.type!r}>"
+
+
+@dataclass(eq=False)
+class EntityMetadata:
+    cls: type
+    class_name: str
+    table: str
+    properties: dict[str, PropertyMetadata]
+    columns: list[PropertyMetadata]
+    pk: PropertyMetadata
+    pk_index: int
+    version: PropertyMetadata | None = None
+    has_mutable: bool = False
+    has_hooks: bool = False
+    #: the compiled plan handed to the diff core
+    plan: Any = None
+    #: SQL text cached per statement shape (see orm.query.sql)
+    sql: dict[Any, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.properties)
+
+    def prop(self, name: str) -> PropertyMetadata:
+        """The property called `name`, or a ValidationError listing the ones that exist."""
+        try:
+            return self.properties[name]
+        except (KeyError, TypeError):
+            raise ValidationError(
+                f"{self.class_name} has no property {name!r}; known properties: "
+                f"{', '.join(self.properties)}",
+                entity=self.cls,
+                property=name if isinstance(name, str) else None,
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<EntityMetadata {self.class_name} table={self.table!r}>"

@@ -1,0 +1,47 @@
+"""Naming strategies: how class and property names become table and column names."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["NamingStrategy", "UnderscoreNamingStrategy", "EntityCaseNamingStrategy"]
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+class NamingStrategy:
+    """Base: subclass and override to map names your own way."""
+
+    def class_to_table_name(self, class_name: str) -> str:
+        raise NotImplementedError
+
+    def property_to_column_name(self, property_name: str) -> str:
+        raise NotImplementedError
+
+    def index_name(self, table: str, columns: list[str], kind: str) -> str:
+        """MikroORM's convention: `user_email_unique`, `user_age_index`."""
+        return f"{table}_{'_'.join(columns)}_{kind}"
+
+
+def _underscore(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+class UnderscoreNamingStrategy(NamingStrategy):
+    """The default: `BlogPost` -> `blog_post`, `fullName` / `full_name` -> `full_name`."""
+
+    def class_to_table_name(self, class_name: str) -> str:
+        return _underscore(class_name)
+
+    def property_to_column_name(self, property_name: str) -> str:
+        return _underscore(property_name)
+
+
+class EntityCaseNamingStrategy(NamingStrategy):
+    """Names kept exactly as written in the class: `BlogPost` -> `BlogPost`."""
+
+    def class_to_table_name(self, class_name: str) -> str:
+        return class_name
+
+    def property_to_column_name(self, property_name: str) -> str:
+        return property_name

@@ -1,0 +1,5 @@
+"""One module per database."""
+
+from .sqlite import SqlitePlatform
+
+__all__ = ["SqlitePlatform"]

@@ -1,0 +1,157 @@
+"""SQLite: identifier quoting, column DDL, and the mapping of `sqlite3` errors to ours.
+
+Everything dialect-specific lives here, so the rest of the package writes SQL through one
+place (as Peewee does) and a second dialect would be a sibling module.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from .. import errors
+from ..metadata.model import PropertyMetadata
+
+__all__ = ["SqlitePlatform"]
+
+
+_CONSTRAINT_COLUMNS = re.compile(r"constraint failed: (.+)$")
+
+
+class SqlitePlatform:
+    name = "sqlite"
+
+    def quote(self, identifier: str) -> str:
+        return "`" + identifier.replace("`", "``") + "`"
+
+    # -- DDL --------------------------------------------------------------------------------
+    def column_type(self, prop: PropertyMetadata) -> str:
+        if prop.column_type:
+            return prop.column_type
+        return prop.type.column_type(prop, self.name)
+
+    def default_literal(self, prop: PropertyMetadata) -> str | None:
+        """A DDL default for simple literal defaults, so that `update_schema` can add a NOT NULL
+        column to a table that has rows."""
+        from .._markers import MISSING
+
+        value = prop.default
+        if value is MISSING or value is None or prop.primary:
+            return None
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return self.quote_value(value)
+        return None
+
+    def column_definition(self, prop: PropertyMetadata) -> str:
+        parts = [self.quote(prop.field_name), self.column_type(prop)]
+        if prop.primary:
+            parts.append("not null primary key")
+            if prop.autoincrement:
+                parts.append("autoincrement")
+            return " ".join(parts)
+        parts.append("null" if prop.nullable else "not null")
+        default = self.default_literal(prop)
+        if default is not None:
+            parts.append(f"default {default}")
+        return " ".join(parts)
+
+    # -- logging ----------------------------------------------------------------------------
+    def quote_value(self, value: Any) -> str:
+        """A value as a SQL literal, for log lines only (queries always bind parameters)."""
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return "X'" + bytes(value).hex() + "'"
+        return "'" + str(value).replace("'", "''") + "'"
+
+    def inline_params(self, sql: str, params: Any) -> str:
+        """Replace each `?` placeholder (outside quoted text) with its quoted value."""
+        if not params:
+            return sql
+        out: list[str] = []
+        values = iter(params)
+        quote: str | None = None
+        for ch in sql:
+            if quote is not None:
+                if ch == quote:
+                    quote = None
+                out.append(ch)
+            elif ch in "'`\"":
+                quote = ch
+                out.append(ch)
+            elif ch == "?":
+                out.append(self.quote_value(next(values, None)))
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    # -- errors -----------------------------------------------------------------------------
+    def map_error(
+        self, exc: sqlite3.Error, sql: str, params: Any, resolve_column: Any = None
+    ) -> errors.DriverException:
+        """The specific DriverException for a sqlite3 error, with a message saying what to
+        do. `resolve_column(table, column)` names the entity and property when it can."""
+        text = str(exc)
+        low = text.lower()
+        entity = prop = None
+        hint = ""
+        cls: type[errors.DriverException] = errors.DriverException
+        if isinstance(exc, sqlite3.IntegrityError):
+            match = _CONSTRAINT_COLUMNS.search(text)
+            if match and resolve_column is not None:
+                first = match.group(1).split(",")[0].strip()
+                if "." in first:
+                    table, column = first.split(".", 1)
+                    entity, prop = resolve_column(table, column)
+            where = f"{entity}.{prop}" if entity and prop else "the value"
+            if "unique constraint" in low:
+                cls = errors.UniqueConstraintViolationException
+                hint = f"{where} must be unique and another row already holds this value"
+            elif "not null constraint" in low:
+                cls = errors.NotNullConstraintViolationException
+                hint = f"{where} may not be null"
+            elif "foreign key constraint" in low:
+                cls = errors.ForeignKeyConstraintViolationException
+                hint = "a referenced row does not exist (or is still referenced)"
+            elif "check constraint" in low:
+                cls = errors.CheckConstraintViolationException
+                hint = "a CHECK constraint refused the value"
+            else:
+                cls = errors.ConstraintViolationException
+        elif "no such table" in low:
+            cls = errors.TableNotFoundException
+            hint = (
+                "create the schema first: orm.schema.create_schema() or update_schema() "
+                "(or `orm schema:update --run`)"
+            )
+        elif "already exists" in low and "table" in low:
+            cls = errors.TableExistsException
+            hint = "use orm.schema.update_schema(), or drop the table first"
+        elif "no such column" in low or "has no column named" in low:
+            cls = errors.InvalidFieldNameException
+            hint = "the table does not match the entity: run orm.schema.update_schema()"
+        elif "syntax error" in low or "incomplete input" in low:
+            cls = errors.SyntaxErrorException
+        elif "database is locked" in low or "database table is locked" in low or "busy" in low:
+            cls = errors.LockWaitTimeoutException
+            hint = "another connection holds a write lock; retry, or raise the `timeout` option"
+        elif "readonly" in low or "read-only" in low:
+            cls = errors.ReadOnlyException
+            hint = "the database file (or its folder) is not writable"
+        elif "unable to open" in low or "not a database" in low or "disk i/o" in low:
+            cls = errors.ConnectionException
+        message = f"{sql} - {text}" if sql else text
+        if hint:
+            message += f" ({hint})"
+        return cls(message, sql=sql, params=params, entity=entity, property=prop)

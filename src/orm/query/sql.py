@@ -1,0 +1,149 @@
+"""SQL text for the Unit of Work and the EntityManager, built once per statement shape.
+
+Every statement an entity type needs (its select list, its insert, an update of one set of
+changed columns, a delete by keys) is generated here and cached on its metadata, so a flush
+or a find pays string building once per shape, not per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..metadata.model import EntityMetadata, PropertyMetadata
+from ..platforms.sqlite import SqlitePlatform
+from .filters import compile_order_by, compile_where
+
+__all__ = ["SqlBuilder", "ALIAS"]
+
+#: the table alias of MikroORM's queries: `select u0.* from user as u0`
+ALIAS = "u0"
+
+
+class SqlBuilder:
+    def __init__(self, platform: SqlitePlatform) -> None:
+        self.platform = platform
+        self.quote = platform.quote
+
+    def select_list(self, meta: EntityMetadata, props: list[PropertyMetadata] | None = None) -> str:
+        cols = props if props is not None else meta.columns
+        prefix = self.quote(ALIAS) + "."
+        return ", ".join(prefix + self.quote(p.field_name) for p in cols)
+
+    def select(
+        self,
+        meta: EntityMetadata,
+        where: Any,
+        *,
+        props: list[PropertyMetadata] | None = None,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> tuple[str, list[Any]]:
+        """`select ... from table as u0 where ... order by ... limit ? offset ?`."""
+        if props is None:
+            key = "select"
+            head = meta.sql.get(key)
+            if head is None:
+                head = meta.sql[key] = (
+                    f"select {self.select_list(meta)} from {self.quote(meta.table)} "
+                    f"as {self.quote(ALIAS)}"
+                )
+        else:
+            head = (
+                f"select {self.select_list(meta, props)} from {self.quote(meta.table)} "
+                f"as {self.quote(ALIAS)}"
+            )
+        cond, params = compile_where(meta, where, self.quote, ALIAS)
+        sql = head
+        if cond:
+            sql += f" where {cond}"
+        order = compile_order_by(meta, order_by, self.quote, ALIAS)
+        if order:
+            sql += f" order by {order}"
+        if limit is not None or offset is not None:
+            sql += " limit ?"
+            params.append(-1 if limit is None else _non_negative(limit, "limit"))
+            if offset is not None:
+                sql += " offset ?"
+                params.append(_non_negative(offset, "offset"))
+        return sql, params
+
+    def count(self, meta: EntityMetadata, where: Any) -> tuple[str, list[Any]]:
+        cond, params = compile_where(meta, where, self.quote, ALIAS)
+        sql = f"select count(*) as `count` from {self.quote(meta.table)} as {self.quote(ALIAS)}"
+        if cond:
+            sql += f" where {cond}"
+        return sql, params
+
+    def insert(self, meta: EntityMetadata, skip_pk: bool) -> str:
+        """INSERT of every column (the generated key left out when `skip_pk`)."""
+        key = ("insert", skip_pk)
+        sql = meta.sql.get(key)
+        if sql is None:
+            cols = [p for p in meta.columns if not (skip_pk and p.primary)]
+            names = ", ".join(self.quote(p.field_name) for p in cols)
+            marks = ", ".join("?" * len(cols))
+            sql = meta.sql[key] = (
+                f"insert into {self.quote(meta.table)} ({names}) values ({marks})"
+            )
+        return sql
+
+    def insert_data(self, meta: EntityMetadata, fields: list[str]) -> str:
+        names = ", ".join(self.quote(f) for f in fields)
+        marks = ", ".join("?" * len(fields))
+        return f"insert into {self.quote(meta.table)} ({names}) values ({marks})"
+
+    def update(self, meta: EntityMetadata, changed: tuple[int, ...], versioned: bool) -> str:
+        """UPDATE of the columns at positions `changed`, by primary key (and version)."""
+        key = ("update", changed, versioned)
+        sql = meta.sql.get(key)
+        if sql is None:
+            sets = [f"{self.quote(meta.columns[i].field_name)} = ?" for i in changed]
+            where = f"{self.quote(meta.pk.field_name)} = ?"
+            if versioned and meta.version is not None:
+                version = self.quote(meta.version.field_name)
+                sets.append(f"{version} = {version} + 1")
+                where += f" and {version} = ?"
+            sql = meta.sql[key] = (
+                f"update {self.quote(meta.table)} set {', '.join(sets)} where {where}"
+            )
+        return sql
+
+    def update_where(
+        self, meta: EntityMetadata, where: Any, fields: list[str]
+    ) -> tuple[str, list[Any]]:
+        cond, params = compile_where(meta, where, self.quote)
+        sets = ", ".join(f"{self.quote(f)} = ?" for f in fields)
+        sql = f"update {self.quote(meta.table)} set {sets}"
+        if cond:
+            sql += f" where {cond}"
+        return sql, params
+
+    def delete_by_keys(self, meta: EntityMetadata, count: int) -> str:
+        key = ("delete", count)
+        sql = meta.sql.get(key)
+        if sql is None:
+            pk = self.quote(meta.pk.field_name)
+            if count == 1:
+                cond = f"{pk} = ?"
+            else:
+                cond = f"{pk} in ({', '.join('?' * count)})"
+            sql = f"delete from {self.quote(meta.table)} where {cond}"
+            if len(meta.sql) < 512:
+                meta.sql[key] = sql
+        return sql
+
+    def delete_where(self, meta: EntityMetadata, where: Any) -> tuple[str, list[Any]]:
+        cond, params = compile_where(meta, where, self.quote)
+        sql = f"delete from {self.quote(meta.table)}"
+        if cond:
+            sql += f" where {cond}"
+        return sql, params
+
+
+def _non_negative(value: Any, name: str) -> int:
+    from ..errors import ValidationError
+
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValidationError(f"{name} must be a non-negative integer, got {value!r}")
+    return value

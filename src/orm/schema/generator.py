@@ -1,0 +1,252 @@
+"""SchemaGenerator: create, drop and update the schema by diffing the live database.
+
+`update_schema` reads what exists (`pragma table_info`, `pragma index_list`/`index_info`)
+and emits only the difference: missing tables, added columns, added or dropped indexes. What
+SQLite cannot `alter` (a dropped or retyped column, a changed nullability or default, a new
+NOT NULL column without default) is done by rebuilding the table: create the new shape, copy
+the common columns, drop the old table, rename, recreate its indexes, all inside one
+transaction, so the data is preserved or nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..metadata.model import EntityMetadata, PropertyMetadata
+
+if TYPE_CHECKING:
+    from ..core import ORM
+
+__all__ = ["SchemaGenerator"]
+
+
+@dataclass(frozen=True)
+class _Index:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass
+class _LiveColumn:
+    name: str
+    type: str
+    notnull: bool
+    default: str | None
+    pk: bool
+
+
+def _norm_type(text: str) -> str:
+    return " ".join(text.lower().replace(" ,", ",").split())
+
+
+def _norm_default(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    return text
+
+
+class SchemaGenerator:
+    def __init__(self, orm: ORM) -> None:
+        self.orm = orm
+        self.platform = orm.platform
+        self.quote = orm.platform.quote
+
+    @property
+    def _metas(self) -> list[EntityMetadata]:
+        return list(self.orm.metadata)
+
+    # -- desired shape ----------------------------------------------------------------------
+    def _table_sql(self, meta: EntityMetadata, name: str | None = None) -> str:
+        cols = ", ".join(self.platform.column_definition(p) for p in meta.columns)
+        return f"create table {self.quote(name or meta.table)} ({cols})"
+
+    def _indexes(self, meta: EntityMetadata) -> list[_Index]:
+        naming = self.orm.config.naming()
+        out = []
+        for p in meta.columns:
+            if p.primary:
+                continue
+            if p.unique:
+                out.append(_Index(naming.index_name(meta.table, [p.field_name], "unique"),
+                                  (p.field_name,), True))
+            elif p.index:
+                out.append(_Index(naming.index_name(meta.table, [p.field_name], "index"),
+                                  (p.field_name,), False))
+        return out
+
+    def _index_sql(self, meta: EntityMetadata, index: _Index) -> str:
+        unique = "unique " if index.unique else ""
+        cols = ", ".join(self.quote(c) for c in index.columns)
+        return f"create {unique}index {self.quote(index.name)} on {self.quote(meta.table)} ({cols})"
+
+    def _create_statements(self, meta: EntityMetadata) -> list[str]:
+        return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
+
+    # -- live shape -------------------------------------------------------------------------
+    def _live_tables(self) -> set[str]:
+        rows = self.orm.connection.raw.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _live_columns(self, table: str) -> list[_LiveColumn]:
+        rows = self.orm.connection.raw.execute(
+            f"pragma table_info({self.quote(table)})"
+        ).fetchall()
+        return [_LiveColumn(r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in rows]
+
+    def _live_indexes(self, table: str) -> list[_Index]:
+        raw = self.orm.connection.raw
+        out = []
+        for row in raw.execute(f"pragma index_list({self.quote(table)})").fetchall():
+            name, unique, origin = row[1], bool(row[2]), row[3]
+            if origin != "c":
+                continue
+            cols = raw.execute(f"pragma index_info({self.quote(name)})").fetchall()
+            out.append(_Index(name, tuple(c[2] for c in cols), unique))
+        return out
+
+    # -- diff -------------------------------------------------------------------------------
+    def _column_matches(self, prop: PropertyMetadata, live: _LiveColumn) -> bool:
+        if _norm_type(self.platform.column_type(prop)) != _norm_type(live.type):
+            return False
+        if prop.primary != live.pk:
+            return False
+        if not prop.primary and (not prop.nullable) != live.notnull:
+            return False
+        if not prop.primary:
+            wanted = self.platform.default_literal(prop)
+            if _norm_default(wanted) != _norm_default(live.default):
+                return False
+        return True
+
+    def _can_add(self, prop: PropertyMetadata) -> bool:
+        """SQLite's ADD COLUMN takes no primary key or unique column, and a NOT NULL one only
+        with a default."""
+        if prop.primary or prop.unique:
+            return False
+        return prop.nullable or self.platform.default_literal(prop) is not None
+
+    def _table_diff(self, meta: EntityMetadata) -> list[str]:
+        live_cols = {c.name: c for c in self._live_columns(meta.table)}
+        wanted = {p.field_name: p for p in meta.columns}
+        added = [p for name, p in wanted.items() if name not in live_cols]
+        dropped = [name for name in live_cols if name not in wanted]
+        changed = [
+            p for name, p in wanted.items()
+            if name in live_cols and not self._column_matches(p, live_cols[name])
+        ]
+        if dropped or changed or any(not self._can_add(p) for p in added):
+            return self._rebuild(meta, [n for n in live_cols if n in wanted])
+        statements = [
+            f"alter table {self.quote(meta.table)} add column "
+            f"{self.platform.column_definition(p)}"
+            for p in added
+        ]
+        live_idx = {i.name: i for i in self._live_indexes(meta.table)}
+        wanted_idx = {i.name: i for i in self._indexes(meta)}
+        for name, index in live_idx.items():
+            if wanted_idx.get(name) != index:
+                statements.append(f"drop index {self.quote(name)}")
+        for name, index in wanted_idx.items():
+            if live_idx.get(name) != index:
+                statements.append(self._index_sql(meta, index))
+        return statements
+
+    def _rebuild(self, meta: EntityMetadata, common: list[str]) -> list[str]:
+        temp = f"_orm_new_{meta.table}"
+        cols = ", ".join(self.quote(c) for c in common)
+        statements = [self._table_sql(meta, temp)]
+        if common:
+            statements.append(
+                f"insert into {self.quote(temp)} ({cols}) select {cols} from "
+                f"{self.quote(meta.table)}"
+            )
+        statements += [
+            f"drop table {self.quote(meta.table)}",
+            f"alter table {self.quote(temp)} rename to {self.quote(meta.table)}",
+        ]
+        statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
+        return statements
+
+    # -- SQL --------------------------------------------------------------------------------
+    def get_create_schema_sql(self) -> str:
+        return _join([s for m in self._metas for s in self._create_statements(m)])
+
+    def get_drop_schema_sql(self) -> str:
+        return _join(
+            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
+        )
+
+    def get_update_schema_sql(self) -> str:
+        return _join(self._update_statements())
+
+    def _update_statements(self) -> list[str]:
+        live = self._live_tables()
+        statements: list[str] = []
+        for meta in self._metas:
+            if meta.table not in live:
+                statements += self._create_statements(meta)
+            else:
+                statements += self._table_diff(meta)
+        return statements
+
+    # -- run --------------------------------------------------------------------------------
+    def _run(self, statements: list[str]) -> None:
+        """All statements in one transaction, foreign keys off meanwhile (a table rebuild
+        would otherwise cascade)."""
+        if not statements:
+            return
+        conn = self.orm.connection
+        conn.raw.execute("pragma foreign_keys = off")
+        try:
+            with conn.transaction():
+                conn.script(statements)
+        finally:
+            conn.raw.execute("pragma foreign_keys = on")
+
+    def create_schema(self) -> None:
+        """Create every table and index (TableExistsException if one exists)."""
+        self._run([s for m in self._metas for s in self._create_statements(m)])
+
+    def drop_schema(self) -> None:
+        """Drop the entities' tables that exist; no error for those that do not."""
+        self._run([f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)])
+
+    def update_schema(self) -> list[str]:
+        """Apply only the difference between the metadata and the live database; returns
+        the statements run (empty when the schema is up to date)."""
+        statements = self._update_statements()
+        self._run(statements)
+        return statements
+
+    def refresh_database(self) -> None:
+        """Drop and create: an empty, up-to-date schema."""
+        self._run(
+            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
+            + [s for m in self._metas for s in self._create_statements(m)]
+        )
+
+    def ensure_database(self) -> bool:
+        """Make sure the database exists and holds the entities' tables: creates the missing
+        ones (never alters existing ones; that is update_schema's job). Returns True if
+        anything was created."""
+        live = self._live_tables()
+        statements = [
+            s for m in self._metas if m.table not in live for s in self._create_statements(m)
+        ]
+        self._run(statements)
+        return bool(statements)
+
+    def clear_database(self) -> None:
+        """Delete every row of the entities' tables, keeping the schema."""
+        self._run([f"delete from {self.quote(m.table)}" for m in reversed(self._metas)])
+
+
+def _join(statements: list[str]) -> str:
+    return "".join(f"{s};\n" for s in statements)

@@ -1,0 +1,423 @@
+"""Mapped types: how a Python value becomes a database value and back.
+
+A mapped type answers four questions for the change detector and the schema generator: which
+Python values it accepts (checked at flush), how to convert to and from the database
+(`to_db` / `to_python`), what column type it wants, and when two database values are the same
+(`compare`). The per-entity plans built in `orm.metadata.plan` read `converts`, `compares` and
+`mutable` once, so that types that need no work cost nothing per row.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import types as _pytypes
+import typing
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "Type",
+    "StringType",
+    "TextType",
+    "IntegerType",
+    "SmallIntType",
+    "BigIntType",
+    "FloatType",
+    "DoubleType",
+    "DecimalType",
+    "BooleanType",
+    "DateTimeType",
+    "DateType",
+    "TimeType",
+    "JsonType",
+    "UuidType",
+    "BlobType",
+    "EnumType",
+    "t",
+    "types",
+]
+
+
+class Type:
+    """Base of every mapped type; subclass it for a custom type.
+
+    Override `to_db` / `to_python` to convert, `column_type` to choose the DDL type, and
+    `compare(a, b)` if two *database* values that differ as Python objects mean the same thing
+    (change detection compares the converted current value with the snapshot, which holds what
+    was read from or written to the database).
+    """
+
+    #: Python types accepted on flush; empty means "anything".
+    python_types: tuple[type, ...] = ()
+    #: True when values can be changed in place (dicts, lists): compared at every flush.
+    mutable: bool = False
+    #: name used in `Property(type="...")` and in messages
+    name: str = "custom"
+
+    def to_db(self, value: Any) -> Any:
+        return value
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "text"
+
+    def compare(self, a: Any, b: Any) -> bool:
+        return bool(a == b)
+
+    # -- used by the plans, computed from what the subclass overrides --------------------
+    @property
+    def converts(self) -> bool:
+        cls = type(self)
+        return cls.to_db is not Type.to_db or cls.to_python is not Type.to_python
+
+    @property
+    def compares(self) -> bool:
+        return type(self).compare is not Type.compare
+
+    def accepts(self, value: Any) -> bool:
+        return not self.python_types or isinstance(value, self.python_types)
+
+    def describe(self) -> str:
+        if not self.python_types:
+            return self.name
+        return " | ".join(t.__name__ for t in self.python_types)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class StringType(Type):
+    name = "string"
+    python_types = (str,)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        length = getattr(prop, "length", None)
+        return f"varchar({length})" if length else "text"
+
+
+class TextType(Type):
+    name = "text"
+    python_types = (str,)
+
+
+class IntegerType(Type):
+    name = "integer"
+    python_types = (int,)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "integer"
+
+
+class SmallIntType(IntegerType):
+    name = "smallint"
+
+
+class BigIntType(IntegerType):
+    name = "bigint"
+
+
+class FloatType(Type):
+    name = "float"
+    python_types = (float, int)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "real"
+
+
+class DoubleType(FloatType):
+    name = "double"
+
+
+class DecimalType(Type):
+    """Stored as text so that no digit is lost; compared as numbers."""
+
+    name = "decimal"
+    python_types = (Decimal, int)
+
+    def to_db(self, value: Any) -> Any:
+        return str(value)
+
+    def to_python(self, value: Any) -> Any:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    def compare(self, a: Any, b: Any) -> bool:
+        if a == b:
+            return True
+        if a is None or b is None:
+            return False
+        return Decimal(str(a)) == Decimal(str(b))
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        precision = getattr(prop, "precision", None) or 10
+        scale = getattr(prop, "scale", None)
+        scale = 0 if scale is None else scale
+        return f"numeric({precision},{scale})"
+
+
+class BooleanType(Type):
+    name = "boolean"
+    python_types = (bool,)
+
+    def to_db(self, value: Any) -> Any:
+        return 1 if value else 0
+
+    def to_python(self, value: Any) -> Any:
+        return bool(value)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "integer"
+
+
+class _IsoType(Type):
+    """Dates and times travel as ISO-8601 text, which sorts and compares correctly in SQL."""
+
+    _cls: Any = None
+
+    def to_db(self, value: Any) -> Any:
+        return value.isoformat()
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._cls.fromisoformat(value)
+        return value
+
+    def compare(self, a: Any, b: Any) -> bool:
+        if a == b:
+            return True
+        if not isinstance(a, str) or not isinstance(b, str):
+            return False
+        try:
+            return bool(self._cls.fromisoformat(a) == self._cls.fromisoformat(b))
+        except ValueError:
+            return False
+
+
+class DateTimeType(_IsoType):
+    name = "datetime"
+    python_types = (datetime,)
+    _cls = datetime
+
+    def to_db(self, value: Any) -> Any:
+        return value.isoformat(" ")
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "datetime"
+
+
+class DateType(_IsoType):
+    name = "date"
+    python_types = (date,)
+    _cls = date
+
+    def to_db(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.date()
+        return value.isoformat()
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "date"
+
+
+class TimeType(_IsoType):
+    name = "time"
+    python_types = (time,)
+    _cls = time
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "time"
+
+
+class JsonType(Type):
+    """JSON documents. Mutable: a dict changed in place is found at flush."""
+
+    name = "json"
+    python_types = (dict, list, str, int, float, bool)
+    mutable = True
+
+    def to_db(self, value: Any) -> Any:
+        return json.dumps(value, ensure_ascii=False)
+
+    def to_python(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+    def compare(self, a: Any, b: Any) -> bool:
+        if a == b:
+            return True
+        if a is None or b is None:
+            return False
+        try:
+            return bool(json.loads(a) == json.loads(b))
+        except (TypeError, ValueError):
+            return False
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "json"
+
+
+class UuidType(Type):
+    name = "uuid"
+    python_types = (uuid.UUID,)
+
+    def to_db(self, value: Any) -> Any:
+        return str(value)
+
+    def to_python(self, value: Any) -> Any:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "text"
+
+
+class BlobType(Type):
+    name = "blob"
+    python_types = (bytes, bytearray, memoryview)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "blob"
+
+
+class EnumType(Type):
+    """Stores the member's value; the column is integer for int-valued enums, text otherwise."""
+
+    name = "enum"
+
+    def __init__(self, enum_class: type[enum.Enum] | None = None) -> None:
+        self.enum_class = enum_class
+        self.python_types = (enum_class,) if enum_class is not None else ()
+
+    def to_db(self, value: Any) -> Any:
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def to_python(self, value: Any) -> Any:
+        return self.enum_class(value) if self.enum_class is not None else value
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        if self.enum_class is not None and all(
+            isinstance(m.value, int) for m in self.enum_class
+        ):
+            return "integer"
+        return "text"
+
+    def __repr__(self) -> str:
+        name = self.enum_class.__name__ if self.enum_class else None
+        return f"EnumType({name})"
+
+
+class _TypeMap:
+    """`t.string`, `t.text`, ...: the mapped types by name, as MikroORM's `t` map."""
+
+    string = StringType
+    text = TextType
+    integer = IntegerType
+    smallint = SmallIntType
+    bigint = BigIntType
+    float = FloatType
+    double = DoubleType
+    decimal = DecimalType
+    boolean = BooleanType
+    datetime = DateTimeType
+    date = DateType
+    time = TimeType
+    json = JsonType
+    uuid = UuidType
+    blob = BlobType
+    enum = EnumType
+
+    def names(self) -> list[str]:
+        return [n for n in vars(_TypeMap) if not n.startswith("_") and n != "names"]
+
+
+t = _TypeMap()
+types = t
+
+_ALIASES: dict[str, type[Type]] = {name: getattr(t, name) for name in t.names()}
+_ALIASES.update(
+    {
+        "str": StringType,
+        "varchar": StringType,
+        "int": IntegerType,
+        "bool": BooleanType,
+        "bytes": BlobType,
+        "number": IntegerType,
+        "datetime": DateTimeType,
+        "real": FloatType,
+    }
+)
+
+_BY_PYTHON_TYPE: dict[Any, type[Type]] = {
+    bool: BooleanType,
+    int: IntegerType,
+    str: StringType,
+    float: FloatType,
+    bytes: BlobType,
+    bytearray: BlobType,
+    Decimal: DecimalType,
+    datetime: DateTimeType,
+    date: DateType,
+    time: TimeType,
+    uuid.UUID: UuidType,
+    dict: JsonType,
+    list: JsonType,
+}
+
+
+def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """`X | None` / `Optional[X]` -> (X, True); anything else -> (annotation, False)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is _pytypes.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(annotation))
+        if len(args) == 1:
+            return args[0], nullable
+        return typing.Union[tuple(args)], nullable  # noqa: UP007
+    if annotation is type(None):
+        return None, True
+    return annotation, False
+
+
+def type_from_annotation(annotation: Any) -> Type | None:
+    """The mapped type for a (non-optional) Python annotation, or None if there is none."""
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return EnumType(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return type_from_annotation(typing.get_args(annotation)[0])
+    key = origin if origin is not None else annotation
+    mapped = _BY_PYTHON_TYPE.get(key)
+    return mapped() if mapped is not None else None
+
+
+def resolve_type(spec: Any, annotation: Any = None) -> Type:
+    """Turn what `Property(type=...)` was given (instance, class or alias string) into an
+    instance. Raises LookupError with the known names when a string alias is unknown."""
+    if isinstance(spec, Type):
+        return spec
+    if isinstance(spec, str):
+        cls = _ALIASES.get(spec.lower())
+        if cls is None:
+            raise LookupError(
+                f"unknown type alias {spec!r}; known: {', '.join(sorted(_ALIASES))}"
+            )
+        spec = cls
+    if isinstance(spec, type) and issubclass(spec, Type):
+        if spec is EnumType:
+            enum_class = annotation if isinstance(annotation, type) else None
+            return EnumType(enum_class)
+        return spec()
+    if isinstance(spec, type) and issubclass(spec, enum.Enum):
+        return EnumType(spec)
+    mapped = type_from_annotation(spec)
+    if mapped is None:
+        raise LookupError(f"{spec!r} is not a mapped type; use one of t.{', t.'.join(t.names())}")
+    return mapped

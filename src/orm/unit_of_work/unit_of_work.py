@@ -1,0 +1,461 @@
+"""The Unit of Work: what an EntityManager holds and how a flush writes it.
+
+It keeps the identity map (one instance per row), the new entities waiting for an INSERT, the
+entities written to since their snapshot (`dirty`, filled by the entities' `__setattr__`) and
+those marked for removal. A flush:
+
+1. computes the change sets: INSERT rows for new entities, the changed columns of dirty
+   entities (and of every entity holding a mutable JSON value), the keys to DELETE;
+2. runs nothing at all when there is nothing to write;
+3. otherwise writes them in one transaction, batched: one executemany per INSERT shape and
+   per set of changed columns, `where pk in (...)` deletes;
+4. only after the commit updates the entities (generated keys, snapshots, identity map), so a
+   failed flush leaves the Unit of Work exactly as it was, ready to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._backend import core
+from .._markers import MISSING, REFERENCE
+from ..errors import DriverException, OptimisticLockError, ValidationError
+from ..metadata.model import EntityMetadata
+
+if TYPE_CHECKING:
+    from ..entity_manager import EntityManager
+
+__all__ = ["UnitOfWork", "ChangeSet"]
+
+_object_setattr = object.__setattr__
+
+
+@dataclass
+class ChangeSet:
+    """One pending write, as `get_unit_of_work().compute_change_sets()` reports it."""
+
+    type: str  # "create" | "update" | "delete"
+    entity: Any
+    name: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Insert:
+    meta: EntityMetadata
+    skip_pk: bool
+    entities: list[Any]
+    rows: list[tuple]
+    first_id: int = 0
+
+
+@dataclass
+class _Update:
+    meta: EntityMetadata
+    changed: tuple[int, ...]
+    entities: list[Any]
+    snapshots: list[tuple]
+    params: list[tuple]
+
+
+@dataclass
+class _ReferenceUpdate:
+    meta: EntityMetadata
+    entity: Any
+    fields: list[str]
+    params: list[Any]
+
+
+@dataclass
+class _Delete:
+    meta: EntityMetadata
+    entities: list[Any]
+    keys: list[Any]
+
+
+@dataclass
+class _FlushPlan:
+    inserts: list[_Insert] = field(default_factory=list)
+    updates: list[_Update] = field(default_factory=list)
+    reference_updates: list[_ReferenceUpdate] = field(default_factory=list)
+    deletes: list[_Delete] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.updates or self.reference_updates or self.deletes)
+
+
+class UnitOfWork:
+    def __init__(self, em: EntityManager) -> None:
+        self.em = em
+        self.identity_map: dict[type, dict[Any, Any]] = {}
+        #: new entities by class, in persist order
+        self.new: dict[type, dict[int, Any]] = {}
+        #: managed entities written to since their snapshot (id -> entity)
+        self.dirty: dict[int, Any] = {}
+        self.removed: dict[type, dict[int, Any]] = {}
+
+    # -- state ------------------------------------------------------------------------------
+    def map_for(self, cls: type) -> dict[Any, Any]:
+        im = self.identity_map.get(cls)
+        if im is None:
+            im = self.identity_map[cls] = {}
+        return im
+
+    def get_identity_map(self) -> dict[type, dict[Any, Any]]:
+        return self.identity_map
+
+    def get_persist_stack(self) -> list[Any]:
+        return [e for group in self.new.values() for e in group.values()]
+
+    def get_removal_stack(self) -> list[Any]:
+        return [e for group in self.removed.values() for e in group.values()]
+
+    def is_new(self, entity: Any) -> bool:
+        group = self.new.get(type(entity))
+        return group is not None and id(entity) in group
+
+    def persist(self, entity: Any, meta: EntityMetadata) -> None:
+        owner = entity._orm_uow
+        if owner is self:
+            group = self.removed.get(meta.cls)
+            if group is not None:
+                group.pop(id(entity), None)  # persist after remove cancels the removal
+            return
+        if owner is not None:
+            raise ValidationError(
+                f"{meta.class_name} {entity!r:.80} is managed by another EntityManager "
+                f"(id {owner.em.id}); work with it there, or load it in this one.",
+                entity=entity,
+            )
+        if not meta.cls.__dict__.get("_orm_generated_init", False):
+            self._apply_defaults(entity, meta)
+        group = self.new.get(meta.cls)
+        if group is None:
+            group = self.new[meta.cls] = {}
+        group[id(entity)] = entity
+
+    @staticmethod
+    def _apply_defaults(entity: Any, meta: EntityMetadata) -> None:
+        """A custom `__init__` may leave properties unset: defaults fill them (new entities
+        only, as the generated `__init__` would)."""
+        for prop in meta.properties.values():
+            if prop.name in entity.__dict__:
+                continue
+            if prop.default_factory is not None:
+                _object_setattr(entity, prop.name, prop.default_factory())
+            elif prop.default is not MISSING:
+                _object_setattr(entity, prop.name, prop.default)
+            elif prop.nullable or prop.primary or prop.version:
+                _object_setattr(entity, prop.name, None)
+
+    def remove(self, entity: Any, meta: EntityMetadata) -> None:
+        group = self.new.get(meta.cls)
+        if group is not None and id(entity) in group:
+            del group[id(entity)]
+            return
+        if entity._orm_uow is not self:
+            raise ValidationError(
+                f"Cannot remove {meta.class_name} {entity!r:.80}: it is not managed by this "
+                f"EntityManager. Load it (find_one / get_reference) first, or use "
+                f"em.native_delete().",
+                entity=entity,
+            )
+        group = self.removed.get(meta.cls)
+        if group is None:
+            group = self.removed[meta.cls] = {}
+        group[id(entity)] = entity
+
+    def clear(self) -> None:
+        """Forget everything; the entities become detached."""
+        for im in self.identity_map.values():
+            core.detach(im.values())
+        self.identity_map = {}
+        self.new = {}
+        self.dirty = {}
+        self.removed = {}
+
+    def unregister(self, entity: Any, meta: EntityMetadata) -> None:
+        im = self.identity_map.get(meta.cls)
+        if im is not None:
+            pk = getattr(entity, meta.pk.name, None)
+            if im.get(pk) is entity:
+                del im[pk]
+        self.dirty.pop(id(entity), None)
+        core.detach([entity])
+
+    def has_changes_for(self, meta: EntityMetadata) -> bool:
+        """Whether a query over `meta` could miss unflushed work (FlushMode.AUTO)."""
+        cls = meta.cls
+        if self.new.get(cls) or self.removed.get(cls):
+            return True
+        for entity in self.dirty.values():
+            if type(entity) is cls:
+                return True
+        if meta.has_mutable:
+            im = self.identity_map.get(cls)
+            if im and core.compute_changes(meta.plan, im.values()):
+                return True
+        return False
+
+    def has_changes(self) -> bool:
+        if any(self.new.values()) or any(self.removed.values()) or self.dirty:
+            return True
+        return any(self.has_changes_for(m) for m in self._mutable_metas())
+
+    def _mutable_metas(self) -> list[EntityMetadata]:
+        metas = self.em.metadata
+        return [m for cls in self.identity_map if (m := metas.find(cls)) and m.has_mutable]
+
+    # -- change sets ------------------------------------------------------------------------
+    def _plan_inserts(self, plan: _FlushPlan) -> None:
+        metas = self.em.metadata
+        for cls, group in self.new.items():
+            if not group:
+                continue
+            meta = metas.get(cls)
+            entities = list(group.values())
+            if meta.has_hooks or meta.version is not None:
+                self._before_create(meta, entities)
+            pk_name = meta.pk.name
+            if meta.pk.autoincrement:
+                generated = [e for e in entities if getattr(e, pk_name, None) is None]
+                given = [e for e in entities if getattr(e, pk_name, None) is not None]
+            else:
+                generated, given = [], entities
+                for e in entities:
+                    if getattr(e, pk_name, None) is None:
+                        raise ValidationError(
+                            f"{meta.class_name}.{pk_name} has no value and the database does "
+                            f"not generate it: set it, or declare "
+                            f"PrimaryKey(default_factory=...). Nothing of this flush was "
+                            f"written.",
+                            entity=e,
+                            property=pk_name,
+                        )
+            for skip_pk, batch in ((True, generated), (False, given)):
+                if batch:
+                    rows = core.insert_rows(meta.plan, batch, skip_pk)
+                    plan.inserts.append(_Insert(meta, skip_pk, batch, rows))
+
+    @staticmethod
+    def _before_create(meta: EntityMetadata, entities: list[Any]) -> None:
+        for prop in meta.columns:
+            if prop.on_create is not None:
+                for e in entities:
+                    if getattr(e, prop.name, None) is None:
+                        _object_setattr(e, prop.name, prop.on_create(e))
+            if prop.version:
+                for e in entities:
+                    if getattr(e, prop.name, None) is None:
+                        _object_setattr(e, prop.name, 1)
+
+    def _update_candidates(self) -> dict[type, list[Any]]:
+        candidates: dict[type, list[Any]] = {}
+        removed = self.removed
+        for key, entity in self.dirty.items():
+            cls = type(entity)
+            group = removed.get(cls)
+            if group is not None and key in group:
+                continue
+            bucket = candidates.get(cls)
+            if bucket is None:
+                bucket = candidates[cls] = []
+            bucket.append(entity)
+        for meta in self._mutable_metas():
+            im = self.identity_map.get(meta.cls)
+            if im:
+                group = removed.get(meta.cls) or {}
+                dirty = self.dirty
+                extra = [e for e in im.values() if id(e) not in dirty and id(e) not in group]
+                candidates.setdefault(meta.cls, []).extend(extra)
+        return candidates
+
+    def _plan_updates(self, plan: _FlushPlan) -> None:
+        metas = self.em.metadata
+        for cls, entities in self._update_candidates().items():
+            meta = metas.get(cls)
+            refs = [e for e in entities if e._orm_snap is REFERENCE]
+            if refs:
+                self._plan_reference_updates(plan, meta, refs)
+            groups = core.compute_changes(meta.plan, entities)
+            if groups and any(p.on_update is not None for p in meta.columns):
+                changed = [e for g in groups.values() for e in g[0]]
+                for prop in meta.columns:
+                    if prop.on_update is not None:
+                        for e in changed:
+                            _object_setattr(e, prop.name, prop.on_update(e))
+                groups = core.compute_changes(meta.plan, changed)
+            for changed_cols, (ents, snaps, params) in groups.items():
+                if meta.version is not None:
+                    vi = meta.version.column_index
+                    params = [p + (e._orm_snap[vi],) for p, e in zip(params, ents, strict=True)]
+                    snaps = [s[:vi] + (s[vi] + 1,) + s[vi + 1 :] for s in snaps]
+                plan.updates.append(_Update(meta, changed_cols, ents, snaps, params))
+
+    def _plan_reference_updates(
+        self, plan: _FlushPlan, meta: EntityMetadata, refs: list[Any]
+    ) -> None:
+        """A reference (only its key known) that was written to: update what was set."""
+        for ref in refs:
+            state = ref.__dict__
+            fields, params = [], []
+            for prop in meta.columns:
+                if prop.primary or prop.name not in state:
+                    continue
+                value = state[prop.name]
+                if value is not None and prop.type.python_types and not isinstance(
+                    value, prop.type.python_types
+                ):
+                    meta.plan.on_invalid(ref, prop.column_index, value)
+                fields.append(prop.field_name)
+                params.append(
+                    prop.type.to_db(value) if value is not None and prop.type.converts else value
+                )
+            if fields:
+                key = getattr(ref, meta.pk.name)
+                if meta.pk.type.converts:
+                    key = meta.pk.type.to_db(key)
+                plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
+
+    def _plan_deletes(self, plan: _FlushPlan) -> None:
+        metas = self.em.metadata
+        for cls, group in self.removed.items():
+            if not group:
+                continue
+            meta = metas.get(cls)
+            entities = list(group.values())
+            keys = []
+            for e in entities:
+                key = getattr(e, meta.pk.name)
+                if meta.pk.type.converts:
+                    key = meta.pk.type.to_db(key)
+                keys.append(key)
+            plan.deletes.append(_Delete(meta, entities, keys))
+
+    def _compute(self) -> _FlushPlan:
+        plan = _FlushPlan()
+        if self.new:
+            self._plan_inserts(plan)
+        if self.dirty or any(m.has_mutable for m in self.em.metadata):
+            self._plan_updates(plan)
+        if self.removed:
+            self._plan_deletes(plan)
+        return plan
+
+    def compute_change_sets(self) -> list[ChangeSet]:
+        """What a flush would write now, without writing it."""
+        plan = self._compute()
+        out: list[ChangeSet] = []
+        for ins in plan.inserts:
+            for e in ins.entities:
+                payload = {
+                    p.name: getattr(e, p.name, None)
+                    for p in ins.meta.columns
+                    if not (ins.skip_pk and p.primary)
+                }
+                out.append(ChangeSet("create", e, ins.meta.class_name, payload))
+        for upd in plan.updates:
+            for e in upd.entities:
+                payload = {upd.meta.columns[i].name: getattr(e, upd.meta.columns[i].name)
+                           for i in upd.changed}
+                out.append(ChangeSet("update", e, upd.meta.class_name, payload))
+        for ref in plan.reference_updates:
+            out.append(ChangeSet("update", ref.entity, ref.meta.class_name, {}))
+        for dele in plan.deletes:
+            for e in dele.entities:
+                out.append(ChangeSet("delete", e, dele.meta.class_name, {}))
+        return out
+
+    # -- flush ------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Write every pending change in one transaction (see the module docstring)."""
+        plan = self._compute()
+        if not plan:
+            self.dirty.clear()
+            return
+        conn = self.em.connection
+        sql = self.em.sql
+        conn.begin()
+        try:
+            for ins in plan.inserts:
+                statement = sql.insert(ins.meta, ins.skip_pk)
+                if len(ins.rows) == 1:
+                    cursor = conn.execute(statement, ins.rows[0])
+                    ins.first_id = cursor.lastrowid or 0
+                else:
+                    conn.executemany(statement, ins.rows, insert=True)
+                    if ins.skip_pk:
+                        ins.first_id = conn.last_insert_rowid() - len(ins.rows) + 1
+            for upd in plan.updates:
+                versioned = upd.meta.version is not None
+                statement = sql.update(upd.meta, upd.changed, versioned)
+                if versioned:
+                    for e, params in zip(upd.entities, upd.params, strict=True):
+                        if conn.execute(statement, params).rowcount != 1:
+                            raise OptimisticLockError(
+                                f"The optimistic lock on {upd.meta.class_name} "
+                                f"{getattr(e, upd.meta.pk.name)!r} failed: the row was changed "
+                                f"or removed since it was loaded. Refresh it "
+                                f"(em.refresh(entity)) and apply your change again.",
+                                entity=e,
+                            )
+                elif len(upd.params) == 1:
+                    conn.execute(statement, upd.params[0])
+                else:
+                    conn.executemany(statement, upd.params)
+            for ref in plan.reference_updates:
+                fields = ref.fields
+                statement, _ = sql.update_where(ref.meta, None, fields)
+                statement += f" where {sql.quote(ref.meta.pk.field_name)} = ?"
+                conn.execute(statement, ref.params)
+            chunk = max(1, min(conn.max_variables, 10_000))
+            for dele in plan.deletes:
+                for start in range(0, len(dele.keys), chunk):
+                    keys = dele.keys[start : start + chunk]
+                    conn.execute(sql.delete_by_keys(dele.meta, len(keys)), keys)
+            conn.commit()
+        except BaseException as exc:
+            conn.rollback()
+            if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
+                exc.args = (
+                    f"{exc.args[0]}. Nothing of this flush was written; fix the cause and "
+                    f"call flush() again.",
+                    *exc.args[1:],
+                )
+            raise
+        self._apply(plan)
+
+    def _apply(self, plan: _FlushPlan) -> None:
+        """The transaction committed: make the entities reflect the database."""
+        for ins in plan.inserts:
+            core.finish_inserts(
+                ins.meta.plan,
+                ins.entities,
+                ins.rows,
+                ins.skip_pk,
+                ins.first_id,
+                self,
+                self.map_for(ins.meta.cls),
+            )
+        for upd in plan.updates:
+            core.apply_snapshots(upd.entities, upd.snapshots)
+            if upd.meta.version is not None:
+                vi = upd.meta.version.column_index
+                name = upd.meta.version.name
+                for e, snap in zip(upd.entities, upd.snapshots, strict=True):
+                    _object_setattr(e, name, snap[vi])
+        for dele in plan.deletes:
+            im = self.identity_map.get(dele.meta.cls)
+            pk_name = dele.meta.pk.name
+            if im is not None:
+                for e in dele.entities:
+                    im.pop(getattr(e, pk_name), None)
+            core.detach(dele.entities)
+        self.new = {}
+        self.removed = {}
+        self.dirty.clear()
+
+    def detach_all(self, entities: Iterable[Any]) -> None:
+        core.detach(entities)
