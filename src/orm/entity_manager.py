@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backend import core
-from ._markers import REFERENCE, UNLOADED
+from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
@@ -345,6 +345,20 @@ class EntityManager:
             )
         return fields, values
 
+    @staticmethod
+    def _with_defaults(meta: EntityMetadata, data: Mapping[str, Any]) -> dict[str, Any]:
+        """`data` plus the Python-side defaults of the properties it leaves out (as a
+        generated `__init__` would fill them), for statements that insert without one."""
+        full = dict(data)
+        for prop in meta.columns:
+            if prop.name in full:
+                continue
+            if prop.default_factory is not None:
+                full[prop.name] = prop.default_factory()
+            elif prop.default is not MISSING:
+                full[prop.name] = prop.default
+        return full
+
     def upsert(self, entity: Any, data: Mapping[str, Any] | None = None) -> Any:
         """Insert, or update the row with the same primary key (or, without one in the
         data, the same unique property); returns the managed entity."""
@@ -373,10 +387,11 @@ class EntityManager:
                 f"the data to find an existing row; got {', '.join(data) or 'nothing'}",
                 entity=meta.cls,
             )
-        fields, values = em._db_data(meta, data)
+        given = {meta.properties[name].field_name for name in data}
+        fields, values = em._db_data(meta, em._with_defaults(meta, data))
         quote = em.sql.quote
         target_field = target[0].field_name
-        updates = [f for f in fields if f != target_field]
+        updates = [f for f in fields if f != target_field and f in given]
         sql = em.sql.insert_data(meta, fields) + f" on conflict ({quote(target_field)}) do "
         if updates:
             sql += "update set " + ", ".join(f"{quote(f)} = excluded.{quote(f)}" for f in updates)
@@ -407,7 +422,7 @@ class EntityManager:
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
-        fields, values = em._db_data(meta, data)
+        fields, values = em._db_data(meta, em._with_defaults(meta, data))
         cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
         given = data.get(meta.pk.name)
         return given if given is not None else cursor.lastrowid

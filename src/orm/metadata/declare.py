@@ -104,16 +104,26 @@ class _PropertySlot:
         raise AttributeError(f"{cls_name!r} object has no attribute {self.name!r}")
 
 
+def annotation_namespace(cls: type) -> dict[str, Any]:
+    """Names a string annotation of `cls` may use: the module's, which win over the class's
+    own (as in `typing.get_type_hints`: a property called `uuid` must not hide the module)."""
+    namespace = {
+        k: v for k, v in vars(cls).items() if not isinstance(v, (_PropertySlot, PropertyOptions))
+    }
+    module = sys.modules.get(cls.__module__)
+    if module is not None:
+        namespace.update(vars(module))
+    namespace.setdefault(cls.__name__, cls)
+    return namespace
+
+
 def _resolve_annotation(cls: type, raw: Any) -> Any:
     """Best effort at class-creation time; MISSING when it cannot be resolved yet (discovery
     will try again and report)."""
     if not isinstance(raw, str):
         return raw
-    module = sys.modules.get(cls.__module__)
-    namespace = dict(vars(module)) if module else {}
-    namespace.setdefault(cls.__name__, cls)
     try:
-        return eval(raw, namespace, dict(vars(cls)))  # noqa: S307 - annotations are code
+        return eval(raw, annotation_namespace(cls))  # noqa: S307 - annotations are code
     except Exception:
         return MISSING
 
@@ -278,7 +288,7 @@ def _install(
     cls._orm_generated_init = generated
     if "__repr__" not in cls.__dict__:
         cls.__repr__ = _entity_repr
-    if "__setattr__" not in cls.__dict__ and getattr(cls, "__setattr__") is object.__setattr__:
+    if "__setattr__" not in cls.__dict__ and cls.__setattr__ is object.__setattr__:
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])

@@ -23,7 +23,13 @@ from .._markers import MISSING
 from ..errors import MetadataError, ValidationError
 from ..naming import NamingStrategy
 from ..types import IntegerType, Type, resolve_type, type_from_annotation, unwrap_optional
-from .declare import EntityDeclaration, EntitySchema, declaration_of, is_generated_pk
+from .declare import (
+    EntityDeclaration,
+    EntitySchema,
+    annotation_namespace,
+    declaration_of,
+    is_generated_pk,
+)
 from .model import EntityMetadata, PropertyMetadata
 from .options import KNOWN_OPTIONS
 
@@ -188,10 +194,8 @@ def expand_entries(entries: Iterable[Any], base_dir: str | Path | None = None) -
 def _resolve_annotation(decl: EntityDeclaration, name: str, raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
-    namespace: dict[str, Any] = dict(vars(decl.module)) if decl.module else {}
-    namespace.setdefault(decl.cls.__name__, decl.cls)
     try:
-        return eval(raw, namespace, dict(vars(decl.cls)))  # noqa: S307
+        return eval(raw, annotation_namespace(decl.cls))  # noqa: S307
     except Exception as exc:
         raise MetadataError(
             f"Cannot resolve the type of {decl.cls.__name__}.{name}: annotation {raw!r} "

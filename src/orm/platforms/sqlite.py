@@ -39,12 +39,19 @@ class SqlitePlatform:
         value = prop.default
         if value is MISSING or value is None or prop.primary:
             return None
+        if prop.type.converts:
+            try:
+                value = prop.type.to_db(value)
+            except Exception:
+                return None
         if isinstance(value, bool):
             return "1" if value else "0"
-        if isinstance(value, (int, float)):
-            return repr(value)
+        if isinstance(value, int):
+            return str(int(value))
+        if isinstance(value, float):
+            return repr(float(value))
         if isinstance(value, str):
-            return self.quote_value(value)
+            return self.quote_value(str(value))
         return None
 
     def column_definition(self, prop: PropertyMetadata) -> str:

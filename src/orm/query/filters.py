@@ -23,7 +23,7 @@ OPERATORS = (
 )  # fmt: skip
 
 
-class QueryOrder(str, enum.Enum):
+class QueryOrder(enum.StrEnum):
     ASC = "asc"
     DESC = "desc"
     ASC_NULLS_FIRST = "asc nulls first"
@@ -110,8 +110,10 @@ class _Compiler:
 
     def logical(self, op: str, value: Any) -> str:
         if op in ("$and", "$or"):
-            items = value if isinstance(value, (list, tuple)) else [value]
-            if not all(isinstance(i, Mapping) for i in items):
+            items = value
+            if not isinstance(items, (list, tuple)) or not all(
+                isinstance(i, Mapping) for i in items
+            ):
                 raise ValidationError(
                     f"{op} in a filter on {self.meta.class_name} takes a list of conditions "
                     f"(dicts), got {value!r}",
