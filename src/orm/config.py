@@ -3,7 +3,9 @@
 A config file is a Python module exposing `config` (a `define_config(...)` result). It is
 found, in this order, via `--config PATH` / an explicit path, the `ORM_CONFIG` environment
 variable, `[tool.orm] config_paths` in the nearest `pyproject.toml`, then `./orm_config.py`
-and `./src/orm_config.py`.
+and `./src/orm_config.py`. The first file that exists is loaded; a path given explicitly
+(`--config` or `ORM_CONFIG`) must exist, so that a typo never silently selects another
+configuration. `ORM.init()` without arguments and the `orm` command line share this search.
 """
 
 from __future__ import annotations
@@ -13,17 +15,43 @@ import os
 import sys
 import tomllib
 import traceback
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from .errors import ORMError, ValidationError
 from .naming import NamingStrategy, UnderscoreNamingStrategy
 
-__all__ = ["Options", "define_config", "config_search_paths", "load_config", "ConfigError"]
+__all__ = [
+    "Options",
+    "define_config",
+    "ConfigCandidate",
+    "config_candidates",
+    "config_search_paths",
+    "find_pyproject",
+    "load_config_file",
+    "load_config",
+    "ConfigError",
+    "DEFAULT_CONFIG_PATHS",
+    "CONFIG_TEMPLATE",
+]
 
 DEBUG_NAMESPACES = ("query", "discovery", "info")
+
+#: the fallbacks of the search, relative to the current directory
+DEFAULT_CONFIG_PATHS = ("orm_config.py", "src/orm_config.py")
+
+#: what a minimal config file looks like (shown when none is found)
+CONFIG_TEMPLATE = '''\
+from orm import define_config
+
+config = define_config(
+    db_name="app.db",               # relative to the current directory; ":memory:" for RAM
+    entities=["entities/*.py"],     # classes, dotted modules ("app.entities") or file globs
+)
+'''
 
 
 @dataclass
@@ -74,8 +102,26 @@ def define_config(**options: Any) -> Options:
             raise ValidationError(
                 f"Unknown debug namespace(s) {bad}; known: {', '.join(DEBUG_NAMESPACES)}"
             )
-    opts.entities = list(opts.entities)
+    if isinstance(opts.db_name, os.PathLike):
+        opts.db_name = os.fspath(opts.db_name)
+    if not isinstance(opts.db_name, str):
+        raise ValidationError(
+            f"db_name must be a file name (str or Path) or ':memory:', not {opts.db_name!r}"
+        )
+    if isinstance(opts.base_dir, os.PathLike):
+        opts.base_dir = os.fspath(opts.base_dir)
+    opts.entities = _entity_list(opts.entities)
     return opts
+
+
+def _entity_list(entities: Any) -> list[Any]:
+    """`entities` as a list; a single class, module name or glob is a list of one (a bare
+    string must not be split into characters)."""
+    if entities is None:
+        return []
+    if isinstance(entities, (str, os.PathLike, type)) or not hasattr(entities, "__iter__"):
+        return [entities]
+    return list(entities)
 
 
 def merge_config(base: Options, **overrides: Any) -> Options:
@@ -85,82 +131,217 @@ def merge_config(base: Options, **overrides: Any) -> Options:
     return replace(base, **overrides)
 
 
-class ConfigError(Exception):
-    """No config file found, or one that failed to load (the CLI turns it into exit code 2)."""
+class ConfigError(ORMError):
+    """No config file found, or one that failed to load (the CLI turns it into exit code 2).
+    `searched` lists `(path, found)` for every path looked at."""
 
     def __init__(self, message: str, searched: list[tuple[Path, bool]] | None = None) -> None:
         super().__init__(message)
         self.searched = searched or []
 
 
-def _pyproject_paths(start: Path) -> list[Path]:
+# -- the search ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigCandidate:
+    """One place the search looks at, and why (`source`)."""
+
+    path: Path
+    #: "--config", "ORM_CONFIG", "pyproject.toml" or "default"
+    source: str
+
+    @property
+    def explicit(self) -> bool:
+        """Named by the user (`--config`, `ORM_CONFIG`): it must exist."""
+        return self.source in ("--config", "ORM_CONFIG")
+
+    @property
+    def found(self) -> bool:
+        return self.path.is_file()
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest `pyproject.toml`, in `start` (the current directory) or above."""
+    start = (start or Path.cwd()).resolve()
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
-                return []
-            paths = data.get("tool", {}).get("orm", {}).get("config_paths", [])
-            if isinstance(paths, str):
-                paths = [paths]
-            return [folder / p for p in paths]
-    return []
+            return candidate
+    return None
+
+
+def pyproject_config_paths(pyproject: Path) -> list[Path]:
+    """`[tool.orm] config_paths` of a pyproject.toml, resolved against its folder (a
+    ConfigError if the file is not valid TOML or the setting is not a list of strings)."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read {pyproject}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from exc
+    tool = data.get("tool", {})
+    section = tool.get("orm", {}) if isinstance(tool, dict) else {}
+    paths = section.get("config_paths", []) if isinstance(section, dict) else []
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ConfigError(
+            f"[tool.orm] config_paths in {pyproject} must be a list of paths (strings), "
+            f"e.g. config_paths = [\"config/orm_config.py\"]"
+        )
+    return [pyproject.parent / p for p in paths]
+
+
+def config_candidates(explicit: str | os.PathLike[str] | None = None,
+                      cwd: Path | None = None) -> list[ConfigCandidate]:
+    """Every place the config search looks at, in order (a ConfigError for an unreadable
+    pyproject.toml)."""
+    cwd = cwd or Path.cwd()
+    found: list[ConfigCandidate] = []
+    if explicit:
+        found.append(ConfigCandidate(Path(explicit), "--config"))
+    env = os.environ.get("ORM_CONFIG", "").strip()
+    if env:
+        found.append(ConfigCandidate(Path(env), "ORM_CONFIG"))
+    pyproject = find_pyproject(cwd)
+    if pyproject is not None:
+        found.extend(ConfigCandidate(p, "pyproject.toml") for p in pyproject_config_paths(pyproject))
+    found.extend(ConfigCandidate(cwd / p, "default") for p in DEFAULT_CONFIG_PATHS)
+    out = []
+    for cand in found:
+        path = cand.path.expanduser()
+        out.append(replace(cand, path=path if path.is_absolute() else cwd / path))
+    return out
 
 
 def config_search_paths(explicit: str | os.PathLike[str] | None = None,
                         cwd: Path | None = None) -> list[Path]:
     """Every path the config search looks at, in order."""
-    cwd = cwd or Path.cwd()
-    paths: list[Path] = []
-    if explicit:
-        paths.append(Path(explicit))
-    env = os.environ.get("ORM_CONFIG")
-    if env:
-        paths.append(Path(env))
-    paths.extend(_pyproject_paths(cwd))
-    paths.extend([cwd / "orm_config.py", cwd / "src" / "orm_config.py"])
-    return [p if p.is_absolute() else cwd / p for p in paths]
+    return [c.path for c in config_candidates(explicit, cwd)]
 
 
-def load_config_file(path: Path) -> Options:
-    """Import a config file and return its `config`."""
-    path = path.resolve()
-    name = f"orm_config_{abs(hash(str(path)))}"
+# -- loading ------------------------------------------------------------------------------------
+
+_ORM_DIR = str(Path(__file__).resolve().parent)
+
+#: loaded config modules: path -> (mtime_ns, size, module)
+_LOADED: dict[str, tuple[int, int, Any]] = {}
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an exception raised by user code: the last line of its traceback plus
+    where it was raised (the deepest frame outside this package and importlib)."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else f"line {exc.lineno}"
+        return f"{type(exc).__name__}: {exc.msg} ({where})"
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<") and not f.filename.startswith(_ORM_DIR)
+    ]
+    if frames:
+        return f"{last} (at {frames[-1].filename}, line {frames[-1].lineno})"
+    return last
+
+
+def _exec_config_module(path: Path) -> Any:
+    stat = path.stat()
+    key = str(path)
+    cached = _LOADED.get(key)
+    if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+        return cached[2]
+    name = f"_orm_config_{zlib.crc32(key.encode()):08x}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ConfigError(f"Cannot load config file {path}")
+        raise ConfigError(f"Cannot load config file {path}: it is not a Python file (.py)")
     module = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
-    added = folder not in sys.path
-    if added:
+    if folder not in sys.path:
+        # so that the config (and `entities` given as dotted names) can import its neighbours
         sys.path.insert(0, folder)
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        raise ConfigError(f"Config file {path} failed to load: {last}") from exc
+        sys.modules.pop(name, None)
+        raise ConfigError(
+            f"Config file {path} failed to load: {describe_exception(exc)}"
+        ) from exc
+    _LOADED[key] = (stat.st_mtime_ns, stat.st_size, module)
+    return module
+
+
+def _config_of(module: Any, path: Path) -> Options:
     config = getattr(module, "config", None)
     if config is None:
-        raise ConfigError(
-            f"Config file {path} does not define `config` (set config = define_config(...))"
-        )
+        candidates = [v for v in vars(module).values() if isinstance(v, Options)]
+        if len(candidates) != 1:
+            raise ConfigError(
+                f"Config file {path} does not define `config`; add\n"
+                f"  config = define_config(db_name=..., entities=[...])"
+            )
+        config = candidates[0]
+    if callable(config) and not isinstance(config, Options):
+        try:
+            config = config()
+        except Exception as exc:
+            raise ConfigError(
+                f"`config()` in {path} failed: {describe_exception(exc)}"
+            ) from exc
     if isinstance(config, dict):
-        config = define_config(**config)
+        try:
+            config = define_config(**config)
+        except ValidationError as exc:
+            raise ConfigError(f"`config` in {path} is invalid: {exc}") from exc
     if not isinstance(config, Options):
-        raise ConfigError(f"`config` in {path} is not a define_config(...) result")
-    if config.base_dir is None:
-        config = replace(config, base_dir=folder)
+        raise ConfigError(
+            f"`config` in {path} is a {type(config).__name__}, not a define_config(...) result"
+        )
     return config
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> tuple[Options, Path]:
-    """Find and load the config file; ConfigError lists every path searched."""
-    searched: list[tuple[Path, bool]] = []
-    for path in config_search_paths(explicit):
-        found = path.is_file()
-        searched.append((path, found))
-        if found:
-            return load_config_file(path), path
+def load_config_file(path: str | os.PathLike[str]) -> Options:
+    """Import a config file and return (a copy of) its `config`, with `base_dir` set to the
+    file's folder unless the config sets it. A file that does not exist, fails to import or
+    defines no `config` is a ConfigError naming the file and the error."""
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(f"Config path {path} is a folder, not a Python file")
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist")
+    config = _config_of(_exec_config_module(path), path)
+    base_dir = config.base_dir
+    if base_dir is None:
+        base_dir = str(path.parent)
+    elif not Path(base_dir).is_absolute():
+        base_dir = str((path.parent / base_dir).resolve())
+    return replace(config, base_dir=base_dir, entities=list(config.entities))
+
+
+def _not_found_message(searched: list[tuple[Path, bool]]) -> str:
     listing = "\n".join(f"  {p} (not found)" for p, _ in searched)
-    raise ConfigError(f"No ORM configuration found. Searched:\n{listing}", searched)
+    template = "\n".join(f"    {line}" for line in CONFIG_TEMPLATE.splitlines())
+    return (
+        f"No ORM configuration found. Searched:\n{listing}\n"
+        f"Create ./orm_config.py, e.g.\n{template}\n"
+        f"or pass --config PATH (ORM.init(config)), or set ORM_CONFIG."
+    )
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None,
+                cwd: Path | None = None) -> tuple[Options, Path]:
+    """Find and load the config file: `(options, path)`. A ConfigError lists every path
+    searched (`.searched`); a path given by `--config`/`ORM_CONFIG` that does not exist is
+    an error rather than a reason to look further."""
+    searched: list[tuple[Path, bool]] = []
+    for cand in config_candidates(explicit, cwd):
+        found = cand.found
+        searched.append((cand.path, found))
+        if found:
+            return load_config_file(cand.path), cand.path.resolve()
+        if cand.explicit:
+            raise ConfigError(
+                f"Config file {cand.path} (given by {cand.source}) does not exist.", searched
+            )
+    raise ConfigError(_not_found_message(searched), searched)

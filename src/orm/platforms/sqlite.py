@@ -139,8 +139,8 @@ class SqlitePlatform:
         elif "no such table" in low:
             cls = errors.TableNotFoundException
             hint = (
-                "create the schema first: orm.schema.create_schema() or update_schema() "
-                "(or `orm schema:update --run`)"
+                "create the schema first with orm.schema.create_schema() or "
+                "update_schema(), or run `orm schema:update --run`"
             )
         elif "already exists" in low and "table" in low:
             cls = errors.TableExistsException
