@@ -22,7 +22,7 @@ import gc
 import sqlite3
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,7 +97,11 @@ def row_values(i: int) -> tuple[object, ...]:
 
 
 def lookup_pks(n: int) -> list[int]:
-    """Primary keys for W5: LOOKUPS keys spread over 1..n (7919 is prime, so no repeats below n)."""
+    """Primary keys for W5: LOOKUPS keys spread over 1..n, by a prime stride (7919).
+
+    They are distinct whenever n >= LOOKUPS (and n is not a multiple of 7919); for a smaller n
+    they repeat, which an identity map answers just the same.
+    """
     return [1 + (k * 7919) % n for k in range(LOOKUPS)]
 
 
@@ -122,7 +126,7 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def load_observations(ages: Iterator[int] | Sequence[int]) -> Observations:
+def load_observations(ages: Iterable[int]) -> Observations:
     """What a load reports back: how many entities it holds and the sum of their ages.
 
     Computed after the timed block; the parent compares it with the seed, so an implementation
@@ -134,6 +138,28 @@ def load_observations(ages: Iterator[int] | Sequence[int]) -> Observations:
         count += 1
         total += age
     return {"loaded": count, "age_sum": total}
+
+
+def committed_fingerprint(db_path: str) -> list[int]:
+    """Row count and age total of ``user`` as a separate connection sees them.
+
+    A second connection sees only committed data, so comparing this, taken right after the timed
+    block, with the final database proves the timed block included the commit (and not, say, a
+    session close that commits later, outside the measurement).
+    """
+    conn = sqlite3.connect(db_path, timeout=1.0)
+    try:
+        count, age_total = conn.execute(
+            "select count(*), coalesce(sum(age), 0) from user"
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        raise RuntimeError(
+            f"the database is still locked after the timed block ({exc}): the workload did not "
+            "commit inside it"
+        ) from exc
+    finally:
+        conn.close()
+    return [count, age_total]
 
 
 @dataclass
@@ -150,10 +176,11 @@ class Context:
     seconds: float | None = None
     mem_current: int | None = None
     mem_peak: int | None = None
+    committed: list[int] | None = None
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        """Time the block with ``perf_counter``.
+        """Time the block with ``perf_counter``, then record what is committed at its end.
 
         Garbage from setup is collected first so the timed block does not pay for it; the
         collector stays enabled inside, because real programs pay for the cycles they create.
@@ -164,6 +191,7 @@ class Context:
         start = time.perf_counter()
         yield
         self.seconds = time.perf_counter() - start
+        self.committed = committed_fingerprint(self.db_path)
 
     @contextmanager
     def measure_memory(self) -> Iterator[None]:

@@ -19,6 +19,7 @@ from _common import (
     SCHEMA_DDL,
     SELECT_ALL_SQL,
     Observations,
+    committed_fingerprint,
     is_touched,
     lookup_pks,
     row_values,
@@ -70,6 +71,19 @@ def verify(workload: str, path: str, n: int, observations: Observations) -> str 
         return _verify_observations(workload, n, observations)
     except sqlite3.Error as exc:
         return f"cannot read the database back: {exc}"
+
+
+def verify_committed(path: str, committed: list[int] | None) -> str | None:
+    """The state another connection saw right after the timed block must be the final one."""
+    if committed is None:
+        return None
+    final = committed_fingerprint(path)
+    if committed != final:
+        return (
+            f"not committed inside the timed block: right after it another connection saw "
+            f"(rows, age total) = {tuple(committed)}, the final database has {tuple(final)}"
+        )
+    return None
 
 
 def _read_rows(path: str) -> Iterator[Row]:

@@ -34,24 +34,31 @@ How it measures, and why:
   database (schema only for W1, N seed rows otherwise), so no run inherits caches, mappers, global
   sqlite3 adapters or garbage from another. Default pragmas: no library may change
   ``synchronous`` or ``journal_mode``. Within a cell, only the block named above is timed;
-  connecting, mapping and the loads that prepare W3-W6 are not.
+  connecting, mapping and the loads that prepare W3-W6 are not. One-off costs of the first
+  query inside the block (statement compilation, Pony's query translation) are included: they
+  weigh at N=1,000, hardly at 50,000.
 - Repetitions are interleaved across columns (W1 for every column, then again ...) so that drift
   in the machine affects all columns alike; the table shows the median.
 - After every cell the parent reads the database back with raw sqlite3 and compares it row by
-  row with what the workload must have produced (and checks the loaded / found counts the cell
-  reports). A cell that fails this, crashes or times out is printed as FAILED with the reason
-  below the table, and the exit status is 1. Nothing else makes the exit status non-zero.
+  row with what the workload must have produced, checks the loaded / found counts the cell
+  reports, and checks that a second connection already saw the final state right after the timed
+  block (so a commit deferred to a later ``close()`` cannot hide from the clock). A cell that
+  fails this, crashes or times out is printed as FAILED with the reason below the table, and the
+  exit status is 1. Nothing else makes it non-zero: a column that is not installed, does not
+  import, or (``orm``) lacks its compiled core is reported as such, without failing the run.
 
 The table: the raw column in seconds (MiB for MEM); every other column as a ratio to raw (lower
 is better); W4 in milliseconds, plus a row with W4 divided by raw's W2 (what a no-op flush costs
 relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
-microseconds (W1, W2, W3, W4, W6; divided by N, the number of entities held, also for W3/W6).
+microseconds (W1, W2, W3, W4, W6; divided by N, the number of entities held, also for W3/W6); it
+ignores ``--n``, and ``--only`` picks other columns for it.
 """
 
 import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -69,7 +76,7 @@ from typing import Any
 
 from _common import Context
 from _impls import IMPLEMENTATIONS, ImplSpec, Unavailable
-from _verify import create_template, verify
+from _verify import create_template, verify, verify_committed
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_SRC = BENCH_DIR.parent / "src"
@@ -116,7 +123,7 @@ def _import_impl(spec: ImplSpec) -> tuple[ModuleType | None, dict[str, Any]]:
     try:
         return importlib.import_module(f"_impls.{spec.module}"), {}
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] == spec.library:
+        if exc.name == spec.library:  # not a missing submodule inside a broken package
             return None, {"status": "not_installed", "message": str(exc)}
         return None, {"status": "import_error", "message": _last_lines()}
     except Exception:
@@ -163,6 +170,7 @@ def child_cell(name: str, workload: str, db_path: str, n: int) -> dict[str, Any]
         "seconds": ctx.seconds,
         "mem_current": ctx.mem_current,
         "mem_peak": ctx.mem_peak,
+        "committed": ctx.committed,
         "observations": observations,
     }
 
@@ -275,6 +283,8 @@ class Runner:
                 ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n)],
             )
             problem = verify(workload, str(db_path), n, result.get("observations", {}))
+            if problem is None and result["status"] == "ok":
+                problem = verify_committed(str(db_path), result.get("committed"))
             if result["status"] != "ok":
                 # A crashed cell is a failed verification: the work was not done (the database
                 # check says how much of it is missing).
@@ -369,11 +379,11 @@ def render_comparison(
             return _ratio(value, base) or f"{value / 2**20:.1f} MiB"
         seconds = cell.median("seconds") or 0.0
         if key == "W4":
-            return f"{seconds * 1e3:.3g} ms"
+            return f"{_significant(seconds * 1e3)} ms"
         if key == "W4/W2":
             return _ratio(seconds, raw_seconds.get("W2")) or "-"
         base = None if is_raw else raw_seconds.get(workload)
-        return _ratio(seconds, base) or f"{seconds:.3g} s"
+        return _ratio(seconds, base) or f"{_significant(seconds)} s"
 
     keys: list[str] = []
     for workload in workloads:
@@ -400,6 +410,16 @@ def render_notes(columns: list[Column], cells: dict[tuple[str, str], Cell]) -> l
     return notes
 
 
+def _significant(value: float) -> str:
+    """Three significant digits in plain notation (``9,487``, ``1.42``, ``0.0000565``)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value <= 0:
+        return "0"
+    decimals = 2 - math.floor(math.log10(value))
+    return f"{value:.{decimals}f}"
+
+
 def render_scale(
     column: Column,
     sizes: Sequence[int],
@@ -407,7 +427,7 @@ def render_scale(
     results: dict[int, dict[tuple[str, str], Cell]],
 ) -> str:
     """Cost per entity (µs) and the median seconds behind it, one row per N."""
-    header = ["N", *(f"{w} µs/entity" for w in workloads), *(f"{w} s" for w in workloads)]
+    header = ["N", *(f"{w} µs/entity" for w in workloads), *(f"{w} ms" for w in workloads)]
     rows = []
     for n in sizes:
         per_entity, totals = [], []
@@ -425,8 +445,8 @@ def render_scale(
                 per_entity.append("-")
                 totals.append("-")
             else:
-                per_entity.append(f"{seconds / n * 1e6:.3g}")
-                totals.append(f"{seconds:.3g}")
+                per_entity.append(_significant(seconds / n * 1e6))
+                totals.append(_significant(seconds * 1e3))
         rows.append([f"{n:,}", *per_entity, *totals])
     return _markdown(header, rows)
 
@@ -557,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out: list[str] = []
     if args.scale:
-        out.append(f"# orm cost per entity ({_environment_line(None, repeat)})\n")
+        out.append(f"# Cost per entity ({_environment_line(None, repeat)})\n")
         for column in columns:
             out.append(f"## {column.spec.label}: {column.description or column.status}\n")
             if column.runnable:

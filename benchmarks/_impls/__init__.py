@@ -38,27 +38,56 @@ def _env(**values: str | None) -> MappingProxyType[str, str | None]:
     return MappingProxyType(values)
 
 
+_WORKLOADS = "WORKLOADS"
+
 IMPLEMENTATIONS: dict[str, ImplSpec] = {
     spec.name: spec
     for spec in (
-        ImplSpec("raw", "raw", "WORKLOADS", "sqlite3", "raw sqlite3"),
+        ImplSpec("raw", module="raw", attr=_WORKLOADS, library="sqlite3", label="raw sqlite3"),
         ImplSpec(
-            "orm", "orm_project", "WORKLOADS", "orm", "orm (compiled)", _env(ORM_PURE_PYTHON=None)
+            "orm",
+            module="orm_project",
+            attr=_WORKLOADS,
+            library="orm",
+            label="orm (compiled)",
+            env=_env(ORM_PURE_PYTHON=None),
         ),
         ImplSpec(
             "orm_pure",
-            "orm_project",
-            "WORKLOADS",
-            "orm",
-            "orm (pure Python)",
-            _env(ORM_PURE_PYTHON="1"),
+            module="orm_project",
+            attr=_WORKLOADS,
+            library="orm",
+            label="orm (pure Python)",
+            env=_env(ORM_PURE_PYTHON="1"),
         ),
-        ImplSpec("sqlalchemy_orm", "sqlalchemy_orm", "WORKLOADS", "sqlalchemy", "SQLAlchemy ORM"),
         ImplSpec(
-            "sqlalchemy_core", "sqlalchemy_core", "WORKLOADS", "sqlalchemy", "SQLAlchemy Core"
+            "sqlalchemy_orm",
+            module="sqlalchemy_orm",
+            attr=_WORKLOADS,
+            library="sqlalchemy",
+            label="SQLAlchemy ORM",
         ),
-        ImplSpec("peewee", "peewee_impl", "WORKLOADS", "peewee", "Peewee (per row)"),
-        ImplSpec("peewee_bulk", "peewee_impl", "BULK_WORKLOADS", "peewee", "Peewee (bulk)"),
-        ImplSpec("pony", "pony_impl", "WORKLOADS", "pony", "Pony"),
+        ImplSpec(
+            "sqlalchemy_core",
+            module="sqlalchemy_core",
+            attr=_WORKLOADS,
+            library="sqlalchemy",
+            label="SQLAlchemy Core",
+        ),
+        ImplSpec(
+            "peewee",
+            module="peewee_impl",
+            attr=_WORKLOADS,
+            library="peewee",
+            label="Peewee (per row)",
+        ),
+        ImplSpec(
+            "peewee_bulk",
+            module="peewee_impl",
+            attr="BULK_WORKLOADS",
+            library="peewee",
+            label="Peewee (bulk)",
+        ),
+        ImplSpec("pony", module="pony_impl", attr=_WORKLOADS, library="pony", label="Pony"),
     )
 }

@@ -12,6 +12,16 @@ from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.datetime cimport (
+    import_datetime, PyDateTime_CheckExact, PyDateTime_GET_YEAR, PyDateTime_GET_MONTH,
+    PyDateTime_GET_DAY, PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
+    PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND, datetime_tzinfo,
+)
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.stdio cimport snprintf
+
+import_datetime()
+from datetime import datetime as _datetime
 
 from orm._markers import REFERENCE as _REFERENCE, UNLOADED as _UNLOADED
 
@@ -23,6 +33,51 @@ cdef str SNAP = "_orm_snap"
 cdef str UOW = "_orm_uow"
 cdef str DIRTY = "dirty"
 cdef object _object_new = object.__new__
+cdef object _fromisoformat = _datetime.fromisoformat
+
+# Column kinds with a converter done in C (see orm.metadata.discovery.fast_kind); anything
+# else goes through the mapped type's own to_db / to_python.
+DEF KIND_GENERIC = 0
+DEF KIND_DATETIME = 1
+DEF KIND_BOOL = 2
+
+
+cdef object _iso_datetime(object value):
+    """datetime.isoformat(" ") of a naive datetime, formatted in C."""
+    cdef char buf[40]
+    cdef int n, us
+    if datetime_tzinfo(value) is not None:
+        return value.isoformat(" ")
+    us = PyDateTime_DATE_GET_MICROSECOND(value)
+    if us:
+        n = snprintf(buf, 40, "%04d-%02d-%02d %02d:%02d:%02d.%06d",
+                     PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value),
+                     PyDateTime_GET_DAY(value), PyDateTime_DATE_GET_HOUR(value),
+                     PyDateTime_DATE_GET_MINUTE(value), PyDateTime_DATE_GET_SECOND(value), us)
+    else:
+        n = snprintf(buf, 40, "%04d-%02d-%02d %02d:%02d:%02d",
+                     PyDateTime_GET_YEAR(value), PyDateTime_GET_MONTH(value),
+                     PyDateTime_GET_DAY(value), PyDateTime_DATE_GET_HOUR(value),
+                     PyDateTime_DATE_GET_MINUTE(value), PyDateTime_DATE_GET_SECOND(value))
+    return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value):
+    cdef int kind = plan.kinds[i]
+    if kind == KIND_DATETIME and PyDateTime_CheckExact(value):
+        return _iso_datetime(value)
+    if kind == KIND_BOOL:
+        return 1 if value else 0
+    return conv(value)
+
+
+cdef inline object _to_python(Plan plan, Py_ssize_t i, object conv, object value):
+    cdef int kind = plan.kinds[i]
+    if kind == KIND_DATETIME and type(value) is str:
+        return _fromisoformat(value)
+    if kind == KIND_BOOL:
+        return True if value else False
+    return conv(value)
 
 
 cdef class Plan:
@@ -39,9 +94,16 @@ cdef class Plan:
     cdef public tuple nullable
     cdef public bint has_mutable
     cdef public object on_invalid
+    cdef int kinds[512]
 
     def __init__(self, cls, tuple names, Py_ssize_t pk_index, tuple to_python, tuple to_db,
-                 tuple compare, tuple accepts, tuple nullable, bint has_mutable, on_invalid):
+                 tuple compare, tuple accepts, tuple nullable, bint has_mutable, on_invalid,
+                 tuple kinds=None):
+        cdef Py_ssize_t i
+        if len(names) > 512:
+            raise ValueError("an entity may have at most 512 columns")
+        for i in range(len(names)):
+            self.kinds[i] = kinds[i] if kinds is not None else KIND_GENERIC
         self.cls = cls
         self.names = names
         self.n = len(names)
@@ -64,6 +126,15 @@ def tracked_setattr(self, name, value):
         PyDict_SetItem(PyObject_GetAttr(uow, DIRTY), id(self), self)
 
 
+def init_entity(entity, tuple names, tuple values):
+    """The body of every generated `__init__`: set the properties of a new entity, without
+    the dirty tracking (a new entity is not managed yet)."""
+    cdef Py_ssize_t i
+    for i in range(len(names)):
+        PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i),
+                                <object>PyTuple_GET_ITEM(values, i))
+
+
 cdef inline void _fill(Plan plan, object entity, tuple row) except *:
     cdef Py_ssize_t i
     cdef object value, conv
@@ -75,7 +146,7 @@ cdef inline void _fill(Plan plan, object entity, tuple row) except *:
             continue
         conv = <object>PyTuple_GET_ITEM(to_python, i)
         if conv is not None and value is not None:
-            value = conv(value)
+            value = _to_python(plan, i, conv, value)
         PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i), value)
 
 
@@ -127,7 +198,7 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
-    return value if conv is None else conv(value)
+    return value if conv is None else _to_db(plan, i, conv, value)
 
 
 def insert_rows(Plan plan, list entities, bint skip_pk):
@@ -287,7 +358,7 @@ def snapshot(Plan plan, entity):
         value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
         conv = <object>PyTuple_GET_ITEM(to_db, i)
         if conv is not None and value is not None:
-            value = conv(value)
+            value = _to_db(plan, i, conv, value)
         Py_INCREF(value)
         PyTuple_SET_ITEM(out, i, value)
     return out

@@ -40,6 +40,7 @@ class Plan:
         "nullable",
         "has_mutable",
         "on_invalid",
+        "kinds",
     )
 
     def __init__(
@@ -54,6 +55,7 @@ class Plan:
         nullable: tuple[bool, ...],
         has_mutable: bool,
         on_invalid: Any,
+        kinds: tuple[int, ...] | None = None,
     ) -> None:
         self.cls = cls
         self.names = names
@@ -66,6 +68,9 @@ class Plan:
         self.nullable = nullable
         self.has_mutable = has_mutable
         self.on_invalid = on_invalid
+        #: the compiled core converts these column kinds in C; here the types' own
+        #: converters do the same work
+        self.kinds = kinds
 
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None:
@@ -75,6 +80,13 @@ def tracked_setattr(self: Any, name: str, value: Any) -> None:
     uow = self._orm_uow
     if uow is not None:
         uow.dirty[id(self)] = self
+
+
+def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    """The body of every generated `__init__`: set the properties of a new entity, without
+    the dirty tracking (a new entity is not managed yet)."""
+    for name, value in zip(names, values, strict=True):
+        _object_setattr(entity, name, value)
 
 
 def _fill(plan: Plan, entity: Any, row: tuple) -> None:

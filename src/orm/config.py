@@ -321,7 +321,7 @@ def load_config_file(path: str | os.PathLike[str]) -> Options:
 
 def _not_found_message(searched: list[tuple[Path, bool]]) -> str:
     listing = "\n".join(f"  {p} (not found)" for p, _ in searched)
-    template = "\n".join(f"    {line}" for line in CONFIG_TEMPLATE.splitlines())
+    template = "\n".join(f"    {line}".rstrip() for line in CONFIG_TEMPLATE.splitlines())
     return (
         f"No ORM configuration found. Searched:\n{listing}\n"
         f"Create ./orm_config.py, e.g.\n{template}\n"

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backend import core
+from . import _gc
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
@@ -187,10 +188,16 @@ class EntityManager:
             meta, where, props=props, order_by=order_by, limit=limit, offset=offset
         )
         em._auto_flush(meta, flush_mode)
-        rows = em.connection.query(sql, params)
-        if props is not None:
-            rows = _pad_rows(meta, props, rows)
-        return em._hydrate(meta, rows, refresh=refresh, detached=disable_identity_map)
+        collecting = _gc.is_enabled()
+        _gc.pause()
+        try:
+            rows = em.connection.query(sql, params)
+            if props is not None:
+                rows = _pad_rows(meta, props, rows)
+            return em._hydrate(meta, rows, refresh=refresh, detached=disable_identity_map)
+        finally:
+            if collecting:
+                _gc.resume()
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:

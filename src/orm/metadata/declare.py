@@ -200,10 +200,22 @@ def is_generated_pk(cls: type, raw: Any, opts: PropertyOptions) -> bool:
 def _init_source(
     cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    """Source of the generated `__init__` and the names it closes over."""
+    """Source of the generated `__init__` and the names it closes over.
+
+    The body evaluates each value (argument, default or factory) and hands them all to
+    `core.init_entity`, which sets them in one C loop, bypassing the dirty-tracking
+    `__setattr__` (a new entity is not tracked yet).
+    """
+    from .._backend import core
+
     params: list[str] = []
-    body: list[str] = []
-    env: dict[str, Any] = {"_set": object.__setattr__, "_M": MISSING, "_copy": copy.copy}
+    values: list[str] = []
+    env: dict[str, Any] = {
+        "_init": core.init_entity,
+        "_NAMES": tuple(props),
+        "_M": MISSING,
+        "_copy": copy.copy,
+    }
     for name, opts in props.items():
         default = opts.get("default", MISSING)
         factory = opts.get("default_factory")
@@ -211,7 +223,7 @@ def _init_source(
         if factory is not None:
             env[f"_f_{name}"] = factory
             params.append(f"{name}=_M")
-            body.append(f"_set(self, {name!r}, _f_{name}() if {name} is _M else {name})")
+            values.append(f"_f_{name}() if {name} is _M else {name}")
         elif default is not MISSING:
             env[f"_d_{name}"] = default
             params.append(f"{name}=_M")
@@ -219,7 +231,7 @@ def _init_source(
                 value = f"_copy(_d_{name})"
             else:
                 value = f"_d_{name}"
-            body.append(f"_set(self, {name!r}, {value} if {name} is _M else {name})")
+            values.append(f"{value} if {name} is _M else {name}")
         elif (
             is_generated_pk(cls, raw, opts)
             or opts.get("version")
@@ -228,13 +240,16 @@ def _init_source(
             or (raw is not None and _is_optional(cls, raw))
         ):
             params.append(f"{name}=None")
-            body.append(f"_set(self, {name!r}, {name})")
+            values.append(name)
         else:
             params.append(name)
-            body.append(f"_set(self, {name!r}, {name})")
+            values.append(name)
     signature = ", ".join(["self", "*", *params]) if params else "self"
-    lines = [f"def __init__({signature}):"] + [f"    {b}" for b in body or ["pass"]]
-    return "\n".join(lines), env
+    if values:
+        body = f"    _init(self, _NAMES, ({', '.join(values)},))"
+    else:
+        body = "    pass"
+    return f"def __init__({signature}):\n{body}", env
 
 
 def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]):

@@ -7,12 +7,7 @@ diff core are built here too, once.
 
 from __future__ import annotations
 
-import glob
-import importlib
-import importlib.util
 import logging
-import pkgutil
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +17,15 @@ from .._backend import core
 from .._markers import MISSING
 from ..errors import MetadataError, ValidationError
 from ..naming import NamingStrategy
-from ..types import IntegerType, Type, resolve_type, type_from_annotation, unwrap_optional
+from ..types import (
+    BooleanType,
+    DateTimeType,
+    IntegerType,
+    Type,
+    resolve_type,
+    type_from_annotation,
+    unwrap_optional,
+)
 from .declare import (
     EntityDeclaration,
     EntitySchema,
@@ -30,10 +33,19 @@ from .declare import (
     declaration_of,
     is_generated_pk,
 )
+from .folders import (  # noqa: F401 - folder-based discovery, re-exported from here
+    EntryReport,
+    _entities_in,
+    _import_file,
+    _import_module_tree,
+    expand_entries,
+    inspect_entries,
+    is_glob,
+)
 from .model import EntityMetadata, PropertyMetadata
 from .options import KNOWN_OPTIONS
 
-__all__ = ["MetadataStorage", "discover", "expand_entries"]
+__all__ = ["MetadataStorage", "discover", "expand_entries", "inspect_entries"]
 
 _log = logging.getLogger("orm.discovery")
 
@@ -95,100 +107,6 @@ class MetadataStorage:
             if meta.table == table:
                 return meta
         return None
-
-
-def _import_module_tree(name: str) -> list[Any]:
-    """Import a dotted module and, if it is a package, every module below it."""
-    module = importlib.import_module(name)
-    modules = [module]
-    if hasattr(module, "__path__"):
-        for info in pkgutil.walk_packages(module.__path__, prefix=f"{name}."):
-            modules.append(importlib.import_module(info.name))
-    return modules
-
-
-def _import_file(path: Path) -> Any:
-    """Import a Python file by path (once: a second discovery reuses the module)."""
-    path = path.resolve()
-    mod_name = "orm_discovered_" + "_".join(path.with_suffix("").parts[-3:]).replace(
-        "-", "_"
-    ).replace(".", "_")
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise MetadataError(f"Cannot import entity file {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        del sys.modules[mod_name]
-        raise MetadataError(
-            f"Syntax error in entity file {exc.filename or path}, line {exc.lineno}: {exc.msg}"
-        ) from exc
-    except Exception:
-        del sys.modules[mod_name]
-        raise
-    return module
-
-
-def _entities_in(modules: Iterable[Any]) -> list[type]:
-    found: list[type] = []
-    for module in modules:
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and value.__module__ == module.__name__
-                and declaration_of(value) is not None
-            ):
-                found.append(value)
-            elif isinstance(value, EntitySchema):
-                found.append(value.class_)
-    return found
-
-
-def is_glob(entry: str) -> bool:
-    return any(ch in entry for ch in "*?[") or entry.endswith(".py") or "/" in entry
-
-
-def expand_entries(entries: Iterable[Any], base_dir: str | Path | None = None) -> list[type]:
-    """Classes, `EntitySchema`s, dotted module names and file globs -> entity classes, each
-    once, in the order first seen. A glob that matches nothing contributes nothing (`orm
-    debug` reports it)."""
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    classes: list[type] = []
-    for entry in entries:
-        if isinstance(entry, EntitySchema):
-            classes.append(entry.class_)
-        elif isinstance(entry, type):
-            classes.append(entry)
-        elif isinstance(entry, str):
-            if is_glob(entry):
-                pattern = entry if Path(entry).is_absolute() else str(base / entry)
-                files = sorted(glob.glob(pattern, recursive=True))
-                modules = [_import_file(Path(f)) for f in files if f.endswith(".py")]
-            else:
-                try:
-                    modules = _import_module_tree(entry)
-                except ModuleNotFoundError as exc:
-                    raise MetadataError(
-                        f"Entity module {entry!r} could not be imported: {exc}. Check the "
-                        f"name, or that its folder is on sys.path."
-                    ) from exc
-            classes.extend(_entities_in(modules))
-        else:
-            raise MetadataError(
-                f"`entities` holds {entry!r}, which is neither an entity class, an "
-                f"EntitySchema, a dotted module name nor a file glob."
-            )
-    unique: list[type] = []
-    seen: set[type] = set()
-    for cls in classes:
-        if cls not in seen:
-            seen.add(cls)
-            unique.append(cls)
-    return unique
 
 
 def _resolve_annotation(decl: EntityDeclaration, name: str, raw: Any) -> Any:
@@ -298,6 +216,16 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
     return on_invalid
 
 
+def fast_kind(mapped: Type) -> int:
+    """Column kinds whose conversion the compiled core does in C (1 datetime, 2 boolean);
+    0 for every other type, including subclasses, which may convert differently."""
+    if type(mapped) is DateTimeType:
+        return 1
+    if type(mapped) is BooleanType:
+        return 2
+    return 0
+
+
 def _build_plan(meta: EntityMetadata) -> Any:
     cols = meta.columns
     holder = [meta]
@@ -312,6 +240,7 @@ def _build_plan(meta: EntityMetadata) -> Any:
         tuple(p.nullable for p in cols),
         meta.has_mutable,
         _invalid_value_reporter(holder),
+        tuple(fast_kind(p.type) for p in cols),
     )
 
 

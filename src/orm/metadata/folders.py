@@ -143,8 +143,10 @@ def _walk(module: ModuleType) -> list[ModuleType]:
 
 
 def _package_name(path: Path) -> tuple[Path, str] | None:
-    """(the folder to import from, the dotted name) of a file, as pytest's `prepend` mode
-    computes them: the name runs up through the folders that hold an `__init__.py`."""
+    """For a file inside a regular package: (the folder to import from, the dotted name), as
+    pytest's `prepend` mode computes them (up through the folders holding an `__init__.py`)."""
+    if not (path.parent / "__init__.py").is_file():
+        return None
     parts = [path.stem] if path.name != "__init__.py" else []
     folder = path.parent
     while (folder / "__init__.py").is_file() and folder.parent != folder:
@@ -157,45 +159,69 @@ def _package_name(path: Path) -> tuple[Path, str] | None:
 
 def _same_file(module: Any, path: Path) -> bool:
     filename = getattr(module, "__file__", None)
-    if not filename:
+    if not isinstance(filename, str) or not filename.endswith(path.name):
         return False
     try:
         return Path(filename).resolve() == path
-    except OSError:  # pragma: no cover - unreadable path
+    except (OSError, ValueError):  # pragma: no cover - unreadable path
         return False
 
 
-def _import_by_package_name(path: Path) -> ModuleType | None:
-    """Import `path` under its real dotted name if that name leads to this very file."""
+def _sys_path() -> list[Path]:
+    out = []
+    for entry in sys.path:
+        try:
+            out.append(Path(entry or ".").resolve())
+        except (OSError, ValueError):  # pragma: no cover
+            continue
+    return out
+
+
+def _name_candidates(path: Path) -> list[tuple[Path | None, str]]:
+    """Dotted names `path` may be importable as: its package name (with the folder to add to
+    sys.path), then its name relative to each sys.path folder that holds it."""
+    candidates: list[tuple[Path | None, str]] = []
     located = _package_name(path)
-    if located is None:
-        return None
-    root, name = located
-    existing = sys.modules.get(name)
-    if existing is not None:
-        return existing if _same_file(existing, path) else None
-    if "." not in name and root.parent == root:  # pragma: no cover - a file at "/"
-        return None
-    root_str = str(root)
-    if root_str not in sys.path and str(root) not in (
-        str(Path(p or ".").resolve()) for p in sys.path
-    ):
-        sys.path.append(root_str)
-        importlib.invalidate_caches()
+    if located is not None:
+        candidates.append(located)
+    for root in _sys_path():
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            continue
+        parts = list(rel.with_suffix("").parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        if parts and all(p.isidentifier() for p in parts):
+            candidates.append((None, ".".join(parts)))
+    return candidates
+
+
+def _import_by_name(path: Path) -> ModuleType | None:
+    """Import `path` under a dotted name that leads to this very file, if there is one."""
     what = f"Entity file {path}"
-    try:
-        spec = importlib.util.find_spec(name)
-    except SyntaxError as exc:
-        raise _syntax_error(exc, path) from exc
-    except ORMError:
-        raise
-    except (ImportError, ValueError):
-        return None
-    except Exception as exc:  # a parent package's __init__ failed
-        raise _import_failure(exc, what) from exc
-    if spec is None or spec.origin is None or Path(spec.origin).resolve() != path:
-        return None  # the name belongs to another module (e.g. a file called `types.py`)
-    return _import_named(name, what)
+    for root, name in _name_candidates(path):
+        existing = sys.modules.get(name)
+        if existing is not None:
+            if _same_file(existing, path):
+                return existing
+            continue
+        if root is not None and root not in _sys_path():
+            sys.path.append(str(root))
+            importlib.invalidate_caches()
+        try:
+            spec = importlib.util.find_spec(name)
+        except SyntaxError as exc:  # a parent package's __init__
+            raise _syntax_error(exc, path) from exc
+        except ORMError:
+            raise
+        except (ImportError, ValueError):
+            continue
+        except Exception as exc:
+            raise _import_failure(exc, what) from exc
+        if spec is not None and spec.origin and Path(spec.origin).resolve() == path:
+            return _import_named(name, what)
+    return None
 
 
 def _private_name(path: Path) -> str:
@@ -210,7 +236,7 @@ def _import_file(path: Path) -> Any:
     for module in list(sys.modules.values()):
         if _same_file(module, path):
             return module
-    module = _import_by_package_name(path)
+    module = _import_by_name(path)
     if module is not None:
         return module
     mod_name = _private_name(path)

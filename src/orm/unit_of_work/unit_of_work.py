@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._backend import core
+from .. import _gc
 from .._markers import MISSING, REFERENCE
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
@@ -371,6 +372,15 @@ class UnitOfWork:
     # -- flush ------------------------------------------------------------------------------
     def commit(self) -> None:
         """Write every pending change in one transaction (see the module docstring)."""
+        collecting = _gc.is_enabled()
+        _gc.pause()  # see orm._gc
+        try:
+            self._commit()
+        finally:
+            if collecting:
+                _gc.resume()
+
+    def _commit(self) -> None:
         plan = self._compute()
         if not plan:
             self.dirty.clear()
