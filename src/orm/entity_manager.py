@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._backend import core
 from . import _gc
+from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
