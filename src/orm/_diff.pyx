@@ -10,7 +10,7 @@ It sees only plain data and the per-type plans, never the EntityManager.
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.datetime cimport (
     import_datetime, PyDateTime_CheckExact, PyDateTime_GET_YEAR, PyDateTime_GET_MONTH,
@@ -35,11 +35,14 @@ cdef str DIRTY = "dirty"
 cdef object _object_new = object.__new__
 cdef object _fromisoformat = _datetime.fromisoformat
 
-# Column kinds with a converter done in C (see orm.metadata.discovery.fast_kind); anything
-# else goes through the mapped type's own to_db / to_python.
+# Column kinds (see orm.metadata.discovery.column_kind). GENERIC columns keep the database
+# value in the snapshot and convert with the mapped type's own to_db / to_python; the others
+# hold immutable Python values compared by equality, so their snapshot keeps the Python value
+# (no second copy in database form), and DATETIME and BOOL convert in C.
 DEF KIND_GENERIC = 0
 DEF KIND_DATETIME = 1
 DEF KIND_BOOL = 2
+DEF KIND_VALUE = 3
 
 
 cdef object _iso_datetime(object value):
@@ -135,11 +138,17 @@ def init_entity(entity, tuple names, tuple values):
                                 <object>PyTuple_GET_ITEM(values, i))
 
 
-cdef inline void _fill(Plan plan, object entity, tuple row) except *:
+cdef tuple _fill(Plan plan, object entity, tuple row):
+    """Set the entity's properties from a row; return the snapshot: the row itself, where
+    the Python-valued columns now hold their converted values (patched in place when this
+    loop holds the only other reference, as it does for rows fresh from sqlite3)."""
     cdef Py_ssize_t i
-    cdef object value, conv
+    cdef object value, conv, old
     cdef tuple names = plan.names
     cdef tuple to_python = plan.to_python
+    cdef tuple snap = row
+    cdef list copy = None
+    cdef bint patch_in_place = Py_REFCNT(row) <= 2
     for i in range(plan.n):
         value = <object>PyTuple_GET_ITEM(row, i)
         if value is UNLOADED:
@@ -147,17 +156,31 @@ cdef inline void _fill(Plan plan, object entity, tuple row) except *:
         conv = <object>PyTuple_GET_ITEM(to_python, i)
         if conv is not None and value is not None:
             value = _to_python(plan, i, conv, value)
+            if plan.kinds[i] != KIND_GENERIC:
+                if patch_in_place:
+                    old = <object>PyTuple_GET_ITEM(row, i)
+                    Py_INCREF(value)
+                    PyTuple_SET_ITEM(row, i, value)
+                    Py_DECREF(old)
+                else:
+                    if copy is None:
+                        copy = list(row)
+                    copy[i] = value
         PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i), value)
+    if copy is not None:
+        snap = tuple(copy)
+    return snap
 
 
 def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
+    """See orm._diff_py.hydrate. Takes ownership of `rows`: their tuples become snapshots."""
     cdef list out = []
     cdef object cls = plan.cls
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object pk_conv = plan.to_python[pk_index]
     cdef object pk, entity, existing
     cdef PyObject* found
-    cdef tuple row
+    cdef tuple row, snap
     cdef dict idmap
     cdef bint managed = identity_map is not None
     cdef dict dirty = None
@@ -173,30 +196,38 @@ def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
             if found is not NULL:
                 existing = <object>found
                 if refresh or PyObject_GetAttr(existing, SNAP) is REFERENCE:
-                    _fill(plan, existing, row)
-                    PyObject_GenericSetAttr(existing, SNAP, row)
+                    snap = _fill(plan, existing, row)
+                    PyObject_GenericSetAttr(existing, SNAP, snap)
                     dirty.pop(id(existing), None)
                 out.append(existing)
                 continue
         entity = _object_new(cls)
-        _fill(plan, entity, row)
+        snap = _fill(plan, entity, row)
         if managed:
-            PyObject_GenericSetAttr(entity, SNAP, row)
+            PyObject_GenericSetAttr(entity, SNAP, snap)
             PyObject_GenericSetAttr(entity, UOW, uow)
             PyDict_SetItem(idmap, pk, entity)
         out.append(entity)
     return out
 
 
-cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object value):
-    cdef object accepts, conv
+cdef inline object _check(Plan plan, object entity, Py_ssize_t i, object value):
+    """Raise (through plan.on_invalid) unless `value` is acceptable for column i."""
+    cdef object accepts
     if value is None:
         if not <bint>(<object>PyTuple_GET_ITEM(plan.nullable, i)):
             plan.on_invalid(entity, i, value)
-        return None
+        return
     accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
+
+
+cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object value):
+    cdef object conv
+    _check(plan, entity, i, value)
+    if value is None:
+        return None
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
     return value if conv is None else _to_db(plan, i, conv, value)
 
@@ -232,7 +263,8 @@ def finish_inserts(Plan plan, list entities, list rows, bint skip_pk, long long 
                    dict identity_map):
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object pk_name = plan.names[pk_index]
-    cdef Py_ssize_t k, i, n = plan.n
+    cdef tuple names = plan.names
+    cdef Py_ssize_t k, i, j, n = plan.n
     cdef tuple row, full
     cdef object entity, pk, v
     for k in range(len(entities)):
@@ -241,20 +273,22 @@ def finish_inserts(Plan plan, list entities, list rows, bint skip_pk, long long 
         if skip_pk:
             pk = first_id + k
             PyObject_GenericSetAttr(entity, pk_name, pk)
-            full = PyTuple_New(n)
-            for i in range(n):
-                if i < pk_index:
-                    v = <object>PyTuple_GET_ITEM(row, i)
-                elif i == pk_index:
-                    v = pk
-                else:
-                    v = <object>PyTuple_GET_ITEM(row, i - 1)
-                Py_INCREF(v)
-                PyTuple_SET_ITEM(full, i, v)
-            row = full
         else:
             pk = getattr(entity, pk_name)
-        PyObject_GenericSetAttr(entity, SNAP, row)
+        full = PyTuple_New(n)
+        j = 0
+        for i in range(n):
+            if i == pk_index and skip_pk:
+                v = pk
+            else:
+                if plan.kinds[i] != KIND_GENERIC:
+                    v = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
+                else:
+                    v = <object>PyTuple_GET_ITEM(row, j)
+                j += 1
+            Py_INCREF(v)
+            PyTuple_SET_ITEM(full, i, v)
+        PyObject_GenericSetAttr(entity, SNAP, full)
         PyObject_GenericSetAttr(entity, UOW, uow)
         PyDict_SetItem(identity_map, pk, entity)
 
@@ -280,12 +314,11 @@ def compute_changes(Plan plan, entities):
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t i, m, c
     cdef Py_ssize_t changed[512]
-    cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v
+    cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v, pk
     cdef tuple snap
-    cdef list group, values
+    cdef list group, values, db_values
     cdef PyObject* found
-    if n > 512:
-        raise ValueError("an entity may have at most 512 columns")
+    cdef int kind
     for entity in entities:
         snap_obj = PyObject_GetAttr(entity, SNAP)
         if snap_obj is None or snap_obj is REFERENCE:
@@ -293,6 +326,7 @@ def compute_changes(Plan plan, entities):
         snap = <tuple>snap_obj
         m = 0
         values = None
+        db_values = None
         for i in range(n):
             if i == pk_index:
                 continue
@@ -300,28 +334,37 @@ def compute_changes(Plan plan, entities):
             if old is UNLOADED:
                 continue
             current = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
-            if current is UNLOADED:
+            if current is UNLOADED or current is old:
                 continue
+            kind = plan.kinds[i]
             conv = <object>PyTuple_GET_ITEM(to_db, i)
-            if conv is not None:
+            if kind != KIND_GENERIC:
+                # the snapshot holds the Python value: compare as Python values
+                if current == old:
+                    continue
                 new = _db_value(plan, entity, i, current)
             else:
-                new = current
-            if new is old:
-                continue
-            cmp = <object>PyTuple_GET_ITEM(compare, i)
-            if cmp is None:
-                if new == old:
+                if conv is not None:
+                    new = _db_value(plan, entity, i, current)
+                else:
+                    new = current
+                if new is old:
                     continue
-            elif cmp(new, old):
-                continue
-            if conv is None:
-                _db_value(plan, entity, i, current)
+                cmp = <object>PyTuple_GET_ITEM(compare, i)
+                if cmp is None:
+                    if new == old:
+                        continue
+                elif cmp(new, old):
+                    continue
+                if conv is None:
+                    _check(plan, entity, i, current)
             if values is None:
                 values = list(snap)
+                db_values = []
             changed[m] = i
             m += 1
-            values[i] = new
+            values[i] = current if kind != KIND_GENERIC else new
+            db_values.append(new)
         if m == 0:
             continue
         key = PyTuple_New(m)
@@ -330,12 +373,14 @@ def compute_changes(Plan plan, entities):
             i_obj = changed[c]
             Py_INCREF(i_obj)
             PyTuple_SET_ITEM(key, c, i_obj)
-            v = values[changed[c]]
+            v = db_values[c]
             Py_INCREF(v)
             PyTuple_SET_ITEM(params, c, v)
-        v = <object>PyTuple_GET_ITEM(snap, pk_index)
-        Py_INCREF(v)
-        PyTuple_SET_ITEM(params, m, v)
+        pk = <object>PyTuple_GET_ITEM(snap, pk_index)
+        if plan.kinds[pk_index] != KIND_GENERIC and pk is not None:
+            pk = _to_db(plan, pk_index, <object>PyTuple_GET_ITEM(to_db, pk_index), pk)
+        Py_INCREF(pk)
+        PyTuple_SET_ITEM(params, m, pk)
         found = PyDict_GetItem(groups, key)
         if found is NULL:
             group = [[], [], []]
@@ -346,19 +391,3 @@ def compute_changes(Plan plan, entities):
         (<list>group[1]).append(tuple(values))
         (<list>group[2]).append(params)
     return groups
-
-
-def snapshot(Plan plan, entity):
-    cdef tuple names = plan.names
-    cdef tuple to_db = plan.to_db
-    cdef Py_ssize_t i, n = plan.n
-    cdef tuple out = PyTuple_New(n)
-    cdef object value, conv
-    for i in range(n):
-        value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
-        conv = <object>PyTuple_GET_ITEM(to_db, i)
-        if conv is not None and value is not None:
-            value = _to_db(plan, i, conv, value)
-        Py_INCREF(value)
-        PyTuple_SET_ITEM(out, i, value)
-    return out

@@ -2,15 +2,22 @@
 
 The compiled module is what ships and what is optimised; this one exists so the package works
 where no C compiler is available (and `ORM_PURE_PYTHON=1` selects it for testing). Keep the two
-line-for-line equivalent: the core test suite runs against both.
+equivalent: the core test suite runs against both.
 
 Terms used by both:
 
 - *plan*: per entity type, built once at discovery: the attribute names in column order, the
-  primary key's position and, per column, the converters, comparator, accepted Python types
-  and nullability.
-- *snapshot*: a tuple, in column order, of the database values the entity was last loaded
-  with or written as (for a loaded entity, the very row tuple `sqlite3` returned).
+  primary key's position and, per column, the converters, comparator, accepted Python types,
+  nullability and kind.
+- *kind* of a column: 0 (generic) columns keep their *database* value in the snapshot and are
+  compared in database form (with the type's `compare` when it has one): that is how JSON
+  documents changed in place and custom types are detected. Columns of the immutable built-in
+  value types (1 datetime, 2 boolean, 3 date, time, Decimal, UUID, Enum) keep the *Python*
+  value in the snapshot and are compared by equality, so a loaded entity does not hold its
+  value twice (the compiled core also converts kinds 1 and 2 in C).
+- *snapshot*: a tuple, in column order, of the values the entity was last loaded with or
+  written as. For a loaded entity it is the very row tuple `sqlite3` returned (the compiled
+  core patches the converted values into it).
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class Plan:
         on_invalid: Any,
         kinds: tuple[int, ...] | None = None,
     ) -> None:
+        if len(names) > 512:
+            raise ValueError("an entity may have at most 512 columns")
         self.cls = cls
         self.names = names
         self.n = len(names)
@@ -68,9 +77,7 @@ class Plan:
         self.nullable = nullable
         self.has_mutable = has_mutable
         self.on_invalid = on_invalid
-        #: the compiled core converts these column kinds in C; here the types' own
-        #: converters do the same work
-        self.kinds = kinds
+        self.kinds = kinds if kinds is not None else (0,) * len(names)
 
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None:
@@ -89,9 +96,13 @@ def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) ->
         _object_setattr(entity, name, value)
 
 
-def _fill(plan: Plan, entity: Any, row: tuple) -> None:
+def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
+    """Set the entity's properties from a row; return its snapshot (the row, with the
+    Python-valued columns converted)."""
     names = plan.names
     to_python = plan.to_python
+    kinds = plan.kinds
+    copy: list[Any] | None = None
     for i in range(plan.n):
         value = row[i]
         if value is UNLOADED:
@@ -99,7 +110,12 @@ def _fill(plan: Plan, entity: Any, row: tuple) -> None:
         conv = to_python[i]
         if conv is not None and value is not None:
             value = conv(value)
+            if kinds[i]:
+                if copy is None:
+                    copy = list(row)
+                copy[i] = value
         _object_setattr(entity, names[i], value)
+    return row if copy is None else tuple(copy)
 
 
 def hydrate(
@@ -113,7 +129,8 @@ def hydrate(
 
     A row whose primary key the identity map already holds returns that instance: untouched,
     unless `refresh` is set or the instance is an uninitialized reference, in which case it is
-    filled from the row. `identity_map=None` builds detached instances.
+    filled from the row. `identity_map=None` builds detached instances. The rows are consumed:
+    they become the snapshots.
     """
     out: list[Any] = []
     append = out.append
@@ -129,30 +146,36 @@ def hydrate(
             existing = identity_map.get(pk)
             if existing is not None:
                 if refresh or existing._orm_snap is REFERENCE:
-                    _fill(plan, existing, row)
-                    _object_setattr(existing, "_orm_snap", row)
+                    _object_setattr(existing, "_orm_snap", _fill(plan, existing, row))
                     dirty.pop(id(existing), None)
                 append(existing)
                 continue
         entity = _object_new(cls)
-        _fill(plan, entity, row)
+        snap = _fill(plan, entity, row)
         if identity_map is not None:
-            _object_setattr(entity, "_orm_snap", row)
+            _object_setattr(entity, "_orm_snap", snap)
             _object_setattr(entity, "_orm_uow", uow)
             identity_map[pk] = entity
         append(entity)
     return out
 
 
-def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
-    """Validate `value` for column `i` and convert it to its database form."""
+def _check(plan: Plan, entity: Any, i: int, value: Any) -> None:
+    """Raise (through plan.on_invalid) unless `value` is acceptable for column i."""
     if value is None:
         if not plan.nullable[i]:
             plan.on_invalid(entity, i, value)
-        return None
+        return
     accepts = plan.accepts[i]
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
+
+
+def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
+    """Validate `value` for column `i` and convert it to its database form."""
+    _check(plan, entity, i, value)
+    if value is None:
+        return None
     conv = plan.to_db[i]
     return value if conv is None else conv(value)
 
@@ -185,16 +208,25 @@ def finish_inserts(
     """After a committed INSERT: set generated keys (consecutive from `first_id`), take the
     snapshots, attach the entities to the Unit of Work and enter them in its identity map."""
     pk_index = plan.pk_index
-    pk_name = plan.names[pk_index]
+    names = plan.names
+    kinds = plan.kinds
+    pk_name = names[pk_index]
     for k, entity in enumerate(entities):
         row = rows[k]
         if skip_pk:
             pk = first_id + k
             _object_setattr(entity, pk_name, pk)
-            row = row[:pk_index] + (pk,) + row[pk_index:]
         else:
             pk = getattr(entity, pk_name)
-        _object_setattr(entity, "_orm_snap", row)
+        full = []
+        j = 0
+        for i in range(plan.n):
+            if i == pk_index and skip_pk:
+                full.append(pk)
+                continue
+            full.append(getattr(entity, names[i], None) if kinds[i] else row[j])
+            j += 1
+        _object_setattr(entity, "_orm_snap", tuple(full))
         _object_setattr(entity, "_orm_uow", uow)
         identity_map[pk] = entity
 
@@ -226,57 +258,51 @@ def compute_changes(plan: Plan, entities: Any) -> dict[tuple[int, ...], list[lis
     pk_index = plan.pk_index
     to_db = plan.to_db
     compare = plan.compare
-    n = plan.n
+    kinds = plan.kinds
     for entity in entities:
         snap = entity._orm_snap
         if snap is None or snap is REFERENCE:
             continue
-        changed: list[int] | None = None
-        values: list[Any] | None = None
-        for i in range(n):
+        changed: list[int] = []
+        values: list[Any] = []
+        db_values: list[Any] = []
+        for i in range(plan.n):
             if i == pk_index:
                 continue
             old = snap[i]
             if old is UNLOADED:
                 continue
             current = getattr(entity, names[i], UNLOADED)
-            if current is UNLOADED:
+            if current is UNLOADED or current is old:
                 continue
-            if to_db[i] is not None:
+            if kinds[i]:
+                if current == old:
+                    continue
                 new = _db_value(plan, entity, i, current)
             else:
-                new = current
-            if new is old:
-                continue
-            cmp = compare[i]
-            if (new == old) if cmp is None else cmp(new, old):
-                continue
-            if to_db[i] is None:
-                _db_value(plan, entity, i, current)
-            if changed is None:
-                changed = []
+                new = _db_value(plan, entity, i, current) if to_db[i] is not None else current
+                if new is old:
+                    continue
+                cmp = compare[i]
+                if (new == old) if cmp is None else cmp(new, old):
+                    continue
+                if to_db[i] is None:
+                    _check(plan, entity, i, current)
+            if not changed:
                 values = list(snap)
             changed.append(i)
-            values[i] = new
-        if changed is None:
+            values[i] = current if kinds[i] else new
+            db_values.append(new)
+        if not changed:
             continue
+        pk = snap[pk_index]
+        if kinds[pk_index] and pk is not None:
+            pk = to_db[pk_index](pk)
         key = tuple(changed)
         group = groups.get(key)
         if group is None:
             group = groups[key] = [[], [], []]
         group[0].append(entity)
         group[1].append(tuple(values))
-        group[2].append(tuple([values[i] for i in changed]) + (snap[pk_index],))
+        group[2].append((*db_values, pk))
     return groups
-
-
-def snapshot(plan: Plan, entity: Any) -> tuple:
-    """The entity's current state in database form (no validation), in column order."""
-    names = plan.names
-    to_db = plan.to_db
-    out = []
-    for i in range(plan.n):
-        value = getattr(entity, names[i], None)
-        conv = to_db[i]
-        out.append(value if conv is None or value is None else conv(value))
-    return tuple(out)

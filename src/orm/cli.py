@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.util
+import logging
 import os
 import sqlite3
 import sys
@@ -740,6 +741,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
 
+    # the query log of a config with `debug=True` goes to stderr: stdout carries the SQL of
+    # --dump, which must stay a clean script
+    log_handler = logging.StreamHandler(err)
+    log_handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("orm").addHandler(log_handler)
+    try:
+        return _main(argv, prog, out, err, show_traceback)
+    finally:
+        logging.getLogger("orm").removeHandler(log_handler)
+
+
+def _main(argv: list[str], prog: str, out: TextIO, err: TextIO, show_traceback: bool) -> int:
     parser = _build_parser(prog)
     command = _first_command(argv)
     if command is not None and command not in COMMANDS:

@@ -20,6 +20,11 @@ from ..naming import NamingStrategy
 from ..types import (
     BooleanType,
     DateTimeType,
+    DateType,
+    DecimalType,
+    EnumType,
+    TimeType,
+    UuidType,
     IntegerType,
     Type,
     resolve_type,
@@ -216,13 +221,22 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
     return on_invalid
 
 
-def fast_kind(mapped: Type) -> int:
-    """Column kinds whose conversion the compiled core does in C (1 datetime, 2 boolean);
-    0 for every other type, including subclasses, which may convert differently."""
-    if type(mapped) is DateTimeType:
+#: built-in types whose values are immutable and compared by equality: their snapshots keep
+#: the Python value (see orm._diff_py, "kinds")
+_VALUE_TYPES = (DateType, TimeType, DecimalType, UuidType, EnumType)
+
+
+def column_kind(mapped: Type) -> int:
+    """The diff core's kind of a column: 1 datetime, 2 boolean (both converted in C by the
+    compiled core), 3 another immutable built-in value type, 0 for everything else (including
+    subclasses of the built-in types, which may convert or compare differently)."""
+    kind = type(mapped)
+    if kind is DateTimeType:
         return 1
-    if type(mapped) is BooleanType:
+    if kind is BooleanType:
         return 2
+    if kind in _VALUE_TYPES:
+        return 3
     return 0
 
 
@@ -240,7 +254,7 @@ def _build_plan(meta: EntityMetadata) -> Any:
         tuple(p.nullable for p in cols),
         meta.has_mutable,
         _invalid_value_reporter(holder),
-        tuple(fast_kind(p.type) for p in cols),
+        tuple(column_kind(p.type) for p in cols),
     )
 
 

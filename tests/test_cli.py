@@ -1,0 +1,629 @@
+"""The `orm` command line, run as a subprocess in temporary project folders."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import orm
+
+COMMANDS = ["debug", "schema:create", "schema:update", "schema:drop", "schema:fresh"]
+
+BOOK = """\
+from orm import PrimaryKey, entity
+
+
+@entity()
+class Book:
+    id: int = PrimaryKey()
+    title: str
+"""
+
+AUTHOR = """\
+from orm import PrimaryKey, Property, entity
+
+
+@entity()
+class Author:
+    id: int = PrimaryKey()
+    name: str
+    email: str = Property(unique=True)
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def config_source(db_name: str = "app.db", entities: str = '["entities/*.py"]',
+                  head: str = "") -> str:
+    return (
+        f"{head}from orm import define_config\n\n"
+        f"config = define_config(db_name={db_name!r}, entities={entities})\n"
+    )
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None,
+        exe: list[str] | None = None, stdin: int | None = subprocess.DEVNULL,
+        ) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("ORM_CONFIG", "ORM_PURE_PYTHON")}
+    full_env["NO_COLOR"] = "1"
+    full_env.update(env or {})
+    return subprocess.run(
+        [*(exe or [sys.executable, "-m", "orm"]), *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60, stdin=stdin,
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stdout
+
+
+def tables(db: Path) -> set[str]:
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """An empty project folder; its pyproject.toml (no [tool.orm]) stops the upward search
+    for one, so that nothing outside the folder can be found."""
+    write(tmp_path / "pyproject.toml", '[project]\nname = "demo"\n')
+    return tmp_path
+
+
+@pytest.fixture
+def project(bare: Path) -> Path:
+    """A project with `orm_config.py` and two entity files found by a glob."""
+    write(bare / "orm_config.py", config_source())
+    write(bare / "entities" / "book.py", BOOK)
+    write(bare / "entities" / "author.py", AUTHOR)
+    return bare
+
+
+# -- help, version, usage -----------------------------------------------------------------------
+
+
+def test_help_lists_every_command_and_the_config_search(bare: Path) -> None:
+    result = run(bare, "--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+    assert "ORM_CONFIG" in result.stdout and "orm_config.py" in result.stdout
+    assert "--config" in result.stdout and "--version" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(bare: Path, command: str) -> None:
+    result = run(bare, command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"python -m orm {command}" in result.stdout.splitlines()[0]
+    assert "--config" in result.stdout
+    if command != "debug":
+        assert "--dump" in result.stdout and "--run" in result.stdout
+    assert not (bare / "app.db").exists()
+
+
+def test_version(bare: Path) -> None:
+    result = run(bare, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"orm {orm.__version__}"
+
+
+def test_unknown_command_lists_the_valid_ones(bare: Path) -> None:
+    result = run(bare, "schema:craete")
+    assert result.returncode == 2
+    assert "unknown command 'schema:craete'" in result.stderr
+    for command in COMMANDS:
+        assert command in result.stderr
+    assert "Did you mean `python -m orm schema:create`?" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_no_command_prints_usage(bare: Path) -> None:
+    result = run(bare)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr and "no command given" in result.stderr
+
+
+def test_unknown_option_is_a_usage_error(project: Path) -> None:
+    result = run(project, "schema:create", "--frobnicate")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --frobnicate" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["schema:create", "schema:update", "schema:drop"])
+def test_schema_commands_need_dump_or_run(project: Path, command: str) -> None:
+    result = run(project, command)
+    assert result.returncode == 2
+    assert "needs --dump" in result.stderr and "--run" in result.stderr
+    assert not (project / "app.db").exists()
+
+
+def test_console_script(project: Path) -> None:
+    script = Path(sys.executable).parent / ("orm.exe" if os.name == "nt" else "orm")
+    if not script.exists():
+        pytest.skip("the `orm` console script is not installed next to this Python")
+    version = run(project, "--version", exe=[str(script)])
+    assert version.returncode == 0 and version.stdout.strip() == f"orm {orm.__version__}"
+    debug = run(project, "debug", exe=[str(script)])
+    assert debug.returncode == 0, debug.stdout + debug.stderr
+    assert "Book -> table book" in debug.stdout
+    assert "Next steps" in debug.stdout and "orm schema:create --run" in debug.stdout
+
+
+# -- debug ----------------------------------------------------------------------------------
+
+
+def test_debug_in_an_empty_folder_says_what_to_do(bare: Path) -> None:
+    result = run(bare, "debug")
+    assert result.returncode == 2
+    out = result.stdout
+    assert f"{bare / 'orm_config.py'} (not found)" in out
+    assert f"{bare / 'src' / 'orm_config.py'} (not found)" in out
+    assert "no configuration found" in out
+    assert "Create ./orm_config.py" in out and "define_config(" in out
+    assert_no_traceback(result)
+
+
+def test_debug_reports_versions_backend_config_database_and_entities(project: Path) -> None:
+    write(project / "extra.py", """\
+        from orm import PrimaryKey, entity
+
+
+        @entity()
+        class Tag:
+            id: int = PrimaryKey()
+            label: str
+        """)
+    write(project / "app" / "__init__.py", "")
+    write(project / "app" / "modules" / "__init__.py", "")
+    write(project / "app" / "modules" / "shop" / "__init__.py", "")
+    write(project / "app" / "modules" / "shop" / "order.py", """\
+        from orm import PrimaryKey, entity
+
+
+        @entity()
+        class Order:
+            id: int = PrimaryKey()
+            total: float
+        """)
+    write(project / "orm_config.py", config_source(
+        entities='[Tag, "app.modules", "entities/*.py", "models/**/*.py"]',
+        head="from extra import Tag\n",
+    ))
+    result = run(project, "debug")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"orm {orm.__version__}" in out
+    assert f"Python {sys.version.split()[0]}" in out
+    assert f"SQLite {sqlite3.sqlite_version}" in out
+    try:
+        import Cython
+    except ImportError:
+        assert "Cython not installed" in out
+    else:
+        assert f"Cython {Cython.__version__}" in out
+    assert f"change detector: {orm.diff_backend()}" in out
+    assert f"{project / 'orm_config.py'} (found)" in out
+    assert f"{project / 'src' / 'orm_config.py'} (not found)" in out
+    assert f"configuration loaded from {project / 'orm_config.py'}" in out
+    assert f"database: app.db ({project / 'app.db'})" in out
+    assert "does not exist yet" in out
+    assert "Tag (class)" in out
+    assert re.search(r"app\.modules \(module, 3 modules imported\): Order", out)
+    assert re.search(r"entities/\*\.py \(found\): 2 files, Author, Book", out)
+    assert f"{project / 'models' / '**' / '*.py'} (not found)" in out
+    for name in ("Tag", "Order", "Author", "Book"):
+        assert out.count(f"   - {name} -> table") == 1
+    assert "schema:create --run" in out
+    assert not (project / "app.db").exists(), "debug must not create the database"
+
+
+def test_debug_shows_the_python_backend_when_forced(project: Path) -> None:
+    result = run(project, "debug", env={"ORM_PURE_PYTHON": "1"})
+    assert result.returncode == 0
+    assert "change detector: python" in result.stdout
+    assert "ORM_PURE_PYTHON" in result.stdout
+
+
+def test_debug_reports_the_schema_state(project: Path) -> None:
+    assert run(project, "schema:create", "--run").returncode == 0
+    out = run(project, "debug").stdout
+    assert "database connection successful (2 tables)" in out
+    assert "Book -> table book (table exists)" in out
+    assert "schema: up to date" in out
+    write(project / "entities" / "book.py", BOOK + "    pages: int | None = None\n")
+    out = run(project, "debug").stdout
+    assert "schema: out of date, 1 statement to apply" in out
+    assert "schema:update --dump" in out
+
+
+def test_debug_with_a_glob_that_matches_nothing_does_not_crash(bare: Path) -> None:
+    write(bare / "orm_config.py", config_source(entities='["src/**/*_entity.py"]'))
+    result = run(bare, "debug")
+    assert result.returncode == 0
+    assert f"{bare / 'src' / '**' / '*_entity.py'} (not found)" in result.stdout
+    assert "No Python file matches 'src/**/*_entity.py'" in result.stdout
+    assert "no entities discovered" in result.stdout
+    assert_no_traceback(result)
+    dump = run(bare, "schema:create", "--dump")
+    assert dump.returncode == 0
+    assert "no entities discovered" in dump.stderr
+
+
+# -- config search ------------------------------------------------------------------------------
+
+
+def test_no_config_found(bare: Path) -> None:
+    result = run(bare, "schema:create", "--dump")
+    assert result.returncode == 2
+    assert "No ORM configuration found" in result.stderr
+    assert f"{bare / 'orm_config.py'} (not found)" in result.stderr
+    assert f"{bare / 'src' / 'orm_config.py'} (not found)" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_config_in_src(bare: Path) -> None:
+    write(bare / "src" / "orm_config.py", config_source(db_name="from_src.db"))
+    result = run(bare, "debug")
+    assert f"configuration loaded from {bare / 'src' / 'orm_config.py'}" in result.stdout
+    assert "from_src.db" in result.stdout
+
+
+def test_orm_config_wins_over_src(project: Path) -> None:
+    write(project / "src" / "orm_config.py", config_source(db_name="from_src.db"))
+    result = run(project, "debug")
+    assert f"configuration loaded from {project / 'orm_config.py'}" in result.stdout
+    assert f"{project / 'src' / 'orm_config.py'} (found)" in result.stdout
+
+
+def test_pyproject_config_paths_from_a_subfolder(project: Path) -> None:
+    write(project / "pyproject.toml",
+          '[project]\nname = "demo"\n\n[tool.orm]\nconfig_paths = ["conf/db.py"]\n')
+    write(project / "conf" / "db.py", config_source(db_name="pyproject.db",
+                                                    entities='["../entities/*.py"]'))
+    (project / "sub").mkdir()
+    result = run(project / "sub", "debug")
+    assert result.returncode == 0, result.stdout
+    assert "[tool.orm] config_paths: 1 path" in result.stdout
+    assert f"{project / 'conf' / 'db.py'} (found)" in result.stdout
+    assert f"configuration loaded from {project / 'conf' / 'db.py'}" in result.stdout
+    assert "Book -> table book" in result.stdout
+
+
+def test_orm_config_env_wins_over_pyproject_and_defaults(project: Path) -> None:
+    write(project / "other.py", config_source(db_name="env.db"))
+    result = run(project, "debug", env={"ORM_CONFIG": "other.py"})
+    assert f"configuration loaded from {project / 'other.py'}" in result.stdout
+    assert f"{project / 'other.py'} (found) [ORM_CONFIG]" in result.stdout
+
+
+def test_config_option_wins_over_env_before_or_after_the_command(project: Path) -> None:
+    write(project / "env.py", config_source(db_name="env.db"))
+    write(project / "cli.py", config_source(db_name="cli.db"))
+    env = {"ORM_CONFIG": "env.py"}
+    for args in (["--config", "cli.py", "schema:create", "--run"],
+                 ["schema:create", "--run", "--config", "cli.py"]):
+        result = run(project, *args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "cli.db" in result.stdout
+        assert tables(project / "cli.db") == {"book", "author"}
+        (project / "cli.db").unlink()
+    assert not (project / "env.db").exists()
+
+
+def test_missing_explicit_config_is_an_error(project: Path) -> None:
+    result = run(project, "--config", "nope.py", "schema:create", "--dump")
+    assert result.returncode == 2
+    assert f"{project / 'nope.py'} (given by --config) does not exist" in result.stderr
+    result = run(project, "debug", env={"ORM_CONFIG": "gone.py"})
+    assert result.returncode == 2
+    assert "(given by ORM_CONFIG) does not exist" in result.stdout
+
+
+def test_config_that_raises_on_import(bare: Path) -> None:
+    write(bare / "orm_config.py", """\
+        from orm import define_config
+
+        settings = {}
+        raise RuntimeError("DATABASE_URL is not set")
+        """)
+    result = run(bare, "schema:update", "--run")
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert str(bare / "orm_config.py") in first
+    assert "RuntimeError: DATABASE_URL is not set" in first
+    assert "line 4" in first
+    assert_no_traceback(result)
+    debug = run(bare, "debug")
+    assert debug.returncode == 2
+    assert "configuration failed to load" in debug.stdout
+    assert "RuntimeError: DATABASE_URL is not set" in debug.stdout
+    full = run(bare, "--traceback", "schema:update", "--run")
+    assert "Traceback" in full.stderr
+
+
+def test_config_with_an_unknown_option(bare: Path) -> None:
+    write(bare / "orm_config.py",
+          "from orm import define_config\n\nconfig = define_config(dbname='x.db')\n")
+    result = run(bare, "debug")
+    assert result.returncode == 2
+    assert "Unknown configuration option(s) dbname" in result.stdout
+
+
+def test_orm_init_without_arguments_uses_the_same_search(project: Path) -> None:
+    (project / "sub").mkdir()
+    write(project / "pyproject.toml",
+          '[project]\nname = "demo"\n\n[tool.orm]\nconfig_paths = ["orm_config.py"]\n')
+    code = (
+        "from orm import ORM\n"
+        "orm = ORM.init()\n"
+        "print(sorted(m.class_name for m in orm.metadata), orm.config.db_name)\n"
+        "orm.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=project / "sub",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['Author', 'Book'] app.db"
+
+
+# -- entities -------------------------------------------------------------------------------
+
+
+def test_entity_file_with_a_syntax_error(project: Path) -> None:
+    write(project / "entities" / "broken.py", """\
+        from orm import PrimaryKey, entity
+
+
+        @entity()
+        class Broken:
+            id: int = PrimaryKey(
+            name: str
+        """)
+    result = run(project, "schema:create", "--dump")
+    assert result.returncode == 1
+    assert f"Syntax error in entity file {project / 'entities' / 'broken.py'}, line 6" \
+        in result.stderr
+    assert_no_traceback(result)
+    debug = run(project, "debug")
+    assert debug.returncode == 1
+    assert f"{project / 'entities' / 'broken.py'}, line 6" in debug.stdout
+
+
+def test_entity_module_with_a_syntax_error(project: Path) -> None:
+    write(project / "pkg" / "__init__.py", "")
+    write(project / "pkg" / "bad.py", "def f(:\n    pass\n")
+    write(project / "orm_config.py", config_source(entities='["pkg"]'))
+    result = run(project, "schema:create", "--dump")
+    assert result.returncode == 1
+    assert f"{project / 'pkg' / 'bad.py'}, line 1" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_entity_module_that_does_not_exist(project: Path) -> None:
+    write(project / "orm_config.py", config_source(entities='["no_such.entities"]'))
+    result = run(project, "schema:create", "--dump")
+    assert result.returncode == 1
+    assert "Entity module 'no_such.entities' not found" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_invalid_entity_definition(project: Path) -> None:
+    write(project / "entities" / "nokey.py", """\
+        from orm import entity
+
+
+        @entity()
+        class NoKey:
+            name: str
+        """)
+    result = run(project, "schema:create", "--run")
+    assert result.returncode == 1
+    assert "Entity NoKey has no primary key" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_folder_discovery_registers_each_entity_once(project: Path) -> None:
+    write(project / "src" / "app" / "__init__.py", "")
+    write(project / "src" / "app" / "catalog" / "__init__.py", "")
+    write(project / "src" / "app" / "catalog" / "shelf_entity.py", """\
+        from orm import PrimaryKey, entity
+
+
+        @entity()
+        class Shelf:
+            id: int = PrimaryKey()
+            label: str
+        """)
+    write(project / "src" / "app" / "catalog" / "helpers.py", "VALUE = 1\n")
+    write(project / "orm_config.py", config_source(
+        entities='[Book, "entities", "entities/*.py", "src/**/*_entity.py", "src/app"]',
+        head="from entities.book import Book\n",
+    ))
+    result = run(project, "schema:create", "--run")
+    assert result.returncode == 0, result.stderr
+    assert tables(project / "app.db") == {"book", "author", "shelf"}
+    debug = run(project, "debug").stdout
+    assert "discovered 3 entities" in debug
+    assert re.search(r"src/\*\*/\*_entity\.py \(found\): 1 file, Shelf", debug)
+
+
+# -- database -------------------------------------------------------------------------------
+
+
+def test_database_in_a_missing_folder(project: Path) -> None:
+    write(project / "orm_config.py", config_source(db_name="data/missing/app.db"))
+    result = run(project, "schema:create", "--run")
+    assert result.returncode == 1
+    assert "Cannot open database 'data/missing/app.db'" in result.stderr
+    assert f"{project / 'data' / 'missing'}' does not exist" in result.stderr
+    assert_no_traceback(result)
+    debug = run(project, "debug")
+    assert debug.returncode == 1
+    assert "database connection failed" in debug.stdout
+    assert f"folder {project / 'data' / 'missing'} does not exist" in debug.stdout
+
+
+def test_database_file_that_is_not_a_database(project: Path) -> None:
+    (project / "app.db").write_text("this is not a database, " * 20)
+    result = run(project, "schema:update", "--run")
+    assert result.returncode == 1
+    assert f"Cannot open database app.db ({project / 'app.db'})" in result.stderr
+    assert "file is not a database" in result.stderr
+    assert_no_traceback(result)
+    debug = run(project, "debug")
+    assert debug.returncode == 1
+    assert "file is not a database" in debug.stdout
+
+
+# -- schema commands --------------------------------------------------------------------------
+
+
+def test_schema_create(project: Path) -> None:
+    db = project / "app.db"
+    dump = run(project, "schema:create", "--dump")
+    assert dump.returncode == 0, dump.stderr
+    assert "create table `book`" in dump.stdout and "create table `author`" in dump.stdout
+    assert "create unique index `author_email_unique`" in dump.stdout
+    assert dump.stdout.startswith("pragma foreign_keys = off;\nbegin;\n")
+    assert not db.exists(), "--dump alone must not create the database"
+    # the dump is a script that builds the schema
+    con = sqlite3.connect(":memory:")
+    con.executescript(dump.stdout)
+    names = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert names - {"sqlite_sequence"} == {"book", "author"}
+
+    created = run(project, "schema:create", "--run")
+    assert created.returncode == 0, created.stderr
+    assert "Schema created" in created.stdout and "2 tables" in created.stdout
+    assert tables(db) == {"book", "author"}
+
+    again = run(project, "schema:create", "--run")
+    assert again.returncode == 1
+    assert "already exist" in again.stderr and "schema:update" in again.stderr
+    assert_no_traceback(again)
+
+
+def test_schema_update(project: Path) -> None:
+    db = project / "app.db"
+    write(project / "entities" / "author.py", "")
+    assert run(project, "schema:create", "--run").returncode == 0
+    assert tables(db) == {"book"}
+    write(project / "entities" / "author.py", AUTHOR)
+    write(project / "entities" / "book.py", BOOK + "    pages: int | None = None\n")
+
+    dump = run(project, "schema:update", "--dump")
+    assert dump.returncode == 0
+    assert "alter table `book` add column `pages` integer null" in dump.stdout
+    assert "create table `author`" in dump.stdout
+    assert tables(db) == {"book"}
+
+    both = run(project, "schema:update", "--dump", "--run")
+    assert both.returncode == 0
+    assert "alter table `book`" in both.stdout and "Schema updated" in both.stdout
+    assert tables(db) == {"book", "author"}
+
+    same = run(project, "schema:update", "--dump", "--run")
+    assert "-- schema is up to date" in same.stdout
+    assert "Schema is up to date, nothing to do." in same.stdout
+
+
+def test_schema_drop(project: Path) -> None:
+    db = project / "app.db"
+    assert run(project, "schema:create", "--run").returncode == 0
+    con = sqlite3.connect(db)
+    con.execute("create table keep_me (x int)")
+    con.commit()
+    con.close()
+    dump = run(project, "schema:drop", "--dump")
+    assert "drop table if exists `book`" in dump.stdout
+    assert tables(db) == {"book", "author", "keep_me"}
+    dropped = run(project, "schema:drop", "--run")
+    assert dropped.returncode == 0
+    assert "Schema dropped" in dropped.stdout and "2 tables" in dropped.stdout
+    assert tables(db) == {"keep_me"}
+    nothing = run(project, "schema:drop", "--run")
+    assert nothing.returncode == 0
+    assert "Nothing to drop" in nothing.stdout
+
+
+def test_schema_fresh(project: Path) -> None:
+    db = project / "app.db"
+    assert run(project, "schema:create", "--run").returncode == 0
+    con = sqlite3.connect(db)
+    con.execute("insert into book (title) values ('Dune')")
+    con.commit()
+    con.close()
+
+    refused = run(project, "schema:fresh")
+    assert refused.returncode == 2
+    assert "pass --run" in refused.stderr
+    dump = run(project, "schema:fresh", "--dump")
+    assert dump.returncode == 0
+    assert "drop table if exists `book`" in dump.stdout
+    assert "create table `book`" in dump.stdout
+    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 1
+
+    # stdin is not a terminal: no question asked
+    fresh = run(project, "schema:fresh", "--run")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "Database refreshed" in fresh.stdout and "?" not in fresh.stdout
+    assert tables(db) == {"book", "author"}
+    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_schema_fresh_asks_in_a_terminal(project: Path) -> None:
+    import pty
+    import select
+
+    db = project / "app.db"
+    assert run(project, "schema:create", "--run").returncode == 0
+    con = sqlite3.connect(db)
+    con.execute("insert into book (title) values ('Dune')")
+    con.commit()
+    con.close()
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("ORM_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orm", "schema:fresh", "--run"], cwd=project, env=env,
+        stdin=secondary, stdout=secondary, stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    output = b""
+    while b"[y/N]" not in output:
+        ready, _, _ = select.select([primary], [], [], 30)
+        try:
+            chunk = os.read(primary, 1024) if ready else b""
+        except OSError:  # the child closed the terminal
+            chunk = b""
+        if not chunk:
+            proc.kill()
+            pytest.fail(f"no question asked: {output!r} {proc.communicate()[1]!r}")
+        output += chunk
+    os.write(primary, b"n\n")
+    _, stderr = proc.communicate(timeout=60)
+    os.close(primary)
+    assert proc.returncode == 1
+    assert b"drops 2 tables" in output
+    assert b"Aborted" in stderr
+    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 1

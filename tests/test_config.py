@@ -1,0 +1,276 @@
+"""Config files, the config search and folder-based entity discovery (in process)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orm import ORM, MetadataError, ValidationError, define_config
+from orm.config import (
+    ConfigError,
+    config_candidates,
+    config_search_paths,
+    load_config,
+    load_config_file,
+)
+from orm.metadata.discovery import expand_entries, inspect_entries, is_glob
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def entity_source(name: str) -> str:
+    return (
+        "from orm import PrimaryKey, entity\n\n\n"
+        f"@entity()\nclass {name}:\n    id: int = PrimaryKey()\n    title: str\n"
+    )
+
+
+def config_source(db_name: str) -> str:
+    return f"from orm import define_config\n\nconfig = define_config(db_name={db_name!r})\n"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """No ORM_CONFIG from outside; sys.path and sys.modules restored afterwards (discovery
+    adds project folders and modules)."""
+    monkeypatch.delenv("ORM_CONFIG", raising=False)
+    write(tmp_path / "pyproject.toml", '[project]\nname = "demo"\n')
+    saved_path = list(sys.path)
+    yield
+    sys.path[:] = saved_path
+    root = str(tmp_path)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        paths = list(getattr(module, "__path__", None) or [])
+        if file.startswith(root) or any(str(p).startswith(root) for p in paths):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def pkg() -> str:
+    """A package name no other test uses (modules stay importable by name in-process)."""
+    return f"pkg_{uuid.uuid4().hex[:10]}"
+
+
+# -- the search ---------------------------------------------------------------------------------
+
+
+def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "pyproject.toml",
+          '[project]\nname = "demo"\n\n[tool.orm]\nconfig_paths = ["conf/a.py", "conf/b.py"]\n')
+    files = {
+        "explicit": write(tmp_path / "explicit.py", config_source("explicit.db")),
+        "env": write(tmp_path / "env.py", config_source("env.db")),
+        "pyproject_b": write(tmp_path / "conf" / "b.py", config_source("pyproject.db")),
+        "default": write(tmp_path / "orm_config.py", config_source("default.db")),
+        "src": write(tmp_path / "src" / "orm_config.py", config_source("src.db")),
+    }
+    monkeypatch.setenv("ORM_CONFIG", "env.py")
+    assert config_search_paths("explicit.py", cwd=tmp_path) == [
+        files["explicit"], files["env"], tmp_path / "conf" / "a.py", files["pyproject_b"],
+        files["default"], files["src"],
+    ]
+    sources = [c.source for c in config_candidates("explicit.py", cwd=tmp_path)]
+    assert sources == ["--config", "ORM_CONFIG", "pyproject.toml", "pyproject.toml",
+                       "default", "default"]
+
+    def chosen(explicit: str | None = None) -> str:
+        options, path = load_config(explicit, cwd=tmp_path)
+        assert options.base_dir == str(path.parent)
+        return options.db_name
+
+    assert chosen("explicit.py") == "explicit.db"
+    assert chosen() == "env.db"
+    monkeypatch.delenv("ORM_CONFIG")
+    assert chosen() == "pyproject.db"  # conf/a.py does not exist, conf/b.py does
+    files["pyproject_b"].unlink()
+    assert chosen() == "default.db"
+    files["default"].unlink()
+    assert chosen() == "src.db"
+    files["src"].unlink()
+    with pytest.raises(ConfigError) as info:
+        chosen()
+    assert [found for _, found in info.value.searched] == [False, False, False, False]
+    assert str(tmp_path / "src" / "orm_config.py") in str(info.value)
+    assert "define_config(" in str(info.value)
+
+
+def test_nearest_pyproject_is_used_from_a_subfolder(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml",
+          '[tool.orm]\nconfig_paths = "settings/orm.py"\n')
+    write(tmp_path / "settings" / "orm.py", config_source("x.db"))
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    options, path = load_config(cwd=sub)
+    assert path == tmp_path / "settings" / "orm.py"
+    assert options.db_name == "x.db"
+
+
+def test_invalid_pyproject(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", "[tool.orm\n")
+    with pytest.raises(ConfigError, match="pyproject.toml is not valid TOML"):
+        load_config(cwd=tmp_path)
+    write(tmp_path / "pyproject.toml", "[tool.orm]\nconfig_paths = 3\n")
+    with pytest.raises(ConfigError, match="must be a list of paths"):
+        load_config(cwd=tmp_path)
+
+
+def test_explicit_paths_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "orm_config.py", config_source("default.db"))
+    with pytest.raises(ConfigError, match=r"missing\.py \(given by --config\) does not exist"):
+        load_config("missing.py", cwd=tmp_path)
+    monkeypatch.setenv("ORM_CONFIG", str(tmp_path / "gone.py"))
+    with pytest.raises(ConfigError, match=r"gone\.py \(given by ORM_CONFIG\) does not exist"):
+        load_config(cwd=tmp_path)
+
+
+def test_orm_init_without_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    pkg: str) -> None:
+    write(tmp_path / pkg / f"{pkg}_book.py", entity_source("Book"))
+    write(tmp_path / "orm_config.py",
+          f"from orm import define_config\n\n"
+          f"config = define_config(db_name=':memory:', entities=['{pkg}/*.py'])\n")
+    monkeypatch.chdir(tmp_path)
+    with ORM.init() as orm:
+        assert [m.class_name for m in orm.metadata] == ["Book"]
+        assert orm.config.base_dir == str(tmp_path)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def test_config_that_raises_names_the_file_the_line_and_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "orm_config.py", """\
+        import os
+
+        config = os.environ["SURELY_NOT_SET_ANYWHERE"]
+        """)
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "KeyError: 'SURELY_NOT_SET_ANYWHERE'" in message
+    assert f"{path}, line 3" in message
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_config_with_a_syntax_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "orm_config.py", "from orm import define_config\nconfig = (\n")
+    with pytest.raises(ConfigError, match=r"SyntaxError: .*orm_config\.py, line 2"):
+        load_config_file(path)
+
+
+def test_config_without_config(tmp_path: Path) -> None:
+    path = write(tmp_path / "orm_config.py", "DB = 'x.db'\n")
+    with pytest.raises(ConfigError, match="does not define `config`"):
+        load_config_file(path)
+    write(path, "config = 42\n")
+    with pytest.raises(ConfigError, match="is a int, not a define_config"):
+        load_config_file(path)
+
+
+def test_config_forms(tmp_path: Path) -> None:
+    path = write(tmp_path / "orm_config.py",
+                 "from orm import define_config\nsettings = define_config(db_name='a.db')\n")
+    assert load_config_file(path).db_name == "a.db"  # the one define_config() result
+    write(path, "config = {'db_name': 'b.db'}\n")
+    assert load_config_file(path).db_name == "b.db"
+    write(path, "from orm import define_config\n\ndef config():\n"
+                "    return define_config(db_name='c.db', base_dir='sub')\n")
+    options = load_config_file(path)
+    assert options.db_name == "c.db"
+    assert options.base_dir == str(tmp_path / "sub")
+
+
+def test_define_config_normalises_entities_and_paths(tmp_path: Path) -> None:
+    options = define_config(db_name=tmp_path / "x.db", entities="entities/*.py")
+    assert options.db_name == str(tmp_path / "x.db")
+    assert options.entities == ["entities/*.py"]
+    with pytest.raises(ValidationError, match="Unknown configuration option"):
+        define_config(dbname="x")
+
+
+# -- folder-based discovery ---------------------------------------------------------------------
+
+
+def test_is_glob() -> None:
+    assert is_glob("src/**/*_entity.py") and is_glob("entities/user.py")
+    assert is_glob("user.py") and is_glob("./entities")
+    assert not is_glob("app.modules") and not is_glob("app")
+
+
+def test_dotted_module_is_imported_recursively(tmp_path: Path, pkg: str) -> None:
+    write(tmp_path / pkg / "__init__.py", "")
+    write(tmp_path / pkg / "a.py", entity_source("A"))
+    write(tmp_path / pkg / "sub" / "__init__.py", "")
+    write(tmp_path / pkg / "sub" / "b.py", entity_source("B") + "from ..a import A\n")
+    write(tmp_path / pkg / "sub" / "deeper" / "__init__.py", entity_source("C"))
+    classes = expand_entries([pkg], tmp_path)  # tmp_path is put on sys.path if needed
+    assert [c.__name__ for c in classes] == ["A", "B", "C"]
+    assert classes[1] is importlib.import_module(f"{pkg}.sub.b").B
+
+
+def test_globs_are_relative_to_base_dir_and_mix_with_classes(tmp_path: Path, pkg: str) -> None:
+    write(tmp_path / "src" / pkg / "__init__.py", "")
+    write(tmp_path / "src" / pkg / "users" / "__init__.py", "")
+    write(tmp_path / "src" / pkg / "users" / "user_entity.py", entity_source("User"))
+    write(tmp_path / "src" / pkg / "users" / "helpers.py", "X = 1\n")
+    write(tmp_path / "src" / pkg / "posts" / "__init__.py", "")
+    write(tmp_path / "src" / pkg / "posts" / "post_entity.py",
+          entity_source("Post") + f"from {pkg}.users.user_entity import User\n")
+    classes = expand_entries(["src/**/*_entity.py"], tmp_path)
+    assert [c.__name__ for c in classes] == ["Post", "User"]
+    # a file inside a package is imported under its package name: one class, not two
+    user = importlib.import_module(f"{pkg}.users.user_entity").User
+    assert classes[1] is user
+    again = expand_entries([user, "src/**/*_entity.py", f"{pkg}.users", f"src/{pkg}"],
+                           tmp_path)
+    assert again == [user, classes[0]]
+
+
+def test_files_outside_packages(tmp_path: Path, pkg: str) -> None:
+    write(tmp_path / "models" / "types.py", entity_source("Shadow"))  # `types` is stdlib
+    write(tmp_path / "models" / f"{pkg}.py", entity_source("Plain"))
+    first = expand_entries(["models"], tmp_path)  # a folder stands for its .py files
+    assert sorted(c.__name__ for c in first) == ["Plain", "Shadow"]
+    assert first == expand_entries(["models/*.py"], tmp_path)  # imported once
+    import types
+
+    assert not hasattr(types, "Shadow")
+
+
+def test_glob_that_matches_nothing(tmp_path: Path) -> None:
+    assert expand_entries(["nothing/**/*.py"], tmp_path) == []
+    (report,) = inspect_entries(["nothing/**/*.py"], tmp_path)
+    assert report.kind == "path" and not report.found and report.error is None
+    assert report.target == str(tmp_path / "nothing" / "**" / "*.py")
+
+
+def test_entity_file_with_a_syntax_error(tmp_path: Path, pkg: str) -> None:
+    bad = write(tmp_path / pkg / "bad.py", "x = 1\nclass Broken(:\n    pass\n")
+    with pytest.raises(MetadataError, match=rf"{bad}, line 2"):
+        expand_entries([f"{pkg}/*.py"], tmp_path)
+    write(tmp_path / pkg / "__init__.py", "")
+    with pytest.raises(MetadataError, match=rf"{bad}, line 2"):
+        expand_entries([pkg], tmp_path)
+    write(tmp_path / pkg / "bad.py", "import not_a_module_anywhere\n")
+    with pytest.raises(MetadataError, match="No module named 'not_a_module_anywhere'"):
+        expand_entries([f"{pkg}/bad.py"], tmp_path)
+    reports = inspect_entries([f"{pkg}/bad.py", "missing_module_xyz"], tmp_path)
+    assert [r.found for r in reports] == [False, False]
+    assert "not found" in reports[1].error
+
+
+def test_entries_that_are_not_entities(tmp_path: Path) -> None:
+    with pytest.raises(MetadataError, match="neither an entity class"):
+        expand_entries([42], tmp_path)
