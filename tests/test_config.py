@@ -274,3 +274,15 @@ def test_entity_file_with_a_syntax_error(tmp_path: Path, pkg: str) -> None:
 def test_entries_that_are_not_entities(tmp_path: Path) -> None:
     with pytest.raises(MetadataError, match="neither an entity class"):
         expand_entries([42], tmp_path)
+
+
+def test_a_config_file_runs_again_only_when_it_changed(tmp_path: Path) -> None:
+    path = write(tmp_path / "orm_config.py",
+                 "from orm import PrimaryKey, define_config, entity\n\n\n"
+                 "@entity()\nclass Local:\n    id: int = PrimaryKey()\n\n\n"
+                 "config = define_config(entities=[Local])\n")
+    first, second = load_config_file(path), load_config_file(path)
+    assert first is not second  # a copy each time...
+    assert first.entities[0] is second.entities[0]  # ...of one module: the same class
+    write(path, config_source("changed.db"))
+    assert load_config_file(path).db_name == "changed.db"

@@ -233,50 +233,46 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
 
 
 def insert_rows(Plan plan, list entities, bint skip_pk):
+    """See orm._diff_py.insert_rows."""
     cdef tuple names = plan.names
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t width = n - 1 if skip_pk else n
-    cdef Py_ssize_t i, j
-    cdef list rows = PyList_New(len(entities))
+    cdef Py_ssize_t i
+    cdef list flat = PyList_New(len(entities) * width)
     cdef Py_ssize_t k = 0
-    cdef tuple values
     cdef object entity, v
     for entity in entities:
-        values = PyTuple_New(width)
-        j = 0
         for i in range(n):
             if i == pk_index and skip_pk:
                 continue
             v = _db_value(plan, entity, i,
                           getattr(entity, <object>PyTuple_GET_ITEM(names, i), None))
             Py_INCREF(v)
-            PyTuple_SET_ITEM(values, j, v)
-            j += 1
-        Py_INCREF(values)
-        PyList_SET_ITEM(rows, k, values)
-        k += 1
-    return rows
+            PyList_SET_ITEM(flat, k, v)
+            k += 1
+    return flat
 
 
-def finish_inserts(Plan plan, list entities, list rows, bint skip_pk, long long first_id, uow,
+def finish_inserts(Plan plan, list entities, list flat, bint skip_pk, long long first_id, uow,
                    dict identity_map):
+    """See orm._diff_py.finish_inserts."""
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object pk_name = plan.names[pk_index]
     cdef tuple names = plan.names
-    cdef Py_ssize_t k, i, j, n = plan.n
-    cdef tuple row, full
+    cdef Py_ssize_t k, i, n = plan.n
+    cdef Py_ssize_t width = n - 1 if skip_pk else n
+    cdef Py_ssize_t j = 0
+    cdef tuple full
     cdef object entity, pk, v
     for k in range(len(entities)):
         entity = entities[k]
-        row = <tuple>rows[k]
         if skip_pk:
             pk = first_id + k
             PyObject_GenericSetAttr(entity, pk_name, pk)
         else:
             pk = getattr(entity, pk_name)
         full = PyTuple_New(n)
-        j = 0
         for i in range(n):
             if i == pk_index and skip_pk:
                 v = pk
@@ -284,7 +280,7 @@ def finish_inserts(Plan plan, list entities, list rows, bint skip_pk, long long 
                 if plan.kinds[i] != KIND_GENERIC:
                     v = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
                 else:
-                    v = <object>PyTuple_GET_ITEM(row, j)
+                    v = flat[j]
                 j += 1
             Py_INCREF(v)
             PyTuple_SET_ITEM(full, i, v)

@@ -180,51 +180,51 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
     return value if conv is None else conv(value)
 
 
-def insert_rows(plan: Plan, entities: list[Any], skip_pk: bool) -> list[tuple]:
-    """The INSERT parameters of new entities (all columns in plan order, the primary key left
-    out when the database generates it), every value validated."""
+def insert_rows(plan: Plan, entities: list[Any], skip_pk: bool) -> list[Any]:
+    """The INSERT parameters of new entities, every value validated and in database form:
+    one flat list, row after row, each row all columns in plan order (the primary key left
+    out when the database generates it). Flat, because multi-row INSERT statements bind it
+    in slices."""
     names = plan.names
     pk_index = plan.pk_index
-    rows = []
+    flat: list[Any] = []
     for entity in entities:
-        values = []
         for i in range(plan.n):
             if i == pk_index and skip_pk:
                 continue
-            values.append(_db_value(plan, entity, i, getattr(entity, names[i], None)))
-        rows.append(tuple(values))
-    return rows
+            flat.append(_db_value(plan, entity, i, getattr(entity, names[i], None)))
+    return flat
 
 
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    rows: list[tuple],
+    flat: list[Any],
     skip_pk: bool,
     first_id: int,
     uow: Any,
     identity_map: dict,
 ) -> None:
-    """After a committed INSERT: set generated keys (consecutive from `first_id`), take the
-    snapshots, attach the entities to the Unit of Work and enter them in its identity map."""
+    """After a committed INSERT of `insert_rows`' parameters: set generated keys
+    (consecutive from `first_id`), take the snapshots, attach the entities to the Unit of
+    Work and enter them in its identity map."""
     pk_index = plan.pk_index
     names = plan.names
     kinds = plan.kinds
     pk_name = names[pk_index]
+    j = 0
     for k, entity in enumerate(entities):
-        row = rows[k]
         if skip_pk:
             pk = first_id + k
             _object_setattr(entity, pk_name, pk)
         else:
             pk = getattr(entity, pk_name)
         full = []
-        j = 0
         for i in range(plan.n):
             if i == pk_index and skip_pk:
                 full.append(pk)
                 continue
-            full.append(getattr(entity, names[i], None) if kinds[i] else row[j])
+            full.append(getattr(entity, names[i], None) if kinds[i] else flat[j])
             j += 1
         _object_setattr(entity, "_orm_snap", tuple(full))
         _object_setattr(entity, "_orm_uow", uow)

@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -118,6 +119,10 @@ Exit codes: 0 success, 1 the command failed, 2 a configuration or usage problem.
 Start with `{prog} debug`."""
 
 
+def _fill(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
 def _build_parser(prog: str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -142,12 +147,14 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
 
     debug = sub.add_parser(
         "debug", parents=[common], help=COMMANDS["debug"],
-        description="Show what orm sees: the versions of orm, Python, SQLite and Cython, the "
-                    "active change detector (cython / python), every config path searched, "
-                    "whether the configuration loads, whether the database opens, and the "
-                    "entities each `entities` item discovers. Nothing is written.",
-        epilog=f"Exit code 0 when everything works, 1 when the database or an entity fails, "
-               f"2 when no configuration loads.\nExample: {prog} debug",
+        description=_fill(
+            "Show what orm sees: the versions of orm, Python, SQLite and Cython, the active "
+            "change detector (cython / python), every config path searched, whether the "
+            "configuration loads, whether the database opens, and the entities each "
+            "`entities` item discovers. Nothing is written."
+        ),
+        epilog=_fill("Exit code 0 when everything works, 1 when the database or an entity "
+                     "fails, 2 when no configuration loads.") + f"\nExample: {prog} debug",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     debug.set_defaults(handler=_cmd_debug)
@@ -178,7 +185,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     }
     for name, (description, handler) in schema_help.items():
         p = sub.add_parser(
-            name, parents=[common], help=COMMANDS[name], description=description,
+            name, parents=[common], help=COMMANDS[name], description=_fill(description),
             epilog=f"Examples:\n  {prog} {name} --dump        print the SQL, change nothing\n"
                    f"  {prog} {name} --run         execute it\n"
                    f"  {prog} {name} --dump --run  both",

@@ -225,8 +225,9 @@ def config_search_paths(explicit: str | os.PathLike[str] | None = None,
 
 _ORM_DIR = str(Path(__file__).resolve().parent)
 
-#: loaded config modules: path -> (mtime_ns, size, module)
-_LOADED: dict[str, tuple[int, int, Any]] = {}
+#: loaded config modules: path -> (checksum of the source, module); a file is executed again
+#: only when it changed
+_LOADED: dict[str, tuple[int, Any]] = {}
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -246,11 +247,14 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def _exec_config_module(path: Path) -> Any:
-    stat = path.stat()
     key = str(path)
+    try:
+        checksum = zlib.crc32(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
     cached = _LOADED.get(key)
-    if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-        return cached[2]
+    if cached is not None and cached[0] == checksum:
+        return cached[1]
     name = f"_orm_config_{zlib.crc32(key.encode()):08x}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -268,7 +272,7 @@ def _exec_config_module(path: Path) -> Any:
         raise ConfigError(
             f"Config file {path} failed to load: {describe_exception(exc)}"
         ) from exc
-    _LOADED[key] = (stat.st_mtime_ns, stat.st_size, module)
+    _LOADED[key] = (checksum, module)
     return module
 
 

@@ -155,8 +155,9 @@ class Connection:
             self._log(sql, params, started, f"{_plural(affected, 'row')} affected")
         return cursor
 
-    def executemany(self, sql: str, rows: list[Sequence[Any]], *, insert: bool = False) -> int:
-        """Run one statement for many parameter rows; returns the rows affected."""
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> int:
+        """Run one statement for many parameter rows; returns the rows affected. The log
+        shows each row's statement, the timing on the last."""
         raw = self.raw
         started = time.perf_counter()
         try:
@@ -165,26 +166,13 @@ class Connection:
             raise self._error(exc, sql, rows[0] if rows else ()) from exc
         affected = cursor.rowcount
         if self.log_queries:
-            self._log_many(sql, rows, started, affected, insert)
+            took = int((time.perf_counter() - started) * 1000)
+            inline = self.platform.inline_params
+            for r in rows[:-1]:
+                self.emit(f"[query] {inline(sql, r)}")
+            outcome = f"[took {took} ms, {_plural(max(affected, 0), 'row')} affected]"
+            self.emit(f"[query] {inline(sql, rows[-1])} {outcome}")
         return affected
-
-    def _log_many(
-        self, sql: str, rows: list[Sequence[Any]], started: float, affected: int, insert: bool
-    ) -> None:
-        took = int((time.perf_counter() - started) * 1000)
-        outcome = f"[took {took} ms, {_plural(max(affected, 0), 'row')} affected]"
-        inline = self.platform.inline_params
-        if insert and len(rows) > 1:
-            head, _, tuple_sql = sql.rpartition(" values ")
-            values = ", ".join(inline(tuple_sql, r) for r in rows)
-            self.emit(f"[query] {head} values {values} {outcome}")
-            return
-        for k, r in enumerate(rows):
-            suffix = f" {outcome}" if k == len(rows) - 1 else ""
-            self.emit(f"[query] {inline(sql, r)}{suffix}")
-
-    def last_insert_rowid(self) -> int:
-        return int(self.raw.execute("select last_insert_rowid()").fetchone()[0])
 
     def script(self, statements: list[str]) -> None:
         for sql in statements:

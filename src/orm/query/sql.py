@@ -75,17 +75,20 @@ class SqlBuilder:
             sql += f" where {cond}"
         return sql, params
 
-    def insert(self, meta: EntityMetadata, skip_pk: bool) -> str:
-        """INSERT of every column (the generated key left out when `skip_pk`)."""
-        key = ("insert", skip_pk)
+    def insert(self, meta: EntityMetadata, skip_pk: bool, rows: int = 1) -> str:
+        """INSERT of `rows` rows of every column (the generated key left out when `skip_pk`),
+        as one multi-row VALUES statement."""
+        key = ("insert", skip_pk, rows)
         sql = meta.sql.get(key)
         if sql is None:
             cols = [p for p in meta.columns if not (skip_pk and p.primary)]
             names = ", ".join(self.quote(p.field_name) for p in cols)
-            marks = ", ".join("?" * len(cols))
-            sql = meta.sql[key] = (
-                f"insert into {self.quote(meta.table)} ({names}) values ({marks})"
+            one = "(" + ", ".join("?" * len(cols)) + ")"
+            sql = f"insert into {self.quote(meta.table)} ({names}) values " + ", ".join(
+                [one] * rows
             )
+            if len(meta.sql) < 512:
+                meta.sql[key] = sql
         return sql
 
     def insert_data(self, meta: EntityMetadata, fields: list[str]) -> str:
