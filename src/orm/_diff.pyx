@@ -301,7 +301,60 @@ def detach(entities):
         PyObject_GenericSetAttr(entity, SNAP, None)
 
 
-def compute_changes(Plan plan, entities):
+def primary_keys(Plan plan, list entities):
+    """See orm._diff_py.primary_keys."""
+    cdef object name = plan.names[plan.pk_index]
+    cdef object conv = plan.to_db[plan.pk_index]
+    cdef Py_ssize_t k, count = len(entities)
+    cdef list keys = PyList_New(count)
+    cdef object key
+    for k in range(count):
+        key = getattr(entities[k], name)
+        if conv is not None:
+            key = conv(key)
+        Py_INCREF(key)
+        PyList_SET_ITEM(keys, k, key)
+    return keys
+
+
+def forget(Plan plan, list entities, identity_map):
+    """See orm._diff_py.forget."""
+    cdef object name = plan.names[plan.pk_index]
+    cdef object entity, key
+    cdef PyObject* found
+    cdef dict idmap
+    if identity_map is not None:
+        idmap = <dict>identity_map
+        for entity in entities:
+            key = getattr(entity, name)
+            found = PyDict_GetItem(idmap, key)
+            if found is not NULL and <object>found is entity:
+                del idmap[key]
+    for entity in entities:
+        PyObject_GenericSetAttr(entity, UOW, None)
+        PyObject_GenericSetAttr(entity, SNAP, None)
+
+
+def group_by_type(entities, exclude):
+    """See orm._diff_py.group_by_type."""
+    cdef dict groups = {}
+    cdef object entity, cls
+    cdef PyObject* found
+    cdef bint check = bool(exclude)
+    for entity in entities:
+        if check and id(entity) in exclude:
+            continue
+        cls = type(entity)
+        found = PyDict_GetItem(groups, cls)
+        if found is NULL:
+            groups[cls] = [entity]
+        else:
+            (<list>found).append(entity)
+    return groups
+
+
+def compute_changes(Plan plan, entities, list references=None):
+    """See orm._diff_py.compute_changes."""
     cdef dict groups = {}
     cdef tuple names = plan.names
     cdef tuple to_db = plan.to_db
@@ -317,7 +370,11 @@ def compute_changes(Plan plan, entities):
     cdef int kind
     for entity in entities:
         snap_obj = PyObject_GetAttr(entity, SNAP)
-        if snap_obj is None or snap_obj is REFERENCE:
+        if snap_obj is None:
+            continue
+        if snap_obj is REFERENCE:
+            if references is not None:
+                references.append(entity)
             continue
         snap = <tuple>snap_obj
         m = 0

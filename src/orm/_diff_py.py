@@ -244,14 +244,50 @@ def detach(entities: Any) -> None:
         _object_setattr(entity, "_orm_snap", None)
 
 
-def compute_changes(plan: Plan, entities: Any) -> dict[tuple[int, ...], list[list]]:
+def primary_keys(plan: Plan, entities: list[Any]) -> list[Any]:
+    """The entities' primary keys in database form (for `delete ... where pk in (...)`)."""
+    name = plan.names[plan.pk_index]
+    conv = plan.to_db[plan.pk_index]
+    keys = [getattr(e, name) for e in entities]
+    return keys if conv is None else [conv(k) for k in keys]
+
+
+def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None:
+    """After a committed DELETE: the entities leave the identity map and are detached."""
+    name = plan.names[plan.pk_index]
+    if identity_map is not None:
+        for entity in entities:
+            key = getattr(entity, name)
+            if identity_map.get(key) is entity:
+                del identity_map[key]
+    detach(entities)
+
+
+def group_by_type(entities: Any, exclude: Any) -> dict[type, list[Any]]:
+    """Entities by class, in order, leaving out those whose id() is in `exclude`."""
+    groups: dict[type, list[Any]] = {}
+    for entity in entities:
+        if exclude and id(entity) in exclude:
+            continue
+        cls = type(entity)
+        bucket = groups.get(cls)
+        if bucket is None:
+            bucket = groups[cls] = []
+        bucket.append(entity)
+    return groups
+
+
+def compute_changes(
+    plan: Plan, entities: Any, references: list[Any] | None = None
+) -> dict[tuple[int, ...], list[list]]:
     """Compare each managed entity with its snapshot.
 
     Returns the entities that changed, grouped by the set of changed columns (so each group is
     one UPDATE statement run with executemany): ``{changed_column_indexes: [entities,
     new_snapshots, params]}`` where params are the changed values then the primary key, in
     database form. Entities without changes are left out; new entities and references are
-    skipped (they have no snapshot to compare with).
+    skipped (they have no snapshot to compare with); references are appended to
+    `references` when it is given.
     """
     groups: dict[tuple[int, ...], list[list]] = {}
     names = plan.names
@@ -261,7 +297,11 @@ def compute_changes(plan: Plan, entities: Any) -> dict[tuple[int, ...], list[lis
     kinds = plan.kinds
     for entity in entities:
         snap = entity._orm_snap
-        if snap is None or snap is REFERENCE:
+        if snap is None:
+            continue
+        if snap is REFERENCE:
+            if references is not None:
+                references.append(entity)
             continue
         changed: list[int] = []
         values: list[Any] = []

@@ -29,7 +29,7 @@ def test_backend_is_reported_and_the_compiled_one_is_preferred():
 
 
 def test_both_backends_expose_the_same_functions():
-    names = {"Plan", "hydrate", "insert_rows", "finish_inserts", "compute_changes",
+    names = {"Plan", "hydrate", "insert_rows", "finish_inserts", "compute_changes", "group_by_type", "primary_keys", "forget",
              "init_entity", "apply_snapshots", "detach", "tracked_setattr", "BACKEND"}
     assert names <= set(dir(core)) and names <= set(dir(_diff_py))
 

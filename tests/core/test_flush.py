@@ -86,6 +86,33 @@ def test_updates_with_same_changed_columns_are_batched(em, log, orm):
     assert rows(orm, "select age from user order by id") == [(100,), (101,), (102,), (3,)]
 
 
+@pytest.mark.parametrize("update_from", [True, False])
+def test_many_rows_with_the_same_changes_share_statements(em, log, orm, monkeypatch,
+                                                         update_from):
+    from orm.unit_of_work import unit_of_work
+
+    monkeypatch.setattr(unit_of_work, "_UPDATE_FROM", update_from)
+    monkeypatch.setattr(unit_of_work, "UPDATE_CHUNK", 2)
+    em.persist(new_users(5)).flush()
+    for u in em.find(User, {}):
+        u.age += 10
+        u.nickname = f"n{u.id}"
+    log.clear()
+    em.flush()
+    writes = log.writes()[1:-1]
+    if update_from:
+        assert len(writes) == 3, "5 rows in statements of 2"
+        assert writes[0] == (
+            "update `user` set `age` = `v`.column1, `nickname` = `v`.column2 from "
+            "(values (10, 'n1', 1), (11, 'n2', 2)) as `v` where `user`.`id` = `v`.column3"
+        )
+    else:
+        assert writes[0] == "update `user` set `age` = 10, `nickname` = 'n1' where `id` = 1"
+    assert rows(orm, "select id, age, nickname from user order by id") == [
+        (i, i + 9, f"n{i}") for i in range(1, 6)
+    ]
+
+
 def test_no_change_flush_runs_no_sql(em, log):
     em.persist(new_users(3)).flush()
     em.find(User, {})

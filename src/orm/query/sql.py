@@ -112,6 +112,27 @@ class SqlBuilder:
             )
         return sql
 
+    def update_from_values(self, meta: EntityMetadata, changed: tuple[int, ...], rows: int) -> str:
+        """One UPDATE for `rows` rows: `update t set c = v.column1 from (values (?, ?), ...)
+        as v where t.pk = v.column2`; each row binds its changed values, then its key."""
+        key = ("update_from", changed, rows)
+        sql = meta.sql.get(key)
+        if sql is None:
+            table = self.quote(meta.table)
+            sets = ", ".join(
+                f"{self.quote(meta.columns[i].field_name)} = `v`.column{k}"
+                for k, i in enumerate(changed, start=1)
+            )
+            one = "(" + ", ".join("?" * (len(changed) + 1)) + ")"
+            values = ", ".join([one] * rows)
+            sql = (
+                f"update {table} set {sets} from (values {values}) as `v` "
+                f"where {table}.{self.quote(meta.pk.field_name)} = `v`.column{len(changed) + 1}"
+            )
+            if len(meta.sql) < 512:
+                meta.sql[key] = sql
+        return sql
+
     def update_where(
         self, meta: EntityMetadata, where: Any, fields: list[str]
     ) -> tuple[str, list[Any]]:

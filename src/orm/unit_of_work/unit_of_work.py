@@ -15,6 +15,7 @@ those marked for removal. A flush:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,12 @@ _object_setattr = object.__setattr__
 
 #: rows per multi-row INSERT statement (bounded further by SQLite's variable limit)
 INSERT_CHUNK = 500
+#: keys per `delete ... where pk in (...)` (measured: 500 a statement beat 5,000)
+DELETE_CHUNK = 500
+#: rows per `update ... from (values ...)` statement (measured: 100 beat 500)
+UPDATE_CHUNK = 100
+#: UPDATE ... FROM exists since SQLite 3.33
+_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
 @dataclass
@@ -257,23 +264,16 @@ class UnitOfWork:
                         _object_setattr(e, prop.name, 1)
 
     def _update_candidates(self) -> dict[type, list[Any]]:
-        candidates: dict[type, list[Any]] = {}
-        removed = self.removed
-        for key, entity in self.dirty.items():
-            cls = type(entity)
-            group = removed.get(cls)
-            if group is not None and key in group:
-                continue
-            bucket = candidates.get(cls)
-            if bucket is None:
-                bucket = candidates[cls] = []
-            bucket.append(entity)
+        """The entities a flush must compare, by class: those written to since their
+        snapshot, plus every managed entity of a type holding mutable (JSON) values, less
+        those about to be deleted."""
+        removed = {key for group in self.removed.values() for key in group}
+        candidates = core.group_by_type(self.dirty.values(), removed)
         for meta in self._mutable_metas():
             im = self.identity_map.get(meta.cls)
             if im:
-                group = removed.get(meta.cls) or {}
-                dirty = self.dirty
-                extra = [e for e in im.values() if id(e) not in dirty and id(e) not in group]
+                skip = removed | self.dirty.keys()
+                extra = core.group_by_type(im.values(), skip).get(meta.cls, [])
                 candidates.setdefault(meta.cls, []).extend(extra)
         return candidates
 
@@ -281,10 +281,10 @@ class UnitOfWork:
         metas = self.em.metadata
         for cls, entities in self._update_candidates().items():
             meta = metas.get(cls)
-            refs = [e for e in entities if e._orm_snap is REFERENCE]
+            refs: list[Any] = []
+            groups = core.compute_changes(meta.plan, entities, refs)
             if refs:
                 self._plan_reference_updates(plan, meta, refs)
-            groups = core.compute_changes(meta.plan, entities)
             if groups and any(p.on_update is not None for p in meta.columns):
                 changed = [e for g in groups.values() for e in g[0]]
                 for prop in meta.columns:
@@ -331,13 +331,7 @@ class UnitOfWork:
                 continue
             meta = metas.get(cls)
             entities = list(group.values())
-            keys = []
-            for e in entities:
-                key = getattr(e, meta.pk.name)
-                if meta.pk.type.converts:
-                    key = meta.pk.type.to_db(key)
-                keys.append(key)
-            plan.deletes.append(_Delete(meta, entities, keys))
+            plan.deletes.append(_Delete(meta, entities, core.primary_keys(meta.plan, entities)))
 
     def _compute(self) -> _FlushPlan:
         plan = _FlushPlan()
@@ -396,32 +390,14 @@ class UnitOfWork:
             for ins in plan.inserts:
                 self._insert(ins)
             for upd in plan.updates:
-                versioned = upd.meta.version is not None
-                statement = sql.update(upd.meta, upd.changed, versioned)
-                if versioned:
-                    for e, params in zip(upd.entities, upd.params, strict=True):
-                        if conn.execute(statement, params).rowcount != 1:
-                            raise OptimisticLockError(
-                                f"The optimistic lock on {upd.meta.class_name} "
-                                f"{getattr(e, upd.meta.pk.name)!r} failed: the row was changed "
-                                f"or removed since it was loaded. Refresh it "
-                                f"(em.refresh(entity)) and apply your change again.",
-                                entity=e,
-                            )
-                elif len(upd.params) == 1:
-                    conn.execute(statement, upd.params[0])
-                else:
-                    conn.executemany(statement, upd.params)
+                self._update(upd)
             for ref in plan.reference_updates:
                 fields = ref.fields
                 statement, _ = sql.update_where(ref.meta, None, fields)
                 statement += f" where {sql.quote(ref.meta.pk.field_name)} = ?"
                 conn.execute(statement, ref.params)
-            chunk = max(1, min(conn.max_variables, 10_000))
             for dele in plan.deletes:
-                for start in range(0, len(dele.keys), chunk):
-                    keys = dele.keys[start : start + chunk]
-                    conn.execute(sql.delete_by_keys(dele.meta, len(keys)), keys)
+                self._delete(dele)
             conn.commit()
         except BaseException as exc:
             conn.rollback()
@@ -450,6 +426,46 @@ class UnitOfWork:
         if ins.skip_pk and cursor is not None:
             ins.first_id = cursor.lastrowid - count + 1
 
+    def _update(self, upd: _Update) -> None:
+        """Rows sharing a set of changed columns: `update ... from (values ...)` statements
+        of up to UPDATE_CHUNK rows (measured 10% faster than executemany), executemany where
+        SQLite is older than 3.33, one statement per row for versioned entities (each must
+        report its row, or the optimistic lock failed)."""
+        conn = self.em.connection
+        sql = self.em.sql
+        meta = upd.meta
+        if meta.version is not None:
+            statement = sql.update(meta, upd.changed, True)
+            for e, params in zip(upd.entities, upd.params, strict=True):
+                if conn.execute(statement, params).rowcount != 1:
+                    raise OptimisticLockError(
+                        f"The optimistic lock on {meta.class_name} "
+                        f"{getattr(e, meta.pk.name)!r} failed: the row was changed or removed "
+                        f"since it was loaded. Refresh it (em.refresh(entity)) and apply your "
+                        f"change again.",
+                        entity=e,
+                    )
+            return
+        count = len(upd.params)
+        if count == 1:
+            conn.execute(sql.update(meta, upd.changed, False), upd.params[0])
+        elif not _UPDATE_FROM:
+            conn.executemany(sql.update(meta, upd.changed, False), upd.params)
+        else:
+            width = len(upd.changed) + 1
+            chunk = max(1, min(UPDATE_CHUNK, conn.max_variables // width))
+            for start in range(0, count, chunk):
+                rows = upd.params[start : start + chunk]
+                flat = [value for row in rows for value in row]
+                conn.execute(sql.update_from_values(meta, upd.changed, len(rows)), flat)
+
+    def _delete(self, dele: _Delete) -> None:
+        conn = self.em.connection
+        chunk = max(1, min(conn.max_variables, DELETE_CHUNK))
+        for start in range(0, len(dele.keys), chunk):
+            keys = dele.keys[start : start + chunk]
+            conn.execute(self.em.sql.delete_by_keys(dele.meta, len(keys)), keys)
+
     def _apply(self, plan: _FlushPlan) -> None:
         """The transaction committed: make the entities reflect the database."""
         for ins in plan.inserts:
@@ -470,12 +486,7 @@ class UnitOfWork:
                 for e, snap in zip(upd.entities, upd.snapshots, strict=True):
                     _object_setattr(e, name, snap[vi])
         for dele in plan.deletes:
-            im = self.identity_map.get(dele.meta.cls)
-            pk_name = dele.meta.pk.name
-            if im is not None:
-                for e in dele.entities:
-                    im.pop(getattr(e, pk_name), None)
-            core.detach(dele.entities)
+            core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         self.new = {}
         self.removed = {}
         self.dirty.clear()
