@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _gc
 from .._backend import core
-from .._markers import MISSING, REFERENCE
+from .._markers import MISSING
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 
