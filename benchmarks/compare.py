@@ -451,6 +451,29 @@ def render_scale(
     return _markdown(header, rows)
 
 
+def render_scale_ratio(
+    column: Column,
+    raw: Column,
+    sizes: Sequence[int],
+    workloads: Sequence[str],
+    results: dict[int, dict[tuple[str, str], Cell]],
+) -> str:
+    """The column's time divided by raw sqlite3's at each N: flat rows mean the ORM's own
+    cost per entity stays flat (raw's grows with N too: page cache, index depth)."""
+    shown = [w for w in workloads if w in raw.workloads and w in column.workloads]
+    rows = []
+    for n in sizes:
+        ratios = []
+        for workload in shown:
+            mine = results[n].get((column.spec.name, workload))
+            base = results[n].get((raw.spec.name, workload))
+            a = mine.median("seconds") if mine and not mine.failed else None
+            b = base.median("seconds") if base and not base.failed else None
+            ratios.append(f"{a / b:.2f}x" if a and b else "-")
+        rows.append([f"{n:,}", *ratios])
+    return _markdown(["N", *shown], rows)
+
+
 def _environment_line(n: int | None, repeat: int) -> str:
     size = f"N = {n:,}, " if n is not None else ""
     return (
@@ -557,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if repeat < 1 or (args.n is not None and args.n < 1):
         parser.error("--n and --repeat must be positive")
     if args.scale:
-        names = args.only or ["orm"]
+        names = args.only or ["raw", "orm"]
         workloads = [w for w in SCALE_WORKLOADS if not args.workloads or w in args.workloads]
         sizes = [s for s in SCALE_SIZES if args.scale_max is None or s <= args.scale_max]
         if not sizes:
@@ -582,6 +605,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.append(f"## {column.spec.label}: {column.description or column.status}\n")
             if column.runnable:
                 out.append(render_scale(column, sizes, workloads, results) + "\n")
+        raw_column = next((c for c in columns if c.spec.name == "raw" and c.runnable), None)
+        for column in columns:
+            if raw_column is not None and column is not raw_column and column.runnable:
+                out.append(f"## {column.spec.label} ÷ raw sqlite3, per N\n")
+                out.append(render_scale_ratio(column, raw_column, sizes, workloads, results))
+                out.append("")
         out.append(
             "µs/entity = median seconds / N, where N is the number of entities created (W1), "
             "loaded (W2) or held in the identity map (W3, W4, W6); W3 and W6 write 1 in 10 "

@@ -26,6 +26,9 @@ __all__ = ["Connection"]
 
 _query_log = logging.getLogger("orm.query")
 
+#: rows fetched (and hydrated) at a time by query_chunks
+FETCH_CHUNK = 1000
+
 
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
@@ -141,6 +144,30 @@ class Connection:
         if self.log_queries:
             self._log(sql, params, started, _plural(len(rows), "result"))
         return rows
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any], consume: Callable[[list[tuple]], None]
+    ) -> int:
+        """Run a SELECT and hand its rows to `consume` FETCH_CHUNK at a time; returns the
+        row count. Each chunk is processed while it is still in the CPU cache: fetching a
+        million rows first and hydrating them afterwards doubled the cost per row."""
+        raw = self.raw
+        started = time.perf_counter()
+        count = 0
+        try:
+            cursor = raw.execute(sql, params)
+            fetch = cursor.fetchmany
+            while True:
+                rows = fetch(FETCH_CHUNK)
+                if not rows:
+                    break
+                count += len(rows)
+                consume(rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc, sql, params) from exc
+        if self.log_queries:
+            self._log(sql, params, started, _plural(count, "result"))
+        return count
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run one write statement; the cursor tells rowcount and lastrowid."""

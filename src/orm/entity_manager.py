@@ -188,16 +188,25 @@ class EntityManager:
             meta, where, props=props, order_by=order_by, limit=limit, offset=offset
         )
         em._auto_flush(meta, flush_mode)
-        collecting = _gc.is_enabled()
-        _gc.pause()
-        try:
-            rows = em.connection.query(sql, params)
+        found: list[Any] = []
+        uow = em._uow
+        identity_map = None if disable_identity_map else uow.map_for(meta.cls)
+        hydrate = core.hydrate
+        plan = meta.plan
+
+        def consume(rows: list[tuple]) -> None:
             if props is not None:
                 rows = _pad_rows(meta, props, rows)
-            return em._hydrate(meta, rows, refresh=refresh, detached=disable_identity_map)
+            found.extend(hydrate(plan, rows, identity_map, uow, refresh))
+
+        collecting = _gc.is_enabled()
+        _gc.pause()  # see orm._gc
+        try:
+            em.connection.query_chunks(sql, params, consume)
         finally:
             if collecting:
                 _gc.resume()
+        return found
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:
