@@ -130,12 +130,13 @@ def tracked_setattr(self, name, value):
 
 
 def init_entity(entity, tuple names, tuple values):
-    """The body of every generated `__init__`: set the properties of a new entity, without
-    the dirty tracking (a new entity is not managed yet)."""
+    """See orm._diff_py.init_entity."""
     cdef Py_ssize_t i
     for i in range(len(names)):
         PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i),
                                 <object>PyTuple_GET_ITEM(values, i))
+    PyObject_GenericSetAttr(entity, SNAP, None)
+    PyObject_GenericSetAttr(entity, UOW, None)
 
 
 cdef tuple _fill(Plan plan, object entity, tuple row):
@@ -239,52 +240,55 @@ def insert_rows(Plan plan, list entities, bint skip_pk):
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t width = n - 1 if skip_pk else n
     cdef Py_ssize_t i
-    cdef list flat = PyList_New(len(entities) * width)
-    cdef Py_ssize_t k = 0
-    cdef object entity, v
+    cdef Py_ssize_t count = len(entities)
+    cdef list flat = PyList_New(count * width)
+    cdef list snapshots = PyList_New(count)
+    cdef Py_ssize_t k = 0, e = 0
+    cdef object entity, value, v
+    cdef tuple snap
     for entity in entities:
+        snap = PyTuple_New(n)
         for i in range(n):
+            value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
             if i == pk_index and skip_pk:
-                continue
-            v = _db_value(plan, entity, i,
-                          getattr(entity, <object>PyTuple_GET_ITEM(names, i), None))
+                v = None
+            else:
+                v = _db_value(plan, entity, i, value)
+                Py_INCREF(v)
+                PyList_SET_ITEM(flat, k, v)
+                k += 1
+                if plan.kinds[i] != KIND_GENERIC:
+                    v = value
             Py_INCREF(v)
-            PyList_SET_ITEM(flat, k, v)
-            k += 1
-    return flat
+            PyTuple_SET_ITEM(snap, i, v)
+        Py_INCREF(snap)
+        PyList_SET_ITEM(snapshots, e, snap)
+        e += 1
+    return flat, snapshots
 
 
-def finish_inserts(Plan plan, list entities, list flat, bint skip_pk, long long first_id, uow,
-                   dict identity_map):
+def finish_inserts(Plan plan, list entities, list snapshots, bint skip_pk, long long first_id,
+                   uow, dict identity_map):
     """See orm._diff_py.finish_inserts."""
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object pk_name = plan.names[pk_index]
-    cdef tuple names = plan.names
-    cdef Py_ssize_t k, i, n = plan.n
-    cdef Py_ssize_t width = n - 1 if skip_pk else n
-    cdef Py_ssize_t j = 0
-    cdef tuple full
-    cdef object entity, pk, v
+    cdef Py_ssize_t k
+    cdef tuple snap
+    cdef object entity, pk, old
     for k in range(len(entities)):
         entity = entities[k]
+        snap = <tuple>snapshots[k]
         if skip_pk:
             pk = first_id + k
             PyObject_GenericSetAttr(entity, pk_name, pk)
+            # the snapshot is ours alone until published below: fill in its key
+            old = <object>PyTuple_GET_ITEM(snap, pk_index)
+            Py_INCREF(pk)
+            PyTuple_SET_ITEM(snap, pk_index, pk)
+            Py_DECREF(old)
         else:
             pk = getattr(entity, pk_name)
-        full = PyTuple_New(n)
-        for i in range(n):
-            if i == pk_index and skip_pk:
-                v = pk
-            else:
-                if plan.kinds[i] != KIND_GENERIC:
-                    v = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
-                else:
-                    v = flat[j]
-                j += 1
-            Py_INCREF(v)
-            PyTuple_SET_ITEM(full, i, v)
-        PyObject_GenericSetAttr(entity, SNAP, full)
+        PyObject_GenericSetAttr(entity, SNAP, snap)
         PyObject_GenericSetAttr(entity, UOW, uow)
         PyDict_SetItem(identity_map, pk, entity)
 

@@ -91,9 +91,16 @@ def tracked_setattr(self: Any, name: str, value: Any) -> None:
 
 def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
     """The body of every generated `__init__`: set the properties of a new entity, without
-    the dirty tracking (a new entity is not managed yet)."""
+    the dirty tracking (a new entity is not managed yet).
+
+    The ORM's own two attributes are set too, at once: CPython 3.11 keeps an instance's
+    attributes inline only while it gains at most one attribute after creation; a second
+    one turns them into a 464-byte dict (measured), which the flush would otherwise cause.
+    """
     for name, value in zip(names, values, strict=True):
         _object_setattr(entity, name, value)
+    _object_setattr(entity, "_orm_snap", None)
+    _object_setattr(entity, "_orm_uow", None)
 
 
 def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
@@ -180,53 +187,58 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
     return value if conv is None else conv(value)
 
 
-def insert_rows(plan: Plan, entities: list[Any], skip_pk: bool) -> list[Any]:
-    """The INSERT parameters of new entities, every value validated and in database form:
-    one flat list, row after row, each row all columns in plan order (the primary key left
-    out when the database generates it). Flat, because multi-row INSERT statements bind it
-    in slices."""
+def insert_rows(
+    plan: Plan, entities: list[Any], skip_pk: bool
+) -> tuple[list[Any], list[tuple]]:
+    """The INSERT parameters of new entities, every value validated, and their snapshots
+    (taken now, while the values are at hand).
+
+    The parameters are one flat list in database form, row after row, each row all columns
+    in plan order (the primary key left out when the database generates it): flat, because
+    multi-row INSERT statements bind it in slices. A generated key's snapshot slot is None
+    until finish_inserts fills it in.
+    """
     names = plan.names
     pk_index = plan.pk_index
+    kinds = plan.kinds
     flat: list[Any] = []
+    snapshots: list[tuple] = []
     for entity in entities:
+        snap = []
         for i in range(plan.n):
+            value = getattr(entity, names[i], None)
             if i == pk_index and skip_pk:
+                snap.append(None)
                 continue
-            flat.append(_db_value(plan, entity, i, getattr(entity, names[i], None)))
-    return flat
+            db = _db_value(plan, entity, i, value)
+            flat.append(db)
+            snap.append(value if kinds[i] else db)
+        snapshots.append(tuple(snap))
+    return flat, snapshots
 
 
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    flat: list[Any],
+    snapshots: list[tuple],
     skip_pk: bool,
     first_id: int,
     uow: Any,
     identity_map: dict,
 ) -> None:
-    """After a committed INSERT of `insert_rows`' parameters: set generated keys
-    (consecutive from `first_id`), take the snapshots, attach the entities to the Unit of
-    Work and enter them in its identity map."""
+    """After a committed INSERT: set generated keys (consecutive from `first_id`), attach the
+    entities with the snapshots `insert_rows` took, and enter them in the identity map."""
     pk_index = plan.pk_index
-    names = plan.names
-    kinds = plan.kinds
-    pk_name = names[pk_index]
-    j = 0
+    pk_name = plan.names[pk_index]
     for k, entity in enumerate(entities):
+        snap = snapshots[k]
         if skip_pk:
             pk = first_id + k
             _object_setattr(entity, pk_name, pk)
+            snap = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
         else:
             pk = getattr(entity, pk_name)
-        full = []
-        for i in range(plan.n):
-            if i == pk_index and skip_pk:
-                full.append(pk)
-                continue
-            full.append(getattr(entity, names[i], None) if kinds[i] else flat[j])
-            j += 1
-        _object_setattr(entity, "_orm_snap", tuple(full))
+        _object_setattr(entity, "_orm_snap", snap)
         _object_setattr(entity, "_orm_uow", uow)
         identity_map[pk] = entity
 

@@ -99,8 +99,9 @@ def test_compute_changes_skips_new_references_and_unloaded(orm):
 def test_insert_rows_validates_and_converts(orm):
     plan = orm.metadata.get(User).plan
     u = User(full_name="n", email="e", password="p")
-    flat = core.insert_rows(plan, [u, u], True)
+    flat, snapshots = core.insert_rows(plan, [u, u], True)
     assert flat == ["n", "e", "p", "", 0, None, "2024-01-02 03:04:05"] * 2
+    assert snapshots[0] == (None, "n", "e", "p", "", 0, None, u.created_at)
     u.age = 1.5
     with pytest.raises(ValidationError, match="User.age: expected int, got float"):
         core.insert_rows(plan, [u], True)
@@ -109,9 +110,9 @@ def test_insert_rows_validates_and_converts(orm):
 def test_finish_inserts_assigns_consecutive_keys(orm):
     plan = orm.metadata.get(User).plan
     users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(3)]
-    flat = core.insert_rows(plan, users, True)
+    flat, snapshots = core.insert_rows(plan, users, True)
     im, uow = {}, FakeUoW()
-    core.finish_inserts(plan, users, flat, True, 41, uow, im)
+    core.finish_inserts(plan, users, snapshots, True, 41, uow, im)
     assert [u.id for u in users] == [41, 42, 43] and im[42] is users[1]
     assert users[1]._orm_snap == (42, *flat[7:13], users[1].created_at)
     core.detach(users)

@@ -10,6 +10,7 @@ All of it is generated once per class, as `dataclasses` does, so no instance pay
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import typing
 from collections.abc import Callable
@@ -300,6 +301,8 @@ def _install(
     generated = "__init__" not in cls.__dict__
     if generated:
         cls.__init__ = _make_init(cls, props, annotations)
+    elif not getattr(cls.__dict__["__init__"], "_orm_wrapped", False):
+        cls.__init__ = _prepare_then(cls.__dict__["__init__"])
     cls._orm_generated_init = generated
     if "__repr__" not in cls.__dict__:
         cls.__repr__ = _entity_repr
@@ -309,6 +312,20 @@ def _install(
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
     _DECLARED.append(cls)
     return cls
+
+
+def _prepare_then(user_init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a user's own `__init__` so the ORM's attributes exist before the user's (see
+    `core.init_entity` for why the order of first assignment matters)."""
+    from .._backend import core
+
+    @functools.wraps(user_init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        core.init_entity(self, (), ())
+        user_init(self, *args, **kwargs)
+
+    __init__._orm_wrapped = True  # type: ignore[attr-defined]
+    return __init__
 
 
 def _chain_setattr(user_setattr: Callable[[Any, str, Any], None]):

@@ -58,8 +58,9 @@ class _Insert:
     meta: EntityMetadata
     skip_pk: bool
     entities: list[Any]
-    #: the parameters of every row, flat (see core.insert_rows)
+    #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
     flat: list[Any]
+    snapshots: list[tuple]
     first_id: int = 0
 
 
@@ -248,8 +249,8 @@ class UnitOfWork:
                         )
             for skip_pk, batch in ((True, generated), (False, given)):
                 if batch:
-                    flat = core.insert_rows(meta.plan, batch, skip_pk)
-                    plan.inserts.append(_Insert(meta, skip_pk, batch, flat))
+                    flat, snapshots = core.insert_rows(meta.plan, batch, skip_pk)
+                    plan.inserts.append(_Insert(meta, skip_pk, batch, flat, snapshots))
 
     @staticmethod
     def _before_create(meta: EntityMetadata, entities: list[Any]) -> None:
@@ -472,7 +473,7 @@ class UnitOfWork:
             core.finish_inserts(
                 ins.meta.plan,
                 ins.entities,
-                ins.flat,
+                ins.snapshots,
                 ins.skip_pk,
                 ins.first_id,
                 self,
