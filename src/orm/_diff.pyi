@@ -1,0 +1,58 @@
+"""Type stub of the compiled change detector (orm._diff); orm._diff_py is its twin."""
+
+from typing import Any, Callable, Iterable
+
+BACKEND: str
+
+class Plan:
+    cls: type
+    names: tuple[str, ...]
+    n: int
+    pk_index: int
+    to_python: tuple[Callable[[Any], Any] | None, ...]
+    to_db: tuple[Callable[[Any], Any] | None, ...]
+    compare: tuple[Callable[[Any, Any], bool] | None, ...]
+    accepts: tuple[tuple[type, ...] | None, ...]
+    nullable: tuple[bool, ...]
+    has_mutable: bool
+    on_invalid: Callable[[Any, int, Any], None]
+    def __init__(
+        self,
+        cls: type,
+        names: tuple[str, ...],
+        pk_index: int,
+        to_python: tuple[Callable[[Any], Any] | None, ...],
+        to_db: tuple[Callable[[Any], Any] | None, ...],
+        compare: tuple[Callable[[Any, Any], bool] | None, ...],
+        accepts: tuple[tuple[type, ...] | None, ...],
+        nullable: tuple[bool, ...],
+        has_mutable: bool,
+        on_invalid: Callable[[Any, int, Any], None],
+        kinds: tuple[int, ...] | None = None,
+    ) -> None: ...
+
+def tracked_setattr(self: Any, name: str, value: Any) -> None: ...
+def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None: ...
+def hydrate(
+    plan: Plan, rows: list[tuple], identity_map: dict | None, uow: Any, refresh: bool
+) -> list[Any]: ...
+def insert_rows(
+    plan: Plan, entities: list[Any], skip_pk: bool
+) -> tuple[list[Any], list[tuple]]: ...
+def finish_inserts(
+    plan: Plan,
+    entities: list[Any],
+    snapshots: list[tuple],
+    skip_pk: bool,
+    first_id: int,
+    uow: Any,
+    identity_map: dict,
+) -> None: ...
+def apply_snapshots(entities: list[Any], snapshots: list[tuple]) -> None: ...
+def detach(entities: Iterable[Any]) -> None: ...
+def primary_keys(plan: Plan, entities: list[Any]) -> list[Any]: ...
+def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None: ...
+def group_by_type(entities: Iterable[Any], exclude: Any) -> dict[type, list[Any]]: ...
+def compute_changes(
+    plan: Plan, entities: Iterable[Any], references: list[Any] | None = None
+) -> dict[tuple[int, ...], list[list]]: ...
