@@ -1,6 +1,7 @@
 """Type stub of the compiled change detector (orm._diff); orm._diff_py is its twin."""
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 BACKEND: str
 
