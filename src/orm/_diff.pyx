@@ -143,13 +143,15 @@ cdef tuple _fill(Plan plan, object entity, tuple row):
     """Set the entity's properties from a row; return the snapshot: the row itself, where
     the Python-valued columns now hold their converted values (patched in place when this
     loop holds the only other reference, as it does for rows fresh from sqlite3)."""
+    # counted before this function takes a reference of its own: the rows list and the
+    # caller's loop variable hold the other two
+    cdef bint patch_in_place = Py_REFCNT(row) <= 2
     cdef Py_ssize_t i
     cdef object value, conv, old
     cdef tuple names = plan.names
     cdef tuple to_python = plan.to_python
     cdef tuple snap = row
     cdef list copy = None
-    cdef bint patch_in_place = Py_REFCNT(row) <= 2
     for i in range(plan.n):
         value = <object>PyTuple_GET_ITEM(row, i)
         if value is UNLOADED:
@@ -173,13 +175,70 @@ cdef tuple _fill(Plan plan, object entity, tuple row):
     return snap
 
 
+cdef bint _has_unloaded(object snap):
+    cdef Py_ssize_t i
+    if type(snap) is not tuple:
+        return False
+    for i in range(len(<tuple>snap)):
+        if <object>PyTuple_GET_ITEM(<tuple>snap, i) is UNLOADED:
+            return True
+    return False
+
+
+cdef bint _written(object entity, object name):
+    """Whether the user set this attribute on the instance (an unset one of a reference or
+    a partial load raises through its class-level slot)."""
+    try:
+        PyObject_GetAttr(entity, name)
+    except Exception:
+        return False
+    return True
+
+
+cdef void _refill(Plan plan, object entity, tuple row, bint refresh, dict dirty) except *:
+    """See orm._diff_py._refill."""
+    cdef object old_snap = PyObject_GetAttr(entity, SNAP)
+    cdef bint old_is_tuple = type(old_snap) is tuple
+    cdef bint reference = old_snap is REFERENCE
+    cdef bint complete = True
+    cdef list snap = PyList_New(0)
+    cdef Py_ssize_t i
+    cdef object value, conv, name, before
+    for i in range(plan.n):
+        value = <object>PyTuple_GET_ITEM(row, i)
+        before = <object>PyTuple_GET_ITEM(<tuple>old_snap, i) if old_is_tuple else UNLOADED
+        if value is UNLOADED:
+            snap.append(before)
+            complete = False
+            continue
+        conv = <object>PyTuple_GET_ITEM(plan.to_python, i)
+        if conv is not None and value is not None:
+            value = _to_python(plan, i, conv, value)
+        name = <object>PyTuple_GET_ITEM(plan.names, i)
+        if refresh:
+            PyObject_GenericSetAttr(entity, name, value)
+        elif reference or before is UNLOADED:
+            if i == plan.pk_index or not _written(entity, name):
+                PyObject_GenericSetAttr(entity, name, value)
+        else:
+            snap.append(before)
+            continue
+        if plan.kinds[i] == KIND_GENERIC:
+            snap.append(<object>PyTuple_GET_ITEM(row, i))
+        else:
+            snap.append(value)
+    PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
+    if refresh and complete:
+        dirty.pop(id(entity), None)
+
+
 def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
     """See orm._diff_py.hydrate. Takes ownership of `rows`: their tuples become snapshots."""
     cdef list out = []
     cdef object cls = plan.cls
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object pk_conv = plan.to_python[pk_index]
-    cdef object pk, entity, existing
+    cdef object pk, entity, existing, snap_obj
     cdef PyObject* found
     cdef tuple row, snap
     cdef dict idmap
@@ -196,10 +255,9 @@ def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
             found = PyDict_GetItem(idmap, pk)
             if found is not NULL:
                 existing = <object>found
-                if refresh or PyObject_GetAttr(existing, SNAP) is REFERENCE:
-                    snap = _fill(plan, existing, row)
-                    PyObject_GenericSetAttr(existing, SNAP, snap)
-                    dirty.pop(id(existing), None)
+                snap_obj = PyObject_GetAttr(existing, SNAP)
+                if refresh or snap_obj is REFERENCE or _has_unloaded(snap_obj):
+                    _refill(plan, existing, row, refresh, dirty)
                 out.append(existing)
                 continue
         entity = _object_new(cls)
@@ -388,33 +446,38 @@ def compute_changes(Plan plan, entities, list references=None):
             if i == pk_index:
                 continue
             old = <object>PyTuple_GET_ITEM(snap, i)
-            if old is UNLOADED:
-                continue
-            current = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
-            if current is UNLOADED or current is old:
-                continue
             kind = plan.kinds[i]
             conv = <object>PyTuple_GET_ITEM(to_db, i)
-            if kind != KIND_GENERIC:
-                # the snapshot holds the Python value: compare as Python values
-                if current == old:
+            if old is UNLOADED:
+                # a column a partial load did not read: changed if the user wrote it
+                if not _written(entity, <object>PyTuple_GET_ITEM(names, i)):
                     continue
+                current = getattr(entity, <object>PyTuple_GET_ITEM(names, i))
                 new = _db_value(plan, entity, i, current)
             else:
-                if conv is not None:
+                current = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
+                if current is UNLOADED or current is old:
+                    continue
+                if kind != KIND_GENERIC:
+                    # the snapshot holds the Python value: compare as Python values
+                    if current == old:
+                        continue
                     new = _db_value(plan, entity, i, current)
                 else:
-                    new = current
-                if new is old:
-                    continue
-                cmp = <object>PyTuple_GET_ITEM(compare, i)
-                if cmp is None:
-                    if new == old:
+                    if conv is not None:
+                        new = _db_value(plan, entity, i, current)
+                    else:
+                        new = current
+                    if new is old:
                         continue
-                elif cmp(new, old):
-                    continue
-                if conv is None:
-                    _check(plan, entity, i, current)
+                    cmp = <object>PyTuple_GET_ITEM(compare, i)
+                    if cmp is None:
+                        if new == old:
+                            continue
+                    elif cmp(new, old):
+                        continue
+                    if conv is None:
+                        _check(plan, entity, i, current)
             if values is None:
                 values = list(snap)
                 db_values = []

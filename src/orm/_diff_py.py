@@ -125,6 +125,58 @@ def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
     return row if copy is None else tuple(copy)
 
 
+def is_set(entity: Any, name: str) -> bool:
+    """Whether the user set this attribute on the instance (an unset one of a reference or
+    a partial load raises through its class-level slot)."""
+    try:
+        getattr(entity, name)
+    except Exception:
+        return False
+    return True
+
+
+def _has_unloaded(snap: Any) -> bool:
+    return type(snap) is tuple and any(v is UNLOADED for v in snap)
+
+
+def _refill(plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict) -> None:
+    """A row for an entity the identity map already holds.
+
+    With `refresh`, the row overwrites what it read (unflushed changes to those columns are
+    discarded). Otherwise only what was not loaded yet is filled (an uninitialized
+    reference, or the columns a partial load left out), and a value the user already wrote
+    there is kept, so it is still written at the next flush. Columns the row did not read
+    keep their previous snapshot values."""
+    old_snap = entity._orm_snap
+    old_is_tuple = type(old_snap) is tuple
+    reference = old_snap is REFERENCE
+    complete = True
+    snap: list[Any] = []
+    for i in range(plan.n):
+        value = row[i]
+        before = old_snap[i] if old_is_tuple else UNLOADED
+        if value is UNLOADED:
+            snap.append(before)
+            complete = False
+            continue
+        conv = plan.to_python[i]
+        if conv is not None and value is not None:
+            value = conv(value)
+        name = plan.names[i]
+        if refresh:
+            _object_setattr(entity, name, value)
+        elif reference or before is UNLOADED:
+            if i == plan.pk_index or not is_set(entity, name):
+                _object_setattr(entity, name, value)
+        else:
+            snap.append(before)
+            continue
+        snap.append(value if plan.kinds[i] else row[i])
+    _object_setattr(entity, "_orm_snap", tuple(snap))
+    if refresh and complete:
+        dirty.pop(id(entity), None)
+
+
 def hydrate(
     plan: Plan,
     rows: list[tuple],
@@ -134,10 +186,9 @@ def hydrate(
 ) -> list[Any]:
     """Rows (in plan column order) to entities, snapshot taken in the same pass.
 
-    A row whose primary key the identity map already holds returns that instance: untouched,
-    unless `refresh` is set or the instance is an uninitialized reference, in which case it is
-    filled from the row. `identity_map=None` builds detached instances. The rows are consumed:
-    they become the snapshots.
+    A row whose primary key the identity map already holds returns that instance, untouched
+    unless `refresh` is set or it was not fully loaded (see `_refill`). `identity_map=None`
+    builds detached instances. The rows are consumed: they become the snapshots.
     """
     out: list[Any] = []
     append = out.append
@@ -152,9 +203,9 @@ def hydrate(
                 pk = pk_conv(pk)
             existing = identity_map.get(pk)
             if existing is not None:
-                if refresh or existing._orm_snap is REFERENCE:
-                    _object_setattr(existing, "_orm_snap", _fill(plan, existing, row))
-                    dirty.pop(id(existing), None)
+                old = existing._orm_snap
+                if refresh or old is REFERENCE or _has_unloaded(old):
+                    _refill(plan, existing, row, refresh, dirty)
                 append(existing)
                 continue
         entity = _object_new(cls)
@@ -323,23 +374,31 @@ def compute_changes(
                 continue
             old = snap[i]
             if old is UNLOADED:
-                continue
-            current = getattr(entity, names[i], UNLOADED)
-            if current is UNLOADED or current is old:
-                continue
-            if kinds[i]:
-                if current == old:
+                # a column a partial load did not read: changed if the user wrote it
+                if not is_set(entity, names[i]):
                     continue
+                current = getattr(entity, names[i])
                 new = _db_value(plan, entity, i, current)
             else:
-                new = _db_value(plan, entity, i, current) if to_db[i] is not None else current
-                if new is old:
+                current = getattr(entity, names[i], UNLOADED)
+                if current is UNLOADED or current is old:
                     continue
-                cmp = compare[i]
-                if (new == old) if cmp is None else cmp(new, old):
-                    continue
-                if to_db[i] is None:
-                    _check(plan, entity, i, current)
+                if kinds[i]:
+                    if current == old:
+                        continue
+                    new = _db_value(plan, entity, i, current)
+                else:
+                    if to_db[i] is not None:
+                        new = _db_value(plan, entity, i, current)
+                    else:
+                        new = current
+                    if new is old:
+                        continue
+                    cmp = compare[i]
+                    if (new == old) if cmp is None else cmp(new, old):
+                        continue
+                    if to_db[i] is None:
+                        _check(plan, entity, i, current)
             if not changed:
                 values = list(snap)
             changed.append(i)

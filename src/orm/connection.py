@@ -224,20 +224,26 @@ class Connection:
         self._depth += 1
 
     def commit(self) -> None:
+        """Commit the transaction, or release the innermost savepoint. The depth drops only
+        once the statement succeeded, so a failed COMMIT (a locked database, say) can still
+        be rolled back."""
         if self._depth == 0:
             return
-        self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 1:
             self._control("commit")
         else:
-            self._control(f"release savepoint trx{self._depth}")
+            self._control(f"release savepoint trx{self._depth - 1}")
+        self._depth -= 1
 
     def rollback(self) -> None:
+        """Roll back the transaction, or to the innermost savepoint. Never raises for a
+        transaction SQLite already ended on its own."""
         if self._depth == 0:
             return
         self._depth -= 1
         if self._depth == 0:
-            self._control("rollback")
+            if self.raw.in_transaction:
+                self._control("rollback")
         else:
             self._control(f"rollback to savepoint trx{self._depth}")
             self._control(f"release savepoint trx{self._depth}")

@@ -9,6 +9,7 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
+import copy
 import enum
 import itertools
 import uuid
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _gc
 from ._backend import core
+from ._diff_py import is_set
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
@@ -49,6 +51,22 @@ class FlushMode(enum.Enum):
     AUTO = "auto"
     COMMIT = "commit"
     ALWAYS = "always"
+
+
+def flush_mode_of(value: Any) -> FlushMode | None:
+    """A FlushMode from a FlushMode or its name ("auto", "commit", "always"); None stays
+    None. Anything else is a ValidationError (never silently another mode)."""
+    if value is None or isinstance(value, FlushMode):
+        return value
+    if isinstance(value, str):
+        try:
+            return FlushMode(value.lower())
+        except ValueError:
+            pass
+    raise ValidationError(
+        f"Unknown flush mode {value!r}; use FlushMode.AUTO, FlushMode.COMMIT or "
+        f"FlushMode.ALWAYS (or 'auto', 'commit', 'always')"
+    )
 
 
 class EntityManager:
@@ -102,7 +120,7 @@ class EntityManager:
                 "EntityManager. Load what you need in the fork."
             )
         return EntityManager(
-            self._orm, is_global=False, flush_mode=flush_mode or self.flush_mode
+            self._orm, is_global=False, flush_mode=flush_mode_of(flush_mode) or self.flush_mode
         )
 
     def get_unit_of_work(self) -> UnitOfWork:
@@ -146,8 +164,8 @@ class EntityManager:
         """Detach every entity and forget pending changes."""
         self._ctx()._uow.clear()
 
-    def _auto_flush(self, meta: EntityMetadata, flush_mode: FlushMode | None) -> None:
-        mode = flush_mode or self.flush_mode
+    def _auto_flush(self, meta: EntityMetadata, flush_mode: Any) -> None:
+        mode = flush_mode_of(flush_mode) or self.flush_mode
         if mode is FlushMode.AUTO:
             if self._uow.has_changes_for(meta):
                 self._uow.commit()
@@ -301,6 +319,7 @@ class EntityManager:
         query. Reading its other properties raises until it is initialized."""
         em = self._ctx()
         meta = em.metadata.get(entity)
+        pk = _python_key(meta, pk)
         im = em._uow.map_for(meta.cls)
         found = im.get(pk)
         if found is not None:
@@ -362,39 +381,60 @@ class EntityManager:
         return fields, values
 
     @staticmethod
-    def _with_defaults(meta: EntityMetadata, data: Mapping[str, Any]) -> dict[str, Any]:
-        """`data` plus the Python-side defaults of the properties it leaves out (as a
-        generated `__init__` would fill them), for statements that insert without one."""
+    def _insert_values(
+        meta: EntityMetadata, data: Mapping[str, Any], instance: Any = None
+    ) -> dict[str, Any]:
+        """`data` plus what an INSERT through the Unit of Work would add for the properties
+        it leaves out: defaults and default factories, `on_create` hooks (given the entity,
+        or a transient one holding `data`) and the first version."""
         full = dict(data)
         for prop in meta.columns:
-            if prop.name in full:
+            if full.get(prop.name) is not None:
                 continue
             if prop.default_factory is not None:
                 full[prop.name] = prop.default_factory()
-            elif prop.default is not MISSING:
-                full[prop.name] = prop.default
+            elif prop.default is not MISSING and prop.name not in full:
+                full[prop.name] = copy.deepcopy(prop.default)
+        for prop in meta.columns:
+            if prop.on_create is not None and full.get(prop.name) is None:
+                target = instance
+                if target is None:
+                    target = _object_new(meta.cls)
+                    for key, value in full.items():
+                        _object_setattr(target, key, value)
+                full[prop.name] = prop.on_create(target)
+            if prop.version and full.get(prop.name) is None:
+                full[prop.name] = 1
         return full
 
     def upsert(self, entity: Any, data: Mapping[str, Any] | None = None) -> Any:
         """Insert, or update the row with the same primary key (or, without one in the
-        data, the same unique property); returns the managed entity."""
+        data, the same unique property); returns the managed entity (the instance itself
+        when one is given). The primary key of an existing row is never changed."""
         em = self._ctx()
         instance = None
         if data is None and not isinstance(entity, (type, str)):
             instance = entity
             meta = em.metadata.of_instance(instance)
+            owner = instance._orm_uow
+            if owner is not None and owner is not em._uow:
+                raise ValidationError(
+                    f"{meta.class_name} {instance!r:.80} is managed by another EntityManager "
+                    f"(id {owner.em.id}); upsert it there.",
+                    entity=instance,
+                )
             data = {
-                p.name: instance.__dict__[p.name]
+                p.name: getattr(instance, p.name)
                 for p in meta.columns
-                if p.name in instance.__dict__
-                and not (p.primary and instance.__dict__[p.name] is None)
+                if is_set(instance, p.name)
             }
         else:
             meta = em.metadata.get(entity)
             if data is None:
                 raise ValidationError(f"upsert({meta.class_name}, data) needs the data dict")
             em._check_data(meta, data)
-        target = [meta.pk] if data.get(meta.pk.name) is not None else [
+        data = {k: v for k, v in data.items() if not (k == meta.pk.name and v is None)}
+        target = [meta.pk] if meta.pk.name in data else [
             p for p in meta.columns if p.unique and p.name in data
         ][:1]
         if not target:
@@ -404,16 +444,24 @@ class EntityManager:
                 entity=meta.cls,
             )
         given = {meta.properties[name].field_name for name in data}
-        fields, values = em._db_data(meta, em._with_defaults(meta, data))
+        fields, values = em._db_data(meta, em._insert_values(meta, data, instance))
         quote = em.sql.quote
         target_field = target[0].field_name
-        updates = [f for f in fields if f != target_field and f in given]
-        sql = em.sql.insert_data(meta, fields) + f" on conflict ({quote(target_field)}) do "
-        if updates:
-            sql += "update set " + ", ".join(f"{quote(f)} = excluded.{quote(f)}" for f in updates)
-        else:
-            sql += f"update set {quote(target_field)} = excluded.{quote(target_field)}"
-        sql += " returning " + ", ".join(quote(p.field_name) for p in meta.columns)
+        frozen = {target_field, meta.pk.field_name}
+        if meta.version is not None:
+            frozen.add(meta.version.field_name)
+        sets = [f"{quote(f)} = excluded.{quote(f)}" for f in fields if f in given - frozen]
+        if meta.version is not None:
+            version = quote(meta.version.field_name)
+            sets.append(f"{version} = {quote(meta.table)}.{version} + 1")
+        if not sets:
+            sets = [f"{quote(target_field)} = excluded.{quote(target_field)}"]
+        sql = (
+            em.sql.insert_data(meta, fields)
+            + f" on conflict ({quote(target_field)}) do update set {', '.join(sets)}"
+            + " returning "
+            + ", ".join(quote(p.field_name) for p in meta.columns)
+        )
         em.connection.begin()
         try:
             rows = em.connection.query(sql, values)
@@ -421,15 +469,18 @@ class EntityManager:
         except BaseException:
             em.connection.rollback()
             raise
-        if instance is not None and instance._orm_uow is None:
-            pk = rows[0][meta.pk_index]
-            if meta.pk.type.converts:
-                pk = meta.pk.type.to_python(pk)
-            im = em._uow.map_for(meta.cls)
-            if pk not in im:
-                _object_setattr(instance, "_orm_snap", REFERENCE)
-                _object_setattr(instance, "_orm_uow", em._uow)
-                im[pk] = instance
+        if instance is not None:
+            group = em._uow.new.get(meta.cls)
+            if group is not None:
+                group.pop(id(instance), None)  # written now: no second INSERT at flush
+            if instance._orm_uow is None:
+                pk = rows[0][meta.pk_index]
+                if meta.pk.type.converts:
+                    pk = meta.pk.type.to_python(pk)
+                im = em._uow.map_for(meta.cls)
+                if pk not in im:
+                    _object_setattr(instance, "_orm_uow", em._uow)
+                    im[pk] = instance
         return em._hydrate(meta, rows, refresh=True, detached=False)[0]
 
     # -- native queries ---------------------------------------------------------------------
@@ -438,9 +489,10 @@ class EntityManager:
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
-        fields, values = em._db_data(meta, em._with_defaults(meta, data))
+        full = em._insert_values(meta, data)
+        fields, values = em._db_data(meta, full)
         cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
-        given = data.get(meta.pk.name)
+        given = full.get(meta.pk.name)
         return given if given is not None else cursor.lastrowid
 
     def native_update(
@@ -471,8 +523,8 @@ class EntityManager:
     @contextmanager
     def transaction(self) -> Iterator[EntityManager]:
         """`with em.transaction() as tx:` — the block's work commits together or not at all."""
-        base = current_entity_manager() if self._global else self
-        tx = (base or self).fork()
+        base = current_entity_manager() if self._global else None
+        tx = (base if base is not None and base._orm is self._orm else self).fork()
         conn = self.connection
         conn.begin()
         try:
@@ -482,6 +534,23 @@ class EntityManager:
             conn.rollback()
             raise
         conn.commit()
+
+
+def _python_key(meta: EntityMetadata, pk: Any) -> Any:
+    """A primary key given in database form (a UUID as text, say) -> its Python value, so one
+    row never has two identity-map entries."""
+    accepted = meta.pk.type.python_types
+    if pk is not None and accepted and not isinstance(pk, accepted) and meta.pk.type.converts:
+        try:
+            return meta.pk.type.to_python(pk)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"{pk!r} is not a valid primary key for {meta.class_name}.{meta.pk.name} "
+                f"({exc})",
+                entity=meta.cls,
+                property=meta.pk.name,
+            ) from None
+    return pk
 
 
 def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list[tuple]:

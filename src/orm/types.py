@@ -140,7 +140,9 @@ class DoubleType(FloatType):
 
 
 class DecimalType(Type):
-    """Stored as text so that no digit is lost; compared as numbers."""
+    """Written as text into a `numeric(p,s)` column, so SQL compares numbers. SQLite keeps
+    15 significant digits of such a value; for more, use `column_type="text"` (exact, but
+    compared as text in SQL)."""
 
     name = "decimal"
     python_types = (Decimal, int)

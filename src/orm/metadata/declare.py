@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import keyword
 import sys
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from .._markers import MISSING, REFERENCE, UNLOADED
-from ..errors import ValidationError
+from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
 __all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of", "declared_entities"]
@@ -147,7 +148,12 @@ def _collect(cls: type) -> tuple[dict[str, PropertyOptions], dict[str, Any]]:
             props.update(decl.properties)
             annotations.update(decl.annotations)
             continue
-        for name, raw in base.__dict__.get("__annotations__", {}).items():
+        own = base.__dict__.get("__annotations__", {})
+        for name, value in base.__dict__.items():
+            if isinstance(value, PropertyOptions) and name not in own:
+                props[name] = value  # declared without an annotation: its `type=` decides
+                annotations[name] = None
+        for name, raw in own.items():
             if name.startswith("_") or _is_classvar(raw):
                 continue
             value = base.__dict__.get(name, MISSING)
@@ -215,7 +221,7 @@ def _init_source(
         "_init": core.init_entity,
         "_NAMES": tuple(props),
         "_M": MISSING,
-        "_copy": copy.copy,
+        "_copy": copy.deepcopy,
     }
     for name, opts in props.items():
         default = opts.get("default", MISSING)
@@ -228,7 +234,7 @@ def _init_source(
         elif default is not MISSING:
             env[f"_d_{name}"] = default
             params.append(f"{name}=_M")
-            if isinstance(default, (list, dict, set)):
+            if isinstance(default, (list, dict, set, bytearray)):
                 value = f"_copy(_d_{name})"
             else:
                 value = f"_d_{name}"
@@ -287,6 +293,14 @@ def _install(
 ) -> type:
     from .._backend import core
 
+    for name in props:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise MetadataError(
+                f"{cls.__name__}: property name {name!r} is not a valid Python identifier; "
+                f"name the property otherwise and map the column with field_name=...",
+                entity=cls.__name__,
+                property=str(name),
+            )
     decl = EntityDeclaration(cls, props, annotations, table_name, from_schema, unknown)
     persisted = [n for n, o in props.items() if o.get("persist", True)]
     for name, opts in props.items():

@@ -27,6 +27,8 @@ class SqlitePlatform:
 
     # -- DDL --------------------------------------------------------------------------------
     def column_type(self, prop: PropertyMetadata) -> str:
+        if prop.primary and prop.autoincrement:
+            return "integer"  # SQLite allows AUTOINCREMENT on exactly `integer primary key`
         if prop.column_type:
             return prop.column_type
         return prop.type.column_type(prop, self.name)

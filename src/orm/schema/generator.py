@@ -167,6 +167,18 @@ class SchemaGenerator:
                 f"insert into {self.quote(temp)} ({cols}) select {cols} from "
                 f"{self.quote(meta.table)}"
             )
+        if meta.pk.autoincrement:
+            # keep the AUTOINCREMENT high-water mark: dropping the old table forgets it, and a
+            # key once handed out must never come back
+            old, new = self.platform.quote_value(meta.table), self.platform.quote_value(temp)
+            pk = self.quote(meta.pk.field_name)
+            statements += [
+                f"insert into sqlite_sequence (name, seq) select {new}, max(coalesce((select "
+                f"max(seq) from sqlite_sequence where name in ({old}, {new})), 0), "
+                f"coalesce((select max({pk}) from {self.quote(temp)}), 0))",
+                f"delete from sqlite_sequence where name = {new} and rowid < (select "
+                f"max(rowid) from sqlite_sequence where name = {new})",
+            ]
         statements += [
             f"drop table {self.quote(meta.table)}",
             f"alter table {self.quote(temp)} rename to {self.quote(meta.table)}",

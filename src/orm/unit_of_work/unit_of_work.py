@@ -15,6 +15,7 @@ those marked for removal. A flush:
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,6 +95,31 @@ class _FlushPlan:
     updates: list[_Update] = field(default_factory=list)
     reference_updates: list[_ReferenceUpdate] = field(default_factory=list)
     deletes: list[_Delete] = field(default_factory=list)
+    #: hook and version values written to entities while planning: (entity, name, before)
+    undo: list[tuple[Any, str, Any]] = field(default_factory=list)
+    #: a preview (compute_change_sets) runs no hooks and changes no entity
+    preview: bool = False
+
+    def assign(self, entity: Any, name: str, value: Any) -> None:
+        """Set a value the flush generates (hook, version), remembering the old one."""
+        try:
+            before = getattr(entity, name)
+        except Exception:
+            before = MISSING
+        self.undo.append((entity, name, before))
+        _object_setattr(entity, name, value)
+
+    def revert(self) -> None:
+        """The flush failed: give the entities back the values they had before it."""
+        for entity, name, before in reversed(self.undo):
+            if before is MISSING:
+                try:
+                    object.__delattr__(entity, name)
+                except AttributeError:
+                    pass
+            else:
+                _object_setattr(entity, name, before)
+        self.undo.clear()
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates or self.reference_updates or self.deletes)
@@ -159,7 +185,7 @@ class UnitOfWork:
             if prop.default_factory is not None:
                 _object_setattr(entity, prop.name, prop.default_factory())
             elif prop.default is not MISSING:
-                _object_setattr(entity, prop.name, prop.default)
+                _object_setattr(entity, prop.name, copy.deepcopy(prop.default))
             elif prop.nullable or prop.primary or prop.version:
                 _object_setattr(entity, prop.name, None)
 
@@ -229,8 +255,8 @@ class UnitOfWork:
                 continue
             meta = metas.get(cls)
             entities = list(group.values())
-            if meta.has_hooks or meta.version is not None:
-                self._before_create(meta, entities)
+            if (meta.has_hooks or meta.version is not None) and not plan.preview:
+                self._before_create(plan, meta, entities)
             pk_name = meta.pk.name
             if meta.pk.autoincrement:
                 generated = [e for e in entities if getattr(e, pk_name, None) is None]
@@ -248,21 +274,25 @@ class UnitOfWork:
                             property=pk_name,
                         )
             for skip_pk, batch in ((True, generated), (False, given)):
-                if batch:
-                    flat, snapshots = core.insert_rows(meta.plan, batch, skip_pk)
-                    plan.inserts.append(_Insert(meta, skip_pk, batch, flat, snapshots))
+                if not batch:
+                    continue
+                if plan.preview:  # the change sets read the entities; nothing is bound
+                    plan.inserts.append(_Insert(meta, skip_pk, batch, [], []))
+                    continue
+                flat, snapshots = core.insert_rows(meta.plan, batch, skip_pk)
+                plan.inserts.append(_Insert(meta, skip_pk, batch, flat, snapshots))
 
     @staticmethod
-    def _before_create(meta: EntityMetadata, entities: list[Any]) -> None:
+    def _before_create(plan: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> None:
         for prop in meta.columns:
             if prop.on_create is not None:
                 for e in entities:
                     if getattr(e, prop.name, None) is None:
-                        _object_setattr(e, prop.name, prop.on_create(e))
+                        plan.assign(e, prop.name, prop.on_create(e))
             if prop.version:
                 for e in entities:
                     if getattr(e, prop.name, None) is None:
-                        _object_setattr(e, prop.name, 1)
+                        plan.assign(e, prop.name, 1)
 
     def _update_candidates(self) -> dict[type, list[Any]]:
         """The entities a flush must compare, by class: those written to since their
@@ -286,12 +316,12 @@ class UnitOfWork:
             groups = core.compute_changes(meta.plan, entities, refs)
             if refs:
                 self._plan_reference_updates(plan, meta, refs)
-            if groups and any(p.on_update is not None for p in meta.columns):
+            hooked = [p for p in meta.columns if p.on_update is not None]
+            if groups and hooked and not plan.preview:
                 changed = [e for g in groups.values() for e in g[0]]
-                for prop in meta.columns:
-                    if prop.on_update is not None:
-                        for e in changed:
-                            _object_setattr(e, prop.name, prop.on_update(e))
+                for prop in hooked:
+                    for e in changed:
+                        plan.assign(e, prop.name, prop.on_update(e))
                 groups = core.compute_changes(meta.plan, changed)
             for changed_cols, (ents, snaps, params) in groups.items():
                 if meta.version is not None:
@@ -304,6 +334,13 @@ class UnitOfWork:
         self, plan: _FlushPlan, meta: EntityMetadata, refs: list[Any]
     ) -> None:
         """A reference (only its key known) that was written to: update what was set."""
+        if meta.version is not None:
+            raise ValidationError(
+                f"{meta.class_name} is versioned: an uninitialized reference does not know its "
+                f"version, so it cannot be updated safely. Load it first (wrap(entity).init()). "
+                f"Nothing of this flush was written.",
+                entity=refs[0],
+            )
         for ref in refs:
             state = ref.__dict__
             fields, params = [], []
@@ -334,8 +371,7 @@ class UnitOfWork:
             entities = list(group.values())
             plan.deletes.append(_Delete(meta, entities, core.primary_keys(meta.plan, entities)))
 
-    def _compute(self) -> _FlushPlan:
-        plan = _FlushPlan()
+    def _compute(self, plan: _FlushPlan) -> _FlushPlan:
         if self.new:
             self._plan_inserts(plan)
         if self.dirty or any(m.has_mutable for m in self.em.metadata):
@@ -345,8 +381,8 @@ class UnitOfWork:
         return plan
 
     def compute_change_sets(self) -> list[ChangeSet]:
-        """What a flush would write now, without writing it."""
-        plan = self._compute()
+        """What a flush would write now, without writing it (nor running its hooks)."""
+        plan = self._compute(_FlushPlan(preview=True))
         out: list[ChangeSet] = []
         for ins in plan.inserts:
             for e in ins.entities:
@@ -380,7 +416,12 @@ class UnitOfWork:
                 _gc.resume()
 
     def _commit(self) -> None:
-        plan = self._compute()
+        plan = _FlushPlan()
+        try:
+            self._compute(plan)
+        except BaseException:
+            plan.revert()
+            raise
         if not plan:
             self.dirty.clear()
             return
@@ -402,6 +443,7 @@ class UnitOfWork:
             conn.commit()
         except BaseException as exc:
             conn.rollback()
+            plan.revert()
             if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
                 exc.args = (
                     f"{exc.args[0]}. Nothing of this flush was written; fix the cause and "
@@ -418,6 +460,12 @@ class UnitOfWork:
         conn = self.em.connection
         count = len(ins.entities)
         width = len(ins.flat) // count
+        if width == 0:  # nothing but a generated key
+            table = self.em.sql.quote(ins.meta.table)
+            for _ in range(count):
+                cursor = conn.execute(f"insert into {table} default values")
+            ins.first_id = cursor.lastrowid - count + 1
+            return
         chunk = max(1, min(INSERT_CHUNK, conn.max_variables // width))
         cursor = None
         for start in range(0, count, chunk):
