@@ -423,11 +423,16 @@ def compute_changes(Plan plan, entities, list references=None):
     cdef tuple compare = plan.compare
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
-    cdef Py_ssize_t i, m, c
+    cdef Py_ssize_t i, j, m, c
     cdef Py_ssize_t changed[512]
+    cdef Py_ssize_t last_changed[512]
+    cdef Py_ssize_t last_m = -1
+    cdef bint same
     cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v, pk
-    cdef tuple snap
-    cdef list group, values, db_values
+    cdef object stored
+    cdef tuple snap, new_snap
+    cdef list group = None
+    cdef list db_values
     cdef PyObject* found
     cdef int kind
     for entity in entities:
@@ -440,7 +445,7 @@ def compute_changes(Plan plan, entities, list references=None):
             continue
         snap = <tuple>snap_obj
         m = 0
-        values = None
+        new_snap = None
         db_values = None
         for i in range(n):
             if i == pk_index:
@@ -478,21 +483,26 @@ def compute_changes(Plan plan, entities, list references=None):
                         continue
                     if conv is None:
                         _check(plan, entity, i, current)
-            if values is None:
-                values = list(snap)
+            if new_snap is None:
+                # the new snapshot: a copy of the old one, changed slots replaced below
+                new_snap = PyTuple_New(n)
+                for j in range(n):
+                    v = <object>PyTuple_GET_ITEM(snap, j)
+                    Py_INCREF(v)
+                    PyTuple_SET_ITEM(new_snap, j, v)
                 db_values = []
             changed[m] = i
             m += 1
-            values[i] = current if kind != KIND_GENERIC else new
+            stored = current if kind != KIND_GENERIC else new
+            v = <object>PyTuple_GET_ITEM(new_snap, i)
+            Py_INCREF(stored)
+            PyTuple_SET_ITEM(new_snap, i, stored)
+            Py_DECREF(v)
             db_values.append(new)
         if m == 0:
             continue
-        key = PyTuple_New(m)
         params = PyTuple_New(m + 1)
         for c in range(m):
-            i_obj = changed[c]
-            Py_INCREF(i_obj)
-            PyTuple_SET_ITEM(key, c, i_obj)
             v = db_values[c]
             Py_INCREF(v)
             PyTuple_SET_ITEM(params, c, v)
@@ -501,13 +511,28 @@ def compute_changes(Plan plan, entities, list references=None):
             pk = _to_db(plan, pk_index, <object>PyTuple_GET_ITEM(to_db, pk_index), pk)
         Py_INCREF(pk)
         PyTuple_SET_ITEM(params, m, pk)
-        found = PyDict_GetItem(groups, key)
-        if found is NULL:
-            group = [[], [], []]
-            PyDict_SetItem(groups, key, group)
-        else:
-            group = <list>found
+        # consecutive entities mostly change the same columns: reuse the previous group
+        same = m == last_m
+        if same:
+            for c in range(m):
+                if changed[c] != last_changed[c]:
+                    same = False
+                    break
+        if not same:
+            key = PyTuple_New(m)
+            for c in range(m):
+                i_obj = changed[c]
+                Py_INCREF(i_obj)
+                PyTuple_SET_ITEM(key, c, i_obj)
+                last_changed[c] = changed[c]
+            last_m = m
+            found = PyDict_GetItem(groups, key)
+            if found is NULL:
+                group = [[], [], []]
+                PyDict_SetItem(groups, key, group)
+            else:
+                group = <list>found
         (<list>group[0]).append(entity)
-        (<list>group[1]).append(tuple(values))
+        (<list>group[1]).append(new_snap)
         (<list>group[2]).append(params)
     return groups
