@@ -133,6 +133,12 @@ class SqlBuilder:
                 meta.sql[key] = sql
         return sql
 
+    def update_by_key(self, meta: EntityMetadata, fields: list[str]) -> str:
+        """UPDATE of the given columns of one row; binds their values, then the key."""
+        sets = ", ".join(f"{self.quote(f)} = ?" for f in fields)
+        pk = self.quote(meta.pk.field_name)
+        return f"update {self.quote(meta.table)} set {sets} where {pk} = ?"
+
     def update_where(
         self, meta: EntityMetadata, where: Any, fields: list[str]
     ) -> tuple[str, list[Any]]:

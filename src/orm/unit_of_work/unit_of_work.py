@@ -434,10 +434,7 @@ class UnitOfWork:
             for upd in plan.updates:
                 self._update(upd)
             for ref in plan.reference_updates:
-                fields = ref.fields
-                statement, _ = sql.update_where(ref.meta, None, fields)
-                statement += f" where {sql.quote(ref.meta.pk.field_name)} = ?"
-                conn.execute(statement, ref.params)
+                conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params)
             for dele in plan.deletes:
                 self._delete(dele)
             conn.commit()
