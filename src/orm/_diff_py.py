@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._markers import REFERENCE, UNLOADED
+from ._markers import REFERENCE, UNLOADED, is_set
 
 BACKEND = "python"
 
@@ -123,16 +123,6 @@ def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
                 copy[i] = value
         _object_setattr(entity, names[i], value)
     return row if copy is None else tuple(copy)
-
-
-def is_set(entity: Any, name: str) -> bool:
-    """Whether the user set this attribute on the instance (an unset one of a reference or
-    a partial load raises through its class-level slot)."""
-    try:
-        getattr(entity, name)
-    except Exception:
-        return False
-    return True
 
 
 def _has_unloaded(snap: Any) -> bool:

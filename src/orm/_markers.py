@@ -1,10 +1,13 @@
-"""Sentinels shared by both diff backends and the rest of the package.
+"""Sentinels shared by both diff backends and the rest of the package, and the one test of
+whether an entity attribute is set.
 
 They live in their own module so that the compiled and the pure-Python core hand out the very
 same objects, whichever is loaded.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class _Marker:
@@ -26,3 +29,15 @@ REFERENCE = _Marker("REFERENCE")
 UNLOADED = _Marker("UNLOADED")
 #: "no value given" in generated `__init__`s and options.
 MISSING = _Marker("MISSING")
+
+
+def is_set(entity: Any, name: str) -> bool:
+    """Whether `name` holds a value on the instance. An unset property of a reference or of
+    a partial load raises through its class-level slot; an unset one of a new entity raises
+    AttributeError. (Asking `entity.__dict__` instead would cost CPython 3.11 a dict per
+    entity.)"""
+    try:
+        getattr(entity, name)
+    except Exception:
+        return False
+    return True

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _gc
 from ._backend import core
-from ._diff_py import is_set
-from ._markers import MISSING, REFERENCE, UNLOADED
+from ._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
@@ -366,20 +365,6 @@ class EntityManager:
             setattr(entity, key, value)
         return entity
 
-    def _db_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> tuple[list[str], list]:
-        fields, values = [], []
-        for key, value in data.items():
-            prop = meta.prop(key)
-            if value is not None and prop.type.python_types and not isinstance(
-                value, prop.type.python_types
-            ):
-                meta.plan.on_invalid(None, prop.column_index, value)
-            fields.append(prop.field_name)
-            values.append(
-                prop.type.to_db(value) if value is not None and prop.type.converts else value
-            )
-        return fields, values
-
     @staticmethod
     def _insert_values(
         meta: EntityMetadata, data: Mapping[str, Any], instance: Any = None
@@ -444,7 +429,7 @@ class EntityManager:
                 entity=meta.cls,
             )
         given = {meta.properties[name].field_name for name in data}
-        fields, values = em._db_data(meta, em._insert_values(meta, data, instance))
+        fields, values = meta.to_db_columns(em._insert_values(meta, data, instance))
         quote = em.sql.quote
         target_field = target[0].field_name
         frozen = {target_field, meta.pk.field_name}
@@ -490,7 +475,7 @@ class EntityManager:
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
-        fields, values = em._db_data(meta, full)
+        fields, values = meta.to_db_columns(full)
         cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
         given = full.get(meta.pk.name)
         return given if given is not None else cursor.lastrowid
@@ -502,7 +487,7 @@ class EntityManager:
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
-        fields, values = em._db_data(meta, data)
+        fields, values = meta.to_db_columns(data)
         sql, params = em.sql.update_where(meta, where, fields)
         return int(em.connection.execute(sql, values + params).rowcount)
 

@@ -49,3 +49,23 @@ def test_to_json_is_json_safe_and_to_pojo_is_detached():
 def test_wrap_of_a_non_entity():
     with pytest.raises(ValidationError, match="wrap\\(\\) needs an entity, got int"):
         wrap(5)
+
+
+def test_serializing_and_repr_keep_entities_compact(em):
+    """Reading `entity.__dict__` makes CPython 3.11 give an entity a dict object of its own:
+    serializing or printing entities must not."""
+    import tracemalloc
+
+    em.persist([User(full_name=f"u{i}", email=f"{i}@x", password="p") for i in range(200)])
+    em.flush()
+    first, *users = em.fork().find(User, {})
+    repr(first)  # warm up what is made once (interned names, caches)
+    wrap(first).to_object()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for u in users:
+        repr(u)
+        wrap(u).to_object()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert held < len(users) * 16, f"{held / len(users):.0f} bytes kept per entity"

@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from .._markers import REFERENCE, UNLOADED
+from .._markers import REFERENCE, is_set
 from ..errors import NotFoundError, ValidationError
 
 __all__ = ["wrap", "WrappedEntity", "BaseEntity"]
@@ -114,17 +114,11 @@ class WrappedEntity(Generic[T]):
 
     def _values(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
         decl = _declaration(self.entity)
-        state = self.entity.__dict__
-        snap = self.entity._orm_snap  # type: ignore[attr-defined]
         out: dict[str, Any] = {}
         for name, opts in decl.properties.items():
-            if opts.get("hidden") or name in exclude or name not in state:
+            if opts.get("hidden") or name in exclude or not is_set(self.entity, name):
                 continue
-            if snap is REFERENCE and not opts.get("primary"):
-                continue
-            if state[name] is UNLOADED:
-                continue
-            out[name] = state[name]
+            out[name] = getattr(self.entity, name)
         return out
 
     def to_object(self, *exclude: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from .._markers import MISSING, REFERENCE, UNLOADED
+from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
@@ -272,12 +272,11 @@ def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[s
 def _entity_repr(self: Any) -> str:
     decl = type(self)._orm_declaration
     cls_name = type(self).__name__
-    state = self.__dict__
     parts = []
     for name, opts in decl.properties.items():
-        if opts.get("hidden") or name not in state:
+        if opts.get("hidden") or not is_set(self, name):
             continue
-        parts.append(f"{name}={state[name]!r}")
+        parts.append(f"{name}={getattr(self, name)!r}")
     if self._orm_snap is REFERENCE:
         parts.append("<not initialized>")
     return f"{cls_name}({', '.join(parts)})"

@@ -3,6 +3,7 @@ ORM instance (table and column names depend on its naming strategy)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,24 @@ class EntityMetadata:
                 entity=self.cls,
                 property=name if isinstance(name, str) else None,
             ) from None
+
+    def to_db_columns(
+        self, data: Mapping[str, Any], entity: Any = None
+    ) -> tuple[list[str], list[Any]]:
+        """Property values -> (column names, database values), each value checked against
+        its type as a flush checks it (a ValidationError naming entity and property)."""
+        fields, values = [], []
+        for key, value in data.items():
+            prop = self.prop(key)
+            if value is not None and prop.type.python_types and not isinstance(
+                value, prop.type.python_types
+            ):
+                self.plan.on_invalid(entity, prop.column_index, value)
+            fields.append(prop.field_name)
+            values.append(
+                prop.type.to_db(value) if value is not None and prop.type.converts else value
+            )
+        return fields, values
 
     def __repr__(self) -> str:
         return f"<EntityMetadata {self.class_name} table={self.table!r}>"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _gc
 from .._backend import core
-from .._markers import MISSING
+from .._markers import MISSING, is_set
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 
@@ -180,7 +180,7 @@ class UnitOfWork:
         """A custom `__init__` may leave properties unset: defaults fill them (new entities
         only, as the generated `__init__` would)."""
         for prop in meta.properties.values():
-            if prop.name in entity.__dict__:
+            if is_set(entity, prop.name):
                 continue
             if prop.default_factory is not None:
                 _object_setattr(entity, prop.name, prop.default_factory())
@@ -342,24 +342,14 @@ class UnitOfWork:
                 entity=refs[0],
             )
         for ref in refs:
-            state = ref.__dict__
-            fields, params = [], []
-            for prop in meta.columns:
-                if prop.primary or prop.name not in state:
-                    continue
-                value = state[prop.name]
-                if value is not None and prop.type.python_types and not isinstance(
-                    value, prop.type.python_types
-                ):
-                    meta.plan.on_invalid(ref, prop.column_index, value)
-                fields.append(prop.field_name)
-                params.append(
-                    prop.type.to_db(value) if value is not None and prop.type.converts else value
-                )
-            if fields:
-                key = getattr(ref, meta.pk.name)
-                if meta.pk.type.converts:
-                    key = meta.pk.type.to_db(key)
+            written = {
+                p.name: getattr(ref, p.name)
+                for p in meta.columns
+                if not p.primary and is_set(ref, p.name)
+            }
+            if written:
+                fields, params = meta.to_db_columns(written, ref)
+                key = core.primary_keys(meta.plan, [ref])[0]
                 plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
 
     def _plan_deletes(self, plan: _FlushPlan) -> None:
