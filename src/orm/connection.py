@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,9 @@ class Connection:
         self.platform = platform
         self.db_name = db_name
         self.log_queries = log_queries
+        #: one transaction at a time on the shared connection: forks used from several
+        #: threads (request contexts) take turns instead of interleaving their statements
+        self._lock = threading.RLock()
         self._resolve_column = resolve_column
         self._depth = 0
         if db_name != ":memory:" and not db_name.startswith("file:"):
@@ -138,7 +142,8 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            rows = raw.execute(sql, params).fetchall()
+            with self._lock:
+                rows = raw.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -155,14 +160,15 @@ class Connection:
         started = time.perf_counter()
         count = 0
         try:
-            cursor = raw.execute(sql, params)
-            fetch = cursor.fetchmany
-            while True:
-                rows = fetch(FETCH_CHUNK)
-                if not rows:
-                    break
-                count += len(rows)
-                consume(rows)
+            with self._lock:
+                cursor = raw.execute(sql, params)
+                fetch = cursor.fetchmany
+                while True:
+                    rows = fetch(FETCH_CHUNK)
+                    if not rows:
+                        break
+                    count += len(rows)
+                    consume(rows)
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -174,7 +180,8 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            cursor = raw.execute(sql, params)
+            with self._lock:
+                cursor = raw.execute(sql, params)
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -188,7 +195,8 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            cursor = raw.executemany(sql, rows)
+            with self._lock:
+                cursor = raw.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise self._error(exc, sql, rows[0] if rows else ()) from exc
         affected = cursor.rowcount
@@ -216,11 +224,17 @@ class Connection:
             self._log(sql, (), started, None)
 
     def begin(self) -> None:
-        """Open a transaction, or a savepoint inside the current one."""
-        if self._depth == 0:
-            self._control("begin")
-        else:
-            self._control(f"savepoint trx{self._depth}")
+        """Open a transaction, or a savepoint inside the current one. The calling thread
+        holds the connection until the matching commit or rollback."""
+        self._lock.acquire()
+        try:
+            if self._depth == 0:
+                self._control("begin")
+            else:
+                self._control(f"savepoint trx{self._depth}")
+        except BaseException:
+            self._lock.release()
+            raise
         self._depth += 1
 
     def commit(self) -> None:
@@ -234,6 +248,7 @@ class Connection:
         else:
             self._control(f"release savepoint trx{self._depth - 1}")
         self._depth -= 1
+        self._lock.release()
 
     def rollback(self) -> None:
         """Roll back the transaction, or to the innermost savepoint. Never raises for a
@@ -241,12 +256,15 @@ class Connection:
         if self._depth == 0:
             return
         self._depth -= 1
-        if self._depth == 0:
-            if self.raw.in_transaction:
-                self._control("rollback")
-        else:
-            self._control(f"rollback to savepoint trx{self._depth}")
-            self._control(f"release savepoint trx{self._depth}")
+        try:
+            if self._depth == 0:
+                if self.raw.in_transaction:
+                    self._control("rollback")
+            else:
+                self._control(f"rollback to savepoint trx{self._depth}")
+                self._control(f"release savepoint trx{self._depth}")
+        finally:
+            self._lock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -491,3 +491,32 @@ def test_using_a_closed_orm(db_path):
         _ = o.em
     with pytest.raises(ValidationError, match="ORM is closed"):
         o.schema.create_schema()
+
+
+def test_forks_in_several_threads_take_turns_on_the_connection(orm):
+    """Each thread works in its own fork; their transactions must not interleave on the
+    ORM's single connection."""
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for batch in range(20):
+                with orm.request_context():
+                    users = [
+                        User(full_name="t", email=f"w{worker}-{batch}-{i}@x", password="p")
+                        for i in range(5)
+                    ]
+                    orm.em.persist(users).flush()
+                    users[0].age = 1
+                    orm.em.flush()
+                    assert orm.em.count(User, {"email": {"$like": f"w{worker}-{batch}-%"}}) == 5
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert orm.em.fork().count(User) == 4 * 20 * 5
