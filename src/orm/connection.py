@@ -61,6 +61,7 @@ class Connection:
         self.platform = platform
         self.db_name = db_name
         self.log_queries = log_queries
+        self.timeout = timeout
         #: one transaction at a time on the shared connection: forks used from several
         #: threads (request contexts) take turns instead of interleaving their statements
         self._lock = threading.RLock()
@@ -142,8 +143,11 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            with self._lock:
+            self._acquire()
+            try:
                 rows = raw.execute(sql, params).fetchall()
+            finally:
+                self._lock.release()
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -160,7 +164,8 @@ class Connection:
         started = time.perf_counter()
         count = 0
         try:
-            with self._lock:
+            self._acquire()
+            try:
                 cursor = raw.execute(sql, params)
                 fetch = cursor.fetchmany
                 while True:
@@ -169,6 +174,8 @@ class Connection:
                         break
                     count += len(rows)
                     consume(rows)
+            finally:
+                self._lock.release()
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -180,8 +187,11 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            with self._lock:
+            self._acquire()
+            try:
                 cursor = raw.execute(sql, params)
+            finally:
+                self._lock.release()
         except sqlite3.Error as exc:
             raise self._error(exc, sql, params) from exc
         if self.log_queries:
@@ -195,8 +205,11 @@ class Connection:
         raw = self.raw
         started = time.perf_counter()
         try:
-            with self._lock:
+            self._acquire()
+            try:
                 cursor = raw.executemany(sql, rows)
+            finally:
+                self._lock.release()
         except sqlite3.Error as exc:
             raise self._error(exc, sql, rows[0] if rows else ()) from exc
         affected = cursor.rowcount
@@ -223,10 +236,29 @@ class Connection:
         if self.log_queries:
             self._log(sql, (), started, None)
 
+    def _acquire(self) -> None:
+        """Take the connection (reentrant). Another thread's transaction is waited for as
+        long as SQLite's own busy timeout, then LockWaitTimeoutException: never forever."""
+        if not self._lock.acquire(timeout=self.timeout):
+            raise errors.LockWaitTimeoutException(
+                f"Waited {self.timeout} s for another thread's transaction on this ORM's "
+                f"connection. Keep transactions short, finish a transaction on the thread "
+                f"that began it, or raise the `timeout` option."
+            )
+
+    @contextmanager
+    def locked(self) -> Iterator[Connection]:
+        """Hold the connection for a block (statements and pragmas that belong together)."""
+        self._acquire()
+        try:
+            yield self
+        finally:
+            self._lock.release()
+
     def begin(self) -> None:
         """Open a transaction, or a savepoint inside the current one. The calling thread
         holds the connection until the matching commit or rollback."""
-        self._lock.acquire()
+        self._acquire()
         try:
             if self._depth == 0:
                 self._control("begin")
@@ -238,11 +270,16 @@ class Connection:
         self._depth += 1
 
     def commit(self) -> None:
-        """Commit the transaction, or release the innermost savepoint. The depth drops only
-        once the statement succeeded, so a failed COMMIT (a locked database, say) can still
-        be rolled back."""
+        """Commit the transaction, or release the innermost savepoint. On failure nothing
+        changes here: the caller rolls back (so a failed COMMIT, a locked database say, is
+        still undone, and the connection released)."""
         if self._depth == 0:
             return
+        if not self.raw.in_transaction:
+            raise errors.DriverException(
+                "The database rolled this transaction back on its own (a trigger's RAISE, "
+                "say) before it could be committed: nothing of it was written."
+            )
         if self._depth == 1:
             self._control("commit")
         else:
@@ -251,28 +288,29 @@ class Connection:
         self._lock.release()
 
     def rollback(self) -> None:
-        """Roll back the transaction, or to the innermost savepoint. Never raises for a
-        transaction SQLite already ended on its own."""
+        """Roll back the transaction, or to the innermost savepoint; only the bookkeeping
+        when SQLite already ended the transaction itself."""
         if self._depth == 0:
             return
         self._depth -= 1
         try:
-            if self._depth == 0:
-                if self.raw.in_transaction:
+            if self.raw.in_transaction:
+                if self._depth == 0:
                     self._control("rollback")
-            else:
-                self._control(f"rollback to savepoint trx{self._depth}")
-                self._control(f"release savepoint trx{self._depth}")
+                else:
+                    self._control(f"rollback to savepoint trx{self._depth}")
+                    self._control(f"release savepoint trx{self._depth}")
         finally:
             self._lock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """`begin` ... `commit`, or `rollback` if the block raises (savepoints when nested)."""
+        """`begin` ... `commit`, or `rollback` if the block (or the commit) raises; savepoints
+        when nested."""
         self.begin()
         try:
             yield self
+            self.commit()
         except BaseException:
             self.rollback()
             raise
-        self.commit()

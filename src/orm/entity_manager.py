@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _gc
 from ._backend import core
-from ._markers import MISSING, REFERENCE, UNLOADED, is_set
+from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
@@ -223,12 +223,16 @@ class EntityManager:
         finally:
             if collecting:
                 _gc.resume()
+        if identity_map is not None and (props is not None or uow.partial):
+            uow.note_partial(found)
         return found
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:
             return None
         wanted = {meta.pk.name} | {meta.prop(f).name for f in fields}
+        if meta.version is not None:
+            wanted.add(meta.version.name)  # an UPDATE must know the version it replaces
         return [p for p in meta.columns if p.name in wanted]
 
     def _hydrate(
@@ -243,10 +247,15 @@ class EntityManager:
         is answered from the identity map: no query, and so no flush."""
         em = self._ctx() if self._global else self
         if not options and where.__class__ in _SCALAR_KEYS:
-            im = em._uow.identity_map.get(entity)  # type: ignore[call-overload]
+            uow = em._uow
+            im = uow.identity_map.get(entity)  # type: ignore[call-overload]
             if im is not None:
                 found = im.get(where)
-                if found is not None and found._orm_snap is not REFERENCE:
+                if (
+                    found is not None
+                    and found._orm_snap is not REFERENCE
+                    and not (uow.partial and id(found) in uow.partial)
+                ):
                     return found  # type: ignore[no-any-return]
         unknown = set(options) - _FIND_OPTIONS
         if unknown:
@@ -259,7 +268,11 @@ class EntityManager:
                 if key.__class__ in _SCALAR_KEYS:
                     im = em._uow.identity_map.get(meta.cls)
                     found = im.get(key) if im is not None else None
-                    if found is not None and found._orm_snap is not REFERENCE:
+                    if (
+                        found is not None
+                        and found._orm_snap is not REFERENCE
+                        and id(found) not in em._uow.partial
+                    ):
                         return found  # type: ignore[no-any-return]
         options.pop("limit", None)
         result = em.find(meta.cls, where, limit=1, **options)
@@ -374,11 +387,11 @@ class EntityManager:
         or a transient one holding `data`) and the first version."""
         full = dict(data)
         for prop in meta.columns:
-            if full.get(prop.name) is not None:
-                continue
+            if prop.name in full and not (prop.primary and full[prop.name] is None):
+                continue  # an explicit value, None included, is the user's choice
             if prop.default_factory is not None:
                 full[prop.name] = prop.default_factory()
-            elif prop.default is not MISSING and prop.name not in full:
+            elif prop.default is not MISSING:
                 full[prop.name] = copy.deepcopy(prop.default)
         for prop in meta.columns:
             if prop.on_create is not None and full.get(prop.name) is None:
@@ -408,11 +421,10 @@ class EntityManager:
                     f"(id {owner.em.id}); upsert it there.",
                     entity=instance,
                 )
-            data = {
-                p.name: getattr(instance, p.name)
-                for p in meta.columns
-                if is_set(instance, p.name)
-            }
+            # what the instance itself holds: a class-level default is not the user's value
+            # and must not overwrite the stored row (reading vars() is fine on this rare path)
+            own = vars(instance)
+            data = {p.name: own[p.name] for p in meta.columns if p.name in own}
         else:
             meta = em.metadata.get(entity)
             if data is None:
@@ -454,19 +466,28 @@ class EntityManager:
         except BaseException:
             em.connection.rollback()
             raise
+        if instance is not None and instance._orm_uow is None:
+            pk = rows[0][meta.pk_index]
+            if meta.pk.type.converts:
+                pk = meta.pk.type.to_python(pk)
+            im = em._uow.map_for(meta.cls)
+            if pk not in im:
+                _object_setattr(instance, "_orm_uow", em._uow)
+                im[pk] = instance
+        result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
         if instance is not None:
+            if result is not instance:
+                raise ValidationError(
+                    f"The {meta.class_name} row was upserted and the instance this "
+                    f"EntityManager already manages for key {getattr(result, meta.pk.name)!r} was "
+                    f"refreshed; this second instance of the same row stays unmanaged. Use "
+                    f"the managed one.",
+                    entity=instance,
+                )
             group = em._uow.new.get(meta.cls)
             if group is not None:
                 group.pop(id(instance), None)  # written now: no second INSERT at flush
-            if instance._orm_uow is None:
-                pk = rows[0][meta.pk_index]
-                if meta.pk.type.converts:
-                    pk = meta.pk.type.to_python(pk)
-                im = em._uow.map_for(meta.cls)
-                if pk not in im:
-                    _object_setattr(instance, "_orm_uow", em._uow)
-                    im[pk] = instance
-        return em._hydrate(meta, rows, refresh=True, detached=False)[0]
+        return result
 
     # -- native queries ---------------------------------------------------------------------
     def native_insert(self, entity: type[T] | str, data: Mapping[str, Any]) -> Any:
@@ -515,10 +536,10 @@ class EntityManager:
         try:
             yield tx
             tx.flush()
+            conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        conn.commit()
 
 
 def _python_key(meta: EntityMetadata, pk: Any) -> Any:

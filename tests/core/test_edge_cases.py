@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 
 import pytest
 
 from orm import (
     ORM,
+    DriverException,
     EntitySchema,
     FlushMode,
     LockWaitTimeoutException,
@@ -22,7 +24,7 @@ from orm import (
     wrap,
 )
 from orm._backend import core
-from tests.core.models import Article, Book, Stamped, User
+from tests.core.models import Article, Book, Stamped, Tag, User
 
 
 def rows(orm, sql):
@@ -309,3 +311,140 @@ def test_compiled_hydration_reuses_fresh_row_tuples(orm):
     row_id = id(fresh_rows[0])
     (u,) = core.hydrate(plan, fresh_rows, {}, UoW(), False)
     assert id(u._orm_snap) == row_id
+
+
+# -- second round ---------------------------------------------------------------------------
+
+
+def test_a_commit_failing_at_the_end_of_a_transaction_block_is_rolled_back(db_path):
+    with ORM.init(db_name=db_path, entities=[User], timeout=0.1) as o:
+        o.schema.create_schema()
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        reader.execute("begin")
+        reader.execute("select * from user").fetchall()
+        with pytest.raises(LockWaitTimeoutException):
+            with o.em.transaction() as tx:
+                tx.persist(User(full_name="a", email="a@x", password="p"))
+        reader.execute("commit")
+        assert not o.connection.raw.in_transaction and not o.connection.in_transaction
+        outcome: list[int] = []
+        worker = threading.Thread(target=lambda: outcome.append(o.em.fork().count(User)))
+        worker.start()
+        worker.join(5)
+        assert outcome == [0], "another thread can use the connection again"
+
+
+def test_a_transaction_continued_on_another_thread_times_out(db_path):
+    with ORM.init(db_name=db_path, entities=[User], timeout=0.2) as o:
+        o.schema.create_schema()
+        errors: list[BaseException] = []
+        with o.em.transaction() as tx:
+            tx.persist(User(full_name="a", email="a@x", password="p"))
+            tx.flush()
+
+            def elsewhere():
+                try:
+                    tx.count(User)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            worker = threading.Thread(target=elsewhere)
+            worker.start()
+            worker.join(5)
+        assert len(errors) == 1 and isinstance(errors[0], LockWaitTimeoutException)
+        assert "thread that began it" in str(errors[0])
+
+
+def test_a_transaction_the_database_rolled_back_itself(orm):
+    orm.connection.raw.execute(
+        "create trigger no_bob before insert on user when new.full_name = 'bob' "
+        "begin select raise(rollback, 'no bob'); end"
+    )
+    s = Stamped(name="s")
+    with pytest.raises(DriverException):
+        with orm.em.transaction() as tx:
+            tx.persist(s)
+            tx.persist(User(full_name="bob", email="b@x", password="p"))
+    assert s.created is None, "the hook value of the failed flush is taken back"
+    assert not orm.connection.in_transaction
+    assert orm.em.fork().count(Stamped) == 0
+
+
+def test_an_untouched_reference_of_a_versioned_type_with_json_is_no_change(orm):
+    @entity()
+    class VersionedDoc:
+        id: int = PrimaryKey()
+        data: dict = Property(default_factory=dict)
+        version: int = Property(version=True)
+
+    with ORM.init(db_name=":memory:", entities=[VersionedDoc, Tag]) as o:
+        o.schema.create_schema()
+        em = o.em.fork()
+        em.persist(VersionedDoc()).flush()
+        fresh = o.em.fork()
+        fresh.get_reference(VersionedDoc, 1)
+        fresh.persist(Tag(name="t"))
+        fresh.flush()
+        assert fresh.count(Tag) == 1
+
+
+def test_a_partially_loaded_versioned_entity_can_be_updated(orm):
+    em = orm.em.fork()
+    em.persist(Article(title="a")).flush()
+    fresh = orm.em.fork()
+    art = fresh.find_one(Article, {"id": 1}, fields=["title"])
+    art.title = "b"
+    fresh.flush()
+    assert rows(orm, "select title, version from article") == [("b", 2)]
+
+
+def test_a_lookup_by_key_completes_a_partial_entity(em, orm):
+    add_user(em, age=7)
+    fresh = orm.em.fork()
+    partial = fresh.find(User, {}, fields=["email"])[0]
+    assert fresh.find_one(User, 1) is partial and partial.age == 7
+    assert fresh.find_one(User, {"id": 1}) is partial
+
+
+def test_upsert_of_a_second_instance_of_a_managed_row(em, orm):
+    add_user(em)
+    managed = em.find_one(User, 1)
+    dup = User(id=1, full_name="dup", email="a@x", password="p")
+    em.persist(dup)
+    with pytest.raises(ValidationError, match="already manages for key 1 was refreshed"):
+        em.upsert(dup)
+    assert managed.full_name == "dup" and em.get_unit_of_work().is_new(dup)
+
+
+def test_upsert_of_an_instance_leaves_columns_it_does_not_hold(orm):
+    @entity()
+    class Plan:
+        id: int = PrimaryKey()
+        email: str = Property(unique=True)
+        tier: str = "free"
+
+        def __init__(self, email: str) -> None:
+            self.email = email
+
+    with ORM.init(db_name=":memory:", entities=[Plan]) as o:
+        o.schema.create_schema()
+        em = o.em.fork()
+        em.native_insert(Plan, {"email": "a@x", "tier": "pro"})
+        em.upsert(Plan("a@x"))
+        assert rows(o, "select tier from plan") == [("pro",)]
+        em.upsert(Plan("b@x"))
+        assert rows(o, "select tier from plan where email = 'b@x'") == [("free",)]
+
+
+def test_an_explicit_none_is_not_replaced_by_a_default_factory(orm):
+    @entity()
+    class Tagged:
+        id: int = PrimaryKey()
+        tag: str | None = Property(default_factory=lambda: "generated")
+
+    with ORM.init(db_name=":memory:", entities=[Tagged]) as o:
+        o.schema.create_schema()
+        em = o.em.fork()
+        em.native_insert(Tagged, {"tag": None})
+        em.native_insert(Tagged, {})
+        assert rows(o, "select tag from tagged order by id") == [(None,), ("generated",)]

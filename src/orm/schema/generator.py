@@ -215,12 +215,13 @@ class SchemaGenerator:
         if not statements:
             return
         conn = self.orm.connection
-        conn.raw.execute("pragma foreign_keys = off")
-        try:
-            with conn.transaction():
-                conn.script(statements)
-        finally:
-            conn.raw.execute("pragma foreign_keys = on")
+        with conn.locked():
+            conn.raw.execute("pragma foreign_keys = off")
+            try:
+                with conn.transaction():
+                    conn.script(statements)
+            finally:
+                conn.raw.execute("pragma foreign_keys = on")
 
     def create_schema(self) -> None:
         """Create every table and index (TableExistsException if one exists)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _gc
 from .._backend import core
-from .._markers import MISSING, is_set
+from .._markers import MISSING, UNLOADED, is_set
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 
@@ -134,6 +134,9 @@ class UnitOfWork:
         #: managed entities written to since their snapshot (id -> entity)
         self.dirty: dict[int, Any] = {}
         self.removed: dict[type, dict[int, Any]] = {}
+        #: ids of managed entities a partial load (`fields=`) left incomplete: a lookup by
+        #: key must query for them instead of answering from the identity map
+        self.partial: set[int] = set()
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -206,6 +209,16 @@ class UnitOfWork:
             group = self.removed[meta.cls] = {}
         group[id(entity)] = entity
 
+    def note_partial(self, entities: list[Any]) -> None:
+        """After a query: remember which of its entities are still partially loaded."""
+        partial = self.partial
+        for entity in entities:
+            snap = entity._orm_snap
+            if type(snap) is tuple and UNLOADED in snap:
+                partial.add(id(entity))
+            else:
+                partial.discard(id(entity))
+
     def clear(self) -> None:
         """Forget everything; the entities become detached."""
         for im in self.identity_map.values():
@@ -214,6 +227,7 @@ class UnitOfWork:
         self.new = {}
         self.dirty = {}
         self.removed = {}
+        self.partial = set()
 
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
@@ -334,23 +348,24 @@ class UnitOfWork:
         self, plan: _FlushPlan, meta: EntityMetadata, refs: list[Any]
     ) -> None:
         """A reference (only its key known) that was written to: update what was set."""
-        if meta.version is not None:
-            raise ValidationError(
-                f"{meta.class_name} is versioned: an uninitialized reference does not know its "
-                f"version, so it cannot be updated safely. Load it first (wrap(entity).init()). "
-                f"Nothing of this flush was written.",
-                entity=refs[0],
-            )
         for ref in refs:
             written = {
                 p.name: getattr(ref, p.name)
                 for p in meta.columns
                 if not p.primary and is_set(ref, p.name)
             }
-            if written:
-                fields, params = meta.to_db_columns(written, ref)
-                key = core.primary_keys(meta.plan, [ref])[0]
-                plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
+            if not written:
+                continue
+            if meta.version is not None:
+                raise ValidationError(
+                    f"{meta.class_name} is versioned: an uninitialized reference does not know "
+                    f"its version, so it cannot be updated safely. Load it first "
+                    f"(wrap(entity).init()). Nothing of this flush was written.",
+                    entity=ref,
+                )
+            fields, params = meta.to_db_columns(written, ref)
+            key = core.primary_keys(meta.plan, [ref])[0]
+            plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
 
     def _plan_deletes(self, plan: _FlushPlan) -> None:
         metas = self.em.metadata
@@ -417,7 +432,11 @@ class UnitOfWork:
             return
         conn = self.em.connection
         sql = self.em.sql
-        conn.begin()
+        try:
+            conn.begin()
+        except BaseException:
+            plan.revert()
+            raise
         try:
             for ins in plan.inserts:
                 self._insert(ins)
@@ -429,8 +448,10 @@ class UnitOfWork:
                 self._delete(dele)
             conn.commit()
         except BaseException as exc:
-            conn.rollback()
-            plan.revert()
+            try:
+                conn.rollback()
+            finally:
+                plan.revert()
             if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
                 exc.args = (
                     f"{exc.args[0]}. Nothing of this flush was written; fix the cause and "
