@@ -1,6 +1,6 @@
 """Entity declarations and their resolved metadata."""
 
-from .declare import EntitySchema, declared_entities, entity
+from .declare import EntitySchema, entity
 from .discovery import MetadataStorage, discover, expand_entries
 from .model import EntityMetadata, PropertyMetadata
 from .options import PrimaryKey, Property
@@ -15,5 +15,4 @@ __all__ = [
     "MetadataStorage",
     "discover",
     "expand_entries",
-    "declared_entities",
 ]

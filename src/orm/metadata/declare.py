@@ -21,10 +21,7 @@ from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
-__all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of", "declared_entities"]
-
-#: every class declared as an entity, in definition order (folder discovery reads it)
-_DECLARED: list[type] = []
+__all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of"]
 
 
 class EntityDeclaration:
@@ -59,21 +56,16 @@ def declaration_of(cls: Any) -> EntityDeclaration | None:
     return decl if isinstance(decl, EntityDeclaration) else None
 
 
-def declared_entities() -> list[type]:
-    return list(_DECLARED)
-
-
 class _PropertySlot:
     """Class attribute standing for a property. A non-data descriptor: reading an attribute
     that is set on the instance never reaches it (no cost on the hot path); it only explains
     the values that are *not* there: an uninitialized reference, a column left out by a
     partial load, or a property a custom `__init__` did not set."""
 
-    __slots__ = ("name", "owner", "index", "default")
+    __slots__ = ("name", "index", "default")
 
-    def __init__(self, name: str, owner: type, index: int, default: Any) -> None:
+    def __init__(self, name: str, index: int, default: Any) -> None:
         self.name = name
-        self.owner = owner
         self.index = index
         self.default = default
 
@@ -301,13 +293,13 @@ def _install(
                 property=str(name),
             )
     decl = EntityDeclaration(cls, props, annotations, table_name, from_schema, unknown)
-    persisted = [n for n, o in props.items() if o.get("persist", True)]
+    persisted = decl.persisted
     for name, opts in props.items():
         index = persisted.index(name) if name in persisted else -1
         default = opts.get("default", MISSING)
         if isinstance(default, (list, dict, set)):
             default = MISSING  # a shared mutable default would leak between instances
-        setattr(cls, name, _PropertySlot(name, cls, index, default))
+        setattr(cls, name, _PropertySlot(name, index, default))
     cls._orm_declaration = decl
     cls._orm_uow = None
     cls._orm_snap = None
@@ -323,7 +315,6 @@ def _install(
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
-    _DECLARED.append(cls)
     return cls
 
 

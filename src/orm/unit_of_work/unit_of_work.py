@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -251,11 +250,6 @@ class UnitOfWork:
             if im and core.compute_changes(meta.plan, im.values()):
                 return True
         return False
-
-    def has_changes(self) -> bool:
-        if any(self.new.values()) or any(self.removed.values()) or self.dirty:
-            return True
-        return any(self.has_changes_for(m) for m in self._mutable_metas())
 
     def _mutable_metas(self) -> list[EntityMetadata]:
         metas = self.em.metadata
@@ -547,6 +541,3 @@ class UnitOfWork:
         self.new = {}
         self.removed = {}
         self.dirty.clear()
-
-    def detach_all(self, entities: Iterable[Any]) -> None:
-        core.detach(entities)
