@@ -365,30 +365,51 @@ def detach(entities):
 
 def primary_keys(Plan plan, list entities):
     """See orm._diff_py.primary_keys."""
-    cdef object name = plan.names[plan.pk_index]
-    cdef object conv = plan.to_db[plan.pk_index]
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef object name = plan.names[pk_index]
+    cdef object conv = plan.to_db[pk_index]
+    cdef bint python_valued = plan.kinds[pk_index] != KIND_GENERIC
     cdef Py_ssize_t k, count = len(entities)
     cdef list keys = PyList_New(count)
-    cdef object key
+    cdef object key, snap
     for k in range(count):
-        key = getattr(entities[k], name)
-        if conv is not None:
-            key = conv(key)
+        snap = PyObject_GetAttr(entities[k], SNAP)
+        if type(snap) is tuple:
+            key = (<tuple>snap)[pk_index]
+            if python_valued and conv is not None and key is not None:
+                key = conv(key)
+        else:
+            key = getattr(entities[k], name)
+            if conv is not None:
+                key = conv(key)
         Py_INCREF(key)
         PyList_SET_ITEM(keys, k, key)
     return keys
 
 
+cdef object _stored_key(Plan plan, object entity):
+    """See orm._diff_py._stored_key."""
+    cdef Py_ssize_t pk_index = plan.pk_index
+    cdef object snap = PyObject_GetAttr(entity, SNAP)
+    cdef object key, conv
+    if type(snap) is not tuple:
+        return getattr(entity, plan.names[pk_index])
+    key = (<tuple>snap)[pk_index]
+    conv = plan.to_python[pk_index]
+    if plan.kinds[pk_index] == KIND_GENERIC and conv is not None and key is not None:
+        key = conv(key)
+    return key
+
+
 def forget(Plan plan, list entities, identity_map):
     """See orm._diff_py.forget."""
-    cdef object name = plan.names[plan.pk_index]
     cdef object entity, key
     cdef PyObject* found
     cdef dict idmap
     if identity_map is not None:
         idmap = <dict>identity_map
         for entity in entities:
-            key = getattr(entity, name)
+            key = _stored_key(plan, entity)
             found = PyDict_GetItem(idmap, key)
             if found is not NULL and <object>found is entity:
                 del idmap[key]
@@ -448,8 +469,6 @@ def compute_changes(Plan plan, entities, list references=None):
         new_snap = None
         db_values = None
         for i in range(n):
-            if i == pk_index:
-                continue
             old = <object>PyTuple_GET_ITEM(snap, i)
             kind = plan.kinds[i]
             conv = <object>PyTuple_GET_ITEM(to_db, i)

@@ -298,19 +298,46 @@ def detach(entities: Any) -> None:
 
 
 def primary_keys(plan: Plan, entities: list[Any]) -> list[Any]:
-    """The entities' primary keys in database form (for `delete ... where pk in (...)`)."""
-    name = plan.names[plan.pk_index]
-    conv = plan.to_db[plan.pk_index]
-    keys = [getattr(e, name) for e in entities]
-    return keys if conv is None else [conv(k) for k in keys]
+    """The keys the database holds the entities' rows under, in database form (for
+    `delete ... where pk in (...)`): the snapshot's, since a key the user assigned is not
+    written yet; the attribute for references (no snapshot)."""
+    pk_index = plan.pk_index
+    name = plan.names[pk_index]
+    conv = plan.to_db[pk_index]
+    python_valued = plan.kinds[pk_index]
+    keys = []
+    for entity in entities:
+        snap = entity._orm_snap
+        if type(snap) is tuple:
+            key = snap[pk_index]
+            if python_valued and conv is not None and key is not None:
+                key = conv(key)
+        else:
+            key = getattr(entity, name)
+            if conv is not None:
+                key = conv(key)
+        keys.append(key)
+    return keys
+
+
+def _stored_key(plan: Plan, entity: Any) -> Any:
+    """The identity-map key of a managed entity: its snapshot's key, as a Python value."""
+    pk_index = plan.pk_index
+    snap = entity._orm_snap
+    if type(snap) is not tuple:
+        return getattr(entity, plan.names[pk_index])
+    key = snap[pk_index]
+    conv = plan.to_python[pk_index]
+    if not plan.kinds[pk_index] and conv is not None and key is not None:
+        key = conv(key)
+    return key
 
 
 def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None:
     """After a committed DELETE: the entities leave the identity map and are detached."""
-    name = plan.names[plan.pk_index]
     if identity_map is not None:
         for entity in entities:
-            key = getattr(entity, name)
+            key = _stored_key(plan, entity)
             if identity_map.get(key) is entity:
                 del identity_map[key]
     detach(entities)
@@ -338,7 +365,8 @@ def compute_changes(
     Returns the entities that changed, grouped by the set of changed columns (so each group is
     one UPDATE statement run with executemany): ``{changed_column_indexes: [entities,
     new_snapshots, params]}`` where params are the changed values then the primary key, in
-    database form. Entities without changes are left out; new entities and references are
+    database form; the key is the snapshot's, so a primary key the user changed is updated
+    like any other column, `where pk = <old key>`. Entities without changes are left out; new entities and references are
     skipped (they have no snapshot to compare with); references are appended to
     `references` when it is given.
     """
@@ -360,8 +388,6 @@ def compute_changes(
         values: list[Any] = []
         db_values: list[Any] = []
         for i in range(plan.n):
-            if i == pk_index:
-                continue
             old = snap[i]
             if old is UNLOADED:
                 # a column a partial load did not read: changed if the user wrote it

@@ -67,6 +67,9 @@ class Connection:
         self._lock = threading.RLock()
         self._resolve_column = resolve_column
         self._depth = 0
+        #: per open transaction or savepoint, innermost last: what to undo in memory if it
+        #: is rolled back (see on_rollback)
+        self._undo: list[list[Callable[[], None]]] = []
         if db_name != ":memory:" and not db_name.startswith("file:"):
             folder = Path(db_name).expanduser().resolve().parent
             if not folder.is_dir():
@@ -113,13 +116,46 @@ class Connection:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    @property
+    def depth(self) -> int:
+        """How many transactions and savepoints are open (meaningful to the thread holding
+        the connection, which is the one inside them)."""
+        return self._depth
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run `undo` if the innermost open transaction or savepoint is rolled back, or any
+        enclosing one before the outermost commits. A flush inside a transaction registers
+        here how to make what it wrote pending again, so the Unit of Work never believes
+        in rows the database does not hold. Outside a transaction this does nothing."""
+        if self._depth:
+            self._undo[-1].append(undo)
+
+    def _run_undo(self, actions: list[Callable[[], None]]) -> None:
+        """Newest first; every action runs even if one fails (the first error is raised)."""
+        failure: BaseException | None = None
+        for undo in reversed(actions):
+            try:
+                undo()
+            except BaseException as exc:  # pragma: no cover - undo actions do not raise
+                failure = failure or exc
+        if failure is not None:  # pragma: no cover
+            raise failure
+
     def close(self) -> None:
+        """Close the connection; an open transaction is rolled back (and what flushes
+        inside it wrote becomes pending again)."""
         if self._raw is not None:
+            pending = [undo for frame in self._undo for undo in frame]
             if self._depth:
-                self._raw.execute("rollback")
+                try:
+                    self._raw.execute("rollback")
+                except sqlite3.Error:  # pragma: no cover - closing discards it anyway
+                    pass
             self._raw.close()
             self._raw = None
             self._depth = 0
+            self._undo = []
+            self._run_undo(pending)
 
     # -- logging ----------------------------------------------------------------------------
     def _log(self, sql: str, params: Any, started: float, outcome: str | None) -> None:
@@ -268,6 +304,7 @@ class Connection:
             self._lock.release()
             raise
         self._depth += 1
+        self._undo.append([])
 
     def commit(self) -> None:
         """Commit the transaction, or release the innermost savepoint. On failure nothing
@@ -285,14 +322,19 @@ class Connection:
         else:
             self._control(f"release savepoint trx{self._depth - 1}")
         self._depth -= 1
+        undo = self._undo.pop()
+        if self._undo:  # a released savepoint is undone with the enclosing transaction
+            self._undo[-1].extend(undo)
         self._lock.release()
 
     def rollback(self) -> None:
         """Roll back the transaction, or to the innermost savepoint; only the bookkeeping
-        when SQLite already ended the transaction itself."""
+        when SQLite already ended the transaction itself. What the flushes inside it wrote
+        becomes pending again in their Units of Work (see on_rollback)."""
         if self._depth == 0:
             return
         self._depth -= 1
+        undo = self._undo.pop()
         try:
             if self.raw.in_transaction:
                 if self._depth == 0:
@@ -301,7 +343,10 @@ class Connection:
                     self._control(f"rollback to savepoint trx{self._depth}")
                     self._control(f"release savepoint trx{self._depth}")
         finally:
-            self._lock.release()
+            try:
+                self._run_undo(undo)
+            finally:
+                self._lock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

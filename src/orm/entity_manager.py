@@ -25,6 +25,7 @@ from .errors import NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
 from .query.filters import normalize_where
 from .unit_of_work import UnitOfWork
+from .unit_of_work.undo import UpsertUndo, map_key
 
 if TYPE_CHECKING:
     from .core import ORM
@@ -261,11 +262,21 @@ class EntityManager:
         if unknown:
             raise TypeError(f"find_one() got unexpected keyword argument(s): {sorted(unknown)}")
         meta = em.metadata.get(entity)
-        if not (options.get("refresh") or options.get("disable_identity_map")):
-            cond = normalize_where(meta, where)
-            if len(cond) == 1 and meta.pk.name in cond:
-                key = cond[meta.pk.name]
-                if key.__class__ in _SCALAR_KEYS:
+        cond = normalize_where(meta, where)
+        if not cond:
+            raise ValidationError(
+                f"find_one({meta.class_name}, {where!r}) has no condition: it would return "
+                f"whichever row comes first. Pass a primary key or a filter dict (a missing id "
+                f"must not return someone else's row); for any row use find(..., limit=1).",
+                entity=meta.cls,
+            )
+        pk_name = meta.pk.name
+        if len(cond) == 1 and pk_name in cond:
+            key = cond[pk_name]
+            if not isinstance(key, (Mapping, list, tuple, set, frozenset)):
+                key = meta.python_key(key)
+                where = {pk_name: key}
+                if not (options.get("refresh") or options.get("disable_identity_map")):
                     im = em._uow.identity_map.get(meta.cls)
                     found = im.get(key) if im is not None else None
                     if (
@@ -311,13 +322,13 @@ class EntityManager:
         (the entity is then detached)."""
         em = self._ctx()
         meta = em.metadata.of_instance(entity)
-        if entity._orm_uow is not em._uow:  # type: ignore[attr-defined]
+        if entity._orm_uow is not em._uow or entity._orm_snap is None:  # type: ignore[attr-defined]
             raise ValidationError(
                 f"Cannot refresh {meta.class_name} {entity!r:.80}: it is not managed by this "
                 f"EntityManager (persist and flush it, or load it here first).",
                 entity=entity,
             )
-        pk = getattr(entity, meta.pk.name)
+        pk = map_key(meta, entity)
         sql, params = em.sql.select(meta, {meta.pk.name: pk}, limit=1)
         rows = em.connection.query(sql, params)
         if not rows:
@@ -331,7 +342,7 @@ class EntityManager:
         query. Reading its other properties raises until it is initialized."""
         em = self._ctx()
         meta = em.metadata.get(entity)
-        pk = _python_key(meta, pk)
+        pk = meta.python_key(pk)
         im = em._uow.map_for(meta.cls)
         found = im.get(pk)
         if found is not None:
@@ -459,22 +470,31 @@ class EntityManager:
             + " returning "
             + ", ".join(quote(p.field_name) for p in meta.columns)
         )
-        em.connection.begin()
+        conn = em.connection
+        uow = em._uow
+        conn.begin()
+        nested = conn.depth > 1  # inside the caller's transaction: undone with it
         try:
-            rows = em.connection.query(sql, values)
-            em.connection.commit()
+            rows = conn.query(sql, values)
+            conn.commit()
         except BaseException:
-            em.connection.rollback()
+            conn.rollback()
             raise
-        if instance is not None and instance._orm_uow is None:
-            pk = rows[0][meta.pk_index]
-            if meta.pk.type.converts:
-                pk = meta.pk.type.to_python(pk)
-            im = em._uow.map_for(meta.cls)
-            if pk not in im:
-                _object_setattr(instance, "_orm_uow", em._uow)
-                im[pk] = instance
+        pk = rows[0][meta.pk_index]
+        if meta.pk.type.converts:
+            pk = meta.pk.type.to_python(pk)
+        im = uow.map_for(meta.cls)
+        previous = im.get(pk)
+        was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
+        if instance is not None and instance._orm_snap is None and previous is None:
+            _object_setattr(instance, "_orm_uow", uow)
+            im[pk] = instance
         result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
+        if nested:
+            undo = UpsertUndo(uow, meta, pk, previous, was_new)
+            if previous is None:
+                undo.entity = result
+            conn.on_rollback(undo.run)
         if instance is not None:
             if result is not instance:
                 raise ValidationError(
@@ -540,23 +560,6 @@ class EntityManager:
         except BaseException:
             conn.rollback()
             raise
-
-
-def _python_key(meta: EntityMetadata, pk: Any) -> Any:
-    """A primary key given in database form (a UUID as text, say) -> its Python value, so one
-    row never has two identity-map entries."""
-    accepted = meta.pk.type.python_types
-    if pk is not None and accepted and not isinstance(pk, accepted) and meta.pk.type.converts:
-        try:
-            return meta.pk.type.to_python(pk)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"{pk!r} is not a valid primary key for {meta.class_name}.{meta.pk.name} "
-                f"({exc})",
-                entity=meta.cls,
-                property=meta.pk.name,
-            ) from None
-    return pk
 
 
 def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list[tuple]:

@@ -65,7 +65,10 @@ class WrappedEntity(Generic[T]):
         return self.entity._orm_snap is not REFERENCE  # type: ignore[attr-defined]
 
     def is_managed(self) -> bool:
-        return self.entity._orm_uow is not None  # type: ignore[attr-defined]
+        """Whether an EntityManager holds it as a stored row (loaded, flushed, or a
+        reference); a persisted entity becomes managed when it is flushed."""
+        entity = self.entity
+        return entity._orm_uow is not None and entity._orm_snap is not None  # type: ignore[attr-defined]
 
     def populated(self, populated: bool = True) -> None:
         """Kept for MikroORM parity: scalar properties are always loaded together."""

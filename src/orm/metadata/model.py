@@ -95,5 +95,42 @@ class EntityMetadata:
             )
         return fields, values
 
+    def python_key(self, value: Any) -> Any:
+        """A primary key value as the identity map holds it: of the PK's Python type,
+        converted when the form is unambiguous (`"1"` for an int key, a UUID's text), else a
+        ValidationError. Every key that enters a lookup goes through here, so one row never
+        gets two identities (`1` and `"1"`)."""
+        pk = self.pk
+        if value is None:
+            raise ValidationError(
+                f"No primary key given for {self.class_name}.{pk.name} (got None): pass the "
+                f"key of the row you want, or a filter dict.",
+                entity=self.cls,
+                property=pk.name,
+            )
+        accepted = pk.type.python_types
+        if not accepted or (
+            isinstance(value, accepted) and not (type(value) is bool and bool not in accepted)
+        ):
+            return value
+        try:
+            if pk.type.converts:
+                return pk.type.to_python(value)
+            if int in accepted and type(value) is not bool:
+                if isinstance(value, str):
+                    return int(value.strip())
+                if isinstance(value, float) and value.is_integer():
+                    return int(value)
+        except (TypeError, ValueError, AttributeError) as exc:
+            reason = f" ({exc})"
+        else:
+            reason = ""
+        raise ValidationError(
+            f"{value!r} is not a valid primary key for {self.class_name}.{pk.name}: expected "
+            f"{pk.type.describe()}{reason}",
+            entity=self.cls,
+            property=pk.name,
+        )
+
     def __repr__(self) -> str:
         return f"<EntityMetadata {self.class_name} table={self.table!r}>"

@@ -25,6 +25,7 @@ from .._backend import core
 from .._markers import MISSING, UNLOADED, is_set
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
+from .undo import FlushUndo, map_key
 
 if TYPE_CHECKING:
     from ..entity_manager import EntityManager
@@ -136,6 +137,8 @@ class UnitOfWork:
         #: ids of managed entities a partial load (`fields=`) left incomplete: a lookup by
         #: key must query for them instead of answering from the identity map
         self.partial: set[int] = set()
+        #: increased by clear(): undo records of older flushes no longer apply
+        self.generation = 0
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -158,6 +161,8 @@ class UnitOfWork:
         return group is not None and id(entity) in group
 
     def persist(self, entity: Any, meta: EntityMetadata) -> None:
+        """A new entity joins this Unit of Work at once (`_orm_uow` set, no snapshot yet):
+        another EntityManager then refuses it, instead of both inserting it."""
         owner = entity._orm_uow
         if owner is self:
             group = self.removed.get(meta.cls)
@@ -165,9 +170,11 @@ class UnitOfWork:
                 group.pop(id(entity), None)  # persist after remove cancels the removal
             return
         if owner is not None:
+            state = "new in" if entity._orm_snap is None else "managed by"
             raise ValidationError(
-                f"{meta.class_name} {entity!r:.80} is managed by another EntityManager "
-                f"(id {owner.em.id}); work with it there, or load it in this one.",
+                f"{meta.class_name} {entity!r:.80} is already {state} another EntityManager "
+                f"(id {owner.em.id}); an entity belongs to one EntityManager: persist and "
+                f"flush it there, or load the row in this one (em.find_one).",
                 entity=entity,
             )
         if not meta.cls.__dict__.get("_orm_generated_init", False):
@@ -176,6 +183,7 @@ class UnitOfWork:
         if group is None:
             group = self.new[meta.cls] = {}
         group[id(entity)] = entity
+        _object_setattr(entity, "_orm_uow", self)
 
     @staticmethod
     def _apply_defaults(entity: Any, meta: EntityMetadata) -> None:
@@ -194,7 +202,9 @@ class UnitOfWork:
     def remove(self, entity: Any, meta: EntityMetadata) -> None:
         group = self.new.get(meta.cls)
         if group is not None and id(entity) in group:
-            del group[id(entity)]
+            del group[id(entity)]  # never written: simply forgotten
+            self.dirty.pop(id(entity), None)
+            _object_setattr(entity, "_orm_uow", None)
             return
         if entity._orm_uow is not self:
             raise ValidationError(
@@ -222,6 +232,9 @@ class UnitOfWork:
         """Forget everything; the entities become detached."""
         for im in self.identity_map.values():
             core.detach(im.values())
+        for group in self.new.values():
+            core.detach(group.values())
+        self.generation += 1
         self.identity_map = {}
         self.new = {}
         self.dirty = {}
@@ -231,7 +244,7 @@ class UnitOfWork:
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
         if im is not None:
-            pk = getattr(entity, meta.pk.name, None)
+            pk = map_key(meta, entity)
             if im.get(pk) is entity:
                 del im[pk]
         self.dirty.pop(id(entity), None)
@@ -431,6 +444,8 @@ class UnitOfWork:
         except BaseException:
             plan.revert()
             raise
+        # inside the caller's transaction: what this flush writes is undone with it
+        nested = conn.depth > 1
         try:
             for ins in plan.inserts:
                 self._insert(ins)
@@ -453,7 +468,10 @@ class UnitOfWork:
                     *exc.args[1:],
                 )
             raise
+        undo = FlushUndo.capture(self, plan) if nested else None
         self._apply(plan)
+        if undo is not None:
+            conn.on_rollback(undo.run)
 
     def _insert(self, ins: _Insert) -> None:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
@@ -517,6 +535,18 @@ class UnitOfWork:
             keys = dele.keys[start : start + chunk]
             conn.execute(self.em.sql.delete_by_keys(dele.meta, len(keys)), keys)
 
+    def _rekey(self, upd: _Update) -> None:
+        """Primary keys changed by the user were written: the identity map follows (run
+        before the new snapshots are applied, while the old keys are still known)."""
+        meta = upd.meta
+        im = self.map_for(meta.cls)
+        moves = [(map_key(meta, e), e) for e in upd.entities]
+        for old, entity in moves:
+            if im.get(old) is entity:
+                del im[old]
+        for _, entity in moves:
+            im[getattr(entity, meta.pk.name)] = entity
+
     def _apply(self, plan: _FlushPlan) -> None:
         """The transaction committed: make the entities reflect the database."""
         for ins in plan.inserts:
@@ -530,6 +560,8 @@ class UnitOfWork:
                 self.map_for(ins.meta.cls),
             )
         for upd in plan.updates:
+            if upd.meta.pk_index in upd.changed:
+                self._rekey(upd)
             core.apply_snapshots(upd.entities, upd.snapshots)
             if upd.meta.version is not None:
                 vi = upd.meta.version.column_index

@@ -1,0 +1,216 @@
+"""Undoing a flush in memory when the transaction around it is rolled back.
+
+A flush inside an explicit transaction (or an auto-flushing query inside one) writes through
+a savepoint and, once the savepoint is released, updates the entities: keys, snapshots,
+identity map. If the enclosing transaction is later rolled back, the database forgets those
+writes, so the Unit of Work must forget them too, or an entity would look stored while its
+row does not exist (and SQLite would hand its key to the next row). SQLAlchemy restores its
+Session on rollback; this is our equivalent.
+
+`FlushUndo.capture` records, before the flush's results are applied, what the entities looked
+like; the connection runs `FlushUndo.run` if the transaction (or any enclosing one) is rolled
+back. Afterwards everything that flush wrote is pending again: inserted entities are new
+again (keys the database generated are removed), updated ones dirty again (their previous
+snapshot restored), removed ones scheduled for removal again. Only flushes inside a
+transaction pay for the record; a stand-alone flush commits at once and needs none.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._markers import MISSING
+
+if TYPE_CHECKING:
+    from ..metadata.model import EntityMetadata
+    from .unit_of_work import UnitOfWork, _FlushPlan
+
+__all__ = ["FlushUndo", "map_key"]
+
+_object_setattr = object.__setattr__
+
+
+def map_key(meta: EntityMetadata, entity: Any) -> Any:
+    """The key the identity map holds `entity` under: the primary key it was loaded or
+    last written with (its snapshot's), which differs from the attribute while a new key
+    assigned by the user is not flushed yet."""
+    snap = entity._orm_snap
+    if type(snap) is not tuple:
+        return getattr(entity, meta.pk.name, None)
+    key = snap[meta.pk_index]
+    conv = meta.plan.to_python[meta.pk_index]
+    if conv is not None and key is not None and not meta.plan.kinds[meta.pk_index]:
+        key = conv(key)
+    return key
+
+
+class FlushUndo:
+    """What one committed-to-a-savepoint flush changed, and how to take it back."""
+
+    __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned")
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.generation = uow.generation
+        #: (meta, entities, generated keys?)
+        self.inserts: list[tuple[EntityMetadata, list[Any], bool]] = []
+        #: (meta, entities, their snapshots before the flush, identity-map keys before)
+        self.updates: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
+        self.references: list[Any] = []
+        #: (meta, entities, snapshots, identity-map keys)
+        self.deletes: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
+        #: values the flush generated: (entity, name, before, after)
+        self.assigned: list[tuple[Any, str, Any, Any]] = []
+
+    @classmethod
+    def capture(cls, uow: UnitOfWork, plan: _FlushPlan) -> FlushUndo:
+        """Call after the statements ran and before their results are applied."""
+        undo = cls(uow)
+        for ins in plan.inserts:
+            undo.inserts.append((ins.meta, ins.entities, ins.skip_pk))
+        for upd in plan.updates:
+            meta = upd.meta
+            undo.updates.append(
+                (
+                    meta,
+                    upd.entities,
+                    [e._orm_snap for e in upd.entities],
+                    [map_key(meta, e) for e in upd.entities],
+                )
+            )
+        undo.references = [ref.entity for ref in plan.reference_updates]
+        for dele in plan.deletes:
+            meta = dele.meta
+            undo.deletes.append(
+                (
+                    meta,
+                    dele.entities,
+                    [e._orm_snap for e in dele.entities],
+                    [map_key(meta, e) for e in dele.entities],
+                )
+            )
+        undo.assigned = [
+            (entity, name, before, getattr(entity, name, MISSING))
+            for entity, name, before in plan.undo
+        ]
+        return undo
+
+    def run(self) -> None:
+        """The transaction was rolled back: make what the flush wrote pending again, in
+        the reverse order of the flush. Nothing happens if the Unit of Work was cleared
+        since (`em.clear()` drops pending work)."""
+        uow = self.uow
+        if uow.generation != self.generation:
+            return
+        for meta, entities, snaps, keys in reversed(self.deletes):
+            im = uow.map_for(meta.cls)
+            removed = uow.removed.setdefault(meta.cls, {})
+            for entity, snap, key in zip(entities, snaps, keys, strict=True):
+                if entity._orm_uow is not None:
+                    continue  # managed again since (persisted anew): leave it as it is
+                _object_setattr(entity, "_orm_uow", uow)
+                _object_setattr(entity, "_orm_snap", snap)
+                im[key] = entity
+                removed[id(entity)] = entity
+        for entity in self.references:
+            if entity._orm_uow is uow:
+                uow.dirty[id(entity)] = entity
+        for meta, entities, snaps, keys in reversed(self.updates):
+            self._undo_updates(meta, entities, snaps, keys)
+        for meta, entities, skip_pk in reversed(self.inserts):
+            self._undo_inserts(meta, entities, skip_pk)
+        for entity, name, before, after in reversed(self.assigned):
+            if getattr(entity, name, MISSING) is not after:
+                continue  # written again since: the user's value stays
+            if before is MISSING:
+                try:
+                    object.__delattr__(entity, name)
+                except AttributeError:
+                    pass
+            else:
+                _object_setattr(entity, name, before)
+
+    def _undo_updates(
+        self, meta: EntityMetadata, entities: list[Any], snaps: list[Any], keys: list[Any]
+    ) -> None:
+        uow = self.uow
+        im = uow.map_for(meta.cls)
+        version = meta.version
+        for entity, snap, key in zip(entities, snaps, keys, strict=True):
+            if entity._orm_uow is not uow:
+                continue
+            if version is not None:
+                written = entity._orm_snap[version.column_index]
+                if getattr(entity, version.name, None) == written:
+                    _object_setattr(entity, version.name, snap[version.column_index])
+            current = map_key(meta, entity)
+            if current != key and im.get(current) is entity:
+                del im[current]  # the key change is undone: back under the old key
+                im[key] = entity
+            _object_setattr(entity, "_orm_snap", snap)
+            uow.dirty[id(entity)] = entity
+
+    def _undo_inserts(self, meta: EntityMetadata, entities: list[Any], skip_pk: bool) -> None:
+        uow = self.uow
+        cls = meta.cls
+        im = uow.identity_map.get(cls)
+        pk_name = meta.pk.name
+        new = uow.new.setdefault(cls, {})
+        removed = uow.removed.get(cls)
+        for entity in entities:
+            if entity._orm_uow is not uow:
+                continue
+            key = map_key(meta, entity)
+            if im is not None and im.get(key) is entity:
+                del im[key]
+            _object_setattr(entity, "_orm_snap", None)
+            uow.dirty.pop(id(entity), None)
+            uow.partial.discard(id(entity))
+            if skip_pk and getattr(entity, pk_name, None) == key:
+                _object_setattr(entity, pk_name, None)  # the database's key is gone
+            if removed is not None and removed.pop(id(entity), None) is not None:
+                # removed after it was inserted: as a removal of a new entity, it is
+                # simply forgotten
+                _object_setattr(entity, "_orm_uow", None)
+                continue
+            new[id(entity)] = entity
+
+
+class UpsertUndo:
+    """`em.upsert()` inside a transaction that is rolled back: the entity it returned goes
+    back to what it was before (dirty again with its previous snapshot if it was managed;
+    new again, or unmanaged, if the upsert is what made it managed)."""
+
+    __slots__ = ("uow", "generation", "meta", "key", "entity", "snapshot", "was_managed",
+                 "was_new")  # fmt: skip
+
+    def __init__(
+        self, uow: UnitOfWork, meta: EntityMetadata, key: Any, previous: Any, was_new: bool
+    ) -> None:
+        self.uow = uow
+        self.generation = uow.generation
+        self.meta = meta
+        self.key = key
+        self.entity = previous
+        self.was_managed = previous is not None
+        self.snapshot = previous._orm_snap if previous is not None else None
+        self.was_new = was_new
+
+    def run(self) -> None:
+        uow = self.uow
+        entity = self.entity
+        if uow.generation != self.generation or entity is None or entity._orm_uow is not uow:
+            return
+        if self.was_managed:
+            _object_setattr(entity, "_orm_snap", self.snapshot)
+            uow.dirty[id(entity)] = entity
+            return
+        im = uow.identity_map.get(self.meta.cls)
+        if im is not None and im.get(self.key) is entity:
+            del im[self.key]
+        _object_setattr(entity, "_orm_snap", None)
+        uow.dirty.pop(id(entity), None)
+        if self.was_new:
+            uow.new.setdefault(self.meta.cls, {})[id(entity)] = entity
+        else:
+            _object_setattr(entity, "_orm_uow", None)
