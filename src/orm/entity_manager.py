@@ -486,14 +486,13 @@ class EntityManager:
         im = uow.map_for(meta.cls)
         previous = im.get(pk)
         was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
+        undo = UpsertUndo(uow, meta, pk, previous, was_new) if nested else None
         if instance is not None and instance._orm_snap is None and previous is None:
             _object_setattr(instance, "_orm_uow", uow)
             im[pk] = instance
         result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
-        if nested:
-            undo = UpsertUndo(uow, meta, pk, previous, was_new)
-            if previous is None:
-                undo.entity = result
+        if undo is not None:
+            undo.entity = result
             conn.on_rollback(undo.run)
         if instance is not None:
             if result is not instance:

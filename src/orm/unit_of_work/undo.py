@@ -187,6 +187,8 @@ class UpsertUndo:
     def __init__(
         self, uow: UnitOfWork, meta: EntityMetadata, key: Any, previous: Any, was_new: bool
     ) -> None:
+        """Call before the upserted row is hydrated: `previous` is the entity the identity
+        map held for its key (None if none); set `entity` to the result afterwards."""
         self.uow = uow
         self.generation = uow.generation
         self.meta = meta

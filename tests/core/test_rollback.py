@@ -1,0 +1,293 @@
+"""A rolled-back transaction (or savepoint) rolls the Unit of Work back with the database
+(SPEC section 3, "Rollback"): what a flush inside it wrote is pending again, nothing looks
+stored that the database does not hold, and the next flush writes it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from orm import ORM, wrap
+from orm.errors import LockWaitTimeoutException
+from tests.core.models import Article, Stamped, User
+
+
+class Boom(Exception):
+    pass
+
+
+def _user(name: str) -> User:
+    return User(full_name=name, email=f"{name}@x", password="p")
+
+
+def _rows(orm, sql: str) -> list[tuple]:
+    return orm.connection.query(sql)
+
+
+def test_an_insert_flushed_in_a_rolled_back_transaction_is_new_again(orm):
+    em = orm.em.fork()
+    ghost = _user("ghost")
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.persist(ghost)
+            tx.flush()
+            assert ghost.id == 1
+            raise Boom
+    uow = tx.get_unit_of_work()
+    assert ghost.id is None, "the key the database generated is taken back"
+    assert uow.is_new(ghost) and not wrap(ghost).is_managed()
+    assert uow.get_identity_map().get(User, {}) == {}
+    # the key SQLite hands out next belongs to another row; the ghost must not claim it
+    other = orm.em.fork()
+    bob = _user("bob")
+    other.persist(bob).flush()
+    assert bob.id == 1
+    tx.flush()  # the pending insert is written now, under a key of its own
+    assert ghost.id == 2
+    assert _rows(orm, "select id, full_name from user order by id") == [(1, "bob"), (2, "ghost")]
+
+
+def test_editing_a_rolled_back_insert_never_touches_another_row(orm):
+    em = orm.em.fork()
+    ghost = _user("ghost")
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.persist(ghost).flush()
+            raise Boom
+    orm.em.fork().persist(_user("bob")).flush()  # takes key 1
+    ghost.full_name = "renamed"
+    tx.remove(ghost)  # a never-written entity is simply forgotten
+    tx.flush()
+    assert _rows(orm, "select id, full_name from user") == [(1, "bob")]
+
+
+def test_an_auto_flush_inside_a_rolled_back_transaction_is_undone(orm):
+    with pytest.raises(Boom):
+        with orm.em.transaction() as tx:
+            pending = _user("a")
+            tx.persist(pending)
+            assert tx.count(User) == 1  # FlushMode.AUTO wrote it first
+            raise Boom
+    assert pending.id is None and tx.get_unit_of_work().is_new(pending)
+    assert orm.em.fork().count(User) == 0
+
+
+def test_an_update_flushed_in_a_rolled_back_transaction_is_dirty_again(orm):
+    setup = orm.em.fork()
+    user = _user("a")
+    setup.persist(user).flush()
+    em = orm.em.fork()
+    loaded = em.find_one_or_fail(User, user.id)
+    with pytest.raises(Boom):
+        with em.transaction():
+            loaded.age = 41
+            em.flush()
+            raise Boom
+    assert _rows(orm, "select age from user") == [(0,)]
+    assert [c.type for c in em.get_unit_of_work().compute_change_sets()] == ["update"]
+    em.flush()
+    assert _rows(orm, "select age from user") == [(41,)]
+
+
+def test_a_removal_flushed_in_a_rolled_back_transaction_is_scheduled_again(orm):
+    setup = orm.em.fork()
+    setup.persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, {"full_name": "a"})
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.remove(user).flush()
+            raise Boom
+    assert wrap(user).is_managed(), "the row still exists, so the entity is managed"
+    assert em.find_one(User, user.id) is user
+    assert em.get_unit_of_work().get_removal_stack() == [user]
+    em.flush()
+    assert _rows(orm, "select count(*) from user") == [(0,)]
+
+
+def test_a_rolled_back_savepoint_keeps_the_outer_transactions_work_pending(orm):
+    setup = orm.em.fork()
+    setup.persist(_user("a")).flush()
+    em = orm.em.fork()
+    with em.transaction() as tx:
+        user = tx.find_one_or_fail(User, {"full_name": "a"})
+        user.bio = "outer change"
+        with pytest.raises(Boom):
+            with tx.transaction():
+                tx.flush()  # the outer change is written inside the savepoint ...
+                raise Boom  # ... and rolled back with it
+        assert _rows(orm, "select bio from user") == [("",)]
+    # the outer transaction's own flush at commit writes it again
+    assert _rows(orm, "select bio from user") == [("outer change",)]
+
+
+def test_a_savepoint_released_and_then_the_outer_transaction_rolled_back(orm):
+    em = orm.em.fork()
+    user = _user("a")
+    with pytest.raises(Boom):
+        with em.transaction() as outer:
+            with outer.transaction() as inner:
+                inner.persist(user)
+            assert user.id == 1  # the savepoint's work committed to the outer transaction
+            raise Boom
+    assert user.id is None and inner.get_unit_of_work().is_new(user)
+    inner.flush()
+    assert _rows(orm, "select full_name from user") == [("a",)]
+
+
+def test_several_flushes_in_one_rolled_back_transaction_are_all_undone(orm):
+    em = orm.em.fork()
+    first, second = _user("a"), _user("b")
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.persist(first).flush()
+            first.age = 1
+            em.persist(second).flush()
+            em.remove(first).flush()
+            raise Boom
+    uow = em.get_unit_of_work()
+    # `first` was inserted and removed: as a removed new entity, it is simply forgotten
+    assert first.id is None and not uow.is_new(first) and uow.get_removal_stack() == []
+    assert not wrap(first).is_managed() and first._orm_uow is None
+    assert second.id is None and uow.is_new(second)
+    assert uow.get_identity_map().get(User, {}) == {}
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("b",)]
+
+
+def test_a_versioned_update_rolled_back_restores_the_version(orm):
+    setup = orm.em.fork()
+    setup.persist(Article(title="t")).flush()
+    em = orm.em.fork()
+    article = em.find_one_or_fail(Article, {"title": "t"})
+    assert article.version == 1
+    with pytest.raises(Boom):
+        with em.transaction():
+            article.title = "t2"
+            em.flush()
+            assert article.version == 2
+            raise Boom
+    assert article.version == 1, "the database still holds version 1"
+    em.flush()  # no OptimisticLockError: the check is against the version the row holds
+    assert _rows(orm, "select title, version from article") == [("t2", 2)]
+
+
+def test_values_generated_by_a_rolled_back_flush_are_taken_back(orm):
+    em = orm.em.fork()
+    stamped = Stamped(name="s")
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.persist(stamped).flush()
+            assert stamped.created == "created:s"
+            raise Boom
+    assert stamped.created is None
+    stamped.name = "t"
+    em.flush()
+    assert _rows(orm, "select name, created from stamped") == [("t", "created:t")]
+
+
+def test_clear_drops_what_a_rollback_made_pending(orm):
+    em = orm.em.fork()
+    user = _user("a")
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.persist(user).flush()
+            em.clear()
+            raise Boom
+    uow = em.get_unit_of_work()
+    assert not uow.is_new(user) and user._orm_uow is None
+    em.flush()
+    assert _rows(orm, "select count(*) from user") == [(0,)]
+
+
+def test_a_primary_key_change_rolled_back_is_pending_again(orm):
+    setup = orm.em.fork()
+    setup.persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            user.id = 99
+            em.flush()
+            assert em.find_one(User, 99) is user
+            raise Boom
+    im = em.get_unit_of_work().get_identity_map()[User]
+    assert im == {1: user}, "back under the key the database holds"
+    em.flush()
+    assert _rows(orm, "select id from user") == [(99,)]
+    assert em.get_unit_of_work().get_identity_map()[User] == {99: user}
+
+
+def test_an_upsert_rolled_back_makes_the_instance_new_again(orm):
+    em = orm.em.fork()
+    user = _user("a")
+    em.persist(user)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.upsert(user)
+            assert wrap(user).is_managed()
+            raise Boom
+    assert em.get_unit_of_work().is_new(user) and not wrap(user).is_managed()
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("a",)]
+
+
+def test_an_upsert_of_a_managed_row_rolled_back_is_dirty_again(orm):
+    setup = orm.em.fork()
+    setup.persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.upsert(User, {"id": 1, "full_name": "b", "email": "a@x", "password": "p"})
+            assert user.full_name == "b"
+            raise Boom
+    assert _rows(orm, "select full_name from user") == [("a",)]
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("b",)]
+
+
+def test_transactional_rolls_back_the_unit_of_work_too(orm):
+    user = _user("a")
+    seen = []
+
+    def work(tx):
+        seen.append(tx)
+        tx.persist(user).flush()
+        raise Boom
+
+    with pytest.raises(Boom):
+        orm.em.fork().transactional(work)
+    assert user.id is None and seen[0].get_unit_of_work().is_new(user)
+
+
+def test_close_with_an_open_transaction_rolls_back_and_unwinds(db_path):
+    orm = ORM.init(db_name=db_path, entities=[User])
+    orm.schema.create_schema()
+    em = orm.em.fork()
+    user = _user("a")
+    orm.connection.begin()
+    em.persist(user).flush()
+    assert user.id == 1
+    orm.close()
+    assert user.id is None and em.get_unit_of_work().is_new(user)
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("select count(*) from user").fetchone() == (0,)
+
+
+def test_a_failing_commit_at_the_end_of_a_block_makes_the_work_pending(db_path):
+    with ORM.init(db_name=db_path, entities=[User], timeout=0.1) as o:
+        o.schema.create_schema()
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        reader.execute("begin")
+        reader.execute("select * from user").fetchall()
+        user = _user("a")
+        with pytest.raises(LockWaitTimeoutException):
+            with o.em.transaction() as tx:
+                tx.persist(user)
+        reader.execute("commit")
+        reader.close()
+        assert user.id is None and tx.get_unit_of_work().is_new(user)
+        tx.flush()  # retry once the lock is gone
+        assert o.em.fork().count(User) == 1
