@@ -25,9 +25,20 @@ if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 
-__all__ = ["FlushUndo", "map_key"]
+__all__ = ["FlushUndo", "UpsertUndo", "map_key", "restore_value"]
 
 _object_setattr = object.__setattr__
+
+
+def restore_value(entity: Any, name: str, before: Any) -> None:
+    """Put back an attribute value the flush generated (MISSING: it had none)."""
+    if before is MISSING:
+        try:
+            object.__delattr__(entity, name)
+        except AttributeError:
+            pass
+    else:
+        _object_setattr(entity, name, before)
 
 
 def map_key(meta: EntityMetadata, entity: Any) -> Any:
@@ -42,6 +53,13 @@ def map_key(meta: EntityMetadata, entity: Any) -> Any:
     if conv is not None and key is not None and not meta.plan.kinds[meta.pk_index]:
         key = conv(key)
     return key
+
+
+def _stored_state(
+    meta: EntityMetadata, entities: list[Any]
+) -> tuple[EntityMetadata, list[Any], list[Any], list[Any]]:
+    """(meta, entities, their snapshots, their identity-map keys), before a flush applies."""
+    return meta, entities, [e._orm_snap for e in entities], [map_key(meta, e) for e in entities]
 
 
 class FlushUndo:
@@ -68,27 +86,9 @@ class FlushUndo:
         undo = cls(uow)
         for ins in plan.inserts:
             undo.inserts.append((ins.meta, ins.entities, ins.skip_pk))
-        for upd in plan.updates:
-            meta = upd.meta
-            undo.updates.append(
-                (
-                    meta,
-                    upd.entities,
-                    [e._orm_snap for e in upd.entities],
-                    [map_key(meta, e) for e in upd.entities],
-                )
-            )
+        undo.updates = [_stored_state(u.meta, u.entities) for u in plan.updates]
         undo.references = [ref.entity for ref in plan.reference_updates]
-        for dele in plan.deletes:
-            meta = dele.meta
-            undo.deletes.append(
-                (
-                    meta,
-                    dele.entities,
-                    [e._orm_snap for e in dele.entities],
-                    [map_key(meta, e) for e in dele.entities],
-                )
-            )
+        undo.deletes = [_stored_state(d.meta, d.entities) for d in plan.deletes]
         undo.assigned = [
             (entity, name, before, getattr(entity, name, MISSING))
             for entity, name, before in plan.undo
@@ -120,15 +120,8 @@ class FlushUndo:
         for meta, entities, skip_pk in reversed(self.inserts):
             self._undo_inserts(meta, entities, skip_pk)
         for entity, name, before, after in reversed(self.assigned):
-            if getattr(entity, name, MISSING) is not after:
-                continue  # written again since: the user's value stays
-            if before is MISSING:
-                try:
-                    object.__delattr__(entity, name)
-                except AttributeError:
-                    pass
-            else:
-                _object_setattr(entity, name, before)
+            if getattr(entity, name, MISSING) is after:  # else the user's later value stays
+                restore_value(entity, name, before)
 
     def _undo_updates(
         self, meta: EntityMetadata, entities: list[Any], snaps: list[Any], keys: list[Any]

@@ -25,7 +25,7 @@ from .._backend import core
 from .._markers import MISSING, UNLOADED, is_set
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
-from .undo import FlushUndo, map_key
+from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
     from ..entity_manager import EntityManager
@@ -112,13 +112,7 @@ class _FlushPlan:
     def revert(self) -> None:
         """The flush failed: give the entities back the values they had before it."""
         for entity, name, before in reversed(self.undo):
-            if before is MISSING:
-                try:
-                    object.__delattr__(entity, name)
-                except AttributeError:
-                    pass
-            else:
-                _object_setattr(entity, name, before)
+            restore_value(entity, name, before)
         self.undo.clear()
 
     def __bool__(self) -> bool:
