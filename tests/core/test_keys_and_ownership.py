@@ -188,3 +188,16 @@ def test_refresh_of_an_unflushed_entity_is_refused(em):
     em.persist(user)
     with pytest.raises(ValidationError, match="Cannot refresh User"):
         em.refresh(user)
+
+
+def test_a_new_key_on_an_uninitialized_reference_is_refused(em, orm, one_user):
+    orm.em.fork().persist(_user("b")).flush()
+    ref = em.get_reference(User, one_user)
+    ref.id = 2
+    ref.age = 5
+    with pytest.raises(ValidationError, match="primary key of an uninitialized User reference"):
+        em.flush()
+    em.remove(ref)
+    with pytest.raises(ValidationError, match="load it first"):
+        em.flush()
+    assert orm.connection.query("select id, age from user order by id") == [(1, 0), (2, 0)]

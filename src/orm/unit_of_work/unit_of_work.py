@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _gc
 from .._backend import core
-from .._markers import MISSING, UNLOADED, is_set
+from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from .undo import FlushUndo, map_key, restore_value
@@ -350,6 +350,7 @@ class UnitOfWork:
     ) -> None:
         """A reference (only its key known) that was written to: update what was set."""
         for ref in refs:
+            self._check_reference_key(meta, ref)
             written = {
                 p.name: getattr(ref, p.name)
                 for p in meta.columns
@@ -368,12 +369,28 @@ class UnitOfWork:
             key = core.primary_keys(meta.plan, [ref])[0]
             plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
 
+    def _check_reference_key(self, meta: EntityMetadata, ref: Any) -> None:
+        """A reference has no snapshot to remember the key its row has: a new key assigned
+        to it cannot be told from the old one, so it is refused rather than guessed."""
+        im = self.identity_map.get(meta.cls)
+        if im is None or im.get(getattr(ref, meta.pk.name, None)) is not ref:
+            raise ValidationError(
+                f"The primary key of an uninitialized {meta.class_name} reference was changed; "
+                f"load it first (wrap(entity).init()), then assign the new key. Nothing of "
+                f"this flush was written.",
+                entity=ref,
+                property=meta.pk.name,
+            )
+
     def _plan_deletes(self, plan: _FlushPlan) -> None:
         metas = self.em.metadata
         for cls, group in self.removed.items():
             if not group:
                 continue
             meta = metas.get(cls)
+            for written in self.dirty.keys() & group.keys():
+                if group[written]._orm_snap is REFERENCE:
+                    self._check_reference_key(meta, group[written])
             entities = list(group.values())
             plan.deletes.append(_Delete(meta, entities, core.primary_keys(meta.plan, entities)))
 
