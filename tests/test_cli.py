@@ -59,6 +59,12 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None,
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("ORM_CONFIG", "ORM_PURE_PYTHON")}
     full_env["NO_COLOR"] = "1"
+    # the child imports the same `orm` as this process (a relative PYTHONPATH=src would not
+    # resolve from the project folder, and another installed copy would be tested instead)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(orm.__file__).resolve().parent.parent), *filter(None, [
+            os.environ.get("PYTHONPATH")])]
+    )
     full_env.update(env or {})
     return subprocess.run(
         [*(exe or [sys.executable, "-m", "orm"]), *args],
@@ -489,8 +495,9 @@ def test_database_file_that_is_not_a_database(project: Path) -> None:
     (project / "app.db").write_text("this is not a database, " * 20)
     result = run(project, "schema:update", "--run")
     assert result.returncode == 1
-    assert f"Cannot open database app.db ({project / 'app.db'})" in result.stderr
+    assert f"Cannot open database 'app.db' ({project / 'app.db'})" in result.stderr
     assert "file is not a database" in result.stderr
+    assert "point `db_name` at an SQLite database file" in result.stderr
     assert_no_traceback(result)
     debug = run(project, "debug")
     assert debug.returncode == 1

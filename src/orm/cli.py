@@ -263,12 +263,10 @@ def _open_orm(config: Options) -> Any:
 
     orm = ORM(config)
     try:
-        orm.connection.raw.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.Error as exc:
+        orm.connection.query("select count(*) from sqlite_master")
+    except DriverException:
         orm.close()
-        raise ConnectionException(
-            f"Cannot open database {_db_label(config.db_name)}: {exc}"
-        ) from exc
+        raise
     return orm
 
 
@@ -279,9 +277,9 @@ def _no_database_yet(db_name: str) -> bool:
 
 
 def _live_tables(orm: Any) -> set[str]:
-    rows = orm.connection.raw.execute(
+    rows = orm.connection.query(
         "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-    ).fetchall()
+    )
     return {r[0] for r in rows}
 
 
