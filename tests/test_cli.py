@@ -59,6 +59,12 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None,
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("ORM_CONFIG", "ORM_PURE_PYTHON")}
     full_env["NO_COLOR"] = "1"
+    # the child imports the same `orm` as this process (a relative PYTHONPATH=src would not
+    # resolve from the project folder, and another installed copy would be tested instead)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(orm.__file__).resolve().parent.parent), *filter(None, [
+            os.environ.get("PYTHONPATH")])]
+    )
     full_env.update(env or {})
     return subprocess.run(
         [*(exe or [sys.executable, "-m", "orm"]), *args],
@@ -257,6 +263,78 @@ def test_debug_reports_the_schema_state(project: Path) -> None:
     out = run(project, "debug").stdout
     assert "schema: out of date, 1 statement to apply" in out
     assert "schema:update --dump" in out
+
+
+def connection_line(out: str) -> str:
+    """The one line of `orm debug` that reports the database connection (SPEC section 8)."""
+    lines = [line for line in out.splitlines() if "database connection" in line]
+    assert len(lines) == 1, out
+    return lines[0].removeprefix(" - ")
+
+
+def test_debug_connection_line_for_an_existing_database(project: Path) -> None:
+    assert run(project, "schema:create", "--run").returncode == 0
+    result = run(project, "debug")
+    assert result.returncode == 0, result.stdout
+    assert connection_line(result.stdout) == "database connection successful (2 tables)"
+
+
+def test_debug_connection_line_for_a_database_not_created_yet(project: Path) -> None:
+    result = run(project, "debug")
+    assert result.returncode == 0, result.stdout
+    assert connection_line(result.stdout) == (
+        f"database connection successful (the file {project / 'app.db'} does not exist yet; "
+        f"SQLite creates it on first use)"
+    )
+    assert "schema: the database does not exist yet" in result.stdout
+    assert "schema:create --run" in result.stdout
+    assert not (project / "app.db").exists(), "debug must not create the database"
+
+
+def test_debug_connection_line_for_an_in_memory_database(project: Path) -> None:
+    write(project / "orm_config.py", config_source(db_name=":memory:"))
+    result = run(project, "debug")
+    assert result.returncode == 0, result.stdout
+    assert connection_line(result.stdout) == (
+        "database connection successful (in-memory database, nothing stored on disk)"
+    )
+
+
+def test_debug_connection_line_for_a_file_uri(project: Path) -> None:
+    assert run(project, "schema:create", "--run").returncode == 0
+    write(project / "orm_config.py", config_source(db_name="file:app.db?mode=rw"))
+    assert connection_line(run(project, "debug").stdout) == (
+        "database connection successful (2 tables)"
+    )
+    write(project / "orm_config.py", config_source(db_name="file:new.db"))
+    assert "does not exist yet" in connection_line(run(project, "debug").stdout)
+    assert not (project / "new.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("db_name", "reason"),
+    [
+        ("data", "it is a folder"),
+        ("notes.txt/app.db", "folder {project}/notes.txt does not exist"),
+        ("notes.txt", "file is not a database"),
+    ],
+)
+def test_debug_connection_line_for_a_database_that_cannot_open(
+    project: Path, db_name: str, reason: str
+) -> None:
+    (project / "data").mkdir()
+    (project / "notes.txt").write_text("not a database, " * 40)
+    write(project / "orm_config.py", config_source(db_name=db_name))
+    result = run(project, "debug")
+    assert result.returncode == 1
+    line = connection_line(result.stdout)
+    assert line.startswith(
+        f"database connection failed: Cannot open database {db_name} ({project / db_name}): "
+    )
+    assert line.endswith(reason.format(project=project))
+    assert "Fix `db_name` in the config" in result.stdout
+    assert (project / "notes.txt").read_text() == "not a database, " * 40
+    assert_no_traceback(result)
 
 
 def test_debug_with_a_glob_that_matches_nothing_does_not_crash(bare: Path) -> None:
@@ -489,8 +567,9 @@ def test_database_file_that_is_not_a_database(project: Path) -> None:
     (project / "app.db").write_text("this is not a database, " * 20)
     result = run(project, "schema:update", "--run")
     assert result.returncode == 1
-    assert f"Cannot open database app.db ({project / 'app.db'})" in result.stderr
+    assert f"Cannot open database 'app.db' ({project / 'app.db'})" in result.stderr
     assert "file is not a database" in result.stderr
+    assert "point `db_name` at an SQLite database file" in result.stderr
     assert_no_traceback(result)
     debug = run(project, "debug")
     assert debug.returncode == 1

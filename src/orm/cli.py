@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import textwrap
 import traceback
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -263,12 +264,10 @@ def _open_orm(config: Options) -> Any:
 
     orm = ORM(config)
     try:
-        orm.connection.raw.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.Error as exc:
+        orm.connection.query("select count(*) from sqlite_master")
+    except DriverException:
         orm.close()
-        raise ConnectionException(
-            f"Cannot open database {_db_label(config.db_name)}: {exc}"
-        ) from exc
+        raise
     return orm
 
 
@@ -279,9 +278,9 @@ def _no_database_yet(db_name: str) -> bool:
 
 
 def _live_tables(orm: Any) -> set[str]:
-    rows = orm.connection.raw.execute(
+    rows = orm.connection.query(
         "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-    ).fetchall()
+    )
     return {r[0] for r in rows}
 
 
@@ -482,30 +481,47 @@ def _cython_version() -> str:
     return str(getattr(Cython, "__version__", "unknown version"))
 
 
+def _memory_uri(db_name: str) -> bool:
+    query = urllib.parse.parse_qs(db_name.partition("?")[2])
+    return query.get("mode") == ["memory"] or db_name.partition("?")[0] in ("file:", "file::memory:")
+
+
+def _uri_file(db_name: str) -> str:
+    """The file a `file:` URI names (`file:app.db?mode=ro`, `file:///abs/app.db`)."""
+    path = db_name[len("file:"):].partition("?")[0].partition("#")[0]
+    if path.startswith("//"):  # file://host/path: only the local host is valid for SQLite
+        path = path[2:]
+        path = path[path.find("/"):] if "/" in path else ""
+    return urllib.parse.unquote(path)
+
+
 def _check_database(db_name: str) -> tuple[bool, str, set[str] | None]:
-    """Open the database read-only, creating nothing: (ok, what happened, live tables or
-    None when there is no database file yet)."""
-    if db_name == ":memory:":
-        return True, "in-memory database (:memory:), nothing stored on disk", set()
-    if db_name.startswith("file:"):
-        target, uri = db_name, True
-    else:
-        path = Path(db_name).expanduser().resolve()
-        if path.is_dir():
-            return False, f"Cannot open database {_db_label(db_name)}: it is a folder", None
-        if not path.exists():
-            folder = path.parent
-            if not folder.is_dir():
-                return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
-                               f"does not exist"), None
-            if not os.access(folder, os.W_OK):
-                return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
-                               f"is not writable"), None
-            return True, (f"database file {path} does not exist yet; it is created on first "
-                          f"use"), None
-        target, uri = f"{path.as_uri()}?mode=ro", True
+    """Check that the database opens, creating nothing: (ok, detail, live tables or None
+    when there is no database file yet). A missing file in a writable folder is fine:
+    SQLite creates it on first use, so it is checked by the folder, not by opening it (which
+    would create it)."""
+    if db_name == ":memory:" or (db_name.startswith("file:") and _memory_uri(db_name)):
+        try:
+            sqlite3.connect(":memory:").close()
+        except sqlite3.Error as exc:  # pragma: no cover - a broken sqlite3 module
+            return False, f"Cannot open an in-memory database: {exc}", None
+        return True, "in-memory database, nothing stored on disk", set()
+    file = _uri_file(db_name) if db_name.startswith("file:") else db_name
+    path = Path(file).expanduser().resolve()
+    if path.is_dir():
+        return False, f"Cannot open database {_db_label(db_name)}: it is a folder", None
+    if not path.exists():
+        folder = path.parent
+        if not folder.is_dir():
+            return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
+                           f"does not exist"), None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
+                           f"is not writable, so the database file cannot be created"), None
+        return True, (f"the file {path} does not exist yet; SQLite creates it on first "
+                      f"use"), None
     try:
-        con = sqlite3.connect(target, uri=uri, timeout=1.0)
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0)
         try:
             rows = con.execute(
                 "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
@@ -515,7 +531,7 @@ def _check_database(db_name: str) -> tuple[bool, str, set[str] | None]:
     except sqlite3.Error as exc:
         return False, f"Cannot open database {_db_label(db_name)}: {exc}", None
     tables = {r[0] for r in rows}
-    return True, f"database connection successful ({_plural(len(tables), 'table')})", tables
+    return True, _plural(len(tables), "table"), tables
 
 
 def _kind_counts(reports: list[Any]) -> str:
@@ -612,7 +628,7 @@ def _cmd_debug(args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) ->
     w(f" - database: {_db_label(config.db_name)}\n")
     db_ok, db_message, live = _check_database(config.db_name)
     if db_ok:
-        w(f" - {s.ok(db_message)}\n")
+        w(f" - {s.ok('database connection successful')} ({db_message})\n")
     else:
         w(f" - {s.bad('database connection failed')}: {db_message}\n")
         hints.append("Fix `db_name` in the config: the folder must exist and be writable, and "

@@ -70,7 +70,11 @@ class Connection:
         #: per open transaction or savepoint, innermost last: what to undo in memory if it
         #: is rolled back (see on_rollback)
         self._undo: list[list[Callable[[], None]]] = []
+        #: the database as the user named it (plus the absolute path of a file), for messages
+        #: about the file itself: not a database, cannot be opened
+        self._label = repr(db_name)
         if db_name != ":memory:" and not db_name.startswith("file:"):
+            self._label += f" ({Path(db_name).expanduser().resolve()})"
             folder = Path(db_name).expanduser().resolve().parent
             if not folder.is_dir():
                 raise errors.ConnectionException(
@@ -85,11 +89,11 @@ class Connection:
                 uri=db_name.startswith("file:"),
             )
             raw.execute("pragma foreign_keys = on")
+            raw.create_function("regexp", 2, _regexp, deterministic=True)
         except sqlite3.Error as exc:
             raise errors.ConnectionException(
                 f"Cannot open database {db_name!r}: {exc}"
             ) from exc
-        raw.create_function("regexp", 2, _regexp, deterministic=True)
         self._raw: sqlite3.Connection | None = raw
         try:
             limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -144,18 +148,21 @@ class Connection:
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back (and what flushes
         inside it wrote becomes pending again)."""
-        if self._raw is not None:
+        raw = self._raw
+        if raw is not None:
             pending = [undo for frame in self._undo for undo in frame]
-            if self._depth:
-                try:
-                    self._raw.execute("rollback")
-                except sqlite3.Error:  # pragma: no cover - closing discards it anyway
-                    pass
-            self._raw.close()
-            self._raw = None
-            self._depth = 0
-            self._undo = []
-            self._run_undo(pending)
+            try:
+                if self._depth and raw.in_transaction:
+                    raw.execute("rollback")
+            except sqlite3.Error as exc:
+                raise self._error(exc, "rollback", ()) from exc
+            finally:
+                # closed even when the rollback fails: the file's lock must not outlive us
+                raw.close()
+                self._raw = None
+                self._depth = 0
+                self._undo = []
+                self._run_undo(pending)
 
     # -- logging ----------------------------------------------------------------------------
     def _log(self, sql: str, params: Any, started: float, outcome: str | None) -> None:
@@ -171,7 +178,10 @@ class Connection:
 
     def _error(self, exc: sqlite3.Error, sql: str, params: Any) -> errors.DriverException:
         shown = self.platform.inline_params(sql, params) if params else sql
-        return self.platform.map_error(exc, shown, params, self._resolve_column)
+        return self.platform.map_error(
+            exc, shown, params, self._resolve_column, database=self._label
+        )
+
 
     # -- statements -------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

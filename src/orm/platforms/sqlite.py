@@ -107,10 +107,17 @@ class SqlitePlatform:
 
     # -- errors -----------------------------------------------------------------------------
     def map_error(
-        self, exc: sqlite3.Error, sql: str, params: Any, resolve_column: Any = None
+        self,
+        exc: sqlite3.Error,
+        sql: str,
+        params: Any,
+        resolve_column: Any = None,
+        database: str | None = None,
     ) -> errors.DriverException:
         """The specific DriverException for a sqlite3 error, with a message saying what to
-        do. `resolve_column(table, column)` names the entity and property when it can."""
+        do. `resolve_column(table, column)` names the entity and property when it can;
+        `database` (the file, as the user named it) leads the message when the file itself
+        is the problem, since the SQL that happened to touch it first says nothing useful."""
         text = str(exc)
         low = text.lower()
         entity = prop = None
@@ -158,8 +165,24 @@ class SqlitePlatform:
         elif "readonly" in low or "read-only" in low:
             cls = errors.ReadOnlyException
             hint = "the database file (or its folder) is not writable"
-        elif "unable to open" in low or "not a database" in low or "disk i/o" in low:
+        elif "not a database" in low:
             cls = errors.ConnectionException
+            hint = (
+                "the file is not an SQLite database, or it is corrupt or encrypted: point "
+                "`db_name` at an SQLite database file, or move this file away so that a new "
+                "database is created"
+            )
+        elif "unable to open" in low:
+            cls = errors.ConnectionException
+            hint = "check that the file's folder exists and that the file and folder are writable"
+        elif "disk i/o" in low:
+            cls = errors.ConnectionException
+            hint = "check the disk, the file's permissions, and that no other program removed it"
+        if cls is errors.ConnectionException and database is not None:
+            message = f"Cannot open database {database}: {text} ({hint})"
+            if sql:
+                message += f". The statement was: {sql}"
+            return cls(message, sql=sql, params=params)
         message = f"{sql} - {text}" if sql else text
         if hint:
             message += f" ({hint})"

@@ -5,7 +5,10 @@ and emits only the difference: missing tables, added columns, added or dropped i
 SQLite cannot `alter` (a dropped or retyped column, a changed nullability or default, a new
 NOT NULL column without default) is done by rebuilding the table: create the new shape, copy
 the common columns, drop the old table, rename, recreate its indexes, all inside one
-transaction, so the data is preserved or nothing changes.
+transaction, so the data is preserved or nothing changes. The copy fills NULLs with the
+property's literal default where a column becomes NOT NULL; data no default can fix (NULLs
+with only a `default_factory`, duplicate keys) is refused with a ValidationError before any
+statement runs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 
 if TYPE_CHECKING:
@@ -88,26 +92,27 @@ class SchemaGenerator:
         return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
 
     # -- live shape -------------------------------------------------------------------------
+    # Introspection goes through Connection.query like every other statement, so that a file
+    # that is not a database (or cannot be read) is a ConnectionException naming the file,
+    # never a bare sqlite3 error.
     def _live_tables(self) -> set[str]:
-        rows = self.orm.connection.raw.execute(
+        rows = self.orm.connection.query(
             "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-        ).fetchall()
+        )
         return {r[0] for r in rows}
 
     def _live_columns(self, table: str) -> list[_LiveColumn]:
-        rows = self.orm.connection.raw.execute(
-            f"pragma table_info({self.quote(table)})"
-        ).fetchall()
+        rows = self.orm.connection.query(f"pragma table_info({self.quote(table)})")
         return [_LiveColumn(r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in rows]
 
     def _live_indexes(self, table: str) -> list[_Index]:
-        raw = self.orm.connection.raw
+        query = self.orm.connection.query
         out = []
-        for row in raw.execute(f"pragma index_list({self.quote(table)})").fetchall():
+        for row in query(f"pragma index_list({self.quote(table)})"):
             name, unique, origin = row[1], bool(row[2]), row[3]
             if origin != "c":
                 continue
-            cols = raw.execute(f"pragma index_info({self.quote(name)})").fetchall()
+            cols = query(f"pragma index_info({self.quote(name)})")
             out.append(_Index(name, tuple(c[2] for c in cols), unique))
         return out
 
@@ -142,7 +147,7 @@ class SchemaGenerator:
             if name in live_cols and not self._column_matches(p, live_cols[name])
         ]
         if dropped or changed or any(not self._can_add(p) for p in added):
-            return self._rebuild(meta, [n for n in live_cols if n in wanted])
+            return self._rebuild(meta, live_cols)
         statements = [
             f"alter table {self.quote(meta.table)} add column "
             f"{self.platform.column_definition(p)}"
@@ -158,13 +163,83 @@ class SchemaGenerator:
                 statements.append(self._index_sql(meta, index))
         return statements
 
-    def _rebuild(self, meta: EntityMetadata, common: list[str]) -> list[str]:
+    def _copy_expression(self, prop: PropertyMetadata, live: _LiveColumn) -> str:
+        """What the rebuild copies into a column: the old value, or the property's literal
+        default where the old value is NULL and the column becomes NOT NULL."""
+        column = self.quote(prop.field_name)
+        if prop.primary or prop.nullable or live.notnull:
+            return column
+        default = self.platform.default_literal(prop)
+        return column if default is None else f"coalesce({column}, {default})"
+
+    def _count(self, sql: str) -> int:
+        return int(self.orm.connection.query(sql)[0][0])
+
+    def _check_rebuild(self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]) -> None:
+        """Refuse, before anything is written, a rebuild whose copy the new constraints would
+        reject: NULLs (old ones, or a new column's) in a NOT NULL column with no literal default
+        to fill them with (a `default_factory` runs only for new entities), and duplicates in
+        a column that becomes the primary key. The message names the property and what to
+        do, where the database would only name a temporary table."""
+        table = self.quote(meta.table)
+        rows: int | None = None
+        for prop in meta.columns:
+            column = self.quote(prop.field_name)
+            live = live_cols.get(prop.field_name)
+            if prop.primary and prop.autoincrement:
+                continue  # SQLite numbers rows that have no key
+            if prop.primary and live is not None and not live.pk:
+                duplicates = self._count(
+                    f"select count({column}) - count(distinct {column}) from {table}"
+                )
+                if duplicates:
+                    raise ValidationError(
+                        f"Cannot update the schema of {meta.class_name}: {prop.name} becomes "
+                        f"the primary key of table {meta.table!r}, but {_rows(duplicates)} "
+                        f"{'repeats' if duplicates == 1 else 'repeat'} a value another row holds in column {prop.field_name!r}. Make "
+                        f"the values unique first; nothing was changed.",
+                        entity=meta.class_name, property=prop.name,
+                    )
+            if prop.nullable and not prop.primary:
+                continue
+            if not prop.primary and self.platform.default_literal(prop) is not None:
+                continue  # coalesced by the copy, or the column default of a new column
+            if live is None:
+                if rows is None:
+                    rows = self._count(f"select count(*) from {table}")
+                nulls, why = rows, "is new and has no value in them"
+            elif live.notnull or (live.pk and prop.primary):
+                continue
+            else:
+                nulls = self._count(f"select count(*) from {table} where {column} is null")
+                why = "holds NULL in them"
+            if nulls:
+                has_factory = prop.default_factory is not None
+                reason = (
+                    "its default_factory runs only for new entities" if has_factory
+                    else "it has no default"
+                )
+                raise ValidationError(
+                    f"Cannot update the schema of {meta.class_name}: {prop.name} becomes NOT "
+                    f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} for "
+                    f"{_rows(nulls)}, and {reason}. Fill those rows first (update "
+                    f"{meta.table} set {prop.field_name} = ... where {prop.field_name} is "
+                    f"null), or give {prop.name} a literal default=...; nothing was changed.",
+                    entity=meta.class_name, property=prop.name,
+                )
+
+    def _rebuild(self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]) -> list[str]:
+        self._check_rebuild(meta, live_cols)
         temp = f"_orm_new_{meta.table}"
-        cols = ", ".join(self.quote(c) for c in common)
+        common = [p for p in meta.columns if p.field_name in live_cols]
         statements = [self._table_sql(meta, temp)]
         if common:
+            targets = ", ".join(self.quote(p.field_name) for p in common)
+            sources = ", ".join(
+                self._copy_expression(p, live_cols[p.field_name]) for p in common
+            )
             statements.append(
-                f"insert into {self.quote(temp)} ({cols}) select {cols} from "
+                f"insert into {self.quote(temp)} ({targets}) select {sources} from "
                 f"{self.quote(meta.table)}"
             )
         if meta.pk.autoincrement:
@@ -216,12 +291,12 @@ class SchemaGenerator:
             return
         conn = self.orm.connection
         with conn.locked():
-            conn.raw.execute("pragma foreign_keys = off")
+            conn.execute("pragma foreign_keys = off")
             try:
                 with conn.transaction():
                     conn.script(statements)
             finally:
-                conn.raw.execute("pragma foreign_keys = on")
+                conn.execute("pragma foreign_keys = on")
 
     def create_schema(self) -> None:
         """Create every table and index (TableExistsException if one exists)."""
@@ -259,6 +334,10 @@ class SchemaGenerator:
     def clear_database(self) -> None:
         """Delete every row of the entities' tables, keeping the schema."""
         self._run([f"delete from {self.quote(m.table)}" for m in reversed(self._metas)])
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n} rows"
 
 
 def _join(statements: list[str]) -> str:
