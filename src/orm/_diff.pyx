@@ -18,6 +18,9 @@ from cpython.datetime cimport (
     PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND, datetime_tzinfo,
 )
 from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.long cimport PyLong_Check, PyLong_AsLongLongAndOverflow
+from cpython.float cimport PyFloat_Check, PyFloat_AS_DOUBLE
+from libc.math cimport isnan
 from libc.stdio cimport snprintf
 
 import_datetime()
@@ -49,8 +52,6 @@ cdef object _iso_datetime(object value):
     """datetime.isoformat(" ") of a naive datetime, formatted in C."""
     cdef char buf[40]
     cdef int n, us
-    if datetime_tzinfo(value) is not None:
-        return value.isoformat(" ")
     us = PyDateTime_DATE_GET_MICROSECOND(value)
     if us:
         n = snprintf(buf, 40, "%04d-%02d-%02d %02d:%02d:%02d.%06d",
@@ -67,8 +68,9 @@ cdef object _iso_datetime(object value):
 
 cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value):
     cdef int kind = plan.kinds[i]
-    if kind == KIND_DATETIME and PyDateTime_CheckExact(value):
+    if kind == KIND_DATETIME and PyDateTime_CheckExact(value) and datetime_tzinfo(value) is None:
         return _iso_datetime(value)
+    # an aware datetime goes through DateTimeType.to_db, which converts it to UTC
     if kind == KIND_BOOL:
         return 1 if value else 0
     return conv(value)
@@ -280,6 +282,20 @@ cdef inline object _check(Plan plan, object entity, Py_ssize_t i, object value):
     accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
+    elif <object>PyTuple_GET_ITEM(plan.to_db, i) is None and _unstorable(value):
+        plan.on_invalid(entity, i, value)
+
+
+cdef inline bint _unstorable(object value) except -1:
+    """A value sqlite3 would bind unfaithfully: NaN (stored as NULL) or an int beyond 64 bits
+    (OverflowError at binding). See orm.types.unstorable."""
+    cdef int overflow = 0
+    if PyLong_Check(value):
+        PyLong_AsLongLongAndOverflow(value, &overflow)
+        return overflow != 0
+    if PyFloat_Check(value):
+        return isnan(PyFloat_AS_DOUBLE(value))
+    return False
 
 
 cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object value):
@@ -288,7 +304,13 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     if value is None:
         return None
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
-    return value if conv is None else _to_db(plan, i, conv, value)
+    if conv is None:
+        return value
+    try:
+        return _to_db(plan, i, conv, value)
+    except (TypeError, ValueError, OverflowError):
+        plan.on_invalid(entity, i, value)  # a converter refused it: a ValidationError
+        raise
 
 
 def insert_rows(Plan plan, list entities, bint skip_pk):
