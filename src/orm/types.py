@@ -57,9 +57,9 @@ def unstorable(value: Any) -> str | None:
     for columns without a `to_db` converter."""
     if isinstance(value, float):
         if value != value:
-            return "NaN, which SQLite cannot store (it would be read back as NULL)"
+            return "NaN cannot be stored (sqlite3 would write NULL); use None for no value"
     elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        return "an integer beyond the 64-bit range SQLite stores"
+        return "SQLite stores only 64-bit integers"
     return None
 
 
@@ -132,7 +132,7 @@ def value_problem(mapped: Type, value: Any) -> str | None:
             return f"got {type(value).__name__} {value!r:.60}, which it cannot convert ({exc})"
         return None
     reason = unstorable(value)
-    return f"got {value!r:.60}, {reason}" if reason else None
+    return f"got {type(value).__name__} {value!r:.60}: {reason}" if reason else None
 
 
 class StringType(Type):
@@ -253,10 +253,10 @@ class DateTimeType(_IsoType):
     ("2024-01-02 03:04:05+00:00") and read back aware, in UTC: the same instant in any offset
     is the same text, so `$eq`, `$gt` and `order_by` follow instants (and the value read back
     equals the one written, as aware datetimes compare by instant). A naive value is stored as
-    it is ("2024-01-02 03:04:05") and read back naive. Keep one kind per column: a naive value
-    compares with aware ones as if it were UTC, but only to the second (within one second the
-    text order of the two forms is arbitrary). Filter values are converted the same way, so
-    filter an aware column with aware values.
+    it is ("2024-01-02 03:04:05") and read back naive. Filter values are converted the same
+    way. Keep one kind per column: naive values sort among aware ones as if they were UTC
+    (the UTC text extends the naive text), but never equal one, so `$eq` does not match
+    across the two kinds, and the same wall-clock time sorts naive first.
     """
 
     name = "datetime"

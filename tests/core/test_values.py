@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from orm import ValidationError
+from orm import ORM, PrimaryKey, ValidationError, entity
 from tests.core.models import Everything, User
 
 PLUS2 = timezone(timedelta(hours=2))
@@ -129,6 +129,14 @@ def test_naive_datetimes_stay_naive(orm, em):
     assert loaded.dt == naive and loaded.dt.tzinfo is None
 
 
+def test_naive_values_sort_among_aware_ones_as_utc(orm, em, stamped):
+    naive = Everything(dt=datetime(2024, 1, 2, 9, 30))  # between C (09:00) and B (10:00 UTC)
+    em.persist(naive).flush()
+    ids = dict(stamped, N=naive.id)
+    ordered = orm.em.fork().find(Everything, order_by={"dt": "asc"})
+    assert letters(ordered, ids) == ["A", "C", "N", "B"]
+
+
 # -- NaN and infinities in float columns ------------------------------------------------------
 
 NAN = float("nan")
@@ -214,9 +222,9 @@ UNENCODABLE = [
     ("doc", {"when": datetime(2024, 1, 2)}, "not JSON serializable"),
     ("doc", {"tags": {1, 2}}, "not JSON serializable"),
     ("items", [datetime(2024, 1, 2)], "not JSON serializable"),
-    ("i", 2**63, "64-bit"),
-    ("i", -(2**63) - 1, "64-bit"),
-    ("f", 2**64, "64-bit"),
+    ("i", 2**63, "64-bit integers"),
+    ("i", -(2**63) - 1, "64-bit integers"),
+    ("f", 2**64, "64-bit integers"),
 ]
 GOOD = {"doc": {"ok": 1}, "items": [1], "i": 7, "f": 7.0}
 
@@ -294,5 +302,25 @@ def test_64_bit_bounds_round_trip(orm, em):
 def test_int_beyond_64_bits_is_refused_in_filters(em, log, where):
     with pytest.raises(ValidationError) as excinfo:
         em.find(User, where)
-    assert_refused(excinfo, "User", "age", "64-bit")
+    assert_refused(excinfo, "User", "age", "64-bit integers")
     assert log.sql() == []
+
+
+@entity()
+class Gauge:
+    id: int = PrimaryKey()
+    name: str = ""
+    high: float = math.inf
+    low: float = -math.inf
+
+
+def test_infinite_defaults_are_numbers_in_the_schema(tmp_path):
+    with ORM.init(db_name=str(tmp_path / "g.db"), entities=[Gauge]) as o:
+        sql = o.schema.get_create_schema_sql()
+        assert "`high` real not null default 9e999" in sql
+        assert "`low` real not null default -9e999" in sql
+        o.schema.create_schema()
+        o.connection.raw.execute("insert into gauge (name) values ('raw')")
+        o.connection.raw.commit()
+        loaded = o.em.fork().find_one(Gauge, {"name": "raw"})
+        assert (loaded.high, loaded.low) == (math.inf, -math.inf)

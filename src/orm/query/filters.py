@@ -1,8 +1,10 @@
 """Filter dicts -> SQL `where` clauses, validated before any SQL runs.
 
 MikroORM's operators: ``$eq $ne $in $nin $gt $gte $lt $lte $like $re $and $or $not
-$exists``. A value is converted to its database form by the property's type, so
-`{"created_at": {"$gt": some_datetime}}` compares like with like.
+$exists``. A value is checked and converted to its database form by the property's type as
+a flush would write it, so `{"created_at": {"$gt": some_datetime}}` compares like with like
+and a value the column cannot hold is a ValidationError, not a driver error. An empty
+condition (`{}`) is TRUE wherever it appears.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class _Compiler:
             raise self.invalid(prop, op, value, self.expected(prop, op, value))
         problem = unstorable(db)
         if problem is not None:
-            raise self.invalid(prop, op, value, f"{mapped.describe()}, not {problem}")
+            raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
 
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
@@ -172,8 +174,8 @@ class _Compiler:
                 first = next(iter(value))
                 raise ValidationError(
                     f"Invalid filter on {self.meta.class_name}.{prop.name}: {value!r:.80} is "
-                    f"not a {prop.type.describe()} value and {first!r} is not an operator "
-                    f"(operators start with '$'; supported: {', '.join(OPERATORS)})",
+                    f"not a value of its type ({prop.type.describe()}) and {first!r} is not an "
+                    f"operator (operators start with '$'; supported: {', '.join(OPERATORS)})",
                     entity=self.meta.cls,
                     property=prop.name,
                 )
