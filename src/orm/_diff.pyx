@@ -17,7 +17,10 @@ from cpython.datetime cimport (
     PyDateTime_GET_DAY, PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
     PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND, datetime_tzinfo,
 )
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_CheckExact
+from cpython.long cimport PyLong_Check, PyLong_CheckExact, PyLong_AsLongLongAndOverflow
+from cpython.float cimport PyFloat_Check, PyFloat_CheckExact, PyFloat_AS_DOUBLE
+from libc.math cimport isnan
 from libc.stdio cimport snprintf
 
 import_datetime()
@@ -49,8 +52,6 @@ cdef object _iso_datetime(object value):
     """datetime.isoformat(" ") of a naive datetime, formatted in C."""
     cdef char buf[40]
     cdef int n, us
-    if datetime_tzinfo(value) is not None:
-        return value.isoformat(" ")
     us = PyDateTime_DATE_GET_MICROSECOND(value)
     if us:
         n = snprintf(buf, 40, "%04d-%02d-%02d %02d:%02d:%02d.%06d",
@@ -65,13 +66,24 @@ cdef object _iso_datetime(object value):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
-cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value):
+cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value, object entity):
     cdef int kind = plan.kinds[i]
-    if kind == KIND_DATETIME and PyDateTime_CheckExact(value):
+    if kind == KIND_DATETIME and PyDateTime_CheckExact(value) and datetime_tzinfo(value) is None:
         return _iso_datetime(value)
+    # an aware datetime goes through DateTimeType.to_db, which converts it to UTC
     if kind == KIND_BOOL:
         return 1 if value else 0
-    return conv(value)
+    return _convert(plan, entity, i, conv, value)
+
+
+cdef object _convert(Plan plan, object entity, Py_ssize_t i, object conv, object value):
+    """conv(value); a converter refusing the value (a datetime in a JSON document) is a
+    ValidationError through plan.on_invalid. Not inline: the try stays off the C paths."""
+    try:
+        return conv(value)
+    except (TypeError, ValueError, OverflowError):
+        plan.on_invalid(entity, i, value)
+        raise
 
 
 cdef inline object _to_python(Plan plan, Py_ssize_t i, object conv, object value):
@@ -280,6 +292,28 @@ cdef inline object _check(Plan plan, object entity, Py_ssize_t i, object value):
     accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
+    elif _unstorable(value) and <object>PyTuple_GET_ITEM(plan.to_db, i) is None:
+        plan.on_invalid(entity, i, value)
+
+
+cdef inline bint _unstorable(object value) except -1:
+    """A value sqlite3 would bind unfaithfully: NaN (stored as NULL) or an int beyond 64 bits
+    (OverflowError at binding). See orm.types.unstorable."""
+    cdef int overflow = 0
+    # exact types first (pointer compares): the common values cost next to nothing
+    if PyLong_CheckExact(value):
+        PyLong_AsLongLongAndOverflow(value, &overflow)
+        return overflow != 0
+    if PyFloat_CheckExact(value):
+        return isnan(PyFloat_AS_DOUBLE(value))
+    if PyUnicode_CheckExact(value):
+        return False
+    if PyFloat_Check(value):  # subclasses, such as numpy.float64
+        return isnan(PyFloat_AS_DOUBLE(value))
+    if PyLong_Check(value):  # subclasses: IntEnum (bool cannot overflow)
+        PyLong_AsLongLongAndOverflow(value, &overflow)
+        return overflow != 0
+    return False
 
 
 cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object value):
@@ -288,7 +322,7 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     if value is None:
         return None
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
-    return value if conv is None else _to_db(plan, i, conv, value)
+    return value if conv is None else _to_db(plan, i, conv, value, entity)
 
 
 def insert_rows(Plan plan, list entities, bint skip_pk):
@@ -527,7 +561,7 @@ def compute_changes(Plan plan, entities, list references=None):
             PyTuple_SET_ITEM(params, c, v)
         pk = <object>PyTuple_GET_ITEM(snap, pk_index)
         if plan.kinds[pk_index] != KIND_GENERIC and pk is not None:
-            pk = _to_db(plan, pk_index, <object>PyTuple_GET_ITEM(to_db, pk_index), pk)
+            pk = _to_db(plan, pk_index, <object>PyTuple_GET_ITEM(to_db, pk_index), pk, entity)
         Py_INCREF(pk)
         PyTuple_SET_ITEM(params, m, pk)
         # consecutive entities mostly change the same columns: reuse the previous group

@@ -28,6 +28,9 @@ from ._markers import REFERENCE, UNLOADED, is_set
 
 BACKEND = "python"
 
+_INT64_MIN = -(2**63)  # the integers sqlite3 can bind (orm.types.INT64_MIN / MAX)
+_INT64_MAX = 2**63 - 1
+
 _object_setattr = object.__setattr__
 _object_new = object.__new__
 
@@ -217,6 +220,12 @@ def _check(plan: Plan, entity: Any, i: int, value: Any) -> None:
     accepts = plan.accepts[i]
     if accepts is not None and not isinstance(value, accepts):
         plan.on_invalid(entity, i, value)
+    elif plan.to_db[i] is None and (
+        value != value  # NaN: sqlite3 would store NULL
+        if isinstance(value, float)
+        else isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX
+    ):
+        plan.on_invalid(entity, i, value)  # see orm.types.unstorable
 
 
 def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
@@ -225,7 +234,13 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
     if value is None:
         return None
     conv = plan.to_db[i]
-    return value if conv is None else conv(value)
+    if conv is None:
+        return value
+    try:
+        return conv(value)
+    except (TypeError, ValueError, OverflowError):
+        plan.on_invalid(entity, i, value)  # a converter refused it: a ValidationError
+        raise
 
 
 def insert_rows(

@@ -14,7 +14,7 @@ import json
 import types as _pytypes
 import typing
 import uuid
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +38,29 @@ __all__ = [
     "EnumType",
     "t",
     "types",
+    "INT64_MIN",
+    "INT64_MAX",
+    "unstorable",
+    "value_problem",
 ]
+
+#: the integers SQLite stores (64-bit signed); sqlite3 cannot bind a larger Python int
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def unstorable(value: Any) -> str | None:
+    """Why SQLite cannot store a plain (unconverted) value faithfully, or None.
+
+    NaN is bound as NULL by sqlite3 (it would come back as None), and an int beyond 64 bits
+    raises OverflowError at binding. The diff cores make the same check in their `_check`,
+    for columns without a `to_db` converter."""
+    if isinstance(value, float):
+        if value != value:
+            return "NaN cannot be stored (sqlite3 would write NULL); use None for no value"
+    elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return "SQLite stores only 64-bit integers"
+    return None
 
 
 class Type:
@@ -97,6 +119,22 @@ class Type:
         return hash(type(self))
 
 
+def value_problem(mapped: Type, value: Any) -> str | None:
+    """What is wrong with writing the non-None `value` through `mapped`, checked as a flush
+    checks it (accepted Python types, the conversion, then what sqlite3 can store), or None.
+    Only error paths call it: the message, not the hot loops."""
+    if mapped.python_types and not isinstance(value, mapped.python_types):
+        return f"got {type(value).__name__} {value!r:.60}"
+    if mapped.converts:
+        try:
+            mapped.to_db(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            return f"got {type(value).__name__} {value!r:.60}, which it cannot convert ({exc})"
+        return None
+    reason = unstorable(value)
+    return f"got {type(value).__name__} {value!r:.60}: {reason}" if reason else None
+
+
 class StringType(Type):
     name = "string"
     python_types = (str,)
@@ -128,6 +166,9 @@ class BigIntType(IntegerType):
 
 
 class FloatType(Type):
+    """Floating-point numbers (ints accepted). NaN is refused with a ValidationError, since
+    SQLite would store it as NULL; +/-inf are stored and read back as they are."""
+
     name = "float"
     python_types = (float, int)
 
@@ -206,11 +247,26 @@ class _IsoType(Type):
 
 
 class DateTimeType(_IsoType):
+    """Datetimes as ISO-8601 text, so that SQL compares them as text.
+
+    A timezone-aware value is converted to UTC on the way to the database
+    ("2024-01-02 03:04:05+00:00") and read back aware, in UTC: the same instant in any offset
+    is the same text, so `$eq`, `$gt` and `order_by` follow instants (and the value read back
+    equals the one written, as aware datetimes compare by instant). A naive value is stored as
+    it is ("2024-01-02 03:04:05") and read back naive. Filter values are converted the same
+    way. Keep one kind per column: naive values sort among aware ones as if they were UTC
+    (the UTC text extends the naive text), but never equal one, so `$eq` does not match
+    across the two kinds, and the same wall-clock time sorts naive first.
+    """
+
     name = "datetime"
     python_types = (datetime,)
     _cls = datetime
+    _utc = UTC
 
     def to_db(self, value: Any) -> Any:
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            value = value.astimezone(self._utc)
         return value.isoformat(" ")
 
     def column_type(self, prop: Any, dialect: str) -> str:

@@ -30,6 +30,7 @@ from ..types import (
     resolve_type,
     type_from_annotation,
     unwrap_optional,
+    value_problem,
 )
 from .declare import (
     EntityDeclaration,
@@ -204,13 +205,16 @@ def _build_property(
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
     def on_invalid(entity: Any, index: int, value: Any) -> None:
+        """Raise the ValidationError for a value the flush cannot write: of a type the
+        property does not accept, refused by its converter, or not storable by SQLite (NaN,
+        an int beyond 64 bits); what exactly is worked out here, on the error path only."""
         meta = meta_ref[0]
         prop = meta.columns[index]
         expected = prop.type.describe()
         if value is None:
             problem = "got None, but the property is not nullable"
         else:
-            problem = f"got {type(value).__name__} {value!r:.60}"
+            problem = value_problem(prop.type, value) or f"got {type(value).__name__} {value!r:.60}"
         raise ValidationError(
             f"Invalid value for {meta.class_name}.{prop.name}: expected {expected}, {problem}. "
             f"Fix the value and flush again; nothing of this flush was written.",

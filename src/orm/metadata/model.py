@@ -9,7 +9,7 @@ from typing import Any
 
 from .._markers import MISSING
 from ..errors import ValidationError
-from ..types import Type
+from ..types import Type, unstorable
 
 __all__ = ["PropertyMetadata", "EntityMetadata"]
 
@@ -81,18 +81,27 @@ class EntityMetadata:
         self, data: Mapping[str, Any], entity: Any = None
     ) -> tuple[list[str], list[Any]]:
         """Property values -> (column names, database values), each value checked against
-        its type as a flush checks it (a ValidationError naming entity and property)."""
+        its type as a flush checks it (a ValidationError naming entity and property, raised
+        through the plan's `on_invalid`, before any SQL runs)."""
         fields, values = [], []
+        on_invalid = self.plan.on_invalid
+        owner = self.cls if entity is None else entity
         for key, value in data.items():
             prop = self.prop(key)
-            if value is not None and prop.type.python_types and not isinstance(
-                value, prop.type.python_types
-            ):
-                self.plan.on_invalid(entity, prop.column_index, value)
+            if value is not None:
+                mapped = prop.type
+                if mapped.python_types and not isinstance(value, mapped.python_types):
+                    on_invalid(owner, prop.column_index, value)
+                if mapped.converts:
+                    try:
+                        value = mapped.to_db(value)
+                    except (TypeError, ValueError, OverflowError):
+                        on_invalid(owner, prop.column_index, value)
+                        raise
+                elif unstorable(value) is not None:
+                    on_invalid(owner, prop.column_index, value)
             fields.append(prop.field_name)
-            values.append(
-                prop.type.to_db(value) if value is not None and prop.type.converts else value
-            )
+            values.append(value)
         return fields, values
 
     def python_key(self, value: Any) -> Any:

@@ -6,6 +6,7 @@ place (as Peewee does) and a second dialect would be a sibling module.
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 from typing import Any
@@ -51,6 +52,10 @@ class SqlitePlatform:
         if isinstance(value, int):
             return str(int(value))
         if isinstance(value, float):
+            if value != value:
+                return None  # NaN: SQLite has no literal for it (and refuses to store it)
+            if value in (math.inf, -math.inf):
+                return "9e999" if value > 0 else "-9e999"  # `inf` would be the text 'inf'
             return repr(float(value))
         if isinstance(value, str):
             return self.quote_value(str(value))

@@ -1,18 +1,22 @@
 """Filter dicts -> SQL `where` clauses, validated before any SQL runs.
 
 MikroORM's operators: ``$eq $ne $in $nin $gt $gte $lt $lte $like $re $and $or $not
-$exists``. A value is converted to its database form by the property's type, so
-`{"created_at": {"$gt": some_datetime}}` compares like with like.
+$exists``. A value is checked and converted to its database form by the property's type as
+a flush would write it, so `{"created_at": {"$gt": some_datetime}}` compares like with like
+and a value the column cannot hold is a ValidationError, not a driver error. An empty
+condition (`{}`) is TRUE wherever it appears.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
+from ..types import EnumType, IntegerType, Type, UuidType, unstorable
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -54,7 +58,32 @@ def _unknown_operator(meta: EntityMetadata, op: str, prop: str | None) -> Valida
     )
 
 
+#: what `$in` / `$nin` take, and what a property's value list means (`{"age": [1, 2]}`)
+_SEQUENCES = (list, tuple, set, frozenset)
+#: the Python values sqlite3 binds as parameters
+_BINDABLE = (str, int, float, bytes, bytearray, memoryview)
+
+
+def _coerce(mapped: Type, value: Any) -> Any:
+    """A filter operand of another Python type converted by the property's mapped type where
+    that is unambiguous: an int's text ("1" -> 1, so that a primary key given as text finds
+    its row), a UUID's text, an enum member's value. None when it cannot be."""
+    try:
+        if isinstance(mapped, IntegerType):
+            return int(value) if isinstance(value, str) else None
+        if isinstance(mapped, (UuidType, EnumType)):
+            converted = mapped.to_python(value)
+            return converted if isinstance(converted, mapped.python_types) else None
+    except (TypeError, ValueError, ArithmeticError):
+        pass
+    return None
+
+
 class _Compiler:
+    """Compiles one filter. Every value is checked against its property's type (and every
+    operator against what it takes) here, so that a bad filter is a ValidationError naming
+    entity, property, operator and value before any SQL runs, never a driver error."""
+
     def __init__(self, meta: EntityMetadata, quote: Any, alias: str | None) -> None:
         self.meta = meta
         self.quote = quote
@@ -64,24 +93,51 @@ class _Compiler:
     def column(self, prop: PropertyMetadata) -> str:
         return self.prefix + self.quote(prop.field_name)
 
-    def value(self, prop: PropertyMetadata, value: Any) -> Any:
+    def invalid(
+        self, prop: PropertyMetadata, op: str, value: Any, expected: str
+    ) -> ValidationError:
+        return ValidationError(
+            f"Invalid value for {op} on {self.meta.class_name}.{prop.name} in a filter: got "
+            f"{type(value).__name__} {value!r:.60}; expected {expected}",
+            entity=self.meta.cls,
+            property=prop.name,
+        )
+
+    def value(self, prop: PropertyMetadata, value: Any, op: str = "$eq") -> Any:
+        """A filter operand -> its database form, checked as a flush checks a value."""
         if value is None:
             return None
-        if isinstance(value, self.meta.cls) and prop.primary:
+        mapped = prop.type
+        if prop.primary and isinstance(value, self.meta.cls):
             value = getattr(value, prop.name)
-        if prop.type.converts:
+        if mapped.python_types and not isinstance(value, mapped.python_types):
+            converted = _coerce(mapped, value)
+            if converted is None:
+                raise self.invalid(prop, op, value, self.expected(prop, op, value))
+            value = converted
+        db = value
+        if mapped.converts:
             try:
-                return prop.type.to_db(value)
-            except (AttributeError, TypeError, ValueError) as exc:
-                raise ValidationError(
-                    f"Invalid value {value!r} in a filter on {self.meta.class_name}.{prop.name}: "
-                    f"expected {prop.type.describe()} ({exc})",
-                    entity=self.meta.cls,
-                    property=prop.name,
-                ) from None
-        return value
+                db = mapped.to_db(value)
+            except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+                raise self.invalid(prop, op, value, f"{mapped.describe()} ({exc})") from None
+        if not isinstance(db, _BINDABLE):
+            raise self.invalid(prop, op, value, self.expected(prop, op, value))
+        problem = unstorable(db)
+        if problem is not None:
+            raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
+        return db
+
+    def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
+        text = prop.type.describe()
+        if isinstance(value, _SEQUENCES) and op in ("$eq", "$ne"):
+            text += " (for a list of values use $in / $nin)"
+        elif isinstance(value, Mapping):
+            text += " (operators are not nested: combine them in one dict or with $and)"
+        return text
 
     def group(self, conditions: Mapping[str, Any]) -> str:
+        """A dict of conditions, all of which must hold; "" when there are none (TRUE)."""
         parts = [self.entry(key, value) for key, value in conditions.items()]
         parts = [p for p in parts if p]
         if not parts:
@@ -99,16 +155,38 @@ class _Compiler:
                 entity=self.meta.cls,
                 property=key,
             )
-        if isinstance(value, Mapping) and any(
-            isinstance(k, str) and k.startswith("$") for k in value
-        ):
-            parts = [self.operator(prop, op, operand) for op, operand in value.items()]
-            return " and ".join(parts) if len(parts) > 1 else parts[0]
-        if isinstance(value, (list, tuple, set, frozenset)) and not prop.type.mutable:
+        if isinstance(value, Mapping):
+            ops = [k for k in value if isinstance(k, str) and k.startswith("$")]
+            if ops:
+                others = [k for k in value if k not in ops]
+                if others:
+                    raise ValidationError(
+                        f"The filter on {self.meta.class_name}.{prop.name} mixes operators "
+                        f"({', '.join(ops)}) with other keys ({', '.join(map(repr, others))}) "
+                        f"in {value!r:.80}; operators start with '$' (supported: "
+                        f"{', '.join(OPERATORS)})",
+                        entity=self.meta.cls,
+                        property=prop.name,
+                    )
+                parts = [self.operator(prop, op, operand) for op, operand in value.items()]
+                return " and ".join(parts) if len(parts) > 1 else parts[0]
+            if value and not prop.type.mutable:
+                first = next(iter(value))
+                raise ValidationError(
+                    f"Invalid filter on {self.meta.class_name}.{prop.name}: {value!r:.80} is "
+                    f"not a value of its type ({prop.type.describe()}) and {first!r} is not an "
+                    f"operator (operators start with '$'; supported: {', '.join(OPERATORS)})",
+                    entity=self.meta.cls,
+                    property=prop.name,
+                )
+        if isinstance(value, _SEQUENCES) and not prop.type.mutable:
             return self.operator(prop, "$in", value)
         return self.operator(prop, "$eq", value)
 
     def logical(self, op: str, value: Any) -> str:
+        """$and / $or / $not. An empty condition ({}) is TRUE, as in SQL and MikroORM: it
+        makes an $or TRUE, drops out of an $and, and `$not: {}` is FALSE; an empty list is
+        the operator's identity ($and: [] is TRUE, $or: [] is FALSE)."""
         if op in ("$and", "$or"):
             items = value
             if not isinstance(items, (list, tuple)) or not all(
@@ -119,7 +197,13 @@ class _Compiler:
                     f"(dicts), got {value!r}",
                     entity=self.meta.cls,
                 )
+            mark = len(self.params)
             parts = [self.group(i) for i in items]
+            if op == "$or" and "" in parts:
+                # a branch matches everything: so does the $or (its branches were still
+                # compiled, so validated; their parameters are dropped with their SQL)
+                del self.params[mark:]
+                return ""
             parts = [p for p in parts if p]
             if not parts:
                 return "1 = 1" if op == "$and" else "1 = 0"
@@ -139,12 +223,16 @@ class _Compiler:
     def operator(self, prop: PropertyMetadata, op: Any, operand: Any) -> str:
         col = self.column(prop)
         if op in _COMPARISONS:
-            if operand is None and op in ("$eq", "$ne"):
-                return f"{col} is null" if op == "$eq" else f"{col} is not null"
-            self.params.append(self.value(prop, operand))
+            if operand is None:
+                if op in ("$eq", "$ne"):
+                    return f"{col} is null" if op == "$eq" else f"{col} is not null"
+                raise self.invalid(
+                    prop, op, operand, f"{prop.type.describe()} (for null use $eq, $ne or $exists)"
+                )
+            self.params.append(self.value(prop, operand, op))
             return f"{col} {_COMPARISONS[op]} ?"
         if op in ("$in", "$nin"):
-            if not isinstance(operand, (list, tuple, set, frozenset)):
+            if not isinstance(operand, _SEQUENCES):
                 raise ValidationError(
                     f"{op} on {self.meta.class_name}.{prop.name} takes a list, got {operand!r}",
                     entity=self.meta.cls,
@@ -153,16 +241,28 @@ class _Compiler:
             items = list(operand)
             if not items:
                 return "1 = 0" if op == "$in" else "1 = 1"
-            self.params.extend(self.value(prop, v) for v in items)
+            self.params.extend(self.value(prop, v, op) for v in items)
             marks = ", ".join("?" * len(items))
             return f"{col} {'in' if op == '$in' else 'not in'} ({marks})"
         if op == "$like":
+            if not isinstance(operand, str):
+                raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
             self.params.append(operand)
             return f"{col} like ?"
         if op == "$re":
+            if not isinstance(operand, str):
+                raise self.invalid(prop, op, operand, "a str regular expression")
+            try:
+                re.compile(operand)
+            except re.error as exc:
+                raise self.invalid(
+                    prop, op, operand, f"a valid regular expression (Python's re: {exc})"
+                ) from None
             self.params.append(operand)
             return f"{col} regexp ?"
         if op == "$exists":
+            if not isinstance(operand, bool):
+                raise self.invalid(prop, op, operand, "True or False")
             return f"{col} is not null" if operand else f"{col} is null"
         if op == "$not":
             if isinstance(operand, Mapping):
