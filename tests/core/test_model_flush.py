@@ -450,3 +450,59 @@ UnitOfWorkMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_unit_of_work_matches_the_model = UnitOfWorkMachine.TestCase
+
+
+# -- cases the model found, pinned down ---------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="a reference written through and flushed keeps its "
+                   "REFERENCE state, so every later flush of its EntityManager writes the same "
+                   "values again (UnitOfWork._apply leaves reference updates as they were)")
+def test_a_reference_written_and_flushed_is_not_written_again(em, orm, log):
+    """After its flush, what was written through a reference is its stored state: a flush
+    with nothing new runs no SQL, and a later change writes only itself (never the old
+    values over what another EntityManager wrote since)."""
+    em.persist(Everything(s="a")).flush()
+    other = orm.em.fork()
+    ref = other.get_reference(Everything, 1)
+    ref.s = "through the reference"
+    other.flush()
+    log.clear()
+    other.flush()
+    assert log == []
+    later = orm.em.fork()
+    later.find_one(Everything, 1).s = "a later writer"
+    later.flush()
+    ref.i = 7
+    log.clear()
+    other.flush()
+    assert log.writes()[1] == "update `everything` set `i` = 7 where `id` = 1"
+    assert orm.connection.raw.execute("select s, i from everything").fetchall() == [
+        ("a later writer", 7)
+    ]
+
+
+@pytest.mark.xfail(strict=True, reason="JsonType.compare compares json.loads() results with "
+                   "==, where True == 1 and False == 0: replacing true by 1 in a document is "
+                   "not seen as a change")
+def test_replacing_true_by_1_in_a_json_document_is_a_change(em, orm):
+    e = Everything(doc={"flag": True}, items=[0])
+    em.persist(e).flush()
+    e.doc["flag"] = 1
+    e.items[0] = False
+    em.flush()
+    assert orm.connection.raw.execute("select doc, items from everything").fetchall() == [
+        ('{"flag": 1}', "[false]")
+    ]
+
+
+@pytest.mark.xfail(strict=True, reason="an int outside SQLite's 64-bit range passes the "
+                   "flush's validation and sqlite3 raises a bare OverflowError at bind time")
+def test_an_integer_out_of_range_is_a_validation_error(em, orm):
+    e = Everything()
+    em.persist(e).flush()
+    e.i = 2**63
+    with pytest.raises(ValidationError, match=r"Everything\.i"):
+        em.flush()
+    e.i = 2**63 - 1
+    em.flush()
+    assert orm.connection.raw.execute("select i from everything").fetchall() == [(2**63 - 1,)]
