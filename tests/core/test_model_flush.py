@@ -495,8 +495,6 @@ def test_replacing_true_by_1_in_a_json_document_is_a_change(em, orm):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="an int outside SQLite's 64-bit range passes the "
-                   "flush's validation and sqlite3 raises a bare OverflowError at bind time")
 def test_an_integer_out_of_range_is_a_validation_error(em, orm):
     e = Everything()
     em.persist(e).flush()
