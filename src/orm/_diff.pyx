@@ -475,6 +475,8 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots no
                     v = pk if j == pk_index else <object>PyTuple_GET_ITEM(snap, j)
                     Py_INCREF(v)
                     PyTuple_SET_ITEM(copy, j, v)
+                if k >= PyList_GET_SIZE(snapshots):  # setting the key may have run user code
+                    raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
                 snapshots[k] = copy
                 snap = copy
         else:

@@ -2,7 +2,9 @@
 
 The compiled module is what ships and what is optimised; this one exists so the package works
 where no C compiler is available (and `ORM_PURE_PYTHON=1` selects it for testing). Keep the two
-equivalent: the core test suite runs against both.
+equivalent: the core test suite runs against both, and tests/core/test_diff_differential.py
+feeds both the same random operations and compares results, errors and entity state. Bad
+input raises the same errors in both (the compiled core checks it so as not to crash).
 
 Terms used by both:
 
