@@ -274,9 +274,12 @@ def test_tracked_setattr_and_refresh_accept_any_dirty_mapping(orm):
     plan = orm.metadata.get(User).plan
     uow = FakeUoW()
     uow.dirty = Dirty()
-    (u,) = core.hydrate(plan, [_user_row()], {}, uow, False)
+    im = {}
+    (u,) = core.hydrate(plan, [_user_row()], im, uow, False)
     u.age = 40
     assert uow.dirty == {id(u): u}
+    core.hydrate(plan, [_user_row()], im, uow, True)
+    assert u.age == 3 and uow.dirty == {}, "a refresh discards the write and its dirty entry"
     uow.dirty = "not a mapping"
     with pytest.raises(TypeError, match="does not support item assignment"):
         u.age = 41
