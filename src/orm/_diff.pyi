@@ -1,22 +1,39 @@
 """Type stub of the compiled change detector (orm._diff); orm._diff_py is its twin."""
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, final
 
 BACKEND: str
 
+@final
 class Plan:
-    cls: type
-    names: tuple[str, ...]
-    n: int
-    pk_index: int
-    to_python: tuple[Callable[[Any], Any] | None, ...]
-    to_db: tuple[Callable[[Any], Any] | None, ...]
-    compare: tuple[Callable[[Any, Any], bool] | None, ...]
-    accepts: tuple[tuple[type, ...] | None, ...]
-    nullable: tuple[bool, ...]
-    has_mutable: bool
-    on_invalid: Callable[[Any, int, Any], None]
+    """Validated when built (ValueError / TypeError), read-only afterwards."""
+
+    @property
+    def cls(self) -> type: ...
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def pk_index(self) -> int: ...
+    @property
+    def to_python(self) -> tuple[Callable[[Any], Any] | None, ...]: ...
+    @property
+    def to_db(self) -> tuple[Callable[[Any], Any] | None, ...]: ...
+    @property
+    def compare(self) -> tuple[Callable[[Any, Any], bool] | None, ...]: ...
+    @property
+    def accepts(self) -> tuple[tuple[type, ...] | None, ...]: ...
+    @property
+    def nullable(self) -> tuple[bool, ...]: ...
+    @property
+    def has_mutable(self) -> bool: ...
+    @property
+    def on_invalid(self) -> Callable[[Any, int, Any], None]: ...
+    @property
+    def kinds(self) -> tuple[int, ...]:
+        """Per column: 0 generic, 1 datetime, 2 boolean, 3 other value type, 4 blob."""
     def __init__(
         self,
         cls: type,

@@ -7,11 +7,12 @@ or `__setattr__` hooks on our own writes), and tuples built without intermediate
 It sees only plain data and the per-type plans, never the EntityManager.
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.datetime cimport (
     import_datetime, PyDateTime_CheckExact, PyDateTime_GET_YEAR, PyDateTime_GET_MONTH,
     PyDateTime_GET_DAY, PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
@@ -39,13 +40,27 @@ cdef object _object_new = object.__new__
 cdef object _fromisoformat = _datetime.fromisoformat
 
 # Column kinds (see orm.metadata.discovery.column_kind). GENERIC columns keep the database
-# value in the snapshot and convert with the mapped type's own to_db / to_python; the others
-# hold immutable Python values compared by equality, so their snapshot keeps the Python value
-# (no second copy in database form), and DATETIME and BOOL convert in C.
+# value in the snapshot and convert with the mapped type's own to_db / to_python; DATETIME,
+# BOOL and VALUE columns hold immutable Python values compared by equality, so their snapshot
+# keeps the Python value (no second copy in database form), and DATETIME and BOOL convert in
+# C. BLOB columns are GENERIC ones whose `bytes` values need no conversion (checked in C; a
+# bytearray or memoryview goes through the type's to_db, which snapshots an immutable copy).
 DEF KIND_GENERIC = 0
 DEF KIND_DATETIME = 1
 DEF KIND_BOOL = 2
 DEF KIND_VALUE = 3
+DEF KIND_BLOB = 4
+DEF MAX_COLUMNS = 512
+
+# the messages the twin raises too (orm._diff_py): keep them identical
+cdef str _UNINITIALIZED = "this Plan was never initialized: build it with Plan(...)"
+cdef str _CHANGED_SIZE = "%s: a list changed size during the call"
+
+
+cdef inline bint _python_valued(int kind):
+    """Whether a column of this kind keeps the Python value (not the database one) in the
+    snapshot."""
+    return kind >= KIND_DATETIME and kind <= KIND_VALUE
 
 
 cdef object _iso_datetime(object value):
@@ -67,12 +82,14 @@ cdef object _iso_datetime(object value):
 
 
 cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value, object entity):
-    cdef int kind = plan.kinds[i]
+    cdef int kind = plan.kind_of[i]
     if kind == KIND_DATETIME and PyDateTime_CheckExact(value) and datetime_tzinfo(value) is None:
         return _iso_datetime(value)
     # an aware datetime goes through DateTimeType.to_db, which converts it to UTC
     if kind == KIND_BOOL:
         return 1 if value else 0
+    if kind == KIND_BLOB and type(value) is bytes:
+        return value
     return _convert(plan, entity, i, conv, value)
 
 
@@ -87,7 +104,7 @@ cdef object _convert(Plan plan, object entity, Py_ssize_t i, object conv, object
 
 
 cdef inline object _to_python(Plan plan, Py_ssize_t i, object conv, object value):
-    cdef int kind = plan.kinds[i]
+    cdef int kind = plan.kind_of[i]
     if kind == KIND_DATETIME and type(value) is str:
         return _fromisoformat(value)
     if kind == KIND_BOOL:
@@ -95,33 +112,66 @@ cdef inline object _to_python(Plan plan, Py_ssize_t i, object conv, object value
     return conv(value)
 
 
+cdef str _name_of(object cls):
+    return getattr(cls, "__name__", None) or repr(cls)
+
+
+@cython.final
+@cython.auto_pickle(False)
 cdef class Plan:
-    """What the hot loops need to know about one entity type, computed once."""
+    """What the hot loops need to know about one entity type, computed once.
 
-    cdef public object cls
-    cdef public tuple names
-    cdef public Py_ssize_t n
-    cdef public Py_ssize_t pk_index
-    cdef public tuple to_python
-    cdef public tuple to_db
-    cdef public tuple compare
-    cdef public tuple accepts
-    cdef public tuple nullable
-    cdef public bint has_mutable
-    cdef public object on_invalid
-    cdef int kinds[512]
+    Validated when built and read-only afterwards: the loops index its tuples without bounds
+    checks, so a plan can never disagree with itself."""
 
-    def __init__(self, cls, tuple names, Py_ssize_t pk_index, tuple to_python, tuple to_db,
-                 tuple compare, tuple accepts, tuple nullable, bint has_mutable, on_invalid,
+    cdef readonly object cls
+    cdef readonly tuple names
+    cdef readonly Py_ssize_t n
+    cdef readonly Py_ssize_t pk_index
+    cdef readonly tuple to_python
+    cdef readonly tuple to_db
+    cdef readonly tuple compare
+    cdef readonly tuple accepts
+    cdef readonly tuple nullable
+    cdef readonly bint has_mutable
+    cdef readonly object on_invalid
+    cdef readonly tuple kinds
+    cdef int kind_of[MAX_COLUMNS]
+    cdef bint ready
+
+    def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
+                 tuple to_python not None, tuple to_db not None, tuple compare not None,
+                 tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
                  tuple kinds=None):
-        cdef Py_ssize_t i
-        if len(names) > 512:
+        cdef Py_ssize_t i, n = len(names)
+        cdef object name, kind, field, column
+        where = f"Plan of {_name_of(cls)}"
+        if n > MAX_COLUMNS:
             raise ValueError("an entity may have at most 512 columns")
-        for i in range(len(names)):
-            self.kinds[i] = kinds[i] if kinds is not None else KIND_GENERIC
+        for name in names:
+            if type(name) is not str:
+                raise TypeError(
+                    f"{where}: column names must be str, got {type(name).__name__} {name!r}")
+        if kinds is None:
+            kinds = (KIND_GENERIC,) * n
+        for field, column in (("to_python", to_python), ("to_db", to_db),
+                              ("compare", compare), ("accepts", accepts),
+                              ("nullable", nullable), ("kinds", kinds)):
+            if len(column) != n:
+                raise ValueError(f"{where}: {field} has {len(column)} entries for {n} columns")
+        for i in range(n):
+            kind = kinds[i]
+            if type(kind) is not int or not KIND_GENERIC <= kind <= KIND_BLOB:
+                raise ValueError(
+                    f"{where}: the kind of column {names[i]} is {kind!r}, not one of 0 to 4")
+        if not 0 <= pk_index < n:
+            raise ValueError(
+                f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
+        for i in range(n):
+            self.kind_of[i] = kinds[i]
         self.cls = cls
         self.names = names
-        self.n = len(names)
+        self.n = n
         self.pk_index = pk_index
         self.to_python = to_python
         self.to_db = to_db
@@ -130,6 +180,26 @@ cdef class Plan:
         self.nullable = nullable
         self.has_mutable = has_mutable
         self.on_invalid = on_invalid
+        self.kinds = kinds
+        self.ready = True
+
+
+cdef inline int _ready(Plan plan) except -1:
+    if not plan.ready:
+        raise ValueError(_UNINITIALIZED)
+    return 0
+
+
+cdef int _bad_snapshot(Plan plan, object snap, str where) except -1:
+    """Raise for a snapshot that is not a tuple of the plan's width (see the twin's
+    `_check_snapshot`)."""
+    if type(snap) is not tuple:
+        raise TypeError(
+            f"{where}: the snapshot of a {_name_of(plan.cls)} is a {type(snap).__name__}, "
+            f"not a tuple")
+    raise ValueError(
+        f"{where}: the snapshot of a {_name_of(plan.cls)} has {len(snap)} values, its plan "
+        f"has {plan.n} columns")
 
 
 def tracked_setattr(self, name, value):
@@ -138,13 +208,19 @@ def tracked_setattr(self, name, value):
     PyObject_GenericSetAttr(self, name, value)
     uow = PyObject_GetAttr(self, UOW)
     if uow is not None:
-        PyDict_SetItem(PyObject_GetAttr(uow, DIRTY), id(self), self)
+        dirty = PyObject_GetAttr(uow, DIRTY)
+        if type(dirty) is dict:
+            PyDict_SetItem(dirty, id(self), self)
+        else:
+            dirty[id(self)] = self
 
 
-def init_entity(entity, tuple names, tuple values):
+def init_entity(entity, tuple names not None, tuple values not None):
     """See orm._diff_py.init_entity."""
-    cdef Py_ssize_t i
-    for i in range(len(names)):
+    cdef Py_ssize_t i, n = PyTuple_GET_SIZE(names)
+    if PyTuple_GET_SIZE(values) != n:
+        raise ValueError(f"init_entity: {n} names but {PyTuple_GET_SIZE(values)} values")
+    for i in range(n):
         PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i),
                                 <object>PyTuple_GET_ITEM(values, i))
     PyObject_GenericSetAttr(entity, SNAP, None)
@@ -171,7 +247,7 @@ cdef tuple _fill(Plan plan, object entity, tuple row):
         conv = <object>PyTuple_GET_ITEM(to_python, i)
         if conv is not None and value is not None:
             value = _to_python(plan, i, conv, value)
-            if plan.kinds[i] != KIND_GENERIC:
+            if _python_valued(plan.kind_of[i]):
                 if patch_in_place:
                     old = <object>PyTuple_GET_ITEM(row, i)
                     Py_INCREF(value)
@@ -191,8 +267,8 @@ cdef bint _has_unloaded(object snap):
     cdef Py_ssize_t i
     if type(snap) is not tuple:
         return False
-    for i in range(len(<tuple>snap)):
-        if <object>PyTuple_GET_ITEM(<tuple>snap, i) is UNLOADED:
+    for i in range(PyTuple_GET_SIZE(snap)):
+        if <object>PyTuple_GET_ITEM(snap, i) is UNLOADED:
             return True
     return False
 
@@ -207,15 +283,18 @@ cdef bint _written(object entity, object name):
     return True
 
 
-cdef void _refill(Plan plan, object entity, tuple row, bint refresh, dict dirty) except *:
+cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirty) except *:
     """See orm._diff_py._refill."""
     cdef object old_snap = PyObject_GetAttr(entity, SNAP)
     cdef bint old_is_tuple = type(old_snap) is tuple
     cdef bint reference = old_snap is REFERENCE
     cdef bint complete = True
-    cdef list snap = PyList_New(0)
+    cdef list snap
     cdef Py_ssize_t i
     cdef object value, conv, name, before
+    if old_is_tuple and PyTuple_GET_SIZE(old_snap) != plan.n:
+        _bad_snapshot(plan, old_snap, "hydrate")
+    snap = PyList_New(0)
     for i in range(plan.n):
         value = <object>PyTuple_GET_ITEM(row, i)
         before = <object>PyTuple_GET_ITEM(<tuple>old_snap, i) if old_is_tuple else UNLOADED
@@ -235,45 +314,67 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, dict dirty)
         else:
             snap.append(before)
             continue
-        if plan.kinds[i] == KIND_GENERIC:
-            snap.append(<object>PyTuple_GET_ITEM(row, i))
-        else:
+        if _python_valued(plan.kind_of[i]):
             snap.append(value)
+        else:
+            snap.append(<object>PyTuple_GET_ITEM(row, i))
     PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
     if refresh and complete:
-        dirty.pop(id(entity), None)
+        if type(dirty) is dict:
+            (<dict>dirty).pop(id(entity), None)
+        else:
+            dirty.pop(id(entity), None)
 
 
-def hydrate(Plan plan, list rows, identity_map, uow, bint refresh):
+def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh):
     """See orm._diff_py.hydrate. Takes ownership of `rows`: their tuples become snapshots."""
+    _ready(plan)
     cdef list out = []
     cdef object cls = plan.cls
     cdef Py_ssize_t pk_index = plan.pk_index
-    cdef object pk_conv = plan.to_python[pk_index]
-    cdef object pk, entity, existing, snap_obj
+    cdef Py_ssize_t n = plan.n
+    cdef Py_ssize_t k = 0
+    cdef object pk_conv = <object>PyTuple_GET_ITEM(plan.to_python, pk_index)
+    cdef object pk, entity, existing, snap_obj, row
     cdef PyObject* found
-    cdef tuple row, snap
-    cdef dict idmap
+    cdef tuple snap
+    cdef dict idmap = None
     cdef bint managed = identity_map is not None
-    cdef dict dirty = None
+    cdef object dirty = None
     if managed:
+        if type(identity_map) is not dict:
+            raise TypeError(
+                f"Argument 'identity_map' has incorrect type (expected dict or None, got "
+                f"{type(identity_map).__name__})")
+        if uow is None:
+            raise TypeError(
+                "hydrate: an identity map needs the unit of work that tracks its entities "
+                "(uow is None)")
         idmap = <dict>identity_map
-        dirty = <dict>PyObject_GetAttr(uow, DIRTY)
+        dirty = PyObject_GetAttr(uow, DIRTY)
+    # `row` is the loop's only reference besides the list's: _fill counts on it
     for row in rows:
+        if type(row) is not tuple:
+            raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
+        if PyTuple_GET_SIZE(row) != n:
+            raise ValueError(
+                f"hydrate: row {k} has {PyTuple_GET_SIZE(row)} values, the plan of "
+                f"{_name_of(cls)} has {n} columns")
+        k += 1
         if managed:
             pk = <object>PyTuple_GET_ITEM(row, pk_index)
             if pk_conv is not None and pk is not None:
                 pk = pk_conv(pk)
-            found = PyDict_GetItem(idmap, pk)
+            found = PyDict_GetItemWithError(idmap, pk)
             if found is not NULL:
                 existing = <object>found
                 snap_obj = PyObject_GetAttr(existing, SNAP)
                 if refresh or snap_obj is REFERENCE or _has_unloaded(snap_obj):
-                    _refill(plan, existing, row, refresh, dirty)
+                    _refill(plan, existing, <tuple>row, refresh, dirty)
                 out.append(existing)
                 continue
         entity = _object_new(cls)
-        snap = _fill(plan, entity, row)
+        snap = _fill(plan, entity, <tuple>row)
         if managed:
             PyObject_GenericSetAttr(entity, SNAP, snap)
             PyObject_GenericSetAttr(entity, UOW, uow)
@@ -325,20 +426,25 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     return value if conv is None else _to_db(plan, i, conv, value, entity)
 
 
-def insert_rows(Plan plan, list entities, bint skip_pk):
+def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
     """See orm._diff_py.insert_rows."""
+    _ready(plan)
     cdef tuple names = plan.names
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t width = n - 1 if skip_pk else n
     cdef Py_ssize_t i
-    cdef Py_ssize_t count = len(entities)
+    cdef Py_ssize_t count = PyList_GET_SIZE(entities)
     cdef list flat = PyList_New(count * width)
     cdef list snapshots = PyList_New(count)
-    cdef Py_ssize_t k = 0, e = 0
+    cdef Py_ssize_t k = 0, e
     cdef object entity, value, v
     cdef tuple snap
-    for entity in entities:
+    for e in range(count):
+        # the slots of `flat` and `snapshots` are counted from `entities` as it was
+        if e >= PyList_GET_SIZE(entities):
+            raise RuntimeError(_CHANGED_SIZE % "insert_rows")
+        entity = <object>PyList_GET_ITEM(entities, e)
         snap = PyTuple_New(n)
         for i in range(n):
             value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
@@ -349,75 +455,114 @@ def insert_rows(Plan plan, list entities, bint skip_pk):
                 Py_INCREF(v)
                 PyList_SET_ITEM(flat, k, v)
                 k += 1
-                if plan.kinds[i] != KIND_GENERIC:
+                if _python_valued(plan.kind_of[i]):
                     v = value
             Py_INCREF(v)
             PyTuple_SET_ITEM(snap, i, v)
         Py_INCREF(snap)
         PyList_SET_ITEM(snapshots, e, snap)
-        e += 1
+    if PyList_GET_SIZE(entities) != count:
+        raise RuntimeError(_CHANGED_SIZE % "insert_rows")
     return flat, snapshots
 
 
-def finish_inserts(Plan plan, list entities, list snapshots, bint skip_pk, long long first_id,
-                   uow, dict identity_map):
+def finish_inserts(Plan plan not None, list entities not None, list snapshots not None,
+                   bint skip_pk, long long first_id, uow, dict identity_map not None):
     """See orm._diff_py.finish_inserts."""
+    _ready(plan)
     cdef Py_ssize_t pk_index = plan.pk_index
-    cdef object pk_name = plan.names[pk_index]
-    cdef Py_ssize_t k
-    cdef tuple snap
-    cdef object entity, pk, old
-    for k in range(len(entities)):
-        entity = entities[k]
-        snap = <tuple>snapshots[k]
+    cdef Py_ssize_t n = plan.n
+    cdef object pk_name = <object>PyTuple_GET_ITEM(plan.names, pk_index)
+    cdef Py_ssize_t k, j, count = PyList_GET_SIZE(entities)
+    cdef object entity, pk, old, snap, v
+    cdef tuple copy
+    if PyList_GET_SIZE(snapshots) != count:
+        raise ValueError(
+            f"finish_inserts: {count} entities but {PyList_GET_SIZE(snapshots)} snapshots")
+    for k in range(count):
+        snap = <object>PyList_GET_ITEM(snapshots, k)
+        if type(snap) is not tuple or PyTuple_GET_SIZE(snap) != n:
+            _bad_snapshot(plan, snap, "finish_inserts")
+    snap = None
+    for k in range(count):
+        if k >= PyList_GET_SIZE(entities) or k >= PyList_GET_SIZE(snapshots):
+            raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
+        entity = <object>PyList_GET_ITEM(entities, k)
+        snap = <object>PyList_GET_ITEM(snapshots, k)
+        if type(snap) is not tuple or PyTuple_GET_SIZE(snap) != n:
+            _bad_snapshot(plan, snap, "finish_inserts")
         if skip_pk:
             pk = first_id + k
             PyObject_GenericSetAttr(entity, pk_name, pk)
-            # the snapshot is ours alone until published below: fill in its key
-            old = <object>PyTuple_GET_ITEM(snap, pk_index)
-            Py_INCREF(pk)
-            PyTuple_SET_ITEM(snap, pk_index, pk)
-            Py_DECREF(old)
+            if Py_REFCNT(snap) <= 2:
+                # only `snapshots` and this loop see the tuple (insert_rows made it): fill
+                # in its key in place
+                old = <object>PyTuple_GET_ITEM(snap, pk_index)
+                Py_INCREF(pk)
+                PyTuple_SET_ITEM(snap, pk_index, pk)
+                Py_DECREF(old)
+                old = None
+            else:
+                # someone else holds it: leave theirs alone, give `snapshots` the completed copy
+                copy = PyTuple_New(n)
+                for j in range(n):
+                    v = pk if j == pk_index else <object>PyTuple_GET_ITEM(snap, j)
+                    Py_INCREF(v)
+                    PyTuple_SET_ITEM(copy, j, v)
+                if k >= PyList_GET_SIZE(snapshots):  # setting the key may have run user code
+                    raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
+                snapshots[k] = copy
+                snap = copy
         else:
             pk = getattr(entity, pk_name)
         PyObject_GenericSetAttr(entity, SNAP, snap)
         PyObject_GenericSetAttr(entity, UOW, uow)
         PyDict_SetItem(identity_map, pk, entity)
+        snap = None
 
 
-def apply_snapshots(list entities, list snapshots):
-    cdef Py_ssize_t k
-    for k in range(len(entities)):
-        PyObject_GenericSetAttr(entities[k], SNAP, snapshots[k])
+def apply_snapshots(list entities not None, list snapshots not None):
+    """See orm._diff_py.apply_snapshots."""
+    cdef Py_ssize_t k, count = PyList_GET_SIZE(entities)
+    cdef object entity, snap
+    if PyList_GET_SIZE(snapshots) != count:
+        raise ValueError(
+            f"apply_snapshots: {count} entities but {PyList_GET_SIZE(snapshots)} snapshots")
+    for k in range(count):
+        if k >= PyList_GET_SIZE(entities) or k >= PyList_GET_SIZE(snapshots):
+            raise RuntimeError(_CHANGED_SIZE % "apply_snapshots")
+        entity = <object>PyList_GET_ITEM(entities, k)
+        snap = <object>PyList_GET_ITEM(snapshots, k)
+        PyObject_GenericSetAttr(entity, SNAP, snap)
 
 
 def detach(entities):
+    """See orm._diff_py.detach."""
     for entity in entities:
         PyObject_GenericSetAttr(entity, UOW, None)
         PyObject_GenericSetAttr(entity, SNAP, None)
 
 
-def primary_keys(Plan plan, list entities):
+def primary_keys(Plan plan not None, list entities not None):
     """See orm._diff_py.primary_keys."""
+    _ready(plan)
     cdef Py_ssize_t pk_index = plan.pk_index
-    cdef object name = plan.names[pk_index]
-    cdef object conv = plan.to_db[pk_index]
-    cdef bint python_valued = plan.kinds[pk_index] != KIND_GENERIC
-    cdef Py_ssize_t k, count = len(entities)
-    cdef list keys = PyList_New(count)
-    cdef object key, snap
-    for k in range(count):
-        snap = PyObject_GetAttr(entities[k], SNAP)
-        if type(snap) is tuple:
-            key = (<tuple>snap)[pk_index]
+    cdef object name = <object>PyTuple_GET_ITEM(plan.names, pk_index)
+    cdef object conv = <object>PyTuple_GET_ITEM(plan.to_db, pk_index)
+    cdef bint python_valued = _python_valued(plan.kind_of[pk_index])
+    cdef list keys = []
+    cdef object entity, key, snap
+    for entity in entities:
+        snap = PyObject_GetAttr(entity, SNAP)
+        if type(snap) is tuple and len(<tuple>snap) == plan.n:
+            key = <object>PyTuple_GET_ITEM(<tuple>snap, pk_index)
             if python_valued and conv is not None and key is not None:
                 key = conv(key)
         else:
-            key = getattr(entities[k], name)
+            key = getattr(entity, name)
             if conv is not None:
                 key = conv(key)
-        Py_INCREF(key)
-        PyList_SET_ITEM(keys, k, key)
+        keys.append(key)
     return keys
 
 
@@ -426,25 +571,30 @@ cdef object _stored_key(Plan plan, object entity):
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef object snap = PyObject_GetAttr(entity, SNAP)
     cdef object key, conv
-    if type(snap) is not tuple:
-        return getattr(entity, plan.names[pk_index])
-    key = (<tuple>snap)[pk_index]
-    conv = plan.to_python[pk_index]
-    if plan.kinds[pk_index] == KIND_GENERIC and conv is not None and key is not None:
+    if type(snap) is not tuple or len(<tuple>snap) != plan.n:
+        return getattr(entity, <object>PyTuple_GET_ITEM(plan.names, pk_index))
+    key = <object>PyTuple_GET_ITEM(<tuple>snap, pk_index)
+    conv = <object>PyTuple_GET_ITEM(plan.to_python, pk_index)
+    if not _python_valued(plan.kind_of[pk_index]) and conv is not None and key is not None:
         key = conv(key)
     return key
 
 
-def forget(Plan plan, list entities, identity_map):
+def forget(Plan plan not None, list entities not None, identity_map):
     """See orm._diff_py.forget."""
+    _ready(plan)
     cdef object entity, key
     cdef PyObject* found
     cdef dict idmap
     if identity_map is not None:
+        if type(identity_map) is not dict:
+            raise TypeError(
+                f"Argument 'identity_map' has incorrect type (expected dict or None, got "
+                f"{type(identity_map).__name__})")
         idmap = <dict>identity_map
         for entity in entities:
             key = _stored_key(plan, entity)
-            found = PyDict_GetItem(idmap, key)
+            found = PyDict_GetItemWithError(idmap, key)
             if found is not NULL and <object>found is entity:
                 del idmap[key]
     for entity in entities:
@@ -470,8 +620,9 @@ def group_by_type(entities, exclude):
     return groups
 
 
-def compute_changes(Plan plan, entities, list references=None):
+def compute_changes(Plan plan not None, entities, list references=None):
     """See orm._diff_py.compute_changes."""
+    _ready(plan)
     cdef dict groups = {}
     cdef tuple names = plan.names
     cdef tuple to_db = plan.to_db
@@ -479,8 +630,8 @@ def compute_changes(Plan plan, entities, list references=None):
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t i, j, m, c
-    cdef Py_ssize_t changed[512]
-    cdef Py_ssize_t last_changed[512]
+    cdef Py_ssize_t changed[MAX_COLUMNS]
+    cdef Py_ssize_t last_changed[MAX_COLUMNS]
     cdef Py_ssize_t last_m = -1
     cdef bint same
     cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v, pk
@@ -498,13 +649,15 @@ def compute_changes(Plan plan, entities, list references=None):
             if references is not None:
                 references.append(entity)
             continue
+        if type(snap_obj) is not tuple or PyTuple_GET_SIZE(snap_obj) != n:
+            _bad_snapshot(plan, snap_obj, "compute_changes")
         snap = <tuple>snap_obj
         m = 0
         new_snap = None
         db_values = None
         for i in range(n):
             old = <object>PyTuple_GET_ITEM(snap, i)
-            kind = plan.kinds[i]
+            kind = plan.kind_of[i]
             conv = <object>PyTuple_GET_ITEM(to_db, i)
             if old is UNLOADED:
                 # a column a partial load did not read: changed if the user wrote it
@@ -516,7 +669,7 @@ def compute_changes(Plan plan, entities, list references=None):
                 current = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
                 if current is UNLOADED or current is old:
                     continue
-                if kind != KIND_GENERIC:
+                if _python_valued(kind):
                     # the snapshot holds the Python value: compare as Python values
                     if current == old:
                         continue
@@ -546,7 +699,7 @@ def compute_changes(Plan plan, entities, list references=None):
                 db_values = []
             changed[m] = i
             m += 1
-            stored = current if kind != KIND_GENERIC else new
+            stored = current if _python_valued(kind) else new
             v = <object>PyTuple_GET_ITEM(new_snap, i)
             Py_INCREF(stored)
             PyTuple_SET_ITEM(new_snap, i, stored)
@@ -560,7 +713,7 @@ def compute_changes(Plan plan, entities, list references=None):
             Py_INCREF(v)
             PyTuple_SET_ITEM(params, c, v)
         pk = <object>PyTuple_GET_ITEM(snap, pk_index)
-        if plan.kinds[pk_index] != KIND_GENERIC and pk is not None:
+        if plan.kind_of[pk_index] != KIND_GENERIC and pk is not None:
             pk = _to_db(plan, pk_index, <object>PyTuple_GET_ITEM(to_db, pk_index), pk, entity)
         Py_INCREF(pk)
         PyTuple_SET_ITEM(params, m, pk)

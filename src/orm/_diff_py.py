@@ -2,7 +2,9 @@
 
 The compiled module is what ships and what is optimised; this one exists so the package works
 where no C compiler is available (and `ORM_PURE_PYTHON=1` selects it for testing). Keep the two
-equivalent: the core test suite runs against both.
+equivalent: the core test suite runs against both, and tests/core/test_diff_differential.py
+feeds both the same random operations and compares results, errors and entity state. Bad
+input raises the same errors in both (the compiled core checks it so as not to crash).
 
 Terms used by both:
 
@@ -14,7 +16,9 @@ Terms used by both:
   documents changed in place and custom types are detected. Columns of the immutable built-in
   value types (1 datetime, 2 boolean, 3 date, time, Decimal, UUID, Enum) keep the *Python*
   value in the snapshot and are compared by equality, so a loaded entity does not hold its
-  value twice (the compiled core also converts kinds 1 and 2 in C).
+  value twice (the compiled core also converts kinds 1 and 2 in C). 4 (blob) columns are
+  generic ones whose `bytes` values the compiled core passes through without calling the
+  type's to_db (which snapshots an immutable copy of a bytearray or memoryview).
 - *snapshot*: a tuple, in column order, of the values the entity was last loaded with or
   written as. For a loaded entity it is the very row tuple `sqlite3` returned (the compiled
   core patches the converted values into it).
@@ -22,6 +26,7 @@ Terms used by both:
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from ._markers import REFERENCE, UNLOADED, is_set
@@ -34,9 +39,66 @@ _INT64_MAX = 2**63 - 1
 _object_setattr = object.__setattr__
 _object_new = object.__new__
 
+#: column kinds whose snapshot keeps the Python value (see "kind" above)
+_PYTHON_VALUED = (1, 2, 3)
+_MAX_KIND = 4
+
+# Bad input raises what the compiled core raises (which checks it so as not to crash): the
+# same exception types, and these messages
+_UNINITIALIZED = "this Plan was never initialized: build it with Plan(...)"
+
+
+def _expect(value: Any, expected: type, name: str) -> None:
+    """The check (and message) of a typed argument of the compiled core."""
+    if type(value) is not expected:
+        raise TypeError(
+            f"Argument '{name}' has incorrect type (expected {expected.__name__}, got "
+            f"{type(value).__name__})"
+        )
+
+
+def _expect_plan(plan: Any) -> None:
+    if type(plan) is not Plan:
+        raise TypeError(
+            f"Argument 'plan' has incorrect type (expected {__name__}.Plan, got "
+            f"{type(plan).__name__})"
+        )
+    if not hasattr(plan, "n"):
+        raise ValueError(_UNINITIALIZED)
+
+
+def _expect_identity_map(identity_map: Any) -> None:
+    if identity_map is not None and type(identity_map) is not dict:
+        raise TypeError(
+            f"Argument 'identity_map' has incorrect type (expected dict or None, got "
+            f"{type(identity_map).__name__})"
+        )
+
+
+def _name_of(cls: Any) -> str:
+    return getattr(cls, "__name__", None) or repr(cls)
+
+
+def _check_snapshot(plan: Plan, snap: Any, where: str) -> None:
+    """A snapshot must be a tuple of the plan's width (anything else would be read out of
+    bounds by the compiled core)."""
+    if type(snap) is not tuple:
+        raise TypeError(
+            f"{where}: the snapshot of a {_name_of(plan.cls)} is a {type(snap).__name__}, "
+            f"not a tuple"
+        )
+    if len(snap) != plan.n:
+        raise ValueError(
+            f"{where}: the snapshot of a {_name_of(plan.cls)} has {len(snap)} values, its "
+            f"plan has {plan.n} columns"
+        )
+
 
 class Plan:
-    """What the hot loops need to know about one entity type, computed once."""
+    """What the hot loops need to know about one entity type, computed once.
+
+    Validated when built and read-only afterwards (as the compiled one, whose loops index
+    its tuples without bounds checks)."""
 
     __slots__ = (
         "cls",
@@ -51,6 +113,7 @@ class Plan:
         "has_mutable",
         "on_invalid",
         "kinds",
+        "python_valued",
     )
 
     def __init__(
@@ -67,20 +130,62 @@ class Plan:
         on_invalid: Any,
         kinds: tuple[int, ...] | None = None,
     ) -> None:
-        if len(names) > 512:
+        _expect(names, tuple, "names")
+        pk_index = operator.index(pk_index)
+        columns = {
+            "to_python": to_python,
+            "to_db": to_db,
+            "compare": compare,
+            "accepts": accepts,
+            "nullable": nullable,
+        }
+        for field, column in columns.items():
+            _expect(column, tuple, field)
+        if kinds is not None:
+            _expect(kinds, tuple, "kinds")
+        has_mutable = bool(has_mutable)
+        n = len(names)
+        where = f"Plan of {_name_of(cls)}"
+        if n > 512:
             raise ValueError("an entity may have at most 512 columns")
-        self.cls = cls
-        self.names = names
-        self.n = len(names)
-        self.pk_index = pk_index
-        self.to_python = to_python
-        self.to_db = to_db
-        self.compare = compare
-        self.accepts = accepts
-        self.nullable = nullable
-        self.has_mutable = has_mutable
-        self.on_invalid = on_invalid
-        self.kinds = kinds if kinds is not None else (0,) * len(names)
+        for name in names:
+            if type(name) is not str:
+                raise TypeError(
+                    f"{where}: column names must be str, got {type(name).__name__} {name!r}"
+                )
+        if kinds is None:
+            kinds = (0,) * n
+        columns["kinds"] = kinds
+        for field, column in columns.items():
+            if len(column) != n:
+                raise ValueError(f"{where}: {field} has {len(column)} entries for {n} columns")
+        for i, kind in enumerate(kinds):
+            if type(kind) is not int or not 0 <= kind <= _MAX_KIND:
+                raise ValueError(
+                    f"{where}: the kind of column {names[i]} is {kind!r}, not one of 0 to 4"
+                )
+        if not 0 <= pk_index < n:
+            raise ValueError(f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
+        init = _object_setattr
+        init(self, "cls", cls)
+        init(self, "names", names)
+        init(self, "n", n)
+        init(self, "pk_index", pk_index)
+        init(self, "to_python", to_python)
+        init(self, "to_db", to_db)
+        init(self, "compare", compare)
+        init(self, "accepts", accepts)
+        init(self, "nullable", nullable)
+        init(self, "has_mutable", has_mutable)
+        init(self, "on_invalid", on_invalid)
+        init(self, "kinds", kinds)
+        init(self, "python_valued", tuple(k in _PYTHON_VALUED for k in kinds))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"attribute '{name}' of '{__name__}.Plan' objects is not writable")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError(f"type '{__name__}.Plan' is not an acceptable base type")
 
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None:
@@ -100,6 +205,12 @@ def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) ->
     attributes inline only while it gains at most one attribute after creation; a second
     one turns them into a 464-byte dict (measured), which the flush would otherwise cause.
     """
+    if type(names) is not tuple:
+        _expect(names, tuple, "names")
+    if type(values) is not tuple:
+        _expect(values, tuple, "values")
+    if len(names) != len(values):
+        raise ValueError(f"init_entity: {len(names)} names but {len(values)} values")
     for name, value in zip(names, values, strict=True):
         _object_setattr(entity, name, value)
     _object_setattr(entity, "_orm_snap", None)
@@ -111,7 +222,7 @@ def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
     Python-valued columns converted)."""
     names = plan.names
     to_python = plan.to_python
-    kinds = plan.kinds
+    python_valued = plan.python_valued
     copy: list[Any] | None = None
     for i in range(plan.n):
         value = row[i]
@@ -120,7 +231,7 @@ def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
         conv = to_python[i]
         if conv is not None and value is not None:
             value = conv(value)
-            if kinds[i]:
+            if python_valued[i]:
                 if copy is None:
                     copy = list(row)
                 copy[i] = value
@@ -142,6 +253,8 @@ def _refill(plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict) -> 
     keep their previous snapshot values."""
     old_snap = entity._orm_snap
     old_is_tuple = type(old_snap) is tuple
+    if old_is_tuple and len(old_snap) != plan.n:
+        _check_snapshot(plan, old_snap, "hydrate")
     reference = old_snap is REFERENCE
     complete = True
     snap: list[Any] = []
@@ -164,7 +277,7 @@ def _refill(plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict) -> 
         else:
             snap.append(before)
             continue
-        snap.append(value if plan.kinds[i] else row[i])
+        snap.append(value if plan.python_valued[i] else row[i])
     _object_setattr(entity, "_orm_snap", tuple(snap))
     if refresh and complete:
         dirty.pop(id(entity), None)
@@ -181,15 +294,36 @@ def hydrate(
 
     A row whose primary key the identity map already holds returns that instance, untouched
     unless `refresh` is set or it was not fully loaded (see `_refill`). `identity_map=None`
-    builds detached instances. The rows are consumed: they become the snapshots.
+    builds detached instances; with an identity map, `uow` is the unit of work whose `dirty`
+    the entities report to (None is a TypeError: they would be managed but never flushed).
+    The rows are consumed: they become the snapshots. Every row must be a tuple of the
+    plan's width (TypeError / ValueError naming the row; the rows before it are hydrated).
     """
+    _expect_plan(plan)
+    _expect(rows, list, "rows")
+    _expect_identity_map(identity_map)
     out: list[Any] = []
     append = out.append
     cls = plan.cls
     pk_index = plan.pk_index
     pk_conv = plan.to_python[pk_index]
-    dirty = uow.dirty if uow is not None else None
-    for row in rows:
+    n = plan.n
+    dirty = None
+    if identity_map is not None:
+        if uow is None:
+            raise TypeError(
+                "hydrate: an identity map needs the unit of work that tracks its entities "
+                "(uow is None)"
+            )
+        dirty = uow.dirty
+    for k, row in enumerate(rows):
+        if type(row) is not tuple:
+            raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
+        if len(row) != n:
+            raise ValueError(
+                f"hydrate: row {k} has {len(row)} values, the plan of {_name_of(cls)} has "
+                f"{n} columns"
+            )
         if identity_map is not None:
             pk = row[pk_index]
             if pk_conv is not None and pk is not None:
@@ -254,9 +388,11 @@ def insert_rows(
     multi-row INSERT statements bind it in slices. A generated key's snapshot slot is None
     until finish_inserts fills it in.
     """
+    _expect_plan(plan)
+    _expect(entities, list, "entities")
     names = plan.names
     pk_index = plan.pk_index
-    kinds = plan.kinds
+    python_valued = plan.python_valued
     flat: list[Any] = []
     snapshots: list[tuple] = []
     for entity in entities:
@@ -268,7 +404,7 @@ def insert_rows(
                 continue
             db = _db_value(plan, entity, i, value)
             flat.append(db)
-            snap.append(value if kinds[i] else db)
+            snap.append(value if python_valued[i] else db)
         snapshots.append(tuple(snap))
     return flat, snapshots
 
@@ -283,7 +419,21 @@ def finish_inserts(
     identity_map: dict,
 ) -> None:
     """After a committed INSERT: set generated keys (consecutive from `first_id`), attach the
-    entities with the snapshots `insert_rows` took, and enter them in the identity map."""
+    entities with the snapshots `insert_rows` took, and enter them in the identity map.
+
+    A completed snapshot (its generated key filled in) replaces the one in `snapshots`; no
+    other tuple is changed. Nothing is done unless every snapshot is a tuple of the plan's
+    width, one per entity."""
+    _expect_plan(plan)
+    _expect(entities, list, "entities")
+    _expect(snapshots, list, "snapshots")
+    _expect(identity_map, dict, "identity_map")
+    if len(snapshots) != len(entities):
+        raise ValueError(
+            f"finish_inserts: {len(entities)} entities but {len(snapshots)} snapshots"
+        )
+    for snap in snapshots:
+        _check_snapshot(plan, snap, "finish_inserts")
     pk_index = plan.pk_index
     pk_name = plan.names[pk_index]
     for k, entity in enumerate(entities):
@@ -291,7 +441,7 @@ def finish_inserts(
         if skip_pk:
             pk = first_id + k
             _object_setattr(entity, pk_name, pk)
-            snap = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
+            snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
         else:
             pk = getattr(entity, pk_name)
         _object_setattr(entity, "_orm_snap", snap)
@@ -301,6 +451,12 @@ def finish_inserts(
 
 def apply_snapshots(entities: list[Any], snapshots: list[tuple]) -> None:
     """After a committed UPDATE: the written values become the new snapshots."""
+    _expect(entities, list, "entities")
+    _expect(snapshots, list, "snapshots")
+    if len(snapshots) != len(entities):
+        raise ValueError(
+            f"apply_snapshots: {len(entities)} entities but {len(snapshots)} snapshots"
+        )
     for k, entity in enumerate(entities):
         _object_setattr(entity, "_orm_snap", snapshots[k])
 
@@ -316,14 +472,17 @@ def primary_keys(plan: Plan, entities: list[Any]) -> list[Any]:
     """The keys the database holds the entities' rows under, in database form (for
     `delete ... where pk in (...)`): the snapshot's, since a key the user assigned is not
     written yet; the attribute for references (no snapshot)."""
+    _expect_plan(plan)
+    _expect(entities, list, "entities")
     pk_index = plan.pk_index
     name = plan.names[pk_index]
     conv = plan.to_db[pk_index]
-    python_valued = plan.kinds[pk_index]
+    python_valued = plan.python_valued[pk_index]
+    n = plan.n
     keys = []
     for entity in entities:
         snap = entity._orm_snap
-        if type(snap) is tuple:
+        if type(snap) is tuple and len(snap) == n:
             key = snap[pk_index]
             if python_valued and conv is not None and key is not None:
                 key = conv(key)
@@ -339,17 +498,20 @@ def _stored_key(plan: Plan, entity: Any) -> Any:
     """The identity-map key of a managed entity: its snapshot's key, as a Python value."""
     pk_index = plan.pk_index
     snap = entity._orm_snap
-    if type(snap) is not tuple:
+    if type(snap) is not tuple or len(snap) != plan.n:
         return getattr(entity, plan.names[pk_index])
     key = snap[pk_index]
     conv = plan.to_python[pk_index]
-    if not plan.kinds[pk_index] and conv is not None and key is not None:
+    if not plan.python_valued[pk_index] and conv is not None and key is not None:
         key = conv(key)
     return key
 
 
 def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None:
     """After a committed DELETE: the entities leave the identity map and are detached."""
+    _expect_plan(plan)
+    _expect(entities, list, "entities")
+    _expect_identity_map(identity_map)
     if identity_map is not None:
         for entity in entities:
             key = _stored_key(plan, entity)
@@ -383,14 +545,20 @@ def compute_changes(
     database form; the key is the snapshot's, so a primary key the user changed is updated
     like any other column, `where pk = <old key>`. Entities without changes are left out; new entities and references are
     skipped (they have no snapshot to compare with); references are appended to
-    `references` when it is given.
+    `references` when it is given. A snapshot that is not a tuple of the plan's width is a
+    TypeError / ValueError.
     """
+    _expect_plan(plan)
+    if references is not None:
+        _expect(references, list, "references")
     groups: dict[tuple[int, ...], list[list]] = {}
     names = plan.names
     pk_index = plan.pk_index
     to_db = plan.to_db
     compare = plan.compare
     kinds = plan.kinds
+    python_valued = plan.python_valued
+    n = plan.n
     for entity in entities:
         snap = entity._orm_snap
         if snap is None:
@@ -399,10 +567,12 @@ def compute_changes(
             if references is not None:
                 references.append(entity)
             continue
+        if type(snap) is not tuple or len(snap) != n:
+            _check_snapshot(plan, snap, "compute_changes")
         changed: list[int] = []
         values: list[Any] = []
         db_values: list[Any] = []
-        for i in range(plan.n):
+        for i in range(n):
             old = snap[i]
             if old is UNLOADED:
                 # a column a partial load did not read: changed if the user wrote it
@@ -414,7 +584,7 @@ def compute_changes(
                 current = getattr(entity, names[i], UNLOADED)
                 if current is UNLOADED or current is old:
                     continue
-                if kinds[i]:
+                if python_valued[i]:
                     if current == old:
                         continue
                     new = _db_value(plan, entity, i, current)
@@ -433,7 +603,7 @@ def compute_changes(
             if not changed:
                 values = list(snap)
             changed.append(i)
-            values[i] = current if kinds[i] else new
+            values[i] = current if python_valued[i] else new
             db_values.append(new)
         if not changed:
             continue

@@ -338,8 +338,17 @@ class UuidType(Type):
 
 
 class BlobType(Type):
+    """Binary data. A `bytearray` or `memoryview` value can change in place, so the type is
+    mutable (compared at every flush) and writes (and so snapshots) an immutable `bytes` copy
+    of it; a `bytes` value is written as is (the compiled core does not even call `to_db`
+    for it) and an unchanged one is skipped by identity."""
+
     name = "blob"
     python_types = (bytes, bytearray, memoryview)
+    mutable = True
+
+    def to_db(self, value: Any) -> Any:
+        return value if type(value) is bytes else bytes(value)
 
     def column_type(self, prop: Any, dialect: str) -> str:
         return "blob"

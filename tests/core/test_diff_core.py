@@ -117,3 +117,202 @@ def test_finish_inserts_assigns_consecutive_keys(orm):
     assert users[1]._orm_snap == (42, *flat[7:13], users[1].created_at)
     core.detach(users)
     assert users[0]._orm_uow is None and users[0]._orm_snap is None
+
+
+# -- bad input: the compiled core checks what it used to trust, and raises what the twin does --
+
+
+def _user_row(key=1, **changes):
+    row = dict(id=key, full_name="A", email="a@x", password="pw", bio="", age=3,
+               nickname=None, created_at="2024-01-02 03:04:05")
+    row.update(changes)
+    return tuple(row.values())
+
+
+def test_init_entity_with_fewer_values_than_names_raises_and_sets_nothing():
+    entity = FakeUoW()
+    with pytest.raises(ValueError, match="^init_entity: 3 names but 1 values$"):
+        core.init_entity(entity, ("a", "b", "c"), (1,))
+    assert not hasattr(entity, "a")
+    with pytest.raises(ValueError, match="^init_entity: 1 names but 2 values$"):
+        core.init_entity(entity, ("a",), (1, 2))
+    with pytest.raises(TypeError, match="Argument 'values' has incorrect type"):
+        core.init_entity(entity, ("a",), [1])
+
+
+def test_plan_exposes_its_kinds_and_cannot_be_changed(orm):
+    plan = orm.metadata.get(User).plan
+    assert plan.kinds == (0, 0, 0, 0, 0, 0, 0, 1), "created_at is a datetime column"
+    with pytest.raises(AttributeError, match="not writable"):
+        plan.n = 100
+    with pytest.raises(AttributeError, match="not writable"):
+        plan.names = ()
+
+
+def _plan_args(n=3, **changes):
+    args = dict(cls=User, names=tuple(f"c{i}" for i in range(n)), pk_index=0,
+                to_python=(None,) * n, to_db=(None,) * n, compare=(None,) * n,
+                accepts=(None,) * n, nullable=(True,) * n, has_mutable=False,
+                on_invalid=None, kinds=(0,) * n)
+    args.update(changes)
+    return args
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"kinds": (0, 0)}, ValueError, "^Plan of User: kinds has 2 entries for 3 columns$"),
+        ({"nullable": (True,)}, ValueError, "nullable has 1 entries for 3 columns"),
+        ({"pk_index": -1}, ValueError, r"pk_index -1 is not a column index \(0 to 2\)"),
+        ({"pk_index": 3}, ValueError, r"pk_index 3 is not a column index \(0 to 2\)"),
+        ({"kinds": (0, 7, 0)}, ValueError, "the kind of column c1 is 7, not one of 0 to 4"),
+        ({"names": ("a", 1, "c")}, TypeError, "column names must be str, got int 1"),
+        ({"to_db": [None] * 3}, TypeError, "Argument 'to_db' has incorrect type"),
+        ({"names": ()} | {k: () for k in ("to_python", "to_db", "compare", "accepts",
+                                          "nullable", "kinds")},
+         ValueError, r"pk_index 0 is not a column index"),
+    ],
+)
+def test_plan_rejects_inconsistent_arguments(changes, error, message):
+    with pytest.raises(error, match=message):
+        core.Plan(**_plan_args(**changes))
+
+
+def test_plan_has_at_most_512_columns():
+    core.Plan(**_plan_args(512))
+    with pytest.raises(ValueError, match="at most 512 columns"):
+        core.Plan(**_plan_args(513))
+
+
+def test_an_uninitialized_or_foreign_plan_is_refused(orm):
+    with pytest.raises(ValueError, match="never initialized"):
+        core.hydrate(core.Plan.__new__(core.Plan), [], None, None, False)
+    with pytest.raises(TypeError, match="Argument 'plan' has incorrect type"):
+        core.compute_changes(None, [])
+    with pytest.raises(TypeError, match="not an acceptable base type"):
+        type("MyPlan", (core.Plan,), {})
+
+
+@pytest.mark.parametrize(
+    ("row", "error", "message"),
+    [
+        (_user_row()[:5], ValueError, "^hydrate: row 1 has 5 values, the plan of User has 8 columns$"),
+        (_user_row() + (1,), ValueError, "row 1 has 9 values"),
+        (list(_user_row()), TypeError, "^hydrate: row 1 is a list, not a tuple$"),
+        (None, TypeError, "row 1 is a NoneType, not a tuple"),
+    ],
+)
+def test_hydrate_checks_each_row(orm, row, error, message):
+    plan = orm.metadata.get(User).plan
+    im = {}
+    with pytest.raises(error, match=message):
+        core.hydrate(plan, [_user_row(7), row], im, FakeUoW(), False)
+    assert list(im) == [7], "the rows before the bad one are hydrated"
+
+
+def test_hydrate_into_an_identity_map_needs_a_unit_of_work(orm):
+    plan = orm.metadata.get(User).plan
+    im = {}
+    with pytest.raises(TypeError, match=r"identity map needs the unit of work .*uow is None"):
+        core.hydrate(plan, [_user_row()], im, None, False)
+    assert im == {}
+    with pytest.raises(TypeError, match="expected dict or None, got list"):
+        core.hydrate(plan, [_user_row()], [], FakeUoW(), False)
+    (detached,) = core.hydrate(plan, [_user_row()], None, None, False)
+    assert detached._orm_uow is None
+
+
+def test_a_snapshot_of_the_wrong_width_is_an_error_not_a_crash(orm):
+    plan = orm.metadata.get(User).plan
+    uow, im = FakeUoW(), {}
+    (u,) = core.hydrate(plan, [_user_row()], im, uow, False)
+    object.__setattr__(u, "_orm_snap", (1, "A"))
+    with pytest.raises(ValueError, match="^compute_changes: the snapshot of a User has 2 values, "
+                                         "its plan has 8 columns$"):
+        core.compute_changes(plan, [u])
+    with pytest.raises(ValueError, match="^hydrate: the snapshot of a User has 2 values"):
+        core.hydrate(plan, [_user_row()], im, uow, True)
+    object.__setattr__(u, "_orm_snap", list(_user_row()))
+    with pytest.raises(TypeError, match="the snapshot of a User is a list, not a tuple"):
+        core.compute_changes(plan, [u])
+
+
+def test_finish_inserts_leaves_snapshot_tuples_held_elsewhere_alone(orm):
+    plan = orm.metadata.get(User).plan
+    users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(2)]
+    _, snapshots = core.insert_rows(plan, users, True)
+    held = snapshots[0]
+    before = tuple(held)
+    core.finish_inserts(plan, users, snapshots, True, 10, FakeUoW(), {})
+    assert held == before and held[0] is None, "a tuple the caller holds is not changed"
+    assert users[0]._orm_snap[0] == 10 and users[1]._orm_snap[0] == 11
+    assert snapshots == [users[0]._orm_snap, users[1]._orm_snap], (
+        "the list handed in holds the completed snapshots"
+    )
+
+
+def test_finish_inserts_and_apply_snapshots_check_their_lists(orm):
+    plan = orm.metadata.get(User).plan
+    users = [User(full_name="n", email="e", password="p")]
+    _, snapshots = core.insert_rows(plan, users, True)
+    im = {}
+    with pytest.raises(ValueError, match="^finish_inserts: 1 entities but 0 snapshots$"):
+        core.finish_inserts(plan, users, [], True, 1, FakeUoW(), im)
+    with pytest.raises(ValueError, match="the snapshot of a User has 7 values"):
+        core.finish_inserts(plan, users, [snapshots[0][1:]], True, 1, FakeUoW(), im)
+    with pytest.raises(TypeError, match="expected dict, got NoneType"):
+        core.finish_inserts(plan, users, snapshots, True, 1, FakeUoW(), None)
+    assert im == {} and users[0].id is None, "nothing done"
+    with pytest.raises(ValueError, match="^apply_snapshots: 1 entities but 2 snapshots$"):
+        core.apply_snapshots(users, snapshots * 2)
+
+
+def test_tracked_setattr_and_refresh_accept_any_dirty_mapping(orm):
+    class Dirty(dict):
+        pass
+
+    plan = orm.metadata.get(User).plan
+    uow = FakeUoW()
+    uow.dirty = Dirty()
+    im = {}
+    (u,) = core.hydrate(plan, [_user_row()], im, uow, False)
+    u.age = 40
+    assert uow.dirty == {id(u): u}
+    core.hydrate(plan, [_user_row()], im, uow, True)
+    assert u.age == 3 and uow.dirty == {}, "a refresh discards the write and its dirty entry"
+    uow.dirty = "not a mapping"
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        u.age = 41
+
+
+def test_forget_checks_the_identity_map(orm):
+    plan = orm.metadata.get(User).plan
+    (u,) = core.hydrate(plan, [_user_row()], {}, FakeUoW(), False)
+    with pytest.raises(TypeError, match="expected dict or None, got tuple"):
+        core.forget(plan, [u], ())
+    snap = u._orm_snap  # the key is the snapshot's (the row's), not the attribute's
+    i = plan.pk_index
+    object.__setattr__(u, "_orm_snap", (*snap[:i], [1], *snap[i + 1 :]))
+    with pytest.raises(TypeError, match="unhashable"):
+        core.forget(plan, [u], {})
+
+
+def test_a_refreshed_entity_updates_only_the_column_changed_afterwards(em, log):
+    """The snapshot after a refresh holds Python values for datetime, boolean, decimal and
+    enum columns, as after a load: a later flush must not rewrite them."""
+    from decimal import Decimal
+
+    from tests.core.models import Color, Everything
+
+    em.persist(Everything(b=True, dec=Decimal("1.50"), dt=datetime(2024, 5, 6, 7, 8, 9),
+                          color=Color.GREEN, s="x")).flush()
+    fork = em.fork()
+    e = fork.find_one(Everything, 1)
+    fork.refresh(e)
+    fork.find(Everything, {"id": 1}, refresh=True)
+    e.s = "y"
+    log.clear()
+    fork.flush()
+    assert log.writes() == [
+        "begin", "update `everything` set `s` = 'y' where `id` = 1", "commit"
+    ], "only the changed column is written"

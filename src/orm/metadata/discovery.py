@@ -18,6 +18,7 @@ from .._markers import MISSING
 from ..errors import MetadataError, ValidationError
 from ..naming import NamingStrategy
 from ..types import (
+    BlobType,
     BooleanType,
     DateTimeType,
     DateType,
@@ -232,8 +233,9 @@ _VALUE_TYPES = (DateType, TimeType, DecimalType, UuidType, EnumType)
 
 def column_kind(mapped: Type) -> int:
     """The diff core's kind of a column: 1 datetime, 2 boolean (both converted in C by the
-    compiled core), 3 another immutable built-in value type, 0 for everything else (including
-    subclasses of the built-in types, which may convert or compare differently)."""
+    compiled core), 3 another immutable built-in value type, 4 blob (its `bytes` values
+    passed through in C), 0 for everything else (including subclasses of the built-in types,
+    which may convert or compare differently)."""
     kind = type(mapped)
     if kind is DateTimeType:
         return 1
@@ -241,7 +243,15 @@ def column_kind(mapped: Type) -> int:
         return 2
     if kind in _VALUE_TYPES:
         return 3
+    if kind is BlobType:
+        return 4
     return 0
+
+
+def _overrides(mapped: Type, method: str) -> bool:
+    """Whether the type converts in this direction (an identity conversion costs each row a
+    call for nothing)."""
+    return getattr(type(mapped), method) is not getattr(Type, method)
 
 
 def _build_plan(meta: EntityMetadata) -> Any:
@@ -251,8 +261,8 @@ def _build_plan(meta: EntityMetadata) -> Any:
         meta.cls,
         tuple(p.name for p in cols),
         meta.pk_index,
-        tuple(p.type.to_python if p.type.converts else None for p in cols),
-        tuple(p.type.to_db if p.type.converts else None for p in cols),
+        tuple(p.type.to_python if _overrides(p.type, "to_python") else None for p in cols),
+        tuple(p.type.to_db if _overrides(p.type, "to_db") else None for p in cols),
         tuple(p.type.compare if p.type.compares else None for p in cols),
         tuple(p.type.python_types or None for p in cols),
         tuple(p.nullable for p in cols),

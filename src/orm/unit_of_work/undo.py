@@ -50,7 +50,7 @@ def map_key(meta: EntityMetadata, entity: Any) -> Any:
         return getattr(entity, meta.pk.name, None)
     key = snap[meta.pk_index]
     conv = meta.plan.to_python[meta.pk_index]
-    if conv is not None and key is not None and not meta.plan.kinds[meta.pk_index]:
+    if conv is not None and key is not None and meta.plan.kinds[meta.pk_index] not in (1, 2, 3):
         key = conv(key)
     return key
 

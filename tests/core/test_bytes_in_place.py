@@ -1,0 +1,57 @@
+"""A `bytes` property may hold a bytearray (or a memoryview of one), which can change in place,
+without any assignment: the flush must still find and write the change."""
+
+from __future__ import annotations
+
+from tests.core.models import Everything
+
+
+def stored_raw(orm, key):
+    return orm.connection.raw.execute("select raw from everything where id = ?", (key,)).fetchone()[0]
+
+
+def test_bytearray_changed_in_place_on_a_loaded_entity_is_written(em, orm):
+    em.persist(Everything(raw=b"old")).flush()
+    fork = em.fork()
+    e = fork.find_one(Everything, 1)
+    e.raw = bytearray(b"abc")
+    fork.flush()
+    assert stored_raw(orm, 1) == b"abc"
+    e.raw[0] = 0x7A
+    fork.flush()
+    assert stored_raw(orm, 1) == b"zbc", "the in-place change must be written"
+    e.raw.extend(b"!")
+    fork.flush()
+    assert stored_raw(orm, 1) == b"zbc!"
+
+
+def test_bytearray_of_a_new_entity_changed_after_its_insert_is_written(em, orm):
+    e = Everything(raw=bytearray(b"abc"))
+    em.persist(e).flush()
+    assert stored_raw(orm, e.id) == b"abc"
+    e.raw[0] = 0x7A
+    em.flush()
+    assert stored_raw(orm, e.id) == b"zbc"
+    assert type(e.raw) is bytearray, "the entity keeps the user's own object"
+
+
+def test_memoryview_over_a_changed_buffer_is_written(em, orm):
+    buffer = bytearray(b"abc")
+    e = Everything(raw=memoryview(buffer))
+    em.persist(e).flush()
+    buffer[2] = ord("x")
+    em.flush()
+    assert stored_raw(orm, e.id) == b"abx"
+
+
+def test_unchanged_bytes_and_bytearrays_write_nothing(em, orm, log):
+    em.persist([Everything(raw=b"same"), Everything(raw=bytearray(b"same"))]).flush()
+    fork = em.fork()
+    loaded = fork.find(Everything)
+    log.clear()
+    fork.flush()
+    em.flush()
+    assert log.writes() == [], "nothing changed, nothing written"
+    loaded[0].raw = bytearray(b"same")
+    fork.flush()
+    assert [w for w in log.writes() if w.startswith("update")] == [], "an equal value"
