@@ -296,6 +296,18 @@ class TimeType(_IsoType):
         return "time"
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal JSON documents, told apart by type as JSON tells them (Python's `True == 1`
+    and `1 == 1.0` would hide a change from `true` to `1`)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 class JsonType(Type):
     """JSON documents. Mutable: a dict changed in place is found at flush."""
 
@@ -315,7 +327,7 @@ class JsonType(Type):
         if a is None or b is None:
             return False
         try:
-            return bool(json.loads(a) == json.loads(b))
+            return _same_json(json.loads(a), json.loads(b))
         except (TypeError, ValueError):
             return False
 

@@ -454,9 +454,6 @@ test_unit_of_work_matches_the_model = UnitOfWorkMachine.TestCase
 
 # -- cases the model found, pinned down ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a reference written through and flushed keeps its "
-                   "REFERENCE state, so every later flush of its EntityManager writes the same "
-                   "values again (UnitOfWork._apply leaves reference updates as they were)")
 def test_a_reference_written_and_flushed_is_not_written_again(em, orm, log):
     """After its flush, what was written through a reference is its stored state: a flush
     with nothing new runs no SQL, and a later change writes only itself (never the old
@@ -481,9 +478,6 @@ def test_a_reference_written_and_flushed_is_not_written_again(em, orm, log):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="JsonType.compare compares json.loads() results with "
-                   "==, where True == 1 and False == 0: replacing true by 1 in a document is "
-                   "not seen as a change")
 def test_replacing_true_by_1_in_a_json_document_is_a_change(em, orm):
     e = Everything(doc={"flag": True}, items=[0])
     em.persist(e).flush()

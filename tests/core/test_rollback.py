@@ -291,3 +291,19 @@ def test_a_failing_commit_at_the_end_of_a_block_makes_the_work_pending(db_path):
         assert user.id is None and tx.get_unit_of_work().is_new(user)
         tx.flush()  # retry once the lock is gone
         assert o.em.fork().count(User) == 1
+
+
+def test_a_reference_update_rolled_back_is_written_again(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    ref = em.get_reference(User, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            ref.age = 9
+            em.flush()
+            assert wrap(ref).is_initialized()  # its written column is known now
+            raise Boom
+    assert not wrap(ref).is_initialized(), "an uninitialized reference with a pending write"
+    assert _rows(orm, "select age from user") == [(0,)]
+    em.flush()
+    assert _rows(orm, "select age from user") == [(9,)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._markers import MISSING
+from .._markers import MISSING, REFERENCE
 
 if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
@@ -113,7 +113,9 @@ class FlushUndo:
                 im[key] = entity
                 removed[id(entity)] = entity
         for entity in self.references:
-            if entity._orm_uow is uow:
+            if entity._orm_uow is uow:  # an uninitialized reference with writes again
+                _object_setattr(entity, "_orm_snap", REFERENCE)
+                uow.partial.discard(id(entity))
                 uow.dirty[id(entity)] = entity
         for meta, entities, snaps, keys in reversed(self.updates):
             self._undo_updates(meta, entities, snaps, keys)

@@ -40,6 +40,8 @@ INSERT_CHUNK = 500
 DELETE_CHUNK = 500
 #: rows per `update ... from (values ...)` statement (measured: 100 beat 500)
 UPDATE_CHUNK = 100
+#: the diff core's column kinds whose snapshot holds the Python value (see orm._diff_py)
+_PYTHON_VALUED = (1, 2, 3)
 #: UPDATE ... FROM exists since SQLite 3.33
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
@@ -79,7 +81,10 @@ class _ReferenceUpdate:
     meta: EntityMetadata
     entity: Any
     fields: list[str]
+    #: the written values in database form, then the key
     params: list[Any]
+    #: the properties written
+    names: list[str]
 
 
 @dataclass
@@ -367,7 +372,9 @@ class UnitOfWork:
                 )
             fields, params = meta.to_db_columns(written, ref)
             key = core.primary_keys(meta.plan, [ref])[0]
-            plan.reference_updates.append(_ReferenceUpdate(meta, ref, fields, params + [key]))
+            plan.reference_updates.append(
+                _ReferenceUpdate(meta, ref, fields, params + [key], list(written))
+            )
 
     def _check_reference_key(self, meta: EntityMetadata, ref: Any) -> None:
         """A reference has no snapshot to remember the key its row has: a new key assigned
@@ -558,6 +565,24 @@ class UnitOfWork:
         for _, entity in moves:
             im[getattr(entity, meta.pk.name)] = entity
 
+    def _written_reference(self, ref: _ReferenceUpdate) -> None:
+        """A reference whose writes were flushed now knows those columns as stored: it gets
+        a partial snapshot (the rest UNLOADED, as after a `fields=` load), so the next flush
+        writes only what changes after this one, and a later load fills in the rest."""
+        meta, entity = ref.meta, ref.entity
+        kinds = meta.plan.kinds
+        snap = [UNLOADED] * len(meta.columns)
+        pk = meta.pk
+        key = getattr(entity, pk.name)
+        if kinds[pk.column_index] not in _PYTHON_VALUED and pk.type.converts:
+            key = pk.type.to_db(key)
+        snap[pk.column_index] = key
+        for name, db_value in zip(ref.names, ref.params, strict=False):
+            i = meta.properties[name].column_index
+            snap[i] = getattr(entity, name) if kinds[i] in _PYTHON_VALUED else db_value
+        _object_setattr(entity, "_orm_snap", tuple(snap))
+        self.partial.add(id(entity))
+
     def _apply(self, plan: _FlushPlan) -> None:
         """The transaction committed: make the entities reflect the database."""
         for ins in plan.inserts:
@@ -579,6 +604,8 @@ class UnitOfWork:
                 name = upd.meta.version.name
                 for e, snap in zip(upd.entities, upd.snapshots, strict=True):
                     _object_setattr(e, name, snap[vi])
+        for ref in plan.reference_updates:
+            self._written_reference(ref)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         self.new = {}
