@@ -116,3 +116,19 @@ def test_none_in_a_not_nullable_column_is_allowed_and_matches_nothing(users):
 def test_exists_on_an_unknown_property_is_refused(users):
     with pytest.raises(ValidationError, match="User has no property .nick."):
         users.find(User, {"nick": {"$exists": False}})
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"nickname": {"$in": [None, "x"]}}, sorted(NULLS + [2])),
+        ({"nickname": {"$in": [None]}}, NULLS),
+        ({"nickname": [None, "y"]}, sorted(NULLS + [3])),
+        ({"nickname": {"$nin": [None, "x"]}}, [3, 5]),
+        ({"nickname": {"$nin": [None]}}, VALUES),
+    ],
+)
+def test_none_inside_in_and_nin_means_null(users, where, expected):
+    """`$in: [None, "x"]` is `is null or = 'x'`; `$nin: [None, "x"]` is `is not null and
+    != 'x'` (plain SQL `not in (NULL, 'x')` would match no row at all)."""
+    assert ids(users, where) == expected

@@ -239,11 +239,22 @@ class _Compiler:
                     property=prop.name,
                 )
             items = list(operand)
+            # None in the list means NULL, which `in (...)` never matches (and which makes
+            # `not in (...)` match nothing at all): it becomes an explicit `is [not] null`
+            with_null = any(v is None for v in items)
+            if with_null:
+                items = [v for v in items if v is not None]
             if not items:
+                if with_null:
+                    return f"{col} is null" if op == "$in" else f"{col} is not null"
                 return "1 = 0" if op == "$in" else "1 = 1"
             self.params.extend(self.value(prop, v, op) for v in items)
             marks = ", ".join("?" * len(items))
-            return f"{col} {'in' if op == '$in' else 'not in'} ({marks})"
+            if op == "$in":
+                sql = f"{col} in ({marks})"
+                return f"({sql} or {col} is null)" if with_null else sql
+            sql = f"{col} not in ({marks})"
+            return f"({sql} and {col} is not null)" if with_null else sql
         if op == "$like":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
