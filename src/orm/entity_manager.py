@@ -371,7 +371,7 @@ class EntityManager:
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
-        if meta.cls.__dict__.get("_orm_generated_init"):
+        if meta.generated_init:
             obj = meta.cls(**data)
         else:
             obj = _object_new(meta.cls)

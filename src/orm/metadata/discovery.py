@@ -327,6 +327,7 @@ def _build_entity(cls: type, naming: NamingStrategy) -> EntityMetadata:
         version=versions[0] if versions else None,
         has_mutable=any(p.type.mutable for p in columns),
         has_hooks=any(p.on_create or p.on_update for p in columns),
+        generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
     )
     meta.plan = _build_plan(meta)
     return meta

@@ -56,6 +56,8 @@ class EntityMetadata:
     version: PropertyMetadata | None = None
     has_mutable: bool = False
     has_hooks: bool = False
+    #: whether the class's `__init__` is the generated one (which applies the defaults)
+    generated_init: bool = True
     #: the compiled plan handed to the diff core
     plan: Any = None
     #: SQL text cached per statement shape (see orm.query.sql)

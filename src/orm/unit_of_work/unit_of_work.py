@@ -176,7 +176,7 @@ class UnitOfWork:
                 f"flush it there, or load the row in this one (em.find_one).",
                 entity=entity,
             )
-        if not meta.cls.__dict__.get("_orm_generated_init", False):
+        if not meta.generated_init:
             self._apply_defaults(entity, meta)
         group = self.new.get(meta.cls)
         if group is None:
