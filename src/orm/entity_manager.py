@@ -453,23 +453,7 @@ class EntityManager:
             )
         given = {meta.properties[name].field_name for name in data}
         fields, values = meta.to_db_columns(em._insert_values(meta, data, instance))
-        quote = em.sql.quote
-        target_field = target[0].field_name
-        frozen = {target_field, meta.pk.field_name}
-        if meta.version is not None:
-            frozen.add(meta.version.field_name)
-        sets = [f"{quote(f)} = excluded.{quote(f)}" for f in fields if f in given - frozen]
-        if meta.version is not None:
-            version = quote(meta.version.field_name)
-            sets.append(f"{version} = {quote(meta.table)}.{version} + 1")
-        if not sets:
-            sets = [f"{quote(target_field)} = excluded.{quote(target_field)}"]
-        sql = (
-            em.sql.insert_data(meta, fields)
-            + f" on conflict ({quote(target_field)}) do update set {', '.join(sets)}"
-            + " returning "
-            + ", ".join(quote(p.field_name) for p in meta.columns)
-        )
+        sql = em.sql.upsert(meta, fields, given, target[0].field_name)
         conn = em.connection
         uow = em._uow
         conn.begin()

@@ -91,7 +91,7 @@ def test_many_rows_with_the_same_changes_share_statements(em, log, orm, monkeypa
                                                          update_from):
     from orm.unit_of_work import unit_of_work
 
-    monkeypatch.setattr(unit_of_work, "_UPDATE_FROM", update_from)
+    monkeypatch.setattr(orm.platform, "supports_update_from", update_from)
     monkeypatch.setattr(unit_of_work, "UPDATE_CHUNK", 2)
     em.persist(new_users(5)).flush()
     for u in em.find(User, {}):

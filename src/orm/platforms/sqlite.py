@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
 from ..metadata.model import PropertyMetadata
+from .base import Platform
 
 __all__ = ["SqlitePlatform"]
 
@@ -20,11 +22,35 @@ __all__ = ["SqlitePlatform"]
 _CONSTRAINT_COLUMNS = re.compile(r"constraint failed: (.+)$")
 
 
-class SqlitePlatform:
+class SqlitePlatform(Platform):
     name = "sqlite"
+    param = "?"
+    #: MikroORM's SQLite platform (and its logs) quote with backticks
+    quote_char = "`"
+    #: UPDATE ... FROM exists since SQLite 3.33, RETURNING since 3.35
+    supports_update_from = sqlite3.sqlite_version_info >= (3, 33, 0)
+    supports_returning = sqlite3.sqlite_version_info >= (3, 35, 0)
 
-    def quote(self, identifier: str) -> str:
-        return "`" + identifier.replace("`", "``") + "`"
+    def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
+        """SQLite has no `offset` without `limit`: `limit -1` stands for no limit."""
+        if limit is None and offset is None:
+            return "", []
+        sql, params = " limit ?", [-1 if limit is None else limit]
+        if offset is not None:
+            sql += " offset ?"
+            params.append(offset)
+        return sql, params
+
+    def update_from_values(
+        self, table: str, key: str, columns: Sequence[str], rows: int
+    ) -> str:
+        """SQLite names the columns of a VALUES list `column1`, `column2`, ..."""
+        sets = ", ".join(f"{c} = `v`.column{k}" for k, c in enumerate(columns, start=1))
+        values = ", ".join([self.row(len(columns) + 1)] * rows)
+        return (
+            f"update {table} set {sets} from (values {values}) as `v` "
+            f"where {table}.{key} = `v`.column{len(columns) + 1}"
+        )
 
     # -- DDL --------------------------------------------------------------------------------
     def column_type(self, prop: PropertyMetadata) -> str:
@@ -73,42 +99,6 @@ class SqlitePlatform:
         if default is not None:
             parts.append(f"default {default}")
         return " ".join(parts)
-
-    # -- logging ----------------------------------------------------------------------------
-    def quote_value(self, value: Any) -> str:
-        """A value as a SQL literal, for log lines only (queries always bind parameters)."""
-        if value is None:
-            return "null"
-        if value is True:
-            return "true"
-        if value is False:
-            return "false"
-        if isinstance(value, (int, float)):
-            return repr(value)
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return "X'" + bytes(value).hex() + "'"
-        return "'" + str(value).replace("'", "''") + "'"
-
-    def inline_params(self, sql: str, params: Any) -> str:
-        """Replace each `?` placeholder (outside quoted text) with its quoted value."""
-        if not params:
-            return sql
-        out: list[str] = []
-        values = iter(params)
-        quote: str | None = None
-        for ch in sql:
-            if quote is not None:
-                if ch == quote:
-                    quote = None
-                out.append(ch)
-            elif ch in "'`\"":
-                quote = ch
-                out.append(ch)
-            elif ch == "?":
-                out.append(self.quote_value(next(values, None)))
-            else:
-                out.append(ch)
-        return "".join(out)
 
     # -- errors -----------------------------------------------------------------------------
     def map_error(

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
+from ..platforms.base import Platform
 from ..types import EnumType, IntegerType, Type, UuidType, unstorable
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
@@ -84,10 +85,12 @@ class _Compiler:
     operator against what it takes) here, so that a bad filter is a ValidationError naming
     entity, property, operator and value before any SQL runs, never a driver error."""
 
-    def __init__(self, meta: EntityMetadata, quote: Any, alias: str | None) -> None:
+    def __init__(self, meta: EntityMetadata, platform: Platform, alias: str | None) -> None:
         self.meta = meta
-        self.quote = quote
-        self.prefix = f"{quote(alias)}." if alias else ""
+        self.platform = platform
+        self.quote = platform.quote
+        self.param = platform.param
+        self.prefix = f"{platform.quote(alias)}." if alias else ""
         self.params: list[Any] = []
 
     def column(self, prop: PropertyMetadata) -> str:
@@ -230,7 +233,7 @@ class _Compiler:
                     prop, op, operand, f"{prop.type.describe()} (for null use $eq, $ne or $exists)"
                 )
             self.params.append(self.value(prop, operand, op))
-            return f"{col} {_COMPARISONS[op]} ?"
+            return f"{col} {_COMPARISONS[op]} {self.param}"
         if op in ("$in", "$nin"):
             if not isinstance(operand, _SEQUENCES):
                 raise ValidationError(
@@ -249,7 +252,7 @@ class _Compiler:
                     return f"{col} is null" if op == "$in" else f"{col} is not null"
                 return "1 = 0" if op == "$in" else "1 = 1"
             self.params.extend(self.value(prop, v, op) for v in items)
-            marks = ", ".join("?" * len(items))
+            marks = self.platform.params(len(items))
             if op == "$in":
                 sql = f"{col} in ({marks})"
                 return f"({sql} or {col} is null)" if with_null else sql
@@ -259,7 +262,7 @@ class _Compiler:
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
             self.params.append(operand)
-            return f"{col} like ?"
+            return f"{col} like {self.param}"
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
@@ -270,7 +273,7 @@ class _Compiler:
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
             self.params.append(operand)
-            return f"{col} regexp ?"
+            return self.platform.regexp(col)
         if op == "$exists":
             if not isinstance(operand, bool):
                 raise self.invalid(prop, op, operand, "True or False")
@@ -285,16 +288,18 @@ class _Compiler:
 
 
 def compile_where(
-    meta: EntityMetadata, where: Any, quote: Any, alias: str | None = None
+    meta: EntityMetadata, where: Any, platform: Platform, alias: str | None = None
 ) -> tuple[str, list[Any]]:
     """`where` (a dict, a PK value, a list of PKs) -> (SQL condition or "", parameters).
     Raises ValidationError for an unknown property or operator; nothing has run by then."""
-    compiler = _Compiler(meta, quote, alias)
+    compiler = _Compiler(meta, platform, alias)
     sql = compiler.group(normalize_where(meta, where))
     return sql, compiler.params
 
 
-def compile_order_by(meta: EntityMetadata, order_by: Any, quote: Any, alias: str | None) -> str:
+def compile_order_by(
+    meta: EntityMetadata, order_by: Any, platform: Platform, alias: str | None
+) -> str:
     """`{"created_at": "desc", "id": QueryOrder.ASC}` (or a list of such dicts) -> SQL."""
     if not order_by:
         return ""
@@ -307,6 +312,7 @@ def compile_order_by(meta: EntityMetadata, order_by: Any, quote: Any, alias: str
                 entity=meta.cls,
             )
         items.extend(part.items())
+    quote = platform.quote
     prefix = f"{quote(alias)}." if alias else ""
     parts = []
     for name, direction in items:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..metadata.model import EntityMetadata, PropertyMetadata
-from ..platforms.sqlite import SqlitePlatform
+from ..platforms.base import Platform
 from .filters import compile_order_by, compile_where
 
 __all__ = ["SqlBuilder", "ALIAS"]
@@ -20,7 +20,7 @@ ALIAS = "u0"
 
 
 class SqlBuilder:
-    def __init__(self, platform: SqlitePlatform) -> None:
+    def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.quote = platform.quote
 
@@ -53,24 +53,28 @@ class SqlBuilder:
                 f"select {self.select_list(meta, props)} from {self.quote(meta.table)} "
                 f"as {self.quote(ALIAS)}"
             )
-        cond, params = compile_where(meta, where, self.quote, ALIAS)
+        cond, params = compile_where(meta, where, self.platform, ALIAS)
         sql = head
         if cond:
             sql += f" where {cond}"
-        order = compile_order_by(meta, order_by, self.quote, ALIAS)
+        order = compile_order_by(meta, order_by, self.platform, ALIAS)
         if order:
             sql += f" order by {order}"
         if limit is not None or offset is not None:
-            sql += " limit ?"
-            params.append(-1 if limit is None else _non_negative(limit, "limit"))
-            if offset is not None:
-                sql += " offset ?"
-                params.append(_non_negative(offset, "offset"))
+            clause, paging = self.platform.limit_offset(
+                None if limit is None else _non_negative(limit, "limit"),
+                None if offset is None else _non_negative(offset, "offset"),
+            )
+            sql += clause
+            params.extend(paging)
         return sql, params
 
     def count(self, meta: EntityMetadata, where: Any) -> tuple[str, list[Any]]:
-        cond, params = compile_where(meta, where, self.quote, ALIAS)
-        sql = f"select count(*) as `count` from {self.quote(meta.table)} as {self.quote(ALIAS)}"
+        cond, params = compile_where(meta, where, self.platform, ALIAS)
+        sql = (
+            f"select count(*) as {self.quote('count')} from {self.quote(meta.table)} "
+            f"as {self.quote(ALIAS)}"
+        )
         if cond:
             sql += f" where {cond}"
         return sql, params
@@ -83,7 +87,7 @@ class SqlBuilder:
         if sql is None:
             cols = [p for p in meta.columns if not (skip_pk and p.primary)]
             names = ", ".join(self.quote(p.field_name) for p in cols)
-            one = "(" + ", ".join("?" * len(cols)) + ")"
+            one = self.platform.row(len(cols))
             sql = f"insert into {self.quote(meta.table)} ({names}) values " + ", ".join(
                 [one] * rows
             )
@@ -93,20 +97,46 @@ class SqlBuilder:
 
     def insert_data(self, meta: EntityMetadata, fields: list[str]) -> str:
         names = ", ".join(self.quote(f) for f in fields)
-        marks = ", ".join("?" * len(fields))
-        return f"insert into {self.quote(meta.table)} ({names}) values ({marks})"
+        return f"insert into {self.quote(meta.table)} ({names}) values {self.platform.row(len(fields))}"
+
+    def upsert(
+        self, meta: EntityMetadata, fields: list[str], given: set[str], target_field: str
+    ) -> str:
+        """INSERT of `fields`, or on a conflict on `target_field` an UPDATE of the fields the
+        user gave (`given`), never of the key, the target or the version (which counts up);
+        returns every column of the row."""
+        quote = self.quote
+        frozen = {target_field, meta.pk.field_name}
+        if meta.version is not None:
+            frozen.add(meta.version.field_name)
+        sets = [f"{quote(f)} = excluded.{quote(f)}" for f in fields if f in given - frozen]
+        if meta.version is not None:
+            version = quote(meta.version.field_name)
+            sets.append(f"{version} = {quote(meta.table)}.{version} + 1")
+        if not sets:
+            sets = [f"{quote(target_field)} = excluded.{quote(target_field)}"]
+        return (
+            self.insert_data(meta, fields)
+            + f" on conflict ({quote(target_field)}) do update set {', '.join(sets)}"
+            + " returning "
+            + ", ".join(quote(p.field_name) for p in meta.columns)
+        )
+
+    def insert_default_values(self, meta: EntityMetadata) -> str:
+        return self.platform.insert_default_values(self.quote(meta.table))
 
     def update(self, meta: EntityMetadata, changed: tuple[int, ...], versioned: bool) -> str:
         """UPDATE of the columns at positions `changed`, by primary key (and version)."""
         key = ("update", changed, versioned)
         sql = meta.sql.get(key)
         if sql is None:
-            sets = [f"{self.quote(meta.columns[i].field_name)} = ?" for i in changed]
-            where = f"{self.quote(meta.pk.field_name)} = ?"
+            param = self.platform.param
+            sets = [f"{self.quote(meta.columns[i].field_name)} = {param}" for i in changed]
+            where = f"{self.quote(meta.pk.field_name)} = {param}"
             if versioned and meta.version is not None:
                 version = self.quote(meta.version.field_name)
                 sets.append(f"{version} = {version} + 1")
-                where += f" and {version} = ?"
+                where += f" and {version} = {param}"
             sql = meta.sql[key] = (
                 f"update {self.quote(meta.table)} set {', '.join(sets)} where {where}"
             )
@@ -118,16 +148,11 @@ class SqlBuilder:
         key = ("update_from", changed, rows)
         sql = meta.sql.get(key)
         if sql is None:
-            table = self.quote(meta.table)
-            sets = ", ".join(
-                f"{self.quote(meta.columns[i].field_name)} = `v`.column{k}"
-                for k, i in enumerate(changed, start=1)
-            )
-            one = "(" + ", ".join("?" * (len(changed) + 1)) + ")"
-            values = ", ".join([one] * rows)
-            sql = (
-                f"update {table} set {sets} from (values {values}) as `v` "
-                f"where {table}.{self.quote(meta.pk.field_name)} = `v`.column{len(changed) + 1}"
+            sql = self.platform.update_from_values(
+                self.quote(meta.table),
+                self.quote(meta.pk.field_name),
+                [self.quote(meta.columns[i].field_name) for i in changed],
+                rows,
             )
             if len(meta.sql) < 512:
                 meta.sql[key] = sql
@@ -135,15 +160,16 @@ class SqlBuilder:
 
     def update_by_key(self, meta: EntityMetadata, fields: list[str]) -> str:
         """UPDATE of the given columns of one row; binds their values, then the key."""
-        sets = ", ".join(f"{self.quote(f)} = ?" for f in fields)
+        param = self.platform.param
+        sets = ", ".join(f"{self.quote(f)} = {param}" for f in fields)
         pk = self.quote(meta.pk.field_name)
-        return f"update {self.quote(meta.table)} set {sets} where {pk} = ?"
+        return f"update {self.quote(meta.table)} set {sets} where {pk} = {param}"
 
     def update_where(
         self, meta: EntityMetadata, where: Any, fields: list[str]
     ) -> tuple[str, list[Any]]:
-        cond, params = compile_where(meta, where, self.quote)
-        sets = ", ".join(f"{self.quote(f)} = ?" for f in fields)
+        cond, params = compile_where(meta, where, self.platform)
+        sets = ", ".join(f"{self.quote(f)} = {self.platform.param}" for f in fields)
         sql = f"update {self.quote(meta.table)} set {sets}"
         if cond:
             sql += f" where {cond}"
@@ -155,16 +181,16 @@ class SqlBuilder:
         if sql is None:
             pk = self.quote(meta.pk.field_name)
             if count == 1:
-                cond = f"{pk} = ?"
+                cond = f"{pk} = {self.platform.param}"
             else:
-                cond = f"{pk} in ({', '.join('?' * count)})"
+                cond = f"{pk} in ({self.platform.params(count)})"
             sql = f"delete from {self.quote(meta.table)} where {cond}"
             if len(meta.sql) < 512:
                 meta.sql[key] = sql
         return sql
 
     def delete_where(self, meta: EntityMetadata, where: Any) -> tuple[str, list[Any]]:
-        cond, params = compile_where(meta, where, self.quote)
+        cond, params = compile_where(meta, where, self.platform)
         sql = f"delete from {self.quote(meta.table)}"
         if cond:
             sql += f" where {cond}"

@@ -16,7 +16,6 @@ those marked for removal. A flush:
 from __future__ import annotations
 
 import copy
-import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +41,6 @@ DELETE_CHUNK = 500
 UPDATE_CHUNK = 100
 #: the diff core's column kinds whose snapshot holds the Python value (see orm._diff_py)
 _PYTHON_VALUED = (1, 2, 3)
-#: UPDATE ... FROM exists since SQLite 3.33
-_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 
 
 @dataclass
@@ -499,9 +496,9 @@ class UnitOfWork:
         count = len(ins.entities)
         width = len(ins.flat) // count
         if width == 0:  # nothing but a generated key
-            table = self.em.sql.quote(ins.meta.table)
+            statement = self.em.sql.insert_default_values(ins.meta)
             for _ in range(count):
-                cursor = conn.execute(f"insert into {table} default values")
+                cursor = conn.execute(statement)
             ins.first_id = cursor.lastrowid - count + 1
             return
         chunk = max(1, min(INSERT_CHUNK, conn.max_variables // width))
@@ -536,7 +533,7 @@ class UnitOfWork:
         count = len(upd.params)
         if count == 1:
             conn.execute(sql.update(meta, upd.changed, False), upd.params[0])
-        elif not _UPDATE_FROM:
+        elif not sql.platform.supports_update_from:
             conn.executemany(sql.update(meta, upd.changed, False), upd.params)
         else:
             width = len(upd.changed) + 1

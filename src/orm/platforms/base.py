@@ -1,0 +1,114 @@
+"""The dialect seam: everything that differs between databases, behind one object.
+
+The query compiler (`orm.query`), the Unit of Work and the schema generator write SQL only
+through a `Platform`: identifier quoting, parameter placeholders, `limit`/`offset`, the
+regular-expression operator, the shape of a batched `update ... from (values ...)`, and the
+capability flags that choose between strategies (MikroORM's `Platform`, SQLAlchemy's dialect
+flags, Django's `features`). A new database is a subclass, not edits across the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Platform"]
+
+
+class Platform:
+    """Base of every dialect; the defaults are standard SQL with `?` placeholders."""
+
+    #: the dialect's name, as the mapped types' `column_type(prop, dialect)` receives it
+    name: str = "sql"
+    #: the placeholder a statement binds one parameter with
+    param: str = "?"
+    #: the character that quotes identifiers (doubled inside them)
+    quote_char: str = '"'
+    #: `update t set ... from (values ...)` is available
+    supports_update_from: bool = True
+    #: `insert ... returning` is available
+    supports_returning: bool = True
+
+    # -- identifiers and parameters -------------------------------------------------------
+    def quote(self, identifier: str) -> str:
+        q = self.quote_char
+        return q + identifier.replace(q, q + q) + q
+
+    def params(self, count: int) -> str:
+        """`?, ?, ?`: the placeholders of `count` parameters."""
+        return ", ".join([self.param] * count)
+
+    def row(self, count: int) -> str:
+        """`(?, ?, ?)`: one row of a VALUES list."""
+        return "(" + self.params(count) + ")"
+
+    # -- query pieces ---------------------------------------------------------------------
+    def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
+        """The `limit ... offset ...` clause (leading space included) and its parameters;
+        either may be None."""
+        sql, params = "", []
+        if limit is not None:
+            sql += f" limit {self.param}"
+            params.append(limit)
+        if offset is not None:
+            sql += f" offset {self.param}"
+            params.append(offset)
+        return sql, params
+
+    def regexp(self, column: str) -> str:
+        """`column` matches the bound regular expression."""
+        return f"{column} regexp {self.param}"
+
+    def update_from_values(
+        self, table: str, key: str, columns: Sequence[str], rows: int
+    ) -> str:
+        """One UPDATE of `rows` rows that each bind the new values of `columns`, then the
+        key: `update t set c = v.c ... from (values (...), ...) as v where t.key = v.key`.
+        Every name is already quoted."""
+        raise NotImplementedError(f"{type(self).__name__} has no update ... from (values ...)")
+
+    def insert_default_values(self, table: str) -> str:
+        return f"insert into {table} default values"
+
+    # -- logging ----------------------------------------------------------------------------
+    def quote_value(self, value: Any) -> str:
+        """A value as a SQL literal, for log lines only (queries always bind parameters)."""
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return "X'" + bytes(value).hex() + "'"
+        return "'" + str(value).replace("'", "''") + "'"
+
+    def inline_params(self, sql: str, params: Any) -> str:
+        """The statement with each placeholder (outside quoted text) replaced by its quoted
+        value: what the query log shows."""
+        if not params:
+            return sql
+        out: list[str] = []
+        values = iter(params)
+        quote: str | None = None
+        marker = self.param
+        i, n = 0, len(sql)
+        while i < n:
+            ch = sql[i]
+            if quote is not None:
+                if ch == quote:
+                    quote = None
+                out.append(ch)
+            elif ch in "'`\"":
+                quote = ch
+                out.append(ch)
+            elif sql.startswith(marker, i):
+                out.append(self.quote_value(next(values, None)))
+                i += len(marker)
+                continue
+            else:
+                out.append(ch)
+            i += 1
+        return "".join(out)
