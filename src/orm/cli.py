@@ -264,7 +264,7 @@ def _open_orm(config: Options) -> Any:
 
     orm = ORM(config)
     try:
-        orm.connection.query("select count(*) from sqlite_master")
+        orm.platform.check_readable(orm.connection)
     except DriverException:
         orm.close()
         raise
@@ -278,21 +278,16 @@ def _no_database_yet(db_name: str) -> bool:
 
 
 def _live_tables(orm: Any) -> set[str]:
-    rows = orm.connection.query(
-        "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-    )
-    return {r[0] for r in rows}
+    return orm.platform.live_tables(orm.connection)
 
 
 # -- schema commands ------------------------------------------------------------------------
 
 
-def _wrap_sql(sql: str) -> str:
-    """The SQL as a script that runs as the ORM runs it: foreign keys off (a table rebuild
-    must not cascade), one transaction."""
-    if not sql.strip():
-        return ""
-    return f"pragma foreign_keys = off;\nbegin;\n{sql.rstrip()}\ncommit;\npragma foreign_keys = on;\n"
+def _wrap_sql(orm: Any, sql: str) -> str:
+    """The SQL as a script that runs as the ORM runs it (the platform's prologue, such as
+    SQLite's foreign keys off so a table rebuild cannot cascade, then one transaction)."""
+    return str(orm.platform.ddl_script(sql))
 
 
 def _need_action(args: argparse.Namespace, prog: str) -> None:
@@ -332,7 +327,7 @@ def _schema_command(
 def _create(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) -> int:
     sql = orm.schema.get_create_schema_sql()
     if args.dump:
-        out.write(_wrap_sql(sql) or "-- no entities, nothing to create\n")
+        out.write(_wrap_sql(orm, sql) or "-- no entities, nothing to create\n")
     if args.run:
         tables = [m.table for m in orm.metadata]
         existing = sorted(set(tables) & _live_tables(orm))
@@ -357,7 +352,7 @@ def _create(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: 
 def _update(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) -> int:
     sql = orm.schema.get_update_schema_sql()
     if args.dump:
-        out.write(_wrap_sql(sql) or "-- schema is up to date, nothing to do\n")
+        out.write(_wrap_sql(orm, sql) or "-- schema is up to date, nothing to do\n")
     if args.run:
         statements = orm.schema.update_schema()
         if statements:
@@ -372,7 +367,7 @@ def _update(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: 
 
 def _drop(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) -> int:
     if args.dump:
-        out.write(_wrap_sql(orm.schema.get_drop_schema_sql()) or "-- no entities\n")
+        out.write(_wrap_sql(orm, orm.schema.get_drop_schema_sql()) or "-- no entities\n")
     if args.run:
         existing = [m.table for m in reversed(list(orm.metadata)) if m.table in _live_tables(orm)]
         orm.schema.drop_schema()
@@ -407,7 +402,7 @@ def _fresh(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: s
     schema = orm.schema
     if args.dump:
         sql = schema.get_drop_schema_sql() + schema.get_create_schema_sql()
-        out.write(_wrap_sql(sql) or "-- no entities\n")
+        out.write(_wrap_sql(orm, sql) or "-- no entities\n")
     if args.run:
         tables = [m.table for m in orm.metadata]
         existing = sorted(set(tables) & _live_tables(orm))

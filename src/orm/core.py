@@ -64,7 +64,9 @@ class ORM:
         if isinstance(flush_mode, str):
             flush_mode = FlushMode(flush_mode.lower())
         self._em = EntityManager(self, is_global=True, flush_mode=flush_mode)
-        self.schema = SchemaGenerator(self)
+        self.schema = SchemaGenerator(
+            self.metadata, self.platform, self.connection, config.naming()
+        )
         if config.debug_enabled("info"):
             logging.getLogger("orm.info").info(
                 "[info] ORM successfully connected to database %s", config.db_name

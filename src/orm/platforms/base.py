@@ -10,9 +10,33 @@ flags, Django's `features`). A new database is a subclass, not edits across the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Platform"]
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+__all__ = ["Platform", "LiveColumn", "LiveIndex"]
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    """An index as the database reports it (or as the metadata wants it)."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass
+class LiveColumn:
+    """A column as the database reports it."""
+
+    name: str
+    type: str
+    notnull: bool
+    default: str | None
+    pk: bool
 
 
 class Platform:
@@ -69,6 +93,40 @@ class Platform:
 
     def insert_default_values(self, table: str) -> str:
         return f"insert into {table} default values"
+
+    # -- schema -----------------------------------------------------------------------------
+    # Introspection goes through Connection.query like every other statement, so a database
+    # that cannot be read fails with a typed, logged error, never a bare driver one.
+    def live_tables(self, connection: Connection) -> set[str]:
+        """The names of the tables the database holds (system tables left out)."""
+        raise NotImplementedError
+
+    def live_columns(self, connection: Connection, table: str) -> list[LiveColumn]:
+        raise NotImplementedError
+
+    def live_indexes(self, connection: Connection, table: str) -> list[LiveIndex]:
+        """The indexes created by `create index` (not those behind constraints)."""
+        raise NotImplementedError
+
+    def check_readable(self, connection: Connection) -> None:
+        """Touch the database once, so that one that cannot be read fails early."""
+        connection.query("select 1")
+
+    def ddl_prologue(self) -> list[str]:
+        """Statements to run before a schema change's transaction (and `ddl_epilogue`
+        after it): SQLite turns foreign keys off so that a table rebuild cannot cascade."""
+        return []
+
+    def ddl_epilogue(self) -> list[str]:
+        return []
+
+    def ddl_script(self, sql: str) -> str:
+        """Schema statements as a script that runs as the ORM runs them (for --dump)."""
+        if not sql.strip():
+            return ""
+        head = "".join(f"{s};\n" for s in self.ddl_prologue())
+        tail = "".join(f"{s};\n" for s in self.ddl_epilogue())
+        return f"{head}begin;\n{sql.rstrip()}\ncommit;\n{tail}"
 
     # -- logging ----------------------------------------------------------------------------
     def quote_value(self, value: Any) -> str:

@@ -10,11 +10,14 @@ import math
 import re
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..metadata.model import PropertyMetadata
-from .base import Platform
+from .base import LiveColumn, LiveIndex, Platform
+
+if TYPE_CHECKING:
+    from ..connection import Connection
 
 __all__ = ["SqlitePlatform"]
 
@@ -99,6 +102,37 @@ class SqlitePlatform(Platform):
         if default is not None:
             parts.append(f"default {default}")
         return " ".join(parts)
+
+    # -- schema -----------------------------------------------------------------------------
+    def live_tables(self, connection: Connection) -> set[str]:
+        rows = connection.query(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
+        )
+        return {r[0] for r in rows}
+
+    def live_columns(self, connection: Connection, table: str) -> list[LiveColumn]:
+        rows = connection.query(f"pragma table_info({self.quote(table)})")
+        return [LiveColumn(r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in rows]
+
+    def live_indexes(self, connection: Connection, table: str) -> list[LiveIndex]:
+        out = []
+        for row in connection.query(f"pragma index_list({self.quote(table)})"):
+            name, unique, origin = row[1], bool(row[2]), row[3]
+            if origin != "c":
+                continue
+            cols = connection.query(f"pragma index_info({self.quote(name)})")
+            out.append(LiveIndex(name, tuple(c[2] for c in cols), unique))
+        return out
+
+    def ddl_prologue(self) -> list[str]:
+        return ["pragma foreign_keys = off"]
+
+    def ddl_epilogue(self) -> list[str]:
+        return ["pragma foreign_keys = on"]
+
+    def check_readable(self, connection: Connection) -> None:
+        """Read the schema once: a file that is not a database fails here, with its path."""
+        connection.query("select count(*) from sqlite_master")
 
     # -- errors -----------------------------------------------------------------------------
     def map_error(

@@ -1,7 +1,7 @@
 """SchemaGenerator: create, drop and update the schema by diffing the live database.
 
-`update_schema` reads what exists (`pragma table_info`, `pragma index_list`/`index_info`)
-and emits only the difference: missing tables, added columns, added or dropped indexes. What
+`update_schema` reads what exists (through the platform's introspection) and emits only
+the difference: missing tables, added columns, added or dropped indexes. What
 SQLite cannot `alter` (a dropped or retyped column, a changed nullability or default, a new
 NOT NULL column without default) is done by rebuilding the table: create the new shape, copy
 the common columns, drop the old table, rename, recreate its indexes, all inside one
@@ -13,32 +13,20 @@ statement runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
+from ..platforms.base import LiveColumn as _LiveColumn
+from ..platforms.base import LiveIndex as _Index
 
 if TYPE_CHECKING:
-    from ..core import ORM
+    from ..connection import Connection
+    from ..metadata.discovery import MetadataStorage
+    from ..naming import NamingStrategy
+    from ..platforms.base import Platform
 
 __all__ = ["SchemaGenerator"]
-
-
-@dataclass(frozen=True)
-class _Index:
-    name: str
-    columns: tuple[str, ...]
-    unique: bool
-
-
-@dataclass
-class _LiveColumn:
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: bool
 
 
 def _norm_type(text: str) -> str:
@@ -55,14 +43,25 @@ def _norm_default(text: str | None) -> str | None:
 
 
 class SchemaGenerator:
-    def __init__(self, orm: ORM) -> None:
-        self.orm = orm
-        self.platform = orm.platform
-        self.quote = orm.platform.quote
+    """Takes only what it uses: the metadata, the platform (DDL and introspection), the
+    connection, and the naming strategy (index names)."""
+
+    def __init__(
+        self,
+        metadata: MetadataStorage,
+        platform: Platform,
+        connection: Connection,
+        naming: NamingStrategy,
+    ) -> None:
+        self.metadata = metadata
+        self.platform = platform
+        self.connection = connection
+        self.naming = naming
+        self.quote = platform.quote
 
     @property
     def _metas(self) -> list[EntityMetadata]:
-        return list(self.orm.metadata)
+        return list(self.metadata)
 
     # -- desired shape ----------------------------------------------------------------------
     def _table_sql(self, meta: EntityMetadata, name: str | None = None) -> str:
@@ -70,7 +69,7 @@ class SchemaGenerator:
         return f"create table {self.quote(name or meta.table)} ({cols})"
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
-        naming = self.orm.config.naming()
+        naming = self.naming
         out = []
         for p in meta.columns:
             if p.primary:
@@ -92,29 +91,14 @@ class SchemaGenerator:
         return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
 
     # -- live shape -------------------------------------------------------------------------
-    # Introspection goes through Connection.query like every other statement, so that a file
-    # that is not a database (or cannot be read) is a ConnectionException naming the file,
-    # never a bare sqlite3 error.
     def _live_tables(self) -> set[str]:
-        rows = self.orm.connection.query(
-            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-        )
-        return {r[0] for r in rows}
+        return self.platform.live_tables(self.connection)
 
     def _live_columns(self, table: str) -> list[_LiveColumn]:
-        rows = self.orm.connection.query(f"pragma table_info({self.quote(table)})")
-        return [_LiveColumn(r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in rows]
+        return self.platform.live_columns(self.connection, table)
 
     def _live_indexes(self, table: str) -> list[_Index]:
-        query = self.orm.connection.query
-        out = []
-        for row in query(f"pragma index_list({self.quote(table)})"):
-            name, unique, origin = row[1], bool(row[2]), row[3]
-            if origin != "c":
-                continue
-            cols = query(f"pragma index_info({self.quote(name)})")
-            out.append(_Index(name, tuple(c[2] for c in cols), unique))
-        return out
+        return self.platform.live_indexes(self.connection, table)
 
     # -- diff -------------------------------------------------------------------------------
     def _column_matches(self, prop: PropertyMetadata, live: _LiveColumn) -> bool:
@@ -173,7 +157,7 @@ class SchemaGenerator:
         return column if default is None else f"coalesce({column}, {default})"
 
     def _count(self, sql: str) -> int:
-        return int(self.orm.connection.query(sql)[0][0])
+        return int(self.connection.query(sql)[0][0])
 
     def _check_rebuild(self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]) -> None:
         """Refuse, before anything is written, a rebuild whose copy the new constraints would
@@ -289,14 +273,14 @@ class SchemaGenerator:
         would otherwise cascade)."""
         if not statements:
             return
-        conn = self.orm.connection
+        conn = self.connection
         with conn.locked():
-            conn.execute("pragma foreign_keys = off")
+            conn.script(self.platform.ddl_prologue())
             try:
                 with conn.transaction():
                     conn.script(statements)
             finally:
-                conn.execute("pragma foreign_keys = on")
+                conn.script(self.platform.ddl_epilogue())
 
     def create_schema(self) -> None:
         """Create every table and index (TableExistsException if one exists)."""
