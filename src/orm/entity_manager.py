@@ -502,7 +502,7 @@ class EntityManager:
         fields, values = meta.to_db_columns(full)
         cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
         given = full.get(meta.pk.name)
-        return given if given is not None else cursor.lastrowid
+        return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
 
     def native_update(
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]

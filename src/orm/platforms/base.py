@@ -91,6 +91,11 @@ class Platform:
         Every name is already quoted."""
         raise NotImplementedError(f"{type(self).__name__} has no update ... from (values ...)")
 
+    def first_generated_key(self, cursor: Any, count: int) -> int:
+        """The key the database generated for the first of the `count` rows the statements
+        just run inserted (they get consecutive keys), read from the last one's cursor."""
+        raise NotImplementedError(f"{type(self).__name__} returns generated keys otherwise")
+
     def insert_default_values(self, table: str) -> str:
         return f"insert into {table} default values"
 

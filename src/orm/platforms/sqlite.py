@@ -103,6 +103,11 @@ class SqlitePlatform(Platform):
             parts.append(f"default {default}")
         return " ".join(parts)
 
+    def first_generated_key(self, cursor: Any, count: int) -> int:
+        """One writer at a time holds SQLite's write lock, so the rows of one transaction
+        get consecutive rowids ending at `lastrowid`."""
+        return int(cursor.lastrowid) - count + 1
+
     # -- schema -----------------------------------------------------------------------------
     def live_tables(self, connection: Connection) -> set[str]:
         rows = connection.query(

@@ -499,7 +499,7 @@ class UnitOfWork:
             statement = self.em.sql.insert_default_values(ins.meta)
             for _ in range(count):
                 cursor = conn.execute(statement)
-            ins.first_id = cursor.lastrowid - count + 1
+            ins.first_id = self.em.sql.platform.first_generated_key(cursor, count)
             return
         chunk = max(1, min(INSERT_CHUNK, conn.max_variables // width))
         cursor = None
@@ -508,7 +508,7 @@ class UnitOfWork:
             statement = self.em.sql.insert(ins.meta, ins.skip_pk, rows)
             cursor = conn.execute(statement, ins.flat[start * width : (start + rows) * width])
         if ins.skip_pk and cursor is not None:
-            ins.first_id = cursor.lastrowid - count + 1
+            ins.first_id = self.em.sql.platform.first_generated_key(cursor, count)
 
     def _update(self, upd: _Update) -> None:
         """Rows sharing a set of changed columns: `update ... from (values ...)` statements
