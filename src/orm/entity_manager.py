@@ -23,7 +23,8 @@ from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
-from .query.filters import normalize_where
+from .query.filters import compile_where, normalize_where
+from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
 from .unit_of_work.undo import UpsertUndo, map_key
 
@@ -263,7 +264,7 @@ class EntityManager:
             raise TypeError(f"find_one() got unexpected keyword argument(s): {sorted(unknown)}")
         meta = em.metadata.get(entity)
         cond = normalize_where(meta, where)
-        if not cond:
+        if not cond or _matches_any_row(em, meta, cond):
             raise ValidationError(
                 f"find_one({meta.class_name}, {where!r}) has no condition: it would return "
                 f"whichever row comes first. Pass a primary key or a filter dict (a missing id "
@@ -531,7 +532,12 @@ class EntityManager:
 
     @contextmanager
     def transaction(self) -> Iterator[EntityManager]:
-        """`with em.transaction() as tx:` — the block's work commits together or not at all."""
+        """`with em.transaction() as tx:` — the block's work commits together or not at all.
+
+        The fork `tx` lives as long as the block. If the block is rolled back, `tx` lets go
+        of everything it held (as `tx.clear()`): entities created for the block can be
+        persisted again, by a retry of the block or anywhere else, and none of them looks
+        stored (their generated keys are taken back)."""
         base = current_entity_manager() if self._global else None
         tx = (base if base is not None and base._orm is self._orm else self).fork()
         conn = self.connection
@@ -541,8 +547,20 @@ class EntityManager:
             tx.flush()
             conn.commit()
         except BaseException:
-            conn.rollback()
+            try:
+                conn.rollback()
+            finally:
+                tx._uow.clear()
             raise
+
+
+def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, Any]) -> bool:
+    """Whether a filter is true of every row (`{"$and": []}`, `{"$or": [{}]}`): it then
+    names no column, binds nothing, and is not the constant FALSE of an empty `$in`."""
+    if any(not (isinstance(k, str) and k.startswith("$")) for k in cond):
+        return False  # a property: a real condition (checked for emptiness where compiled)
+    sql, params = compile_where(meta, cond, em.sql.platform)
+    return not params and em.sql.quote(ALIAS) not in sql and sql != "1 = 0"
 
 
 def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list[tuple]:

@@ -234,6 +234,10 @@ def test_order_by_limit_offset_and_find_and_count(em):
         em.find(User, order_by={"age": "sideways"})
     with pytest.raises(ValidationError, match="limit must be a non-negative integer"):
         em.find(User, limit=-1)
+    with pytest.raises(ValidationError, match="limit must be a non-negative integer below"):
+        em.find(User, limit=2**70)
+    with pytest.raises(ValidationError, match="offset must be a non-negative integer below"):
+        em.find(User, offset=2**63)
 
 
 def test_count_and_find_all(em):

@@ -62,7 +62,9 @@ def test_uuid_keys_given_as_text(em):
 
 
 # -- a lookup needs a condition ---------------------------------------------------------------
-@pytest.mark.parametrize("where", [None, {}])
+@pytest.mark.parametrize(
+    "where", [None, {}, {"$and": []}, {"$or": [{}]}, {"$or": [{}, {"age": 1}]}, {"$and": [{}]}]
+)
 def test_find_one_without_a_condition_is_refused(em, one_user, where):
     with pytest.raises(ValidationError) as err:
         em.find_one(User, where)
@@ -201,3 +203,9 @@ def test_a_new_key_on_an_uninitialized_reference_is_refused(em, orm, one_user):
     with pytest.raises(ValidationError, match="load it first"):
         em.flush()
     assert orm.connection.query("select id, age from user order by id") == [(1, 0), (2, 0)]
+
+
+def test_find_one_with_a_condition_that_matches_nothing_is_none(em, one_user):
+    assert em.find_one(User, {"id": {"$in": []}}) is None
+    assert em.find_one(User, {"$not": {}}) is None
+    assert em.find_one(User, {"$or": [{"age": 0}]}) is not None

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from orm import ORM, wrap
-from orm.errors import LockWaitTimeoutException
+from orm.errors import LockWaitTimeoutException, OptimisticLockError
 from tests.core.models import Article, Stamped, User
 
 
@@ -34,16 +34,15 @@ def test_an_insert_flushed_in_a_rolled_back_transaction_is_new_again(orm):
             tx.flush()
             assert ghost.id == 1
             raise Boom
-    uow = tx.get_unit_of_work()
     assert ghost.id is None, "the key the database generated is taken back"
-    assert uow.is_new(ghost) and not wrap(ghost).is_managed()
-    assert uow.get_identity_map().get(User, {}) == {}
+    assert not wrap(ghost).is_managed() and ghost._orm_uow is None, "the block's fork let go"
+    assert tx.get_unit_of_work().get_identity_map().get(User, {}) == {}
     # the key SQLite hands out next belongs to another row; the ghost must not claim it
     other = orm.em.fork()
     bob = _user("bob")
     other.persist(bob).flush()
     assert bob.id == 1
-    tx.flush()  # the pending insert is written now, under a key of its own
+    em.persist(ghost).flush()  # a retry writes it, under a key of its own
     assert ghost.id == 2
     assert _rows(orm, "select id, full_name from user order by id") == [(1, "bob"), (2, "ghost")]
 
@@ -52,25 +51,28 @@ def test_editing_a_rolled_back_insert_never_touches_another_row(orm):
     em = orm.em.fork()
     ghost = _user("ghost")
     with pytest.raises(Boom):
-        with em.transaction() as tx:
-            tx.persist(ghost).flush()
+        with em.transaction():
+            em.persist(ghost).flush()  # the outer EntityManager's flush, in the block
             raise Boom
     orm.em.fork().persist(_user("bob")).flush()  # takes key 1
     ghost.full_name = "renamed"
-    tx.remove(ghost)  # a never-written entity is simply forgotten
-    tx.flush()
+    em.remove(ghost)  # new again, so never written: simply forgotten
+    em.flush()
     assert _rows(orm, "select id, full_name from user") == [(1, "bob")]
 
 
 def test_an_auto_flush_inside_a_rolled_back_transaction_is_undone(orm):
+    em = orm.em.fork()
     with pytest.raises(Boom):
-        with orm.em.transaction() as tx:
+        with em.transaction():
             pending = _user("a")
-            tx.persist(pending)
-            assert tx.count(User) == 1  # FlushMode.AUTO wrote it first
+            em.persist(pending)
+            assert em.count(User) == 1  # FlushMode.AUTO wrote it first
             raise Boom
-    assert pending.id is None and tx.get_unit_of_work().is_new(pending)
+    assert pending.id is None and em.get_unit_of_work().is_new(pending)
     assert orm.em.fork().count(User) == 0
+    em.flush()
+    assert orm.em.fork().count(User) == 1
 
 
 def test_an_update_flushed_in_a_rolled_back_transaction_is_dirty_again(orm):
@@ -257,9 +259,13 @@ def test_transactional_rolls_back_the_unit_of_work_too(orm):
         tx.persist(user).flush()
         raise Boom
 
+    em = orm.em.fork()
     with pytest.raises(Boom):
-        orm.em.fork().transactional(work)
-    assert user.id is None and seen[0].get_unit_of_work().is_new(user)
+        em.transactional(work)
+    assert user.id is None and not seen[0].get_unit_of_work().is_new(user)
+    # the fork of the failed call let go: running the work again succeeds
+    em.transactional(lambda tx: tx.persist(user))
+    assert user.id == 1 and _rows(orm, "select full_name from user") == [("a",)]
 
 
 def test_close_with_an_open_transaction_rolls_back_and_unwinds(db_path):
@@ -288,8 +294,8 @@ def test_a_failing_commit_at_the_end_of_a_block_makes_the_work_pending(db_path):
                 tx.persist(user)
         reader.execute("commit")
         reader.close()
-        assert user.id is None and tx.get_unit_of_work().is_new(user)
-        tx.flush()  # retry once the lock is gone
+        assert user.id is None and user._orm_uow is None
+        o.em.fork().persist(user).flush()  # retry once the lock is gone
         assert o.em.fork().count(User) == 1
 
 
@@ -307,3 +313,46 @@ def test_a_reference_update_rolled_back_is_written_again(orm):
     assert _rows(orm, "select age from user") == [(0,)]
     em.flush()
     assert _rows(orm, "select age from user") == [(9,)]
+
+
+def test_an_update_of_a_row_another_fork_saw_in_a_rolled_back_transaction_fails(orm):
+    """Two forks share the connection, so one reads the other's uncommitted insert; after the
+    rollback its entity has no row. Its next write must fail loudly, never match nothing."""
+    writer, reader = orm.em.fork(), orm.em.fork()
+    orm.connection.begin()
+    user = _user("a")
+    writer.persist(user).flush()
+    seen = reader.find_one_or_fail(User, user.id)
+    orm.connection.rollback()
+    seen.full_name = "changed by the reader"
+    with pytest.raises(OptimisticLockError) as err:
+        reader.flush()
+    assert "Updating 1 User row(s) matched only 0" in str(err.value)
+    assert "Nothing of this flush was written" in str(err.value)
+    assert _rows(orm, "select count(*) from user") == [(0,)]
+    assert reader.refresh(seen) is None  # the way out the message names
+    reader.flush()
+
+
+def test_a_write_through_a_reference_to_a_missing_row_fails(orm):
+    em = orm.em.fork()
+    ref = em.get_reference(User, 42)
+    ref.age = 1
+    with pytest.raises(OptimisticLockError, match="User 42, written through a reference, has no row"):
+        em.flush()
+
+
+def test_remove_and_persist_again_rolled_back_leaves_the_entity_managed(orm):
+    em = orm.em.fork()
+    user = _user("a")
+    em.persist(user).flush()
+    orm.connection.begin()
+    em.remove(user).flush()
+    em.persist(user).flush()
+    orm.connection.rollback()
+    assert wrap(user).is_managed() and em.find_one(User, 1) is user
+    uow = em.get_unit_of_work()
+    assert uow.get_persist_stack() == [] and uow.get_removal_stack() == []
+    user.full_name = "b"
+    em.flush()
+    assert _rows(orm, "select id, full_name from user") == [(1, "b")]

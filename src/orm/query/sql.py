@@ -200,6 +200,8 @@ class SqlBuilder:
 def _non_negative(value: Any, name: str) -> int:
     from ..errors import ValidationError
 
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValidationError(f"{name} must be a non-negative integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise ValidationError(
+            f"{name} must be a non-negative integer below 2**63, got {value!r}"
+        )
     return value

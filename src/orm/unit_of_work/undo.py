@@ -105,9 +105,20 @@ class FlushUndo:
         for meta, entities, snaps, keys in reversed(self.deletes):
             im = uow.map_for(meta.cls)
             removed = uow.removed.setdefault(meta.cls, {})
+            new = uow.new.get(meta.cls)
             for entity, snap, key in zip(entities, snaps, keys, strict=True):
-                if entity._orm_uow is not None:
-                    continue  # managed again since (persisted anew): leave it as it is
+                owner = entity._orm_uow
+                if owner is uow and entity._orm_snap is None and new and id(entity) in new:
+                    # persisted again after its removal (and that insert undone first): the
+                    # row is back, so it is managed again, its removal cancelled by the
+                    # persist, and what differs from the row is dirty
+                    del new[id(entity)]
+                    _object_setattr(entity, "_orm_snap", snap)
+                    im[key] = entity
+                    uow.dirty[id(entity)] = entity
+                    continue
+                if owner is not None:
+                    continue  # managed by another EntityManager since: leave it there
                 _object_setattr(entity, "_orm_uow", uow)
                 _object_setattr(entity, "_orm_snap", snap)
                 im[key] = entity

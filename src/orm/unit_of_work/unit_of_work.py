@@ -467,7 +467,13 @@ class UnitOfWork:
             for upd in plan.updates:
                 self._update(upd)
             for ref in plan.reference_updates:
-                conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params)
+                if conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params).rowcount != 1:
+                    raise OptimisticLockError(
+                        f"{ref.meta.class_name} {ref.params[-1]!r}, written through a "
+                        f"reference, has no row: it was deleted, or never existed. Use "
+                        f"em.find_one() to check, or persist a new entity",
+                        entity=ref.entity,
+                    )
             for dele in plan.deletes:
                 self._delete(dele)
             conn.commit()
@@ -532,16 +538,35 @@ class UnitOfWork:
             return
         count = len(upd.params)
         if count == 1:
-            conn.execute(sql.update(meta, upd.changed, False), upd.params[0])
+            matched = conn.execute(sql.update(meta, upd.changed, False), upd.params[0]).rowcount
         elif not sql.platform.supports_update_from:
-            conn.executemany(sql.update(meta, upd.changed, False), upd.params)
+            matched = conn.executemany(sql.update(meta, upd.changed, False), upd.params)
         else:
+            matched = 0
             width = len(upd.changed) + 1
             chunk = max(1, min(UPDATE_CHUNK, conn.max_variables // width))
             for start in range(0, count, chunk):
                 rows = upd.params[start : start + chunk]
                 flat = [value for row in rows for value in row]
-                conn.execute(sql.update_from_values(meta, upd.changed, len(rows)), flat)
+                statement = sql.update_from_values(meta, upd.changed, len(rows))
+                matched += conn.execute(statement, flat).rowcount
+        if matched != count:
+            self._rows_gone(upd, count, matched)
+
+    def _rows_gone(self, upd: _Update, expected: int, matched: int) -> None:
+        """An UPDATE matched fewer rows than entities: their rows were deleted since they
+        were loaded (by another EntityManager, a native query, or a transaction that was
+        rolled back after they were read). Writing nothing there silently would lose the
+        change, so the flush fails (and is rolled back) instead."""
+        meta = upd.meta
+        raise OptimisticLockError(
+            f"Updating {expected} {meta.class_name} row(s) matched only {matched}: a row "
+            f"was deleted after its entity was loaded (by another EntityManager, a native "
+            f"query, or a rolled-back transaction it was read in). Refresh the entities "
+            f"(em.refresh(entity) returns None for a row that is gone) or clear the "
+            f"EntityManager",
+            entity=upd.entities[0] if expected == 1 else None,
+        )
 
     def _delete(self, dele: _Delete) -> None:
         conn = self.em.connection
