@@ -317,6 +317,7 @@ def test_debug_connection_line_for_a_file_uri(project: Path) -> None:
         ("data", "it is a folder"),
         ("notes.txt/app.db", "folder {project}/notes.txt does not exist"),
         ("notes.txt", "file is not a database"),
+        ("file:nope.db?mode=ro", "mode=ro opens only an existing file"),
     ],
 )
 def test_debug_connection_line_for_a_database_that_cannot_open(
@@ -328,9 +329,8 @@ def test_debug_connection_line_for_a_database_that_cannot_open(
     result = run(project, "debug")
     assert result.returncode == 1
     line = connection_line(result.stdout)
-    assert line.startswith(
-        f"database connection failed: Cannot open database {db_name} ({project / db_name}): "
-    )
+    label = db_name if db_name.startswith("file:") else f"{db_name} ({project / db_name})"
+    assert line.startswith(f"database connection failed: Cannot open database {label}: ")
     assert line.endswith(reason.format(project=project))
     assert "Fix `db_name` in the config" in result.stdout
     assert (project / "notes.txt").read_text() == "not a database, " * 40

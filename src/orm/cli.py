@@ -510,6 +510,10 @@ def _check_database(db_name: str) -> tuple[bool, str, set[str] | None]:
         if not folder.is_dir():
             return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
                            f"does not exist"), None
+        mode = urllib.parse.parse_qs(db_name.partition("?")[2]).get("mode", [""])[-1]
+        if db_name.startswith("file:") and mode in ("ro", "rw"):
+            return False, (f"Cannot open database {_db_label(db_name)}: the file {path} does "
+                           f"not exist, and mode={mode} opens only an existing file"), None
         if not os.access(folder, os.W_OK | os.X_OK):
             return False, (f"Cannot open database {_db_label(db_name)}: folder {folder} "
                            f"is not writable, so the database file cannot be created"), None
