@@ -216,7 +216,10 @@ class EntityManager:
         def consume(rows: list[tuple]) -> None:
             if props is not None:
                 rows = _pad_rows(meta, props, rows)
-            found.extend(hydrate(plan, rows, identity_map, uow, refresh))
+            try:
+                found.extend(hydrate(plan, rows, identity_map, uow, refresh))
+            except (ValueError, TypeError) as exc:
+                raise _unreadable(meta, rows, exc) from exc
 
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
@@ -242,7 +245,10 @@ class EntityManager:
     ) -> list[Any]:
         uow = self._uow
         identity_map = None if detached else uow.map_for(meta.cls)
-        return core.hydrate(meta.plan, rows, identity_map, uow, refresh)
+        try:
+            return core.hydrate(meta.plan, rows, identity_map, uow, refresh)
+        except (ValueError, TypeError) as exc:
+            raise _unreadable(meta, rows, exc) from exc
 
     def find_one(self, entity: type[T] | str, where: Any, **options: Any) -> T | None:
         """The entity matching `where`, or None. A lookup by primary key of a managed entity
@@ -552,6 +558,31 @@ class EntityManager:
             finally:
                 tx._uow.clear()
             raise
+
+
+def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> ValidationError:
+    """A stored value the property's type cannot read (text in a datetime column, broken
+    JSON written by another program): which row and property, found on the error path."""
+    for row in rows:
+        for prop in meta.columns:
+            value = row[prop.column_index]
+            if value is None or value is UNLOADED or not prop.type.converts:
+                continue
+            try:
+                prop.type.to_python(value)
+            except (ValueError, TypeError) as err:
+                key = row[meta.pk_index]
+                return ValidationError(
+                    f"The {meta.class_name} row with {meta.pk.name} = {key!r} holds "
+                    f"{value!r:.60} in {prop.field_name!r}, which {meta.class_name}."
+                    f"{prop.name} ({prop.type.describe()}) cannot read: {err}. Fix the stored "
+                    f"value, or map the column with a type that reads it.",
+                    entity=meta.cls,
+                    property=prop.name,
+                )
+    return ValidationError(
+        f"A {meta.class_name} row could not be read: {exc}", entity=meta.cls
+    )
 
 
 def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, Any]) -> bool:

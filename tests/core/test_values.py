@@ -324,3 +324,21 @@ def test_infinite_defaults_are_numbers_in_the_schema(tmp_path):
         o.connection.raw.commit()
         loaded = o.em.fork().find_one(Gauge, {"name": "raw"})
         assert (loaded.high, loaded.low) == (math.inf, -math.inf)
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "prop"),
+    [("doc", "{bad", "doc"), ("dt", "not a date", "dt"), ("u", "not-a-uuid", "u")],
+)
+def test_a_stored_value_the_type_cannot_read_is_a_validation_error(orm, column, stored, prop):
+    em = orm.em.fork()
+    em.persist(Everything()).flush()
+    orm.connection.execute(f"update everything set {column} = ?", [stored])
+    with pytest.raises(ValidationError) as err:
+        orm.em.fork().find(Everything, {})
+    message = str(err.value)
+    assert f"The Everything row with id = 1 holds {stored!r}" in message
+    assert f"Everything.{prop}" in message and "Fix the stored value" in message
+    assert err.value.property == prop
+    with pytest.raises(ValidationError, match=f"Everything.{prop}"):
+        em.refresh(em.find_one_or_fail(Everything, 1))
