@@ -76,6 +76,9 @@ class Type:
     python_types: tuple[type, ...] = ()
     #: True when values can be changed in place (dicts, lists): compared at every flush.
     mutable: bool = False
+    #: the accepted value types that can change in place when the rest cannot (bytearray
+    #: among bytes): only entities holding one are compared at every flush
+    mutable_values: tuple[type, ...] = ()
     #: name used in `Property(type="...")` and in messages
     name: str = "custom"
 
@@ -350,14 +353,15 @@ class UuidType(Type):
 
 
 class BlobType(Type):
-    """Binary data. A `bytearray` or `memoryview` value can change in place, so the type is
-    mutable (compared at every flush) and writes (and so snapshots) an immutable `bytes` copy
-    of it; a `bytes` value is written as is (the compiled core does not even call `to_db`
-    for it) and an unchanged one is skipped by identity."""
+    """Binary data. A `bytearray` or `memoryview` value can change in place: an entity
+    holding one is compared at every flush (one holding `bytes`, as every loaded one does,
+    is not), and the type writes (and so snapshots) an immutable `bytes` copy of it; a
+    `bytes` value is written as is (the compiled core does not even call `to_db` for it)
+    and an unchanged one is skipped by identity."""
 
     name = "blob"
     python_types = (bytes, bytearray, memoryview)
-    mutable = True
+    mutable_values = (bytearray, memoryview)
 
     def to_db(self, value: Any) -> Any:
         return value if type(value) is bytes else bytes(value)

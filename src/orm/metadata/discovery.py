@@ -326,6 +326,9 @@ def _build_entity(cls: type, naming: NamingStrategy) -> EntityMetadata:
         pk_index=pk.column_index,
         version=versions[0] if versions else None,
         has_mutable=any(p.type.mutable for p in columns),
+        watched=tuple(
+            (p.name, p.type.mutable_values) for p in columns if p.type.mutable_values
+        ),
         has_hooks=any(p.on_create or p.on_update for p in columns),
         generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
     )

@@ -56,6 +56,9 @@ class EntityMetadata:
     version: PropertyMetadata | None = None
     has_mutable: bool = False
     has_hooks: bool = False
+    #: columns whose values may change in place only for some value types (see
+    #: Type.mutable_values): (property name, those types)
+    watched: tuple[tuple[str, tuple[type, ...]], ...] = ()
     #: whether the class's `__init__` is the generated one (which applies the defaults)
     generated_init: bool = True
     #: the compiled plan handed to the diff core

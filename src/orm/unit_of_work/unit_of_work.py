@@ -135,6 +135,9 @@ class UnitOfWork:
         self.partial: set[int] = set()
         #: increased by clear(): undo records of older flushes no longer apply
         self.generation = 0
+        #: managed entities holding a value that can change in place without a write (a
+        #: bytearray in a bytes property): compared at every flush, like JSON holders
+        self.watched: dict[int, Any] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -231,6 +234,7 @@ class UnitOfWork:
         for group in self.new.values():
             core.detach(group.values())
         self.generation += 1
+        self.watched = {}
         self.identity_map = {}
         self.new = {}
         self.dirty = {}
@@ -257,6 +261,10 @@ class UnitOfWork:
         if meta.has_mutable:
             im = self.identity_map.get(cls)
             if im and core.compute_changes(meta.plan, im.values()):
+                return True
+        if self.watched:
+            held = [e for e in self.watched.values() if type(e) is cls and e._orm_uow is self]
+            if held and core.compute_changes(meta.plan, held):
                 return True
         return False
 
@@ -317,12 +325,20 @@ class UnitOfWork:
         those about to be deleted."""
         removed = {key for group in self.removed.values() for key in group}
         candidates = core.group_by_type(self.dirty.values(), removed)
-        for meta in self._mutable_metas():
+        mutable = self._mutable_metas()
+        for meta in mutable:
             im = self.identity_map.get(meta.cls)
             if im:
                 skip = removed | self.dirty.keys()
                 extra = core.group_by_type(im.values(), skip).get(meta.cls, [])
                 candidates.setdefault(meta.cls, []).extend(extra)
+        if self.watched:
+            covered = {m.cls for m in mutable}
+            skip = removed | self.dirty.keys()
+            held = [e for e in self.watched.values() if e._orm_uow is self]
+            for cls, extra in core.group_by_type(held, skip).items():
+                if cls not in covered:
+                    candidates.setdefault(cls, []).extend(extra)
         return candidates
 
     def _plan_updates(self, plan: _FlushPlan) -> None:
@@ -401,7 +417,7 @@ class UnitOfWork:
     def _compute(self, plan: _FlushPlan) -> _FlushPlan:
         if self.new:
             self._plan_inserts(plan)
-        if self.dirty or any(m.has_mutable for m in self.em.metadata):
+        if self.dirty or self.watched or any(m.has_mutable for m in self.em.metadata):
             self._plan_updates(plan)
         if self.removed:
             self._plan_deletes(plan)
@@ -587,6 +603,21 @@ class UnitOfWork:
         for _, entity in moves:
             im[getattr(entity, meta.pk.name)] = entity
 
+    def _watch(self, meta: EntityMetadata, entities: list[Any]) -> None:
+        """Note which just-written entities hold a value that can change in place."""
+        watched = self.watched
+        for entity in entities:
+            for name, kinds in meta.watched:
+                try:
+                    value = getattr(entity, name)
+                except Exception:  # not loaded (a partial entity): nothing held
+                    continue
+                if isinstance(value, kinds):
+                    watched[id(entity)] = entity
+                    break
+            else:
+                watched.pop(id(entity), None)
+
     def _written_reference(self, ref: _ReferenceUpdate) -> None:
         """A reference whose writes were flushed now knows those columns as stored: it gets
         a partial snapshot (the rest UNLOADED, as after a `fields=` load), so the next flush
@@ -630,6 +661,16 @@ class UnitOfWork:
             self._written_reference(ref)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
+        for ins in plan.inserts:
+            if ins.meta.watched:
+                self._watch(ins.meta, ins.entities)
+        for upd in plan.updates:
+            if upd.meta.watched:
+                self._watch(upd.meta, upd.entities)
+        if self.watched:
+            for dele in plan.deletes:
+                for entity in dele.entities:
+                    self.watched.pop(id(entity), None)
         self.new = {}
         self.removed = {}
         self.dirty.clear()
