@@ -66,6 +66,7 @@ def main(db_name: str, debug: bool = True) -> None:
 
     step("the identity map: a lookup by PK returns the same instance, without a query")
     my_user = em.find_one(User, user.id)
+    assert my_user is not None  # find_one may return None: type checkers want the check
     print("users are the same?", user is my_user)
 
     step("change the user and flush: only the changed column is updated")

@@ -15,7 +15,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _gc
 from ._backend import core
@@ -29,11 +29,18 @@ from .unit_of_work import UnitOfWork
 from .unit_of_work.undo import UpsertUndo, map_key
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
     from .core import ORM
 
 __all__ = ["EntityManager", "FlushMode"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    # `find_one(User, 1)` is `User | None`; `find_one("User", 1)` (an entity named by a
+    # string) leaves T unsolved, and unsolved means Any, not `None` (PEP 696 default).
+    T = _TypeVarWithDefault("T", default=Any)
+else:
+    T = TypeVar("T")
 R = TypeVar("R")
 
 _ids = itertools.count(1)
@@ -423,6 +430,12 @@ class EntityManager:
                 full[prop.name] = 1
         return full
 
+    @overload
+    def upsert(self, entity: type[T], data: Mapping[str, Any]) -> T: ...
+    @overload
+    def upsert(self, entity: str, data: Mapping[str, Any]) -> Any: ...
+    @overload
+    def upsert(self, entity: T, data: None = None) -> T: ...
     def upsert(self, entity: Any, data: Mapping[str, Any] | None = None) -> Any:
         """Insert, or update the row with the same primary key (or, without one in the
         data, the same unique property); returns the managed entity (the instance itself

@@ -9,10 +9,13 @@ import enum
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from .._markers import REFERENCE, is_set
 from ..errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from ..entity_manager import EntityManager
 
 __all__ = ["wrap", "WrappedEntity", "BaseEntity"]
 
@@ -76,7 +79,7 @@ class WrappedEntity(Generic[T]):
     def get_primary_key(self) -> Any:
         return getattr(self.entity, self._pk_name())
 
-    def get_entity_manager(self) -> Any:
+    def get_entity_manager(self) -> EntityManager | None:
         uow = self.entity._orm_uow  # type: ignore[attr-defined]
         return uow.em if uow is not None else None
 
@@ -153,7 +156,7 @@ class BaseEntity:
     def is_managed(self) -> bool:
         return wrap(self).is_managed()
 
-    def init(self) -> Any:
+    def init(self) -> Self:
         return wrap(self).init()
 
     def populated(self, populated: bool = True) -> None:
@@ -162,10 +165,10 @@ class BaseEntity:
     def get_primary_key(self) -> Any:
         return wrap(self).get_primary_key()
 
-    def get_entity_manager(self) -> Any:
+    def get_entity_manager(self) -> EntityManager | None:
         return wrap(self).get_entity_manager()
 
-    def assign(self, data: dict[str, Any]) -> Any:
+    def assign(self, data: dict[str, Any]) -> Self:
         return wrap(self).assign(data)
 
     def to_object(self, *exclude: str) -> dict[str, Any]:

@@ -84,7 +84,15 @@ def Property(  # noqa: N802 - reads as a declaration, like dataclasses.field
     comment: str | None = None,
     **unknown: Any,
 ) -> Any:
-    """Declare a mapped property with options (see SPEC section 1)."""
+    """Declare a mapped property with options (see SPEC section 1).
+
+    Returns Any, as `dataclasses.field` does, so `email: str = Property(unique=True)` checks.
+    It is the field specifier of `@entity()` (PEP 681): type checkers take a property as an
+    optional argument of the generated `__init__` only when `default=` or `default_factory=`
+    is given. The ORM also leaves `version=True`, `nullable=True`, `on_create=` and `X | None`
+    properties optional; to have checkers agree, give them `default=None` (`default=1` for a
+    version), which the ORM treats the same way.
+    """
     options = dict(
         type=type,
         column_type=column_type,
@@ -116,7 +124,10 @@ def PrimaryKey(  # noqa: N802
     **options: Any,
 ) -> Any:
     """Declare the primary key. An `int` key with no value gets its value from the database
-    (unless `autoincrement=False`); other keys are given by the user or a `default_factory`."""
+    (unless `autoincrement=False`); other keys are given by the user or a `default_factory`.
+
+    Not a field specifier of `@entity()`: type checkers read `id: int = PrimaryKey()` as a
+    default, so the key is an optional argument for them, as the database fills it."""
     prop = Property(type=type, **options)
     prop.options["primary"] = True
     prop.options["autoincrement"] = autoincrement
