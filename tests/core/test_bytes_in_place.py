@@ -55,3 +55,35 @@ def test_unchanged_bytes_and_bytearrays_write_nothing(em, orm, log):
     loaded[0].raw = bytearray(b"same")
     fork.flush()
     assert [w for w in log.writes() if w.startswith("update")] == [], "an equal value"
+
+
+def test_a_type_with_bytes_but_no_json_finds_in_place_changes(tmp_path):
+    """Without a JSON column nothing else makes the flush look at unwritten entities: only
+    those holding a bytearray are compared again (loaded ones hold bytes: never)."""
+    from orm import ORM, PrimaryKey, entity
+
+    @entity()
+    class Attachment:
+        id: int = PrimaryKey()
+        data: bytes = b""
+
+    with ORM.init(db_name=str(tmp_path / "a.db"), entities=[Attachment]) as orm:
+        orm.schema.create_schema()
+        em = orm.em.fork()
+        em.persist([Attachment(data=b"x") for _ in range(3)]).flush()
+        held = Attachment(data=bytearray(b"abc"))
+        em.persist(held).flush()
+        uow = em.get_unit_of_work()
+        assert list(uow.watched.values()) == [held], "only the bytearray holder is watched"
+        held.data[0] = 0x7A
+        em.flush()
+        assert orm.connection.query("select data from attachment where id = 4") == [(b"zbc",)]
+        held.data[1] = 0x7A
+        assert em.count(Attachment, {"data": b"zzc"}) == 1, "FlushMode.AUTO sees it too"
+        loaded = orm.em.fork()
+        for a in loaded.find(Attachment, {}):
+            a.data  # noqa: B018 - loaded values are bytes
+        assert loaded.get_unit_of_work().watched == {}
+        held.data = b"plain"
+        em.flush()
+        assert uow.watched == {}, "bytes again: no longer compared at every flush"
