@@ -284,6 +284,7 @@ def test_statements_and_the_query_log(connect: Any, caplog: Any) -> None:
     conn = connect(log_queries=True)
     conn.execute("create table note (id int primary key, body text)")
     with caplog.at_level(logging.INFO, logger="orm.query"):
+        caplog.clear()
         cursor = conn.execute("insert into note (id, body) values (%s, %s)", (1, "it's"))
         rows = conn.query("select id, body from note where id = %s", (1,))
     assert cursor.rowcount == 1 and rows == [(1, "it's")]
