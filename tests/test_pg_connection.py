@@ -277,6 +277,10 @@ def test_isolation_level_and_schema_are_session_settings(
         assert default.query("show transaction_isolation") == [("read committed",)]
     assert default.db_name == psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
     assert default.max_variables == 65535
+    odd = connect(schema='a b\\c"d', isolation_level="REPEATABLE_READ")
+    assert odd.query("show search_path") == [('"a b\\c""d"',)], "escaped in libpq's options"
+    with odd.transaction():
+        assert odd.query("show transaction_isolation") == [("repeatable read",)]
 
 
 # -- statements and the log ------------------------------------------------------------------
