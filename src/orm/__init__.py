@@ -10,6 +10,7 @@ from .errors import (
     CheckConstraintViolationException,
     ConnectionException,
     ConstraintViolationException,
+    DeadlockException,
     DriverException,
     ForeignKeyConstraintViolationException,
     InvalidFieldNameException,
@@ -20,6 +21,7 @@ from .errors import (
     OptimisticLockError,
     ORMError,
     ReadOnlyException,
+    SerializationFailureException,
     SyntaxErrorException,
     TableExistsException,
     TableNotFoundException,
@@ -78,5 +80,7 @@ __all__ = [
     "ConnectionException",
     "LockWaitTimeoutException",
     "ReadOnlyException",
+    "SerializationFailureException",
+    "DeadlockException",
     "__version__",
 ]

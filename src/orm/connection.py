@@ -1,10 +1,17 @@
-"""The one `sqlite3` connection of an ORM: statements, transactions with savepoints, and the
-query log in MikroORM's format.
+"""Connections: statements, transactions with savepoints, and the query log in MikroORM's
+format, for any driver (`Connection`), and the one `sqlite3` connection of an SQLite ORM
+(`SqliteConnection`). PostgreSQL's pooled connection lives in `platforms.postgresql`.
 
-The connection runs in autocommit mode (`isolation_level=None`) and issues `begin`,
-`commit`, `rollback` and savepoints itself, so that every transaction boundary is explicit and
-shows in the log. Logging costs nothing when it is off: the flag is checked once per
-statement, never per row.
+Every driver runs in autocommit mode and the base class issues `begin`, `commit`,
+`rollback` and savepoints itself, so that every transaction boundary is explicit and shows in
+the log the same way on every database. Logging costs nothing when it is off: the flag is
+checked once per statement, never per row.
+
+A subclass says how a statement gets a driver connection (`_take`/`_give`: SQLite locks its
+single connection, PostgreSQL borrows one from its pool), how a transaction holds one
+(`_hold`/`_unhold`), whose transaction state the calling thread sees (`_state`), and what its
+driver's errors are (`_driver_errors`); the bookkeeping (depth, savepoint names, undo frames)
+is written once, here.
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from . import errors
+from .platforms.base import Platform
 from .platforms.sqlite import SqlitePlatform
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "SqliteConnection", "TransactionState", "FETCH_CHUNK"]
 
 _query_log = logging.getLogger("orm.query")
 
 #: rows fetched (and hydrated) at a time by query_chunks
 FETCH_CHUNK = 1000
+
+ResolveColumn = Callable[[str, str], tuple[str | None, str | None]]
 
 
 @lru_cache(maxsize=256)
@@ -46,8 +56,326 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+class TransactionState:
+    """The open transaction of one holder (the whole connection on SQLite, one thread on
+    PostgreSQL): how many transactions and savepoints are open, and per level, innermost
+    last, what to undo in memory if it is rolled back (see `Connection.on_rollback`)."""
+
+    __slots__ = ("depth", "undo")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.undo: list[list[Callable[[], None]]] = []
+
+
 class Connection:
-    """A sqlite3 connection plus transaction depth and query logging."""
+    """Driver-neutral: logging, error mapping, depth and savepoints, undo frames.
+
+    Subclasses implement the driver hooks below (`_take`, `_give`, `_hold`, `_unhold`,
+    `_held`, `_state`, `_server_in_transaction`, `_commit_refusal`, `_executemany`, `close`).
+    """
+
+    #: the driver's exception classes, mapped to ours through `platform.map_error`
+    _driver_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        log_queries: bool = False,
+        resolve_column: ResolveColumn | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.platform = platform
+        self.log_queries = log_queries
+        self.timeout = timeout
+        self._resolve_column = resolve_column
+        #: the database as messages name it (never with a password)
+        self._label = ""
+        #: how many parameters one statement may bind
+        self.max_variables = 999
+
+    # -- driver hooks -----------------------------------------------------------------------
+    def _state(self) -> TransactionState:
+        """The transaction state the calling thread sees."""
+        raise NotImplementedError
+
+    def _take(self) -> Any:
+        """The driver connection one statement runs on, held until `_give`."""
+        raise NotImplementedError
+
+    def _give(self, raw: Any) -> None:
+        raise NotImplementedError
+
+    def _hold(self) -> None:
+        """Hold the driver connection for one more level of `begin` or `locked()`; the
+        statements of the calling thread run on it until the matching `_unhold`."""
+        raise NotImplementedError
+
+    def _unhold(self) -> None:
+        raise NotImplementedError
+
+    def _held(self) -> Any:
+        """The driver connection the calling thread holds (inside `_hold`)."""
+        raise NotImplementedError
+
+    def _server_in_transaction(self, raw: Any) -> bool:
+        """The database still has the transaction open (it may have ended it on its own)."""
+        raise NotImplementedError
+
+    def _commit_refusal(self, raw: Any) -> errors.DriverException | None:
+        """Why the open transaction cannot be committed, or None when it can."""
+        if not self._server_in_transaction(raw):
+            return errors.DriverException(
+                "The database rolled this transaction back on its own (a trigger's RAISE, "
+                "say) before it could be committed: nothing of it was written."
+            )
+        return None
+
+    def _executemany(self, raw: Any, sql: str, rows: list[Sequence[Any]]) -> Any:
+        return raw.executemany(sql, rows)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def raw(self) -> Any:
+        """The driver connection (tests and tools only: it bypasses logging and errors)."""
+        raise NotImplementedError
+
+    @property
+    def is_open(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._state().depth > 0
+
+    @property
+    def depth(self) -> int:
+        """How many transactions and savepoints are open (meaningful to the thread holding
+        the connection, which is the one inside them)."""
+        return self._state().depth
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run `undo` if the innermost open transaction or savepoint is rolled back, or any
+        enclosing one before the outermost commits. A flush inside a transaction registers
+        here how to make what it wrote pending again, so the Unit of Work never believes
+        in rows the database does not hold. Outside a transaction this does nothing."""
+        state = self._state()
+        if state.depth:
+            state.undo[-1].append(undo)
+
+    def _run_undo(self, actions: list[Callable[[], None]]) -> None:
+        """Newest first; every action runs even if one fails (the first error is raised)."""
+        failure: BaseException | None = None
+        for undo in reversed(actions):
+            try:
+                undo()
+            except BaseException as exc:  # pragma: no cover - undo actions do not raise
+                failure = failure or exc
+        if failure is not None:  # pragma: no cover
+            raise failure
+
+    # -- logging ----------------------------------------------------------------------------
+    def _log(self, sql: str, params: Any, started: float, outcome: str | None) -> None:
+        took = int((time.perf_counter() - started) * 1000)
+        text = self.platform.inline_params(sql, params) if params else sql
+        line = f"[query] {text}"
+        if outcome is not None:
+            line += f" [took {took} ms, {outcome}]"
+        self.emit(line)
+
+    def emit(self, line: str) -> None:
+        _query_log.info(line)
+
+    def _error(self, exc: BaseException, sql: str, params: Any) -> errors.DriverException:
+        shown = self.platform.inline_params(sql, params) if params else sql
+        return self.platform.map_error(  # type: ignore[attr-defined]
+            exc, shown, params, self._resolve_column, database=self._label
+        )
+
+    # -- statements -------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a SELECT and return all rows (tuples, in the selected column order)."""
+        started = time.perf_counter()
+        raw = self._take()
+        try:
+            rows = raw.execute(sql, params).fetchall()
+        except self._driver_errors as exc:
+            raise self._error(exc, sql, params) from exc
+        finally:
+            self._give(raw)
+        if self.log_queries:
+            self._log(sql, params, started, _plural(len(rows), "result"))
+        return rows
+
+    def query_chunks(
+        self, sql: str, params: Sequence[Any], consume: Callable[[list[tuple]], None]
+    ) -> int:
+        """Run a SELECT and hand its rows to `consume` FETCH_CHUNK at a time; returns the
+        row count. Each chunk is processed while it is still in the CPU cache: fetching a
+        million rows first and hydrating them afterwards doubled the cost per row."""
+        started = time.perf_counter()
+        count = 0
+        raw = self._take()
+        try:
+            cursor = raw.execute(sql, params)
+            fetch = cursor.fetchmany
+            while True:
+                rows = fetch(FETCH_CHUNK)
+                if not rows:
+                    break
+                count += len(rows)
+                consume(rows)
+        except self._driver_errors as exc:
+            raise self._error(exc, sql, params) from exc
+        finally:
+            self._give(raw)
+        if self.log_queries:
+            self._log(sql, params, started, _plural(count, "result"))
+        return count
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one write statement; the cursor tells rowcount (and on SQLite lastrowid)."""
+        started = time.perf_counter()
+        raw = self._take()
+        try:
+            cursor = raw.execute(sql, params)
+        except self._driver_errors as exc:
+            raise self._error(exc, sql, params) from exc
+        finally:
+            self._give(raw)
+        if self.log_queries:
+            affected = max(cursor.rowcount, 0)
+            self._log(sql, params, started, f"{_plural(affected, 'row')} affected")
+        return cursor
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> int:
+        """Run one statement for many parameter rows; returns the rows affected. The log
+        shows each row's statement, the timing on the last."""
+        started = time.perf_counter()
+        raw = self._take()
+        try:
+            cursor = self._executemany(raw, sql, rows)
+        except self._driver_errors as exc:
+            raise self._error(exc, sql, rows[0] if rows else ()) from exc
+        finally:
+            self._give(raw)
+        affected = cursor.rowcount
+        if self.log_queries:
+            took = int((time.perf_counter() - started) * 1000)
+            inline = self.platform.inline_params
+            for r in rows[:-1]:
+                self.emit(f"[query] {inline(sql, r)}")
+            outcome = f"[took {took} ms, {_plural(max(affected, 0), 'row')} affected]"
+            self.emit(f"[query] {inline(sql, rows[-1])} {outcome}")
+        return affected
+
+    def script(self, statements: list[str]) -> None:
+        for sql in statements:
+            self.execute(sql)
+
+    # -- transactions -----------------------------------------------------------------------
+    def _control(self, sql: str) -> None:
+        """A transaction statement, on the connection the calling thread holds."""
+        started = time.perf_counter()
+        try:
+            self._held().execute(sql)
+        except self._driver_errors as exc:
+            raise self._error(exc, sql, ()) from exc
+        if self.log_queries:
+            self._log(sql, (), started, None)
+
+    @contextmanager
+    def locked(self) -> Iterator[Connection]:
+        """Hold the connection for a block (statements and session settings that belong
+        together run on the same driver connection, and no other thread's in between on
+        SQLite)."""
+        self._hold()
+        try:
+            yield self
+        finally:
+            self._unhold()
+
+    def begin(self) -> None:
+        """Open a transaction, or a savepoint inside the current one. The calling thread
+        holds the connection until the matching commit or rollback."""
+        self._hold()
+        state = self._state()
+        try:
+            if state.depth == 0:
+                self._control("begin")
+            else:
+                self._control(f"savepoint trx{state.depth}")
+        except BaseException:
+            self._unhold()
+            raise
+        state.depth += 1
+        state.undo.append([])
+
+    def commit(self) -> None:
+        """Commit the transaction, or release the innermost savepoint. On failure nothing
+        changes here: the caller rolls back (so a failed COMMIT, a locked database say, is
+        still undone, and the connection released)."""
+        state = self._state()
+        if state.depth == 0:
+            return
+        refusal = self._commit_refusal(self._held())
+        if refusal is not None:
+            raise refusal
+        if state.depth == 1:
+            self._control("commit")
+        else:
+            self._control(f"release savepoint trx{state.depth - 1}")
+        state.depth -= 1
+        undo = state.undo.pop()
+        if state.undo:  # a released savepoint is undone with the enclosing transaction
+            state.undo[-1].extend(undo)
+        self._unhold()
+
+    def rollback(self) -> None:
+        """Roll back the transaction, or to the innermost savepoint; only the bookkeeping
+        when the database already ended the transaction itself. What the flushes inside it
+        wrote becomes pending again in their Units of Work (see on_rollback)."""
+        state = self._state()
+        if state.depth == 0:
+            return
+        state.depth -= 1
+        undo = state.undo.pop()
+        try:
+            if self._server_in_transaction(self._held()):
+                if state.depth == 0:
+                    self._control("rollback")
+                else:
+                    self._control(f"rollback to savepoint trx{state.depth}")
+                    self._control(f"release savepoint trx{state.depth}")
+        finally:
+            try:
+                self._run_undo(undo)
+            finally:
+                self._unhold()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """`begin` ... `commit`, or `rollback` if the block (or the commit) raises; savepoints
+        when nested."""
+        self.begin()
+        try:
+            yield self
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+
+class SqliteConnection(Connection):
+    """The one sqlite3 connection of an ORM. Threads take turns on it: a transaction holds
+    its lock from `begin` to the matching `commit` or `rollback`, so the depth and undo
+    frames are the connection's, not a thread's."""
+
+    _driver_errors = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -55,21 +383,17 @@ class Connection:
         platform: SqlitePlatform,
         *,
         log_queries: bool = False,
-        resolve_column: Callable[[str, str], tuple[str | None, str | None]] | None = None,
+        resolve_column: ResolveColumn | None = None,
         timeout: float = 5.0,
     ) -> None:
-        self.platform = platform
+        super().__init__(
+            platform, log_queries=log_queries, resolve_column=resolve_column, timeout=timeout
+        )
         self.db_name = db_name
-        self.log_queries = log_queries
-        self.timeout = timeout
         #: one transaction at a time on the shared connection: forks used from several
         #: threads (request contexts) take turns instead of interleaving their statements
         self._lock = threading.RLock()
-        self._resolve_column = resolve_column
-        self._depth = 0
-        #: per open transaction or savepoint, innermost last: what to undo in memory if it
-        #: is rolled back (see on_rollback)
-        self._undo: list[list[Callable[[], None]]] = []
+        self._tx = TransactionState()
         #: the database as the user named it (plus the absolute path of a file), for messages
         #: about the file itself: not a database, cannot be opened
         self._label = repr(db_name)
@@ -116,43 +440,17 @@ class Connection:
     def is_open(self) -> bool:
         return self._raw is not None
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._depth > 0
-
-    @property
-    def depth(self) -> int:
-        """How many transactions and savepoints are open (meaningful to the thread holding
-        the connection, which is the one inside them)."""
-        return self._depth
-
-    def on_rollback(self, undo: Callable[[], None]) -> None:
-        """Run `undo` if the innermost open transaction or savepoint is rolled back, or any
-        enclosing one before the outermost commits. A flush inside a transaction registers
-        here how to make what it wrote pending again, so the Unit of Work never believes
-        in rows the database does not hold. Outside a transaction this does nothing."""
-        if self._depth:
-            self._undo[-1].append(undo)
-
-    def _run_undo(self, actions: list[Callable[[], None]]) -> None:
-        """Newest first; every action runs even if one fails (the first error is raised)."""
-        failure: BaseException | None = None
-        for undo in reversed(actions):
-            try:
-                undo()
-            except BaseException as exc:  # pragma: no cover - undo actions do not raise
-                failure = failure or exc
-        if failure is not None:  # pragma: no cover
-            raise failure
+    def _state(self) -> TransactionState:
+        return self._tx
 
     def close(self) -> None:
         """Close the connection; an open transaction is rolled back (and what flushes
         inside it wrote becomes pending again)."""
         raw = self._raw
         if raw is not None:
-            pending = [undo for frame in self._undo for undo in frame]
+            pending = [undo for frame in self._tx.undo for undo in frame]
             try:
-                if self._depth and raw.in_transaction:
+                if self._tx.depth and raw.in_transaction:
                     raw.execute("rollback")
             except sqlite3.Error as exc:
                 raise self._error(exc, "rollback", ()) from exc
@@ -160,127 +458,29 @@ class Connection:
                 # closed even when the rollback fails: the file's lock must not outlive us
                 raw.close()
                 self._raw = None
-                self._depth = 0
-                self._undo = []
+                self._tx = TransactionState()
                 self._run_undo(pending)
 
-    # -- logging ----------------------------------------------------------------------------
-    def _log(self, sql: str, params: Any, started: float, outcome: str | None) -> None:
-        took = int((time.perf_counter() - started) * 1000)
-        text = self.platform.inline_params(sql, params) if params else sql
-        line = f"[query] {text}"
-        if outcome is not None:
-            line += f" [took {took} ms, {outcome}]"
-        self.emit(line)
-
-    def emit(self, line: str) -> None:
-        _query_log.info(line)
-
-    def _error(self, exc: sqlite3.Error, sql: str, params: Any) -> errors.DriverException:
-        shown = self.platform.inline_params(sql, params) if params else sql
-        return self.platform.map_error(
-            exc, shown, params, self._resolve_column, database=self._label
-        )
-
-
-    # -- statements -------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Run a SELECT and return all rows (tuples, in the selected column order)."""
+    # -- driver hooks -----------------------------------------------------------------------
+    def _take(self) -> sqlite3.Connection:
         raw = self.raw
-        started = time.perf_counter()
-        try:
-            self._acquire()
-            try:
-                rows = raw.execute(sql, params).fetchall()
-            finally:
-                self._lock.release()
-        except sqlite3.Error as exc:
-            raise self._error(exc, sql, params) from exc
-        if self.log_queries:
-            self._log(sql, params, started, _plural(len(rows), "result"))
-        return rows
+        self._acquire()
+        return raw
 
-    def query_chunks(
-        self, sql: str, params: Sequence[Any], consume: Callable[[list[tuple]], None]
-    ) -> int:
-        """Run a SELECT and hand its rows to `consume` FETCH_CHUNK at a time; returns the
-        row count. Each chunk is processed while it is still in the CPU cache: fetching a
-        million rows first and hydrating them afterwards doubled the cost per row."""
-        raw = self.raw
-        started = time.perf_counter()
-        count = 0
-        try:
-            self._acquire()
-            try:
-                cursor = raw.execute(sql, params)
-                fetch = cursor.fetchmany
-                while True:
-                    rows = fetch(FETCH_CHUNK)
-                    if not rows:
-                        break
-                    count += len(rows)
-                    consume(rows)
-            finally:
-                self._lock.release()
-        except sqlite3.Error as exc:
-            raise self._error(exc, sql, params) from exc
-        if self.log_queries:
-            self._log(sql, params, started, _plural(count, "result"))
-        return count
+    def _give(self, raw: Any) -> None:
+        self._lock.release()
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """Run one write statement; the cursor tells rowcount and lastrowid."""
-        raw = self.raw
-        started = time.perf_counter()
-        try:
-            self._acquire()
-            try:
-                cursor = raw.execute(sql, params)
-            finally:
-                self._lock.release()
-        except sqlite3.Error as exc:
-            raise self._error(exc, sql, params) from exc
-        if self.log_queries:
-            affected = max(cursor.rowcount, 0)
-            self._log(sql, params, started, f"{_plural(affected, 'row')} affected")
-        return cursor
+    def _hold(self) -> None:
+        self._acquire()
 
-    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> int:
-        """Run one statement for many parameter rows; returns the rows affected. The log
-        shows each row's statement, the timing on the last."""
-        raw = self.raw
-        started = time.perf_counter()
-        try:
-            self._acquire()
-            try:
-                cursor = raw.executemany(sql, rows)
-            finally:
-                self._lock.release()
-        except sqlite3.Error as exc:
-            raise self._error(exc, sql, rows[0] if rows else ()) from exc
-        affected = cursor.rowcount
-        if self.log_queries:
-            took = int((time.perf_counter() - started) * 1000)
-            inline = self.platform.inline_params
-            for r in rows[:-1]:
-                self.emit(f"[query] {inline(sql, r)}")
-            outcome = f"[took {took} ms, {_plural(max(affected, 0), 'row')} affected]"
-            self.emit(f"[query] {inline(sql, rows[-1])} {outcome}")
-        return affected
+    def _unhold(self) -> None:
+        self._lock.release()
 
-    def script(self, statements: list[str]) -> None:
-        for sql in statements:
-            self.execute(sql)
+    def _held(self) -> sqlite3.Connection:
+        return self.raw
 
-    # -- transactions -----------------------------------------------------------------------
-    def _control(self, sql: str) -> None:
-        started = time.perf_counter()
-        try:
-            self.raw.execute(sql)
-        except sqlite3.Error as exc:
-            raise self._error(exc, sql, ()) from exc
-        if self.log_queries:
-            self._log(sql, (), started, None)
+    def _server_in_transaction(self, raw: sqlite3.Connection) -> bool:
+        return raw.in_transaction
 
     def _acquire(self) -> None:
         """Take the connection (reentrant). Another thread's transaction is waited for as
@@ -291,81 +491,3 @@ class Connection:
                 f"connection. Keep transactions short, finish a transaction on the thread "
                 f"that began it, or raise the `timeout` option."
             )
-
-    @contextmanager
-    def locked(self) -> Iterator[Connection]:
-        """Hold the connection for a block (statements and pragmas that belong together)."""
-        self._acquire()
-        try:
-            yield self
-        finally:
-            self._lock.release()
-
-    def begin(self) -> None:
-        """Open a transaction, or a savepoint inside the current one. The calling thread
-        holds the connection until the matching commit or rollback."""
-        self._acquire()
-        try:
-            if self._depth == 0:
-                self._control("begin")
-            else:
-                self._control(f"savepoint trx{self._depth}")
-        except BaseException:
-            self._lock.release()
-            raise
-        self._depth += 1
-        self._undo.append([])
-
-    def commit(self) -> None:
-        """Commit the transaction, or release the innermost savepoint. On failure nothing
-        changes here: the caller rolls back (so a failed COMMIT, a locked database say, is
-        still undone, and the connection released)."""
-        if self._depth == 0:
-            return
-        if not self.raw.in_transaction:
-            raise errors.DriverException(
-                "The database rolled this transaction back on its own (a trigger's RAISE, "
-                "say) before it could be committed: nothing of it was written."
-            )
-        if self._depth == 1:
-            self._control("commit")
-        else:
-            self._control(f"release savepoint trx{self._depth - 1}")
-        self._depth -= 1
-        undo = self._undo.pop()
-        if self._undo:  # a released savepoint is undone with the enclosing transaction
-            self._undo[-1].extend(undo)
-        self._lock.release()
-
-    def rollback(self) -> None:
-        """Roll back the transaction, or to the innermost savepoint; only the bookkeeping
-        when SQLite already ended the transaction itself. What the flushes inside it wrote
-        becomes pending again in their Units of Work (see on_rollback)."""
-        if self._depth == 0:
-            return
-        self._depth -= 1
-        undo = self._undo.pop()
-        try:
-            if self.raw.in_transaction:
-                if self._depth == 0:
-                    self._control("rollback")
-                else:
-                    self._control(f"rollback to savepoint trx{self._depth}")
-                    self._control(f"release savepoint trx{self._depth}")
-        finally:
-            try:
-                self._run_undo(undo)
-            finally:
-                self._lock.release()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """`begin` ... `commit`, or `rollback` if the block (or the commit) raises; savepoints
-        when nested."""
-        self.begin()
-        try:
-            yield self
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .config import Options, define_config, load_config, merge_config
-from .connection import Connection
+from .connection import SqliteConnection
 from .context import RequestContext
 from .entity_manager import EntityManager, FlushMode
 from .errors import ValidationError
@@ -50,7 +50,7 @@ class ORM:
         self.platform = SqlitePlatform()
         self.sql = SqlBuilder(self.platform)
         try:
-            self.connection = Connection(
+            self.connection = SqliteConnection(
                 config.db_name,
                 self.platform,
                 log_queries=config.debug_enabled("query"),

@@ -1,8 +1,8 @@
 """The exception hierarchy.
 
 Every way a user can go wrong has its own exception, and each message says what happened,
-where (entity, property, SQL) and what to do about it. Driver errors wrap the `sqlite3` error
-they came from (kept on ``__cause__``) and carry the SQL that failed.
+where (entity, property, SQL) and what to do about it. Driver errors wrap the driver's error
+they came from (`sqlite3`, psycopg; kept on ``__cause__``) and carry the SQL that failed.
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ class OptimisticLockError(ORMError):
 
 class DriverException(ORMError):
     """The database refused a statement. ``sql`` and ``params`` say which; ``__cause__`` is the
-    original `sqlite3` error."""
+    original driver error (`sqlite3`, psycopg)."""
+
+    #: running the whole transaction again may succeed (it lost a race with another one);
+    #: never true of an error the data or the SQL causes
+    retryable: bool = False
 
     def __init__(
         self,
@@ -118,6 +122,20 @@ class ReadOnlyException(DriverException):
     pass
 
 
+class SerializationFailureException(DriverException):
+    """PostgreSQL (SQLSTATE 40001) could not serialize this transaction with a concurrent
+    one and aborted it: roll back and run the whole transaction again."""
+
+    retryable = True
+
+
+class DeadlockException(DriverException):
+    """PostgreSQL (SQLSTATE 40P01) found this transaction and another waiting on each
+    other's locks and aborted this one: roll back and run the whole transaction again."""
+
+    retryable = True
+
+
 __all__ = [
     "ORMError",
     "ValidationError",
@@ -137,4 +155,6 @@ __all__ = [
     "ConnectionException",
     "LockWaitTimeoutException",
     "ReadOnlyException",
+    "SerializationFailureException",
+    "DeadlockException",
 ]

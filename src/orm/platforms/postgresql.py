@@ -1,0 +1,337 @@
+"""PostgreSQL (through psycopg 3): placeholders, quoting, query pieces, introspection, and the
+mapping of psycopg errors to ours by SQLSTATE.
+
+Nothing here imports psycopg: `import orm` must not pay for (or need) it. The pooled
+connection is `platforms.postgresql_connection.PostgresConnection`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from .base import LiveColumn, LiveIndex, Platform
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+__all__ = ["PostgresPlatform"]
+
+#: `Key (email)=(a@b.c) already exists.`, `Key (author_id)=(5) is not present in table "user".`
+_KEY = re.compile(r'^Key \((.+?)\)=')
+#: `... is still referenced from table "article".`
+_REFERENCED_FROM = re.compile(r'referenced from table "?([^"]+)"?')
+
+_HINT_CREATE_SCHEMA = (
+    "create the schema first with orm.schema.create_schema() or update_schema(), or run "
+    "`orm schema:update --run`; check that the `schema` option (search_path) names the "
+    "schema holding the tables"
+)
+_HINT_RETRY = "roll back and run the whole transaction again (this error is retryable)"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _key_column(detail: str | None) -> str | None:
+    """The first column of the key a 23505/23503 detail names."""
+    if not detail:
+        return None
+    match = _KEY.match(detail)
+    if not match:
+        return None
+    return match.group(1).split(",")[0].strip().strip('"')
+
+
+class PostgresPlatform(Platform):
+    """PostgreSQL 12+.
+
+    SQL text written for this platform binds with `%s`, so a literal `%` (a `like`
+    pattern's, the modulo operator) is written `%%`: psycopg always parses the statement,
+    even without parameters, because the connection always passes a parameter sequence.
+    """
+
+    name = "postgresql"
+    param = "%s"
+    #: PostgreSQL (and MikroORM's logs of it) quote with double quotes
+    quote_char = '"'
+    supports_update_from = True
+    #: generated keys come back with `insert ... returning`, never guessed
+    supports_returning = True
+
+    # -- query pieces ---------------------------------------------------------------------
+    def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
+        """`limit null` means no limit: the statement text is then the same with and without
+        one (one prepared statement), and `offset` always has its `limit`."""
+        if limit is None and offset is None:
+            return "", []
+        sql, params = " limit %s", [limit]
+        if offset is not None:
+            sql += " offset %s"
+            params.append(offset)
+        return sql, params
+
+    def regexp(self, column: str) -> str:
+        """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
+        return f"{column} ~ %s"
+
+    def update_from_values(
+        self, table: str, key: str, columns: Sequence[str], rows: int
+    ) -> str:
+        """`update t set c = "v"."c1" ... from (values (...), ...) as "v"("c1", ..., "key")
+        where t.key = "v"."key"`: the VALUES list's columns are named positionally, so no
+        column of the table can clash with the key's alias.
+
+        Not yet done: casts. PostgreSQL types a VALUES column from its values, and a bound
+        text (an ISO datetime, say) or an int bound for a boolean then fails with 42804
+        (datatype mismatch) against the column it is assigned to. Casts on the first row,
+        `(%s::timestamptz, %s::int8), (%s, %s)`, fix it; they come with the per-platform
+        type codecs."""
+        names = [f"c{k}" for k in range(1, len(columns) + 1)]
+        sets = ", ".join(f'{c} = "v"."{n}"' for c, n in zip(columns, names, strict=True))
+        values = ", ".join([self.row(len(columns) + 1)] * rows)
+        aliases = ", ".join(f'"{n}"' for n in [*names, "key"])
+        return (
+            f'update {table} set {sets} from (values {values}) as "v"({aliases}) '
+            f'where {table}.{key} = "v"."key"'
+        )
+
+    def first_generated_key(self, cursor: Any, count: int) -> int:
+        """Never guessed on PostgreSQL: concurrent writers interleave their sequence values,
+        so a batch's keys are not consecutive."""
+        raise NotImplementedError(
+            "PostgreSQL returns generated keys with `insert ... returning` "
+            "(supports_returning is True); keys are never derived from a cursor here"
+        )
+
+    # -- schema -----------------------------------------------------------------------------
+    # Best effort, and by name in one schema: `schema` (None: the connection's
+    # current_schema(), the first of its search_path).
+    def live_tables(self, connection: Connection, schema: str | None = None) -> set[str]:
+        rows = connection.query(
+            "select table_name from information_schema.tables "
+            "where table_schema = coalesce(%s, current_schema()) "
+            "and table_type = 'BASE TABLE'",
+            (schema,),
+        )
+        return {r[0] for r in rows}
+
+    def live_columns(
+        self, connection: Connection, table: str, schema: str | None = None
+    ) -> list[LiveColumn]:
+        """Columns in table order, the type as `format_type` spells it (`bigint`,
+        `character varying(20)`, `numeric(10,2)`, `timestamp with time zone`). An identity
+        column's `default` is its clause, `generated by default as identity` (or
+        `always`), since it has no default expression."""
+        rows = connection.query(
+            "select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "case a.attidentity when 'd' then 'generated by default as identity' "
+            "when 'a' then 'generated always as identity' "
+            "else pg_get_expr(d.adbin, d.adrelid) end, "
+            "coalesce(i.indisprimary, false) "
+            "from pg_attribute a "
+            "join pg_class c on c.oid = a.attrelid "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum "
+            "left join pg_index i on i.indrelid = a.attrelid and i.indisprimary "
+            "and a.attnum = any(i.indkey) "
+            "where n.nspname = coalesce(%s, current_schema()) and c.relname = %s "
+            "and a.attnum > 0 and not a.attisdropped "
+            "order by a.attnum",
+            (schema, table),
+        )
+        return [LiveColumn(r[0], r[1], bool(r[2]), r[3], bool(r[4])) for r in rows]
+
+    def live_indexes(
+        self, connection: Connection, table: str, schema: str | None = None
+    ) -> list[LiveIndex]:
+        """Indexes made by `create index` (not those behind a primary key, unique or
+        exclusion constraint), their columns in index order; an expression's place is
+        left out."""
+        rows = connection.query(
+            "select ic.relname, ix.indisunique, array("
+            "select a.attname from unnest(ix.indkey::int2[]) with ordinality k(attnum, ord) "
+            "join pg_attribute a on a.attrelid = ix.indrelid and a.attnum = k.attnum "
+            "order by k.ord) "
+            "from pg_index ix "
+            "join pg_class ic on ic.oid = ix.indexrelid "
+            "join pg_class t on t.oid = ix.indrelid "
+            "join pg_namespace n on n.oid = t.relnamespace "
+            "where n.nspname = coalesce(%s, current_schema()) and t.relname = %s "
+            "and not exists (select 1 from pg_constraint con where con.conrelid = ix.indrelid "
+            "and con.conindid = ix.indexrelid and con.contype in ('p', 'u', 'x')) "
+            "order by ic.relname",
+            (schema, table),
+        )
+        return [LiveIndex(r[0], tuple(r[2]), bool(r[1])) for r in rows]
+
+    # -- logging ----------------------------------------------------------------------------
+    def quote_value(self, value: Any) -> str:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return "'\\x" + bytes(value).hex() + "'"
+        return super().quote_value(value)
+
+    def inline_params(self, sql: str, params: Any) -> str:
+        """As the base does, and `%%` (a literal `%` in psycopg's syntax) stays as it is
+        written: it is never the start of a placeholder."""
+        if not params:
+            return sql
+        out: list[str] = []
+        values = iter(params)
+        quote: str | None = None
+        i, n = 0, len(sql)
+        while i < n:
+            ch = sql[i]
+            if quote is not None:
+                if ch == quote:
+                    quote = None
+                out.append(ch)
+            elif ch in "'\"":
+                quote = ch
+                out.append(ch)
+            elif ch == "%" and i + 1 < n:
+                nxt = sql[i + 1]
+                if nxt == "s":
+                    out.append(self.quote_value(next(values, None)))
+                elif nxt == "%":
+                    out.append("%%")
+                else:
+                    out.append(ch)
+                    i += 1
+                    continue
+                i += 2
+                continue
+            else:
+                out.append(ch)
+            i += 1
+        return "".join(out)
+
+    # -- errors -----------------------------------------------------------------------------
+    def map_error(
+        self,
+        exc: BaseException,
+        sql: str,
+        params: Any,
+        resolve_column: Any = None,
+        database: str | None = None,
+    ) -> errors.DriverException:
+        """The specific DriverException for a psycopg error, chosen by SQLSTATE (never by
+        the message text, which the server translates), with the server's message, its
+        detail, the entity and property when `resolve_column(table, column)` knows them,
+        and what to do."""
+        state: str = getattr(exc, "sqlstate", None) or ""
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None)
+        detail = getattr(diag, "message_detail", None)
+        table = getattr(diag, "table_name", None)
+        column = getattr(diag, "column_name", None)
+        constraint = getattr(diag, "constraint_name", None)
+        text = primary or _first_line(str(exc))
+        entity = prop = None
+
+        def where(column: str | None) -> str:
+            nonlocal entity, prop
+            if table and column and resolve_column is not None:
+                entity, prop = resolve_column(table, column)
+            if entity and prop:
+                return f"{entity}.{prop}"
+            if table and column:
+                return f'column "{column}" of table "{table}"'
+            return "the value"
+
+        cls: type[errors.DriverException] = errors.DriverException
+        hint = ""
+        if state == "23505":
+            cls = errors.UniqueConstraintViolationException
+            hint = (
+                f"{where(column or _key_column(detail))} must be unique and another row "
+                f"already holds this value"
+            )
+        elif state == "23503":
+            cls = errors.ForeignKeyConstraintViolationException
+            referenced_from = _REFERENCED_FROM.search(detail or "")
+            if referenced_from:
+                hint = (
+                    f'the row is still referenced from table "{referenced_from.group(1)}": '
+                    f"remove or reassign the rows that reference it first, or let the "
+                    f"relation cascade the delete"
+                )
+            else:
+                hint = (
+                    f"{where(column or _key_column(detail))} references a row that does not "
+                    f"exist: persist (and flush) the referenced entity first, or fix the key"
+                )
+        elif state == "23502":
+            cls = errors.NotNullConstraintViolationException
+            hint = f"{where(column)} may not be null"
+        elif state == "23514":
+            cls = errors.CheckConstraintViolationException
+            name = f' "{constraint}"' if constraint else ""
+            hint = f"the CHECK constraint{name} refused the value"
+            if column:
+                hint += f" of {where(column)}"
+        elif state.startswith("23"):
+            cls = errors.ConstraintViolationException
+        elif state == "42P01":
+            cls = errors.TableNotFoundException
+            hint = _HINT_CREATE_SCHEMA
+        elif state == "42P07":
+            cls = errors.TableExistsException
+            hint = "use orm.schema.update_schema(), or drop the table first"
+        elif state == "42703":
+            cls = errors.InvalidFieldNameException
+            hint = "the table does not match the entity: run orm.schema.update_schema()"
+        elif state == "42601":
+            cls = errors.SyntaxErrorException
+            hint = "a literal % in SQL text is written %%"
+        elif state == "40001":
+            cls = errors.SerializationFailureException
+            hint = (
+                f"a concurrent transaction changed rows this one read or wrote: {_HINT_RETRY}"
+            )
+        elif state == "40P01":
+            cls = errors.DeadlockException
+            hint = (
+                f"this transaction and another waited on each other's locks: {_HINT_RETRY}; "
+                f"taking locks in the same order everywhere avoids it"
+            )
+        elif state == "55P03":
+            cls = errors.LockWaitTimeoutException
+            hint = (
+                "another transaction holds a lock on these rows or this table (NOWAIT, or "
+                "lock_timeout ran out): retry later, and keep transactions short"
+            )
+        elif state == "25006":
+            cls = errors.ReadOnlyException
+            hint = (
+                "the server or this transaction is read-only (a standby, or "
+                "default_transaction_read_only): write through the primary"
+            )
+        elif state == "25P02":
+            hint = (
+                "an earlier statement of this transaction failed, and PostgreSQL refuses "
+                "every statement until the transaction (or savepoint) is rolled back: roll "
+                "back, or run the statement that may fail in a nested transaction"
+            )
+        elif state.startswith("08") or state in ("57P01", "57P02", "57P03") or (
+            not state and type(exc).__name__ == "OperationalError"
+        ):
+            cls = errors.ConnectionException
+            hint = (
+                "check that the server is running and reachable; the statement may not "
+                "have run, and an open transaction is lost"
+            )
+        if cls is errors.ConnectionException:
+            message = f"Connection to {database or 'PostgreSQL'} failed: {text} ({hint})"
+            if sql:
+                message += f". The statement was: {sql}"
+            return cls(message, sql=sql, params=params)
+        message = f"{sql} - {text}" if sql else text
+        if detail:
+            message += f": {detail}"
+        if hint:
+            message += f" ({hint})"
+        return cls(message, sql=sql, params=params, entity=entity, property=prop)
