@@ -52,6 +52,26 @@ def _regexp(pattern: str | None, value: Any) -> bool:
     return _compiled(pattern).search(str(value)) is not None
 
 
+#: what a driver raises for a parameter it cannot send (a str holding a lone surrogate, an
+#: int beyond 64 bits): the user's value, not the database, is at fault
+_UNBINDABLE = (UnicodeEncodeError, OverflowError)
+
+
+def _unbindable(exc: Exception, sql: str, params: Any) -> errors.ValidationError:
+    """A ValidationError naming the value a statement could not bind and why."""
+    if isinstance(exc, UnicodeEncodeError):
+        bad: Any = exc.object
+        reason = "it holds a character that cannot be encoded as UTF-8 (a lone surrogate)"
+    else:
+        ints = [p for p in params or () if isinstance(p, int) and not -(2**63) <= p < 2**63]
+        bad = ints[0] if ints else None
+        reason = "it does not fit the database's 64-bit integers"
+    return errors.ValidationError(
+        f"The value {bad!r:.60} cannot be stored or compared: {reason}. Fix the value; "
+        f"nothing of this statement was written. The statement was: {sql}"
+    )
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -205,6 +225,8 @@ class Connection:
             rows = raw.execute(sql, params).fetchall()
         except self._driver_errors as exc:
             raise self._error(exc, sql, params) from exc
+        except _UNBINDABLE as exc:
+            raise _unbindable(exc, sql, params) from exc
         finally:
             self._give(raw)
         if self.log_queries:
@@ -231,6 +253,8 @@ class Connection:
                 consume(rows)
         except self._driver_errors as exc:
             raise self._error(exc, sql, params) from exc
+        except _UNBINDABLE as exc:
+            raise _unbindable(exc, sql, params) from exc
         finally:
             self._give(raw)
         if self.log_queries:
@@ -245,6 +269,8 @@ class Connection:
             cursor = raw.execute(sql, params)
         except self._driver_errors as exc:
             raise self._error(exc, sql, params) from exc
+        except _UNBINDABLE as exc:
+            raise _unbindable(exc, sql, params) from exc
         finally:
             self._give(raw)
         if self.log_queries:
@@ -261,6 +287,8 @@ class Connection:
             cursor = self._executemany(raw, sql, rows)
         except self._driver_errors as exc:
             raise self._error(exc, sql, rows[0] if rows else ()) from exc
+        except _UNBINDABLE as exc:
+            raise _unbindable(exc, sql, [v for r in rows for v in r]) from exc
         finally:
             self._give(raw)
         affected = cursor.rowcount

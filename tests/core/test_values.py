@@ -342,3 +342,17 @@ def test_a_stored_value_the_type_cannot_read_is_a_validation_error(orm, column, 
     assert err.value.property == prop
     with pytest.raises(ValidationError, match=f"Everything.{prop}"):
         em.refresh(em.find_one_or_fail(Everything, 1))
+
+
+def test_a_lone_surrogate_is_a_validation_error_and_the_flush_stays_retryable(orm):
+    em = orm.em.fork()
+    user = User(full_name="\ud800", email="s@x", password="p")
+    with pytest.raises(ValidationError) as err:
+        em.persist(user).flush()
+    assert "cannot be encoded as UTF-8 (a lone surrogate)" in str(err.value)
+    assert "'\\ud800'" in str(err.value)
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        em.find(User, {"full_name": "\ud800"})
+    user.full_name = "fixed"
+    em.flush()
+    assert orm.connection.query("select full_name from user") == [("fixed",)]
