@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import enum
 import itertools
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from . import _gc
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
-from .errors import NotFoundError, ValidationError
+from .errors import DriverException, NotFoundError, ValidationError
 from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
@@ -44,6 +46,9 @@ else:
 R = TypeVar("R")
 
 _ids = itertools.count(1)
+#: pause before the n-th retry of a transaction: BASE * 2**n seconds (capped), jittered
+_RETRY_BASE = 0.005
+_RETRY_CAP = 0.5
 _object_setattr = object.__setattr__
 _object_new = object.__new__
 _SCALAR_KEYS = frozenset({int, str, uuid.UUID})
@@ -543,11 +548,28 @@ class EntityManager:
         return int(em.connection.execute(sql, params).rowcount)
 
     # -- transactions -----------------------------------------------------------------------
-    def transactional(self, fn: Callable[[EntityManager], R]) -> R:
+    def transactional(self, fn: Callable[[EntityManager], R], retries: int = 0) -> R:
         """Run `fn(tx)` in a transaction with a forked EntityManager `tx`, flushed and
-        committed at the end, rolled back if `fn` raises. Nested calls use savepoints."""
-        with self.transaction() as tx:
-            return fn(tx)
+        committed at the end, rolled back if `fn` raises. Nested calls use savepoints.
+
+        `retries=N` runs `fn` again, on a fresh fork, up to N more times when the database
+        reports a conflict it asks the client to retry (a serialization failure or a
+        deadlock: exceptions whose `retryable` is true), after a jittered, growing pause.
+        Only a transaction this call begins is retried: inside one the caller drives, the
+        conflict is raised (its earlier reads cannot be replayed)."""
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ValidationError(f"retries must be a non-negative integer, got {retries!r}")
+        attempt = 0
+        while True:
+            outermost = not self.connection.in_transaction
+            try:
+                with self.transaction() as tx:
+                    return fn(tx)
+            except DriverException as exc:
+                if not (exc.retryable and outermost and attempt < retries):
+                    raise
+                attempt += 1
+                time.sleep(min(_RETRY_CAP, _RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.5))
 
     @contextmanager
     def transaction(self) -> Iterator[EntityManager]:

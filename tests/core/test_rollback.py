@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from orm import ORM, wrap
+from orm import ORM, ValidationError, wrap
 from orm.errors import LockWaitTimeoutException, OptimisticLockError
 from tests.core.models import Article, Stamped, User
 
@@ -356,3 +356,61 @@ def test_remove_and_persist_again_rolled_back_leaves_the_entity_managed(orm):
     user.full_name = "b"
     em.flush()
     assert _rows(orm, "select id, full_name from user") == [(1, "b")]
+
+
+def test_transactional_retries_a_serialization_failure_on_a_fresh_fork(orm):
+    from orm.errors import SerializationFailureException
+
+    em = orm.em.fork()
+    forks = []
+
+    def work(tx):
+        forks.append(tx)
+        tx.persist(_user(f"try{len(forks)}")).flush()
+        if len(forks) < 3:
+            raise SerializationFailureException("could not serialize access (40001)")
+        return len(forks)
+
+    assert em.transactional(work, retries=2) == 3
+    assert len({id(f) for f in forks}) == 3, "each attempt on a fresh fork"
+    assert _rows(orm, "select full_name from user") == [("try3",)], "failed attempts left nothing"
+
+
+def test_transactional_gives_up_after_its_retries_and_never_retries_other_errors(orm):
+    from orm.errors import DeadlockException, UniqueConstraintViolationException
+
+    calls = []
+
+    def deadlocked(tx):
+        calls.append(1)
+        raise DeadlockException("deadlock detected (40P01)")
+
+    with pytest.raises(DeadlockException):
+        orm.em.fork().transactional(deadlocked, retries=1)
+    assert len(calls) == 2
+
+    def duplicate(tx):
+        calls.append(2)
+        raise UniqueConstraintViolationException("duplicate")
+
+    with pytest.raises(UniqueConstraintViolationException):
+        orm.em.fork().transactional(duplicate, retries=3)
+    assert calls.count(2) == 1
+    with pytest.raises(ValidationError, match="retries must be a non-negative integer"):
+        orm.em.fork().transactional(duplicate, retries=-1)
+
+
+def test_a_conflict_inside_a_transaction_the_caller_drives_is_not_retried(orm):
+    from orm.errors import SerializationFailureException
+
+    calls = []
+
+    def work(tx):
+        calls.append(1)
+        raise SerializationFailureException("could not serialize access (40001)")
+
+    em = orm.em.fork()
+    with pytest.raises(SerializationFailureException):
+        with em.transaction() as outer:
+            outer.transactional(work, retries=5)
+    assert calls == [1]
