@@ -28,7 +28,7 @@ from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
-from .unit_of_work.undo import UpsertUndo, map_key
+from .unit_of_work.undo import LoadUndo, UpsertUndo, map_key
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as _TypeVarWithDefault
@@ -233,16 +233,35 @@ class EntityManager:
             except (ValueError, TypeError) as exc:
                 raise _unreadable(meta, rows, exc) from exc
 
+        conn = em.connection
+        known = len(identity_map) if identity_map is not None and conn.in_transaction else -1
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
         try:
-            em.connection.query_chunks(sql, params, consume)
+            conn.query_chunks(sql, params, consume)
         finally:
             if collecting:
                 _gc.resume()
         if identity_map is not None and (props is not None or uow.partial):
             uow.note_partial(found)
+        if known >= 0 and len(identity_map) > known:  # type: ignore[arg-type]
+            em._note_loaded(meta, identity_map, len(identity_map) - known)  # type: ignore[arg-type]
         return found
+
+    def _note_loaded(self, meta: EntityMetadata, identity_map: dict[Any, Any], added: int) -> None:
+        """Entities this query added to the identity map inside a transaction: checked
+        again if it is rolled back (see LoadUndo). A dict keeps insertion order, so they are
+        its last `added` values."""
+        entities = list(itertools.islice(reversed(identity_map.values()), added))
+        pk = meta.pk.name
+
+        def existing(keys: list[Any]) -> set[Any]:
+            sql, params = self.sql.select(meta, {pk: {"$in": keys}}, props=[meta.pk])
+            conv = meta.pk.type.to_python if meta.pk.type.converts else None
+            rows = self.connection.query(sql, params)
+            return {conv(r[0]) if conv else r[0] for r in rows}
+
+        self.connection.on_rollback(LoadUndo(self._uow, meta, entities, existing).run)
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:

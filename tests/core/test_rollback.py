@@ -315,15 +315,12 @@ def test_a_reference_update_rolled_back_is_written_again(orm):
     assert _rows(orm, "select age from user") == [(9,)]
 
 
-def test_an_update_of_a_row_another_fork_saw_in_a_rolled_back_transaction_fails(orm):
-    """Two forks share the connection, so one reads the other's uncommitted insert; after the
-    rollback its entity has no row. Its next write must fail loudly, never match nothing."""
-    writer, reader = orm.em.fork(), orm.em.fork()
-    orm.connection.begin()
-    user = _user("a")
-    writer.persist(user).flush()
-    seen = reader.find_one_or_fail(User, user.id)
-    orm.connection.rollback()
+def test_an_update_of_a_row_deleted_since_it_was_loaded_fails(orm):
+    """An UPDATE that matches no row must fail loudly, never write nothing in silence."""
+    orm.em.fork().persist(_user("a")).flush()
+    reader = orm.em.fork()
+    seen = reader.find_one_or_fail(User, 1)
+    orm.em.fork().native_delete(User, {"id": 1})
     seen.full_name = "changed by the reader"
     with pytest.raises(OptimisticLockError) as err:
         reader.flush()
@@ -414,3 +411,49 @@ def test_a_conflict_inside_a_transaction_the_caller_drives_is_not_retried(orm):
         with em.transaction() as outer:
             outer.transactional(work, retries=5)
     assert calls == [1]
+
+
+def test_an_entity_read_from_a_rolled_back_insert_is_detached(orm):
+    """Another fork reads a row the transaction inserted; after the rollback SQLite hands
+    its key to a new row. Writing to or removing the stale entity must never reach it."""
+    em = orm.em.fork()
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.persist(_user("draft")).flush()
+            ghost = em.find_one_or_fail(User, {"full_name": "draft"})
+            raise Boom
+    assert not wrap(ghost).is_managed() and em.find_one(User, 1) is None
+    orm.em.fork().persist(_user("alice")).flush()  # gets key 1 again
+    ghost.full_name = "ghost write"
+    em.flush()
+    with pytest.raises(ValidationError, match="not managed by this EntityManager"):
+        em.remove(ghost)
+    assert _rows(orm, "select id, full_name from user") == [(1, "alice")]
+
+
+def test_an_entity_read_in_a_rolled_back_transaction_resyncs_with_its_row(orm):
+    """The row existed before: the entity stays managed, but what it was read from (another
+    fork's rolled-back update) is not trusted: its next write sets every column it holds."""
+    orm.em.fork().persist(_user("a")).flush()
+    writer, reader = orm.em.fork(), orm.em.fork()
+    orm.connection.begin()
+    writer.find_one_or_fail(User, 1).full_name = "b"
+    writer.flush()
+    seen = reader.find_one_or_fail(User, 1)
+    assert seen.full_name == "b"
+    orm.connection.rollback()
+    assert wrap(seen).is_managed() and reader.find_one(User, 1) is seen
+    assert _rows(orm, "select full_name from user") == [("a",)]
+    seen.full_name = "b"  # the value it was read with: still a change for the database
+    reader.flush()
+    assert _rows(orm, "select full_name from user") == [("b",)]
+    seen.age = 3
+    reader.flush()
+    assert _rows(orm, "select full_name, age from user") == [("b", 3)]
+
+
+def test_a_query_outside_any_transaction_records_nothing(orm, log):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    em.find(User, {})
+    assert orm.connection._state().undo == []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._markers import MISSING, REFERENCE
+from .._markers import MISSING, REFERENCE, UNLOADED
 
 if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
@@ -222,3 +222,61 @@ class UpsertUndo:
             uow.new.setdefault(self.meta.cls, {})[id(entity)] = entity
         else:
             _object_setattr(entity, "_orm_uow", None)
+
+
+class LoadUndo:
+    """Entities a query added to an identity map inside a transaction that is then rolled
+    back may stand for rows that transaction wrote (another fork's uncommitted insert), which
+    no longer exist, and whose keys the database hands out again. Left managed, a later write
+    to such an entity would update or delete an unrelated row. So on rollback their rows are
+    looked up again: an entity whose row is gone is detached (as SQLAlchemy expunges it); one
+    whose row exists keeps its attributes, but its snapshot is forgotten (every column
+    UNLOADED, as after a partial load), because the rolled-back transaction may have changed
+    what it was read from: its next write sets every column it holds, and a later load
+    fills the snapshot in again. Only queries inside a transaction pay for the record."""
+
+    __slots__ = ("uow", "generation", "meta", "entities", "lookup")
+
+    #: keys per existence query
+    CHUNK = 500
+
+    def __init__(self, uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], lookup: Any):
+        self.uow = uow
+        self.generation = uow.generation
+        self.meta = meta
+        self.entities = entities
+        #: keys (Python values) -> the set of those whose rows exist now
+        self.lookup = lookup
+
+    def run(self) -> None:
+        uow = self.uow
+        if uow.generation != self.generation:
+            return
+        meta = self.meta
+        held = [e for e in self.entities if e._orm_uow is uow and type(e._orm_snap) is tuple]
+        if not held:
+            return
+        keys = [map_key(meta, e) for e in held]
+        try:
+            present: set[Any] = set()
+            for start in range(0, len(keys), self.CHUNK):
+                present |= self.lookup(keys[start : start + self.CHUNK])
+        except Exception:  # cannot look (the ORM is closing): trust none of them
+            present = set()
+        im = uow.identity_map.get(meta.cls)
+        unloaded = (UNLOADED,) * len(meta.columns)
+        pk_index = meta.pk_index
+        for entity, key in zip(held, keys, strict=True):
+            if key in present:
+                snap = entity._orm_snap
+                partial = unloaded[:pk_index] + (snap[pk_index],) + unloaded[pk_index + 1 :]
+                _object_setattr(entity, "_orm_snap", partial)
+                uow.partial.add(id(entity))
+                continue
+            if im is not None and im.get(key) is entity:
+                del im[key]
+            for pending in (uow.dirty, uow.watched, uow.removed.get(meta.cls) or {}):
+                pending.pop(id(entity), None)
+            uow.partial.discard(id(entity))
+            _object_setattr(entity, "_orm_uow", None)
+            _object_setattr(entity, "_orm_snap", None)
