@@ -230,7 +230,7 @@ class EntityManager:
                 rows = _pad_rows(meta, props, rows)
             try:
                 found.extend(hydrate(plan, rows, identity_map, uow, refresh))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 raise _unreadable(meta, rows, exc) from exc
 
         conn = em.connection
@@ -278,7 +278,7 @@ class EntityManager:
         identity_map = None if detached else uow.map_for(meta.cls)
         try:
             return core.hydrate(meta.plan, rows, identity_map, uow, refresh)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:
             raise _unreadable(meta, rows, exc) from exc
 
     def find_one(self, entity: type[T] | str, where: Any, **options: Any) -> T | None:
@@ -301,14 +301,16 @@ class EntityManager:
             raise TypeError(f"find_one() got unexpected keyword argument(s): {sorted(unknown)}")
         meta = em.metadata.get(entity)
         cond = normalize_where(meta, where)
-        if not cond or _matches_any_row(em, meta, cond):
+        pk_name = meta.pk.name
+        key = cond.get(pk_name) if len(cond) == 1 else None
+        by_key = key is not None and not isinstance(key, (Mapping, list, tuple, set, frozenset))
+        if not cond or (not by_key and _matches_any_row(em, meta, cond)):
             raise ValidationError(
                 f"find_one({meta.class_name}, {where!r}) has no condition: it would return "
                 f"whichever row comes first. Pass a primary key or a filter dict (a missing id "
                 f"must not return someone else's row); for any row use find(..., limit=1).",
                 entity=meta.cls,
             )
-        pk_name = meta.pk.name
         if len(cond) == 1 and pk_name in cond:
             key = cond[pk_name]
             if not isinstance(key, (Mapping, list, tuple, set, frozenset)):
@@ -624,7 +626,7 @@ def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> Vali
                 continue
             try:
                 prop.type.to_python(value)
-            except (ValueError, TypeError) as err:
+            except (ValueError, TypeError, ArithmeticError) as err:
                 key = row[meta.pk_index]
                 return ValidationError(
                     f"The {meta.class_name} row with {meta.pk.name} = {key!r} holds "
@@ -640,10 +642,9 @@ def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> Vali
 
 
 def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, Any]) -> bool:
-    """Whether a filter is true of every row (`{"$and": []}`, `{"$or": [{}]}`): it then
-    names no column, binds nothing, and is not the constant FALSE of an empty `$in`."""
-    if any(not (isinstance(k, str) and k.startswith("$")) for k in cond):
-        return False  # a property: a real condition (checked for emptiness where compiled)
+    """Whether a filter is true of every row (`{"$and": []}`, `{"$or": [{}]}`, `{"id":
+    {"$nin": []}}`): it then names no column, binds nothing, and is not the constant FALSE
+    of an empty `$in`."""
     sql, params = compile_where(meta, cond, em.sql.platform)
     return not params and em.sql.quote(ALIAS) not in sql and sql != "1 = 0"
 

@@ -63,7 +63,9 @@ def test_uuid_keys_given_as_text(em):
 
 # -- a lookup needs a condition ---------------------------------------------------------------
 @pytest.mark.parametrize(
-    "where", [None, {}, {"$and": []}, {"$or": [{}]}, {"$or": [{}, {"age": 1}]}, {"$and": [{}]}]
+    "where",
+    [None, {}, {"$and": []}, {"$or": [{}]}, {"$or": [{}, {"age": 1}]}, {"$and": [{}]},
+     {"id": {"$nin": []}}],
 )
 def test_find_one_without_a_condition_is_refused(em, one_user, where):
     with pytest.raises(ValidationError) as err:

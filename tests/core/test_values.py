@@ -328,7 +328,8 @@ def test_infinite_defaults_are_numbers_in_the_schema(tmp_path):
 
 @pytest.mark.parametrize(
     ("column", "stored", "prop"),
-    [("doc", "{bad", "doc"), ("dt", "not a date", "dt"), ("u", "not-a-uuid", "u")],
+    [("doc", "{bad", "doc"), ("dt", "not a date", "dt"), ("u", "not-a-uuid", "u"),
+     ("dec", "n/a", "dec")],
 )
 def test_a_stored_value_the_type_cannot_read_is_a_validation_error(orm, column, stored, prop):
     em = orm.em.fork()

@@ -500,8 +500,8 @@ class UnitOfWork:
                 plan.revert()
             if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
                 exc.args = (
-                    f"{exc.args[0]}. Nothing of this flush was written; fix the cause and "
-                    f"call flush() again.",
+                    f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written; fix "
+                    f"the cause and call flush() again.",
                     *exc.args[1:],
                 )
             raise
