@@ -48,6 +48,9 @@ class ORM:
             log=config.debug_enabled("discovery"),
         )
         self.platform = SqlitePlatform()
+        for meta in self.metadata:
+            for prop in meta.columns:
+                self.platform.adapt_property(prop)
         self.sql = SqlBuilder(self.platform)
         try:
             self.connection = SqliteConnection(

@@ -185,14 +185,24 @@ class DoubleType(FloatType):
 
 class DecimalType(Type):
     """Written as text into a `numeric(p,s)` column, so SQL compares numbers. SQLite keeps
-    15 significant digits of such a value; for more, use `column_type="text"` (exact, but
-    compared as text in SQL)."""
+    15 significant digits of such a value (it stores it as a 64-bit float unless it is a
+    plain integer), so there a longer value is refused rather than silently rounded; for
+    more digits use `column_type="text"` (exact, but compared as text in SQL)."""
 
     name = "decimal"
     python_types = (Decimal, int)
+    #: significant digits the column keeps exactly (set by the platform; None: all)
+    max_digits: int | None = None
 
     def to_db(self, value: Any) -> Any:
-        return str(value)
+        text = str(value)
+        if self.max_digits is not None and _rounded_by_float(value, text, self.max_digits):
+            raise ValueError(
+                f"{text} has more significant digits than the column keeps exactly "
+                f"({self.max_digits}: SQLite stores a non-integer numeric value as a 64-bit "
+                f"float); round it, or map the property with column_type='text'"
+            )
+        return text
 
     def to_python(self, value: Any) -> Any:
         return value if isinstance(value, Decimal) else Decimal(str(value))
@@ -209,6 +219,16 @@ class DecimalType(Type):
         scale = getattr(prop, "scale", None)
         scale = 0 if scale is None else scale
         return f"numeric({precision},{scale})"
+
+
+def _rounded_by_float(value: Any, text: str, digits: int) -> bool:
+    """Whether SQLite's numeric affinity would store `text` as a float and lose digits: a
+    plain integer literal within 64 bits is stored exactly, anything else keeps `digits`."""
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**63
+    if text.lstrip("-").isdigit():
+        return not -(2**63) <= int(text) < 2**63
+    return len(value.as_tuple().digits) > digits
 
 
 class BooleanType(Type):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -357,3 +358,32 @@ def test_a_lone_surrogate_is_a_validation_error_and_the_flush_stays_retryable(or
     user.full_name = "fixed"
     em.flush()
     assert orm.connection.query("select full_name from user") == [("fixed",)]
+
+
+def test_a_decimal_sqlite_would_round_is_refused_and_a_text_column_keeps_all_digits(tmp_path):
+    from orm import Property
+
+    @entity()
+    class Money:
+        id: int = PrimaryKey()
+        amount: Decimal = Property(column_type="decimal(20,2)", default=Decimal("0"))
+        exact: Decimal = Property(column_type="text", default=Decimal("0"))
+
+    with ORM.init(db_name=str(tmp_path / "m.db"), entities=[Money]) as orm:
+        orm.schema.create_schema()
+        em = orm.em.fork()
+        money = Money(amount=Decimal("12345678901234567.89"))
+        with pytest.raises(ValidationError) as err:
+            em.persist(money).flush()
+        assert "Money.amount" in str(err.value) and "column_type='text'" in str(err.value)
+        money.amount = Decimal("12345678901234567")  # an integer: stored exactly
+        money.exact = Decimal("12345678901234567.891234")
+        em.flush()
+        again = orm.em.fork().find_one_or_fail(Money, money.id)
+        assert again.amount == Decimal("12345678901234567")
+        assert again.exact == Decimal("12345678901234567.891234")
+        money.amount = Decimal("1234567890123.45")  # 15 digits: kept
+        em.flush()
+        assert orm.em.fork().find_one_or_fail(Money, money.id).amount == money.amount
+        with pytest.raises(ValidationError, match="Money.amount"):
+            em.native_insert(Money, {"amount": Decimal("0.1234567890123456")})

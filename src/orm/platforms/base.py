@@ -66,6 +66,10 @@ class Platform:
         """`(?, ?, ?)`: one row of a VALUES list."""
         return "(" + self.params(count) + ")"
 
+    def adapt_property(self, prop: Any) -> None:
+        """Tell a property's mapped type what this database's column can hold (called
+        once per property at start-up)."""
+
     # -- query pieces ---------------------------------------------------------------------
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
         """The `limit ... offset ...` clause (leading space included) and its parameters;

@@ -25,6 +25,20 @@ __all__ = ["SqlitePlatform"]
 _CONSTRAINT_COLUMNS = re.compile(r"constraint failed: (.+)$")
 
 
+def _affinity(column_type: str) -> str:
+    """SQLite's column affinity of a declared type (its documented rules, in order)."""
+    declared = column_type.upper()
+    if "INT" in declared:
+        return "integer"
+    if any(t in declared for t in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in declared or not declared.strip():
+        return "blob"
+    if any(t in declared for t in ("REAL", "FLOA", "DOUB")):
+        return "real"
+    return "numeric"
+
+
 class SqlitePlatform(Platform):
     name = "sqlite"
     param = "?"
@@ -33,6 +47,20 @@ class SqlitePlatform(Platform):
     #: UPDATE ... FROM exists since SQLite 3.33, RETURNING since 3.35
     supports_update_from = sqlite3.sqlite_version_info >= (3, 33, 0)
     supports_returning = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+    def adapt_property(self, prop: PropertyMetadata) -> None:
+        """A Decimal in a column of numeric, integer or real affinity is stored as a 64-bit
+        float when it is not a plain integer: SQLite keeps 15 significant digits of it, so
+        the type refuses longer values instead of losing digits (a text column keeps them
+        all)."""
+        from ..types import DecimalType
+
+        if isinstance(prop.type, DecimalType) and _affinity(self.column_type(prop)) in (
+            "numeric",
+            "integer",
+            "real",
+        ):
+            prop.type.max_digits = 15
 
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
         """SQLite has no `offset` without `limit`: `limit -1` stands for no limit."""
