@@ -5,10 +5,15 @@ property cannot be read."""
 from __future__ import annotations
 
 import gc
+import os
 import pickle
+import re
+import subprocess
+import sys
 import tracemalloc
 import weakref
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -47,9 +52,7 @@ def _held_by(load) -> int:
 
 
 @pytest.mark.parametrize("first", ["references", "a partial load"])
-def test_entities_loaded_after_references_or_a_partial_load_hold_no_more_memory(
-    tmp_path, first
-):
+def test_entities_loaded_after_references_or_a_partial_load_hold_no_more_memory(tmp_path, first):
     """The first instances of a class used to decide which attribute names its instances keep
     compactly: after 100 references or partially loaded entities, every complete entity
     carried a dict of its own (192 bytes more per entity on CPython 3.11)."""
@@ -117,10 +120,32 @@ def test_a_new_entity_pickles_with_its_values():
 def test_reading_an_unloaded_property_says_why_and_what_to_do(em):
     _loaded_user(em)
     ref = em.fork().get_reference(User, 1)
-    with pytest.raises(ValidationError, match=r"User\.email cannot be read: this User is an "
-                       r"uninitialized reference .*wrap\(entity\)\.init\(\)"):
+    with pytest.raises(
+        ValidationError,
+        match=r"User\.email cannot be read: this User is an "
+        r"uninitialized reference .*wrap\(entity\)\.init\(\)",
+    ):
         _ = ref.email
     partial = em.fork().find_one(User, {"id": 1}, fields=["email"])
     with pytest.raises(ValidationError, match=r"User\.age was not loaded: .*em\.refresh"):
         _ = partial.age
     assert ref.id == 1 and partial.email == "a@x"
+
+
+@pytest.mark.skipif(
+    os.environ.get("ORM_PURE_PYTHON") == "1", reason="the script runs both backends itself"
+)
+def test_the_memory_benchmark_reports_both_tables_on_both_backends():
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "memory.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--n", "500"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and "columns" in line
+    }
+    assert set(rows) == {"5 columns", "7 columns"}, proc.stdout
+    for line in rows.values():
+        assert len(re.findall(r"\d+ B \(\+\d+ B\) \d+\.\d\dx", line)) == 2, line
