@@ -317,7 +317,32 @@ def _install(
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
+    _share_attribute_names(cls, (*props, "_orm_snap", "_orm_uow"))
     return cls
+
+
+def _share_attribute_names(cls: type, names: tuple[str, ...]) -> None:
+    """Enter every attribute name an entity of `cls` can hold into the key table its instances
+    share, once, by setting them all on a throwaway instance.
+
+    CPython keeps an instance's attributes in a compact values array (80 bytes for 5
+    properties and the ORM's two) only while their names are in that table, and the table
+    stops taking new names after the first few dozen instances. Left to the instances, the
+    first ones would decide: had they been references (primary key only) or partial loads,
+    every complete entity loaded afterwards would carry its own dict instead (measured: 192
+    bytes more per entity of a 5-column table). Names set here never reach user code: each
+    property is a `_PropertySlot` (not a data descriptor) and the other two are class values.
+    Skipped for a class whose instances cannot be made this way or that has a `__del__` (it
+    would run on the throwaway instance).
+    """
+    if getattr(cls, "__del__", None) is not None:
+        return
+    try:
+        probe = object.__new__(cls)
+        for name in names:
+            object.__setattr__(probe, name, None)
+    except (TypeError, AttributeError):
+        return  # e.g. `__slots__` without `__dict__`: nothing shared to prepare
 
 
 def _prepare_then(user_init: Callable[..., None]) -> Callable[..., None]:
