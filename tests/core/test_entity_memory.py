@@ -149,3 +149,23 @@ def test_the_memory_benchmark_reports_both_tables_on_both_backends():
     assert set(rows) == {"5 columns", "7 columns"}, proc.stdout
     for line in rows.values():
         assert len(re.findall(r"\d+ B \(\+\d+ B\) \d+\.\d\dx", line)) == 2, line
+
+
+def test_a_copy_of_a_managed_entity_is_detached_and_never_writes_its_row(orm):
+    import copy
+
+    from orm import wrap
+
+    orm.em.fork().persist(User(full_name="a", email="a@x", password="p")).flush()
+    em = orm.em.fork()
+    loaded = em.find_one_or_fail(User, 1)
+    for clone in (copy.copy(loaded), copy.deepcopy(loaded), pickle.loads(pickle.dumps(loaded))):
+        assert clone is not loaded and clone.full_name == "a" and clone.id == 1
+        assert not wrap(clone).is_managed()
+        clone.full_name = "written through a copy"
+        em.flush()
+    assert orm.connection.query("select full_name from user") == [("a",)]
+    assert em.find_one(User, 1) is loaded and loaded.full_name == "a"
+    fresh = orm.em.fork()
+    fresh.persist(copy.copy(User(full_name="b", email="b@x", password="p"))).flush()
+    assert orm.connection.query("select count(*) from user") == [(2,)]

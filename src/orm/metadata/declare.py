@@ -263,6 +263,28 @@ def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[s
     return init
 
 
+_ORM_STATE = ("_orm_uow", "_orm_snap")
+
+
+def _entity_getstate(self: Any) -> dict[str, Any]:
+    """What `copy.copy`, `copy.deepcopy` and `pickle` carry: the entity's values, never its
+    place in a Unit of Work. A copy of a managed entity is a detached entity: were it to
+    share the original's Unit of Work and snapshot, its writes would be flushed to the
+    original's row behind the identity map's back."""
+    state = dict(vars(self))
+    for name in _ORM_STATE:
+        state.pop(name, None)
+    return state
+
+
+def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
+    from .._backend import core
+
+    core.init_entity(self, (), ())  # the ORM's own attributes first (see init_entity)
+    for name, value in state.items():
+        object.__setattr__(self, name, value)
+
+
 def _entity_repr(self: Any) -> str:
     decl = type(self)._orm_declaration
     cls_name = type(self).__name__
@@ -313,6 +335,9 @@ def _install(
     cls._orm_generated_init = generated
     if "__repr__" not in cls.__dict__:
         cls.__repr__ = _entity_repr
+    if "__getstate__" not in cls.__dict__ and "__setstate__" not in cls.__dict__:
+        cls.__getstate__ = _entity_getstate
+        cls.__setstate__ = _entity_setstate
     if "__setattr__" not in cls.__dict__ and cls.__setattr__ is object.__setattr__:
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
