@@ -107,9 +107,12 @@ cdef inline object _to_python(Plan plan, Py_ssize_t i, object conv, object value
     cdef int kind = plan.kind_of[i]
     if kind == KIND_DATETIME and type(value) is str:
         return _fromisoformat(value)
-    if kind == KIND_BOOL:
-        return True if value else False
-    return conv(value)
+    if kind == KIND_BOOL and type(value) is int:
+        if value == 1:
+            return True
+        if value == 0:
+            return False
+    return conv(value)  # anything else: the type reads it, or says why it cannot
 
 
 cdef str _name_of(object cls):

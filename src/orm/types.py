@@ -239,7 +239,13 @@ class BooleanType(Type):
         return 1 if value else 0
 
     def to_python(self, value: Any) -> Any:
-        return bool(value)
+        """0 and 1 (as stored); anything else in the column (text another program wrote)
+        is not silently read as True."""
+        if value == 1 and type(value) in (int, bool):
+            return True
+        if value == 0 and type(value) in (int, bool):
+            return False
+        raise ValueError(f"{value!r} is not a stored boolean (0 or 1)")
 
     def column_type(self, prop: Any, dialect: str) -> str:
         return "integer"

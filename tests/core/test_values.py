@@ -330,7 +330,7 @@ def test_infinite_defaults_are_numbers_in_the_schema(tmp_path):
 @pytest.mark.parametrize(
     ("column", "stored", "prop"),
     [("doc", "{bad", "doc"), ("dt", "not a date", "dt"), ("u", "not-a-uuid", "u"),
-     ("dec", "n/a", "dec")],
+     ("dec", "n/a", "dec"), ("b", "maybe", "b"), ("b", 2, "b")],
 )
 def test_a_stored_value_the_type_cannot_read_is_a_validation_error(orm, column, stored, prop):
     em = orm.em.fork()

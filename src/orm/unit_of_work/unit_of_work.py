@@ -575,13 +575,18 @@ class UnitOfWork:
         rolled back after they were read). Writing nothing there silently would lose the
         change, so the flush fails (and is rolled back) instead."""
         meta = upd.meta
+        keys = [params[-1] for params in upd.params]
+        sql, found = self.em.sql.select(meta, {meta.pk.name: {"$in": keys}}, props=[meta.pk])
+        present = {row[0] for row in self.em.connection.query(sql, found)}
+        gone = [e for e, k in zip(upd.entities, keys, strict=True) if k not in present]
+        shown = ", ".join(repr(k) for k in keys if k not in present)
         raise OptimisticLockError(
-            f"Updating {expected} {meta.class_name} row(s) matched only {matched}: a row "
-            f"was deleted after its entity was loaded (by another EntityManager, a native "
-            f"query, or a rolled-back transaction it was read in). Refresh the entities "
+            f"Updating {expected} {meta.class_name} row(s) matched only {matched}: the row(s) "
+            f"with {meta.pk.name} {shown or '?'} were deleted after their entities were "
+            f"loaded (by another EntityManager or a native query). Refresh them "
             f"(em.refresh(entity) returns None for a row that is gone) or clear the "
             f"EntityManager",
-            entity=upd.entities[0] if expected == 1 else None,
+            entity=gone[0] if gone else None,
         )
 
     def _delete(self, dele: _Delete) -> None:
