@@ -13,7 +13,6 @@ statement runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
@@ -25,20 +24,46 @@ if TYPE_CHECKING:
 __all__ = ["SchemaGenerator"]
 
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses or NamedTuples: `dataclasses` imports `inspect` and
+# NamedTuple compiles code per class, costs a script would pay at `import orm`.
+
+
 class _Index:
-    name: str
-    columns: tuple[str, ...]
-    unique: bool
+    __slots__ = ("name", "columns", "unique")
+
+    def __init__(self, name: str, columns: tuple[str, ...], unique: bool) -> None:
+        self.name = name
+        self.columns = columns
+        self.unique = unique
+
+    def _key(self) -> tuple[str, tuple[str, ...], bool]:
+        return (self.name, self.columns, self.unique)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"_Index(name={self.name!r}, columns={self.columns!r}, unique={self.unique!r})"
 
 
-@dataclass
 class _LiveColumn:
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: bool
+    """A column as `pragma table_info` describes it."""
+
+    __slots__ = ("name", "type", "notnull", "default", "pk")
+
+    def __init__(
+        self, name: str, type: str, notnull: bool, default: str | None, pk: bool  # noqa: A002
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.notnull = notnull
+        self.default = default
+        self.pk = pk
 
 
 def _norm_type(text: str) -> str:
