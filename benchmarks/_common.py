@@ -19,7 +19,12 @@ must not import the libraries under test) and by every cell subprocess.
 """
 
 import gc
+import os
+import site
 import sqlite3
+import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterable, Iterator, Sequence
@@ -173,6 +178,8 @@ class Context:
 
     db_path: str
     n: int
+    #: whole-process runs per START / IMPORT cell (the cell reports their median)
+    startup_runs: int = 10
     seconds: float | None = None
     mem_current: int | None = None
     mem_peak: int | None = None
@@ -210,3 +217,73 @@ class Context:
             self.mem_current, self.mem_peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+
+
+# ---- start-up: whole processes --------------------------------------------------------------
+
+#: The tiny script of the START row, per library: import, open a file database, create the
+#: schema, insert one row (persist + flush / add + commit), read it back by a filter, close.
+#: ``DB`` is replaced by the database path. Every version creates table ``note`` (id, name, age)
+#: and stores ("Ann", 30); the cell checks that with raw sqlite3 after every run.
+STARTUP_NOTE = ("Ann", 30)
+
+
+def _startup_env(paths: Sequence[str]) -> dict[str, str]:
+    """A start-up run sees the standard library, site-packages and the library under test, with
+    bytecode cached (as after an install) in the run's own folder: ``PYTHONDONTWRITEBYTECODE``
+    would make every run compile the library from source."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(os.getcwd(), "pycache")
+    env["PYTHONPATH"] = os.pathsep.join([*paths, *site.getsitepackages()])
+    return env
+
+
+def _python(code: str, env: dict[str, str], *args: str) -> float:
+    """Wall-clock seconds of ``python -S -c code args``: a fresh interpreter, as a user's
+    script is. ``-S`` (site-packages passed on ``PYTHONPATH`` instead) leaves out the
+    environment's ``.pth`` start-up hooks, which differ between machines and would hide costs
+    (one here imports certifi, pathlib and re into every process)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code, *args], env=env, capture_output=True, text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"start-up run failed: {done.stderr.strip()[-800:]}")
+    return seconds
+
+
+def _note_in(db: str) -> bool:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("select name, age from note").fetchall() == [STARTUP_NOTE]
+    finally:
+        conn.close()
+
+
+def time_startup_script(ctx: "Context", script: str, paths: Sequence[str] = ()) -> Observations:
+    """START: median wall-clock time of ``ctx.startup_runs`` whole processes running
+    ``script`` on a new database file each (after one untimed run that fills the bytecode
+    cache); each run's database is checked for the one row it must hold."""
+    env = _startup_env(paths)
+    times, ok = [], 0
+    for k in range(ctx.startup_runs + 1):
+        db = f"{ctx.db_path}.start-{k}.db"
+        seconds = _python(script, env, db)
+        ok += _note_in(db) if k else 0
+        os.unlink(db)
+        if k:
+            times.append(seconds)
+    ctx.seconds = statistics.median(times)
+    return {"scripts_ok": ok}
+
+
+def time_import(ctx: "Context", statement: str, paths: Sequence[str] = ()) -> Observations:
+    """IMPORT: median over ``ctx.startup_runs`` pairs of the wall-clock time of
+    ``python -c statement`` minus that of ``python -c pass`` run just before it."""
+    env = _startup_env(paths)
+    _python(statement, env)  # fills the bytecode cache
+    deltas = [_python(statement, env) - _python("pass", env) for _ in range(ctx.startup_runs)]
+    ctx.seconds = max(statistics.median(deltas), 0.0)
+    return {"imports_ok": ctx.startup_runs}

@@ -45,6 +45,13 @@ IMPLEMENTATIONS: dict[str, ImplSpec] = {
     for spec in (
         ImplSpec("raw", module="raw", attr=_WORKLOADS, library="sqlite3", label="raw sqlite3"),
         ImplSpec(
+            "raw_values",
+            module="raw",
+            attr="VALUES_WORKLOADS",
+            library="sqlite3",
+            label="raw VALUES",
+        ),
+        ImplSpec(
             "orm",
             module="orm_project",
             attr=_WORKLOADS,
