@@ -3,7 +3,8 @@
 Usage (from the repository root; Python 3.11+, peers optional)::
 
     python benchmarks/compare.py                      # N=50,000, median of 5, every column
-    python benchmarks/compare.py --quick              # N=1,000, 1 run: CI smoke test
+    python benchmarks/compare.py --quick              # N=1,000, 1 run: CI smoke test (one
+                                                      # process per column, not per cell)
     python benchmarks/compare.py --n 100000 --repeat 3
     python benchmarks/compare.py --only raw,orm,sqlalchemy_orm --workloads W2,W4
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
@@ -24,7 +25,8 @@ W1    build N entities, persist, flush (raw: build tuples, executemany, one tran
 W2    load N as entities (raw: ``select ... from user`` + fetchall, no conversion: the floor)
 W3    flush after changing ``age`` of every 10th of N loaded entities (only the flush is timed)
 W4    flush with N loaded and nothing changed (raw, Core, Peewee: no Unit of Work, ``-``)
-W5    10,000 lookups by primary key, all in the identity map (raw, Core, Peewee: SELECTs)
+W5    10,000 lookups by primary key (N if N is smaller), all in the identity map (raw, Core,
+      Peewee: SELECTs)
 W6    flush after removing every 10th of N loaded entities (only the flush is timed)
 MEM   Python memory still held after loading N (tracemalloc), and the peak during the load
 START a tiny script as a whole process: import, open a file database, create the schema, insert
@@ -102,7 +104,7 @@ DEFAULT_REPEAT = 5
 QUICK_N = 1_000
 #: whole-process runs per START / IMPORT cell (quick mode: QUICK_STARTUP_RUNS)
 DEFAULT_STARTUP_RUNS = 10
-QUICK_STARTUP_RUNS = 2
+QUICK_STARTUP_RUNS = 1
 
 #: Prefix of the one line a child process prints its result on (libraries may print too).
 RESULT_MARKER = "@@compare-result@@ "
@@ -193,6 +195,22 @@ def child_cell(
         "committed": ctx.committed,
         "observations": observations,
     }
+
+
+def child_batch(
+    name: str, dbs: dict[str, str], n: int, startup_runs: int
+) -> dict[str, Any]:
+    """``--quick``: the probe, then every requested workload the column implements, each on its
+    own fresh database, in this one process."""
+    probe = child_probe(name)
+    if probe["status"] != "ok":
+        return {"probe": probe}
+    results = {
+        workload: child_cell(name, workload, db, n, startup_runs)
+        for workload, db in dbs.items()
+        if workload in probe["workloads"]
+    }
+    return {"probe": probe, "results": results}
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,19 +313,21 @@ class Runner:
             self._templates[key] = path
         return self._templates[key]
 
-    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
-        """One repetition on a fresh database; records it in ``cell``; returns a progress note."""
+    def _fresh_db(self, name: str, workload: str, n: int) -> Path:
+        """A fresh copy of the template a workload starts from."""
         self._serial += 1
-        db_path = self.workdir / f"cell-{self._serial}-{column.spec.name}-{workload}.db"
+        db_path = self.workdir / f"cell-{self._serial}-{name}-{workload}.db"
         startup = workload in STARTUP_WORKLOADS
         shutil.copyfile(self.template(n, seeded=workload != "W1" and not startup), db_path)
+        return db_path
+
+    def _record(
+        self, workload: str, n: int, db_path: Path, result: dict[str, Any], cell: Cell
+    ) -> str:
+        """Verify one repetition's database and report, record it in ``cell``, delete the
+        database; returns a progress note."""
         try:
-            result = self._spawn(
-                column.spec,
-                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n),
-                 "--startup-runs", str(self.startup_runs)],
-            )
-            expected_n = self.startup_runs if startup else n
+            expected_n = self.startup_runs if workload in STARTUP_WORKLOADS else n
             problem = verify(workload, str(db_path), expected_n, result.get("observations", {}))
             if problem is None and result["status"] == "ok":
                 problem = verify_committed(str(db_path), result.get("committed"))
@@ -330,6 +350,59 @@ class Runner:
             cell.mem_peak.append(result["mem_peak"])
             return f"{result['mem_current'] / 2**20:.1f} MiB held"
         return f"{result['seconds']:.4f} s"
+
+    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        """One repetition on a fresh database, in its own process."""
+        db_path = self._fresh_db(column.spec.name, workload, n)
+        try:
+            result = self._spawn(
+                column.spec,
+                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n),
+                 "--startup-runs", str(self.startup_runs)],
+            )
+        except BaseException:
+            db_path.unlink(missing_ok=True)
+            raise
+        return self._record(workload, n, db_path, result, cell)
+
+    def run_column(
+        self, name: str, workloads: Sequence[str], n: int, cells: dict[tuple[str, str], Cell]
+    ) -> Column:
+        """``--quick``: probe a column and run every workload of it once, all in one process
+        (each still on a fresh database, verified as usual); the library is imported once
+        instead of once per cell, which is most of a smoke run's time."""
+        spec = IMPLEMENTATIONS[name]
+        if spec.one_cell_per_process:
+            column = self.probe(name)
+            for workload in workloads:
+                if column.runnable and workload in column.workloads:
+                    cell = cells.setdefault((name, workload), Cell())
+                    note = self.run_cell(column, workload, n, cell)
+                    _progress(f"N={n:,} {workload} {name}: {note}")
+            return column
+        dbs = {w: self._fresh_db(name, w, n) for w in workloads}
+        args = ["--batch", name, "--n", str(n), "--startup-runs", str(self.startup_runs)]
+        try:
+            result = self._spawn(spec, [*args, *(f"{w}={p}" for w, p in dbs.items())])
+            probe = result.get("probe", result)
+            column = Column(
+                spec=spec,
+                status=probe["status"],
+                description=probe.get("description", ""),
+                message=probe.get("message", ""),
+                workloads=probe.get("workloads", []),
+            )
+            for workload, db_path in dbs.items():
+                if not column.runnable or workload not in column.workloads:
+                    continue
+                outcome = result.get("results", {}).get(workload) or result
+                cell = cells.setdefault((name, workload), Cell())
+                note = self._record(workload, n, db_path, outcome, cell)
+                _progress(f"N={n:,} {workload} {name}: {note}")
+        finally:
+            for db_path in dbs.values():
+                db_path.unlink(missing_ok=True)
+        return column
 
 
 def run_matrix(
@@ -596,6 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Internal: the parent runs itself in these modes.
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--cell", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", help=argparse.SUPPRESS)
+    parser.add_argument("dbs", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     return parser
 
@@ -636,6 +711,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.probe:
         print(RESULT_MARKER + json.dumps(child_probe(args.probe)), flush=True)
         return 0
+    if args.batch:
+        dbs = dict(item.split("=", 1) for item in args.dbs)
+        result = child_batch(
+            args.batch, dbs, args.n, args.startup_runs or DEFAULT_STARTUP_RUNS
+        )
+        print(RESULT_MARKER + json.dumps(result), flush=True)
+        return 0
     if args.cell:
         name, workload = args.cell
         result = child_cell(
@@ -662,10 +744,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="orm-compare-") as tmp:
         runner = Runner(Path(tmp), args.timeout, startup_runs)
-        columns = [runner.probe(name) for name in names]
-        for column in columns:
-            _progress(f"{column.spec.name}: {column.description or column.status}")
-        results = {n: run_matrix(runner, columns, workloads, n, repeat) for n in sizes}
+        if args.quick and not args.scale and repeat == 1:
+            (n,) = sizes
+            quick_cells: dict[tuple[str, str], Cell] = {}
+            columns = [runner.run_column(name, workloads, n, quick_cells) for name in names]
+            results = {n: quick_cells}
+        else:
+            columns = [runner.probe(name) for name in names]
+            for column in columns:
+                _progress(f"{column.spec.name}: {column.description or column.status}")
+            results = {n: run_matrix(runner, columns, workloads, n, repeat) for n in sizes}
 
     out: list[str] = []
     if args.scale:
