@@ -326,8 +326,12 @@ class UnitOfWork:
                 self._before_create(plan, meta, entities)
             pk_name = meta.pk.name
             if meta.pk.autoincrement:
-                generated = [e for e in entities if getattr(e, pk_name, None) is None]
+                # one pass; the common case (every key generated) builds no second list
                 given = [e for e in entities if getattr(e, pk_name, None) is not None]
+                if given:
+                    generated = [e for e in entities if getattr(e, pk_name, None) is None]
+                else:
+                    generated = entities
             else:
                 generated, given = [], entities
                 for e in entities:
