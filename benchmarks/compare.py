@@ -58,9 +58,10 @@ How it measures, and why:
   exit status is 1. Nothing else makes it non-zero: a column that is not installed, does not
   import, or (``orm``) lacks its compiled core is reported as such, without failing the run.
 
-The table: the raw column in seconds (MiB for MEM); every other column as a ratio to raw (lower
-is better); W4 in milliseconds, plus a row with W4 divided by raw's W2 (what a no-op flush costs
-relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
+The table: the raw columns in seconds (MiB for MEM); every other column as a ratio to the floor,
+the faster raw column of the workload (lower is better), with the spread of the repetitions in
+brackets; W4, IMPORT and START in milliseconds too, plus a row with W4 divided by raw's W2 (what
+a no-op flush costs relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
 microseconds (W1, W2, W3, W4, W6; divided by N, the number of entities held, also for W3/W6); it
 ignores ``--n``, and ``--only`` picks other columns for it.
 """
