@@ -19,7 +19,12 @@ must not import the libraries under test) and by every cell subprocess.
 """
 
 import gc
+import os
+import site
 import sqlite3
+import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,7 +67,8 @@ INSERT_SQL = (
 #: ISO formatting yields exactly ``'YYYY-MM-DD HH:MM:SS'``.
 BASE_TIME = datetime(2024, 1, 1, 0, 0, 0)
 
-#: W5 looks up this many primary keys, whatever N is (they repeat when N is smaller).
+#: W5 looks up this many primary keys (N of them when N is smaller: the smoke run at N = 1,000
+#: need not spend seconds on 10,000 SELECTs per peer).
 LOOKUPS = 10_000
 
 #: Modified / removed rows are every ``STRIDE``-th row in id order.
@@ -97,12 +103,12 @@ def row_values(i: int) -> tuple[object, ...]:
 
 
 def lookup_pks(n: int) -> list[int]:
-    """Primary keys for W5: LOOKUPS keys spread over 1..n, by a prime stride (7919).
+    """Primary keys for W5: min(n, LOOKUPS) keys spread over 1..n, by a prime stride (7919).
 
-    They are distinct whenever n >= LOOKUPS (and n is not a multiple of 7919); for a smaller n
-    they repeat, which an identity map answers just the same.
+    They are distinct unless n is a multiple of 7919 (then they repeat, which an identity map
+    answers just the same).
     """
-    return [1 + (k * 7919) % n for k in range(LOOKUPS)]
+    return [1 + (k * 7919) % n for k in range(min(n, LOOKUPS))]
 
 
 def every_tenth(items: Sequence[T]) -> Sequence[T]:
@@ -173,6 +179,8 @@ class Context:
 
     db_path: str
     n: int
+    #: whole-process runs per START / IMPORT cell (the cell reports their median)
+    startup_runs: int = 10
     seconds: float | None = None
     mem_current: int | None = None
     mem_peak: int | None = None
@@ -210,3 +218,88 @@ class Context:
             self.mem_current, self.mem_peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+
+
+# ---- start-up: whole processes --------------------------------------------------------------
+
+#: The tiny script of the START row, per library: import, open a file database, create the
+#: schema, insert one row (persist + flush / add + commit), read it back by a filter, close.
+#: ``DB`` is replaced by the database path. Every version creates table ``note`` (id, name, age)
+#: and stores ("Ann", 30); the cell checks that with raw sqlite3 after every run.
+STARTUP_NOTE = ("Ann", 30)
+
+
+def _startup_env(paths: Sequence[str]) -> dict[str, str]:
+    """A start-up run sees the standard library, site-packages and the library under test, with
+    bytecode cached (as after an install) in the run's own folder: ``PYTHONDONTWRITEBYTECODE``
+    would make every run compile the library from source."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(os.getcwd(), "pycache")
+    env["PYTHONPATH"] = os.pathsep.join([*paths, *site.getsitepackages()])
+    return env
+
+
+def _python(code: str, env: dict[str, str], *args: str) -> float:
+    """Wall-clock seconds of ``python -S -c code args``: a fresh interpreter, as a user's
+    script is. ``-S`` (site-packages passed on ``PYTHONPATH`` instead) leaves out the
+    environment's ``.pth`` start-up hooks, which differ between machines and would hide costs
+    (one here imports certifi, pathlib and re into every process)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code, *args], env=env, capture_output=True, text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"start-up run failed: {done.stderr.strip()[-800:]}")
+    return seconds
+
+
+#: whether this process already ran the library once (a ``--quick`` batch runs START and
+#: IMPORT of one column in one process: the second needs no warm-up run)
+_warmed = False
+
+
+def _warm_up(code: str, env: dict[str, str], *args: str) -> None:
+    """One untimed run that fills the bytecode cache (once per process)."""
+    global _warmed
+    if not _warmed:
+        _python(code, env, *args)
+        _warmed = True
+
+
+def _note_in(db: str) -> bool:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("select name, age from note").fetchall() == [STARTUP_NOTE]
+    finally:
+        conn.close()
+
+
+def time_startup_script(ctx: "Context", script: str, paths: Sequence[str] = ()) -> Observations:
+    """START: median wall-clock time of ``ctx.startup_runs`` whole processes running
+    ``script`` on a new database file each (after one untimed run that fills the bytecode
+    cache); each run's database is checked for the one row it must hold."""
+    env = _startup_env(paths)
+    warm_db = f"{ctx.db_path}.start-warm.db"
+    _warm_up(script, env, warm_db)
+    if os.path.exists(warm_db):
+        os.unlink(warm_db)
+    times, ok = [], 0
+    for k in range(ctx.startup_runs):
+        db = f"{ctx.db_path}.start-{k}.db"
+        times.append(_python(script, env, db))
+        ok += _note_in(db)
+        os.unlink(db)
+    ctx.seconds = statistics.median(times)
+    return {"scripts_ok": ok}
+
+
+def time_import(ctx: "Context", statement: str, paths: Sequence[str] = ()) -> Observations:
+    """IMPORT: median over ``ctx.startup_runs`` pairs of the wall-clock time of
+    ``python -c statement`` minus that of ``python -c pass`` run just before it."""
+    env = _startup_env(paths)
+    _warm_up(statement, env)
+    deltas = [_python(statement, env) - _python("pass", env) for _ in range(ctx.startup_runs)]
+    ctx.seconds = max(statistics.median(deltas), 0.0)
+    return {"imports_ok": ctx.startup_runs}

@@ -3,15 +3,17 @@
 Usage (from the repository root; Python 3.11+, peers optional)::
 
     python benchmarks/compare.py                      # N=50,000, median of 5, every column
-    python benchmarks/compare.py --quick              # N=1,000, 1 run: CI smoke test (< 1 min)
+    python benchmarks/compare.py --quick              # N=1,000, 1 run: CI smoke test (one
+                                                      # process per column, not per cell)
     python benchmarks/compare.py --n 100000 --repeat 3
     python benchmarks/compare.py --only raw,orm,sqlalchemy_orm --workloads W2,W4
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
     python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
     python benchmarks/compare.py --json results.json  # also write every sample
 
-Columns (``--only``): raw, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee, peewee_bulk,
-pony. ``orm`` is this project with its compiled ``_diff`` core (the column reads "unavailable"
+Columns (``--only``): raw, raw_values, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee,
+peewee_bulk, pony. ``raw_values`` is raw sqlite3 inserting with multi-row ``VALUES`` statements
+(W1 only); every ratio is taken against the faster raw column of its workload, the real floor. ``orm`` is this project with its compiled ``_diff`` core (the column reads "unavailable"
 if the extension is not built), ``orm_pure`` the same with ``ORM_PURE_PYTHON=1``. The project is
 imported as installed, or else from ``src/`` next to this directory. A peer that is not installed
 reads "not installed".
@@ -23,9 +25,13 @@ W1    build N entities, persist, flush (raw: build tuples, executemany, one tran
 W2    load N as entities (raw: ``select ... from user`` + fetchall, no conversion: the floor)
 W3    flush after changing ``age`` of every 10th of N loaded entities (only the flush is timed)
 W4    flush with N loaded and nothing changed (raw, Core, Peewee: no Unit of Work, ``-``)
-W5    10,000 lookups by primary key, all in the identity map (raw, Core, Peewee: SELECTs)
+W5    10,000 lookups by primary key (N if N is smaller), all in the identity map (raw, Core,
+      Peewee: SELECTs)
 W6    flush after removing every 10th of N loaded entities (only the flush is timed)
 MEM   Python memory still held after loading N (tracemalloc), and the peak during the load
+START a tiny script as a whole process: import, open a file database, create the schema, insert
+      one row, read it back by a filter, close (median of ``--startup-runs`` processes per cell)
+IMPORT  ``import`` of the library in a fresh process minus the interpreter's own start, ms
 ====  ==========================================================================================
 
 How it measures, and why:
@@ -38,7 +44,12 @@ How it measures, and why:
   query inside the block (statement compilation, Pony's query translation) are included: they
   weigh at N=1,000, hardly at 50,000.
 - Repetitions are interleaved across columns (W1 for every column, then again ...) so that drift
-  in the machine affects all columns alike; the table shows the median.
+  in the machine affects all columns alike; the table shows the median and, in brackets, the
+  spread: the lowest and highest of the repetitions (ratios: each repetition divided by the
+  floor's repetition of the same round). On a small machine single ratios move by 30%.
+- START and IMPORT start fresh interpreters (``python -S`` with site-packages on the path, so
+  the environment's ``.pth`` hooks are not counted; bytecode cached as after an install, one
+  untimed run first). The rows of every START run are checked with raw sqlite3.
 - After every cell the parent reads the database back with raw sqlite3 and compares it row by
   row with what the workload must have produced, checks the loaded / found counts the cell
   reports, and checks that a second connection already saw the final state right after the timed
@@ -47,9 +58,10 @@ How it measures, and why:
   exit status is 1. Nothing else makes it non-zero: a column that is not installed, does not
   import, or (``orm``) lacks its compiled core is reported as such, without failing the run.
 
-The table: the raw column in seconds (MiB for MEM); every other column as a ratio to raw (lower
-is better); W4 in milliseconds, plus a row with W4 divided by raw's W2 (what a no-op flush costs
-relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
+The table: the raw columns in seconds (MiB for MEM); every other column as a ratio to the floor,
+the faster raw column of the workload (lower is better), with the spread of the repetitions in
+brackets; W4, IMPORT and START in milliseconds too, plus a row with W4 divided by raw's W2 (what
+a no-op flush costs relative to merely reading the rows). ``--scale`` instead prints the project's cost per entity in
 microseconds (W1, W2, W3, W4, W6; divided by N, the number of entities held, also for W3/W6); it
 ignores ``--n``, and ``--only`` picks other columns for it.
 """
@@ -68,7 +80,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -81,13 +93,19 @@ from _verify import create_template, verify, verify_committed
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_SRC = BENCH_DIR.parent / "src"
 
-WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM")
+WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM", "START", "IMPORT")
+STARTUP_WORKLOADS: tuple[str, ...] = ("START", "IMPORT")
+#: the columns that measure raw sqlite3: a workload's floor is the fastest of them
+RAW_COLUMNS: tuple[str, ...] = ("raw", "raw_values")
 SCALE_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W6")
 SCALE_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
 
 DEFAULT_N = 50_000
 DEFAULT_REPEAT = 5
 QUICK_N = 1_000
+#: whole-process runs per START / IMPORT cell (quick mode: QUICK_STARTUP_RUNS)
+DEFAULT_STARTUP_RUNS = 10
+QUICK_STARTUP_RUNS = 1
 
 #: Prefix of the one line a child process prints its result on (libraries may print too).
 RESULT_MARKER = "@@compare-result@@ "
@@ -102,6 +120,9 @@ ROW_LABELS = {
     "W6": "W6 flush 10% removed",
     "MEM": "MEM held after load",
     "MEM_PEAK": "MEM peak during load",
+    "START": "START tiny script (process)",
+    "START_MS": "START tiny script, ms",
+    "IMPORT": "IMPORT the library, ms",
 }
 
 
@@ -150,7 +171,9 @@ def child_probe(name: str) -> dict[str, Any]:
     return {"status": "ok", "description": description, "workloads": workloads}
 
 
-def child_cell(name: str, workload: str, db_path: str, n: int) -> dict[str, Any]:
+def child_cell(
+    name: str, workload: str, db_path: str, n: int, startup_runs: int = DEFAULT_STARTUP_RUNS
+) -> dict[str, Any]:
     """Run one workload once and report its measurement and observations."""
     spec = IMPLEMENTATIONS[name]
     module, failure = _import_impl(spec)
@@ -159,7 +182,7 @@ def child_cell(name: str, workload: str, db_path: str, n: int) -> dict[str, Any]
     try:
         module.describe()
         function = getattr(module, spec.attr)[workload]
-        ctx = Context(db_path=db_path, n=n)
+        ctx = Context(db_path=db_path, n=n, startup_runs=startup_runs)
         observations = function(ctx)
     except Exception:
         return {"status": "error", "message": _last_lines()}
@@ -173,6 +196,22 @@ def child_cell(name: str, workload: str, db_path: str, n: int) -> dict[str, Any]
         "committed": ctx.committed,
         "observations": observations,
     }
+
+
+def child_batch(
+    name: str, dbs: dict[str, str], n: int, startup_runs: int
+) -> dict[str, Any]:
+    """``--quick``: the probe, then every requested workload the column implements, each on its
+    own fresh database, in this one process."""
+    probe = child_probe(name)
+    if probe["status"] != "ok":
+        return {"probe": probe}
+    results = {
+        workload: child_cell(name, workload, db, n, startup_runs)
+        for workload, db in dbs.items()
+        if workload in probe["workloads"]
+    }
+    return {"probe": probe, "results": results}
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,9 +255,12 @@ class Cell:
 class Runner:
     """Spawns child processes and keeps the per-N database templates."""
 
-    def __init__(self, workdir: Path, timeout: float) -> None:
+    def __init__(
+        self, workdir: Path, timeout: float, startup_runs: int = DEFAULT_STARTUP_RUNS
+    ) -> None:
         self.workdir = workdir
         self.timeout = timeout
+        self.startup_runs = startup_runs
         self._templates: dict[tuple[int, bool], Path] = {}
         self._serial = 0
 
@@ -272,17 +314,22 @@ class Runner:
             self._templates[key] = path
         return self._templates[key]
 
-    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
-        """One repetition on a fresh database; records it in ``cell``; returns a progress note."""
+    def _fresh_db(self, name: str, workload: str, n: int) -> Path:
+        """A fresh copy of the template a workload starts from."""
         self._serial += 1
-        db_path = self.workdir / f"cell-{self._serial}-{column.spec.name}-{workload}.db"
-        shutil.copyfile(self.template(n, seeded=workload != "W1"), db_path)
+        db_path = self.workdir / f"cell-{self._serial}-{name}-{workload}.db"
+        startup = workload in STARTUP_WORKLOADS
+        shutil.copyfile(self.template(n, seeded=workload != "W1" and not startup), db_path)
+        return db_path
+
+    def _record(
+        self, workload: str, n: int, db_path: Path, result: dict[str, Any], cell: Cell
+    ) -> str:
+        """Verify one repetition's database and report, record it in ``cell``, delete the
+        database; returns a progress note."""
         try:
-            result = self._spawn(
-                column.spec,
-                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n)],
-            )
-            problem = verify(workload, str(db_path), n, result.get("observations", {}))
+            expected_n = self.startup_runs if workload in STARTUP_WORKLOADS else n
+            problem = verify(workload, str(db_path), expected_n, result.get("observations", {}))
             if problem is None and result["status"] == "ok":
                 problem = verify_committed(str(db_path), result.get("committed"))
             if result["status"] != "ok":
@@ -304,6 +351,59 @@ class Runner:
             cell.mem_peak.append(result["mem_peak"])
             return f"{result['mem_current'] / 2**20:.1f} MiB held"
         return f"{result['seconds']:.4f} s"
+
+    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        """One repetition on a fresh database, in its own process."""
+        db_path = self._fresh_db(column.spec.name, workload, n)
+        try:
+            result = self._spawn(
+                column.spec,
+                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n),
+                 "--startup-runs", str(self.startup_runs)],
+            )
+        except BaseException:
+            db_path.unlink(missing_ok=True)
+            raise
+        return self._record(workload, n, db_path, result, cell)
+
+    def run_column(
+        self, name: str, workloads: Sequence[str], n: int, cells: dict[tuple[str, str], Cell]
+    ) -> Column:
+        """``--quick``: probe a column and run every workload of it once, all in one process
+        (each still on a fresh database, verified as usual); the library is imported once
+        instead of once per cell, which is most of a smoke run's time."""
+        spec = IMPLEMENTATIONS[name]
+        if spec.one_cell_per_process:
+            column = self.probe(name)
+            for workload in workloads:
+                if column.runnable and workload in column.workloads:
+                    cell = cells.setdefault((name, workload), Cell())
+                    note = self.run_cell(column, workload, n, cell)
+                    _progress(f"N={n:,} {workload} {name}: {note}")
+            return column
+        dbs = {w: self._fresh_db(name, w, n) for w in workloads}
+        args = ["--batch", name, "--n", str(n), "--startup-runs", str(self.startup_runs)]
+        try:
+            result = self._spawn(spec, [*args, *(f"{w}={p}" for w, p in dbs.items())])
+            probe = result.get("probe", result)
+            column = Column(
+                spec=spec,
+                status=probe["status"],
+                description=probe.get("description", ""),
+                message=probe.get("message", ""),
+                workloads=probe.get("workloads", []),
+            )
+            for workload, db_path in dbs.items():
+                if not column.runnable or workload not in column.workloads:
+                    continue
+                outcome = result.get("results", {}).get(workload) or result
+                cell = cells.setdefault((name, workload), Cell())
+                note = self._record(workload, n, db_path, outcome, cell)
+                _progress(f"N={n:,} {workload} {name}: {note}")
+        finally:
+            for db_path in dbs.values():
+                db_path.unlink(missing_ok=True)
+        return column
 
 
 def run_matrix(
@@ -354,36 +454,68 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), separator, *(line(row) for row in rows)])
 
 
+def _floor(cells: dict[tuple[str, str], Cell], workload: str) -> tuple[float | None, list[float]]:
+    """The floor of a workload: the median of the fastest raw column, and per repetition the
+    fastest raw sample of that round (for paired ratios)."""
+    raws = [
+        c for name in RAW_COLUMNS if (c := cells.get((name, workload))) and c.median("seconds")
+    ]
+    if not raws:
+        return None, []
+    best = min(raws, key=lambda c: c.median("seconds") or 0.0)
+    rounds = min(len(c.seconds) for c in raws)
+    return best.median("seconds"), [min(c.seconds[i] for c in raws) for i in range(rounds)]
+
+
+def _spread(low: float, high: float, number: Callable[[float], str]) -> str:
+    """`` (low-high)`` of the repetitions; nothing for a single repetition."""
+    return "" if low == high else f" ({number(low)}-{number(high)})"
+
+
 def render_comparison(
     columns: list[Column], workloads: Sequence[str], cells: dict[tuple[str, str], Cell]
 ) -> str:
-    """The markdown table: raw absolute, the others as ratios to raw."""
-    raw = {w: cells.get(("raw", w)) for w in workloads}
-    raw_seconds = {w: c.median("seconds") if c else None for w, c in raw.items()}
-    raw_mem = raw.get("MEM")
+    """The markdown table: raw absolute, the others as ratios to the floor (the fastest raw
+    column of the workload), each with the spread of its repetitions in brackets."""
+    floors = {w: _floor(cells, w) for w in workloads}
+    raw_mem = cells.get(("raw", "MEM"))
+
+    def ratio_text(value: float) -> str:
+        return (_ratio(value, 1.0) or "-").rstrip("x")
+
+    def ms_text(value: float) -> str:
+        return _significant(value * 1e3)
 
     def fmt(column: Column, key: str) -> str:
         if not column.runnable:
             return _COLUMN_STATUS_TEXT.get(column.status, column.status)
-        workload = {"W4/W2": "W4", "MEM_PEAK": "MEM"}.get(key, key)
+        workload = {"W4/W2": "W4", "MEM_PEAK": "MEM", "START_MS": "START"}.get(key, key)
         cell = cells.get((column.spec.name, workload))
         if cell is None:
             return "-"
         if cell.failed:
             return "FAILED"
-        is_raw = column.spec.name == "raw"
+        is_raw = column.spec.name in RAW_COLUMNS
         if key in ("MEM", "MEM_PEAK"):
             attribute = "mem_current" if key == "MEM" else "mem_peak"
             value = cell.median(attribute) or 0.0
             base = raw_mem.median(attribute) if raw_mem and not is_raw else None
             return _ratio(value, base) or f"{value / 2**20:.1f} MiB"
         seconds = cell.median("seconds") or 0.0
-        if key == "W4":
-            return f"{_significant(seconds * 1e3)} ms"
+        samples = cell.seconds
+        if key in ("W4", "IMPORT", "START_MS"):
+            return f"{ms_text(seconds)} ms" + _spread(min(samples), max(samples), ms_text)
         if key == "W4/W2":
-            return _ratio(seconds, raw_seconds.get("W2")) or "-"
-        base = None if is_raw else raw_seconds.get(workload)
-        return _ratio(seconds, base) or f"{_significant(seconds)} s"
+            return _ratio(seconds, floors["W2"][0] if "W2" in floors else None) or "-"
+        base, base_rounds = floors.get(workload, (None, []))
+        if is_raw or not base:
+            spread = _spread(min(samples), max(samples), _significant)
+            return f"{_significant(seconds)} s{spread}"
+        paired = [a / b for a, b in zip(samples, base_rounds, strict=False) if b]
+        text = _ratio(seconds, base) or "-"
+        if paired:
+            text += _spread(min(paired), max(paired), ratio_text)
+        return text
 
     keys: list[str] = []
     for workload in workloads:
@@ -392,6 +524,8 @@ def render_comparison(
             keys.append("W4/W2")
         if workload == "MEM":
             keys.append("MEM_PEAK")
+        if workload == "START":
+            keys.append("START_MS")
     header = ["workload", *(c.spec.label for c in columns)]
     rows = [[ROW_LABELS[key], *(fmt(c, key) for c in columns)] for key in keys]
     return _markdown(header, rows)
@@ -524,12 +658,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--scale-max", type=int, help="largest N for --scale")
     parser.add_argument(
+        "--startup-runs",
+        type=int,
+        help=f"whole-process runs per START / IMPORT cell (default {DEFAULT_STARTUP_RUNS}, "
+        f"--quick {QUICK_STARTUP_RUNS})",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds before a cell counts as failed"
     )
     parser.add_argument("--json", type=Path, help="also write every sample to this JSON file")
     # Internal: the parent runs itself in these modes.
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--cell", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", help=argparse.SUPPRESS)
+    parser.add_argument("dbs", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     return parser
 
@@ -570,15 +712,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.probe:
         print(RESULT_MARKER + json.dumps(child_probe(args.probe)), flush=True)
         return 0
+    if args.batch:
+        dbs = dict(item.split("=", 1) for item in args.dbs)
+        result = child_batch(
+            args.batch, dbs, args.n, args.startup_runs or DEFAULT_STARTUP_RUNS
+        )
+        print(RESULT_MARKER + json.dumps(result), flush=True)
+        return 0
     if args.cell:
         name, workload = args.cell
-        result = child_cell(name, workload, args.db, args.n)
+        result = child_cell(
+            name, workload, args.db, args.n, args.startup_runs or DEFAULT_STARTUP_RUNS
+        )
         print(RESULT_MARKER + json.dumps(result), flush=True)
         return 0
 
     repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
-    if repeat < 1 or (args.n is not None and args.n < 1):
-        parser.error("--n and --repeat must be positive")
+    startup_runs = args.startup_runs or (QUICK_STARTUP_RUNS if args.quick else DEFAULT_STARTUP_RUNS)
+    if repeat < 1 or startup_runs < 1 or (args.n is not None and args.n < 1):
+        parser.error("--n, --repeat and --startup-runs must be positive")
     if args.scale:
         names = args.only or ["raw", "orm"]
         workloads = [w for w in SCALE_WORKLOADS if not args.workloads or w in args.workloads]
@@ -592,11 +744,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = [w for w in WORKLOADS if w in workloads]  # canonical order
 
     with tempfile.TemporaryDirectory(prefix="orm-compare-") as tmp:
-        runner = Runner(Path(tmp), args.timeout)
-        columns = [runner.probe(name) for name in names]
-        for column in columns:
-            _progress(f"{column.spec.name}: {column.description or column.status}")
-        results = {n: run_matrix(runner, columns, workloads, n, repeat) for n in sizes}
+        runner = Runner(Path(tmp), args.timeout, startup_runs)
+        if args.quick and not args.scale and repeat == 1:
+            (n,) = sizes
+            quick_cells: dict[tuple[str, str], Cell] = {}
+            columns = [runner.run_column(name, workloads, n, quick_cells) for name in names]
+            results = {n: quick_cells}
+        else:
+            columns = [runner.probe(name) for name in names]
+            for column in columns:
+                _progress(f"{column.spec.name}: {column.description or column.status}")
+            results = {n: run_matrix(runner, columns, workloads, n, repeat) for n in sizes}
 
     out: list[str] = []
     if args.scale:
@@ -621,9 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.append(f"# orm vs peers ({_environment_line(n, repeat)})\n")
         out.append(render_comparison(columns, workloads, results[n]) + "\n")
         out.append(
-            "raw: seconds (MiB for MEM); others: ratio to raw, lower is better; W4: milliseconds "
-            "(no raw equivalent), and the W4 ÷ raw W2 row relates it to reading the rows; "
-            "W5 for raw, Core and Peewee is 10,000 SELECTs (no identity map)."
+            "raw: seconds (MiB for MEM); others: ratio to the faster raw column of the workload "
+            "(the floor), lower is better; in brackets the lowest and highest of the "
+            "repetitions (ratios paired by round). W4, IMPORT and START in ms: milliseconds; "
+            "the W4 ÷ raw W2 row relates W4 to reading the rows; W5 for raw, Core and Peewee is "
+            "10,000 SELECTs (no identity map). START: one whole process running the tiny "
+            f"script (median of {startup_runs} per repetition); IMPORT: `import` in a fresh "
+            "process minus an empty one."
         )
         out.append("")
         for column in columns:

@@ -32,6 +32,9 @@ class ImplSpec:
     label: str
     #: environment overrides for the cell subprocess (``None`` removes the variable)
     env: MappingProxyType[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+    #: the library binds once per process (Pony's Database), so even ``--quick`` runs each
+    #: cell in its own process
+    one_cell_per_process: bool = False
 
 
 def _env(**values: str | None) -> MappingProxyType[str, str | None]:
@@ -44,6 +47,13 @@ IMPLEMENTATIONS: dict[str, ImplSpec] = {
     spec.name: spec
     for spec in (
         ImplSpec("raw", module="raw", attr=_WORKLOADS, library="sqlite3", label="raw sqlite3"),
+        ImplSpec(
+            "raw_values",
+            module="raw",
+            attr="VALUES_WORKLOADS",
+            library="sqlite3",
+            label="raw VALUES",
+        ),
         ImplSpec(
             "orm",
             module="orm_project",
@@ -88,6 +98,13 @@ IMPLEMENTATIONS: dict[str, ImplSpec] = {
             library="peewee",
             label="Peewee (bulk)",
         ),
-        ImplSpec("pony", module="pony_impl", attr=_WORKLOADS, library="pony", label="Pony"),
+        ImplSpec(
+            "pony",
+            module="pony_impl",
+            attr=_WORKLOADS,
+            library="pony",
+            label="Pony",
+            one_cell_per_process=True,
+        ),
     )
 }

@@ -26,6 +26,8 @@ from _common import (
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 from _impls import Unavailable
 
@@ -152,7 +154,45 @@ def mem_load(ctx: Context) -> Observations:
         return load_observations(u.age for u in users)
 
 
+STARTUP_SCRIPT = """
+import sys
+from orm import ORM, PrimaryKey, entity
+
+@entity()
+class Note:
+    id: int = PrimaryKey()
+    name: str
+    age: int
+
+orm = ORM.init(db_name=sys.argv[1], entities=[Note])
+orm.schema.create_schema()
+em = orm.em.fork()
+em.persist(Note(name="Ann", age=30))
+em.flush()
+note = em.find_one(Note, {"name": "Ann"})
+assert note.age == 30
+orm.close()
+"""
+
+
+def _orm_path() -> list[str]:
+    """The folder this column's ``orm`` was imported from, for the start-up processes."""
+    return [os.path.dirname(os.path.dirname(orm.__file__ or ""))]
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT, _orm_path())
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import orm`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import orm", _orm_path())
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,

@@ -38,6 +38,8 @@ from _common import (
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 
 db = SqliteDatabase(None)  # bound per cell in _database()
@@ -199,7 +201,42 @@ def mem_load(ctx: Context) -> Observations:
         return load_observations(u.age for u in users)
 
 
+STARTUP_SCRIPT = """
+import sys
+from peewee import IntegerField, Model, SqliteDatabase, TextField
+
+db = SqliteDatabase(sys.argv[1])
+
+class Note(Model):
+    name = TextField()
+    age = IntegerField()
+
+    class Meta:
+        database = db
+
+db.connect()
+db.create_tables([Note])
+with db.atomic():
+    Note.create(name="Ann", age=30)
+note = Note.get(Note.name == "Ann")
+assert note.age == 30
+db.close()
+"""
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT)
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import peewee`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import peewee")
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,

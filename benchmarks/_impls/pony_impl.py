@@ -26,6 +26,8 @@ from _common import (
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 
 
@@ -162,7 +164,40 @@ def mem_load(ctx: Context) -> Observations:
         return load_observations(u.age for u in users)
 
 
+STARTUP_SCRIPT = """
+import sys
+from pony.orm import Database, Required, commit, db_session
+
+db = Database()
+
+class Note(db.Entity):
+    name = Required(str)
+    age = Required(int)
+
+db.bind(provider="sqlite", filename=sys.argv[1], create_db=True)
+db.generate_mapping(create_tables=True)
+with db_session:
+    Note(name="Ann", age=30)
+    commit()
+    note = Note.get(name="Ann")
+    assert note.age == 30
+db.disconnect()
+"""
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT)
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import pony.orm`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import pony.orm")
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,

@@ -1,13 +1,16 @@
 """Raw ``sqlite3``: the floor every other column is divided by.
 
 It does the least work that still produces the same database: tuples instead of objects,
-``executemany`` in one transaction, rows as ``fetchall`` returns them (``created_at`` stays the
+``executemany`` in one transaction (W1 also as multi-row ``VALUES`` statements, the
+``raw_values`` column: the table divides by the faster of the two), rows as ``fetchall`` returns
+them (``created_at`` stays the
 ISO text it is stored as: no conversion is the floor). There is nothing to flush when nothing
 changed, so W4 is not applicable.
 """
 
 import sqlite3
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 from _common import (
@@ -16,10 +19,13 @@ from _common import (
     SELECT_ALL_SQL,
     Context,
     Observations,
+    batch_rows,
     chunks,
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 
 _AGE = 5  # index of ``age`` in SELECT_ALL_SQL rows
@@ -52,6 +58,39 @@ def w1_insert(ctx: Context) -> Observations:
         ]
         with conn:
             conn.executemany(INSERT_SQL, rows)
+    conn.close()
+    return {}
+
+
+def _values_sql(rows: int) -> str:
+    head = INSERT_SQL[: INSERT_SQL.index(" values ")]
+    return f"{head} values " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+
+
+def w1_insert_values(ctx: Context) -> Observations:
+    """Build N tuples as ``w1_insert`` does, insert them as multi-row ``VALUES`` statements of
+    up to 500 rows (what this project's flush does) in one transaction."""
+    conn = sqlite3.connect(ctx.db_path)
+    n = ctx.n
+    per = batch_rows(6)
+    full = _values_sql(per)
+    with ctx.timed():
+        rows = [
+            (
+                f"User {i}",
+                f"user{i}@example.com",
+                "secret",
+                "",
+                i % 90,
+                (BASE_TIME + timedelta(seconds=i)).isoformat(" "),
+            )
+            for i in range(n)
+        ]
+        with conn:
+            for start in range(0, n, per):
+                chunk = rows[start : start + per]
+                sql = full if len(chunk) == per else _values_sql(len(chunk))
+                conn.execute(sql, list(chain.from_iterable(chunk)))
     conn.close()
     return {}
 
@@ -113,7 +152,31 @@ def mem_load(ctx: Context) -> Observations:
     return load_observations(row[_AGE] for row in rows)
 
 
+STARTUP_SCRIPT = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("create table note (id integer primary key, name text not null, age integer not null)")
+with conn:
+    conn.execute("insert into note (name, age) values (?, ?)", ("Ann", 30))
+row = conn.execute("select id, name, age from note where name = ?", ("Ann",)).fetchone()
+assert row[2] == 30
+conn.close()
+"""
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT)
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import sqlite3`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import sqlite3")
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,
@@ -121,3 +184,6 @@ WORKLOADS = {
     "W6": w6_delete,
     "MEM": mem_load,
 }
+
+#: the ``raw_values`` column: W1 as multi-row VALUES (the floor of W1 is the faster raw column)
+VALUES_WORKLOADS = {"W1": w1_insert_values}

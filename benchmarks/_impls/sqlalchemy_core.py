@@ -38,6 +38,8 @@ from _common import (
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 
 metadata = MetaData()
@@ -151,7 +153,41 @@ def mem_load(ctx: Context) -> Observations:
         return load_observations(row.age for row in rows)
 
 
+STARTUP_SCRIPT = """
+import sys
+from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, insert, select
+
+metadata = MetaData()
+note = Table(
+    "note", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("age", Integer, nullable=False),
+)
+engine = create_engine(f"sqlite:///{sys.argv[1]}")
+metadata.create_all(engine)
+with engine.begin() as conn:
+    conn.execute(insert(note), {"name": "Ann", "age": 30})
+with engine.connect() as conn:
+    row = conn.execute(select(note).where(note.c.name == "Ann")).first()
+    assert row.age == 30
+engine.dispose()
+"""
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT)
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import sqlalchemy`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import sqlalchemy")
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,

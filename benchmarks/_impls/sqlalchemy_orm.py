@@ -28,6 +28,8 @@ from _common import (
     every_tenth,
     load_observations,
     lookup_pks,
+    time_import,
+    time_startup_script,
 )
 
 
@@ -152,7 +154,44 @@ def mem_load(ctx: Context) -> Observations:
         return load_observations(u.age for u in users)
 
 
+STARTUP_SCRIPT = """
+import sys
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class Note(Base):
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    age: Mapped[int]
+
+engine = create_engine(f"sqlite:///{sys.argv[1]}")
+Base.metadata.create_all(engine)
+with Session(engine) as session:
+    session.add(Note(name="Ann", age=30))
+    session.commit()
+    note = session.scalars(select(Note).where(Note.name == "Ann")).first()
+    assert note.age == 30
+engine.dispose()
+"""
+
+
+def start_script(ctx: Context) -> Observations:
+    """The tiny script as a whole process (see ``_common.time_startup_script``)."""
+    return time_startup_script(ctx, STARTUP_SCRIPT)
+
+
+def import_time(ctx: Context) -> Observations:
+    """``import sqlalchemy.orm`` in a fresh process, minus the interpreter's own start."""
+    return time_import(ctx, "import sqlalchemy.orm")
+
+
 WORKLOADS = {
+    "START": start_script,
+    "IMPORT": import_time,
     "W1": w1_insert,
     "W2": w2_load,
     "W3": w3_update,

@@ -1,4 +1,13 @@
-"""orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3."""
+"""orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3.
+
+`import orm` loads what a script needs to declare entities, start the ORM and work with an
+EntityManager, and nothing more: the config-file search (`orm.config`), folder discovery
+(`orm.metadata.folders`), logging and the command line (`orm.cli`) import their dependencies on
+first use. tests/test_startup.py guards this.
+
+`.entity` is imported before `.metadata`: importing the subpackage `orm.entity` sets the
+attribute `orm.entity`, which the `entity` decorator must then replace.
+"""
 
 from ._backend import diff_backend
 from .config import Options, define_config

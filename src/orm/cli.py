@@ -24,7 +24,6 @@ import textwrap
 import traceback
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,6 +38,7 @@ from .config import (
     find_pyproject,
     load_config,
     load_config_file,
+    merge_config,
     pyproject_config_paths,
 )
 from .errors import ConnectionException, DriverException, MetadataError, ORMError
@@ -311,7 +311,7 @@ def _schema_command(
     if not args.run and _no_database_yet(config.db_name):
         # only printing SQL: do not create the database file as a side effect (a missing
         # database and an empty one have the same schema)
-        config = replace(config, db_name=":memory:")
+        config = merge_config(config, db_name=":memory:")
     orm = _open_orm(config)
     try:
         if len(orm.metadata) == 0:
@@ -707,7 +707,7 @@ def _schema_status(config: Options, classes: list[type], live: set[str] | None,
         w(" - schema: in-memory database, create it in code with orm.schema.create_schema()\n")
         return
     try:
-        orm = _open_orm(replace(config, entities=classes, debug=False, logger=None))
+        orm = _open_orm(merge_config(config, entities=classes, debug=False, logger=None))
         try:
             pending = orm.schema.get_update_schema_sql().count(";\n")
         finally:

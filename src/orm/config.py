@@ -10,16 +10,17 @@ configuration. `ORM.init()` without arguments and the `orm` command line share t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-import tomllib
-import traceback
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# The search and the loading of config files import `pathlib`, `tomllib`, `traceback`,
+# `importlib.util` and `zlib` inside the functions that need them: a script that passes its
+# options to `ORM.init(...)` never searches, and must not pay for these imports at start-up.
 
 from .errors import ORMError, ValidationError
 from .naming import NamingStrategy, UnderscoreNamingStrategy
@@ -54,21 +55,69 @@ config = define_config(
 '''
 
 
-@dataclass
 class Options:
-    """Everything `ORM.init()` accepts. Build it with `define_config(...)`."""
+    """Everything `ORM.init()` accepts. Build it with `define_config(...)`.
 
-    db_name: str = ":memory:"
-    entities: list[Any] = field(default_factory=list)
-    debug: bool | list[str] = False
-    allow_global_context: bool = False
-    naming_strategy: NamingStrategy | type[NamingStrategy] = UnderscoreNamingStrategy
-    driver: str = "sqlite"
-    logger: Callable[[str], None] | None = None
-    flush_mode: Any = None
-    timeout: float = 5.0
+    A plain class rather than a dataclass: `dataclasses` imports `inspect` (with `ast`, `dis`
+    and `tokenize`), a cost every script would pay at `import orm`. It keeps the dataclass
+    behaviour that matters: keyword (or positional, in field order) construction, `==` by
+    value, a readable repr; `merge_config()` is its `replace()`."""
+
+    #: every option, in order, with its default (`entities` defaults to a new empty list)
+    FIELDS: tuple[str, ...] = (
+        "db_name", "entities", "debug", "allow_global_context", "naming_strategy", "driver",
+        "logger", "flush_mode", "timeout", "base_dir",
+    )
+
+    db_name: str
+    entities: list[Any]
+    debug: bool | list[str]
+    allow_global_context: bool
+    naming_strategy: NamingStrategy | type[NamingStrategy]
+    driver: str
+    logger: Callable[[str], None] | None
+    flush_mode: Any
+    timeout: float
     #: folder that relative entity globs are resolved against (the config file's folder)
-    base_dir: str | None = None
+    base_dir: str | None
+
+    def __init__(
+        self,
+        db_name: str = ":memory:",
+        entities: list[Any] | None = None,
+        debug: bool | list[str] = False,
+        allow_global_context: bool = False,
+        naming_strategy: NamingStrategy | type[NamingStrategy] = UnderscoreNamingStrategy,
+        driver: str = "sqlite",
+        logger: Callable[[str], None] | None = None,
+        flush_mode: Any = None,
+        timeout: float = 5.0,
+        base_dir: str | None = None,
+    ) -> None:
+        self.db_name = db_name
+        self.entities = [] if entities is None else entities
+        self.debug = debug
+        self.allow_global_context = allow_global_context
+        self.naming_strategy = naming_strategy
+        self.driver = driver
+        self.logger = logger
+        self.flush_mode = flush_mode
+        self.timeout = timeout
+        self.base_dir = base_dir
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self._values().items())
+        return f"Options({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment] - mutable, compared by value (as a dataclass)
 
     def debug_enabled(self, namespace: str) -> bool:
         if self.debug is True:
@@ -82,7 +131,7 @@ class Options:
         return strategy() if isinstance(strategy, type) else strategy
 
 
-_KNOWN = {f.name for f in fields(Options)}
+_KNOWN = frozenset(Options.FIELDS)
 
 
 def define_config(**options: Any) -> Options:
@@ -128,7 +177,7 @@ def merge_config(base: Options, **overrides: Any) -> Options:
     unknown = set(overrides) - _KNOWN
     if unknown:
         raise ValidationError(f"Unknown configuration option(s) {', '.join(sorted(unknown))}")
-    return replace(base, **overrides)
+    return Options(**{**base._values(), **overrides})
 
 
 class ConfigError(ORMError):
@@ -143,13 +192,32 @@ class ConfigError(ORMError):
 # -- the search ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class ConfigCandidate:
-    """One place the search looks at, and why (`source`)."""
+    """One place the search looks at, and why (`source`); immutable, compared by value."""
+
+    __slots__ = ("path", "source")
 
     path: Path
     #: "--config", "ORM_CONFIG", "pyproject.toml" or "default"
     source: str
+
+    def __init__(self, path: Path, source: str) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "source", source)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ConfigCandidate is immutable (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.path, self.source) == (other.path, other.source)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.source))
+
+    def __repr__(self) -> str:
+        return f"ConfigCandidate(path={self.path!r}, source={self.source!r})"
 
     @property
     def explicit(self) -> bool:
@@ -163,6 +231,8 @@ class ConfigCandidate:
 
 def find_pyproject(start: Path | None = None) -> Path | None:
     """The nearest `pyproject.toml`, in `start` (the current directory) or above."""
+    from pathlib import Path
+
     start = (start or Path.cwd()).resolve()
     for folder in [start, *start.parents]:
         candidate = folder / "pyproject.toml"
@@ -174,6 +244,8 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 def pyproject_config_paths(pyproject: Path) -> list[Path]:
     """`[tool.orm] config_paths` of a pyproject.toml, resolved against its folder (a
     ConfigError if the file is not valid TOML or the setting is not a list of strings)."""
+    import tomllib
+
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -197,6 +269,8 @@ def config_candidates(explicit: str | os.PathLike[str] | None = None,
                       cwd: Path | None = None) -> list[ConfigCandidate]:
     """Every place the config search looks at, in order (a ConfigError for an unreadable
     pyproject.toml)."""
+    from pathlib import Path
+
     cwd = cwd or Path.cwd()
     found: list[ConfigCandidate] = []
     if explicit:
@@ -211,7 +285,7 @@ def config_candidates(explicit: str | os.PathLike[str] | None = None,
     out = []
     for cand in found:
         path = cand.path.expanduser()
-        out.append(replace(cand, path=path if path.is_absolute() else cwd / path))
+        out.append(ConfigCandidate(path if path.is_absolute() else cwd / path, cand.source))
     return out
 
 
@@ -223,7 +297,7 @@ def config_search_paths(explicit: str | os.PathLike[str] | None = None,
 
 # -- loading ------------------------------------------------------------------------------------
 
-_ORM_DIR = str(Path(__file__).resolve().parent)
+_ORM_DIR = os.path.dirname(os.path.realpath(__file__))
 
 #: loaded config modules: path -> (checksum of the source, module); a file is executed again
 #: only when it changed
@@ -233,6 +307,8 @@ _LOADED: dict[str, tuple[int, Any]] = {}
 def describe_exception(exc: BaseException) -> str:
     """One line for an exception raised by user code: the last line of its traceback plus
     where it was raised (the deepest frame outside this package and importlib)."""
+    import traceback
+
     if isinstance(exc, SyntaxError):
         where = f"{exc.filename}, line {exc.lineno}" if exc.filename else f"line {exc.lineno}"
         return f"{type(exc).__name__}: {exc.msg} ({where})"
@@ -247,6 +323,9 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def _exec_config_module(path: Path) -> Any:
+    import importlib.util
+    import zlib
+
     key = str(path)
     try:
         checksum = zlib.crc32(path.read_bytes())
@@ -309,6 +388,8 @@ def load_config_file(path: str | os.PathLike[str]) -> Options:
     """Import a config file and return (a copy of) its `config`, with `base_dir` set to the
     file's folder unless the config sets it. A file that does not exist, fails to import or
     defines no `config` is a ConfigError naming the file and the error."""
+    from pathlib import Path
+
     path = Path(path).expanduser().resolve()
     if path.is_dir():
         raise ConfigError(f"Config path {path} is a folder, not a Python file")
@@ -320,7 +401,7 @@ def load_config_file(path: str | os.PathLike[str]) -> Options:
         base_dir = str(path.parent)
     elif not Path(base_dir).is_absolute():
         base_dir = str((path.parent / base_dir).resolve())
-    return replace(config, base_dir=base_dir, entities=list(config.entities))
+    return merge_config(config, base_dir=base_dir, entities=list(config.entities))
 
 
 def _not_found_message(searched: list[tuple[Path, bool]]) -> str:

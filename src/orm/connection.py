@@ -16,7 +16,7 @@ is written once, here.
 
 from __future__ import annotations
 
-import logging
+import os
 import re
 import sqlite3
 import threading
@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from . import errors
@@ -33,7 +32,6 @@ from .platforms.sqlite import SqlitePlatform
 
 __all__ = ["Connection", "SqliteConnection", "TransactionState", "FETCH_CHUNK"]
 
-_query_log = logging.getLogger("orm.query")
 
 #: rows fetched (and hydrated) at a time by query_chunks
 FETCH_CHUNK = 1000
@@ -208,7 +206,10 @@ class Connection:
         self.emit(line)
 
     def emit(self, line: str) -> None:
-        _query_log.info(line)
+        # `logging` is imported when a line is logged (query logging on), not at start-up
+        import logging
+
+        logging.getLogger("orm.query").info(line)
 
     def _error(self, exc: BaseException, sql: str, params: Any) -> errors.DriverException:
         shown = self.platform.inline_params(sql, params) if params else sql
@@ -426,11 +427,13 @@ class SqliteConnection(Connection):
         #: about the file itself: not a database, cannot be opened
         self._label = repr(db_name)
         if db_name != ":memory:" and not db_name.startswith("file:"):
-            self._label += f" ({Path(db_name).expanduser().resolve()})"
-            folder = Path(db_name).expanduser().resolve().parent
-            if not folder.is_dir():
+            # os.path rather than pathlib: opening a database must not import pathlib
+            absolute = os.path.realpath(os.path.expanduser(db_name))
+            self._label += f" ({absolute})"
+            folder = os.path.dirname(absolute)
+            if not os.path.isdir(folder):
                 raise errors.ConnectionException(
-                    f"Cannot open database {db_name!r}: folder {str(folder)!r} does not exist."
+                    f"Cannot open database {db_name!r}: folder {folder!r} does not exist."
                 )
         try:
             raw = sqlite3.connect(

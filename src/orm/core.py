@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Options, define_config, load_config, merge_config
 from .connection import SqliteConnection
@@ -18,20 +17,25 @@ from .platforms.sqlite import SqlitePlatform
 from .query.sql import SqlBuilder
 from .schema.generator import SchemaGenerator
 
+if TYPE_CHECKING:
+    import logging
+
 __all__ = ["ORM"]
 
-_orm_log = logging.getLogger("orm")
+
+# `logging` is imported when logging is configured (`debug=` or `logger=`), not at start-up.
 
 
-class _CallbackHandler(logging.Handler):
-    """Sends log lines to `logger=` from the config (MikroORM's `logger: console.log`)."""
+def _callback_handler(callback: Callable[[str], None]) -> logging.Handler:
+    """A handler sending log lines to `logger=` from the config (MikroORM's
+    `logger: console.log`)."""
+    import logging
 
-    def __init__(self, callback: Callable[[str], None]) -> None:
-        super().__init__(logging.INFO)
-        self.callback = callback
+    class _CallbackHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            callback(record.getMessage())
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.callback(record.getMessage())
+    return _CallbackHandler(logging.INFO)
 
 
 class ORM:
@@ -71,6 +75,8 @@ class ORM:
             self.metadata, self.platform, self.connection, config.naming()
         )
         if config.debug_enabled("info"):
+            import logging
+
             logging.getLogger("orm.info").info(
                 "[info] ORM successfully connected to database %s", config.db_name
             )
@@ -93,22 +99,27 @@ class ORM:
         namespaces = [ns for ns in ("query", "discovery", "info") if cfg.debug_enabled(ns)]
         if not namespaces and cfg.logger is None:
             return
+        import logging
+
+        orm_log = logging.getLogger("orm")
         for ns in namespaces:
             logging.getLogger(f"orm.{ns}").setLevel(logging.INFO)
         if cfg.logger is not None:
-            self._handler = _CallbackHandler(cfg.logger)
-        elif not _orm_log.handlers and not logging.getLogger().handlers:
+            self._handler = _callback_handler(cfg.logger)
+        elif not orm_log.handlers and not logging.getLogger().handlers:
             handler = logging.StreamHandler(sys.stdout)
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._handler = handler
         if self._handler is not None:
-            _orm_log.addHandler(self._handler)
-            if _orm_log.level == logging.NOTSET or _orm_log.level > logging.INFO:
-                _orm_log.setLevel(logging.INFO)
+            orm_log.addHandler(self._handler)
+            if orm_log.level == logging.NOTSET or orm_log.level > logging.INFO:
+                orm_log.setLevel(logging.INFO)
 
     def _teardown_logging(self) -> None:
         if self._handler is not None:
-            _orm_log.removeHandler(self._handler)
+            import logging
+
+            logging.getLogger("orm").removeHandler(self._handler)
             self._handler = None
 
     # -- state ------------------------------------------------------------------------------

@@ -150,12 +150,25 @@ class EntityManager:
         meta = em._metas.get(type(entity))
         if meta is None:
             if isinstance(entity, (list, tuple, set, frozenset)):
-                for item in entity:
-                    em.persist(item)
+                em._persist_many(entity)
                 return em
             meta = em.metadata.of_instance(entity)
         em._uow.persist(entity, meta)
         return em
+
+    def _persist_many(self, entities: Any) -> None:
+        """`persist` of a list in one loop: the metadata lookup and the Unit of Work's method
+        resolved once, not one `persist` call per item (nested lists recurse)."""
+        metas = self._metas
+        persist = self._uow.persist
+        for item in entities:
+            meta = metas.get(type(item))
+            if meta is None:
+                if isinstance(item, (list, tuple, set, frozenset)):
+                    self._persist_many(item)
+                    continue
+                meta = self.metadata.of_instance(item)
+            persist(item, meta)
 
     def remove(self, entity: Any) -> EntityManager:
         """Mark an entity (or a list) for DELETE at the next flush."""

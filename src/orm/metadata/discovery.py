@@ -7,11 +7,9 @@ diff core are built here too, once.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backend import core
 from .._markers import MISSING
@@ -40,21 +38,55 @@ from .declare import (
     declaration_of,
     is_generated_pk,
 )
-from .folders import (  # noqa: F401 - folder-based discovery, re-exported from here
-    EntryReport,
-    _entities_in,
-    _import_file,
-    _import_module_tree,
-    expand_entries,
-    inspect_entries,
-    is_glob,
-)
 from .model import EntityMetadata, PropertyMetadata
 from .options import KNOWN_OPTIONS
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 __all__ = ["MetadataStorage", "discover", "expand_entries", "inspect_entries"]
 
-_log = logging.getLogger("orm.discovery")
+#: folder-based discovery (`.folders`), re-exported from here but imported only when used:
+#: it needs `glob`, `pkgutil`, `pathlib` and `importlib`, which a script listing its entity
+#: classes never does
+_FOLDER_NAMES = frozenset(
+    {"EntryReport", "_entities_in", "_import_file", "_import_module_tree", "is_glob"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FOLDER_NAMES:
+        from . import folders
+
+        return getattr(folders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def inspect_entries(entries: Iterable[Any], base_dir: str | Path | None = None) -> list[Any]:
+    """`folders.inspect_entries`: one `EntryReport` per entry (for `orm debug`)."""
+    from .folders import inspect_entries as inspect_folders
+
+    return inspect_folders(entries, base_dir)
+
+
+def expand_entries(entries: Iterable[Any], base_dir: str | Path | None = None) -> list[type]:
+    """`folders.expand_entries`: classes, `EntitySchema`s, dotted module names and file globs
+    -> entity classes, each once, in the order first seen. A list of classes and schemas
+    only (the common case) is handled here without importing the folder discovery."""
+    entries = list(entries)
+    if not all(isinstance(e, (type, EntitySchema)) for e in entries):
+        from .folders import expand_entries as expand_folders
+
+        return expand_folders(entries, base_dir)
+    unique: list[type] = []
+    seen: set[type] = set()
+    for entry in entries:
+        cls = entry.class_ if isinstance(entry, EntitySchema) else entry
+        if cls not in seen:
+            seen.add(cls)
+            unique.append(cls)
+    return unique
+
 
 
 class MetadataStorage:
@@ -345,7 +377,10 @@ def discover(
     """Build and validate the metadata of every listed entity (logged in the `discovery`
     debug namespace when `log`)."""
     started = time.perf_counter()
-    if log:
+    if log:  # `logging` is imported only when the discovery is logged
+        import logging
+
+        _log = logging.getLogger("orm.discovery")
         _log.info("[discovery] ORM entity discovery started")
     classes = expand_entries(entries, base_dir)
     metas = []

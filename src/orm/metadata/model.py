@@ -4,7 +4,6 @@ ORM instance (table and column names depend on its naming strategy)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._markers import MISSING
@@ -14,37 +13,87 @@ from ..types import Type, unstorable
 __all__ = ["PropertyMetadata", "EntityMetadata"]
 
 
-@dataclass(eq=False)
+# Plain classes rather than dataclasses (eq=False): `dataclasses` imports `inspect`, which a
+# script would pay for at `import orm`; built once per property / entity type at discovery.
+
+
 class PropertyMetadata:
     name: str
     field_name: str
     type: Type
-    python_type: Any = None
-    nullable: bool = False
-    default: Any = MISSING
-    default_factory: Any = None
-    unique: bool = False
-    index: bool = False
-    primary: bool = False
-    autoincrement: bool = False
-    hidden: bool = False
-    persist: bool = True
-    version: bool = False
-    on_create: Any = None
-    on_update: Any = None
-    comment: str | None = None
-    column_type: str | None = None
-    length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
+    python_type: Any
+    nullable: bool
+    default: Any
+    default_factory: Any
+    unique: bool
+    index: bool
+    primary: bool
+    autoincrement: bool
+    hidden: bool
+    persist: bool
+    version: bool
+    on_create: Any
+    on_update: Any
+    comment: str | None
+    column_type: str | None
+    length: int | None
+    precision: int | None
+    scale: int | None
     #: position in `EntityMetadata.columns` (-1 when not persisted)
-    column_index: int = -1
+    column_index: int
+
+    def __init__(
+        self,
+        name: str,
+        field_name: str,
+        type: Type,  # noqa: A002 - the property's mapped type, as named in the metadata
+        python_type: Any = None,
+        nullable: bool = False,
+        default: Any = MISSING,
+        default_factory: Any = None,
+        unique: bool = False,
+        index: bool = False,
+        primary: bool = False,
+        autoincrement: bool = False,
+        hidden: bool = False,
+        persist: bool = True,
+        version: bool = False,
+        on_create: Any = None,
+        on_update: Any = None,
+        comment: str | None = None,
+        column_type: str | None = None,
+        length: int | None = None,
+        precision: int | None = None,
+        scale: int | None = None,
+        column_index: int = -1,
+    ) -> None:
+        self.name = name
+        self.field_name = field_name
+        self.type = type
+        self.python_type = python_type
+        self.nullable = nullable
+        self.default = default
+        self.default_factory = default_factory
+        self.unique = unique
+        self.index = index
+        self.primary = primary
+        self.autoincrement = autoincrement
+        self.hidden = hidden
+        self.persist = persist
+        self.version = version
+        self.on_create = on_create
+        self.on_update = on_update
+        self.comment = comment
+        self.column_type = column_type
+        self.length = length
+        self.precision = precision
+        self.scale = scale
+        self.column_index = column_index
 
     def __repr__(self) -> str:
         return f"<PropertyMetadata {self.name} -> {self.field_name} {self.type!r}>"
 
 
-@dataclass(eq=False)
 class EntityMetadata:
     cls: type
     class_name: str
@@ -53,18 +102,50 @@ class EntityMetadata:
     columns: list[PropertyMetadata]
     pk: PropertyMetadata
     pk_index: int
-    version: PropertyMetadata | None = None
-    has_mutable: bool = False
-    has_hooks: bool = False
+    version: PropertyMetadata | None
+    has_mutable: bool
+    has_hooks: bool
     #: columns whose values may change in place only for some value types (see
     #: Type.mutable_values): (property name, those types)
-    watched: tuple[tuple[str, tuple[type, ...]], ...] = ()
+    watched: tuple[tuple[str, tuple[type, ...]], ...]
     #: whether the class's `__init__` is the generated one (which applies the defaults)
-    generated_init: bool = True
+    generated_init: bool
     #: the compiled plan handed to the diff core
-    plan: Any = None
+    plan: Any
     #: SQL text cached per statement shape (see orm.query.sql)
-    sql: dict[Any, str] = field(default_factory=dict)
+    sql: dict[Any, str]
+
+    def __init__(
+        self,
+        cls: type,
+        class_name: str,
+        table: str,
+        properties: dict[str, PropertyMetadata],
+        columns: list[PropertyMetadata],
+        pk: PropertyMetadata,
+        pk_index: int,
+        version: PropertyMetadata | None = None,
+        has_mutable: bool = False,
+        has_hooks: bool = False,
+        watched: tuple[tuple[str, tuple[type, ...]], ...] = (),
+        generated_init: bool = True,
+        plan: Any = None,
+        sql: dict[Any, str] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.class_name = class_name
+        self.table = table
+        self.properties = properties
+        self.columns = columns
+        self.pk = pk
+        self.pk_index = pk_index
+        self.version = version
+        self.has_mutable = has_mutable
+        self.has_hooks = has_hooks
+        self.watched = watched
+        self.generated_init = generated_init
+        self.plan = plan
+        self.sql = {} if sql is None else sql
 
     @property
     def names(self) -> list[str]:

@@ -10,7 +10,6 @@ flags, Django's `features`). A new database is a subclass, not edits across the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,24 +18,48 @@ if TYPE_CHECKING:
 __all__ = ["Platform", "LiveColumn", "LiveIndex"]
 
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses: `dataclasses` imports `inspect`, a cost every script
+# would pay at `import orm`.
+
+
 class LiveIndex:
     """An index as the database reports it (or as the metadata wants it)."""
 
-    name: str
-    columns: tuple[str, ...]
-    unique: bool
+    __slots__ = ("name", "columns", "unique")
+
+    def __init__(self, name: str, columns: tuple[str, ...], unique: bool) -> None:
+        self.name = name
+        self.columns = columns
+        self.unique = unique
+
+    def _key(self) -> tuple[str, tuple[str, ...], bool]:
+        return (self.name, self.columns, self.unique)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"LiveIndex(name={self.name!r}, columns={self.columns!r}, unique={self.unique!r})"
 
 
-@dataclass
 class LiveColumn:
     """A column as the database reports it."""
 
-    name: str
-    type: str
-    notnull: bool
-    default: str | None
-    pk: bool
+    __slots__ = ("name", "type", "notnull", "default", "pk")
+
+    def __init__(
+        self, name: str, type: str, notnull: bool, default: str | None, pk: bool  # noqa: A002
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.notnull = notnull
+        self.default = default
+        self.pk = pk
 
 
 class Platform:

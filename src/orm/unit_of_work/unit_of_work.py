@@ -16,7 +16,6 @@ those marked for removal. A flush:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import _gc
@@ -43,64 +42,112 @@ UPDATE_CHUNK = 100
 _PYTHON_VALUED = (1, 2, 3)
 
 
-@dataclass
+# Plain classes rather than dataclasses: `dataclasses` imports `inspect`, which a script
+# would pay for at `import orm`.
+
+
 class ChangeSet:
     """One pending write, as `get_unit_of_work().compute_change_sets()` reports it."""
 
     type: str  # "create" | "update" | "delete"
     entity: Any
     name: str
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any]
+
+    def __init__(
+        self, type: str, entity: Any, name: str, payload: dict[str, Any] | None = None  # noqa: A002
+    ) -> None:
+        self.type = type
+        self.entity = entity
+        self.name = name
+        self.payload = {} if payload is None else payload
+
+    def __repr__(self) -> str:
+        return (
+            f"ChangeSet(type={self.type!r}, entity={self.entity!r}, name={self.name!r}, "
+            f"payload={self.payload!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.type, self.entity, self.name, self.payload) == (
+            other.type, other.entity, other.name, other.payload  # type: ignore[attr-defined]
+        )
+
+    __hash__ = None  # type: ignore[assignment] - mutable, compared by value (as a dataclass)
 
 
-@dataclass
 class _Insert:
-    meta: EntityMetadata
-    skip_pk: bool
-    entities: list[Any]
-    #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
-    flat: list[Any]
-    snapshots: list[tuple]
-    first_id: int = 0
+    def __init__(
+        self,
+        meta: EntityMetadata,
+        skip_pk: bool,
+        entities: list[Any],
+        flat: list[Any],
+        snapshots: list[tuple],
+        first_id: int = 0,
+    ) -> None:
+        self.meta = meta
+        self.skip_pk = skip_pk
+        self.entities = entities
+        #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
+        self.flat = flat
+        self.snapshots = snapshots
+        self.first_id = first_id
 
 
-@dataclass
 class _Update:
-    meta: EntityMetadata
-    changed: tuple[int, ...]
-    entities: list[Any]
-    snapshots: list[tuple]
-    params: list[tuple]
+    def __init__(
+        self,
+        meta: EntityMetadata,
+        changed: tuple[int, ...],
+        entities: list[Any],
+        snapshots: list[tuple],
+        params: list[tuple],
+    ) -> None:
+        self.meta = meta
+        self.changed = changed
+        self.entities = entities
+        self.snapshots = snapshots
+        self.params = params
 
 
-@dataclass
 class _ReferenceUpdate:
-    meta: EntityMetadata
-    entity: Any
-    fields: list[str]
-    #: the written values in database form, then the key
-    params: list[Any]
-    #: the properties written
-    names: list[str]
+    def __init__(
+        self,
+        meta: EntityMetadata,
+        entity: Any,
+        fields: list[str],
+        params: list[Any],
+        names: list[str],
+    ) -> None:
+        self.meta = meta
+        self.entity = entity
+        self.fields = fields
+        #: the written values in database form, then the key
+        self.params = params
+        #: the properties written
+        self.names = names
 
 
-@dataclass
 class _Delete:
-    meta: EntityMetadata
-    entities: list[Any]
-    keys: list[Any]
+    def __init__(self, meta: EntityMetadata, entities: list[Any], keys: list[Any]) -> None:
+        self.meta = meta
+        self.entities = entities
+        self.keys = keys
 
 
-@dataclass
 class _FlushPlan:
-    inserts: list[_Insert] = field(default_factory=list)
-    updates: list[_Update] = field(default_factory=list)
-    reference_updates: list[_ReferenceUpdate] = field(default_factory=list)
-    deletes: list[_Delete] = field(default_factory=list)
-    #: hook and version values written to entities while planning: (entity, name, before)
-    undo: list[tuple[Any, str, Any]] = field(default_factory=list)
-    #: a preview (compute_change_sets) runs no hooks and changes no entity
-    preview: bool = False
+    def __init__(self, preview: bool = False) -> None:
+        self.inserts: list[_Insert] = []
+        self.updates: list[_Update] = []
+        self.reference_updates: list[_ReferenceUpdate] = []
+        self.deletes: list[_Delete] = []
+        #: hook and version values written to entities while planning: (entity, name, before)
+        self.undo: list[tuple[Any, str, Any]] = []
+        #: a preview (compute_change_sets) runs no hooks and changes no entity
+        self.preview = preview
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -284,8 +331,12 @@ class UnitOfWork:
                 self._before_create(plan, meta, entities)
             pk_name = meta.pk.name
             if meta.pk.autoincrement:
-                generated = [e for e in entities if getattr(e, pk_name, None) is None]
+                # one pass; the common case (every key generated) builds no second list
                 given = [e for e in entities if getattr(e, pk_name, None) is not None]
+                if given:
+                    generated = [e for e in entities if getattr(e, pk_name, None) is None]
+                else:
+                    generated = entities
             else:
                 generated, given = [], entities
                 for e in entities:

@@ -1,0 +1,156 @@
+"""`import orm` stays cheap: what a script does not need is imported on first use, and every
+public name is still importable from `orm`. Behaviour tests (which modules load), never timings;
+benchmarks/compare.py measures the start-up time itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+#: modules a script that lists its entity classes never needs: the config-file search
+#: (tomllib, pathlib), dataclasses' inspect (and ast, dis, tokenize), logging (until debug or
+#: logger is configured), folder discovery, the command line
+NOT_AT_IMPORT = (
+    "orm.cli",
+    "orm.metadata.folders",
+    "tomllib",
+    "pathlib",
+    "inspect",
+    "dataclasses",
+    "ast",
+    "tokenize",
+    "logging",
+    "traceback",
+    "glob",
+    "pkgutil",
+    "importlib.util",
+    "argparse",
+)
+
+
+def _run(code: str, **env: str) -> dict:
+    """Run `code` in a fresh interpreter with only the standard library and `orm` on the path
+    (-S: no site hooks that import modules of their own); it prints one JSON line."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ORM_")}
+    environ["PYTHONPATH"] = SRC
+    environ.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code], env=environ, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+LOADED_AFTER = """
+import json, sys
+before = set(sys.modules)
+{stmt}
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.parametrize("pure", ["0", "1"], ids=["compiled", "pure"])
+def test_import_orm_does_not_load_what_a_script_does_not_need(pure: str) -> None:
+    loaded = _run(LOADED_AFTER.format(stmt="import orm"), ORM_PURE_PYTHON=pure)
+    assert "orm" in loaded and "orm.core" in loaded
+    unexpected = [name for name in NOT_AT_IMPORT if name in loaded]
+    assert unexpected == [], f"`import orm` imports {unexpected}"
+
+
+def test_a_tiny_script_does_not_load_the_config_search_or_logging(tmp_path: Path) -> None:
+    """Declaring an entity, ORM.init on a file, create_schema, persist, flush, find_one and
+    close: none of it needs the config-file search, folder discovery or logging."""
+    db = tmp_path / "app.db"
+    stmt = f"""
+from orm import ORM, PrimaryKey, entity
+
+@entity()
+class Note:
+    id: int = PrimaryKey()
+    text: str
+
+orm = ORM.init(db_name={str(db)!r}, entities=[Note])
+orm.schema.create_schema()
+em = orm.em.fork()
+em.persist(Note(text="hello")).flush()
+em.clear()
+assert em.find_one(Note, {{"text": "hello"}}).text == "hello"
+orm.close()
+"""
+    loaded = _run(LOADED_AFTER.format(stmt=stmt))
+    unexpected = [name for name in NOT_AT_IMPORT if name in loaded]
+    assert unexpected == [], f"the tiny script imports {unexpected}"
+
+
+def test_every_public_name_is_importable_from_orm() -> None:
+    names = _run(
+        "import json, orm\n"
+        "from orm import *  # noqa: F403\n"
+        "missing = [n for n in orm.__all__ if n not in globals()]\n"
+        "print(json.dumps({'all': orm.__all__, 'missing': missing,"
+        " 'entity_is_decorator': callable(orm.entity)}))"
+    )
+    assert names["missing"] == []
+    assert names["entity_is_decorator"]
+    import orm
+
+    for name in names["all"]:
+        exec(f"from orm import {name}", {})  # noqa: S102 - each name on its own
+    assert set(names["all"]) == set(orm.__all__)
+
+
+def test_folder_names_stay_importable_from_discovery(tmp_path: Path) -> None:
+    """`orm.metadata.discovery` re-exports the folder discovery, loaded on first use."""
+    from orm.metadata.discovery import EntryReport, expand_entries, inspect_entries, is_glob
+
+    assert is_glob("src/**/*_entity.py") and not is_glob("app.models")
+    (tmp_path / "startup_models_pkg").mkdir()
+    (tmp_path / "startup_models_pkg" / "__init__.py").write_text(
+        "from orm import PrimaryKey, entity\n\n"
+        "@entity()\nclass StartupThing:\n    id: int = PrimaryKey()\n"
+    )
+    try:
+        classes = expand_entries(["startup_models_pkg"], tmp_path)
+        assert [c.__name__ for c in classes] == ["StartupThing"]
+        (report,) = inspect_entries(["startup_models_pkg"], tmp_path)
+        assert isinstance(report, EntryReport) and report.found
+    finally:
+        sys.modules.pop("startup_models_pkg", None)
+        if str(tmp_path) in sys.path:
+            sys.path.remove(str(tmp_path))
+
+
+def test_config_search_and_query_log_still_work(tmp_path: Path) -> None:
+    """The lazily imported pieces work when used: the config file is found and loaded, and the
+    query log (logging imported on demand) reaches the configured logger."""
+    (tmp_path / "orm_config.py").write_text(
+        "from orm import define_config\nconfig = define_config(db_name=':memory:')\n"
+    )
+    out = _run(
+        "import json, os\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "from orm import ORM, PrimaryKey, entity\n"
+        "@entity()\n"
+        "class Logged:\n"
+        "    id: int = PrimaryKey()\n"
+        "lines = []\n"
+        "orm = ORM.init()\n"
+        "found = orm.config.base_dir\n"
+        "orm.close()\n"
+        "orm = ORM.init(entities=[Logged], debug=['query'], logger=lines.append)\n"
+        "orm.schema.create_schema()\n"
+        "orm.em.fork().count(Logged)\n"
+        "orm.close()\n"
+        "print(json.dumps({'base_dir': found, 'lines': lines}))"
+    )
+    assert out["base_dir"] == os.path.realpath(tmp_path)
+    assert any(line.startswith("[query] create table") for line in out["lines"]), out
+    assert any("[query] select count(" in line for line in out["lines"]), out
