@@ -61,6 +61,24 @@ class LiveColumn:
         self.default = default
         self.pk = pk
 
+    def _key(self) -> tuple[str, str, bool, str | None, bool]:
+        return (self.name, self.type, self.notnull, self.default, self.pk)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        name, type_, notnull, default, pk = self._key()
+        return (
+            f"LiveColumn(name={name!r}, type={type_!r}, notnull={notnull!r}, "
+            f"default={default!r}, pk={pk!r})"
+        )
+
 
 class Platform:
     """Base of every dialect; the defaults are standard SQL with `?` placeholders."""
