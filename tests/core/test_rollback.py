@@ -457,3 +457,15 @@ def test_a_query_outside_any_transaction_records_nothing(orm, log):
     em = orm.em.fork()
     em.find(User, {})
     assert orm.connection._state().undo == []
+
+
+def test_a_versioned_entity_read_in_a_rolled_back_transaction_can_be_updated(orm):
+    orm.em.fork().persist(Article(title="t")).flush()
+    em = orm.em.fork()
+    orm.connection.begin()
+    article = em.find_one_or_fail(Article, 1)
+    orm.connection.rollback()
+    article.title = "t2"
+    em.flush()
+    assert _rows(orm, "select title, version from article") == [("t2", 2)]
+    assert article.version == 2

@@ -264,13 +264,18 @@ class LoadUndo:
         except Exception:  # cannot look (the ORM is closing): trust none of them
             present = set()
         im = uow.identity_map.get(meta.cls)
-        unloaded = (UNLOADED,) * len(meta.columns)
-        pk_index = meta.pk_index
+        # the key and the version stay known (an UPDATE needs both, as after a `fields=`
+        # load); a version the rolled-back transaction changed fails the optimistic lock
+        kept = [meta.pk_index]
+        if meta.version is not None:
+            kept.append(meta.version.column_index)
         for entity, key in zip(held, keys, strict=True):
             if key in present:
                 snap = entity._orm_snap
-                partial = unloaded[:pk_index] + (snap[pk_index],) + unloaded[pk_index + 1 :]
-                _object_setattr(entity, "_orm_snap", partial)
+                partial = [UNLOADED] * len(meta.columns)
+                for i in kept:
+                    partial[i] = snap[i]
+                _object_setattr(entity, "_orm_snap", tuple(partial))
                 uow.partial.add(id(entity))
                 continue
             if im is not None and im.get(key) is entity:
