@@ -268,13 +268,14 @@ class EntityManager:
         entities = list(itertools.islice(reversed(identity_map.values()), added))
         pk = meta.pk.name
 
-        def existing(keys: list[Any]) -> set[Any]:
-            sql, params = self.sql.select(meta, {pk: {"$in": keys}}, props=[meta.pk])
-            conv = meta.pk.type.to_python if meta.pk.type.converts else None
+        def reread(keys: list[Any]) -> dict[Any, Any]:
+            sql, params = self.sql.select(meta, {pk: {"$in": keys}})
             rows = self.connection.query(sql, params)
-            return {conv(r[0]) if conv else r[0] for r in rows}
+            # hydrated into a map of their own: snapshots taken, nothing registered
+            fresh = core.hydrate(meta.plan, rows, {}, self._uow, False)
+            return {map_key(meta, e): e for e in fresh}
 
-        self.connection.on_rollback(LoadUndo(self._uow, meta, entities, existing).run)
+        self.connection.on_rollback(LoadUndo(self._uow, meta, entities, reread).run)
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:

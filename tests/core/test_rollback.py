@@ -10,7 +10,7 @@ import pytest
 
 from orm import ORM, ValidationError, wrap
 from orm.errors import LockWaitTimeoutException, OptimisticLockError
-from tests.core.models import Article, Stamped, User
+from tests.core.models import Article, Everything, Stamped, User
 
 
 class Boom(Exception):
@@ -431,25 +431,42 @@ def test_an_entity_read_from_a_rolled_back_insert_is_detached(orm):
     assert _rows(orm, "select id, full_name from user") == [(1, "alice")]
 
 
-def test_an_entity_read_in_a_rolled_back_transaction_resyncs_with_its_row(orm):
-    """The row existed before: the entity stays managed, but what it was read from (another
-    fork's rolled-back update) is not trusted: its next write sets every column it holds."""
+def test_an_entity_read_in_a_rolled_back_transaction_is_merged_with_its_row(orm):
+    """The row existed before, and another fork's update of it was rolled back: the entity
+    takes the row's values back, except what its user changed since, which is written."""
     orm.em.fork().persist(_user("a")).flush()
     writer, reader = orm.em.fork(), orm.em.fork()
     orm.connection.begin()
-    writer.find_one_or_fail(User, 1).full_name = "b"
+    written = writer.find_one_or_fail(User, 1)
+    written.full_name, written.age = "b", 7
     writer.flush()
     seen = reader.find_one_or_fail(User, 1)
-    assert seen.full_name == "b"
+    assert (seen.full_name, seen.age) == ("b", 7)
+    seen.bio = "the reader's own change"
     orm.connection.rollback()
     assert wrap(seen).is_managed() and reader.find_one(User, 1) is seen
-    assert _rows(orm, "select full_name from user") == [("a",)]
-    seen.full_name = "b"  # the value it was read with: still a change for the database
+    assert (seen.full_name, seen.age, seen.bio) == ("a", 0, "the reader's own change")
+    seen.nickname = "n"
     reader.flush()
-    assert _rows(orm, "select full_name from user") == [("b",)]
-    seen.age = 3
+    assert _rows(orm, "select full_name, age, bio, nickname from user") == [
+        ("a", 0, "the reader's own change", "n")
+    ], "the rolled-back update is not written back"
+    log_free = orm.em.fork()
+    assert log_free.find_one_or_fail(User, 1).full_name == "a"
+
+
+def test_an_unchanged_entity_read_in_a_rolled_back_transaction_writes_nothing(orm, log):
+    orm.em.fork().persist(Everything(s="a")).flush()  # a JSON type: compared at every flush
+    writer, reader = orm.em.fork(), orm.em.fork()
+    orm.connection.begin()
+    writer.find_one_or_fail(Everything, 1).s = "b"
+    writer.flush()
+    seen = reader.find_one_or_fail(Everything, 1)
+    orm.connection.rollback()
+    assert seen.s == "a"
+    log.clear()
     reader.flush()
-    assert _rows(orm, "select full_name, age from user") == [("b", 3)]
+    assert log == [], "nothing to write: the entity holds what the row holds"
 
 
 def test_a_query_outside_any_transaction_records_nothing(orm, log):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._markers import MISSING, REFERENCE, UNLOADED
+from .._markers import MISSING, REFERENCE
 
 if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
@@ -226,27 +226,27 @@ class UpsertUndo:
 
 class LoadUndo:
     """Entities a query added to an identity map inside a transaction that is then rolled
-    back may stand for rows that transaction wrote (another fork's uncommitted insert), which
-    no longer exist, and whose keys the database hands out again. Left managed, a later write
-    to such an entity would update or delete an unrelated row. So on rollback their rows are
-    looked up again: an entity whose row is gone is detached (as SQLAlchemy expunges it); one
-    whose row exists keeps its attributes, but its snapshot is forgotten (every column
-    UNLOADED, as after a partial load), because the rolled-back transaction may have changed
-    what it was read from: its next write sets every column it holds, and a later load
-    fills the snapshot in again. Only queries inside a transaction pay for the record."""
+    back were read from what that transaction saw: perhaps another fork's uncommitted insert
+    (a row that is gone now, and whose key the database hands out again) or its uncommitted
+    update. Left as they are, a later write could reach an unrelated row, or write back
+    values that were rolled back. So on rollback their rows are read again: an entity whose
+    row is gone is detached (as SQLAlchemy expunges it); one whose row exists is merged with
+    it, as a refresh that keeps the user's own changes: the columns the user changed since
+    the load keep their values (and are written at the next flush), the others and the
+    snapshot take the row's. Only queries inside a transaction pay for the record."""
 
-    __slots__ = ("uow", "generation", "meta", "entities", "lookup")
+    __slots__ = ("uow", "generation", "meta", "entities", "reread")
 
-    #: keys per existence query
+    #: keys per query
     CHUNK = 500
 
-    def __init__(self, uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], lookup: Any):
+    def __init__(self, uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], reread: Any):
         self.uow = uow
         self.generation = uow.generation
         self.meta = meta
         self.entities = entities
-        #: keys (Python values) -> the set of those whose rows exist now
-        self.lookup = lookup
+        #: keys (Python values) -> {key: an unregistered entity loaded from its row now}
+        self.reread = reread
 
     def run(self) -> None:
         uow = self.uow
@@ -258,25 +258,16 @@ class LoadUndo:
             return
         keys = [map_key(meta, e) for e in held]
         try:
-            present: set[Any] = set()
+            rows: dict[Any, Any] = {}
             for start in range(0, len(keys), self.CHUNK):
-                present |= self.lookup(keys[start : start + self.CHUNK])
-        except Exception:  # cannot look (the ORM is closing): trust none of them
-            present = set()
+                rows.update(self.reread(keys[start : start + self.CHUNK]))
+        except Exception:  # cannot read (the ORM is closing): trust none of them
+            rows = {}
         im = uow.identity_map.get(meta.cls)
-        # the key and the version stay known (an UPDATE needs both, as after a `fields=`
-        # load); a version the rolled-back transaction changed fails the optimistic lock
-        kept = [meta.pk_index]
-        if meta.version is not None:
-            kept.append(meta.version.column_index)
         for entity, key in zip(held, keys, strict=True):
-            if key in present:
-                snap = entity._orm_snap
-                partial = [UNLOADED] * len(meta.columns)
-                for i in kept:
-                    partial[i] = snap[i]
-                _object_setattr(entity, "_orm_snap", tuple(partial))
-                uow.partial.add(id(entity))
+            fresh = rows.get(key)
+            if fresh is not None:
+                self._merge(entity, fresh)
                 continue
             if im is not None and im.get(key) is entity:
                 del im[key]
@@ -285,3 +276,22 @@ class LoadUndo:
             uow.partial.discard(id(entity))
             _object_setattr(entity, "_orm_uow", None)
             _object_setattr(entity, "_orm_snap", None)
+
+    def _merge(self, entity: Any, fresh: Any) -> None:
+        """The row's values where the user changed nothing since the load; the user's own
+        changes stay, to be written against the row's snapshot."""
+        from .._backend import core
+
+        plan = self.meta.plan
+        try:
+            groups = core.compute_changes(plan, [entity])
+            changed = {i for cols in groups for i in cols}
+        except Exception:  # an invalid value the user set: keep all, the flush will say
+            changed = set(range(plan.n))
+        for i, name in enumerate(plan.names):
+            if i not in changed:
+                _object_setattr(entity, name, getattr(fresh, name))
+        _object_setattr(entity, "_orm_snap", fresh._orm_snap)
+        self.uow.partial.discard(id(entity))
+        if changed:
+            self.uow.dirty[id(entity)] = entity
