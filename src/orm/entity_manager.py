@@ -247,7 +247,7 @@ class EntityManager:
                 raise _unreadable(meta, rows, exc) from exc
 
         conn = em.connection
-        known = len(identity_map) if identity_map is not None and conn.in_transaction else -1
+        noted = identity_map is not None and conn.in_transaction
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
         try:
@@ -257,15 +257,14 @@ class EntityManager:
                 _gc.resume()
         if identity_map is not None and (props is not None or uow.partial):
             uow.note_partial(found)
-        if known >= 0 and len(identity_map) > known:  # type: ignore[arg-type]
-            em._note_loaded(meta, identity_map, len(identity_map) - known)  # type: ignore[arg-type]
+        if noted and found:
+            em._note_loaded(meta, found)
         return found
 
-    def _note_loaded(self, meta: EntityMetadata, identity_map: dict[Any, Any], added: int) -> None:
-        """Entities this query added to the identity map inside a transaction: checked
-        again if it is rolled back (see LoadUndo). A dict keeps insertion order, so they are
-        its last `added` values."""
-        entities = list(itertools.islice(reversed(identity_map.values()), added))
+    def _note_loaded(self, meta: EntityMetadata, entities: list[Any]) -> None:
+        """Entities a query returned inside a transaction (added to the identity map, or
+        filled or refreshed from what the transaction saw): read again if it is rolled
+        back (see LoadUndo)."""
         pk = meta.pk.name
 
         def reread(keys: list[Any]) -> dict[Any, Any]:
@@ -389,6 +388,8 @@ class EntityManager:
             em._uow.unregister(entity, meta)
             return None
         em._hydrate(meta, rows, refresh=True, detached=False)
+        if em.connection.in_transaction:
+            em._note_loaded(meta, [entity])
         return entity
 
     def get_reference(self, entity: type[T] | str, pk: Any) -> T:
@@ -567,18 +568,27 @@ class EntityManager:
     def native_update(
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]
     ) -> int:
-        """One UPDATE, no Unit of Work; returns the number of rows affected."""
+        """One UPDATE, no Unit of Work; returns the number of rows affected. `where=None` is
+        refused (a missing id must not update every row): pass `{}` for every row."""
         em = self._ctx()
         meta = em.metadata.get(entity)
+        _require_where(meta, where, "native_update")
         em._check_data(meta, data)
+        if not data:
+            raise ValidationError(
+                f"native_update({meta.class_name}, ...) got no data: nothing to set",
+                entity=meta.cls,
+            )
         fields, values = meta.to_db_columns(data)
         sql, params = em.sql.update_where(meta, where, fields)
         return int(em.connection.execute(sql, values + params).rowcount)
 
     def native_delete(self, entity: type[T] | str, where: Any) -> int:
-        """One DELETE, no Unit of Work; returns the number of rows affected."""
+        """One DELETE, no Unit of Work; returns the number of rows affected. `where=None` is
+        refused (a missing id must not delete every row): pass `{}` for every row."""
         em = self._ctx()
         meta = em.metadata.get(entity)
+        _require_where(meta, where, "native_delete")
         sql, params = em.sql.delete_where(meta, where)
         return int(em.connection.execute(sql, params).rowcount)
 
@@ -628,6 +638,15 @@ class EntityManager:
             finally:
                 tx._uow.clear()
             raise
+
+
+def _require_where(meta: EntityMetadata, where: Any, call: str) -> None:
+    if where is None:
+        raise ValidationError(
+            f"{call}({meta.class_name}, None): no condition given, which would reach every "
+            f"row; pass a primary key or a filter dict, or {{}} to mean every row.",
+            entity=meta.cls,
+        )
 
 
 def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> ValidationError:

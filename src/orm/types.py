@@ -196,6 +196,8 @@ class DecimalType(Type):
 
     def to_db(self, value: Any) -> Any:
         text = str(value)
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise ValueError(f"{text} is not a finite number, which a numeric column holds")
         if self.max_digits is not None and _rounded_by_float(value, text, self.max_digits):
             raise ValueError(
                 f"{text} has more significant digits than the column keeps exactly "
@@ -205,7 +207,12 @@ class DecimalType(Type):
         return text
 
     def to_python(self, value: Any) -> Any:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
+        if isinstance(value, Decimal):
+            return value
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:  # decimal.InvalidOperation says only "ConversionSyntax"
+            raise ValueError(f"{value!r} is not a decimal number") from None
 
     def compare(self, a: Any, b: Any) -> bool:
         if a == b:
@@ -228,7 +235,7 @@ def _rounded_by_float(value: Any, text: str, digits: int) -> bool:
         return not -(2**63) <= value < 2**63
     if text.lstrip("-").isdigit():
         return not -(2**63) <= int(text) < 2**63
-    return len(value.as_tuple().digits) > digits
+    return len(value.normalize().as_tuple().digits) > digits
 
 
 class BooleanType(Type):

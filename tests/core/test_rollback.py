@@ -486,3 +486,35 @@ def test_a_versioned_entity_read_in_a_rolled_back_transaction_can_be_updated(orm
     em.flush()
     assert _rows(orm, "select title, version from article") == [("t2", 2)]
     assert article.version == 2
+
+
+def test_a_refresh_inside_a_rolled_back_transaction_is_taken_back(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, 1)
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.native_update(User, {"id": 1}, {"full_name": "b"})
+            em.refresh(user)
+            assert user.full_name == "b"
+            raise Boom
+    assert user.full_name == "a", "the row's value again"
+    user.full_name = "b"  # now a real change, to be written
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("b",)]
+
+
+def test_a_reference_initialized_from_a_rolled_back_insert_is_detached(orm):
+    em = orm.em.fork()
+    ref = em.get_reference(User, 1)
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.persist(_user("ghost")).flush()
+            assert em.find_one_or_fail(User, {"full_name": "ghost"}) is ref
+            assert wrap(ref).is_initialized()
+            raise Boom
+    assert not wrap(ref).is_managed()
+    orm.em.fork().persist(_user("alice")).flush()
+    ref.full_name = "ghost write"
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("alice",)]

@@ -387,3 +387,31 @@ def test_a_decimal_sqlite_would_round_is_refused_and_a_text_column_keeps_all_dig
         assert orm.em.fork().find_one_or_fail(Money, money.id).amount == money.amount
         with pytest.raises(ValidationError, match="Money.amount"):
             em.native_insert(Money, {"amount": Decimal("0.1234567890123456")})
+
+
+def test_decimals_with_trailing_zeros_are_kept_and_non_finite_ones_refused(em, orm):
+    from tests.core.models import Book
+
+    book = Book(title="t", price=Decimal("1.000000000000000000"))
+    em.persist(book).flush()
+    assert orm.em.fork().find_one_or_fail(Book, book.uuid).price == Decimal("1")
+    for bad in (Decimal("NaN"), Decimal("Infinity")):
+        book.price = bad
+        with pytest.raises(ValidationError, match="not a finite number"):
+            em.flush()
+    book.price = Decimal("2.5")
+    em.flush()
+
+
+def test_native_writes_refuse_a_missing_condition_and_empty_data(em, orm):
+    em.persist([User(full_name=n, email=f"{n}@x", password="p") for n in "ab"]).flush()
+    missing_id = None
+    with pytest.raises(ValidationError, match=r"native_delete\(User, None\): no condition"):
+        em.native_delete(User, missing_id)
+    with pytest.raises(ValidationError, match=r"native_update\(User, None\): no condition"):
+        em.native_update(User, missing_id, {"age": 1})
+    with pytest.raises(ValidationError, match="got no data"):
+        em.native_update(User, {"id": 1}, {})
+    assert orm.connection.query("select count(*), sum(age) from user") == [(2, 0)]
+    assert em.native_update(User, {}, {"age": 2}) == 2
+    assert em.native_delete(User, {}) == 2
