@@ -171,6 +171,12 @@ class Connection:
         return self._state().depth > 0
 
     @property
+    def in_own_transaction(self) -> bool:
+        """Whether the calling thread is inside a transaction it began (not merely another
+        thread's, which a shared connection would also report)."""
+        return self._state().depth > 0
+
+    @property
     def depth(self) -> int:
         """How many transactions and savepoints are open (meaningful to the thread holding
         the connection, which is the one inside them)."""
@@ -400,6 +406,11 @@ class Connection:
 
 
 class SqliteConnection(Connection):
+    @property
+    def in_own_transaction(self) -> bool:
+        # one connection for every thread: the transaction is this thread's if it holds it
+        return self._tx.depth > 0 and self._lock._is_owned()  # type: ignore[attr-defined]
+
     """The one sqlite3 connection of an ORM. Threads take turns on it: a transaction holds
     its lock from `begin` to the matching `commit` or `rollback`, so the depth and undo
     frames are the connection's, not a thread's."""

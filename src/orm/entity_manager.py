@@ -247,7 +247,7 @@ class EntityManager:
                 raise _unreadable(meta, rows, exc) from exc
 
         conn = em.connection
-        noted = identity_map is not None and conn.in_transaction
+        noted = identity_map is not None and conn.in_own_transaction
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
         try:
@@ -388,7 +388,7 @@ class EntityManager:
             em._uow.unregister(entity, meta)
             return None
         em._hydrate(meta, rows, refresh=True, detached=False)
-        if em.connection.in_transaction:
+        if em.connection.in_own_transaction:
             em._note_loaded(meta, [entity])
         return entity
 
@@ -606,7 +606,7 @@ class EntityManager:
             raise ValidationError(f"retries must be a non-negative integer, got {retries!r}")
         attempt = 0
         while True:
-            outermost = not self.connection.in_transaction
+            outermost = not self.connection.in_own_transaction
             try:
                 with self.transaction() as tx:
                     return fn(tx)
