@@ -398,10 +398,10 @@ def insert_rows(
     for entity in entities:
         snap = []
         for i in range(plan.n):
-            value = getattr(entity, names[i], None)
             if i == pk_index and skip_pk:
-                snap.append(None)
+                snap.append(None)  # generated: the entity's value (None) is neither bound nor read
                 continue
+            value = getattr(entity, names[i], None)
             db = _db_value(plan, entity, i, value)
             flat.append(db)
             snap.append(value if python_valued[i] else db)
