@@ -558,6 +558,12 @@ def apply_snapshots(list entities not None, list snapshots not None):
         PyObject_GenericSetAttr(entity, SNAP, snap)
 
 
+def join_new(entity, uow, dict group not None):
+    """See orm._diff_py.join_new."""
+    PyDict_SetItem(group, id(entity), entity)
+    PyObject_GenericSetAttr(entity, UOW, uow)
+
+
 def detach(entities):
     """See orm._diff_py.detach."""
     for entity in entities:

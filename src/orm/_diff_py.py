@@ -461,6 +461,15 @@ def apply_snapshots(entities: list[Any], snapshots: list[tuple]) -> None:
         _object_setattr(entity, "_orm_snap", snapshots[k])
 
 
+def join_new(entity: Any, uow: Any, group: dict) -> None:
+    """A new entity joins a Unit of Work (`persist`): entered in its group of new entities
+    (keyed by id) and `_orm_uow` set, without the dirty tracking."""
+    if type(group) is not dict:
+        _expect(group, dict, "group")
+    group[id(entity)] = entity
+    _object_setattr(entity, "_orm_uow", uow)
+
+
 def detach(entities: Any) -> None:
     """Entities leave their Unit of Work: no more tracking, no snapshot."""
     for entity in entities:
