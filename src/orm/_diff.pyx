@@ -8,7 +8,7 @@ It sees only plain data and the per-type plans, never the EntityManager.
 """
 
 cimport cython
-from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr, Py_TYPE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
@@ -140,6 +140,11 @@ cdef class Plan:
     cdef readonly object on_invalid
     cdef readonly tuple kinds
     cdef int kind_of[MAX_COLUMNS]
+    # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
+    # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
+    # whether None is accepted (1/0; -1: `nullable` holds no bool, its truth is asked each time)
+    cdef PyObject* single_type[MAX_COLUMNS]
+    cdef signed char null_ok[MAX_COLUMNS]
     cdef bint ready
 
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
@@ -172,6 +177,13 @@ cdef class Plan:
                 f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
         for i in range(n):
             self.kind_of[i] = kinds[i]
+            # borrowed pointers: the plan keeps `accepts` (and so these types) alive
+            self.single_type[i] = NULL
+            kind = accepts[i]
+            if type(kind) is tuple and len(kind) == 1 and isinstance(kind[0], type):
+                self.single_type[i] = <PyObject*>kind[0]
+            kind = nullable[i]
+            self.null_ok[i] = 1 if kind is True else 0 if kind is False else -1
         self.cls = cls
         self.names = names
         self.n = n
@@ -389,14 +401,21 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
 cdef inline object _check(Plan plan, object entity, Py_ssize_t i, object value):
     """Raise (through plan.on_invalid) unless `value` is acceptable for column i."""
     cdef object accepts
+    cdef signed char null_ok
     if value is None:
-        if not <bint>(<object>PyTuple_GET_ITEM(plan.nullable, i)):
+        null_ok = plan.null_ok[i]
+        if null_ok == 0 or (
+                null_ok < 0 and not <bint>(<object>PyTuple_GET_ITEM(plan.nullable, i))):
             plan.on_invalid(entity, i, value)
         return
-    accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
-    if accepts is not None and not isinstance(value, accepts):
-        plan.on_invalid(entity, i, value)
-    elif _unstorable(value) and <object>PyTuple_GET_ITEM(plan.to_db, i) is None:
+    # a value of exactly the one accepted type passes without the call: isinstance would
+    # answer True on the same pointer compare, first
+    if <PyObject*>Py_TYPE(value) != plan.single_type[i]:
+        accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
+        if accepts is not None and not isinstance(value, accepts):
+            plan.on_invalid(entity, i, value)
+            return
+    if _unstorable(value) and <object>PyTuple_GET_ITEM(plan.to_db, i) is None:
         plan.on_invalid(entity, i, value)
 
 
@@ -450,10 +469,10 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
         entity = <object>PyList_GET_ITEM(entities, e)
         snap = PyTuple_New(n)
         for i in range(n):
-            value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
             if i == pk_index and skip_pk:
-                v = None
+                v = None  # generated: the value the entity holds (None) is neither bound nor read
             else:
+                value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
                 v = _db_value(plan, entity, i, value)
                 Py_INCREF(v)
                 PyList_SET_ITEM(flat, k, v)
@@ -537,6 +556,12 @@ def apply_snapshots(list entities not None, list snapshots not None):
         entity = <object>PyList_GET_ITEM(entities, k)
         snap = <object>PyList_GET_ITEM(snapshots, k)
         PyObject_GenericSetAttr(entity, SNAP, snap)
+
+
+def join_new(entity, uow, dict group not None):
+    """See orm._diff_py.join_new."""
+    PyDict_SetItem(group, id(entity), entity)
+    PyObject_GenericSetAttr(entity, UOW, uow)
 
 
 def detach(entities):

@@ -398,10 +398,10 @@ def insert_rows(
     for entity in entities:
         snap = []
         for i in range(plan.n):
-            value = getattr(entity, names[i], None)
             if i == pk_index and skip_pk:
-                snap.append(None)
+                snap.append(None)  # generated: the entity's value (None) is neither bound nor read
                 continue
+            value = getattr(entity, names[i], None)
             db = _db_value(plan, entity, i, value)
             flat.append(db)
             snap.append(value if python_valued[i] else db)
@@ -459,6 +459,15 @@ def apply_snapshots(entities: list[Any], snapshots: list[tuple]) -> None:
         )
     for k, entity in enumerate(entities):
         _object_setattr(entity, "_orm_snap", snapshots[k])
+
+
+def join_new(entity: Any, uow: Any, group: dict) -> None:
+    """A new entity joins a Unit of Work (`persist`): entered in its group of new entities
+    (keyed by id) and `_orm_uow` set, without the dirty tracking."""
+    if type(group) is not dict:
+        _expect(group, dict, "group")
+    group[id(entity)] = entity
+    _object_setattr(entity, "_orm_uow", uow)
 
 
 def detach(entities: Any) -> None:

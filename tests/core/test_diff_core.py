@@ -30,7 +30,7 @@ def test_backend_is_reported_and_the_compiled_one_is_preferred():
 
 def test_both_backends_expose_the_same_functions():
     names = {"Plan", "hydrate", "insert_rows", "finish_inserts", "compute_changes", "group_by_type", "primary_keys", "forget",
-             "init_entity", "apply_snapshots", "detach", "tracked_setattr", "BACKEND"}
+             "init_entity", "apply_snapshots", "detach", "tracked_setattr", "BACKEND", "join_new"}
     assert names <= set(dir(core)) and names <= set(dir(_diff_py))
 
 
@@ -117,6 +117,16 @@ def test_finish_inserts_assigns_consecutive_keys(orm):
     assert users[1]._orm_snap == (42, *flat[7:13], users[1].created_at)
     core.detach(users)
     assert users[0]._orm_uow is None and users[0]._orm_snap is None
+
+
+def test_join_new_enters_the_entity_untracked():
+    uow, group = FakeUoW(), {}
+    user = User(full_name="n", email="e", password="p")
+    core.join_new(user, uow, group)
+    assert group == {id(user): user} and user._orm_uow is uow
+    assert uow.dirty == {}  # joining is no write the flush has to compare
+    with pytest.raises(TypeError, match=r"Argument 'group' has incorrect type \(expected dict, got NoneType\)"):
+        core.join_new(user, uow, None)
 
 
 # -- bad input: the compiled core checks what it used to trust, and raises what the twin does --

@@ -228,8 +228,7 @@ class UnitOfWork:
         group = self.new.get(meta.cls)
         if group is None:
             group = self.new[meta.cls] = {}
-        group[id(entity)] = entity
-        _object_setattr(entity, "_orm_uow", self)
+        core.join_new(entity, self, group)  # in C: a third of what object.__setattr__ costs
 
     @staticmethod
     def _apply_defaults(entity: Any, meta: EntityMetadata) -> None:
