@@ -13,6 +13,9 @@ back. Afterwards everything that flush wrote is pending again: inserted entities
 again (keys the database generated are removed), updated ones dirty again (their previous
 snapshot restored), removed ones scheduled for removal again. Only flushes inside a
 transaction pay for the record; a stand-alone flush commits at once and needs none.
+
+`UpsertUndo` does the same for `em.upsert()`, and `LoadUndo` for what queries read inside the
+transaction (entities it may have shown data that is now rolled back): they are read again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 
-__all__ = ["FlushUndo", "UpsertUndo", "map_key", "restore_value"]
+__all__ = ["FlushUndo", "LoadUndo", "UpsertUndo", "map_key", "restore_value"]
 
 _object_setattr = object.__setattr__
 
