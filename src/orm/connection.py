@@ -192,9 +192,13 @@ class Connection:
             state.undo[-1].append(undo)
 
     def _run_undo(self, actions: list[Callable[[], None]]) -> None:
-        """Newest first; every action runs even if one fails (the first error is raised)."""
+        """Newest first, except that actions marked `late` (re-reading what queries saw) run
+        after all the others, once the entities are back to their state before the
+        transaction; every action runs even if one fails (the first error is raised)."""
         failure: BaseException | None = None
-        for undo in reversed(actions):
+        ordered = [u for u in reversed(actions) if not getattr(u, "late", False)]
+        ordered += [u for u in actions if getattr(u, "late", False)]
+        for undo in ordered:
             try:
                 undo()
             except BaseException as exc:  # pragma: no cover - undo actions do not raise

@@ -274,7 +274,7 @@ class EntityManager:
             fresh = core.hydrate(meta.plan, rows, {}, self._uow, False)
             return {map_key(meta, e): e for e in fresh}
 
-        self.connection.on_rollback(LoadUndo(self._uow, meta, list(entities), reread).run)
+        self.connection.on_rollback(LoadUndo(self._uow, meta, list(entities), reread))
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:

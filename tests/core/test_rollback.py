@@ -518,3 +518,77 @@ def test_a_reference_initialized_from_a_rolled_back_insert_is_detached(orm):
     ref.full_name = "ghost write"
     em.flush()
     assert _rows(orm, "select full_name from user") == [("alice",)]
+
+
+def test_a_write_auto_flushed_by_a_query_in_a_rolled_back_transaction_stays_pending(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, 1)
+    user.full_name = "the user's write"
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.find(User, {})  # FlushMode.AUTO writes it, and the query returns the entity
+            raise Boom
+    assert user.full_name == "the user's write"
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("the user's write",)]
+
+
+def test_an_insert_auto_flushed_by_a_query_in_a_rolled_back_transaction_is_new_again(orm):
+    em = orm.em.fork()
+    user = _user("pending")
+    em.persist(user)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.find(User, {})
+            raise Boom
+    assert user.id is None and em.get_unit_of_work().is_new(user)
+    em.flush()
+    assert _rows(orm, "select full_name from user") == [("pending",)]
+
+
+def test_key_changes_and_removals_undone_before_the_rows_are_read_again(orm):
+    orm.em.fork().persist([Everything(s="one"), Everything(s="two")]).flush()
+    em = orm.em.fork()
+    one = em.find_one_or_fail(Everything, 1)
+    two = em.find_one_or_fail(Everything, 2)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.remove(two).flush()
+            one.id = 2
+            em.flush()
+            em.find(Everything, {})
+            raise Boom
+    # the new key is the user's pending change again; the entity is still row 1's
+    assert (one.id, one.s) == (2, "one") and one._orm_snap[0] == 1
+    assert em.get_unit_of_work().get_identity_map()[Everything] == {1: one, 2: two}
+    assert em.get_unit_of_work().get_removal_stack() == [two]
+
+
+def test_an_invalid_value_keeps_only_its_own_column_at_the_merge(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    writer, reader = orm.em.fork(), orm.em.fork()
+    orm.connection.begin()
+    written = writer.find_one_or_fail(User, 1)
+    written.full_name = "uncommitted"
+    writer.flush()
+    seen = reader.find_one_or_fail(User, 1)
+    seen.age = "not an int"
+    orm.connection.rollback()
+    assert seen.full_name == "a", "the rolled-back value is not kept"
+    seen.age = 3
+    reader.flush()
+    assert _rows(orm, "select full_name, age from user") == [("a", 3)]
+
+
+def test_a_partial_entity_with_an_invalid_value_is_completed_at_the_merge(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    orm.connection.begin()
+    user = em.find_one_or_fail(User, 1, fields=["full_name"])
+    user.age = "bad"
+    orm.connection.rollback()
+    assert user.email == "a@x", "the columns the partial load left out are filled"
+    user.age = 4
+    em.flush()
+    assert _rows(orm, "select age from user") == [(4,)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._markers import MISSING, REFERENCE
+from .._markers import MISSING, REFERENCE, UNLOADED
 
 if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
@@ -227,6 +227,37 @@ class UpsertUndo:
             _object_setattr(entity, "_orm_uow", None)
 
 
+def _changed_columns(plan: Any, entity: Any) -> set[int]:
+    """The columns whose value the user changed since the entity's snapshot, column by
+    column (an invalid value marks only its own column; the rollback path, no hurry)."""
+    snap = entity._orm_snap
+    changed = set()
+    for i, name in enumerate(plan.names):
+        try:
+            current = getattr(entity, name)
+        except Exception:  # not loaded, never written
+            continue
+        old = snap[i]
+        if current is old:
+            continue
+        if old is UNLOADED:
+            changed.add(i)  # written where nothing was loaded
+            continue
+        try:
+            if plan.kinds[i] in (1, 2, 3):  # the snapshot holds the Python value
+                same = bool(current == old)
+            else:
+                conv = plan.to_db[i]
+                new = conv(current) if conv is not None and current is not None else current
+                cmp = plan.compare[i]
+                same = bool(new == old) if cmp is None else bool(cmp(new, old))
+        except Exception:  # a value its type refuses: the user's, kept for the flush to say
+            same = False
+        if not same:
+            changed.add(i)
+    return changed
+
+
 class LoadUndo:
     """Entities a query added to an identity map inside a transaction that is then rolled
     back were read from what that transaction saw: perhaps another fork's uncommitted insert
@@ -242,6 +273,12 @@ class LoadUndo:
 
     #: keys per query
     CHUNK = 500
+    #: run after the flush and upsert undo records of the same rollback (see
+    #: Connection._run_undo): the merge must compare with the snapshots from before them
+    late = True
+
+    def __call__(self) -> None:
+        self.run()
 
     def __init__(self, uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], reread: Any):
         self.uow = uow
@@ -283,14 +320,8 @@ class LoadUndo:
     def _merge(self, entity: Any, fresh: Any) -> None:
         """The row's values where the user changed nothing since the load; the user's own
         changes stay, to be written against the row's snapshot."""
-        from .._backend import core
-
         plan = self.meta.plan
-        try:
-            groups = core.compute_changes(plan, [entity])
-            changed = {i for cols in groups for i in cols}
-        except Exception:  # an invalid value the user set: keep all, the flush will say
-            changed = set(range(plan.n))
+        changed = _changed_columns(plan, entity)
         for i, name in enumerate(plan.names):
             if i not in changed:
                 _object_setattr(entity, name, getattr(fresh, name))
