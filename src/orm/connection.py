@@ -394,6 +394,10 @@ class Connection:
             try:
                 self._run_undo(undo)
             finally:
+                if state.undo:
+                    # what queries read in a rolled-back savepoint may still come from the
+                    # enclosing transaction's writes: read again if that one rolls back too
+                    state.undo[-1].extend(u for u in undo if getattr(u, "late", False))
                 self._unhold()
 
     @contextmanager

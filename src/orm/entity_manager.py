@@ -28,7 +28,7 @@ from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
-from .unit_of_work.undo import LoadUndo, UpsertUndo, map_key
+from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as _TypeVarWithDefault
@@ -531,11 +531,23 @@ class EntityManager:
         im = uow.map_for(meta.cls)
         previous = im.get(pk)
         was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
-        undo = UpsertUndo(uow, meta, pk, previous, was_new) if nested else None
+        generated = meta.pk.name not in data
+        undo = UpsertUndo(uow, meta, pk, previous, was_new, generated) if nested else None
         if instance is not None and instance._orm_snap is None and previous is None:
             _object_setattr(instance, "_orm_uow", uow)
             im[pk] = instance
+        # the managed entity's own unflushed changes to columns the upsert did not set
+        pending = {}
+        if previous is not None and type(previous._orm_snap) is tuple:
+            for i in changed_columns(meta.plan, previous):
+                prop = meta.columns[i]
+                if prop.field_name not in given:
+                    pending[prop.name] = getattr(previous, prop.name)
         result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
+        if pending:
+            for name, value in pending.items():
+                _object_setattr(result, name, value)
+            uow.dirty[id(result)] = result
         if undo is not None:
             undo.entity = result
             conn.on_rollback(undo.run)

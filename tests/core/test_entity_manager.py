@@ -524,3 +524,13 @@ def test_forks_in_several_threads_take_turns_on_the_connection(orm):
         t.join()
     assert errors == []
     assert orm.em.fork().count(User) == 4 * 20 * 5
+
+
+def test_upsert_keeps_the_managed_entitys_unflushed_changes_it_does_not_set(em, orm):
+    user = User(full_name="a", email="a@x", password="p")
+    em.persist(user).flush()
+    user.bio = "mine"
+    assert em.upsert(User, {"email": "a@x", "full_name": "b", "password": "p", "age": 5}) is user
+    assert (user.full_name, user.age, user.bio) == ("b", 5, "mine")
+    em.flush()
+    assert orm.connection.query("select full_name, age, bio from user") == [("b", 5, "mine")]

@@ -592,3 +592,51 @@ def test_a_partial_entity_with_an_invalid_value_is_completed_at_the_merge(orm):
     user.age = 4
     em.flush()
     assert _rows(orm, "select age from user") == [(4,)]
+
+
+def test_a_load_in_a_rolled_back_savepoint_is_read_again_when_everything_rolls_back(orm):
+    em, conn = orm.em.fork(), orm.connection
+    conn.begin()
+    orm.em.fork().persist(_user("ghost")).flush()  # another fork's insert, in the outer one
+    conn.begin()
+    ghost = em.find_one_or_fail(User, {"full_name": "ghost"})
+    conn.rollback()  # the savepoint: the row is still there
+    assert wrap(ghost).is_managed()
+    conn.rollback()  # everything: the row is gone
+    assert not wrap(ghost).is_managed()
+    orm.em.fork().persist(_user("bob")).flush()
+    ghost.age = 99
+    em.flush()
+    assert _rows(orm, "select full_name, age from user") == [("bob", 0)]
+
+
+def test_a_rolled_back_upsert_takes_back_the_generated_key(orm):
+    em = orm.em.fork()
+    persisted, loose = _user("a"), _user("b")
+    em.persist(persisted)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.upsert(persisted)
+            em.upsert(loose)
+            assert persisted.id is not None and loose.id is not None
+            raise Boom
+    assert persisted.id is None and em.get_unit_of_work().is_new(persisted)
+    assert loose.id is None and not wrap(loose).is_managed()
+    orm.em.fork().persist(_user("bob")).flush()  # takes key 1
+    em.flush()
+    em.upsert(loose)
+    assert _rows(orm, "select full_name from user order by id") == [("bob",), ("a",), ("b",)]
+
+
+def test_clear_in_a_rolled_back_transaction_still_takes_back_generated_keys(orm):
+    em = orm.em.fork()
+    user = _user("a")
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.persist(user).flush()
+            em.clear()
+            raise Boom
+    assert user.id is None and not wrap(user).is_managed()
+    orm.em.fork().persist(_user("bob")).flush()
+    em.upsert(user)
+    assert _rows(orm, "select full_name from user order by id") == [("bob",), ("a",)]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 
-__all__ = ["FlushUndo", "LoadUndo", "UpsertUndo", "map_key", "restore_value"]
+__all__ = ["FlushUndo", "LoadUndo", "UpsertUndo", "changed_columns", "map_key", "restore_value"]
 
 _object_setattr = object.__setattr__
 
@@ -104,6 +104,7 @@ class FlushUndo:
         since (`em.clear()` drops pending work)."""
         uow = self.uow
         if uow.generation != self.generation:
+            self._forget_generated()
             return
         for meta, entities, snaps, keys in reversed(self.deletes):
             im = uow.map_for(meta.cls)
@@ -137,6 +138,18 @@ class FlushUndo:
             self._undo_inserts(meta, entities, skip_pk)
         for entity, name, before, after in reversed(self.assigned):
             if getattr(entity, name, MISSING) is after:  # else the user's later value stays
+                restore_value(entity, name, before)
+
+    def _forget_generated(self) -> None:
+        """The Unit of Work was cleared since, so its bookkeeping is gone; the entities it
+        let go of still must not keep keys and values of rows that were rolled back."""
+        for meta, entities, skip_pk in self.inserts:
+            if skip_pk:
+                for entity in entities:
+                    if entity._orm_uow is None and entity._orm_snap is None:
+                        _object_setattr(entity, meta.pk.name, None)
+        for entity, name, before, after in reversed(self.assigned):
+            if entity._orm_uow is None and getattr(entity, name, MISSING) is after:
                 restore_value(entity, name, before)
 
     def _undo_updates(
@@ -191,10 +204,16 @@ class UpsertUndo:
     new again, or unmanaged, if the upsert is what made it managed)."""
 
     __slots__ = ("uow", "generation", "meta", "key", "entity", "snapshot", "was_managed",
-                 "was_new")  # fmt: skip
+                 "was_new", "generated")  # fmt: skip
 
     def __init__(
-        self, uow: UnitOfWork, meta: EntityMetadata, key: Any, previous: Any, was_new: bool
+        self,
+        uow: UnitOfWork,
+        meta: EntityMetadata,
+        key: Any,
+        previous: Any,
+        was_new: bool,
+        generated: bool = False,
     ) -> None:
         """Call before the upserted row is hydrated: `previous` is the entity the identity
         map held for its key (None if none); set `entity` to the result afterwards."""
@@ -206,11 +225,17 @@ class UpsertUndo:
         self.was_managed = previous is not None
         self.snapshot = previous._orm_snap if previous is not None else None
         self.was_new = was_new
+        #: the database generated the key (the data held none): taken back on rollback
+        self.generated = generated
 
     def run(self) -> None:
         uow = self.uow
         entity = self.entity
-        if uow.generation != self.generation or entity is None or entity._orm_uow is not uow:
+        if entity is None:
+            return
+        if uow.generation != self.generation or entity._orm_uow is not uow:
+            if not self.was_managed and entity._orm_uow is None:
+                self._forget_key(entity)  # dropped by clear() since: still no key of its own
             return
         if self.was_managed:
             _object_setattr(entity, "_orm_snap", self.snapshot)
@@ -225,9 +250,15 @@ class UpsertUndo:
             uow.new.setdefault(self.meta.cls, {})[id(entity)] = entity
         else:
             _object_setattr(entity, "_orm_uow", None)
+        self._forget_key(entity)
+
+    def _forget_key(self, entity: Any) -> None:
+        name = self.meta.pk.name
+        if self.generated and getattr(entity, name, None) == self.key:
+            _object_setattr(entity, name, None)
 
 
-def _changed_columns(plan: Any, entity: Any) -> set[int]:
+def changed_columns(plan: Any, entity: Any) -> set[int]:
     """The columns whose value the user changed since the entity's snapshot, column by
     column (an invalid value marks only its own column; the rollback path, no hurry)."""
     snap = entity._orm_snap
@@ -321,7 +352,7 @@ class LoadUndo:
         """The row's values where the user changed nothing since the load; the user's own
         changes stay, to be written against the row's snapshot."""
         plan = self.meta.plan
-        changed = _changed_columns(plan, entity)
+        changed = changed_columns(plan, entity)
         for i, name in enumerate(plan.names):
             if i not in changed:
                 _object_setattr(entity, name, getattr(fresh, name))
