@@ -270,9 +270,22 @@ class EntityManager:
         def reread(keys: list[Any]) -> dict[Any, Any]:
             sql, params = self.sql.select(meta, {pk: {"$in": keys}})
             rows = self.connection.query(sql, params)
-            # hydrated into a map of their own: snapshots taken, nothing registered
-            fresh = core.hydrate(meta.plan, rows, {}, self._uow, False)
-            return {map_key(meta, e): e for e in fresh}
+            # hydrated into a map of their own: snapshots taken, nothing registered; a row
+            # the types cannot read is there (KEEP: its entity stays as it is), not gone
+            try:
+                fresh = core.hydrate(meta.plan, rows, {}, self._uow, False)
+                return {map_key(meta, e): e for e in fresh}
+            except (ValueError, TypeError, ArithmeticError):
+                out: dict[Any, Any] = {}
+                conv = meta.pk.type.to_python if meta.pk.type.converts else None
+                for row in rows:
+                    key = row[meta.pk_index]
+                    key = conv(key) if conv is not None and key is not None else key
+                    try:
+                        out[key] = core.hydrate(meta.plan, [row], {}, self._uow, False)[0]
+                    except (ValueError, TypeError, ArithmeticError):
+                        out[key] = LoadUndo.KEEP
+                return out
 
         self.connection.on_rollback(LoadUndo(self._uow, meta, list(entities), reread))
 
@@ -385,6 +398,10 @@ class EntityManager:
         sql, params = em.sql.select(meta, {meta.pk.name: pk}, limit=1)
         rows = em.connection.query(sql, params)
         if not rows:
+            if em.connection.in_own_transaction:
+                # the row may be back if the transaction rolls back: register it again then
+                em.connection.on_rollback(_reregister(em._uow, meta, entity, pk))
+                em._note_loaded(meta, [entity])
             em._uow.unregister(entity, meta)
             return None
         em._hydrate(meta, rows, refresh=True, detached=False)
@@ -650,6 +667,21 @@ class EntityManager:
             finally:
                 tx._uow.clear()
             raise
+
+
+def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) -> Any:
+    """Undo of a refresh that found no row inside a transaction (see refresh)."""
+    snapshot = entity._orm_snap
+    generation = uow.generation
+
+    def undo() -> None:
+        im = uow.map_for(meta.cls)
+        if uow.generation == generation and entity._orm_uow is None and key not in im:
+            _object_setattr(entity, "_orm_uow", uow)
+            _object_setattr(entity, "_orm_snap", snapshot)
+            im[key] = entity
+
+    return undo
 
 
 def _require_where(meta: EntityMetadata, where: Any, call: str) -> None:

@@ -640,3 +640,34 @@ def test_clear_in_a_rolled_back_transaction_still_takes_back_generated_keys(orm)
     orm.em.fork().persist(_user("bob")).flush()
     em.upsert(user)
     assert _rows(orm, "select full_name from user order by id") == [("bob",), ("a",)]
+
+
+def test_an_unreadable_row_at_the_re_read_leaves_the_other_entities_and_their_changes(orm):
+    orm.connection.execute(
+        "insert into everything (id, i, s, f, b, raw, dec, dt, doc, items, color, size) values "
+        "(1, 0, 'ok', 0, 0, x'', 0, NULL, '{}', '[]', 'red', 1), "
+        "(2, 0, 'bad', 0, 0, x'', 0, 'not a date', '{}', '[]', 'red', 1)"
+    )
+    em = orm.em.fork()
+    orm.connection.begin()
+    orm.connection.execute("update everything set dt = NULL where id = 2")  # readable, for now
+    good, bad = em.find(Everything, {}, order_by={"id": "asc"})
+    good.s = "my change to row 1"
+    orm.connection.rollback()  # row 2 is unreadable again
+    assert wrap(good).is_managed() and wrap(bad).is_managed()
+    em.flush()
+    assert _rows(orm, "select id, s from everything") == [(1, "my change to row 1"), (2, "bad")]
+
+
+def test_a_refresh_that_found_no_row_in_a_rolled_back_transaction_is_taken_back(orm):
+    orm.em.fork().persist(_user("a")).flush()
+    em = orm.em.fork()
+    user = em.find_one_or_fail(User, 1)
+    orm.connection.begin()
+    orm.em.fork().native_delete(User, {"id": 1})
+    assert em.refresh(user) is None and not wrap(user).is_managed()
+    orm.connection.rollback()
+    assert wrap(user).is_managed() and em.find_one(User, 1) is user
+    user.age = 3
+    em.flush()
+    assert _rows(orm, "select full_name, age from user") == [("a", 3)]

@@ -304,6 +304,8 @@ class LoadUndo:
 
     #: keys per query
     CHUNK = 500
+    #: what `reread` gives for a row that exists but that the types cannot read
+    KEEP: Any = object()
     #: run after the flush and upsert undo records of the same rollback (see
     #: Connection._run_undo): the merge must compare with the snapshots from before them
     late = True
@@ -332,11 +334,13 @@ class LoadUndo:
             rows: dict[Any, Any] = {}
             for start in range(0, len(keys), self.CHUNK):
                 rows.update(self.reread(keys[start : start + self.CHUNK]))
-        except Exception:  # cannot read (the ORM is closing): trust none of them
-            rows = {}
+        except Exception:  # cannot read at all (the ORM is closing): leave them as they are
+            return
         im = uow.identity_map.get(meta.cls)
         for entity, key in zip(held, keys, strict=True):
             fresh = rows.get(key)
+            if fresh is self.KEEP:
+                continue  # the row is there but unreadable: the entity stays as it is
             if fresh is not None:
                 self._merge(entity, fresh)
                 continue
