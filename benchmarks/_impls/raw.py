@@ -40,22 +40,27 @@ def _load(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return conn.execute(SELECT_ALL_SQL + " order by id").fetchall()
 
 
+def _user_rows(n: int) -> list[tuple]:
+    """The N rows W1 inserts, built (datetime converted by hand) inside the timed block."""
+    return [
+        (
+            f"User {i}",
+            f"user{i}@example.com",
+            "secret",
+            "",
+            i % 90,
+            (BASE_TIME + timedelta(seconds=i)).isoformat(" "),
+        )
+        for i in range(n)
+    ]
+
+
 def w1_insert(ctx: Context) -> Observations:
     """Build N tuples (converting the datetime ourselves) and insert them in one transaction."""
     conn = sqlite3.connect(ctx.db_path)
     n = ctx.n
     with ctx.timed():
-        rows = [
-            (
-                f"User {i}",
-                f"user{i}@example.com",
-                "secret",
-                "",
-                i % 90,
-                (BASE_TIME + timedelta(seconds=i)).isoformat(" "),
-            )
-            for i in range(n)
-        ]
+        rows = _user_rows(n)
         with conn:
             conn.executemany(INSERT_SQL, rows)
     conn.close()
@@ -75,17 +80,7 @@ def w1_insert_values(ctx: Context) -> Observations:
     per = batch_rows(6)
     full = _values_sql(per)
     with ctx.timed():
-        rows = [
-            (
-                f"User {i}",
-                f"user{i}@example.com",
-                "secret",
-                "",
-                i % 90,
-                (BASE_TIME + timedelta(seconds=i)).isoformat(" "),
-            )
-            for i in range(n)
-        ]
+        rows = _user_rows(n)
         with conn:
             for start in range(0, n, per):
                 chunk = rows[start : start + per]

@@ -277,10 +277,8 @@ class EntityManager:
                 return {map_key(meta, e): e for e in fresh}
             except (ValueError, TypeError, ArithmeticError):
                 out: dict[Any, Any] = {}
-                conv = meta.pk.type.to_python if meta.pk.type.converts else None
                 for row in rows:
-                    key = row[meta.pk_index]
-                    key = conv(key) if conv is not None and key is not None else key
+                    key = meta.row_key(row)
                     try:
                         out[key] = core.hydrate(meta.plan, [row], {}, self._uow, False)[0]
                     except (ValueError, TypeError, ArithmeticError):
@@ -542,9 +540,7 @@ class EntityManager:
         except BaseException:
             conn.rollback()
             raise
-        pk = rows[0][meta.pk_index]
-        if meta.pk.type.converts:
-            pk = meta.pk.type.to_python(pk)
+        pk = meta.row_key(rows[0])
         im = uow.map_for(meta.cls)
         previous = im.get(pk)
         was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())

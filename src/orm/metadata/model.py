@@ -190,6 +190,13 @@ class EntityMetadata:
             values.append(value)
         return fields, values
 
+    def row_key(self, row: tuple) -> Any:
+        """The identity-map key of a row read from the database (in column order)."""
+        key = row[self.pk_index]
+        if key is not None and self.pk.type.converts:
+            key = self.pk.type.to_python(key)
+        return key
+
     def python_key(self, value: Any) -> Any:
         """A primary key value as the identity map holds it: of the PK's Python type,
         converted when the form is unambiguous (`"1"` for an int key, a UUID's text), else a

@@ -22,18 +22,13 @@ __all__ = ["Platform", "LiveColumn", "LiveIndex"]
 # would pay at `import orm`.
 
 
-class LiveIndex:
-    """An index as the database reports it (or as the metadata wants it)."""
+class _Record:
+    """Equality, hash and repr over the `__slots__` values."""
 
-    __slots__ = ("name", "columns", "unique")
+    __slots__: tuple[str, ...] = ()
 
-    def __init__(self, name: str, columns: tuple[str, ...], unique: bool) -> None:
-        self.name = name
-        self.columns = columns
-        self.unique = unique
-
-    def _key(self) -> tuple[str, tuple[str, ...], bool]:
-        return (self.name, self.columns, self.unique)
+    def _key(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -44,10 +39,22 @@ class LiveIndex:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"LiveIndex(name={self.name!r}, columns={self.columns!r}, unique={self.unique!r})"
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-class LiveColumn:
+class LiveIndex(_Record):
+    """An index as the database reports it (or as the metadata wants it)."""
+
+    __slots__ = ("name", "columns", "unique")
+
+    def __init__(self, name: str, columns: tuple[str, ...], unique: bool) -> None:
+        self.name = name
+        self.columns = columns
+        self.unique = unique
+
+
+class LiveColumn(_Record):
     """A column as the database reports it."""
 
     __slots__ = ("name", "type", "notnull", "default", "pk")
@@ -61,24 +68,6 @@ class LiveColumn:
         self.default = default
         self.pk = pk
 
-    def _key(self) -> tuple[str, str, bool, str | None, bool]:
-        return (self.name, self.type, self.notnull, self.default, self.pk)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        name, type_, notnull, default, pk = self._key()
-        return (
-            f"LiveColumn(name={name!r}, type={type_!r}, notnull={notnull!r}, "
-            f"default={default!r}, pk={pk!r})"
-        )
-
 
 class Platform:
     """Base of every dialect; the defaults are standard SQL with `?` placeholders."""
@@ -87,6 +76,8 @@ class Platform:
     name: str = "sql"
     #: the placeholder a statement binds one parameter with
     param: str = "?"
+    #: the bound limit that means "no limit"
+    no_limit: Any = None
     #: the character that quotes identifiers (doubled inside them)
     quote_char: str = '"'
     #: `update t set ... from (values ...)` is available
@@ -114,11 +105,12 @@ class Platform:
     # -- query pieces ---------------------------------------------------------------------
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
         """The `limit ... offset ...` clause (leading space included) and its parameters;
-        either may be None."""
-        sql, params = "", []
-        if limit is not None:
-            sql += f" limit {self.param}"
-            params.append(limit)
+        either may be None. A limit is always bound when there is an offset (SQLite has no
+        offset without one), with `no_limit` standing for none: one statement text whether
+        or not a limit is given."""
+        if limit is None and offset is None:
+            return "", []
+        sql, params = f" limit {self.param}", [self.no_limit if limit is None else limit]
         if offset is not None:
             sql += f" offset {self.param}"
             params.append(offset)

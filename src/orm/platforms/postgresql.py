@@ -56,6 +56,8 @@ class PostgresPlatform(Platform):
 
     name = "postgresql"
     param = "%s"
+    #: `limit null` is no limit
+    no_limit = None
     #: PostgreSQL (and MikroORM's logs of it) quote with double quotes
     quote_char = '"'
     supports_update_from = True
@@ -63,17 +65,6 @@ class PostgresPlatform(Platform):
     supports_returning = True
 
     # -- query pieces ---------------------------------------------------------------------
-    def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
-        """`limit null` means no limit: the statement text is then the same with and without
-        one (one prepared statement), and `offset` always has its `limit`."""
-        if limit is None and offset is None:
-            return "", []
-        sql, params = " limit %s", [limit]
-        if offset is not None:
-            sql += " offset %s"
-            params.append(offset)
-        return sql, params
-
     def regexp(self, column: str) -> str:
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
         return f"{column} ~ %s"

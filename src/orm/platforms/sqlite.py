@@ -44,6 +44,8 @@ class SqlitePlatform(Platform):
     param = "?"
     #: MikroORM's SQLite platform (and its logs) quote with backticks
     quote_char = "`"
+    #: SQLite's `limit -1` is no limit
+    no_limit = -1
     #: UPDATE ... FROM exists since SQLite 3.33, RETURNING since 3.35
     supports_update_from = sqlite3.sqlite_version_info >= (3, 33, 0)
     supports_returning = sqlite3.sqlite_version_info >= (3, 35, 0)
@@ -61,16 +63,6 @@ class SqlitePlatform(Platform):
             "real",
         ):
             prop.type.max_digits = 15
-
-    def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
-        """SQLite has no `offset` without `limit`: `limit -1` stands for no limit."""
-        if limit is None and offset is None:
-            return "", []
-        sql, params = " limit ?", [-1 if limit is None else limit]
-        if offset is not None:
-            sql += " offset ?"
-            params.append(offset)
-        return sql, params
 
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
