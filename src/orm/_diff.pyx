@@ -489,7 +489,8 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
 
 
 def finish_inserts(Plan plan not None, list entities not None, list snapshots not None,
-                   bint skip_pk, long long first_id, uow, dict identity_map not None):
+                   bint skip_pk, long long first_id, uow, dict identity_map not None,
+                   list keys=None):
     """See orm._diff_py.finish_inserts."""
     _ready(plan)
     cdef Py_ssize_t pk_index = plan.pk_index
@@ -501,6 +502,8 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots no
     if PyList_GET_SIZE(snapshots) != count:
         raise ValueError(
             f"finish_inserts: {count} entities but {PyList_GET_SIZE(snapshots)} snapshots")
+    if keys is not None and PyList_GET_SIZE(keys) != count:
+        raise ValueError(f"finish_inserts: {count} entities but {PyList_GET_SIZE(keys)} keys")
     for k in range(count):
         snap = <object>PyList_GET_ITEM(snapshots, k)
         if type(snap) is not tuple or PyTuple_GET_SIZE(snap) != n:
@@ -514,7 +517,12 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots no
         if type(snap) is not tuple or PyTuple_GET_SIZE(snap) != n:
             _bad_snapshot(plan, snap, "finish_inserts")
         if skip_pk:
-            pk = first_id + k
+            if keys is None:
+                pk = first_id + k
+            else:
+                if k >= PyList_GET_SIZE(keys):  # setting a key may have run user code
+                    raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
+                pk = <object>PyList_GET_ITEM(keys, k)
             PyObject_GenericSetAttr(entity, pk_name, pk)
             if Py_REFCNT(snap) <= 2:
                 # only `snapshots` and this loop see the tuple (insert_rows made it): fill

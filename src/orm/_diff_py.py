@@ -417,9 +417,11 @@ def finish_inserts(
     first_id: int,
     uow: Any,
     identity_map: dict,
+    keys: list[Any] | None = None,
 ) -> None:
-    """After a committed INSERT: set generated keys (consecutive from `first_id`), attach the
-    entities with the snapshots `insert_rows` took, and enter them in the identity map.
+    """After a committed INSERT: set generated keys (`keys`, one per entity, or consecutive
+    from `first_id`), attach the entities with the snapshots `insert_rows` took, and enter
+    them in the identity map.
 
     A completed snapshot (its generated key filled in) replaces the one in `snapshots`; no
     other tuple is changed. Nothing is done unless every snapshot is a tuple of the plan's
@@ -434,12 +436,16 @@ def finish_inserts(
         )
     for snap in snapshots:
         _check_snapshot(plan, snap, "finish_inserts")
+    if keys is not None:
+        _expect(keys, list, "keys")
+        if len(keys) != len(entities):
+            raise ValueError(f"finish_inserts: {len(entities)} entities but {len(keys)} keys")
     pk_index = plan.pk_index
     pk_name = plan.names[pk_index]
     for k, entity in enumerate(entities):
         snap = snapshots[k]
         if skip_pk:
-            pk = first_id + k
+            pk = first_id + k if keys is None else keys[k]
             _object_setattr(entity, pk_name, pk)
             snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
         else:

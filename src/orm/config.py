@@ -66,7 +66,8 @@ class Options:
     #: every option, in order, with its default (`entities` defaults to a new empty list)
     FIELDS: tuple[str, ...] = (
         "db_name", "entities", "debug", "allow_global_context", "naming_strategy", "driver",
-        "logger", "flush_mode", "timeout", "base_dir",
+        "logger", "flush_mode", "timeout", "base_dir", "client_url", "host", "port", "user",
+        "password", "schema", "pool_size", "isolation_level",
     )
 
     db_name: str
@@ -80,6 +81,16 @@ class Options:
     timeout: float
     #: folder that relative entity globs are resolved against (the config file's folder)
     base_dir: str | None
+    #: `postgresql://user:password@host:port/db` or `sqlite:///path/to/file.db`
+    client_url: str | None
+    host: str | None
+    port: int | None
+    user: str | None
+    password: str | None
+    #: the PostgreSQL schema (namespace) holding the tables
+    schema: str | None
+    pool_size: int
+    isolation_level: str
 
     def __init__(
         self,
@@ -93,6 +104,14 @@ class Options:
         flush_mode: Any = None,
         timeout: float = 5.0,
         base_dir: str | None = None,
+        client_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        schema: str | None = None,
+        pool_size: int = 5,
+        isolation_level: str = "read committed",
     ) -> None:
         self.db_name = db_name
         self.entities = [] if entities is None else entities
@@ -104,12 +123,23 @@ class Options:
         self.flush_mode = flush_mode
         self.timeout = timeout
         self.base_dir = base_dir
+        self.client_url = client_url
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.schema = schema
+        self.pool_size = pool_size
+        self.isolation_level = isolation_level
 
     def _values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={value!r}" for name, value in self._values().items())
+        inner = ", ".join(
+            f"{name}={'***' if name == 'password' and value else value!r}"
+            for name, value in self._values().items()
+        )
         return f"Options({inner})"
 
     def __eq__(self, other: object) -> bool:
@@ -142,9 +172,26 @@ def define_config(**options: Any) -> Options:
             f"Unknown configuration option(s) {', '.join(sorted(unknown))}; known: "
             f"{', '.join(sorted(_KNOWN))}"
         )
+    if options.get("client_url") and "driver" not in options:
+        options["driver"] = driver_of_url(options["client_url"])
     opts = Options(**options)
-    if opts.driver not in ("sqlite", "SqliteDriver"):
-        raise ValidationError(f"Unknown driver {opts.driver!r}; this build supports: sqlite")
+    driver = _DRIVERS.get(str(opts.driver).lower()) if isinstance(opts.driver, str) else None
+    if driver is None:
+        raise ValidationError(
+            f"Unknown driver {opts.driver!r}; known: sqlite, postgresql"
+        )
+    opts.driver = driver
+    if driver == "sqlite" and opts.client_url:
+        if driver_of_url(opts.client_url) != "sqlite":
+            raise ValidationError(
+                f"client_url {_redacted(opts.client_url)!r} is not an SQLite URL "
+                f"(sqlite:///path/to/file.db) but driver is 'sqlite'"
+            )
+        opts.db_name = opts.client_url.split(":", 1)[1].removeprefix("//").removeprefix("/") \
+            if opts.client_url.startswith("sqlite:///") else ":memory:"
+        opts.client_url = None
+    if driver == "postgresql":
+        _check_postgresql(opts, "db_name" in options)
     if isinstance(opts.debug, (list, tuple)):
         bad = [ns for ns in opts.debug if ns not in DEBUG_NAMESPACES]
         if bad:
@@ -153,7 +200,7 @@ def define_config(**options: Any) -> Options:
             )
     if isinstance(opts.db_name, os.PathLike):
         opts.db_name = os.fspath(opts.db_name)
-    if not isinstance(opts.db_name, str):
+    if not isinstance(opts.db_name, str) and not (driver == "postgresql" and opts.db_name is None):
         raise ValidationError(
             f"db_name must be a file name (str or Path) or ':memory:', not {opts.db_name!r}"
         )
@@ -161,6 +208,65 @@ def define_config(**options: Any) -> Options:
         opts.base_dir = os.fspath(opts.base_dir)
     opts.entities = _entity_list(opts.entities)
     return opts
+
+
+_DRIVERS = {
+    "sqlite": "sqlite", "sqlitedriver": "sqlite", "sqlite3": "sqlite",
+    "postgresql": "postgresql", "postgres": "postgresql", "postgresqldriver": "postgresql",
+    "pg": "postgresql",
+}
+
+
+def driver_of_url(url: Any) -> str:
+    """`postgresql://...` (or `postgres://`) is PostgreSQL, `sqlite:///path` SQLite."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValidationError(
+            f"client_url must be a URL such as postgresql://user@host:5432/db or "
+            f"sqlite:///path/to/file.db, not {_redacted(url)!r}"
+        )
+    scheme = url.split("://", 1)[0].lower().split("+", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    if scheme == "sqlite":
+        return "sqlite"
+    raise ValidationError(
+        f"client_url {_redacted(url)!r} names an unknown database ({scheme}://); known: "
+        f"postgresql://, sqlite:///"
+    )
+
+
+def _redacted(url: Any) -> Any:
+    """A URL with its password (if any) replaced by ***, for messages."""
+    if not isinstance(url, str) or "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}@{host}"
+
+
+def _check_postgresql(opts: Options, db_name_given: bool) -> None:
+    from .platforms.postgresql_connection import ISOLATION_LEVELS
+
+    if not db_name_given:
+        opts.db_name = None  # type: ignore[assignment] - from client_url (or the user's name)
+    level = " ".join(str(opts.isolation_level).lower().replace("_", " ").split())
+    if level not in ISOLATION_LEVELS:
+        raise ValidationError(
+            f"isolation_level {opts.isolation_level!r} is not one of "
+            f"{', '.join(repr(x) for x in ISOLATION_LEVELS)}"
+        )
+    opts.isolation_level = level
+    size = opts.pool_size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValidationError(
+            f"pool_size must be a positive whole number of connections, not {size!r}"
+        )
+    if opts.schema is not None and (not isinstance(opts.schema, str) or not opts.schema):
+        raise ValidationError(f"schema must be a schema name, not {opts.schema!r}")
+    if opts.port is not None and (isinstance(opts.port, bool) or not str(opts.port).isdigit()):
+        raise ValidationError(f"port must be a port number, not {opts.port!r}")
 
 
 def _entity_list(entities: Any) -> list[Any]:

@@ -113,6 +113,10 @@ class Connection:
         #: how many parameters one statement may bind
         self.max_variables = 999
 
+    def describe(self) -> str:
+        """The database, as log lines and `orm debug` name it (never with a password)."""
+        return self._label
+
     # -- driver hooks -----------------------------------------------------------------------
     def _state(self) -> TransactionState:
         """The transaction state the calling thread sees."""
@@ -424,6 +428,9 @@ class SqliteConnection(Connection):
     frames are the connection's, not a thread's."""
 
     _driver_errors = (sqlite3.Error,)
+
+    def describe(self) -> str:
+        return self.db_name
 
     def __init__(
         self,

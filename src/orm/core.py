@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import Options, define_config, load_config, merge_config
-from .connection import SqliteConnection
+from .connection import Connection, SqliteConnection
 from .context import RequestContext
 from .entity_manager import EntityManager, FlushMode
 from .errors import ValidationError
@@ -19,6 +19,8 @@ from .schema.generator import SchemaGenerator
 
 if TYPE_CHECKING:
     import logging
+
+    from .platforms.base import Platform
 
 __all__ = ["ORM"]
 
@@ -45,25 +47,23 @@ class ORM:
         self.config = config
         self._handler: logging.Handler | None = None
         self._setup_logging()
-        self.metadata = discover(
-            config.entities,
-            config.naming(),
-            config.base_dir,
-            log=config.debug_enabled("discovery"),
-        )
-        self.platform = SqlitePlatform()
-        for meta in self.metadata:
-            for prop in meta.columns:
-                self.platform.adapt_property(prop)
-        self.sql = SqlBuilder(self.platform)
+        self.platform: Platform
+        if config.driver == "postgresql":
+            from .platforms.postgresql import PostgresPlatform
+
+            self.platform = PostgresPlatform()
+        else:
+            self.platform = SqlitePlatform()
         try:
-            self.connection = SqliteConnection(
-                config.db_name,
-                self.platform,
-                log_queries=config.debug_enabled("query"),
-                resolve_column=self._resolve_column,
-                timeout=config.timeout,
+            self.metadata = discover(
+                config.entities,
+                config.naming(),
+                config.base_dir,
+                log=config.debug_enabled("discovery"),
+                platform=self.platform,
             )
+            self.sql = SqlBuilder(self.platform)
+            self.connection = self._connect()
         except BaseException:
             self._teardown_logging()
             raise
@@ -78,8 +78,34 @@ class ORM:
             import logging
 
             logging.getLogger("orm.info").info(
-                "[info] ORM successfully connected to database %s", config.db_name
+                "[info] ORM successfully connected to database %s",
+                self.connection.describe(),
             )
+
+    def _connect(self) -> Connection:
+        config = self.config
+        common: dict[str, Any] = {
+            "log_queries": config.debug_enabled("query"),
+            "resolve_column": self._resolve_column,
+            "timeout": config.timeout,
+        }
+        if config.driver == "postgresql":
+            from .platforms.postgresql_connection import PostgresConnection
+
+            return PostgresConnection(
+                self.platform,  # type: ignore[arg-type]
+                config.client_url,
+                host=config.host,
+                port=config.port,
+                user=config.user,
+                password=config.password,
+                db_name=config.db_name,
+                schema=config.schema,
+                isolation_level=config.isolation_level,
+                pool_size=config.pool_size,
+                **common,
+            )
+        return SqliteConnection(config.db_name, self.platform, **common)
 
     @classmethod
     def init(cls, config: Options | None = None, **options: Any) -> ORM:
@@ -148,7 +174,7 @@ class ORM:
         if not self.connection.is_open:
             return False
         try:
-            self.connection.raw.execute("select 1")
+            self.connection.query("select 1")
         except Exception:
             return False
         return True

@@ -22,6 +22,7 @@ __all__ = [
     "Type",
     "StringType",
     "TextType",
+    "CheckedStringType",
     "IntegerType",
     "SmallIntType",
     "BigIntType",
@@ -150,6 +151,43 @@ class StringType(Type):
 class TextType(Type):
     name = "text"
     python_types = (str,)
+
+
+class CheckedStringType(Type):
+    """A string property whose values the database would refuse: longer than the column's
+    `length`, or (on PostgreSQL, whose text cannot hold one) holding a NUL character. The
+    platform puts it in place of the mapped type at start-up, only where there is something
+    to check, so every other string costs nothing per value; a bad value is a
+    ValidationError naming the entity and property before any SQL runs, the same on every
+    database."""
+
+    name = "string"
+    python_types = (str,)
+
+    def __init__(self, mapped: Type, max_length: int | None, refuse_nul: bool) -> None:
+        self.mapped = mapped
+        self.max_length = max_length
+        self.refuse_nul = refuse_nul
+        self.name = mapped.name
+
+    def to_db(self, value: Any) -> Any:
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValueError(
+                f"{len(value)} characters, longer than the column's {self.max_length} "
+                f"(length={self.max_length}); shorten it, or raise `length`"
+            )
+        if self.refuse_nul and "\x00" in value:
+            raise ValueError(
+                "a NUL character (\\x00), which PostgreSQL text cannot hold; remove it, or "
+                "map the property as bytes"
+            )
+        return value
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return self.mapped.column_type(prop, dialect)
+
+    def __repr__(self) -> str:
+        return f"CheckedStringType({self.mapped!r}, {self.max_length!r}, {self.refuse_nul!r})"
 
 
 class IntegerType(Type):

@@ -44,6 +44,8 @@ from .options import KNOWN_OPTIONS
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..platforms.base import Platform
+
 __all__ = ["MetadataStorage", "discover", "expand_entries", "inspect_entries"]
 
 #: folder-based discovery (`.folders`), re-exported from here but imported only when used:
@@ -304,7 +306,9 @@ def _build_plan(meta: EntityMetadata) -> Any:
     )
 
 
-def _build_entity(cls: type, naming: NamingStrategy) -> EntityMetadata:
+def _build_entity(
+    cls: type, naming: NamingStrategy, platform: Platform | None = None
+) -> EntityMetadata:
     decl = declaration_of(cls)
     if decl is None:
         raise MetadataError(
@@ -320,6 +324,10 @@ def _build_entity(cls: type, naming: NamingStrategy) -> EntityMetadata:
             entity=cls_name,
         )
     props = {name: _build_property(decl, name, naming) for name in decl.properties}
+    if platform is not None:
+        for p in props.values():
+            if p.persist:
+                platform.adapt_property(p)
     primaries = [p for p in props.values() if p.primary]
     if not primaries:
         raise MetadataError(
@@ -373,9 +381,10 @@ def discover(
     naming: NamingStrategy,
     base_dir: str | Path | None = None,
     log: bool = False,
+    platform: Platform | None = None,
 ) -> MetadataStorage:
     """Build and validate the metadata of every listed entity (logged in the `discovery`
-    debug namespace when `log`)."""
+    debug namespace when `log`), its types fitted to `platform`'s columns."""
     started = time.perf_counter()
     if log:  # `logging` is imported only when the discovery is logged
         import logging
@@ -388,7 +397,7 @@ def discover(
     for cls in classes:
         if log:
             _log.info("[discovery] - processing entity %s", cls.__name__)
-        meta = _build_entity(cls, naming)
+        meta = _build_entity(cls, naming, platform)
         if meta.table in tables:
             raise MetadataError(
                 f"Entities {tables[meta.table]} and {meta.class_name} both map to table "

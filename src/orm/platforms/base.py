@@ -84,6 +84,11 @@ class Platform:
     supports_update_from: bool = True
     #: `insert ... returning` is available
     supports_returning: bool = True
+    #: `key = any(?)` binds a list of keys as one array parameter
+    supports_any_array: bool = False
+    #: None: generated keys are consecutive (read from the cursor); else they are returned
+    #: or reserved, and from this many rows on an INSERT is a COPY
+    copy_threshold: int | None = None
 
     # -- identifiers and parameters -------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -98,9 +103,30 @@ class Platform:
         """`(?, ?, ?)`: one row of a VALUES list."""
         return "(" + self.params(count) + ")"
 
+    #: text values with a NUL character are refused (the database cannot store them)
+    refuses_nul: bool = False
+    #: the Python values the driver binds as they are (a filter value's `to_db` must give one)
+    bindable: tuple[type, ...] = (str, int, float, bytes, bytearray, memoryview)
+
     def adapt_property(self, prop: Any) -> None:
-        """Tell a property's mapped type what this database's column can hold (called
-        once per property at start-up)."""
+        """Fit a property's mapped type to what this database's column holds, before the
+        per-entity plans are built (called once per property at start-up): a string
+        property with a `length`, or any string where the database refuses NUL characters,
+        gets a type that checks its values."""
+        from ..types import CheckedStringType, StringType, TextType
+
+        kind = type(prop.type)
+        if kind is StringType or kind is TextType:
+            length = prop.length if kind is StringType else None
+            if length or self.refuses_nul:
+                prop.type = CheckedStringType(prop.type, length, self.refuses_nul)
+
+    def storage_problem(self, value: Any) -> str | None:
+        """Why the database cannot store a plain (unconverted) bound value as it is, or
+        None (see `orm.types.unstorable`)."""
+        from ..types import unstorable
+
+        return unstorable(value)
 
     # -- query pieces ---------------------------------------------------------------------
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:
@@ -132,6 +158,12 @@ class Platform:
         """The key the database generated for the first of the `count` rows the statements
         just run inserted (they get consecutive keys), read from the last one's cursor."""
         raise NotImplementedError(f"{type(self).__name__} returns generated keys otherwise")
+
+    def keys_condition(self, key: str, count: int) -> str:
+        """`key` is one of `count` bound keys."""
+        if count == 1:
+            return f"{key} = {self.param}"
+        return f"{key} in ({self.params(count)})"
 
     def insert_default_values(self, table: str) -> str:
         return f"insert into {table} default values"

@@ -8,7 +8,10 @@ connection is `platforms.postgresql_connection.PostgresConnection`.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
@@ -60,9 +63,58 @@ class PostgresPlatform(Platform):
     no_limit = None
     #: PostgreSQL (and MikroORM's logs of it) quote with double quotes
     quote_char = '"'
-    supports_update_from = True
-    #: generated keys come back with `insert ... returning`, never guessed
+    #: rows of one set of changed columns are updated with psycopg's pipelined
+    #: executemany: `update ... from (values ...)` needs a cast per column, and on a table
+    #: loaded since its last ANALYZE the planner hash-joins it over a sequential scan
+    #: (measured 290-430 ms against 45-78 ms for 5,000 rows)
+    supports_update_from = False
+    #: generated keys come back with `insert ... returning`, or are reserved with nextval
+    #: before a COPY; never guessed
     supports_returning = True
+    #: `where key = any(%s)` binds any number of keys as one array
+    supports_any_array = True
+    #: from this many rows on, an INSERT is a COPY (measured faster from about 100 rows)
+    copy_threshold = 100
+    refuses_nul = True
+    bindable = (str, int, float, bytes, bytearray, memoryview, bool, Decimal, datetime,
+                date, time, uuid.UUID)
+
+    def adapt_property(self, prop: Any) -> None:
+        """The built-in types become their native PostgreSQL forms (see
+        `postgresql_types`); strings refuse NUL characters."""
+        from .postgresql_types import native_type
+
+        native = native_type(prop)
+        if native is not None:
+            prop.type = native
+        super().adapt_property(prop)
+
+    def storage_problem(self, value: Any) -> str | None:
+        if isinstance(value, str) and "\x00" in value:
+            return "a NUL character (\\x00), which PostgreSQL text cannot hold"
+        return super().storage_problem(value)
+
+    # -- statements -------------------------------------------------------------------------
+    def keys_condition(self, key: str, count: int) -> str:  # noqa: ARG002
+        """`key = any(%s)`: one array parameter for every key (faster than an IN list and
+        one cached statement whatever the count)."""
+        return f"{key} = any(%s)"
+
+    def reserve_keys(self) -> str:
+        """The statement that takes `n` values from the sequence of an identity column;
+        binds the quoted table name, the column's name and `n`."""
+        return (
+            "select nextval(pg_get_serial_sequence(%s, %s)) from generate_series(1, %s)"
+        )
+
+    def advance_keys(self) -> str:
+        """After rows were inserted with keys the user gave into an identity column: move
+        its sequence past the largest, so that a generated key never collides with one.
+        Binds the table, the column and the largest key."""
+        return (
+            "select setval(s, greatest(%s, nextval(s))) from "
+            "(select pg_get_serial_sequence(%s, %s)::regclass as s) as q"
+        )
 
     # -- query pieces ---------------------------------------------------------------------
     def regexp(self, column: str) -> str:
@@ -97,6 +149,59 @@ class PostgresPlatform(Platform):
             "PostgreSQL returns generated keys with `insert ... returning` "
             "(supports_returning is True); keys are never derived from a cursor here"
         )
+
+    # -- DDL --------------------------------------------------------------------------------
+    def column_type(self, prop: Any) -> str:
+        from .postgresql_types import column_type_of
+
+        if prop.primary and prop.autoincrement:
+            return "bigint"
+        if prop.column_type:
+            return str(prop.column_type)
+        return column_type_of(prop.type, prop)
+
+    def default_literal(self, prop: Any) -> str | None:
+        """A DDL default for simple literal defaults (so that `update_schema` can add a NOT
+        NULL column to a table that has rows), written as `pg_get_expr` shows it back."""
+        from .._markers import MISSING
+
+        value = prop.default
+        if value is MISSING or value is None or prop.primary:
+            return None
+        if prop.type.converts:
+            try:
+                value = prop.type.to_db(value)
+            except Exception:
+                return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(int(value))
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                return None
+            return repr(value)
+        if isinstance(value, Decimal):
+            return str(value) if value.is_finite() else None
+        if isinstance(value, str):
+            return self.quote_value(value)
+        return None
+
+    def column_definition(self, prop: Any) -> str:
+        parts = [self.quote(prop.field_name), self.column_type(prop)]
+        if prop.primary:
+            if prop.autoincrement:
+                parts.append("generated by default as identity")
+            parts.append("not null primary key")
+            return " ".join(parts)
+        parts.append("null" if prop.nullable else "not null")
+        default = self.default_literal(prop)
+        if default is not None:
+            parts.append(f"default {default}")
+        return " ".join(parts)
+
+    def create_namespace(self, schema: str) -> str:
+        return f"create schema if not exists {self.quote(schema)}"
 
     # -- schema -----------------------------------------------------------------------------
     # Best effort, and by name in one schema: `schema` (None: the connection's
@@ -161,6 +266,8 @@ class PostgresPlatform(Platform):
 
     # -- logging ----------------------------------------------------------------------------
     def quote_value(self, value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return "array[" + ", ".join(self.quote_value(v) for v in value) + "]"
         if isinstance(value, (bytes, bytearray, memoryview)):
             return "'\\x" + bytes(value).hex() + "'"
         return super().quote_value(value)

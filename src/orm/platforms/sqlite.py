@@ -57,6 +57,7 @@ class SqlitePlatform(Platform):
         all)."""
         from ..types import DecimalType
 
+        super().adapt_property(prop)
         if isinstance(prop.type, DecimalType) and _affinity(self.column_type(prop)) in (
             "numeric",
             "integer",

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
-from ..types import EnumType, IntegerType, Type, UuidType, unstorable
+from ..types import EnumType, IntegerType, Type, UuidType
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -61,8 +61,6 @@ def _unknown_operator(meta: EntityMetadata, op: str, prop: str | None) -> Valida
 
 #: what `$in` / `$nin` take, and what a property's value list means (`{"age": [1, 2]}`)
 _SEQUENCES = (list, tuple, set, frozenset)
-#: the Python values sqlite3 binds as parameters
-_BINDABLE = (str, int, float, bytes, bytearray, memoryview)
 
 
 def _coerce(mapped: Type, value: Any) -> Any:
@@ -124,9 +122,9 @@ class _Compiler:
                 db = mapped.to_db(value)
             except (AttributeError, TypeError, ValueError, OverflowError) as exc:
                 raise self.invalid(prop, op, value, f"{mapped.describe()} ({exc})") from None
-        if not isinstance(db, _BINDABLE):
+        if not isinstance(db, self.platform.bindable):
             raise self.invalid(prop, op, value, self.expected(prop, op, value))
-        problem = unstorable(db)
+        problem = self.platform.storage_problem(db)
         if problem is not None:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db

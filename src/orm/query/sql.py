@@ -95,6 +95,28 @@ class SqlBuilder:
                 meta.sql[key] = sql
         return sql
 
+    def insert_returning_key(self, meta: EntityMetadata) -> str:
+        """INSERT of one row without its generated key, returning the key."""
+        key = ("insert_returning",)
+        sql = meta.sql.get(key)
+        if sql is None:
+            pk = self.quote(meta.pk.field_name)
+            if len(meta.columns) == 1:
+                head = self.insert_default_values(meta)
+            else:
+                head = self.insert(meta, True, 1)
+            sql = meta.sql[key] = f"{head} returning {pk}"
+        return sql
+
+    def copy(self, meta: EntityMetadata) -> str:
+        """COPY of every column's values (key included) from the client."""
+        key = ("copy",)
+        sql = meta.sql.get(key)
+        if sql is None:
+            names = ", ".join(self.quote(p.field_name) for p in meta.columns)
+            sql = meta.sql[key] = f"copy {self.quote(meta.table)} ({names}) from stdin"
+        return sql
+
     def insert_data(self, meta: EntityMetadata, fields: list[str]) -> str:
         names = ", ".join(self.quote(f) for f in fields)
         return f"insert into {self.quote(meta.table)} ({names}) values {self.platform.row(len(fields))}"
@@ -176,14 +198,14 @@ class SqlBuilder:
         return sql, params
 
     def delete_by_keys(self, meta: EntityMetadata, count: int) -> str:
+        """DELETE of `count` rows by key (where the platform binds the keys as one array,
+        the statement is the same for every count and binds the list)."""
+        if self.platform.supports_any_array:
+            count = 0
         key = ("delete", count)
         sql = meta.sql.get(key)
         if sql is None:
-            pk = self.quote(meta.pk.field_name)
-            if count == 1:
-                cond = f"{pk} = {self.platform.param}"
-            else:
-                cond = f"{pk} in ({self.platform.params(count)})"
+            cond = self.platform.keys_condition(self.quote(meta.pk.field_name), count)
             sql = f"delete from {self.quote(meta.table)} where {cond}"
             if len(meta.sql) < 512:
                 meta.sql[key] = sql

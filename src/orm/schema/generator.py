@@ -90,6 +90,15 @@ class SchemaGenerator:
     def _create_statements(self, meta: EntityMetadata) -> list[str]:
         return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
 
+    def _namespace(self, statements: list[str]) -> list[str]:
+        """Statements that create tables, preceded (on PostgreSQL with a `schema`) by the
+        creation of that schema when it is missing."""
+        schema = getattr(self.connection, "schema", None)
+        create = getattr(self.platform, "create_namespace", None)
+        if not statements or not schema or create is None:
+            return statements
+        return [create(schema), *statements]
+
     # -- live shape -------------------------------------------------------------------------
     def _live_tables(self) -> set[str]:
         return self.platform.live_tables(self.connection)
@@ -247,7 +256,7 @@ class SchemaGenerator:
 
     # -- SQL --------------------------------------------------------------------------------
     def get_create_schema_sql(self) -> str:
-        return _join([s for m in self._metas for s in self._create_statements(m)])
+        return _join(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
 
     def get_drop_schema_sql(self) -> str:
         return _join(
@@ -255,7 +264,7 @@ class SchemaGenerator:
         )
 
     def get_update_schema_sql(self) -> str:
-        return _join(self._update_statements())
+        return _join(self._namespace(self._update_statements()))
 
     def _update_statements(self) -> list[str]:
         live = self._live_tables()
@@ -283,8 +292,9 @@ class SchemaGenerator:
                 conn.script(self.platform.ddl_epilogue())
 
     def create_schema(self) -> None:
-        """Create every table and index (TableExistsException if one exists)."""
-        self._run([s for m in self._metas for s in self._create_statements(m)])
+        """Create every table and index (TableExistsException if one exists), and on
+        PostgreSQL the configured `schema` if it is missing."""
+        self._run(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
 
     def drop_schema(self) -> None:
         """Drop the entities' tables that exist; no error for those that do not."""
@@ -293,7 +303,7 @@ class SchemaGenerator:
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
         the statements run (empty when the schema is up to date)."""
-        statements = self._update_statements()
+        statements = self._namespace(self._update_statements())
         self._run(statements)
         return statements
 
@@ -301,7 +311,7 @@ class SchemaGenerator:
         """Drop and create: an empty, up-to-date schema."""
         self._run(
             [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
-            + [s for m in self._metas for s in self._create_statements(m)]
+            + self._namespace([s for m in self._metas for s in self._create_statements(m)])
         )
 
     def ensure_database(self) -> bool:
@@ -309,9 +319,9 @@ class SchemaGenerator:
         ones (never alters existing ones; that is update_schema's job). Returns True if
         anything was created."""
         live = self._live_tables()
-        statements = [
+        statements = self._namespace([
             s for m in self._metas if m.table not in live for s in self._create_statements(m)
-        ]
+        ])
         self._run(statements)
         return bool(statements)
 

@@ -94,7 +94,10 @@ class _Insert:
         #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
         self.flat = flat
         self.snapshots = snapshots
+        #: the generated keys: consecutive from `first_id`, or (where the database returns
+        #: or reserves them) one per entity in `keys`
         self.first_id = first_id
+        self.keys: list[Any] | None = None
 
 
 class _Update:
@@ -564,6 +567,9 @@ class UnitOfWork:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
         executemany: 55 ms against 93 ms for 50,000 rows), within SQLite's variable limit.
         The rows get consecutive keys, in VALUES order, ending at last_insert_rowid()."""
+        if self.em.sql.platform.copy_threshold is not None:
+            self._insert_with_keys(ins)
+            return
         conn = self.em.connection
         count = len(ins.entities)
         width = len(ins.flat) // count
@@ -581,6 +587,57 @@ class UnitOfWork:
             cursor = conn.execute(statement, ins.flat[start * width : (start + rows) * width])
         if ins.skip_pk and cursor is not None:
             ins.first_id = self.em.sql.platform.first_generated_key(cursor, count)
+
+    def _insert_with_keys(self, ins: _Insert) -> None:
+        """Where the database's keys are never guessed (PostgreSQL: concurrent writers
+        interleave sequence values): one row is inserted `returning` its key; more rows
+        first reserve their keys from the sequence (`nextval` over `generate_series`), then
+        go in with them, through COPY from `copy_threshold` rows on (measured 2-3x faster
+        than any INSERT for 50,000 rows, and ahead from about 100), else multi-row VALUES."""
+        conn = self.em.connection
+        sql = self.em.sql
+        platform = sql.platform
+        meta = ins.meta
+        count = len(ins.entities)
+        width = len(ins.flat) // count
+        flat = ins.flat
+        if ins.skip_pk:
+            if count == 1:
+                ins.keys = [conn.query(sql.insert_returning_key(meta), flat)[0][0]]
+                return
+            keys = [
+                r[0]
+                for r in conn.query(
+                    platform.reserve_keys(),  # type: ignore[attr-defined]
+                    (sql.quote(meta.table), meta.pk.field_name, count),
+                )
+            ]
+            ins.keys = keys
+            at = meta.pk_index
+            flat = []
+            for k, key in enumerate(keys):
+                row = ins.flat[k * width : (k + 1) * width]
+                row.insert(at, key)
+                flat.extend(row)
+            width += 1
+        if count >= platform.copy_threshold:  # type: ignore[operator]
+            conn.copy_rows(  # type: ignore[attr-defined]
+                sql.copy(meta), (flat[k * width : (k + 1) * width] for k in range(count))
+            )
+        else:
+            chunk = max(1, min(INSERT_CHUNK, conn.max_variables // width))
+            for start in range(0, count, chunk):
+                rows = min(chunk, count - start)
+                conn.execute(
+                    sql.insert(meta, False, rows), flat[start * width : (start + rows) * width]
+                )
+        if not ins.skip_pk and meta.pk.autoincrement:
+            given = [getattr(e, meta.pk.name) for e in ins.entities]
+            if all(type(k) is int for k in given):
+                conn.query(
+                    platform.advance_keys(),  # type: ignore[attr-defined]
+                    (max(given), sql.quote(meta.table), meta.pk.field_name),
+                )
 
     def _update(self, upd: _Update) -> None:
         """Rows sharing a set of changed columns: `update ... from (values ...)` statements
@@ -641,6 +698,9 @@ class UnitOfWork:
 
     def _delete(self, dele: _Delete) -> None:
         conn = self.em.connection
+        if self.em.sql.platform.supports_any_array:
+            conn.execute(self.em.sql.delete_by_keys(dele.meta, len(dele.keys)), [dele.keys])
+            return
         chunk = max(1, min(conn.max_variables, DELETE_CHUNK))
         for start in range(0, len(dele.keys), chunk):
             keys = dele.keys[start : start + chunk]
@@ -702,6 +762,7 @@ class UnitOfWork:
                 ins.first_id,
                 self,
                 self.map_for(ins.meta.cls),
+                ins.keys,
             )
         for upd in plan.updates:
             if upd.meta.pk_index in upd.changed:

@@ -1,0 +1,201 @@
+"""The mapped types as PostgreSQL stores them: native values, bound and read as they are.
+
+On SQLite a boolean is an integer and a datetime ISO text, converted by the types in
+`orm.types` (and in C by the compiled core). PostgreSQL has the real column types, and psycopg
+binds and loads the Python values directly, so here those types convert nothing, or only to
+refuse what the column would change: the value read back equals the value written, and
+change detection sees no false changes. `PostgresPlatform.adapt_property` puts them in place
+of the built-in types (never of a user's own subclass, which keeps its conversions) before
+the per-entity plans are built.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from ..types import (
+    BlobType,
+    BooleanType,
+    DateTimeType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    JsonType,
+    TimeType,
+    Type,
+    UuidType,
+)
+
+__all__ = ["native_type", "TIMESTAMPTZ"]
+
+#: how `column_type=` spells a timestamp that keeps its instant (aware datetimes)
+TIMESTAMPTZ = ("timestamptz", "timestamp with time zone")
+
+
+class PgBooleanType(Type):
+    name = "boolean"
+    python_types = (bool,)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "boolean"
+
+
+class PgDateTimeType(Type):
+    """`timestamp` (naive values, as `datetime.now()` gives) unless the property declares
+    `column_type="timestamptz"` (aware values, read back in UTC). Into a `timestamp` an aware
+    value is written as its UTC wall-clock time; into a `timestamptz` a naive value is taken
+    as UTC. Either way the value read back compares equal to the one written, so a loaded
+    entity is never dirty."""
+
+    name = "datetime"
+    python_types = (datetime,)
+
+    def __init__(self, aware: bool = False) -> None:
+        self.aware = aware
+
+    def to_db(self, value: Any) -> Any:
+        if value.tzinfo is None or value.utcoffset() is None:
+            return value.replace(tzinfo=UTC) if self.aware else value
+        value = value.astimezone(UTC)
+        return value if self.aware else value.replace(tzinfo=None)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "timestamptz" if self.aware else "timestamp"
+
+
+class PgDateType(Type):
+    name = "date"
+    python_types = (date,)
+
+    def to_db(self, value: Any) -> Any:
+        return value.date() if isinstance(value, datetime) else value
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "date"
+
+
+class PgTimeType(Type):
+    name = "time"
+    python_types = (time,)
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "time"
+
+
+class PgDecimalType(Type):
+    """`numeric`, exact at any size, unless the property declares `precision` (and
+    `scale`): then `numeric(p,s)`, where PostgreSQL would round a value with more decimal
+    places than the scale, silently, and refuse one with too many integer digits; both are
+    refused here with the property's name, before any SQL runs, so what is stored is exactly
+    what was written."""
+
+    name = "decimal"
+    python_types = (Decimal, int)
+
+    def __init__(self, precision: int | None, scale: int) -> None:
+        self.precision = precision
+        self.scale = scale
+
+    def to_db(self, value: Any) -> Any:
+        if isinstance(value, int):
+            value = Decimal(value)
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a finite number, which a numeric column holds")
+        if self.precision is None:
+            return value
+        sign, digits, exponent = value.as_tuple()
+        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        if places > self.scale and value != value.quantize(Decimal(1).scaleb(-self.scale)):
+            raise ValueError(
+                f"{value} has {places} decimal places, more than the column's scale "
+                f"{self.scale} (numeric({self.precision},{self.scale})), and PostgreSQL "
+                f"would round it; round it first, or raise `scale`"
+            )
+        whole = len(digits) - places if len(digits) > places else 0
+        if value and whole > self.precision - self.scale:
+            raise ValueError(
+                f"{value} has {whole} digits before the decimal point, more than "
+                f"numeric({self.precision},{self.scale}) holds "
+                f"({self.precision - self.scale}); raise `precision`"
+            )
+        return value
+
+    def to_python(self, value: Any) -> Any:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        if self.precision is None:
+            return "numeric"
+        return f"numeric({self.precision},{self.scale})"
+
+
+class PgUuidType(UuidType):
+    """`uuid`: psycopg binds and loads `uuid.UUID` as it is; text is still accepted where a
+    key is looked up (a subclass of UuidType for that)."""
+
+    def to_db(self, value: Any) -> Any:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "uuid"
+
+
+class PgJsonType(JsonType):
+    """`jsonb`, travelling as JSON text both ways (the connection loads jsonb as text), so
+    that snapshots and change detection work on the same text as on SQLite. PostgreSQL
+    refuses the NUL character in jsonb (`\\u0000`), so it is refused here first."""
+
+    def to_db(self, value: Any) -> Any:
+        text = super().to_db(value)
+        if "\\u0000" in text:
+            raise ValueError(
+                "a NUL character (\\u0000), which PostgreSQL's jsonb cannot hold; remove it"
+            )
+        return text
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return "jsonb"
+
+
+#: built-in types whose column type alone differs
+_COLUMN_TYPES: dict[type, str] = {
+    FloatType: "double precision",
+    DoubleType: "double precision",
+    BlobType: "bytea",
+}
+
+
+def native_type(prop: Any) -> Type | None:
+    """The PostgreSQL stand-in for a property's built-in mapped type, or None to keep it."""
+    mapped = prop.type
+    kind = type(mapped)
+    if kind is BooleanType:
+        return PgBooleanType()
+    if kind is DateTimeType:
+        declared = (prop.column_type or "").strip().lower()
+        return PgDateTimeType(aware=declared in TIMESTAMPTZ)
+    if kind is DateType:
+        return PgDateType()
+    if kind is TimeType:
+        return PgTimeType()
+    if kind is DecimalType:
+        precision = getattr(prop, "precision", None)
+        scale = getattr(prop, "scale", None)
+        if precision is None and scale is not None:
+            precision = 38  # a scale alone: numeric(38, scale)
+        return PgDecimalType(precision, 0 if scale is None else scale)
+    if kind is UuidType:
+        return PgUuidType()
+    if kind is JsonType:
+        return PgJsonType()
+    return None
+
+
+def column_type_of(mapped: Type, prop: Any) -> str:
+    """The PostgreSQL column type of a (possibly adapted) mapped type."""
+    fixed = _COLUMN_TYPES.get(type(mapped))
+    return fixed if fixed is not None else mapped.column_type(prop, "postgresql")
