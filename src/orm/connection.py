@@ -418,14 +418,14 @@ class Connection:
 
 
 class SqliteConnection(Connection):
+    """The one sqlite3 connection of an ORM. Threads take turns on it: a transaction holds
+    its lock from `begin` to the matching `commit` or `rollback`, so the depth and undo
+    frames are the connection's, not a thread's."""
+
     @property
     def in_own_transaction(self) -> bool:
         # one connection for every thread: the transaction is this thread's if it holds it
         return self._tx.depth > 0 and self._lock._is_owned()  # type: ignore[attr-defined]
-
-    """The one sqlite3 connection of an ORM. Threads take turns on it: a transaction holds
-    its lock from `begin` to the matching `commit` or `rollback`, so the depth and undo
-    frames are the connection's, not a thread's."""
 
     _driver_errors = (sqlite3.Error,)
 

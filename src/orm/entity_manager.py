@@ -12,14 +12,12 @@ from __future__ import annotations
 import copy
 import enum
 import itertools
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from . import _gc
+from . import _gc, _retry
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
@@ -47,8 +45,6 @@ R = TypeVar("R")
 
 _ids = itertools.count(1)
 #: pause before the n-th retry of a transaction: BASE * 2**n seconds (capped), jittered
-_RETRY_BASE = 0.005
-_RETRY_CAP = 0.5
 _object_setattr = object.__setattr__
 _object_new = object.__new__
 _SCALAR_KEYS = frozenset({int, str, uuid.UUID})
@@ -639,7 +635,7 @@ class EntityManager:
                 if not (exc.retryable and outermost and attempt < retries):
                     raise
                 attempt += 1
-                time.sleep(min(_RETRY_CAP, _RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.5))
+                _retry.pause(attempt)
 
     @contextmanager
     def transaction(self) -> Iterator[EntityManager]:

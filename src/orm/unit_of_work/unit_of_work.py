@@ -18,9 +18,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from .. import _gc
+from .. import _gc, _retry
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
+from .._retry import FLUSH_RETRIES
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from .undo import FlushUndo, map_key, restore_value
@@ -502,11 +503,30 @@ class UnitOfWork:
 
     # -- flush ------------------------------------------------------------------------------
     def commit(self) -> None:
-        """Write every pending change in one transaction (see the module docstring)."""
+        """Write every pending change in one transaction (see the module docstring).
+
+        A flush that is its own transaction is run again, up to `FLUSH_RETRIES` times after
+        a jittered pause, when the database reports a conflict it asks the client to retry
+        (a serialization failure or a deadlock: `retryable` errors; PostgreSQL and the
+        engines built on it raise them under contention). Such a flush only writes what the
+        Unit of Work holds, and a failed one is rolled back with the Unit of Work restored,
+        so running it again is safe. Inside a transaction the caller drives the error is
+        raised: their earlier reads cannot be replayed (`transactional(fn, retries=N)`
+        reruns the whole function)."""
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
         try:
-            self._commit()
+            attempt = 0
+            while True:
+                own = not self.em.connection.in_own_transaction
+                try:
+                    self._commit()
+                    return
+                except DriverException as exc:
+                    if not (exc.retryable and own and attempt < FLUSH_RETRIES):
+                        raise
+                    attempt += 1
+                    _retry.pause(attempt)
         finally:
             if collecting:
                 _gc.resume()
