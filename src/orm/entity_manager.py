@@ -26,6 +26,7 @@ from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
+from .unit_of_work.unit_of_work import advance_keys
 from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
 
 if TYPE_CHECKING:
@@ -532,6 +533,8 @@ class EntityManager:
         nested = conn.depth > 1  # inside the caller's transaction: undone with it
         try:
             rows = conn.query(sql, values)
+            if meta.pk.autoincrement and meta.pk.name in data and em.sql.platform.keys_returned:
+                advance_keys(em, meta, [data[meta.pk.name]])
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -582,9 +585,19 @@ class EntityManager:
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
         fields, values = meta.to_db_columns(full)
-        cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
         given = full.get(meta.pk.name)
-        return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
+        statement = em.sql.insert_data(meta, fields)
+        if not em.sql.platform.keys_returned:
+            cursor = em.connection.execute(statement, values)
+            return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
+        if given is not None:
+            em.connection.execute(statement, values)
+            if meta.pk.autoincrement:
+                advance_keys(em, meta, [given])
+            return given
+        returning = f"{statement} returning {em.sql.quote(meta.pk.field_name)}"
+        key = em.connection.query(returning, values)[0][0]
+        return meta.pk.type.to_python(key) if meta.pk.type.converts else key
 
     def native_update(
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]

@@ -86,8 +86,10 @@ class Platform:
     supports_returning: bool = True
     #: `key = any(?)` binds a list of keys as one array parameter
     supports_any_array: bool = False
-    #: None: generated keys are consecutive (read from the cursor); else they are returned
-    #: or reserved, and from this many rows on an INSERT is a COPY
+    #: generated keys are returned (`returning`) or reserved before the insert, never read
+    #: from the cursor (`first_generated_key`)
+    keys_returned: bool = False
+    #: from this many rows on an INSERT is a COPY (None: no COPY)
     copy_threshold: int | None = None
 
     # -- identifiers and parameters -------------------------------------------------------

@@ -73,6 +73,7 @@ class PostgresPlatform(Platform):
     supports_returning = True
     #: `where key = any(%s)` binds any number of keys as one array
     supports_any_array = True
+    keys_returned = True
     #: from this many rows on, an INSERT is a COPY (measured faster from about 100 rows)
     copy_threshold = 100
     refuses_nul = True

@@ -79,6 +79,17 @@ class ChangeSet:
     __hash__ = None  # type: ignore[assignment] - mutable, compared by value (as a dataclass)
 
 
+def advance_keys(em: EntityManager, meta: EntityMetadata, given: list[Any]) -> None:
+    """Keys the user gave were written into a column whose keys the database generates from
+    a sequence (PostgreSQL): move the sequence past the largest, so that a generated key never
+    collides with one of them. (SQLite's rowids follow the largest key by themselves.)"""
+    if given and all(type(k) is int for k in given):
+        em.connection.query(
+            em.sql.platform.advance_keys(),  # type: ignore[attr-defined]
+            (max(given), em.sql.quote(meta.table), meta.pk.field_name),
+        )
+
+
 class _Insert:
     def __init__(
         self,
@@ -587,7 +598,7 @@ class UnitOfWork:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
         executemany: 55 ms against 93 ms for 50,000 rows), within SQLite's variable limit.
         The rows get consecutive keys, in VALUES order, ending at last_insert_rowid()."""
-        if self.em.sql.platform.copy_threshold is not None:
+        if self.em.sql.platform.keys_returned:
             self._insert_with_keys(ins)
             return
         conn = self.em.connection
@@ -640,7 +651,8 @@ class UnitOfWork:
                 row.insert(at, key)
                 flat.extend(row)
             width += 1
-        if count >= platform.copy_threshold:  # type: ignore[operator]
+        threshold = platform.copy_threshold
+        if threshold is not None and count >= threshold:
             conn.copy_rows(  # type: ignore[attr-defined]
                 sql.copy(meta), (flat[k * width : (k + 1) * width] for k in range(count))
             )
@@ -652,12 +664,7 @@ class UnitOfWork:
                     sql.insert(meta, False, rows), flat[start * width : (start + rows) * width]
                 )
         if not ins.skip_pk and meta.pk.autoincrement:
-            given = [getattr(e, meta.pk.name) for e in ins.entities]
-            if all(type(k) is int for k in given):
-                conn.query(
-                    platform.advance_keys(),  # type: ignore[attr-defined]
-                    (max(given), sql.quote(meta.table), meta.pk.field_name),
-                )
+            advance_keys(self.em, meta, [getattr(e, meta.pk.name) for e in ins.entities])
 
     def _update(self, upd: _Update) -> None:
         """Rows sharing a set of changed columns: `update ... from (values ...)` statements
