@@ -26,8 +26,8 @@ from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
-from .unit_of_work.unit_of_work import advance_keys
 from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
+from .unit_of_work.unit_of_work import advance_keys
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as _TypeVarWithDefault
