@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
-from ..types import EnumType, IntegerType, Type, UuidType
+from ..types import CheckedStringType, EnumType, IntegerType, Type, UuidType
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -117,6 +117,10 @@ class _Compiler:
                 raise self.invalid(prop, op, value, self.expected(prop, op, value))
             value = converted
         db = value
+        if isinstance(mapped, CheckedStringType):
+            # a value longer than the column matches no row, which is an answer, not an
+            # error; a NUL character is still refused below, as the database would refuse it
+            mapped = mapped.mapped
         if mapped.converts:
             try:
                 db = mapped.to_db(value)
@@ -128,6 +132,11 @@ class _Compiler:
         if problem is not None:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
+
+    def check_storable(self, prop: PropertyMetadata, op: str, operand: str) -> None:
+        problem = self.platform.storage_problem(operand)
+        if problem is not None:
+            raise self.invalid(prop, op, operand, f"a pattern the database can bind ({problem})")
 
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
         text = prop.type.describe()
@@ -259,6 +268,7 @@ class _Compiler:
         if op == "$like":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
             return f"{col} like {self.param}"
         if op == "$re":
@@ -270,6 +280,7 @@ class _Compiler:
                 raise self.invalid(
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
             return self.platform.regexp(col)
         if op == "$exists":
