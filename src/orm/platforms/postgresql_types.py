@@ -124,9 +124,6 @@ class PgDecimalType(Type):
             )
         return value
 
-    def to_python(self, value: Any) -> Any:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-
     def column_type(self, prop: Any, dialect: str) -> str:
         if self.precision is None:
             return "numeric"
