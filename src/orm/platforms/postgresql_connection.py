@@ -346,6 +346,13 @@ class PostgresConnection(Connection):
             return super()._commit_refusal(raw)
         return None
 
+    def script(self, statements: list[str]) -> None:
+        """Schema statements bind nothing: each runs as written, without parameters, so
+        that a `%` in one (a default literal such as `'100%'`) is not read as a
+        placeholder, and the statement is the one `--dump` prints."""
+        for sql in statements:
+            self.execute(sql, None)  # type: ignore[arg-type]
+
     def _executemany(self, raw: Any, sql: str, rows: list[Sequence[Any]]) -> Any:
         cursor = raw.cursor()
         cursor.executemany(sql, rows)
