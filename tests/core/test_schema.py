@@ -23,9 +23,11 @@ from orm import (
     entity,
 )
 from tests.core.models import ALL, User
-from tests.databases import PG_SCHEMA, execute, rows
+from tests.databases import PG_SCHEMA, PG_URL, execute, rows
 
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+PG_ONLY = pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.skipif(
+    not PG_URL, reason="PostgreSQL only, and ORM_TEST_PG_URL is not set"))], indirect=True)
 
 
 def tables(o):
@@ -153,8 +155,28 @@ def test_update_schema_is_empty_for_every_spelling_of_types_and_defaults(connect
 
 def test_update_creates_missing_tables(connect):
     o = fresh(connect, [User])
-    assert o.schema.update_schema()[-2].startswith(f"create table {o.platform.quote('user')}")
+    statements = o.schema.update_schema()
+    assert statements[-2].startswith(f"create table {o.platform.quote('user')}")
     assert "user" in tables(o)
+
+
+@PG_ONLY
+def test_update_creates_the_missing_schema(connect):
+    """The configured `schema` is created with the tables when it does not exist, and only
+    then."""
+    schema = f"{PG_SCHEMA}_new"
+    o = connect([User], create=False, schema=schema)
+    try:
+        assert o.platform.live_tables(o.connection, schema) == set()
+        statements = o.schema.update_schema()
+        assert statements[0] == f'create schema if not exists "{schema}"'
+        assert statements[1].startswith('create table "user"')
+        assert o.platform.live_tables(o.connection, schema) == {"user"}
+        assert o.schema.update_schema() == []
+        o.em.fork().persist(User(full_name="a", email="a@x", password="p")).flush()
+        assert rows(o, f'select count(*) from "{schema}"."user"') == [(1,)]
+    finally:
+        execute(o, f'drop schema if exists "{schema}" cascade')
 
 
 def _v1():
@@ -191,7 +213,6 @@ def test_update_adds_columns_and_indexes(connect, database):
         )
     else:
         assert update_sql == (
-            f'create schema if not exists "{PG_SCHEMA}";\n'
             'alter table "item" add column "note" text null;\n'
             'alter table "item" add column "rank" integer not null default 7;\n'
             'create index "item_name_index" on "item" ("name");\n'
@@ -268,7 +289,6 @@ def test_update_alters_columns_in_place(connect, database):
     if database == "postgresql":
         before = rows(o, "select ctid, xmin from `item` order by id")
         assert o.schema.update_schema() == [
-            f'create schema if not exists "{PG_SCHEMA}"',
             'alter table "item" drop column "legacy"',
             'alter table "item" alter column "name" drop not null',
             'alter table "item" add column "code" text null',
@@ -343,7 +363,7 @@ def test_a_statement_failing_midway_rolls_back_the_whole_update(connect, databas
         assert not o.connection.in_transaction
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@PG_ONLY
 def test_a_type_the_data_cannot_take_rolls_back_the_whole_update(connect):
     """PostgreSQL only: SQLite's columns take any value, so a retype cannot fail there."""
     o = connect([_v1()])
@@ -408,7 +428,7 @@ def test_update_makes_a_nullable_column_not_null_filling_its_default(connect, da
     if database == "sqlite":
         assert "coalesce(`body`, '(empty)')" in statements[1]
     else:
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" alter column "body" set default \'(empty)\'',
             'update "note" set "body" = \'(empty)\' where "body" is null',
             'alter table "note" alter column "body" set not null',
@@ -440,7 +460,7 @@ def test_update_makes_a_nullable_column_not_null_when_no_row_holds_null(connect,
     o = connect([Note], create=False)
     statements = o.schema.update_schema()
     if database == "postgresql":
-        assert statements[1:] == ['alter table "note" alter column "code" set not null']
+        assert statements == ['alter table "note" alter column "code" set not null']
     assert ("code", "text", True) in columns(o, "note")
     assert [r[4] for r in _rows(o)] == ["A", "B", "C"]
     assert o.schema.get_update_schema_sql() == ""
@@ -505,7 +525,7 @@ def test_update_changes_a_column_type(connect, database):
             (1, 1.0, "real"), (2, 2.0, "real"), (3, 3.0, "real"),
         ]  # fmt: skip
     else:
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" alter column "size" drop default',
             'alter table "note" alter column "size" type double precision using '
             '"size"::double precision',
@@ -537,7 +557,7 @@ def test_update_changes_and_drops_a_default(connect, database):
     before = _rows(o)
     statements = o.schema.update_schema()
     if database == "postgresql":
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" alter column "title" set default \'untitled\'',
             'alter table "note" alter column "size" set default 5',
         ]
@@ -551,7 +571,7 @@ def test_update_changes_and_drops_a_default(connect, database):
     o = connect([_note_v1()], create=False)  # the defaults go again
     statements = o.schema.update_schema()
     if database == "postgresql":
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" alter column "title" drop default',
             'alter table "note" alter column "size" set default 0',
         ]
@@ -573,7 +593,7 @@ def test_update_moves_the_primary_key_to_an_existing_column(connect, database):
     o = connect([Note], create=False)
     statements = o.schema.update_schema()
     if database == "postgresql":
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" drop constraint "note_pkey"',
             'alter table "note" drop column "id"',
             'alter table "note" alter column "code" set not null',
@@ -606,7 +626,7 @@ def test_update_makes_a_key_column_generate_keys(connect, database):
     o = connect([note], create=False)
     statements = o.schema.update_schema()
     if database == "postgresql":
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" alter column "id" type bigint using "id"::bigint',
             'alter table "note" alter column "id" add generated by default as identity',
             'select setval(pg_get_serial_sequence(\'"note"\', \'id\'), coalesce((select '
@@ -683,7 +703,7 @@ def test_update_runs_in_one_transaction(connect, database):
     if database == "sqlite":
         assert logged[start - 1] == "pragma foreign_keys = off"
     else:
-        assert statements[1:] == [
+        assert statements == [
             'alter table "note" drop column "body"',
             'alter table "note" add column "extra" text not null default \'e\'',
             'create index "note_code_index" on "note" ("code")',

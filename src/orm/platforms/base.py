@@ -230,8 +230,9 @@ class Platform:
     def ddl_epilogue(self) -> list[str]:
         return []
 
-    def ddl_script(self, sql: str) -> str:
-        """Schema statements as a script that runs as the ORM runs them (for --dump)."""
+    def ddl_script(self, sql: str, schema: str | None = None) -> str:
+        """Schema statements as a script that runs as the ORM runs them (for --dump);
+        `schema` is the configured one (PostgreSQL)."""
         if not sql.strip():
             return ""
         head = "".join(f"{s};\n" for s in self.ddl_prologue())

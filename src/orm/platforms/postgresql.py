@@ -345,6 +345,17 @@ class PostgresPlatform(Platform):
         constraint = rows[0][0] if rows else f"{table}_pkey"
         return f"alter table {self.quote(table)} drop constraint {self.quote(constraint)}"
 
+    def ddl_script(self, sql: str, schema: str | None = None) -> str:
+        """As the base, plus, with a `schema`, `set local search_path` to it first: the ORM
+        sets it on its connections, and without it a script run by psql would create the
+        tables in the session's schema (`public`)."""
+        script = super().ddl_script(sql)
+        if not script or not schema:
+            return script
+        return script.replace(
+            "begin;\n", f"begin;\nset local search_path to {self.quote(schema)};\n", 1
+        )
+
     def create_namespace(self, schema: str) -> str:
         return f"create schema if not exists {self.quote(schema)}"
 

@@ -297,9 +297,11 @@ class SchemaGenerator:
         )
 
     def get_update_schema_sql(self) -> str:
-        return _join(self._namespace(self._update_statements()))
+        return _join(self._update_statements())
 
     def _update_statements(self) -> list[str]:
+        """The difference; on PostgreSQL preceded by the creation of the `schema` only where
+        it may be missing (it holds no table yet)."""
         live = self._live_tables()
         statements: list[str] = []
         for meta in self._metas:
@@ -307,7 +309,7 @@ class SchemaGenerator:
                 statements += self._create_statements(meta)
             else:
                 statements += self._table_diff(meta)
-        return statements
+        return statements if live else self._namespace(statements)
 
     # -- run --------------------------------------------------------------------------------
     def _run(self, statements: list[str]) -> None:
@@ -336,7 +338,7 @@ class SchemaGenerator:
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
         the statements run (empty when the schema is up to date)."""
-        statements = self._namespace(self._update_statements())
+        statements = self._update_statements()
         self._run(statements)
         return statements
 
