@@ -536,6 +536,8 @@ class EntityManager:
         nested = conn.depth > 1  # inside the caller's transaction: undone with it
         try:
             rows = conn.query(sql, values)
+            if meta.pk.name in data:
+                _advance_keys(em, meta, meta.row_key(rows[0]))
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -586,9 +588,16 @@ class EntityManager:
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
         fields, values = meta.to_db_columns(full)
-        cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
+        statement = em.sql.insert_data(meta, fields)
         given = full.get(meta.pk.name)
-        return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
+        if given is None and _has_sequences(em):  # keys never guessed: returned
+            pk = em.sql.quote(meta.pk.field_name)
+            return em.connection.query(f"{statement} returning {pk}", values)[0][0]
+        cursor = em.connection.execute(statement, values)
+        if given is not None:
+            _advance_keys(em, meta, given)
+            return given
+        return em.sql.platform.first_generated_key(cursor, 1)
 
     def native_update(
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]
@@ -678,6 +687,21 @@ def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) ->
             im[key] = entity
 
     return undo
+
+
+def _has_sequences(em: EntityManager) -> bool:
+    """Whether generated keys come from a sequence (PostgreSQL), never from a cursor."""
+    return getattr(em.sql.platform, "advance_keys", None) is not None
+
+
+def _advance_keys(em: EntityManager, meta: EntityMetadata, key: Any) -> None:
+    """A key the user gave an identity column moves its sequence past it (as a flush does),
+    so that no generated key collides with it later; on SQLite the rowids follow anyway."""
+    if _has_sequences(em) and meta.pk.autoincrement and type(key) is int:
+        em.connection.query(
+            em.sql.platform.advance_keys(),  # type: ignore[attr-defined]
+            (key, em.sql.quote(meta.table), meta.pk.field_name),
+        )
 
 
 def _require_where(meta: EntityMetadata, where: Any, call: str) -> None:
