@@ -196,8 +196,9 @@ def test_a_copy_sized_batch_round_trips_every_type_exactly(orm, em, log, databas
 # -- keys given by the user ---------------------------------------------------------------
 
 def test_explicit_keys_then_generated_ones_never_collide(orm, em):
-    """Keys given to an autoincrement key, whichever way they are written, move the next
-    generated key past them (on PostgreSQL the sequence is advanced)."""
+    """Keys given to an autoincrement key, whichever way they are written (persist, in
+    the same flush as generated ones, a COPY, upsert, native_insert, a changed key), move
+    the next generated key past them (on PostgreSQL the sequence is advanced)."""
     given = new_users(2, "given")
     given[0].id, given[1].id = 10, 11
     em.persist(given).flush()
@@ -234,8 +235,15 @@ def test_explicit_keys_then_generated_ones_never_collide(orm, em):
     em.persist(after_native).flush()
     assert (native, after_native[0].id) == (1124, 1125)
 
+    moved = after_native[0]
+    moved.id = 1126  # a stored row's key changed to the very next generated one
+    em.flush()
+    after_move = new_users(1, "after move")
+    em.persist(after_move).flush()
+    assert (moved.id, after_move[0].id) == (1126, 1127)
+
     everyone = (given + after_persist + mixed_given + mixed_generated + later + copied
-                + after_copy + [upserted] + after_upsert + after_native)
+                + after_copy + [upserted] + after_upsert + after_native + after_move)
     assert_each_key_is_its_rows(orm, everyone)
     assert stored_users(orm)[1124] == ("native", "n@x.io", 0, None)
 

@@ -260,7 +260,7 @@ class _Compiler:
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
             self.params.append(operand)
-            return f"{col} like {self.param}"
+            return f"{self.platform.as_text(col, prop)} like {self.param}"
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
@@ -271,7 +271,7 @@ class _Compiler:
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
             self.params.append(operand)
-            return self.platform.regexp(col)
+            return self.platform.regexp(self.platform.as_text(col, prop))
         if op == "$exists":
             if not isinstance(operand, bool):
                 raise self.invalid(prop, op, operand, "True or False")

@@ -632,12 +632,18 @@ class UnitOfWork:
                     sql.insert(meta, False, rows), flat[start * width : (start + rows) * width]
                 )
         if not ins.skip_pk and meta.pk.autoincrement:
-            given = [getattr(e, meta.pk.name) for e in ins.entities]
-            if all(type(k) is int for k in given):
-                conn.query(
-                    platform.advance_keys(),  # type: ignore[attr-defined]
-                    (max(given), sql.quote(meta.table), meta.pk.field_name),
-                )
+            self._advance_keys(meta, [getattr(e, meta.pk.name) for e in ins.entities])
+
+    def _advance_keys(self, meta: EntityMetadata, keys: list[Any]) -> None:
+        """Keys the user gave (or assigned) an identity column move its sequence past the
+        largest, so that a generated key never collides with one (PostgreSQL; SQLite's
+        rowids follow the largest key anyway)."""
+        sql = self.em.sql
+        advance = getattr(sql.platform, "advance_keys", None)
+        if advance is not None and keys and all(type(k) is int for k in keys):
+            self.em.connection.query(
+                advance(), (max(keys), sql.quote(meta.table), meta.pk.field_name)
+            )
 
     def _update(self, upd: _Update) -> None:
         """Rows sharing a set of changed columns: `update ... from (values ...)` statements
@@ -647,6 +653,8 @@ class UnitOfWork:
         conn = self.em.connection
         sql = self.em.sql
         meta = upd.meta
+        if meta.pk_index in upd.changed and meta.pk.autoincrement:
+            self._advance_keys(meta, [getattr(e, meta.pk.name) for e in upd.entities])
         if meta.version is not None:
             statement = sql.update(meta, upd.changed, True)
             for e, params in zip(upd.entities, upd.params, strict=True):
