@@ -164,6 +164,11 @@ class Platform:
         """`column` matches the bound regular expression."""
         return f"{column} regexp {self.param}"
 
+    def as_text(self, column: str, prop: Any) -> str:  # noqa: ARG002
+        """`column` as `like` and regular expressions read it: as it is (SQLite matches any
+        value as its text)."""
+        return column
+
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
     ) -> str:

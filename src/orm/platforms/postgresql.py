@@ -187,6 +187,14 @@ class PostgresPlatform(Platform):
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
         return f"{column} ~ %s"
 
+    def as_text(self, column: str, prop: Any) -> str:
+        """`like` and `~` take text only here: any other column (jsonb, a number, a uuid,
+        a timestamp) is matched as its text, as on SQLite."""
+        kind = self.column_type(prop).lower()
+        if kind == "text" or kind.startswith(("varchar", "character", "char")):
+            return column
+        return f"{column}::text"
+
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
     ) -> str:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..types import (
+    BigIntType,
     BlobType,
     BooleanType,
     DateTimeType,
@@ -24,7 +25,9 @@ from ..types import (
     DecimalType,
     DoubleType,
     FloatType,
+    IntegerType,
     JsonType,
+    SmallIntType,
     TimeType,
     Type,
     UuidType,
@@ -158,8 +161,12 @@ class PgJsonType(JsonType):
         return "jsonb"
 
 
-#: built-in types whose column type alone differs
+#: built-in types whose column type alone differs; an int is 64-bit, as SQLite stores it
+#: (PostgreSQL's `integer` holds 32 bits)
 _COLUMN_TYPES: dict[type, str] = {
+    IntegerType: "bigint",
+    BigIntType: "bigint",
+    SmallIntType: "smallint",
     FloatType: "double precision",
     DoubleType: "double precision",
     BlobType: "bytea",

@@ -270,7 +270,7 @@ class _Compiler:
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
             self.check_storable(prop, op, operand)
             self.params.append(operand)
-            return f"{col} like {self.param}"
+            return f"{self.platform.as_text(col, prop)} like {self.param}"
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
@@ -282,7 +282,7 @@ class _Compiler:
                 ) from None
             self.check_storable(prop, op, operand)
             self.params.append(operand)
-            return self.platform.regexp(col)
+            return self.platform.regexp(self.platform.as_text(col, prop))
         if op == "$exists":
             if not isinstance(operand, bool):
                 raise self.invalid(prop, op, operand, "True or False")
