@@ -737,7 +737,8 @@ def test_schema_update(dbproject: Path, db: Database) -> None:
 
     dump = run(project, "schema:update", "--dump")
     assert dump.returncode == 0
-    assert f"alter table {q('book')} add column {q('pages')} integer null" in dump.stdout
+    int_type = "integer" if db.kind == "sqlite" else "bigint"
+    assert f"alter table {q('book')} add column {q('pages')} {int_type} null" in dump.stdout
     assert f"create table {q('author')}" in dump.stdout
     assert dump.stdout.startswith("pragma foreign_keys = off;\nbegin;\n" if db.kind == "sqlite"
                                   else f'begin;\nset local search_path to "{db.schema}";\n')
