@@ -536,6 +536,8 @@ class EntityManager:
         nested = conn.depth > 1  # inside the caller's transaction: undone with it
         try:
             rows = conn.query(sql, values)
+            if meta.pk.name in data:
+                _advance_keys(em, meta, data[meta.pk.name])
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -586,9 +588,17 @@ class EntityManager:
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
         fields, values = meta.to_db_columns(full)
-        cursor = em.connection.execute(em.sql.insert_data(meta, fields), values)
+        statement = em.sql.insert_data(meta, fields)
         given = full.get(meta.pk.name)
-        return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
+        if given is None and em.sql.platform.copy_threshold is not None:
+            # where keys are never guessed from the cursor (PostgreSQL): returned by the row
+            statement += f" returning {em.sql.quote(meta.pk.field_name)}"
+            return em.connection.query(statement, values)[0][0]
+        cursor = em.connection.execute(statement, values)
+        if given is not None:
+            _advance_keys(em, meta, given)
+            return given
+        return em.sql.platform.first_generated_key(cursor, 1)
 
     def native_update(
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]
@@ -678,6 +688,18 @@ def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) ->
             im[key] = entity
 
     return undo
+
+
+def _advance_keys(em: EntityManager, meta: EntityMetadata, key: Any) -> None:
+    """After a row went in with a key the user gave to a generated key column where keys
+    come from a sequence (PostgreSQL, as the flush does): the sequence moves past it, so
+    that a key generated later never collides with it."""
+    platform = em.sql.platform
+    if type(key) is int and meta.pk.autoincrement and platform.copy_threshold is not None:
+        em.connection.query(
+            platform.advance_keys(),  # type: ignore[attr-defined]
+            (key, em.sql.quote(meta.table), meta.pk.field_name),
+        )
 
 
 def _require_where(meta: EntityMetadata, where: Any, call: str) -> None:
