@@ -588,7 +588,10 @@ class EntityManager:
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
         fields, values = meta.to_db_columns(full)
-        statement = em.sql.insert_data(meta, fields)
+        if fields:
+            statement = em.sql.insert_data(meta, fields)
+        else:  # nothing but a generated key
+            statement = em.sql.insert_default_values(meta)
         given = full.get(meta.pk.name)
         if given is None and em.sql.platform.copy_threshold is not None:
             # where keys are never guessed from the cursor (PostgreSQL): returned by the row
