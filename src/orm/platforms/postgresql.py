@@ -190,8 +190,10 @@ class PostgresPlatform(Platform):
         if isinstance(value, int):
             return str(int(value))
         if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+            if value != value:
                 return None
+            if value in (float("inf"), float("-inf")):
+                return f"'{'-' if value < 0 else ''}Infinity'::double precision"
             return repr(value)
         if isinstance(value, Decimal):
             return str(value) if value.is_finite() else None

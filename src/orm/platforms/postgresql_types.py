@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..types import (
+    BigIntType,
     BlobType,
     BooleanType,
     DateTimeType,
@@ -25,6 +26,7 @@ from ..types import (
     DecimalType,
     DoubleType,
     FloatType,
+    IntegerType,
     JsonType,
     TimeType,
     Type,
@@ -164,6 +166,9 @@ class PgJsonType(JsonType):
 
 #: built-in types whose column type alone differs
 _COLUMN_TYPES: dict[type, str] = {
+    # Python's (and SQLite's) integers are 64-bit: `integer` would refuse half of them
+    IntegerType: "bigint",
+    BigIntType: "bigint",
     FloatType: "double precision",
     DoubleType: "double precision",
     BlobType: "bytea",

@@ -129,6 +129,13 @@ class _Compiler:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
 
+    def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
+        """A pattern the driver cannot bind (a NUL character on PostgreSQL, a lone
+        surrogate) is refused as a value would be."""
+        problem = self.platform.storage_problem(pattern)
+        if problem is not None:
+            raise self.invalid(prop, op, pattern, f"a pattern the database can hold ({problem})")
+
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
         text = prop.type.describe()
         if isinstance(value, _SEQUENCES) and op in ("$eq", "$ne"):
@@ -259,6 +266,7 @@ class _Compiler:
         if op == "$like":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
             return f"{col} like {self.param}"
         if op == "$re":
@@ -270,6 +278,7 @@ class _Compiler:
                 raise self.invalid(
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
             return self.platform.regexp(col)
         if op == "$exists":
