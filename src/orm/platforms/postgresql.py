@@ -182,6 +182,18 @@ class PostgresPlatform(Platform):
             "(select pg_get_serial_sequence(%s, %s)::regclass as s) as q"
         )
 
+    def keep_key_sequence(self, table: str, temp: str, key: str) -> list[str]:
+        """In a table rebuild (update_schema), after the rows were copied into `temp`: its
+        identity sequence goes on from the old table's (or past the largest key copied), so
+        that a key once handed out, even of a row deleted since, never comes back."""
+        old, new = self.quote_value(self.quote(table)), self.quote_value(self.quote(temp))
+        column = self.quote_value(key)
+        return [
+            f"select setval(pg_get_serial_sequence({new}, {column}), greatest(coalesce("
+            f"pg_sequence_last_value(pg_get_serial_sequence({old}, {column})::regclass), 0), "
+            f"coalesce((select max({self.quote(key)}) from {self.quote(temp)}), 0)) + 1, false)"
+        ]
+
     # -- query pieces ---------------------------------------------------------------------
     def regexp(self, column: str) -> str:
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
@@ -251,8 +263,10 @@ class PostgresPlatform(Platform):
         if isinstance(value, int):
             return str(int(value))
         if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+            if value != value:
                 return None
+            if value in (float("inf"), float("-inf")):
+                return f"'{'-' if value < 0 else ''}Infinity'::double precision"
             return repr(value)
         if isinstance(value, Decimal):
             return str(value) if value.is_finite() else None

@@ -11,6 +11,7 @@ the per-entity plans are built.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -173,6 +174,10 @@ _COLUMN_TYPES: dict[type, str] = {
 }
 
 
+#: a declared `column_type` with limits PostgreSQL enforces: `numeric(p,s)`, `decimal(p)`
+_DECLARED_NUMERIC = re.compile(r"^\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$", re.I)
+
+
 def native_type(prop: Any) -> Type | None:
     """The PostgreSQL stand-in for a property's built-in mapped type, or None to keep it."""
     mapped = prop.type
@@ -189,6 +194,11 @@ def native_type(prop: Any) -> Type | None:
     if kind is DecimalType:
         precision = getattr(prop, "precision", None)
         scale = getattr(prop, "scale", None)
+        declared = _DECLARED_NUMERIC.match(prop.column_type or "")
+        if precision is None and scale is None and declared:
+            # column_type="decimal(10,2)": the same limits as precision=10, scale=2
+            precision = int(declared.group(1))
+            scale = int(declared.group(2) or 0)
         if precision is None and scale is not None:
             precision = 38  # a scale alone: numeric(38, scale)
         return PgDecimalType(precision, 0 if scale is None else scale)

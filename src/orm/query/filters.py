@@ -133,10 +133,12 @@ class _Compiler:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
 
-    def check_storable(self, prop: PropertyMetadata, op: str, operand: str) -> None:
-        problem = self.platform.storage_problem(operand)
+    def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
+        """A pattern the driver cannot bind (a NUL character on PostgreSQL, a lone
+        surrogate) is refused as a value would be."""
+        problem = self.platform.storage_problem(pattern)
         if problem is not None:
-            raise self.invalid(prop, op, operand, f"a pattern the database can bind ({problem})")
+            raise self.invalid(prop, op, pattern, f"a pattern the database can hold ({problem})")
 
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
         text = prop.type.describe()

@@ -268,7 +268,10 @@ class SchemaGenerator:
                 f"insert into {self.quote(temp)} ({targets}) select {sources} from "
                 f"{self.quote(meta.table)}"
             )
-        if meta.pk.autoincrement:
+        keep_sequence = getattr(self.platform, "keep_key_sequence", None)
+        if meta.pk.autoincrement and keep_sequence is not None:
+            statements += keep_sequence(meta.table, temp, meta.pk.field_name)
+        elif meta.pk.autoincrement:
             # keep the AUTOINCREMENT high-water mark: dropping the old table forgets it, and a
             # key once handed out must never come back
             old, new = self.platform.quote_value(meta.table), self.platform.quote_value(temp)
