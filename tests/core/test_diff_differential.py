@@ -4,7 +4,10 @@ inserts, flushes, deletes and bad input, they return the same results, raise the
 and leave the same entity state (attributes, snapshots, identity maps, dirty entries).
 
 Both modules are imported directly, whichever one the ORM uses; the plans are built from the
-real metadata of the test entities, once per backend with the same arguments.
+real metadata of the test entities, once per backend with the same arguments, and once per
+database: on PostgreSQL the entities' types are its native ones (psycopg gives and takes
+datetimes, booleans, decimals and UUIDs as they are), so the plans convert less and compare
+more columns as database values.
 """
 
 from __future__ import annotations
@@ -24,9 +27,17 @@ from hypothesis import strategies as st
 import orm._diff_py as P
 from orm import ORM
 from orm._markers import REFERENCE, UNLOADED
+from orm.platforms.postgresql_types import (
+    PgBooleanType,
+    PgDateTimeType,
+    PgDateType,
+    PgDecimalType,
+    PgTimeType,
+)
 from orm.types import (
     BlobType,
     BooleanType,
+    CheckedStringType,
     DateTimeType,
     DateType,
     DecimalType,
@@ -39,6 +50,7 @@ from orm.types import (
     TimeType,
     UuidType,
 )
+from tests import databases
 from tests.core.models import ALL, Book, Everything, Tag, User
 
 C = pytest.importorskip("orm._diff", reason="the compiled core is not built")
@@ -87,37 +99,57 @@ def plan_arguments(plan: Any) -> tuple:
     )
 
 
-@pytest.fixture(scope="module")
-def models():
-    instance = ORM.init(db_name=":memory:", entities=ALL)
-    out = {}
-    for cls in TYPES:
-        meta = instance.metadata.get(cls)
-        args = plan_arguments(meta.plan)
-        out[cls] = Model(cls, meta, {C: C.Plan(*args), P: P.Plan(*args)})
-    yield out
-    instance.close()
+@pytest.fixture(scope="module", params=databases.DATABASES)
+def models(request):
+    """The plans of each database's metadata (no table is needed). The ORM is closed once
+    they are built: PostgreSQL's pool would otherwise connect in a background thread while
+    hypothesis draws (and its use of `random` there makes hypothesis warn)."""
+    if request.param == "sqlite":
+        instance = ORM.init(db_name=":memory:", entities=ALL)
+    else:
+        instance = ORM.init(entities=ALL, **databases.pg_options())
+    try:
+        out = {}
+        for cls in TYPES:
+            meta = instance.metadata.get(cls)
+            args = plan_arguments(meta.plan)
+            out[cls] = Model(cls, meta, {C: C.Plan(*args), P: P.Plan(*args)})
+    finally:
+        instance.close()
+    return out
 
 
 # -- values: Python values per mapped type, and their database form -----------------------------
 
 _UUIDS = [uuid.UUID(int=i) for i in (1, 2, 3)]
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner,
-                                                                 max_size=3),
-    max_leaves=5,
-)
+
+
+def _json_of(text: Any) -> st.SearchStrategy:
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-5, 5) | text(max_size=3),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text(max_size=2), inner,
+                                                                     max_size=3),
+        max_leaves=5,
+    )
+
+
+def _text_without_nul(max_size: int) -> st.SearchStrategy:
+    """What PostgreSQL's text and jsonb hold (a NUL character is refused)."""
+    return st.text(st.characters(exclude_characters="\x00"), max_size=max_size)
+
+
+_json = _json_of(st.text)
+_pg_json = _json_of(_text_without_nul)
 _datetimes = st.datetimes() | st.datetimes(timezones=st.just(UTC))
 
 
 def python_values(prop: Any) -> st.SearchStrategy:
-    """Valid Python values of a column."""
+    """Valid Python values of a column (on either database's types)."""
     mapped = prop.type
     kind = type(mapped)
     if kind is EnumType:
         values = st.sampled_from(list(mapped.enum_class))
-    elif kind is BooleanType:
+    elif kind in (BooleanType, PgBooleanType):
         values = st.booleans()
     elif issubclass(kind, IntegerType):
         values = st.integers(-(2**63), 2**63 - 1)
@@ -125,22 +157,27 @@ def python_values(prop: Any) -> st.SearchStrategy:
         values = st.floats(allow_nan=False) | st.integers(-3, 3)
     elif kind in (StringType, TextType):
         values = st.text(max_size=4)
+    elif kind is CheckedStringType:
+        assert mapped.max_length is None or mapped.max_length >= 4
+        values = _text_without_nul(4) if mapped.refuse_nul else st.text(max_size=4)
     elif kind is BlobType:
         values = st.binary(max_size=4) | st.binary(max_size=4).map(bytearray)
-    elif kind is DecimalType:
+    elif kind in (DecimalType, PgDecimalType):
         values = st.decimals(allow_nan=False, allow_infinity=False, places=2,
                              min_value=-999, max_value=999) | st.integers(-9, 9)
-    elif kind is DateTimeType:
+    elif kind in (DateTimeType, PgDateTimeType):
         values = _datetimes
-    elif kind is DateType:
+    elif kind in (DateType, PgDateType):
         values = st.dates()
-    elif kind is TimeType:
+    elif kind in (TimeType, PgTimeType):
         values = st.times()
-    elif kind is UuidType:
+    elif issubclass(kind, UuidType):
         values = st.sampled_from(_UUIDS) | st.uuids()
-    elif kind is JsonType:
-        values = st.dictionaries(st.text(max_size=2), _json, max_size=3) | st.lists(
-            _json, max_size=3)
+    elif issubclass(kind, JsonType):
+        json = _json if kind is JsonType else _pg_json
+        text = st.text if kind is JsonType else _text_without_nul
+        values = st.dictionaries(text(max_size=2), json, max_size=3) | st.lists(
+            json, max_size=3)
     else:  # pragma: no cover - a new type in the test models
         raise AssertionError(f"no strategy for {mapped!r}")
     return values | st.none() if prop.nullable else values
@@ -156,7 +193,7 @@ def written_values(prop: Any) -> st.SearchStrategy:
 
 
 def db_values(prop: Any) -> st.SearchStrategy:
-    """The database form sqlite3 returns for a column."""
+    """The database form the driver (sqlite3, psycopg) returns for a column."""
     return python_values(prop).map(lambda v: None if v is None else prop.type.to_db(v))
 
 
@@ -170,7 +207,7 @@ def keys(model: Model) -> st.SearchStrategy:
 
 
 def rows(model: Model, partial: bool) -> st.SearchStrategy:
-    """Rows as sqlite3 returns them; a partial one has UNLOADED for the columns a
+    """Rows as the driver returns them; a partial one has UNLOADED for the columns a
     `fields=` query left out (never the key)."""
     pk_prop = model.meta.pk
     columns = []

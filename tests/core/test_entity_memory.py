@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from orm import ORM, PrimaryKey, ValidationError, entity
+from orm import PrimaryKey, ValidationError, entity
 from tests.core.models import User
+from tests.databases import rows, sql
 
 N = 2_000
 
@@ -52,20 +53,24 @@ def _held_by(load) -> int:
 
 
 @pytest.mark.parametrize("first", ["references", "a partial load"])
-def test_entities_loaded_after_references_or_a_partial_load_hold_no_more_memory(tmp_path, first):
+def test_entities_loaded_after_references_or_a_partial_load_hold_no_more_memory(
+    connect, database, first
+):
     """The first instances of a class used to decide which attribute names its instances keep
     compactly: after 100 references or partially loaded entities, every complete entity
     carried a dict of its own (192 bytes more per entity on CPython 3.11)."""
     fresh, used = _person_class("fresh"), _person_class("used")
-    orm = ORM.init(db_name=str(tmp_path / "m.db"), entities=[fresh, used])
+    orm = connect([fresh, used])
     try:
-        orm.schema.create_schema()
-        for table in ("fresh", "used"):
-            orm.connection.raw.executemany(
-                f"insert into {table} (name, email, age, created_at) values (?, ?, ?, ?)",
-                [(f"P {i}", f"p{i}@x.io", i % 90, "2024-01-02 03:04:05") for i in range(N)],
-            )
-        orm.connection.raw.commit()
+        # created_at as each database stores it
+        created = "2024-01-02 03:04:05" if database == "sqlite" else datetime(2024, 1, 2, 3, 4, 5)
+        with orm.connection.transaction():
+            for table in ("fresh", "used"):
+                orm.connection.executemany(
+                    sql(orm, f"insert into `{table}` (name, email, age, created_at) "
+                             "values (?, ?, ?, ?)"),
+                    [(f"P {i}", f"p{i}@x.io", i % 90, created) for i in range(N)],
+                )
         warm = orm.em.fork()
         if first == "references":
             before = [warm.get_reference(used, i) for i in range(1, 101)]
@@ -164,8 +169,8 @@ def test_a_copy_of_a_managed_entity_is_detached_and_never_writes_its_row(orm):
         assert not wrap(clone).is_managed()
         clone.full_name = "written through a copy"
         em.flush()
-    assert orm.connection.query("select full_name from user") == [("a",)]
+    assert rows(orm, "select full_name from `user`") == [("a",)]
     assert em.find_one(User, 1) is loaded and loaded.full_name == "a"
     fresh = orm.em.fork()
     fresh.persist(copy.copy(User(full_name="b", email="b@x", password="p"))).flush()
-    assert orm.connection.query("select count(*) from user") == [(2,)]
+    assert rows(orm, "select count(*) from `user`") == [(2,)]

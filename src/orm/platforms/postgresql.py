@@ -25,6 +25,7 @@ __all__ = ["PostgresPlatform"]
 #: `Key (email)=(a@b.c) already exists.`, `Key (author_id)=(5) is not present in table "user".`
 _KEY = re.compile(r'^Key \((.+?)\)=')
 #: `... is still referenced from table "article".`
+_CHECK_NAME = re.compile(r"^(.+)_check\d*$")
 _REFERENCED_FROM = re.compile(r'referenced from table "?([^"]+)"?')
 
 _HINT_CREATE_SCHEMA = (
@@ -547,8 +548,19 @@ class PostgresPlatform(Platform):
             cls = errors.CheckConstraintViolationException
             name = f' "{constraint}"' if constraint else ""
             hint = f"the CHECK constraint{name} refused the value"
+            if not column and table and constraint and resolve_column is not None:
+                # a column's own CHECK is named "<table>_<column>_check" by PostgreSQL
+                guess = _CHECK_NAME.match(constraint)
+                if guess and guess.group(1).startswith(table + "_"):
+                    candidate = guess.group(1)[len(table) + 1 :]
+                    if resolve_column(table, candidate)[1] is not None:
+                        column = candidate
             if column:
                 hint += f" of {where(column)}"
+            elif table and resolve_column is not None:
+                entity = resolve_column(table, "")[0]
+                if entity:
+                    hint += f" of a {entity}"
         elif state.startswith("23"):
             cls = errors.ConstraintViolationException
         elif state == "42P01":

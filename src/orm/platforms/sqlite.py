@@ -25,6 +25,34 @@ __all__ = ["SqlitePlatform"]
 _CONSTRAINT_COLUMNS = re.compile(r"constraint failed: (.+)$")
 
 
+_WRITTEN_TABLE = re.compile(
+    r"^\s*(?:(?:insert|replace)(?:\s+or\s+\w+)?\s+into|update(?:\s+or\s+\w+)?)\s+"
+    r"[`\"\[]?(\w+)",
+    re.IGNORECASE,
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _check_target(message: str, sql: str, resolve_column: Any) -> tuple[Any, Any]:
+    """The entity a failed CHECK was written to (from the statement's table), and the
+    property when the failed expression names exactly one of its columns."""
+    match = _WRITTEN_TABLE.match(sql or "")
+    if match is None or resolve_column is None:
+        return None, None
+    table = match.group(1)
+    entity = resolve_column(table, "")[0]
+    if entity is None:
+        return None, None
+    expression = message.split("constraint failed:", 1)[-1]
+    props = {
+        prop
+        for name in _IDENTIFIER.findall(expression)
+        for prop in [resolve_column(table, name)[1]]
+        if prop is not None
+    }
+    return entity, (props.pop() if len(props) == 1 else None)
+
+
 def _affinity(column_type: str) -> str:
     """SQLite's column affinity of a declared type (its documented rules, in order)."""
     declared = column_type.upper()
@@ -198,6 +226,9 @@ class SqlitePlatform(Platform):
             elif "check constraint" in low:
                 cls = errors.CheckConstraintViolationException
                 hint = "a CHECK constraint refused the value"
+                entity, prop = _check_target(text, sql, resolve_column)
+                if entity:
+                    hint += f" of {entity}.{prop}" if prop else f" of a {entity}"
             else:
                 cls = errors.ConstraintViolationException
         elif "no such table" in low:
