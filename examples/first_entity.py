@@ -2,7 +2,10 @@
 
 Run it with `python examples/first_entity.py [path/to/sqlite.db] [--quiet]`. Every step prints
 what the guide prints; the SQL the ORM runs is logged as MikroORM logs it (`--quiet` hides
-the SQL).
+the SQL). A database URL in place of the path runs it on that database instead, e.g.
+`python examples/first_entity.py postgresql://postgres@localhost:5432/app` (PostgreSQL needs
+`pip install 'orm[postgresql]'`; the table `user` is dropped and created in the connection's
+schema, `public` unless the URL's `options` set another `search_path`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ def step(title: str) -> None:
 
 
 def main(db_name: str, debug: bool = True) -> None:
-    config = define_config(db_name=db_name, entities=[User], debug=debug)
+    """`db_name` is an SQLite file, or a database URL (`postgresql://...`, `sqlite:///...`)."""
+    where = {"client_url": db_name} if "://" in db_name else {"db_name": db_name}
+    config = define_config(**where, entities=[User], debug=debug)
 
     step("initialize the ORM")
     orm = ORM.init(config)

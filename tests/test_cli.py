@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 import orm
+from tests.databases import PG_SCHEMA, PG_URL, pg_options
 
 COMMANDS = ["debug", "schema:create", "schema:update", "schema:drop", "schema:fresh"]
 
@@ -103,6 +105,105 @@ def project(bare: Path) -> Path:
     write(bare / "entities" / "book.py", BOOK)
     write(bare / "entities" / "author.py", AUTHOR)
     return bare
+
+
+class Database:
+    """The database a project's config names: the SQLite file `app.db` in the project, or
+    (with ORM_TEST_PG_URL) a PostgreSQL schema of this test's own, dropped at the end: the
+    CLI reports the tables of the whole schema, so it must hold only this test's."""
+
+    def __init__(self, kind: str, folder: Path) -> None:
+        self.kind = kind
+        self.file = folder / "app.db"
+        self.schema = f"{PG_SCHEMA}_cli_{uuid.uuid4().hex[:8]}"
+
+    def q(self, name: str) -> str:
+        return f"`{name}`" if self.kind == "sqlite" else f'"{name}"'
+
+    def config_source(self, entities: str = '["entities/*.py"]', head: str = "") -> str:
+        if self.kind == "sqlite":
+            return config_source("app.db", entities, head)
+        url = pg_options()["client_url"]
+        return (
+            f"{head}from orm import define_config\n\n"
+            f"config = define_config(client_url={url!r}, schema={self.schema!r}, "
+            f"entities={entities})\n"
+        )
+
+    def _pg(self):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        return psycopg.connect(PG_URL, autocommit=True)
+
+    def tables(self) -> set[str]:
+        if self.kind == "sqlite":
+            return tables(self.file)
+        with self._pg() as conn:
+            found = conn.execute(
+                "select table_name from information_schema.tables where table_schema = %s",
+                (self.schema,),
+            ).fetchall()
+        return {r[0] for r in found}
+
+    def execute(self, sql: str) -> None:
+        """Run a statement (written with backticks) outside the ORM, committed."""
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.file)
+            con.execute(sql)
+            con.commit()
+            con.close()
+            return
+        with self._pg() as conn:
+            conn.execute(f'set search_path = "{self.schema}"')
+            conn.execute(sql.replace("`", '"'))
+
+    def count(self, table: str) -> int:
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.file)
+            try:
+                return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+            finally:
+                con.close()
+        with self._pg() as conn:
+            row = conn.execute(f'select count(*) from "{self.schema}"."{table}"').fetchone()
+        return int(row[0])
+
+    def connection_ok(self, tables: int) -> str:
+        """`orm debug`'s connection line for a database holding that many tables."""
+        if self.kind == "sqlite":
+            return f"database connection successful ({tables} tables)"
+        host = re.search(r"@([^/:]+):(\d+)/(\w+)", PG_URL or "")
+        assert host is not None
+        return (
+            f"database connection successful (PostgreSQL database {host.group(3)!r} at "
+            f"{host.group(1)}:{host.group(2)}; schema {self.schema}: {tables} tables)"
+        )
+
+    def drop(self) -> None:
+        if self.kind == "postgresql":
+            with self._pg() as conn:
+                conn.execute(f'drop schema if exists "{self.schema}" cascade')
+
+
+@pytest.fixture
+def db(database: str, bare: Path):  # type: ignore[no-untyped-def]
+    target = Database(database, bare)
+    yield target
+    target.drop()
+
+
+@pytest.fixture
+def dbproject(bare: Path, db: Database) -> Path:
+    """`project` on the test's database (SQLite, and PostgreSQL when ORM_TEST_PG_URL is
+    set)."""
+    write(bare / "orm_config.py", db.config_source())
+    write(bare / "entities" / "book.py", BOOK)
+    write(bare / "entities" / "author.py", AUTHOR)
+    return bare
+
+
+PG_ONLY = pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.skipif(
+    not PG_URL, reason="PostgreSQL only, and ORM_TEST_PG_URL is not set"))], indirect=True)
 
 
 # -- help, version, usage -----------------------------------------------------------------------
@@ -253,14 +354,18 @@ def test_debug_shows_the_python_backend_when_forced(project: Path) -> None:
     assert "ORM_PURE_PYTHON" in result.stdout
 
 
-def test_debug_reports_the_schema_state(project: Path) -> None:
-    assert run(project, "schema:create", "--run").returncode == 0
-    out = run(project, "debug").stdout
-    assert "database connection successful (2 tables)" in out
+def test_debug_reports_the_schema_state(dbproject: Path, db: Database) -> None:
+    out = run(dbproject, "debug").stdout
+    # an SQLite file that does not exist yet has no tables to compare with
+    state = " (table missing)" if db.kind == "postgresql" else ""
+    assert f"Book -> table book{state}\n" in out
+    assert run(dbproject, "schema:create", "--run").returncode == 0
+    out = run(dbproject, "debug").stdout
+    assert connection_line(out) == db.connection_ok(2)
     assert "Book -> table book (table exists)" in out
     assert "schema: up to date" in out
-    write(project / "entities" / "book.py", BOOK + "    pages: int | None = None\n")
-    out = run(project, "debug").stdout
+    write(dbproject / "entities" / "book.py", BOOK + "    pages: int | None = None\n")
+    out = run(dbproject, "debug").stdout
     assert "schema: out of date, 1 statement to apply" in out
     assert "schema:update --dump" in out
 
@@ -522,7 +627,8 @@ def test_invalid_entity_definition(project: Path) -> None:
     assert_no_traceback(result)
 
 
-def test_folder_discovery_registers_each_entity_once(project: Path) -> None:
+def test_folder_discovery_registers_each_entity_once(dbproject: Path, db: Database) -> None:
+    project = dbproject
     write(project / "src" / "app" / "__init__.py", "")
     write(project / "src" / "app" / "catalog" / "__init__.py", "")
     write(project / "src" / "app" / "catalog" / "shelf_entity.py", """\
@@ -535,13 +641,13 @@ def test_folder_discovery_registers_each_entity_once(project: Path) -> None:
             label: str
         """)
     write(project / "src" / "app" / "catalog" / "helpers.py", "VALUE = 1\n")
-    write(project / "orm_config.py", config_source(
+    write(project / "orm_config.py", db.config_source(
         entities='[Book, "entities", "entities/*.py", "src/**/*_entity.py", "src/app"]',
         head="from entities.book import Book\n",
     ))
     result = run(project, "schema:create", "--run")
     assert result.returncode == 0, result.stderr
-    assert tables(project / "app.db") == {"book", "author", "shelf"}
+    assert db.tables() == {"book", "author", "shelf"}
     debug = run(project, "debug").stdout
     assert "discovered 3 entities" in debug
     assert re.search(r"src/\*\*/\*_entity\.py \(found\): 1 file, Shelf", debug)
@@ -579,24 +685,41 @@ def test_database_file_that_is_not_a_database(project: Path) -> None:
 # -- schema commands --------------------------------------------------------------------------
 
 
-def test_schema_create(project: Path) -> None:
-    db = project / "app.db"
+def test_schema_create(dbproject: Path, db: Database) -> None:
+    project = dbproject
     dump = run(project, "schema:create", "--dump")
     assert dump.returncode == 0, dump.stderr
-    assert "create table `book`" in dump.stdout and "create table `author`" in dump.stdout
-    assert "create unique index `author_email_unique`" in dump.stdout
-    assert dump.stdout.startswith("pragma foreign_keys = off;\nbegin;\n")
-    assert not db.exists(), "--dump alone must not create the database"
-    # the dump is a script that builds the schema
-    con = sqlite3.connect(":memory:")
-    con.executescript(dump.stdout)
-    names = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert names - {"sqlite_sequence"} == {"book", "author"}
+    q = db.q
+    assert f"create table {q('book')}" in dump.stdout
+    assert f"create table {q('author')}" in dump.stdout
+    assert f"create unique index {q('author_email_unique')}" in dump.stdout
+    if db.kind == "sqlite":
+        assert dump.stdout.startswith("pragma foreign_keys = off;\nbegin;\n")
+        assert not db.file.exists(), "--dump alone must not create the database"
+        # the dump is a script that builds the schema
+        con = sqlite3.connect(":memory:")
+        con.executescript(dump.stdout)
+        names = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+        assert names - {"sqlite_sequence"} == {"book", "author"}
+    else:
+        assert dump.stdout.startswith(
+            f'begin;\nset local search_path to "{db.schema}";\n'
+            f'create schema if not exists "{db.schema}";\n'
+        )
+        assert 'create table "book" ("id" bigint generated by default as identity not null ' \
+            'primary key, "title" text not null);' in dump.stdout
+        assert dump.stdout.endswith("commit;\n") and "pragma" not in dump.stdout
+        assert db.tables() == set(), "--dump alone must not create the schema"
+        # the dump is a script that builds the schema (as psql would run it)
+        with db._pg() as conn:
+            conn.execute(dump.stdout)
+        assert db.tables() == {"book", "author"}
+        db.drop()
 
     created = run(project, "schema:create", "--run")
     assert created.returncode == 0, created.stderr
     assert "Schema created" in created.stdout and "2 tables" in created.stdout
-    assert tables(db) == {"book", "author"}
+    assert db.tables() == {"book", "author"}
 
     again = run(project, "schema:create", "--run")
     assert again.returncode == 1
@@ -604,88 +727,83 @@ def test_schema_create(project: Path) -> None:
     assert_no_traceback(again)
 
 
-def test_schema_update(project: Path) -> None:
-    db = project / "app.db"
+def test_schema_update(dbproject: Path, db: Database) -> None:
+    project, q = dbproject, db.q
     write(project / "entities" / "author.py", "")
     assert run(project, "schema:create", "--run").returncode == 0
-    assert tables(db) == {"book"}
+    assert db.tables() == {"book"}
     write(project / "entities" / "author.py", AUTHOR)
     write(project / "entities" / "book.py", BOOK + "    pages: int | None = None\n")
 
     dump = run(project, "schema:update", "--dump")
     assert dump.returncode == 0
-    assert "alter table `book` add column `pages` integer null" in dump.stdout
-    assert "create table `author`" in dump.stdout
-    assert tables(db) == {"book"}
+    int_type = "integer" if db.kind == "sqlite" else "bigint"
+    assert f"alter table {q('book')} add column {q('pages')} {int_type} null" in dump.stdout
+    assert f"create table {q('author')}" in dump.stdout
+    assert dump.stdout.startswith("pragma foreign_keys = off;\nbegin;\n" if db.kind == "sqlite"
+                                  else f'begin;\nset local search_path to "{db.schema}";\n')
+    assert db.tables() == {"book"}
 
     both = run(project, "schema:update", "--dump", "--run")
     assert both.returncode == 0
-    assert "alter table `book`" in both.stdout and "Schema updated" in both.stdout
-    assert tables(db) == {"book", "author"}
+    assert f"alter table {q('book')}" in both.stdout and "Schema updated" in both.stdout
+    assert db.tables() == {"book", "author"}
 
     same = run(project, "schema:update", "--dump", "--run")
     assert "-- schema is up to date" in same.stdout
     assert "Schema is up to date, nothing to do." in same.stdout
 
 
-def test_schema_drop(project: Path) -> None:
-    db = project / "app.db"
+def test_schema_drop(dbproject: Path, db: Database) -> None:
+    project = dbproject
     assert run(project, "schema:create", "--run").returncode == 0
-    con = sqlite3.connect(db)
-    con.execute("create table keep_me (x int)")
-    con.commit()
-    con.close()
+    db.execute("create table keep_me (x int)")
     dump = run(project, "schema:drop", "--dump")
-    assert "drop table if exists `book`" in dump.stdout
-    assert tables(db) == {"book", "author", "keep_me"}
+    assert f"drop table if exists {db.q('book')}" in dump.stdout
+    assert db.tables() == {"book", "author", "keep_me"}
     dropped = run(project, "schema:drop", "--run")
     assert dropped.returncode == 0
     assert "Schema dropped" in dropped.stdout and "2 tables" in dropped.stdout
-    assert tables(db) == {"keep_me"}
+    assert db.tables() == {"keep_me"}
     nothing = run(project, "schema:drop", "--run")
     assert nothing.returncode == 0
     assert "Nothing to drop" in nothing.stdout
 
 
-def test_schema_fresh(project: Path) -> None:
-    db = project / "app.db"
+def test_schema_fresh(dbproject: Path, db: Database) -> None:
+    project = dbproject
     assert run(project, "schema:create", "--run").returncode == 0
-    con = sqlite3.connect(db)
-    con.execute("insert into book (title) values ('Dune')")
-    con.commit()
-    con.close()
+    db.execute("insert into book (title) values ('Dune')")
 
     refused = run(project, "schema:fresh")
     assert refused.returncode == 2
     assert "pass --run" in refused.stderr
     dump = run(project, "schema:fresh", "--dump")
     assert dump.returncode == 0
-    assert "drop table if exists `book`" in dump.stdout
-    assert "create table `book`" in dump.stdout
-    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 1
+    assert f"drop table if exists {db.q('book')}" in dump.stdout
+    assert f"create table {db.q('book')}" in dump.stdout
+    assert db.count("book") == 1
 
     # stdin is not a terminal: no question asked
     fresh = run(project, "schema:fresh", "--run")
     assert fresh.returncode == 0, fresh.stderr
     assert "Database refreshed" in fresh.stdout and "?" not in fresh.stdout
-    assert tables(db) == {"book", "author"}
-    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 0
+    assert db.tables() == {"book", "author"}
+    assert db.count("book") == 0
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_schema_fresh_asks_in_a_terminal(project: Path) -> None:
+def test_schema_fresh_asks_in_a_terminal(dbproject: Path, db: Database) -> None:
     import pty
     import select
 
-    db = project / "app.db"
+    project = dbproject
     assert run(project, "schema:create", "--run").returncode == 0
-    con = sqlite3.connect(db)
-    con.execute("insert into book (title) values ('Dune')")
-    con.commit()
-    con.close()
+    db.execute("insert into book (title) values ('Dune')")
     primary, secondary = pty.openpty()
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("ORM_CONFIG", None)
+    env["PYTHONPATH"] = str(Path(orm.__file__).resolve().parent.parent)  # as run() does
     proc = subprocess.Popen(
         [sys.executable, "-m", "orm", "schema:fresh", "--run"], cwd=project, env=env,
         stdin=secondary, stdout=secondary, stderr=subprocess.PIPE,
@@ -708,4 +826,105 @@ def test_schema_fresh_asks_in_a_terminal(project: Path) -> None:
     assert proc.returncode == 1
     assert b"drops 2 tables" in output
     assert b"Aborted" in stderr
-    assert sqlite3.connect(db).execute("select count(*) from book").fetchone()[0] == 1
+    assert db.count("book") == 1
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+def pg_config(url: str, schema: str, entities: str = '["entities/*.py"]') -> str:
+    return (
+        "from orm import define_config\n\n"
+        f"config = define_config(client_url={url!r}, schema={schema!r}, entities={entities})\n"
+    )
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with a password for its user (the test server trusts local users, so any
+    password connects)."""
+    return re.sub(r"^(\w+://)([^@/:]+)@", rf"\1\2:{password}@", url)
+
+
+@PG_ONLY
+def test_debug_on_postgresql_shows_the_server_and_the_connection(dbproject: Path,
+                                                                 db: Database) -> None:
+    import psycopg
+
+    url = with_password(pg_options()["client_url"], "s3cret-pw")
+    write(dbproject / "orm_config.py", pg_config(url, db.schema))
+    result = run(dbproject, "debug")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"   - psycopg {psycopg.__version__}\n" in out
+    redacted = url.replace(":s3cret-pw@", ":***@")
+    assert f" - database: PostgreSQL, {redacted}, schema {db.schema}\n" in out
+    with psycopg.connect(PG_URL) as conn:
+        version = conn.execute("show server_version").fetchone()[0]
+    assert f" - server: PostgreSQL {version}\n" in out
+    assert connection_line(out) == db.connection_ok(0).replace(
+        "0 tables)", f"schema {db.schema} does not exist yet, schema:create creates it)"
+    ).replace(f"schema {db.schema}: ", "")
+    assert "schema: no tables yet" in out and "schema:create --run" in out
+    assert "s3cret-pw" not in out + result.stderr
+    assert db.tables() == set(), "debug creates nothing"
+    assert run(dbproject, "schema:create", "--run").returncode == 0
+    out = run(dbproject, "debug").stdout
+    assert connection_line(out) == db.connection_ok(2)
+    assert "schema: up to date" in out
+
+
+@PG_ONLY
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda url: re.sub(r":\d+/", ":1/", url), "Connection refused"),
+        (lambda url: re.sub(r"://[^@/:]+", "://orm_nobody", url),
+         'role "orm_nobody" does not exist'),
+        (lambda url: re.sub(r"/(\w+)\?", "/orm_no_such_db?", url),
+         'database "orm_no_such_db" does not exist'),
+    ],
+    ids=["unreachable", "unknown-user", "missing-database"],
+)
+def test_postgresql_that_cannot_be_used(dbproject: Path, db: Database, change, reason) -> None:
+    url = with_password(change(pg_options()["client_url"]), "s3cret-pw")
+    write(dbproject / "orm_config.py", pg_config(url, db.schema))
+    debug = run(dbproject, "debug")
+    assert debug.returncode == 1
+    line = connection_line(debug.stdout)
+    assert line.startswith("database connection failed: Cannot connect to PostgreSQL database ")
+    assert reason in line
+    assert "Check the connection settings in the config (client_url" in debug.stdout
+    assert " - server:" not in debug.stdout
+    for command in ("schema:update", "schema:create"):
+        result = run(dbproject, command, "--dump")
+        assert result.returncode == 1
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("python -m orm: error: Cannot connect to PostgreSQL database ")
+        assert reason in first
+        assert "hint: Check the connection settings" in result.stderr
+        assert "hint: `python -m orm debug` checks them." in result.stderr
+        assert result.stdout == ""
+        assert_no_traceback(result)
+        assert "s3cret-pw" not in result.stdout + result.stderr
+    assert_no_traceback(debug)
+    assert "s3cret-pw" not in debug.stdout + debug.stderr
+
+
+@PG_ONLY
+def test_postgresql_config_without_psycopg_says_what_to_install(dbproject: Path) -> None:
+    """A `psycopg` that cannot be imported (a package shadowing it that raises ImportError)
+    fails the connection check and the schema commands with the command to install it."""
+    write(dbproject / "shadow" / "psycopg" / "__init__.py",
+          "raise ImportError('simulated: no psycopg here')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(dbproject / "shadow"),
+                                          str(Path(orm.__file__).resolve().parent.parent)])}
+    debug = run(dbproject, "debug", env=env)
+    assert debug.returncode == 1
+    line = connection_line(debug.stdout)
+    assert line.startswith("database connection failed: PostgreSQL support needs psycopg 3")
+    assert "pip install 'orm[postgresql]'" in line
+    update = run(dbproject, "schema:update", "--dump", env=env)
+    assert update.returncode == 1
+    assert "pip install 'orm[postgresql]'" in update.stderr.splitlines()[0]
+    assert_no_traceback(update)
+    assert_no_traceback(debug)

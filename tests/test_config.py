@@ -1,8 +1,12 @@
-"""Config files, the config search and folder-based entity discovery (in process)."""
+"""Config files, the config search, folder-based entity discovery (in process), and the
+database options (client_url, host, port, user, password, db_name, schema, pool_size,
+isolation_level) with bad values and servers that cannot be used."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -10,15 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from orm import ORM, MetadataError, ValidationError, define_config
+import orm
+from orm import ORM, ConnectionException, MetadataError, ValidationError, define_config
 from orm.config import (
     ConfigError,
     config_candidates,
     config_search_paths,
     load_config,
     load_config_file,
+    merge_config,
 )
 from orm.metadata.discovery import expand_entries, inspect_entries, is_glob
+from tests.databases import PG_URL
 
 
 def write(path: Path, text: str) -> Path:
@@ -286,3 +293,228 @@ def test_a_config_file_runs_again_only_when_it_changed(tmp_path: Path) -> None:
     assert first.entities[0] is second.entities[0]  # ...of one module: the same class
     write(path, config_source("changed.db"))
     assert load_config_file(path).db_name == "changed.db"
+
+
+# -- the database options: client_url, host, port, user, password, db_name, schema, ... --------
+
+
+@pytest.mark.parametrize(
+    ("url", "written"),
+    [
+        ("postgresql://app@db.example:5433/shop", "postgresql://app@db.example:5433/shop"),
+        ("postgres://app@db.example/shop", "postgresql://app@db.example/shop"),
+        ("POSTGRESQL://app@db.example/shop", "postgresql://app@db.example/shop"),
+        ("postgresql+psycopg://app@db.example/shop", "postgresql://app@db.example/shop"),
+    ],
+)
+def test_a_postgresql_url_picks_the_postgresql_driver(url: str, written: str) -> None:
+    """The driver comes from the URL; the URL is passed on in the spelling libpq reads (it
+    takes only a lower-case `postgresql://` or `postgres://`)."""
+    options = define_config(client_url=url)
+    assert (options.driver, options.client_url) == ("postgresql", written)
+    assert options.db_name is None, "the database is the URL's"
+    assert (options.schema, options.pool_size, options.isolation_level) == (
+        None, 5, "read committed",
+    )  # fmt: skip
+
+
+def test_postgresql_options_one_by_one() -> None:
+    options = define_config(driver="pg", host="db.example", port="5433", user="app",
+                            password="s3cret", db_name="shop", schema="sales", pool_size=3,
+                            isolation_level="REPEATABLE_READ")
+    assert options.driver == "postgresql" and options.client_url is None
+    assert (options.host, options.port, options.user, options.db_name, options.schema) == (
+        "db.example", "5433", "app", "shop", "sales",
+    )  # fmt: skip
+    assert (options.pool_size, options.isolation_level) == (3, "repeatable read")
+
+
+@pytest.mark.parametrize(
+    ("url", "db_name"),
+    [
+        ("sqlite:///app.db", "app.db"),
+        ("sqlite:///data/app.db", "data/app.db"),
+        ("SQLite:///app.db", "app.db"),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+    ],
+)
+def test_a_sqlite_url_names_the_file(url: str, db_name: str) -> None:
+    options = define_config(client_url=url)
+    assert (options.driver, options.db_name, options.client_url) == ("sqlite", db_name, None)
+
+
+def test_a_sqlite_url_opens_that_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlite:///relative.db` is relative to the current folder, `sqlite:////abs.db`
+    absolute (SQLAlchemy's convention)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for url, file in [("sqlite:///data/rel.db", tmp_path / "data" / "rel.db"),
+                      (f"sqlite:///{tmp_path / 'abs.db'}", tmp_path / "abs.db")]:
+        with ORM.init(client_url=url) as orm:
+            orm.connection.execute("create table t (x int)")
+        assert file.is_file(), url
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"port": "abc"}, "port must be a port number (1 to 65535), not 'abc'"),
+        ({"port": True}, "port must be a port number (1 to 65535), not True"),
+        ({"port": 0}, "port must be a port number (1 to 65535), not 0"),
+        ({"port": 70000}, "port must be a port number (1 to 65535), not 70000"),
+        ({"pool_size": 0}, "pool_size must be a positive whole number of connections, not 0"),
+        ({"pool_size": True}, "pool_size must be a positive whole number of connections, not True"),
+        ({"pool_size": "5"}, "pool_size must be a positive whole number of connections, not '5'"),
+        ({"isolation_level": "snapshot"}, "isolation_level 'snapshot' is not one of "
+                                          "'read committed', 'repeatable read', 'serializable'"),
+        ({"schema": ""}, "schema must be a schema name, not ''"),
+        ({"schema": 5}, "schema must be a schema name, not 5"),
+        ({"client_url": "sqlite:///app.db", "driver": "postgresql"},
+         "client_url 'sqlite:///app.db' is not a PostgreSQL URL (postgresql://user@host:5432/db) "
+         "but driver is 'postgresql'"),
+    ],
+)
+def test_bad_postgresql_options_are_validation_errors_naming_the_option(
+    options: dict, message: str
+) -> None:
+    options.setdefault("client_url", "postgresql://app:s3cret@db.example/shop")
+    with pytest.raises(ValidationError) as info:
+        define_config(**options)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"client_url": "mysql://app:s3cret@db.example/shop"},
+         "client_url 'mysql://app:***@db.example/shop' names an unknown database (mysql://); "
+         "known: postgresql://, sqlite:///"),
+        ({"client_url": "db.example:5432"},
+         "client_url must be a URL such as postgresql://user@host:5432/db or "
+         "sqlite:///path/to/file.db, not 'db.example:5432'"),
+        ({"client_url": "postgresql://app:s3cret@db.example/shop", "driver": "sqlite"},
+         "client_url 'postgresql://app:***@db.example/shop' is not an SQLite URL "
+         "(sqlite:///path/to/file.db) but driver is 'sqlite'"),
+        ({"driver": "oracle"}, "Unknown driver 'oracle'; known: sqlite, postgresql"),
+    ],
+)
+def test_bad_urls_and_drivers_are_validation_errors(options: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        define_config(**options)
+    assert str(info.value) == message
+
+
+def test_the_password_never_appears_in_the_repr() -> None:
+    options = define_config(
+        client_url="postgresql://app:s3cret@db.example/shop?sslmode=require&password=s3cret",
+        password="s3cret",
+    )
+    text = repr(options)
+    assert "s3cret" not in text
+    assert ("client_url='postgresql://app:***@db.example/shop?sslmode=require&password=***'"
+            in text)
+    assert "password='***'" in text
+    assert "s3cret" not in repr(merge_config(options, pool_size=2))
+    assert options.password == "s3cret", "kept for the connection"
+    plain = define_config(client_url="postgresql://app@db.example/shop")
+    assert "client_url='postgresql://app@db.example/shop'" in repr(plain)
+    assert "password=None" in repr(plain)
+
+
+def test_a_url_libpq_cannot_read_is_a_validation_error_without_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from orm.platforms import PostgresConnection
+
+    with pytest.raises(ValidationError) as info:
+        PostgresConnection(client_url="postgresql://app:s3cret@db.example/shop?bogus")
+    assert str(info.value).startswith(
+        "client_url is not a PostgreSQL URL (postgresql://user:password@host:port/database): "
+    )
+    assert 'separator "=" in URI query parameter: "bogus"' in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        PostgresConnection(client_url="pgsql://app:s3cret@db.example/shop")
+    assert "pgsql://app:***@db.example/shop" in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_postgresql_config_without_psycopg_says_what_to_install() -> None:
+    """The config is valid without psycopg (nothing imports it); connecting says what to
+    install, without the password."""
+    code = textwrap.dedent("""\
+        import sys
+        sys.modules["psycopg"] = None  # `import psycopg` fails, as when it is not installed
+        from orm import ORM, ConnectionException, define_config
+        config = define_config(client_url="postgresql://app:s3cret@127.0.0.1:1/shop")
+        try:
+            ORM.init(config)
+        except ConnectionException as exc:
+            print(type(exc.__cause__).__name__, "|", exc)
+        """)
+    env = {**os.environ, "PYTHONPATH": str(Path(orm.__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    cause, message = proc.stdout.strip().split(" | ", 1)
+    assert cause in ("ImportError", "ModuleNotFoundError")
+    assert message.startswith("PostgreSQL support needs psycopg 3 and psycopg-pool")
+    assert message.endswith("install them with pip install 'orm[postgresql]'")
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+
+# -- a real server that cannot be used -------------------------------------------------------
+
+PG_ONLY = pytest.mark.skipif(not PG_URL, reason="needs a PostgreSQL server (ORM_TEST_PG_URL)")
+
+
+def _server() -> dict[str, str]:
+    import psycopg
+
+    params = psycopg.conninfo.conninfo_to_dict(PG_URL)
+    return {"host": params.get("host", "localhost"), "port": params.get("port", "5432"),
+            "user": params.get("user", ""), "dbname": params.get("dbname", "")}
+
+
+@PG_ONLY
+@pytest.mark.parametrize(
+    ("change", "reason", "hint"),
+    [
+        ({"port": "1"}, "Connection refused", "is the server running and accepting TCP/IP"),
+        ({"user": "orm_no_such_user"}, 'role "orm_no_such_user" does not exist',
+         "check the user and password in client_url (or user / password)"),
+        ({"dbname": "orm_no_such_db"}, 'database "orm_no_such_db" does not exist',
+         "create it (createdb -h "),
+    ],
+    ids=["unreachable", "unknown-user", "missing-database"],
+)
+@pytest.mark.parametrize("form", ["client_url", "options"])
+def test_a_server_that_cannot_be_used_is_a_connection_exception(
+    change: dict, reason: str, hint: str, form: str
+) -> None:
+    """Through the config, as users start: a ConnectionException naming the database,
+    host and port, the server's reason and what to do, on one line, with neither psycopg's
+    traceback text nor the password."""
+    import psycopg
+
+    server = {**_server(), **change}
+    if form == "client_url":
+        config = define_config(client_url=(
+            f"postgresql://{server['user']}:s3cret@{server['host']}:{server['port']}/"
+            f"{server['dbname']}"
+        ), timeout=2)
+    else:
+        config = define_config(driver="postgresql", host=server["host"], port=server["port"],
+                               user=server["user"], password="s3cret",
+                               db_name=server["dbname"], timeout=2)
+    with pytest.raises(ConnectionException) as info:
+        ORM.init(config)
+    message = str(info.value)
+    assert message.startswith(
+        f"Cannot connect to PostgreSQL database {server['dbname']!r} at "
+        f"{server['host']}:{server['port']}: "
+    )
+    assert reason in message and hint in message
+    assert "\n" not in message and "Traceback" not in message
+    assert "connection failed:" not in message and "psycopg" not in message
+    assert "s3cret" not in message and "s3cret" not in repr(config)
+    assert isinstance(info.value.__cause__, psycopg.OperationalError)

@@ -32,6 +32,12 @@ NOT_AT_IMPORT = (
     "pkgutil",
     "importlib.util",
     "argparse",
+    # PostgreSQL: only a PostgreSQL config loads its platform, and psycopg
+    "orm.platforms.postgresql",
+    "orm.platforms.postgresql_connection",
+    "orm.platforms.postgresql_types",
+    "psycopg",
+    "psycopg_pool",
 )
 
 

@@ -136,8 +136,8 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser = _Parser(
         prog=prog,
-        description="orm: a data-mapper ORM on sqlite3. Manage the schema of your entities "
-                    "and check your setup.",
+        description="orm: a data-mapper ORM on SQLite and PostgreSQL. Manage the schema of "
+                    "your entities and check your setup.",
         epilog=_EPILOG.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
@@ -149,10 +149,11 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     debug = sub.add_parser(
         "debug", parents=[common], help=COMMANDS["debug"],
         description=_fill(
-            "Show what orm sees: the versions of orm, Python, SQLite and Cython, the active "
-            "change detector (cython / python), every config path searched, whether the "
-            "configuration loads, whether the database opens, and the entities each "
-            "`entities` item discovers. Nothing is written."
+            "Show what orm sees: the versions of orm, Python, SQLite, Cython and psycopg, the "
+            "active change detector (cython / python), every config path searched, whether "
+            "the configuration loads, whether the database opens (on PostgreSQL: the "
+            "server's version and the schema's tables), and the entities each `entities` "
+            "item discovers. Nothing is written."
         ),
         epilog=_fill("Exit code 0 when everything works, 1 when the database or an entity "
                      "fails, 2 when no configuration loads.") + f"\nExample: {prog} debug",
@@ -168,8 +169,9 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
         ),
         "schema:update": (
             "Compare the live database with the entities and apply only the difference: "
-            "missing tables, new columns, changed indexes; a column SQLite cannot alter is "
-            "handled by rebuilding its table with the data copied over.",
+            "missing tables, new columns, changed indexes; on PostgreSQL other column "
+            "changes are `alter table` statements, while a column SQLite cannot alter is "
+            "handled by rebuilding its table with the data copied over. One transaction.",
             _cmd_schema_update,
         ),
         "schema:drop": (
@@ -271,7 +273,39 @@ def _open_orm(config: Options) -> Any:
     return orm
 
 
-def _no_database_yet(db_name: str) -> bool:
+def _where(orm: Any) -> str:
+    """The database the messages of the schema commands name: the SQLite file, or the
+    PostgreSQL database, server and schema (never the password)."""
+    config = orm.config
+    if config.driver != "postgresql":
+        return _db_label(config.db_name)
+    schema = f", schema {config.schema}" if config.schema else ""
+    return f"{orm.connection.describe()}{schema}"
+
+
+_PG_SETTINGS_HINT = (
+    "Check the connection settings in the config (client_url, or host, port, user, password, "
+    "db_name) and that the PostgreSQL server is running."
+)
+
+
+def _pg_settings(config: Options) -> str:
+    """The PostgreSQL settings of a config as one line, the password replaced by ***."""
+    from .config import _redacted
+
+    parts = [_redacted(config.client_url)] if config.client_url else []
+    for name in ("host", "port", "user", "password", "db_name"):
+        value = getattr(config, name)
+        if value is not None:
+            parts.append(f"{name}={'***' if name == 'password' else value}")
+    parts.append(f"schema {config.schema}" if config.schema else "schema from search_path")
+    return ", ".join(parts)
+
+
+def _no_database_yet(config: Options) -> bool:
+    if config.driver == "postgresql":
+        return False  # a server: nothing is created by connecting
+    db_name = config.db_name
     if db_name == ":memory:" or db_name.startswith("file:"):
         return False
     return not Path(db_name).expanduser().exists()
@@ -287,7 +321,7 @@ def _live_tables(orm: Any) -> set[str]:
 def _wrap_sql(orm: Any, sql: str) -> str:
     """The SQL as a script that runs as the ORM runs it (the platform's prologue, such as
     SQLite's foreign keys off so a table rebuild cannot cascade, then one transaction)."""
-    return str(orm.platform.ddl_script(sql))
+    return str(orm.platform.ddl_script(sql, orm.config.schema))
 
 
 def _need_action(args: argparse.Namespace, prog: str) -> None:
@@ -308,11 +342,17 @@ def _schema_command(
 ) -> int:
     _need_action(args, prog)
     config, _path = _load(args)
-    if not args.run and _no_database_yet(config.db_name):
+    if not args.run and _no_database_yet(config):
         # only printing SQL: do not create the database file as a side effect (a missing
         # database and an empty one have the same schema)
         config = merge_config(config, db_name=":memory:")
-    orm = _open_orm(config)
+    try:
+        orm = _open_orm(config)
+    except ConnectionException as exc:
+        if config.driver != "postgresql":
+            raise
+        raise CLIError(str(exc), hints=[_PG_SETTINGS_HINT, f"`{prog} debug` checks them."]) \
+            from exc
     try:
         if len(orm.metadata) == 0:
             err.write(
@@ -334,14 +374,14 @@ def _create(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: 
         if existing:
             raise CLIError(
                 f"cannot create the schema: {_plural(len(existing), 'table')} "
-                f"({', '.join(existing)}) already exist in {_db_label(orm.config.db_name)}",
+                f"({', '.join(existing)}) already exist in {_where(orm)}",
                 hints=[f"`{prog} schema:update --run` applies only the difference; "
                        f"`{prog} schema:fresh --run` drops and recreates (data is lost)."],
             )
         orm.schema.create_schema()
         statements = sql.count(";\n")
         out.write(
-            f"Schema created in {_db_label(orm.config.db_name)}: "
+            f"Schema created in {_where(orm)}: "
             f"{_plural(len(tables), 'table')}"
             f"{' (' + ', '.join(tables) + ')' if tables else ''}, "
             f"{_plural(statements, 'statement')}.\n"
@@ -357,7 +397,7 @@ def _update(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: 
         statements = orm.schema.update_schema()
         if statements:
             out.write(
-                f"Schema updated in {_db_label(orm.config.db_name)}: "
+                f"Schema updated in {_where(orm)}: "
                 f"{_plural(len(statements), 'statement')} executed.\n"
             )
         else:
@@ -373,7 +413,7 @@ def _drop(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: st
         orm.schema.drop_schema()
         if existing:
             out.write(
-                f"Schema dropped in {_db_label(orm.config.db_name)}: "
+                f"Schema dropped in {_where(orm)}: "
                 f"{_plural(len(existing), 'table')} ({', '.join(existing)}).\n"
             )
         else:
@@ -409,14 +449,14 @@ def _fresh(orm: Any, args: argparse.Namespace, out: TextIO, err: TextIO, prog: s
         if existing and not args.yes and _interactive(out):
             question = (
                 f"This drops {_plural(len(existing), 'table')} ({', '.join(existing)}) in "
-                f"{_db_label(orm.config.db_name)} and every row in them. Continue?"
+                f"{_where(orm)} and every row in them. Continue?"
             )
             if not _confirm(question, out):
                 err.write("Aborted, nothing changed.\n")
                 return EXIT_FAILED
         schema.refresh_database()
         out.write(
-            f"Database refreshed in {_db_label(orm.config.db_name)}: dropped "
+            f"Database refreshed in {_where(orm)}: dropped "
             f"{_plural(len(existing), 'table')}, created {_plural(len(tables), 'table')}"
             f"{' (' + ', '.join(tables) + ')' if tables else ''}.\n"
         )
@@ -466,6 +506,16 @@ def _backend_line() -> str:
         return "python (pure-Python twin; the compiled orm._diff failed to import)"
     return ("python (pure-Python twin; orm._diff is not compiled: reinstall with a C compiler "
             "and Cython, `pip install -e .`)")
+
+
+def _psycopg_version() -> str:
+    """psycopg's version, read from its installed metadata (importing it is not needed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("psycopg")
+    except metadata.PackageNotFoundError:
+        return "not installed (needed only for PostgreSQL: pip install 'orm[postgresql]')"
 
 
 def _cython_version() -> str:
@@ -533,6 +583,30 @@ def _check_database(db_name: str) -> tuple[bool, str, set[str] | None]:
     return True, _plural(len(tables), "table"), tables
 
 
+def _check_postgresql(config: Options) -> tuple[bool, str, set[str] | None, str | None]:
+    """Connect to the PostgreSQL server of a config and read what `debug` shows: (ok,
+    detail, the tables of the config's schema, the server's version). Nothing is created."""
+    from .core import ORM
+
+    try:
+        orm = ORM(merge_config(config, entities=[], debug=False, logger=None, pool_size=1))
+    except ORMError as exc:  # ConnectionException, or a ValidationError of the settings
+        return False, str(exc), None, None
+    try:
+        version = str(orm.connection.query("show server_version")[0][0])
+        schema = orm.connection.query("select current_schema()")[0][0]
+        tables = orm.platform.live_tables(orm.connection, config.schema)
+    except ORMError as exc:
+        return False, str(exc), None, None
+    finally:
+        orm.close()
+    where = orm.connection.describe()
+    if config.schema and schema is None:
+        return True, (f"{where}; schema {config.schema} does not exist yet, "
+                      f"schema:create creates it"), set(), version
+    return True, f"{where}; schema {schema}: {_plural(len(tables), 'table')}", tables, version
+
+
 def _kind_counts(reports: list[Any]) -> str:
     counts: dict[str, int] = {}
     for r in reports:
@@ -558,6 +632,7 @@ def _cmd_debug(args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) ->
     w(f"   - Python {sys.version.split()[0]} ({sys.executable})\n")
     w(f"   - SQLite {sqlite3.sqlite_version} (the library of the sqlite3 module)\n")
     w(f"   - Cython {_cython_version()}\n")
+    w(f"   - psycopg {_psycopg_version()}\n")
     w(f" - change detector: {_backend_line()}\n")
 
     # config search
@@ -624,14 +699,21 @@ def _cmd_debug(args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) ->
         return code
 
     # database
-    w(f" - database: {_db_label(config.db_name)}\n")
-    db_ok, db_message, live = _check_database(config.db_name)
+    if config.driver == "postgresql":
+        w(f" - database: PostgreSQL, {_pg_settings(config)}\n")
+        db_ok, db_message, live, server = _check_postgresql(config)
+        if server is not None:
+            w(f" - server: PostgreSQL {server}\n")
+    else:
+        w(f" - database: {_db_label(config.db_name)}\n")
+        db_ok, db_message, live = _check_database(config.db_name)
     if db_ok:
         w(f" - {s.ok('database connection successful')} ({db_message})\n")
     else:
         w(f" - {s.bad('database connection failed')}: {db_message}\n")
-        hints.append("Fix `db_name` in the config: the folder must exist and be writable, and "
-                     "an existing file must be an SQLite database.")
+        hints.append(_PG_SETTINGS_HINT if config.driver == "postgresql" else (
+            "Fix `db_name` in the config: the folder must exist and be writable, and an "
+            "existing file must be an SQLite database."))
         code = EXIT_FAILED
 
     # entities
@@ -703,7 +785,7 @@ def _schema_status(config: Options, classes: list[type], live: set[str] | None,
         w(" - schema: the database does not exist yet\n")
         hints.append(f"Create the database and its tables: `{prog} schema:create --run`.")
         return
-    if config.db_name == ":memory:":
+    if config.driver != "postgresql" and config.db_name == ":memory:":
         w(" - schema: in-memory database, create it in code with orm.schema.create_schema()\n")
         return
     try:

@@ -137,7 +137,8 @@ class Options:
 
     def __repr__(self) -> str:
         inner = ", ".join(
-            f"{name}={'***' if name == 'password' and value else value!r}"
+            f"{name}={'***' if name == 'password' and value else _redacted(value)!r}"
+            if name in ("password", "client_url") else f"{name}={value!r}"
             for name, value in self._values().items()
         )
         return f"Options({inner})"
@@ -188,9 +189,18 @@ def define_config(**options: Any) -> Options:
                 f"(sqlite:///path/to/file.db) but driver is 'sqlite'"
             )
         opts.db_name = opts.client_url.split(":", 1)[1].removeprefix("//").removeprefix("/") \
-            if opts.client_url.startswith("sqlite:///") else ":memory:"
+            if opts.client_url.lower().startswith("sqlite:///") else ":memory:"
         opts.client_url = None
     if driver == "postgresql":
+        if opts.client_url:
+            if driver_of_url(opts.client_url) != "postgresql":
+                raise ValidationError(
+                    f"client_url {_redacted(opts.client_url)!r} is not a PostgreSQL URL "
+                    f"(postgresql://user@host:5432/db) but driver is 'postgresql'"
+                )
+            # `postgres://`, `POSTGRESQL://`, `postgresql+psycopg://`: libpq reads only
+            # postgresql:// (and postgres://) in lower case
+            opts.client_url = "postgresql://" + opts.client_url.split("://", 1)[1]
         _check_postgresql(opts, "db_name" in options)
     if isinstance(opts.debug, (list, tuple)):
         bad = [ns for ns in opts.debug if ns not in DEBUG_NAMESPACES]
@@ -236,8 +246,15 @@ def driver_of_url(url: Any) -> str:
 
 
 def _redacted(url: Any) -> Any:
-    """A URL with its password (if any) replaced by ***, for messages."""
-    if not isinstance(url, str) or "://" not in url or "@" not in url:
+    """A URL with its password (if any, also a `password=` parameter) replaced by ***, for
+    messages."""
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    if "password=" in url.lower():
+        import re
+
+        url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    if "@" not in url:
         return url
     scheme, rest = url.split("://", 1)
     credentials, host = rest.rsplit("@", 1)
@@ -265,8 +282,11 @@ def _check_postgresql(opts: Options, db_name_given: bool) -> None:
         )
     if opts.schema is not None and (not isinstance(opts.schema, str) or not opts.schema):
         raise ValidationError(f"schema must be a schema name, not {opts.schema!r}")
-    if opts.port is not None and (isinstance(opts.port, bool) or not str(opts.port).isdigit()):
-        raise ValidationError(f"port must be a port number, not {opts.port!r}")
+    if opts.port is not None and (
+        isinstance(opts.port, bool) or not str(opts.port).isdigit()
+        or not 1 <= int(opts.port) <= 65535
+    ):
+        raise ValidationError(f"port must be a port number (1 to 65535), not {opts.port!r}")
 
 
 def _entity_list(entities: Any) -> list[Any]:

@@ -1,6 +1,7 @@
 """Connections: statements, transactions with savepoints, and the query log in MikroORM's
-format, for any driver (`Connection`), and the one `sqlite3` connection of an SQLite ORM
-(`SqliteConnection`). PostgreSQL's pooled connection lives in `platforms.postgresql`.
+format, for any driver (`Connection`). The drivers' connections live with their platforms:
+`platforms.sqlite_connection` (the one `sqlite3` connection of an SQLite ORM) and
+`platforms.postgresql_connection` (a pool of psycopg connections).
 
 Every driver runs in autocommit mode and the base class issues `begin`, `commit`,
 `rollback` and savepoints itself, so that every transaction boundary is explicit and shows in
@@ -16,38 +17,21 @@ is written once, here.
 
 from __future__ import annotations
 
-import os
-import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 from . import errors
 from .platforms.base import Platform
-from .platforms.sqlite import SqlitePlatform
 
-__all__ = ["Connection", "SqliteConnection", "TransactionState", "FETCH_CHUNK"]
+__all__ = ["Connection", "TransactionState", "FETCH_CHUNK"]
 
 
 #: rows fetched (and hydrated) at a time by query_chunks
 FETCH_CHUNK = 1000
 
 ResolveColumn = Callable[[str, str], tuple[str | None, str | None]]
-
-
-@lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def _regexp(pattern: str | None, value: Any) -> bool:
-    if pattern is None or value is None:
-        return False
-    return _compiled(pattern).search(str(value)) is not None
 
 
 #: what a driver raises for a parameter it cannot send (a str holding a lone surrogate, an
@@ -417,134 +401,10 @@ class Connection:
             raise
 
 
-class SqliteConnection(Connection):
-    """The one sqlite3 connection of an ORM. Threads take turns on it: a transaction holds
-    its lock from `begin` to the matching `commit` or `rollback`, so the depth and undo
-    frames are the connection's, not a thread's."""
+def __getattr__(name: str) -> Any:
+    # `orm.connection.SqliteConnection`, as before it moved to the SQLite platform's package
+    if name == "SqliteConnection":
+        from .platforms.sqlite_connection import SqliteConnection
 
-    @property
-    def in_own_transaction(self) -> bool:
-        # one connection for every thread: the transaction is this thread's if it holds it
-        return self._tx.depth > 0 and self._lock._is_owned()  # type: ignore[attr-defined]
-
-    _driver_errors = (sqlite3.Error,)
-
-    def describe(self) -> str:
-        return self.db_name
-
-    def __init__(
-        self,
-        db_name: str,
-        platform: SqlitePlatform,
-        *,
-        log_queries: bool = False,
-        resolve_column: ResolveColumn | None = None,
-        timeout: float = 5.0,
-    ) -> None:
-        super().__init__(
-            platform, log_queries=log_queries, resolve_column=resolve_column, timeout=timeout
-        )
-        self.db_name = db_name
-        #: one transaction at a time on the shared connection: forks used from several
-        #: threads (request contexts) take turns instead of interleaving their statements
-        self._lock = threading.RLock()
-        self._tx = TransactionState()
-        #: the database as the user named it (plus the absolute path of a file), for messages
-        #: about the file itself: not a database, cannot be opened
-        self._label = repr(db_name)
-        if db_name != ":memory:" and not db_name.startswith("file:"):
-            # os.path rather than pathlib: opening a database must not import pathlib
-            absolute = os.path.realpath(os.path.expanduser(db_name))
-            self._label += f" ({absolute})"
-            folder = os.path.dirname(absolute)
-            if not os.path.isdir(folder):
-                raise errors.ConnectionException(
-                    f"Cannot open database {db_name!r}: folder {folder!r} does not exist."
-                )
-        try:
-            raw = sqlite3.connect(
-                db_name,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=timeout,
-                uri=db_name.startswith("file:"),
-            )
-            raw.execute("pragma foreign_keys = on")
-            raw.create_function("regexp", 2, _regexp, deterministic=True)
-        except sqlite3.Error as exc:
-            raise errors.ConnectionException(
-                f"Cannot open database {db_name!r}: {exc}"
-            ) from exc
-        self._raw: sqlite3.Connection | None = raw
-        try:
-            limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        except AttributeError:  # pragma: no cover - Python < 3.11
-            limit = 999
-        #: how many `?` one statement may hold
-        self.max_variables = limit
-
-    # -- state ------------------------------------------------------------------------------
-    @property
-    def raw(self) -> sqlite3.Connection:
-        raw = self._raw
-        if raw is None:
-            raise errors.ValidationError(
-                "This ORM is closed (orm.close() was called); create a new one with ORM.init()."
-            )
-        return raw
-
-    @property
-    def is_open(self) -> bool:
-        return self._raw is not None
-
-    def _state(self) -> TransactionState:
-        return self._tx
-
-    def close(self) -> None:
-        """Close the connection; an open transaction is rolled back (and what flushes
-        inside it wrote becomes pending again)."""
-        raw = self._raw
-        if raw is not None:
-            pending = [undo for frame in self._tx.undo for undo in frame]
-            try:
-                if self._tx.depth and raw.in_transaction:
-                    raw.execute("rollback")
-            except sqlite3.Error as exc:
-                raise self._error(exc, "rollback", ()) from exc
-            finally:
-                # closed even when the rollback fails: the file's lock must not outlive us
-                raw.close()
-                self._raw = None
-                self._tx = TransactionState()
-                self._run_undo(pending)
-
-    # -- driver hooks -----------------------------------------------------------------------
-    def _take(self) -> sqlite3.Connection:
-        raw = self.raw
-        self._acquire()
-        return raw
-
-    def _give(self, raw: Any) -> None:
-        self._lock.release()
-
-    def _hold(self) -> None:
-        self._acquire()
-
-    def _unhold(self) -> None:
-        self._lock.release()
-
-    def _held(self) -> sqlite3.Connection:
-        return self.raw
-
-    def _server_in_transaction(self, raw: sqlite3.Connection) -> bool:
-        return raw.in_transaction
-
-    def _acquire(self) -> None:
-        """Take the connection (reentrant). Another thread's transaction is waited for as
-        long as SQLite's own busy timeout, then LockWaitTimeoutException: never forever."""
-        if not self._lock.acquire(timeout=self.timeout):
-            raise errors.LockWaitTimeoutException(
-                f"Waited {self.timeout} s for another thread's transaction on this ORM's "
-                f"connection. Keep transactions short, finish a transaction on the thread "
-                f"that began it, or raise the `timeout` option."
-            )
+        return SqliteConnection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

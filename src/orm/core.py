@@ -8,12 +8,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import Options, define_config, load_config, merge_config
-from .connection import Connection, SqliteConnection
+from .connection import Connection
 from .context import RequestContext
 from .entity_manager import EntityManager, FlushMode
 from .errors import ValidationError
 from .metadata.discovery import discover
 from .platforms.sqlite import SqlitePlatform
+from .platforms.sqlite_connection import SqliteConnection
 from .query.sql import SqlBuilder
 from .schema.generator import SchemaGenerator
 

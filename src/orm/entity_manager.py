@@ -586,7 +586,10 @@ class EntityManager:
         full = em._insert_values(meta, data)
         fields, values = meta.to_db_columns(full)
         given = full.get(meta.pk.name)
-        statement = em.sql.insert_data(meta, fields)
+        if fields:
+            statement = em.sql.insert_data(meta, fields)
+        else:  # nothing but a generated key
+            statement = em.sql.insert_default_values(meta)
         if not em.sql.platform.keys_returned:
             cursor = em.connection.execute(statement, values)
             return given if given is not None else em.sql.platform.first_generated_key(cursor, 1)
@@ -687,6 +690,7 @@ def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) ->
             im[key] = entity
 
     return undo
+
 
 
 def _require_where(meta: EntityMetadata, where: Any, call: str) -> None:

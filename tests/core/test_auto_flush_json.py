@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from orm import ORM, FlushMode
+from orm import FlushMode
 from tests.core.models import ALL, Everything, User
+from tests.databases import rows, sql
 
 CHANGED = {"doc": {"$like": '%"k": 1%'}}
 
@@ -20,7 +21,7 @@ def stored(orm):
 
 
 def stored_docs(orm) -> list[tuple]:
-    return orm.connection.raw.execute("select id, doc, items from everything order by id").fetchall()
+    return rows(orm, "select id, doc, items from everything order by id")
 
 
 def loaded(orm, flush_mode=None):
@@ -45,7 +46,9 @@ def test_auto_flush_writes_an_in_place_change_before_a_query(stored, log, query)
         result = ([x.id for x in found], total)
     assert result == {"find": [1], "count": 1, "find_one": 1, "find_and_count": ([1], 1)}[query]
     assert log.writes()[:3] == [
-        "begin", """update `everything` set `doc` = '{"a": 0, "k": 1}' where `id` = 1""", "commit"
+        "begin",
+        sql(stored, """update `everything` set `doc` = '{"a": 0, "k": 1}' where `id` = 1"""),
+        "commit",
     ]
     assert stored_docs(stored)[0] == (1, '{"a": 0, "k": 1}', "[0]")
     log.clear()
@@ -80,9 +83,9 @@ def test_a_lookup_answered_by_the_identity_map_does_not_flush(stored, log):
 
 
 @pytest.mark.parametrize("how", ["config", "fork", "query"])
-def test_flush_mode_commit_leaves_an_in_place_change_for_the_flush(stored, db_path, log, how):
-    if how == "config":
-        orm = ORM.init(db_name=db_path, entities=ALL, flush_mode=FlushMode.COMMIT)
+def test_flush_mode_commit_leaves_an_in_place_change_for_the_flush(stored, connect, log, how):
+    if how == "config":  # another ORM on the same database, configured so
+        orm = connect(ALL, create=False, flush_mode=FlushMode.COMMIT)
         em, e = loaded(orm)
         options = {}
     else:

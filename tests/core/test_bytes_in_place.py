@@ -4,10 +4,11 @@ without any assignment: the flush must still find and write the change."""
 from __future__ import annotations
 
 from tests.core.models import Everything
+from tests.databases import rows
 
 
 def stored_raw(orm, key):
-    return orm.connection.raw.execute("select raw from everything where id = ?", (key,)).fetchone()[0]
+    return rows(orm, "select raw from everything where id = ?", (key,))[0][0]
 
 
 def test_bytearray_changed_in_place_on_a_loaded_entity_is_written(em, orm):
@@ -57,18 +58,17 @@ def test_unchanged_bytes_and_bytearrays_write_nothing(em, orm, log):
     assert [w for w in log.writes() if w.startswith("update")] == [], "an equal value"
 
 
-def test_a_type_with_bytes_but_no_json_finds_in_place_changes(tmp_path):
+def test_a_type_with_bytes_but_no_json_finds_in_place_changes(connect):
     """Without a JSON column nothing else makes the flush look at unwritten entities: only
     those holding a bytearray are compared again (loaded ones hold bytes: never)."""
-    from orm import ORM, PrimaryKey, entity
+    from orm import PrimaryKey, entity
 
     @entity()
     class Attachment:
         id: int = PrimaryKey()
         data: bytes = b""
 
-    with ORM.init(db_name=str(tmp_path / "a.db"), entities=[Attachment]) as orm:
-        orm.schema.create_schema()
+    with connect([Attachment]) as orm:
         em = orm.em.fork()
         em.persist([Attachment(data=b"x") for _ in range(3)]).flush()
         held = Attachment(data=bytearray(b"abc"))
@@ -77,7 +77,7 @@ def test_a_type_with_bytes_but_no_json_finds_in_place_changes(tmp_path):
         assert list(uow.watched.values()) == [held], "only the bytearray holder is watched"
         held.data[0] = 0x7A
         em.flush()
-        assert orm.connection.query("select data from attachment where id = 4") == [(b"zbc",)]
+        assert rows(orm, "select data from attachment where id = 4") == [(b"zbc",)]
         held.data[1] = 0x7A
         assert em.count(Attachment, {"data": b"zzc"}) == 1, "FlushMode.AUTO sees it too"
         loaded = orm.em.fork()

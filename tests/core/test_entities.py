@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from orm import (
-    ORM,
     EntityCaseNamingStrategy,
     EntitySchema,
     MetadataError,
@@ -20,8 +19,15 @@ from orm import (
     t,
     wrap,
 )
+from orm.platforms.postgresql_types import (
+    PgBooleanType,
+    PgDateTimeType,
+    PgJsonType,
+    PgUuidType,
+)
 from orm.types import (
     BooleanType,
+    CheckedStringType,
     DateTimeType,
     EnumType,
     IntegerType,
@@ -31,6 +37,7 @@ from orm.types import (
     UuidType,
 )
 from tests.core.models import Book, Color, Everything, Size, User
+from tests.databases import execute, rows, sql
 
 
 def test_generated_init_takes_keywords_and_fills_defaults():
@@ -56,7 +63,7 @@ def test_mutable_defaults_are_not_shared():
     assert b.doc == {} and b.items == []
 
 
-def test_default_factory_runs_only_for_new_entities(orm):
+def test_default_factory_runs_only_for_new_entities(connect):
     calls = []
 
     @entity()
@@ -64,8 +71,7 @@ def test_default_factory_runs_only_for_new_entities(orm):
         id: int = PrimaryKey()
         token: str = Property(default_factory=lambda: calls.append(1) or "tok")
 
-    with ORM.init(db_name=":memory:", entities=[Counted]) as o:
-        o.schema.create_schema()
+    with connect([Counted]) as o:
         em = o.em.fork()
         em.persist(Counted()).flush()
         assert len(calls) == 1
@@ -93,12 +99,26 @@ def test_loading_never_calls_init(em):
         User.__init__ = original
 
 
-def test_types_are_inferred_from_annotations(orm):
+def test_types_are_inferred_from_annotations(orm, database):
+    """The type each annotation maps to; on PostgreSQL the built-in types are replaced by
+    their native forms at start-up, and strings by a type refusing the NUL character."""
     meta = orm.metadata.get(Everything)
-    expected = {
-        "i": IntegerType, "s": StringType, "b": BooleanType, "dt": DateTimeType,
-        "u": UuidType, "doc": JsonType, "items": JsonType, "color": EnumType, "note": TextType,
-    }  # fmt: skip
+    if database == "sqlite":
+        expected = {
+            "i": IntegerType, "s": StringType, "b": BooleanType, "dt": DateTimeType,
+            "u": UuidType, "doc": JsonType, "items": JsonType, "color": EnumType,
+            "note": TextType,
+        }  # fmt: skip
+    else:
+        expected = {
+            "i": IntegerType, "s": CheckedStringType, "b": PgBooleanType, "dt": PgDateTimeType,
+            "u": PgUuidType, "doc": PgJsonType, "items": PgJsonType, "color": EnumType,
+            "note": CheckedStringType,
+        }  # fmt: skip
+        for name, mapped in (("s", StringType), ("note", TextType)):
+            checked = meta.properties[name].type
+            assert type(checked.mapped) is mapped and checked.refuse_nul, name
+            assert checked.max_length is None, name
     for name, cls in expected.items():
         assert type(meta.properties[name].type) is cls, name
     assert meta.properties["dt"].nullable and not meta.properties["i"].nullable
@@ -134,7 +154,7 @@ def test_loaded_values_equal_to_snapshot_make_no_update(em, log):
     assert log == []
 
 
-def test_type_aliases_class_and_string(orm):
+def test_type_aliases_class_and_string(connect):
     @entity()
     class Aliased:
         id: int = PrimaryKey()
@@ -143,9 +163,11 @@ def test_type_aliases_class_and_string(orm):
         c: str = Property(type=t.text)
         d: int = Property(type="bigint")
 
-    with ORM.init(db_name=":memory:", entities=[Aliased]) as o:
+    with connect([Aliased], create=False) as o:
         meta = o.metadata.get(Aliased)
-        assert {type(meta.properties[n].type) for n in "abc"} == {TextType}
+        types = [meta.properties[n].type for n in "abc"]
+        # on PostgreSQL wrapped in the type refusing NUL characters
+        assert {type(getattr(x, "mapped", x)) for x in types} == {TextType}
         assert isinstance(meta.properties["d"].type, IntegerType)
 
 
@@ -168,18 +190,17 @@ class Point(Type):
         return tuple(map(float, a.split(","))) == tuple(map(float, b.split(",")))
 
 
-def test_custom_type_converts_declares_column_and_compares(log):
+def test_custom_type_converts_declares_column_and_compares(connect, log):
     @entity()
     class Place:
         id: int = PrimaryKey()
         at: tuple = Property(type=Point)
 
-    with ORM.init(db_name=":memory:", entities=[Place], debug=True, logger=log.append) as o:
-        assert "`at` varchar(64) not null" in o.schema.get_create_schema_sql()
-        o.schema.create_schema()
+    with connect([Place], debug=True, logger=log.append) as o:
+        assert sql(o, "`at` varchar(64) not null") in o.schema.get_create_schema_sql()
         em = o.em.fork()
         em.native_insert(Place, {"at": (1.0, 2.0)})
-        o.connection.raw.execute("update place set at = '1.00,2.0'")
+        execute(o, "update `place` set `at` = '1.00,2.0'")
         p = em.find_one(Place, 1)
         assert p.at == (1.0, 2.0)
         p.at = (1.0, 2.0)
@@ -188,15 +209,15 @@ def test_custom_type_converts_declares_column_and_compares(log):
         assert log == [], "compare() says the values are equal: no UPDATE"
         p.at = (3.0, 4.0)
         em.flush()
-        assert o.connection.raw.execute("select at from place").fetchone()[0] == "3.0,4.0"
+        assert rows(o, "select `at` from `place`") == [("3.0,4.0",)]
 
 
 def test_column_type_is_used_verbatim(orm):
-    sql = orm.schema.get_create_schema_sql()
-    assert "`price` decimal(10,2) not null" in sql
+    ddl = orm.schema.get_create_schema_sql()
+    assert sql(orm, "`price` decimal(10,2) not null") in ddl
 
 
-def test_entity_schema_without_decorators():
+def test_entity_schema_without_decorators(connect):
     class Plain:
         pass
 
@@ -208,8 +229,7 @@ def test_entity_schema_without_decorators():
     bare = EntitySchema(
         name="Bare", properties={"code": PrimaryKey(type=str), "n": Property(type=int)}
     )
-    with ORM.init(db_name=":memory:", entities=[schema, bare]) as o:
-        o.schema.create_schema()
+    with connect([schema, bare]) as o:
         em = o.em.fork()
         em.persist(Plain(title="x"))
         em.persist(bare.class_(code="a", n=1))
@@ -231,53 +251,57 @@ def test_base_entity_exposes_wrap_api(em):
     assert wrap(b).to_object() == b.to_object()
 
 
-def test_underscore_naming_is_the_default(orm):
+def test_underscore_naming_is_the_default(orm, connect):
     @entity()
     class BlogPost:
         id: int = PrimaryKey()
         fullName: str  # noqa: N815 - the camelCase name under test
 
-    with ORM.init(db_name=":memory:", entities=[BlogPost]) as o:
+    with connect([BlogPost], create=False) as o:
         meta = o.metadata.get(BlogPost)
         assert meta.table == "blog_post"
         assert meta.properties["fullName"].field_name == "full_name"
     assert orm.metadata.get(User).properties["full_name"].field_name == "full_name"
 
 
-def test_entity_case_naming_strategy():
+def test_entity_case_naming_strategy(connect):
     @entity()
     class BlogPost:
         id: int = PrimaryKey()
         fullName: str  # noqa: N815
 
-    with ORM.init(
-        db_name=":memory:", entities=[BlogPost], naming_strategy=EntityCaseNamingStrategy
-    ) as o:
+    with connect([BlogPost], create=False, naming_strategy=EntityCaseNamingStrategy) as o:
         meta = o.metadata.get(BlogPost)
         assert (meta.table, meta.properties["fullName"].field_name) == ("BlogPost", "fullName")
 
 
-def test_explicit_table_and_column_names():
+def test_explicit_table_and_column_names(connect, database):
     @entity(table_name="people")
     class Person:
         id: int = PrimaryKey()
         name: str = Property(field_name="display_name")
 
-    with ORM.init(db_name=":memory:", entities=[Person]) as o:
-        assert "create table `people` (`id` integer not null primary key autoincrement, " \
-               "`display_name` text not null)" in o.schema.get_create_schema_sql()
+    with connect([Person]) as o:
+        if database == "sqlite":
+            ddl = ("create table `people` (`id` integer not null primary key autoincrement, "
+                   "`display_name` text not null)")
+        else:
+            ddl = ('create table "people" ("id" bigint generated by default as identity not '
+                   'null primary key, "display_name" text not null)')
+        assert ddl in o.schema.get_create_schema_sql()
+        o.em.fork().persist(Person(name="n")).flush()
+        assert rows(o, "select `id`, `display_name` from `people`") == [(1, "n")]
 
 
-def test_persist_false_is_not_stored():
+def test_persist_false_is_not_stored(connect):
     @entity()
     class Cached:
         id: int = PrimaryKey()
         name: str
         scratch: int = Property(persist=False, default=0)
 
-    with ORM.init(db_name=":memory:", entities=[Cached]) as o:
+    with connect([Cached]) as o:
         assert "scratch" not in o.schema.get_create_schema_sql()
-        o.schema.create_schema()
         em = o.em.fork()
         c = Cached(name="a", scratch=5)
         em.persist(c).flush()
@@ -287,23 +311,23 @@ def test_persist_false_is_not_stored():
 # -- bad definitions: MetadataError at init, naming entity and property -------------------
 
 
-def test_entity_without_primary_key():
+def test_entity_without_primary_key(connect):
     @entity()
     class NoKey:
         name: str
 
     with pytest.raises(MetadataError, match=r"NoKey has no primary key.*PrimaryKey\(\)"):
-        ORM.init(db_name=":memory:", entities=[NoKey])
+        connect([NoKey])
 
 
-def test_unresolvable_annotation_names_class_and_property():
+def test_unresolvable_annotation_names_class_and_property(connect):
     @entity()
     class Broken:
         id: int = PrimaryKey()
         owner: NotDefinedAnywhere  # type: ignore[name-defined] # noqa: F821
 
     with pytest.raises(MetadataError) as info:
-        ORM.init(db_name=":memory:", entities=[Broken])
+        connect([Broken])
     assert "Broken.owner" in str(info.value) and "NotDefinedAnywhere" in str(info.value)
     assert (info.value.entity, info.value.property) == ("Broken", "owner")
 
@@ -312,39 +336,39 @@ class Opaque:
     """A class the ORM has no mapping for."""
 
 
-def test_annotation_without_mapped_type():
+def test_annotation_without_mapped_type(connect):
     @entity()
     class Holder:
         id: int = PrimaryKey()
         thing: Opaque
 
     with pytest.raises(MetadataError, match=r"Holder\.thing has no resolvable type"):
-        ORM.init(db_name=":memory:", entities=[Holder])
+        connect([Holder])
 
 
-def test_unknown_property_option():
+def test_unknown_property_option(connect):
     @entity()
     class Typo:
         id: int = PrimaryKey()
         name: str = Property(nulable=True)
 
     with pytest.raises(MetadataError, match=r"Typo\.name has unknown option\(s\) nulable"):
-        ORM.init(db_name=":memory:", entities=[Typo])
+        connect([Typo])
 
 
-def test_unknown_type_alias():
+def test_unknown_type_alias(connect):
     @entity()
     class BadAlias:
         id: int = PrimaryKey()
         name: str = Property(type="strng")
 
     with pytest.raises(MetadataError, match=r"BadAlias\.name: unknown type alias 'strng'"):
-        ORM.init(db_name=":memory:", entities=[BadAlias])
+        connect([BadAlias])
 
 
-def test_not_an_entity_in_entities():
+def test_not_an_entity_in_entities(connect):
     class NotAnEntity:
         pass
 
     with pytest.raises(MetadataError, match="NotAnEntity.*not an entity"):
-        ORM.init(db_name=":memory:", entities=[NotAnEntity])
+        connect([NotAnEntity])

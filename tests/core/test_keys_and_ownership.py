@@ -10,6 +10,7 @@ import pytest
 from orm import wrap
 from orm.errors import ValidationError
 from tests.core.models import Article, Book, Tag, User
+from tests.databases import rows, sql
 
 
 def _user(name: str) -> User:
@@ -86,8 +87,8 @@ def test_assigning_a_new_primary_key_updates_the_row(em, orm, log, one_user):
     log.clear()
     user.id = 99
     em.flush()
-    assert log.writes()[1] == "update `user` set `id` = 99 where `id` = 1"
-    assert orm.connection.query("select id, full_name from user") == [(99, "a")]
+    assert log.writes()[1] == sql(orm, "update `user` set `id` = 99 where `id` = 1")
+    assert rows(orm, "select id, full_name from `user`") == [(99, "a")]
     im = em.get_unit_of_work().get_identity_map()[User]
     assert im == {99: user}
     assert em.find_one(User, 99) is user
@@ -102,7 +103,7 @@ def test_a_new_key_and_other_columns_in_one_update(em, orm, one_user):
     user.id = 7
     user.age = 30
     em.flush()
-    assert orm.connection.query("select id, age from user") == [(7, 30)]
+    assert rows(orm, "select id, age from `user`") == [(7, 30)]
 
 
 def test_new_keys_for_many_rows_at_once(em, orm):
@@ -111,9 +112,9 @@ def test_new_keys_for_many_rows_at_once(em, orm):
     for user in users:
         user.id += 1000
     em.flush()
-    rows = orm.connection.query("select id, full_name from user order by id")
-    assert rows == [(1001 + i, f"u{i}") for i in range(250)]
-    assert sorted(em.get_unit_of_work().get_identity_map()[User]) == [r[0] for r in rows]
+    stored = rows(orm, "select id, full_name from `user` order by id")
+    assert stored == [(1001 + i, f"u{i}") for i in range(250)]
+    assert sorted(em.get_unit_of_work().get_identity_map()[User]) == [r[0] for r in stored]
 
 
 def test_removing_an_entity_whose_key_was_changed_deletes_its_row(em, orm, one_user):
@@ -121,7 +122,7 @@ def test_removing_an_entity_whose_key_was_changed_deletes_its_row(em, orm, one_u
     user = em.find_one_or_fail(User, one_user)
     user.id = 2  # the key of the other row: the delete must still target row 1
     em.remove(user).flush()
-    assert orm.connection.query("select id, full_name from user") == [(2, "b")]
+    assert rows(orm, "select id, full_name from `user`") == [(2, "b")]
     assert em.get_unit_of_work().get_identity_map()[User] == {}
 
 
@@ -130,7 +131,7 @@ def test_a_versioned_entity_gets_a_new_key(em, orm):
     em.persist(article).flush()
     article.id = 50
     em.flush()
-    assert orm.connection.query("select id, version from article") == [(50, 2)]
+    assert rows(orm, "select id, version from article") == [(50, 2)]
 
 
 def test_a_new_key_of_the_wrong_type_is_refused_at_flush(em, orm, one_user):
@@ -138,10 +139,10 @@ def test_a_new_key_of_the_wrong_type_is_refused_at_flush(em, orm, one_user):
     user.id = "x"
     with pytest.raises(ValidationError, match="User.id"):
         em.flush()
-    assert orm.connection.query("select id from user") == [(1,)]
+    assert rows(orm, "select id from `user`") == [(1,)]
     user.id = 3
     em.flush()
-    assert orm.connection.query("select id from user") == [(3,)]
+    assert rows(orm, "select id from `user`") == [(3,)]
 
 
 # -- an entity belongs to one EntityManager ---------------------------------------------------
@@ -156,7 +157,7 @@ def test_a_new_entity_persisted_in_a_second_fork_is_refused(orm):
     assert f"(id {first.id})" in message
     second.flush()
     first.flush()
-    assert orm.connection.query("select count(*) from user") == [(1,)]
+    assert rows(orm, "select count(*) from `user`") == [(1,)]
 
 
 def test_a_managed_entity_persisted_in_another_fork_is_refused(orm, one_user):
@@ -184,7 +185,7 @@ def test_removing_or_clearing_a_new_entity_frees_it_for_another_fork(orm):
     first.persist(user)
     first.clear()
     second.persist(user).flush()
-    assert orm.connection.query("select count(*) from user") == [(1,)]
+    assert rows(orm, "select count(*) from `user`") == [(1,)]
 
 
 def test_refresh_of_an_unflushed_entity_is_refused(em):
@@ -204,7 +205,7 @@ def test_a_new_key_on_an_uninitialized_reference_is_refused(em, orm, one_user):
     em.remove(ref)
     with pytest.raises(ValidationError, match="load it first"):
         em.flush()
-    assert orm.connection.query("select id, age from user order by id") == [(1, 0), (2, 0)]
+    assert rows(orm, "select id, age from `user` order by id") == [(1, 0), (2, 0)]
 
 
 def test_find_one_with_a_condition_that_matches_nothing_is_none(em, one_user):

@@ -7,6 +7,10 @@ own model of what the database and each entity should hold. At every flush it ch
 SQL the flush ran against the model (no SQL at all when nothing changed; each UPDATE sets
 exactly the properties that differ from what was last loaded or written), and afterwards
 that the rows, read back by a fresh fork, equal the model.
+
+It runs on each database (`connect`): SQLite in memory, PostgreSQL in the session's schema,
+where strings and JSON hold no NUL character (PostgreSQL's text and jsonb cannot; refusing
+them is tested in test_values.py).
 """
 
 from __future__ import annotations
@@ -24,39 +28,55 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
-from orm import ORM, FlushMode, ValidationError, wrap
-from tests.core.models import ALL, Color, Everything, Size
+from orm import FlushMode, ValidationError, wrap
+from tests.core.models import Color, Everything, Size
+from tests.databases import rows, sql
 
-_json_leaf = st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=4)
-_json = st.recursive(
-    _json_leaf,
-    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner,
-                                                                max_size=2),
-    max_leaves=4,
-)
 
-#: a strategy per property of Everything: every mapped type, nullable ones with None
-VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "i": st.integers(-(2**63), 2**63 - 1),
-    "s": st.text(max_size=10),
-    "f": st.floats(allow_nan=False),
-    "b": st.booleans(),
-    "raw": st.binary(max_size=6),
-    "dec": st.decimals(min_value=-99999999, max_value=99999999, places=2,
-                       allow_nan=False, allow_infinity=False),
-    "dt": st.none() | st.datetimes(),
-    "d": st.none() | st.dates(),
-    "tm": st.none() | st.times(),
-    "u": st.none() | st.uuids(),
-    "doc": st.dictionaries(st.text(max_size=3), _json, max_size=3),
-    "items": st.lists(_json, max_size=3),
-    "color": st.sampled_from(Color),
-    "size": st.sampled_from(Size),
-    "note": st.none() | st.text(max_size=6),
-}
-PROPS = list(VALUES)
+def values_for(database: str) -> dict[str, st.SearchStrategy[Any]]:
+    """A strategy per property of Everything: every mapped type, nullable ones with None."""
+    if database == "sqlite":
+        text = st.text
+    else:  # PostgreSQL's text and jsonb hold no NUL character
+
+        def text(max_size: int) -> st.SearchStrategy[str]:
+            return st.text(st.characters(exclude_characters="\x00"), max_size=max_size)
+
+    json_leaf = st.none() | st.booleans() | st.integers(-1000, 1000) | text(max_size=4)
+    json = st.recursive(
+        json_leaf,
+        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(text(max_size=2), inner,
+                                                                    max_size=2),
+        max_leaves=4,
+    )
+    return {
+        # not properties: what change_json_in_place writes into a document
+        "_json": json,
+        "_key": text(max_size=2),
+        "i": st.integers(-(2**63), 2**63 - 1),
+        "s": text(max_size=10),
+        "f": st.floats(allow_nan=False),
+        "b": st.booleans(),
+        "raw": st.binary(max_size=6),
+        "dec": st.decimals(min_value=-99999999, max_value=99999999, places=2,
+                           allow_nan=False, allow_infinity=False),
+        "dt": st.none() | st.datetimes(),
+        "d": st.none() | st.dates(),
+        "tm": st.none() | st.times(),
+        "u": st.none() | st.uuids(),
+        "doc": st.dictionaries(text(max_size=3), json, max_size=3),
+        "items": st.lists(json, max_size=3),
+        "color": st.sampled_from(Color),
+        "size": st.sampled_from(Size),
+        "note": st.none() | text(max_size=6),
+    }
+
+
+VALUES = {db: values_for(db) for db in ("sqlite", "postgresql")}
+PROPS = [name for name in VALUES["sqlite"] if not name.startswith("_")]
 DEFAULTS = {
     name: getattr(Everything(), name) for name in PROPS
 }
@@ -67,40 +87,69 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
-_SET_LIST = re.compile(r"^update `everything` set (.*?) (?:from|where) ")
-_COLUMN = re.compile(r"`(\w+)` = ")
-
-
 class Statements:
-    """The statements one flush ran, with their parameters (wrapping the connection)."""
+    """The statements one flush ran, with their parameters: a context manager wrapping the
+    connection's `execute`, `executemany`, `query` (PostgreSQL inserts one row `returning`
+    its key) and `copy_rows` (PostgreSQL's COPY of many rows)."""
 
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
+    WRAPPED = ("execute", "executemany", "query", "copy_rows")
+
+    def __init__(self, orm: Any) -> None:
+        self.connection = orm.connection
         self.calls: list[tuple[str, list[Any]]] = []
-        self._execute = connection.execute
-        self._executemany = connection.executemany
-        connection.execute = self.execute
-        connection.executemany = self.executemany
+        self._set_list = re.compile(sql(orm, r"^update `everything` set (.*?) (?:from|where) "))
+        self._column = re.compile(sql(orm, r"`(\w+)` = "))
+        self._insert = sql(orm, "insert into `everything` (")
+        self._quote = orm.platform.quote("x")[0]
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        self.calls.append((sql, list(params)))
-        return self._execute(sql, params)
+    def __enter__(self) -> Statements:
+        conn = self.connection
+        for name in self.WRAPPED:
+            original = getattr(conn, name, None)
+            if original is not None:
+                setattr(conn, name, getattr(self, "_" + name)(original))
+        return self
 
-    def executemany(self, sql: str, rows: list[Any]) -> Any:
-        for row in rows:
-            self.calls.append((sql, list(row)))
-        return self._executemany(sql, rows)
+    def __exit__(self, *exc: object) -> None:
+        for name in self.WRAPPED:
+            self.connection.__dict__.pop(name, None)
+
+    def _execute(self, original: Any) -> Any:
+        def execute(sql: str, params: Any = ()) -> Any:
+            self.calls.append((sql, list(params)))
+            return original(sql, params)
+
+        return execute
+
+    _query = _execute
+
+    def _executemany(self, original: Any) -> Any:
+        def executemany(sql: str, rows: list[Any]) -> Any:
+            for row in rows:
+                self.calls.append((sql, list(row)))
+            return original(sql, rows)
+
+        return executemany
+
+    def _copy_rows(self, original: Any) -> Any:
+        def copy_rows(sql: str, rows: Any) -> Any:
+            rows = [list(r) for r in rows]
+            for row in rows:
+                self.calls.append((sql, row))
+            return original(sql, rows)
+
+        return copy_rows
 
     def updated_columns(self) -> dict[int, set[str]]:
         """Row key -> the columns the UPDATE statements set for it."""
         out: dict[int, set[str]] = {}
-        for sql, params in self.calls:
-            match = _SET_LIST.match(sql)
+        for sql_text, params in self.calls:
+            match = self._set_list.match(sql_text)
             if not match:
                 continue
-            columns = _COLUMN.findall(match.group(1))
+            columns = self._column.findall(match.group(1))
             width = len(columns) + 1
-            assert len(params) % width == 0, sql
+            assert len(params) % width == 0, sql_text
             for start in range(0, len(params), width):
                 key = params[start + width - 1]
                 assert key not in out, f"row {key} updated twice in one flush"
@@ -109,14 +158,22 @@ class Statements:
 
     def inserted_rows(self) -> int:
         count = 0
-        for sql, params in self.calls:
-            if sql.startswith("insert into `everything` ("):
-                width = sql[: sql.index(")")].count("`") // 2 - 1
+        for sql_text, params in self.calls:
+            if sql_text.startswith(self._insert):
+                width = sql_text[: sql_text.index(")")].count(self._quote) // 2 - 1
                 count += len(params) // width
+            elif sql_text.startswith("copy "):
+                count += 1  # one call per row
         return count
 
     def deleted_keys(self) -> list[int]:
-        return [k for sql, params in self.calls if sql.startswith("delete from") for k in params]
+        """The keys of the DELETE statements (`in (?, ?)`, or one array for `= any(%s)`)."""
+        keys: list[int] = []
+        for sql_text, params in self.calls:
+            if sql_text.startswith("delete from"):
+                for p in params:
+                    keys.extend(p if isinstance(p, list) else [p])
+        return keys
 
 
 class Tracked:
@@ -141,12 +198,15 @@ class Tracked:
 
 
 class UnitOfWorkMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, connect: Any, database: str) -> None:
         super().__init__()
         self.log: list[str] = []
-        self.orm = ORM.init(db_name=":memory:", entities=ALL, debug=["query"],
-                            logger=self.log.append)
-        self.orm.schema.create_schema()
+        # SQLite in memory (a new database per example); PostgreSQL's table recreated
+        options = {"db_name": ":memory:"} if database == "sqlite" else {}
+        self.orm = connect([Everything], debug=["query"], logger=self.log.append, **options)
+        self.values = {p: VALUES[database][p] for p in PROPS}
+        self.json = VALUES[database]["_json"]
+        self.key = VALUES[database]["_key"]
         self.em = self.orm.em.fork()
         #: the model of the table: key -> property values
         self.db: dict[int, dict[str, Any]] = {}
@@ -207,9 +267,9 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def add(self, data: st.DataObject) -> None:
         if data.draw(st.booleans()):
-            given = data.draw(st.fixed_dictionaries(VALUES))
+            given = data.draw(st.fixed_dictionaries(self.values))
         else:  # defaults and default factories for what is left out
-            given = data.draw(st.fixed_dictionaries({}, optional=VALUES))
+            given = data.draw(st.fixed_dictionaries({}, optional=self.values))
         entity = Everything(**copy.deepcopy(given))
         values = {p: copy.deepcopy(given.get(p, DEFAULTS[p])) for p in PROPS}
         self.em.persist(entity)
@@ -224,7 +284,7 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
             before = t.values[prop]
         else:  # not loaded: what the row holds
             before = self.db[t.key][prop]
-        value = data.draw(VALUES[prop].filter(lambda v: not _same(v, before)))
+        value = data.draw(self.values[prop].filter(lambda v: not _same(v, before)))
         setattr(t.entity, prop, copy.deepcopy(value))
         t.values[prop] = value
 
@@ -244,10 +304,9 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.tracked)
     @rule(index=st.integers(0, 99), prop=st.sampled_from(["doc", "items"]),
-          how=st.sampled_from(["set", "delete", "nested"]), key=st.text(max_size=2),
-          value=_json)
-    def change_json_in_place(self, index: int, prop: str, how: str, key: str,
-                             value: Any) -> None:
+          how=st.sampled_from(["set", "delete", "nested"]), data=st.data())
+    def change_json_in_place(self, index: int, prop: str, how: str, data: st.DataObject) -> None:
+        key, value = data.draw(self.key), data.draw(self.json)
         t = self._pick(index)
         if prop not in t.values:
             return  # not loaded: reading it raises (checked in _check_entity)
@@ -295,7 +354,7 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
         """Unflushed changes (made here, to make the refresh count) are discarded."""
         pool = [t for t in self.tracked if t.snap is not None and not t.removed]
         t = pool[index % len(pool)]
-        for p, v in data.draw(st.fixed_dictionaries({}, optional=VALUES)).items():
+        for p, v in data.draw(st.fixed_dictionaries({}, optional=self.values)).items():
             setattr(t.entity, p, copy.deepcopy(v))
         assert self.em.refresh(t.entity) is t.entity
         row = self.db[t.key]
@@ -330,7 +389,7 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
         t = pool[index % len(pool)]
         prop = data.draw(st.sampled_from([p for p in PROPS if p not in t.snap]))
         before = self.db[t.key][prop]
-        value = data.draw(VALUES[prop].filter(lambda v: not _same(v, before)))
+        value = data.draw(self.values[prop].filter(lambda v: not _same(v, before)))
         setattr(t.entity, prop, copy.deepcopy(value))
         t.values[prop] = value
         self.load(data.draw(st.none() | st.just([prop])), flush_first=False)
@@ -339,7 +398,7 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
     def insert_elsewhere(self, data: st.DataObject) -> None:
         """Another fork inserts a row this EntityManager has not seen."""
         other = self.orm.em.fork()
-        given = data.draw(st.fixed_dictionaries({}, optional=VALUES))
+        given = data.draw(st.fixed_dictionaries({}, optional=self.values))
         entity = Everything(**copy.deepcopy(given))
         other.persist(entity).flush()
         assert entity.id not in self.db
@@ -354,16 +413,12 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
         other = self.orm.em.fork()
         ref = other.get_reference(Everything, key)
         assert not wrap(ref).is_initialized()
-        written = data.draw(st.fixed_dictionaries({}, optional=VALUES))
+        written = data.draw(st.fixed_dictionaries({}, optional=self.values))
         for p, v in written.items():
             setattr(ref, p, copy.deepcopy(v))
-        statements = Statements(self.orm.connection)
-        try:
+        with Statements(self.orm) as statements:
             self.log.clear()
             other.flush()
-        finally:
-            self.orm.connection.__dict__.pop("execute")
-            self.orm.connection.__dict__.pop("executemany")
         if not written:
             assert self.log == []
         else:
@@ -389,13 +444,9 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
             t.key: t.changed() for t in self.tracked
             if t.snap is not None and not t.removed and t.changed()
         }
-        statements = Statements(self.orm.connection)
         self.log.clear()
-        try:
+        with Statements(self.orm) as statements:
             self.em.flush()
-        finally:
-            self.orm.connection.__dict__.pop("execute")
-            self.orm.connection.__dict__.pop("executemany")
         if not (removed or new or changed):
             assert self.log == [], "a flush with nothing to write runs no SQL"
             return
@@ -429,8 +480,7 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
     def check_database(self) -> None:
         """The rows, read back by raw SQL and by a fresh fork, equal the model; the fresh
         fork sees nothing to write."""
-        keys = [k for (k,) in self.orm.connection.raw.execute(
-            "select id from everything order by id")]
+        keys = [k for (k,) in rows(self.orm, "select id from everything order by id")]
         assert keys == sorted(self.db)
         fresh = self.orm.em.fork()
         for entity in fresh.find(Everything, {}):
@@ -443,13 +493,17 @@ class UnitOfWorkMachine(RuleBasedStateMachine):
         assert self.log == []
 
 
-UnitOfWorkMachine.TestCase.settings = settings(
+MODEL_SETTINGS = settings(
     max_examples=80,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-test_unit_of_work_matches_the_model = UnitOfWorkMachine.TestCase
+
+
+def test_unit_of_work_matches_the_model(connect, database):
+    run_state_machine_as_test(lambda: UnitOfWorkMachine(connect, database),
+                              settings=MODEL_SETTINGS)
 
 
 # -- cases the model found, pinned down ---------------------------------------------------
@@ -472,10 +526,8 @@ def test_a_reference_written_and_flushed_is_not_written_again(em, orm, log):
     ref.i = 7
     log.clear()
     other.flush()
-    assert log.writes()[1] == "update `everything` set `i` = 7 where `id` = 1"
-    assert orm.connection.raw.execute("select s, i from everything").fetchall() == [
-        ("a later writer", 7)
-    ]
+    assert log.writes()[1] == sql(orm, "update `everything` set `i` = 7 where `id` = 1")
+    assert rows(orm, "select s, i from everything") == [("a later writer", 7)]
 
 
 def test_replacing_true_by_1_in_a_json_document_is_a_change(em, orm):
@@ -484,9 +536,7 @@ def test_replacing_true_by_1_in_a_json_document_is_a_change(em, orm):
     e.doc["flag"] = 1
     e.items[0] = False
     em.flush()
-    assert orm.connection.raw.execute("select doc, items from everything").fetchall() == [
-        ('{"flag": 1}', "[false]")
-    ]
+    assert rows(orm, "select doc, items from everything") == [('{"flag": 1}', "[false]")]
 
 
 def test_an_integer_out_of_range_is_a_validation_error(em, orm):
@@ -497,4 +547,4 @@ def test_an_integer_out_of_range_is_a_validation_error(em, orm):
         em.flush()
     e.i = 2**63 - 1
     em.flush()
-    assert orm.connection.raw.execute("select i from everything").fetchall() == [(2**63 - 1,)]
+    assert rows(orm, "select i from everything") == [(2**63 - 1,)]

@@ -217,8 +217,12 @@ class EntityMetadata:
             return value
         try:
             if pk.type.converts:
-                return pk.type.to_python(value)
-            if int in accepted and type(value) is not bool:
+                key = pk.type.to_python(value)
+                # a type that only checks what is written (a string refusing NUL characters
+                # on PostgreSQL) hands the value back as it was: still not a key
+                if isinstance(key, accepted):
+                    return key
+            elif int in accepted and type(value) is not bool:
                 if isinstance(value, str):
                     return int(value.strip())
                 if isinstance(value, float) and value.is_integer():

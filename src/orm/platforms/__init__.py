@@ -1,15 +1,19 @@
-"""One module per database. `PostgresConnection` is imported on first use, since its module
-is the one place psycopg is imported from."""
+"""One module per database. The PostgreSQL modules are imported on first use: a script on
+SQLite never pays for them (and `postgresql_connection` is the one place psycopg is imported
+from)."""
 
 from typing import Any
 
-from .postgresql import PostgresPlatform
 from .sqlite import SqlitePlatform
 
 __all__ = ["SqlitePlatform", "PostgresPlatform", "PostgresConnection"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "PostgresPlatform":
+        from .postgresql import PostgresPlatform
+
+        return PostgresPlatform
     if name == "PostgresConnection":
         from .postgresql_connection import PostgresConnection
 

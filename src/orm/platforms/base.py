@@ -69,6 +69,19 @@ class LiveColumn(_Record):
         self.pk = pk
 
 
+def _norm_type(text: str) -> str:
+    return " ".join(text.lower().replace(" ,", ",").split())
+
+
+def _norm_default(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    return text
+
+
 class Platform:
     """Base of every dialect; the defaults are standard SQL with `?` placeholders."""
 
@@ -91,6 +104,9 @@ class Platform:
     keys_returned: bool = False
     #: from this many rows on an INSERT is a COPY (None: no COPY)
     copy_threshold: int | None = None
+    #: `update_schema` changes a column in place (`alter table ... alter column`: type,
+    #: nullability, default; `drop column`; the primary key); else it rebuilds the table
+    supports_alter_column: bool = False
 
     # -- identifiers and parameters -------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -148,6 +164,11 @@ class Platform:
         """`column` matches the bound regular expression."""
         return f"{column} regexp {self.param}"
 
+    def as_text(self, column: str, prop: Any) -> str:  # noqa: ARG002
+        """`column` as `like` and regular expressions read it: as it is (SQLite matches any
+        value as its text)."""
+        return column
+
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
     ) -> str:
@@ -184,6 +205,26 @@ class Platform:
         """The indexes created by `create index` (not those behind constraints)."""
         raise NotImplementedError
 
+    def same_type(self, wanted: str, live: str) -> bool:
+        """Whether a column type the metadata wants is the one the database reports (its
+        spelling of it may differ)."""
+        return _norm_type(wanted) == _norm_type(live)
+
+    def same_default(self, wanted: str | None, live: str | None) -> bool:
+        """Whether a DDL default (`default_literal`, or None) is the one the database
+        reports for the column."""
+        return _norm_default(wanted) == _norm_default(live)
+
+    def alter_column(self, table: str, prop: Any, live: LiveColumn) -> list[str]:
+        """The statements that change the live column into the one `prop` wants (none when
+        it already is), where `supports_alter_column`."""
+        raise NotImplementedError(f"{type(self).__name__} rebuilds tables instead")
+
+    def drop_primary_key(self, connection: Connection, table: str) -> str:
+        """The statement that drops the table's primary key constraint, where
+        `supports_alter_column`."""
+        raise NotImplementedError(f"{type(self).__name__} rebuilds tables instead")
+
     def check_readable(self, connection: Connection) -> None:
         """Touch the database once, so that one that cannot be read fails early."""
         connection.query("select 1")
@@ -196,8 +237,9 @@ class Platform:
     def ddl_epilogue(self) -> list[str]:
         return []
 
-    def ddl_script(self, sql: str) -> str:
-        """Schema statements as a script that runs as the ORM runs them (for --dump)."""
+    def ddl_script(self, sql: str, schema: str | None = None) -> str:
+        """Schema statements as a script that runs as the ORM runs them (for --dump);
+        `schema` is the configured one (PostgreSQL)."""
         if not sql.strip():
             return ""
         head = "".join(f"{s};\n" for s in self.ddl_prologue())

@@ -35,6 +35,69 @@ _HINT_CREATE_SCHEMA = (
 _HINT_RETRY = "roll back and run the whole transaction again (this error is retryable)"
 
 
+#: other spellings of the types `format_type` reports
+_TYPE_ALIASES = {
+    "int": "integer", "int4": "integer", "int8": "bigint", "int2": "smallint",
+    "bool": "boolean", "float8": "double precision", "float4": "real", "decimal": "numeric",
+    "varchar": "character varying", "char": "character", "bpchar": "character",
+    "varbit": "bit varying", "timestamptz": "timestamp", "timetz": "time",
+}
+_TYPE = re.compile(
+    r"(?P<name>[a-z_][a-z0-9_ ]*?)(?P<args>\([0-9,]*\))?"
+    r"(?P<zone> with(?:out)? time zone)?(?P<arrays>(?:\[\d*\])*)"
+)
+#: a cast `pg_get_expr` appends to a default: `::text`, `::character varying`, `::numeric(10,2)`
+_CAST = re.compile(r'::(?:"[^"]+"|[a-z_][a-z0-9_ ]*)(?:\([0-9, ]*\))?(?:\[\])*$')
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
+
+
+def _type_key(text: str) -> str:
+    """A PostgreSQL type in one spelling: `format_type`'s (`character varying(10)`,
+    `timestamp without time zone`, `double precision`, `numeric(10,2)`), whichever alias
+    (`varchar(10)`, `timestamp`, `float8`, `decimal(10, 2)`, `timestamptz(6)`) it was
+    written with."""
+    s = " ".join(text.lower().replace('"', "").split())
+    s = re.sub(r"\s*\(\s*", "(", s)
+    s = re.sub(r"\s*,\s*", ",", s)
+    s = re.sub(r"\s*\)", ")", s)
+    s = re.sub(r"\s*\[", "[", s)
+    match = _TYPE.fullmatch(s)
+    if match is None:
+        return s
+    written = match.group("name")
+    name = _TYPE_ALIASES.get(written, written)
+    args, zone = match.group("args") or "", match.group("zone") or ""
+    if name in ("timestamp", "time"):
+        if not zone:
+            zone = " with time zone" if written in ("timestamptz", "timetz") else (
+                " without time zone"
+            )
+    elif name == "numeric" and args and "," not in args:
+        args = args[:-1] + ",0)"  # numeric(10) is numeric(10,0)
+    elif name == "character" and not args:
+        args = "(1)"
+    elif name == "float" and args:
+        name, args = ("real" if int(args[1:-1] or 53) <= 24 else "double precision"), ""
+    elif name == "float":
+        name = "double precision"
+    return f"{name}{args}{zone}{match.group('arrays')}"
+
+
+def _bare_default(text: str | None) -> str | None:
+    """A default expression without the parentheses and casts `pg_get_expr` adds
+    (`'abc'::text` is `'abc'`, `'-1'::integer` is `'-1'`)."""
+    if text is None:
+        return None
+    text = text.strip()
+    while True:
+        while text.startswith("(") and text.endswith(")"):
+            text = text[1:-1].strip()
+        cast = _CAST.search(text)
+        if cast is None or text[: cast.start()].count("'") % 2:
+            return text
+        text = text[: cast.start()].rstrip()
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
@@ -77,6 +140,8 @@ class PostgresPlatform(Platform):
     #: from this many rows on, an INSERT is a COPY (measured faster from about 100 rows)
     copy_threshold = 100
     refuses_nul = True
+    #: `update_schema` alters columns in place, inside one transaction
+    supports_alter_column = True
     bindable = (str, int, float, bytes, bytearray, memoryview, bool, Decimal, datetime,
                 date, time, uuid.UUID)
 
@@ -117,10 +182,30 @@ class PostgresPlatform(Platform):
             "(select pg_get_serial_sequence(%s, %s)::regclass as s) as q"
         )
 
+    def keep_key_sequence(self, table: str, temp: str, key: str) -> list[str]:
+        """In a table rebuild (update_schema), after the rows were copied into `temp`: its
+        identity sequence goes on from the old table's (or past the largest key copied), so
+        that a key once handed out, even of a row deleted since, never comes back."""
+        old, new = self.quote_value(self.quote(table)), self.quote_value(self.quote(temp))
+        column = self.quote_value(key)
+        return [
+            f"select setval(pg_get_serial_sequence({new}, {column}), greatest(coalesce("
+            f"pg_sequence_last_value(pg_get_serial_sequence({old}, {column})::regclass), 0), "
+            f"coalesce((select max({self.quote(key)}) from {self.quote(temp)}), 0)) + 1, false)"
+        ]
+
     # -- query pieces ---------------------------------------------------------------------
     def regexp(self, column: str) -> str:
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
         return f"{column} ~ %s"
+
+    def as_text(self, column: str, prop: Any) -> str:
+        """`like` and `~` take text only here: any other column (jsonb, a number, a uuid,
+        a timestamp) is matched as its text, as on SQLite."""
+        kind = self.column_type(prop).lower()
+        if kind == "text" or kind.startswith(("varchar", "character", "char")):
+            return column
+        return f"{column}::text"
 
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
@@ -129,11 +214,10 @@ class PostgresPlatform(Platform):
         where t.key = "v"."key"`: the VALUES list's columns are named positionally, so no
         column of the table can clash with the key's alias.
 
-        Not yet done: casts. PostgreSQL types a VALUES column from its values, and a bound
-        text (an ISO datetime, say) or an int bound for a boolean then fails with 42804
-        (datatype mismatch) against the column it is assigned to. Casts on the first row,
-        `(%s::timestamptz, %s::int8), (%s, %s)`, fix it; they come with the per-platform
-        type codecs."""
+        The Unit of Work does not use it here (`supports_update_from` is False): PostgreSQL
+        types a VALUES column from its values, so a text-bound value (JSON) fails with 42804
+        against its column without a cast on the first row, and the pipelined executemany
+        measured as fast or faster."""
         names = [f"c{k}" for k in range(1, len(columns) + 1)]
         sets = ", ".join(f'{c} = "v"."{n}"' for c, n in zip(columns, names, strict=True))
         values = ", ".join([self.row(len(columns) + 1)] * rows)
@@ -179,8 +263,10 @@ class PostgresPlatform(Platform):
         if isinstance(value, int):
             return str(int(value))
         if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+            if value != value:
                 return None
+            if value in (float("inf"), float("-inf")):
+                return f"'{'-' if value < 0 else ''}Infinity'::double precision"
             return repr(value)
         if isinstance(value, Decimal):
             return str(value) if value.is_finite() else None
@@ -200,6 +286,97 @@ class PostgresPlatform(Platform):
         if default is not None:
             parts.append(f"default {default}")
         return " ".join(parts)
+
+    def same_type(self, wanted: str, live: str) -> bool:
+        """`varchar(10)` is `character varying(10)`, `timestamp` is `timestamp without time
+        zone`, `decimal(10,2)` is `numeric(10,2)`, ..."""
+        return _type_key(wanted) == _type_key(live)
+
+    def same_default(self, wanted: str | None, live: str | None) -> bool:
+        """`'abc'` is `'abc'::text`; a number is the same number however it is written
+        (`-1` and `'-1'::integer`, `1e+100` and its digits); text literals compare as
+        written."""
+        want, have = _bare_default(wanted), _bare_default(live)
+        if want == have:
+            return True
+        if want is None or have is None:
+            return False
+        quoted_want, quoted_have = want.startswith("'"), have.startswith("'")
+        if quoted_want != quoted_have:
+            # a constant PostgreSQL folded (`'-1'::integer`) against a plain literal
+            if quoted_want:
+                want = want[1:-1].replace("''", "'") if want.endswith("'") else want
+            else:
+                have = have[1:-1].replace("''", "'") if have.endswith("'") else have
+        if _NUMBER.fullmatch(want) and _NUMBER.fullmatch(have):
+            return Decimal(want) == Decimal(have)
+        return want == have
+
+    def alter_column(self, table: str, prop: Any, live: LiveColumn) -> list[str]:
+        """`alter table ... alter column` statements that turn the live column into the one
+        `prop` wants, in the order PostgreSQL needs: the old default dropped before a type
+        change (it may not cast), the type changed with `using column::type`, the new
+        default set, NULLs filled with the literal default before `set not null`, identity
+        added last (it needs an integer NOT NULL column), its sequence moved past the
+        largest key. Primary key constraints are the caller's (`drop_primary_key`)."""
+        name = self.quote(table)
+        column = self.quote(prop.field_name)
+        alter = f"alter table {name} alter column {column}"
+        out: list[str] = []
+        wanted_type = self.column_type(prop)
+        retyped = not self.same_type(wanted_type, live.type)
+        identity = bool(prop.primary and prop.autoincrement)
+        live_identity = (live.default or "").startswith("generated ")
+        live_default = None if live_identity else live.default
+        wanted_default = self.default_literal(prop)
+        new_default = not self.same_default(wanted_default, live_default)
+        if live_identity and not identity:
+            out.append(f"{alter} drop identity")
+        if live_default is not None and (retyped or (new_default and wanted_default is None)):
+            out.append(f"{alter} drop default")
+        if retyped:
+            out.append(f"{alter} type {wanted_type} using {column}::{wanted_type}")
+        if wanted_default is not None and (new_default or (retyped and live_default is not None)):
+            out.append(f"{alter} set default {wanted_default}")
+        not_null = bool(prop.primary or not prop.nullable)
+        if not_null and not live.notnull:
+            if wanted_default is not None:
+                out.append(f"update {name} set {column} = {wanted_default} where {column} is null")
+            out.append(f"{alter} set not null")
+        elif not not_null and live.notnull:
+            out.append(f"{alter} drop not null")
+        if identity and not live_identity:
+            out.append(f"{alter} add generated by default as identity")
+            out.append(
+                f"select setval(pg_get_serial_sequence({self.quote_value(name)}, "
+                f"{self.quote_value(prop.field_name)}), coalesce((select max({column}) from "
+                f"{name}), 0) + 1, false)"
+            )
+        return out
+
+    def drop_primary_key(self, connection: Connection, table: str) -> str:
+        """`alter table t drop constraint <its primary key's name>` (read from
+        pg_constraint: `t_pkey` unless the table was created otherwise)."""
+        rows = connection.query(
+            "select con.conname from pg_constraint con "
+            "join pg_class c on c.oid = con.conrelid "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = current_schema() and c.relname = %s and con.contype = 'p'",
+            (table,),
+        )
+        constraint = rows[0][0] if rows else f"{table}_pkey"
+        return f"alter table {self.quote(table)} drop constraint {self.quote(constraint)}"
+
+    def ddl_script(self, sql: str, schema: str | None = None) -> str:
+        """As the base, plus, with a `schema`, `set local search_path` to it first: the ORM
+        sets it on its connections, and without it a script run by psql would create the
+        tables in the session's schema (`public`)."""
+        script = super().ddl_script(sql)
+        if not script or not schema:
+            return script
+        return script.replace(
+            "begin;\n", f"begin;\nset local search_path to {self.quote(schema)};\n", 1
+        )
 
     def create_namespace(self, schema: str) -> str:
         return f"create schema if not exists {self.quote(schema)}"

@@ -189,9 +189,14 @@ class PostgresConnection(Connection):
                 conninfo_mod.make_conninfo(client_url or "", **overrides)
             )
         except self._psycopg.ProgrammingError as exc:
+            from ..config import _redacted
+
+            # libpq quotes the URL it could not read, password and all
+            reason = str(exc).replace(client_url, _redacted(client_url)) if client_url \
+                else str(exc)
             raise errors.ValidationError(
                 f"client_url is not a PostgreSQL URL "
-                f"(postgresql://user:password@host:port/database): {exc}"
+                f"(postgresql://user:password@host:port/database): {reason}"
             ) from exc
         options = [params["options"]] if params.get("options") else []
         if schema:
@@ -345,6 +350,13 @@ class PostgresConnection(Connection):
                 )
             return super()._commit_refusal(raw)
         return None
+
+    def script(self, statements: list[str]) -> None:
+        """Schema statements bind nothing: each runs as written, without parameters, so
+        that a `%` in one (a default literal such as `'100%'`) is not read as a
+        placeholder, and the statement is the one `--dump` prints."""
+        for sql in statements:
+            self.execute(sql, None)  # type: ignore[arg-type]
 
     def _executemany(self, raw: Any, sql: str, rows: list[Sequence[Any]]) -> Any:
         cursor = raw.cursor()

@@ -11,12 +11,14 @@ the per-entity plans are built.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 from ..types import (
+    BigIntType,
     BlobType,
     BooleanType,
     DateTimeType,
@@ -24,7 +26,9 @@ from ..types import (
     DecimalType,
     DoubleType,
     FloatType,
+    IntegerType,
     JsonType,
+    SmallIntType,
     TimeType,
     Type,
     UuidType,
@@ -124,9 +128,6 @@ class PgDecimalType(Type):
             )
         return value
 
-    def to_python(self, value: Any) -> Any:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-
     def column_type(self, prop: Any, dialect: str) -> str:
         if self.precision is None:
             return "numeric"
@@ -161,12 +162,20 @@ class PgJsonType(JsonType):
         return "jsonb"
 
 
-#: built-in types whose column type alone differs
+#: built-in types whose column type alone differs; an int is 64-bit, as SQLite stores it
+#: (PostgreSQL's `integer` holds 32 bits)
 _COLUMN_TYPES: dict[type, str] = {
+    IntegerType: "bigint",
+    BigIntType: "bigint",
+    SmallIntType: "smallint",
     FloatType: "double precision",
     DoubleType: "double precision",
     BlobType: "bytea",
 }
+
+
+#: a declared `column_type` with limits PostgreSQL enforces: `numeric(p,s)`, `decimal(p)`
+_DECLARED_NUMERIC = re.compile(r"^\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$", re.I)
 
 
 def native_type(prop: Any) -> Type | None:
@@ -185,6 +194,11 @@ def native_type(prop: Any) -> Type | None:
     if kind is DecimalType:
         precision = getattr(prop, "precision", None)
         scale = getattr(prop, "scale", None)
+        declared = _DECLARED_NUMERIC.match(prop.column_type or "")
+        if precision is None and scale is None and declared:
+            # column_type="decimal(10,2)": the same limits as precision=10, scale=2
+            precision = int(declared.group(1))
+            scale = int(declared.group(2) or 0)
         if precision is None and scale is not None:
             precision = 38  # a scale alone: numeric(38, scale)
         return PgDecimalType(precision, 0 if scale is None else scale)

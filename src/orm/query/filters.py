@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
-from ..types import EnumType, IntegerType, Type, UuidType
+from ..types import CheckedStringType, EnumType, IntegerType, Type, UuidType
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -117,6 +117,10 @@ class _Compiler:
                 raise self.invalid(prop, op, value, self.expected(prop, op, value))
             value = converted
         db = value
+        if isinstance(mapped, CheckedStringType):
+            # a value longer than the column matches no row, which is an answer, not an
+            # error; a NUL character is still refused below, as the database would refuse it
+            mapped = mapped.mapped
         if mapped.converts:
             try:
                 db = mapped.to_db(value)
@@ -128,6 +132,13 @@ class _Compiler:
         if problem is not None:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
+
+    def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
+        """A pattern the driver cannot bind (a NUL character on PostgreSQL, a lone
+        surrogate) is refused as a value would be."""
+        problem = self.platform.storage_problem(pattern)
+        if problem is not None:
+            raise self.invalid(prop, op, pattern, f"a pattern the database can hold ({problem})")
 
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
         text = prop.type.describe()
@@ -259,8 +270,9 @@ class _Compiler:
         if op == "$like":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
-            return f"{col} like {self.param}"
+            return f"{self.platform.as_text(col, prop)} like {self.param}"
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
@@ -270,8 +282,9 @@ class _Compiler:
                 raise self.invalid(
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
+            self.check_storable(prop, op, operand)
             self.params.append(operand)
-            return self.platform.regexp(col)
+            return self.platform.regexp(self.platform.as_text(col, prop))
         if op == "$exists":
             if not isinstance(operand, bool):
                 raise self.invalid(prop, op, operand, "True or False")

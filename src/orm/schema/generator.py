@@ -1,14 +1,17 @@
 """SchemaGenerator: create, drop and update the schema by diffing the live database.
 
 `update_schema` reads what exists (through the platform's introspection) and emits only
-the difference: missing tables, added columns, added or dropped indexes. What
+the difference: missing tables, added columns, added or dropped indexes. Where the platform
+alters columns in place (PostgreSQL, `supports_alter_column`), a dropped, retyped or
+re-defaulted column, a changed nullability or primary key are `alter table` statements. What
 SQLite cannot `alter` (a dropped or retyped column, a changed nullability or default, a new
 NOT NULL column without default) is done by rebuilding the table: create the new shape, copy
-the common columns, drop the old table, rename, recreate its indexes, all inside one
-transaction, so the data is preserved or nothing changes. The copy fills NULLs with the
-property's literal default where a column becomes NOT NULL; data no default can fix (NULLs
-with only a `default_factory`, duplicate keys) is refused with a ValidationError before any
-statement runs.
+the common columns, drop the old table, rename, recreate its indexes. Either way everything
+runs inside one transaction, so the data is preserved or nothing changes. NULLs in a column
+that becomes NOT NULL are filled with the property's literal default (the copy's coalesce,
+or an `update` before `set not null`); data no default can fix (NULLs with only a
+`default_factory`, duplicate keys) is refused with a ValidationError before any statement
+runs.
 """
 
 from __future__ import annotations
@@ -27,19 +30,6 @@ if TYPE_CHECKING:
     from ..platforms.base import Platform
 
 __all__ = ["SchemaGenerator"]
-
-
-def _norm_type(text: str) -> str:
-    return " ".join(text.lower().replace(" ,", ",").split())
-
-
-def _norm_default(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = text.strip()
-    while text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    return text
 
 
 class SchemaGenerator:
@@ -111,7 +101,7 @@ class SchemaGenerator:
 
     # -- diff -------------------------------------------------------------------------------
     def _column_matches(self, prop: PropertyMetadata, live: _LiveColumn) -> bool:
-        if _norm_type(self.platform.column_type(prop)) != _norm_type(live.type):
+        if not self.platform.same_type(self.platform.column_type(prop), live.type):
             return False
         if prop.primary != live.pk:
             return False
@@ -119,7 +109,7 @@ class SchemaGenerator:
             return False
         if not prop.primary:
             wanted = self.platform.default_literal(prop)
-            if _norm_default(wanted) != _norm_default(live.default):
+            if not self.platform.same_default(wanted, live.default):
                 return False
         return True
 
@@ -132,6 +122,8 @@ class SchemaGenerator:
 
     def _table_diff(self, meta: EntityMetadata) -> list[str]:
         live_cols = {c.name: c for c in self._live_columns(meta.table)}
+        if self.platform.supports_alter_column:
+            return self._alter(meta, live_cols)
         wanted = {p.field_name: p for p in meta.columns}
         added = [p for name, p in wanted.items() if name not in live_cols]
         dropped = [name for name in live_cols if name not in wanted]
@@ -146,15 +138,56 @@ class SchemaGenerator:
             f"{self.platform.column_definition(p)}"
             for p in added
         ]
+        drops, creates = self._index_diff(meta)
+        return statements + drops + creates
+
+    def _index_diff(self, meta: EntityMetadata) -> tuple[list[str], list[str]]:
+        """`drop index` for the live indexes not wanted as they are, `create index` for the
+        wanted ones missing."""
         live_idx = {i.name: i for i in self._live_indexes(meta.table)}
         wanted_idx = {i.name: i for i in self._indexes(meta)}
-        for name, index in live_idx.items():
-            if wanted_idx.get(name) != index:
-                statements.append(f"drop index {self.quote(name)}")
-        for name, index in wanted_idx.items():
-            if live_idx.get(name) != index:
-                statements.append(self._index_sql(meta, index))
-        return statements
+        drops = [
+            f"drop index {self.quote(name)}"
+            for name, index in live_idx.items() if wanted_idx.get(name) != index
+        ]
+        creates = [
+            self._index_sql(meta, index)
+            for name, index in wanted_idx.items() if live_idx.get(name) != index
+        ]
+        return drops, creates
+
+    def _alter(self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]) -> list[str]:
+        """The difference as `alter table` statements (no rebuild): indexes no longer
+        wanted dropped first, then a primary key that moves, dropped columns, added ones,
+        each kept column altered (`platform.alter_column`), the moved primary key added, and
+        the missing indexes created. The data checks are the rebuild's."""
+        self._check_rebuild(meta, live_cols)
+        platform, table = self.platform, self.quote(meta.table)
+        drops, creates = self._index_diff(meta)
+        statements = list(drops)
+        live_pk = [name for name, column in live_cols.items() if column.pk]
+        wanted_pk = [p.field_name for p in meta.columns if p.primary]
+        moved = live_pk != wanted_pk
+        if moved and live_pk:
+            statements.append(platform.drop_primary_key(self.connection, meta.table))
+        wanted = {p.field_name for p in meta.columns}
+        statements += [
+            f"alter table {table} drop column {self.quote(name)}"
+            for name in live_cols if name not in wanted
+        ]
+        for prop in meta.columns:
+            live = live_cols.get(prop.field_name)
+            if live is None:
+                statements.append(
+                    f"alter table {table} add column {platform.column_definition(prop)}"
+                )
+            else:
+                statements += platform.alter_column(meta.table, prop, live)
+        kept_pk = [name for name in wanted_pk if name in live_cols]
+        if moved and kept_pk:
+            columns = ", ".join(self.quote(name) for name in kept_pk)
+            statements.append(f"alter table {table} add primary key ({columns})")
+        return statements + creates
 
     def _copy_expression(self, prop: PropertyMetadata, live: _LiveColumn) -> str:
         """What the rebuild copies into a column: the old value, or the property's literal
@@ -235,7 +268,10 @@ class SchemaGenerator:
                 f"insert into {self.quote(temp)} ({targets}) select {sources} from "
                 f"{self.quote(meta.table)}"
             )
-        if meta.pk.autoincrement:
+        keep_sequence = getattr(self.platform, "keep_key_sequence", None)
+        if meta.pk.autoincrement and keep_sequence is not None:
+            statements += keep_sequence(meta.table, temp, meta.pk.field_name)
+        elif meta.pk.autoincrement:
             # keep the AUTOINCREMENT high-water mark: dropping the old table forgets it, and a
             # key once handed out must never come back
             old, new = self.platform.quote_value(meta.table), self.platform.quote_value(temp)
@@ -264,9 +300,11 @@ class SchemaGenerator:
         )
 
     def get_update_schema_sql(self) -> str:
-        return _join(self._namespace(self._update_statements()))
+        return _join(self._update_statements())
 
     def _update_statements(self) -> list[str]:
+        """The difference; on PostgreSQL preceded by the creation of the `schema` only where
+        it may be missing (it holds no table yet)."""
         live = self._live_tables()
         statements: list[str] = []
         for meta in self._metas:
@@ -274,7 +312,7 @@ class SchemaGenerator:
                 statements += self._create_statements(meta)
             else:
                 statements += self._table_diff(meta)
-        return statements
+        return statements if live else self._namespace(statements)
 
     # -- run --------------------------------------------------------------------------------
     def _run(self, statements: list[str]) -> None:
@@ -303,7 +341,7 @@ class SchemaGenerator:
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
         the statements run (empty when the schema is up to date)."""
-        statements = self._namespace(self._update_statements())
+        statements = self._update_statements()
         self._run(statements)
         return statements
 

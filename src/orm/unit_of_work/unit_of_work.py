@@ -83,9 +83,15 @@ def advance_keys(em: EntityManager, meta: EntityMetadata, given: list[Any]) -> N
     """Keys the user gave were written into a column whose keys the database generates from
     a sequence (PostgreSQL): move the sequence past the largest, so that a generated key never
     collides with one of them. (SQLite's rowids follow the largest key by themselves.)"""
-    if given and all(type(k) is int for k in given):
+    platform = em.sql.platform
+    if (
+        platform.keys_returned
+        and meta.pk.autoincrement
+        and given
+        and all(type(k) is int for k in given)
+    ):
         em.connection.query(
-            em.sql.platform.advance_keys(),  # type: ignore[attr-defined]
+            platform.advance_keys(),  # type: ignore[attr-defined]
             (max(given), em.sql.quote(meta.table), meta.pk.field_name),
         )
 
@@ -674,6 +680,8 @@ class UnitOfWork:
         conn = self.em.connection
         sql = self.em.sql
         meta = upd.meta
+        if meta.pk_index in upd.changed and meta.pk.autoincrement:
+            advance_keys(self.em, meta, [getattr(e, meta.pk.name) for e in upd.entities])
         if meta.version is not None:
             statement = sql.update(meta, upd.changed, True)
             for e, params in zip(upd.entities, upd.params, strict=True):

@@ -1,0 +1,78 @@
+"""Strings the database would refuse or change: longer than the property's `length`, or (on
+PostgreSQL, whose text cannot hold one) holding a NUL character. Writes are refused with a
+ValidationError naming entity and property before any SQL runs, the same on both databases;
+filters only refuse what cannot be bound (a value longer than the column simply matches no
+row)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orm import PrimaryKey, Property, ValidationError, entity
+from tests import databases
+
+
+@entity()
+class Handle:
+    id: int = PrimaryKey()
+    name: str = Property(length=5)
+    note: str = ""
+
+
+@pytest.fixture
+def em(connect, log):
+    return connect([Handle], debug=["query"], logger=log.append).em.fork()
+
+
+def test_a_value_longer_than_the_length_is_refused_before_any_sql(em, log):
+    em.persist(Handle(name="abcde")).flush()
+    log.clear()
+    em.persist(Handle(name="abcdef"))
+    with pytest.raises(ValidationError) as caught:
+        em.flush()
+    message = str(caught.value)
+    assert "Handle.name" in message and "6 characters" in message and "length=5" in message
+    assert caught.value.property == "name"
+    assert log.writes() == []
+    assert [h.name for h in em.fork().find(Handle, {})] == ["abcde"]
+
+
+def test_a_too_long_value_is_refused_on_update_and_native_writes(em):
+    handle = Handle(name="ok")
+    em.persist(handle).flush()
+    handle.name = "x" * 6
+    with pytest.raises(ValidationError, match="Handle.name"):
+        em.flush()
+    handle.name = "ok"
+    with pytest.raises(ValidationError, match="Handle.name"):
+        em.native_update(Handle, {"id": handle.id}, {"name": "y" * 9})
+    with pytest.raises(ValidationError, match="Handle.name"):
+        em.native_insert(Handle, {"name": "z" * 6})
+    assert [h.name for h in em.fork().find(Handle, {})] == ["ok"]
+
+
+def test_a_filter_with_a_value_longer_than_the_column_matches_nothing(em):
+    em.persist(Handle(name="abcde")).flush()
+    assert em.find(Handle, {"name": "abcdef"}) == []
+    assert em.count(Handle, {"name": {"$in": ["abcde", "abcdefgh"]}}) == 1
+
+
+def test_a_nul_character_is_refused_on_postgresql_and_kept_on_sqlite(em, database):
+    if database == "postgresql":
+        em.persist(Handle(name="a\x00b"))
+        with pytest.raises(ValidationError) as caught:
+            em.flush()
+        assert "Handle.name" in str(caught.value) and "NUL" in str(caught.value)
+        em.clear()
+        em.persist(Handle(name="ok", note="tab\x00"))
+        with pytest.raises(ValidationError, match="Handle.note"):
+            em.flush()
+        with pytest.raises(ValidationError, match="NUL"):
+            em.find(Handle, {"note": {"$like": "%\x00%"}})
+        with pytest.raises(ValidationError, match="NUL"):
+            em.find(Handle, {"note": "a\x00"})
+        assert databases.rows(em._orm, "select count(*) from `handle`") == [(0,)]
+    else:
+        handle = Handle(name="a\x00b", note="\x00")
+        em.persist(handle).flush()
+        assert em.fork().find_one(Handle, handle.id).name == "a\x00b"
