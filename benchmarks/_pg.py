@@ -43,7 +43,7 @@ SCHEMA_DDL: tuple[str, ...] = (
     '"email" text not null, '
     '"password" text not null, '
     '"bio" text not null default \'\', '
-    '"age" integer not null, '
+    '"age" bigint not null, '
     '"created_at" timestamp not null)',
     'create unique index "user_email_unique" on "user" ("email")',
 )
@@ -117,7 +117,7 @@ class Server:
         conn.execute(f'drop table if exists "{SEED_TABLE}"')
         conn.execute(
             f'create table "{SEED_TABLE}" (id bigint, full_name text, email text, '
-            f"password text, bio text, age integer, created_at timestamp)"
+            f"password text, bio text, age bigint, created_at timestamp)"
         )
         with conn.cursor() as cursor:
             with cursor.copy(f'copy "{SEED_TABLE}" ({", ".join(COLUMNS)}) from stdin') as copy:

@@ -155,7 +155,7 @@ def w3_update_many(ctx: Context) -> Observations:
 
 
 def _update_from_sql(rows: int) -> str:
-    values = ", ".join(["(%s::integer, %s::bigint)", *["(%s, %s)"] * (rows - 1)])
+    values = ", ".join(["(%s::bigint, %s::bigint)", *["(%s, %s)"] * (rows - 1)])
     return (
         f'update "user" set age = v.age from (values {values}) as v(age, id) '
         f'where "user".id = v.id'
