@@ -10,6 +10,8 @@ Usage (from the repository root; Python 3.11+, peers optional)::
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
     python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
     python benchmarks/compare.py --json results.json  # also write every sample
+    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W6 on PostgreSQL
+    python benchmarks/compare.py --db postgresql --pg-url postgresql://u@host:5432/db --quick
 
 Columns (``--only``): raw, raw_values, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee,
 peewee_bulk, pony. ``raw_values`` is raw sqlite3 inserting with multi-row ``VALUES`` statements
@@ -33,6 +35,17 @@ START a tiny script as a whole process: import, open a file database, create the
       one row, read it back by a filter, close (median of ``--startup-runs`` processes per cell)
 IMPORT  ``import`` of the library in a fresh process minus the interpreter's own start, ms
 ====  ==========================================================================================
+
+``--db postgresql`` runs W1-W6 on a PostgreSQL server instead (``--pg-url``, else
+``$ORM_TEST_PG_URL``, else postgresql://postgres@127.0.0.1:5432/test), in a schema of the run's
+(``orm_bench_<pid>_<random>``) dropped at the end; see ``_pg.py``. Columns there: raw, raw_alt
+(raw psycopg 3: W1 multi-row ``INSERT ... VALUES ... RETURNING id`` and nextval + ``COPY``; W3
+pipelined ``executemany`` and ``UPDATE ... FROM (VALUES ...)``; the floor is the faster of each
+pair), orm, orm_pure, sqlalchemy_orm (``postgresql+psycopg``), peewee, peewee_bulk and pony
+(``PostgresqlDatabase`` and Pony's ``postgres`` provider, both on psycopg2: "unavailable
+(psycopg2 not installed)" without it). Each cell runs in its own process on a new ``"user"``
+table (seeded from a table of the run, vacuumed and analyzed), read back with raw psycopg and
+checked by the same rules as on SQLite, including the committed-inside-the-timed-block check.
 
 How it measures, and why:
 
