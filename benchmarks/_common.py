@@ -179,6 +179,9 @@ class Context:
 
     db_path: str
     n: int
+    #: ``"sqlite"`` (``db_path`` is the file) or ``"postgresql"`` (the server and schema come
+    #: from the environment, see ``_pg.cell_target``; ``db_path`` is empty)
+    database: str = "sqlite"
     #: whole-process runs per START / IMPORT cell (the cell reports their median)
     startup_runs: int = 10
     seconds: float | None = None
@@ -199,7 +202,13 @@ class Context:
         start = time.perf_counter()
         yield
         self.seconds = time.perf_counter() - start
-        self.committed = committed_fingerprint(self.db_path)
+        if self.database == "postgresql":
+            from _pg import cell_target
+            from _pg import committed_fingerprint as pg_fingerprint
+
+            self.committed = pg_fingerprint(*cell_target())
+        else:
+            self.committed = committed_fingerprint(self.db_path)
 
     @contextmanager
     def measure_memory(self) -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""Database templates and the independent check after every cell, with raw sqlite3 only.
+"""Database templates and the independent check after every cell, with raw sqlite3 only
+(on PostgreSQL the rows come from ``_pg.Server.read_rows``, checked by the same rules).
 
 The parent process never imports a library under test. It creates the schema (and, for every
 workload but W1, the N seed rows) itself, copies that template to a fresh file for each cell,
@@ -8,7 +9,7 @@ or wrote anything during a read-only workload fails here, whatever it reported.
 """
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -59,19 +60,30 @@ def create_template(path: str, n: int) -> None:
         conn.close()
 
 
-def verify(workload: str, path: str, n: int, observations: Observations) -> str | None:
+def verify(
+    workload: str,
+    path: str,
+    n: int,
+    observations: Observations,
+    rows: Callable[[], Iterable[Row]] | None = None,
+) -> str | None:
     """Check the database and the cell's report after ``workload``; ``None`` if correct.
 
     ``n`` is the number of seed rows (for W1: the number of rows that must have been inserted;
     for START and IMPORT: the number of whole-process runs, each of which must have succeeded).
+    ``rows`` reads the table in id order, ``created_at`` as SQLite's text (default: the SQLite
+    file at ``path``).
     """
+    read = rows if rows is not None else lambda: _read_rows(path)
     try:
         if workload == "W1":
-            return _verify_inserted(path, n)
+            return _verify_inserted(read(), n)
         if workload in STARTUP_WORKLOADS:
             # the runs wrote their own databases (checked by the cell); this one stays empty
-            return _verify_rows(path, iter(())) or _verify_observations(workload, n, observations)
-        problem = _verify_rows(path, _expected_rows(workload, n))
+            return _verify_rows(read(), iter(())) or _verify_observations(
+                workload, n, observations
+            )
+        problem = _verify_rows(read(), _expected_rows(workload, n))
         if problem:
             return problem
         return _verify_observations(workload, n, observations)
@@ -79,11 +91,16 @@ def verify(workload: str, path: str, n: int, observations: Observations) -> str 
         return f"cannot read the database back: {exc}"
 
 
-def verify_committed(path: str, committed: list[int] | None) -> str | None:
-    """The state another connection saw right after the timed block must be the final one."""
+def verify_committed(
+    path: str,
+    committed: list[int] | None,
+    fingerprint: Callable[[], list[int]] | None = None,
+) -> str | None:
+    """The state another connection saw right after the timed block must be the final one
+    (``fingerprint`` reads the final state; default: the SQLite file at ``path``)."""
     if committed is None:
         return None
-    final = committed_fingerprint(path)
+    final = fingerprint() if fingerprint is not None else committed_fingerprint(path)
     if committed != final:
         return (
             f"not committed inside the timed block: right after it another connection saw "
@@ -112,11 +129,11 @@ def _expected_rows(workload: str, n: int) -> Iterator[Row]:
             yield row
 
 
-def _verify_rows(path: str, expected: Iterable[Row]) -> str | None:
+def _verify_rows(rows: Iterable[Row], expected: Iterable[Row]) -> str | None:
     """Merge-join actual and expected rows on id; describe missing, extra and differing rows."""
     missing = extra = differing = 0
     examples: list[str] = []
-    actual_iter, expected_iter = iter(_read_rows(path)), iter(expected)
+    actual_iter, expected_iter = iter(rows), iter(expected)
     actual, want = next(actual_iter, None), next(expected_iter, None)
     while actual is not None or want is not None:
         if want is None or (actual is not None and actual[0] < want[0]):
@@ -142,12 +159,12 @@ def _verify_rows(path: str, expected: Iterable[Row]) -> str | None:
     return None
 
 
-def _verify_inserted(path: str, n: int) -> str | None:
+def _verify_inserted(rows: Iterable[Row], n: int) -> str | None:
     """W1: exactly rows 0..n-1, in any id order, each with exactly the expected values."""
     seen = bytearray(n)
     count = wrong = 0
     examples: list[str] = []
-    for row in _read_rows(path):
+    for row in rows:
         count += 1
         name = row[1]
         index = int(name[5:]) if isinstance(name, str) and name[5:].isdigit() else -1

@@ -10,6 +10,8 @@ Usage (from the repository root; Python 3.11+, peers optional)::
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
     python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
     python benchmarks/compare.py --json results.json  # also write every sample
+    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W6 on PostgreSQL
+    python benchmarks/compare.py --db postgresql --pg-url postgresql://u@host:5432/db --quick
 
 Columns (``--only``): raw, raw_values, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee,
 peewee_bulk, pony. ``raw_values`` is raw sqlite3 inserting with multi-row ``VALUES`` statements
@@ -33,6 +35,17 @@ START a tiny script as a whole process: import, open a file database, create the
       one row, read it back by a filter, close (median of ``--startup-runs`` processes per cell)
 IMPORT  ``import`` of the library in a fresh process minus the interpreter's own start, ms
 ====  ==========================================================================================
+
+``--db postgresql`` runs W1-W6 on a PostgreSQL server instead (``--pg-url``, else
+``$ORM_TEST_PG_URL``, else postgresql://postgres@127.0.0.1:5432/test), in a schema of the run's
+(``orm_bench_<pid>_<random>``) dropped at the end; see ``_pg.py``. Columns there: raw, raw_alt
+(raw psycopg 3: W1 multi-row ``INSERT ... VALUES ... RETURNING id`` and nextval + ``COPY``; W3
+pipelined ``executemany`` and ``UPDATE ... FROM (VALUES ...)``; the floor is the faster of each
+pair), orm, orm_pure, sqlalchemy_orm (``postgresql+psycopg``), peewee, peewee_bulk and pony
+(``PostgresqlDatabase`` and Pony's ``postgres`` provider, both on psycopg2: "unavailable
+(psycopg2 not installed)" without it). Each cell runs in its own process on a new ``"user"``
+table (seeded from a table of the run, vacuumed and analyzed), read back with raw psycopg and
+checked by the same rules as on SQLite, including the committed-inside-the-timed-block check.
 
 How it measures, and why:
 
@@ -87,7 +100,7 @@ from types import ModuleType
 from typing import Any
 
 from _common import Context
-from _impls import IMPLEMENTATIONS, ImplSpec, Unavailable
+from _impls import IMPLEMENTATIONS, PG_IMPLEMENTATIONS, DriverMissing, ImplSpec, Unavailable
 from _verify import create_template, verify, verify_committed
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -95,8 +108,12 @@ PROJECT_SRC = BENCH_DIR.parent / "src"
 
 WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM", "START", "IMPORT")
 STARTUP_WORKLOADS: tuple[str, ...] = ("START", "IMPORT")
-#: the columns that measure raw sqlite3: a workload's floor is the fastest of them
-RAW_COLUMNS: tuple[str, ...] = ("raw", "raw_values")
+#: the workloads ``--db postgresql`` runs (MEM, START and IMPORT do not depend on the database)
+PG_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6")
+#: the columns that measure the raw driver: a workload's floor is the fastest of them
+#: (``raw``/``raw_values``: sqlite3; ``raw``/``raw_alt``: psycopg 3)
+RAW_COLUMNS: tuple[str, ...] = ("raw", "raw_values", "raw_alt")
+DATABASES: tuple[str, ...] = ("sqlite", "postgresql")
 SCALE_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W6")
 SCALE_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
 
@@ -155,14 +172,21 @@ def _last_lines(limit: int = 6) -> str:
     return "".join(traceback.format_exc().strip().splitlines(keepends=True)[-limit:])
 
 
-def child_probe(name: str) -> dict[str, Any]:
+def _registry(database: str) -> dict[str, ImplSpec]:
+    """The columns of the comparison on ``database``."""
+    return PG_IMPLEMENTATIONS if database == "postgresql" else IMPLEMENTATIONS
+
+
+def child_probe(name: str, database: str = "sqlite") -> dict[str, Any]:
     """Can this column run here? Its description and the workloads it implements."""
-    spec = IMPLEMENTATIONS[name]
+    spec = _registry(database)[name]
     module, failure = _import_impl(spec)
     if module is None:
         return failure
     try:
         description = module.describe()
+    except DriverMissing as exc:
+        return {"status": "no_driver", "message": str(exc)}
     except Unavailable as exc:
         return {"status": "unavailable", "message": str(exc)}
     except Exception:
@@ -172,17 +196,22 @@ def child_probe(name: str) -> dict[str, Any]:
 
 
 def child_cell(
-    name: str, workload: str, db_path: str, n: int, startup_runs: int = DEFAULT_STARTUP_RUNS
+    name: str,
+    workload: str,
+    db_path: str,
+    n: int,
+    startup_runs: int = DEFAULT_STARTUP_RUNS,
+    database: str = "sqlite",
 ) -> dict[str, Any]:
     """Run one workload once and report its measurement and observations."""
-    spec = IMPLEMENTATIONS[name]
+    spec = _registry(database)[name]
     module, failure = _import_impl(spec)
     if module is None:
         return failure
     try:
         module.describe()
         function = getattr(module, spec.attr)[workload]
-        ctx = Context(db_path=db_path, n=n, startup_runs=startup_runs)
+        ctx = Context(db_path=db_path, n=n, startup_runs=startup_runs, database=database)
         observations = function(ctx)
     except Exception:
         return {"status": "error", "message": _last_lines()}
@@ -263,15 +292,20 @@ class Runner:
         self.startup_runs = startup_runs
         self._templates: dict[tuple[int, bool], Path] = {}
         self._serial = 0
+        #: the columns, and what every child process is told on top of its own arguments
+        self.registry: dict[str, ImplSpec] = IMPLEMENTATIONS
+        self.child_args: list[str] = []
+        self.child_env: dict[str, str] = {}
 
     def _spawn(self, spec: ImplSpec, args: Sequence[str]) -> dict[str, Any]:
         env = dict(os.environ)
+        env.update(self.child_env)
         for key, value in spec.env.items():
             if value is None:
                 env.pop(key, None)
             else:
                 env[key] = value
-        command = [sys.executable, str(Path(__file__).resolve()), *args]
+        command = [sys.executable, str(Path(__file__).resolve()), *args, *self.child_args]
         try:
             done = subprocess.run(
                 command,
@@ -295,7 +329,7 @@ class Runner:
         }
 
     def probe(self, name: str) -> Column:
-        spec = IMPLEMENTATIONS[name]
+        spec = self.registry[name]
         result = self._spawn(spec, ["--probe", name])
         return Column(
             spec=spec,
@@ -329,18 +363,21 @@ class Runner:
         database; returns a progress note."""
         try:
             expected_n = self.startup_runs if workload in STARTUP_WORKLOADS else n
-            problem = verify(workload, str(db_path), expected_n, result.get("observations", {}))
-            if problem is None and result["status"] == "ok":
-                problem = verify_committed(str(db_path), result.get("committed"))
-            if result["status"] != "ok":
-                # A crashed cell is a failed verification: the work was not done (the database
-                # check says how much of it is missing).
-                problem = f"{result['status']}: {result.get('message', '')}".strip() + (
-                    f" [database: {problem}]" if problem else ""
-                )
+            problem = _judge(
+                result,
+                lambda: verify(
+                    workload, str(db_path), expected_n, result.get("observations", {})
+                ),
+                lambda: verify_committed(str(db_path), result.get("committed")),
+            )
         finally:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        return self._note(problem, result, cell)
+
+    @staticmethod
+    def _note(problem: str | None, result: dict[str, Any], cell: Cell) -> str:
+        """Record one verified repetition in ``cell``; returns a progress note."""
         if problem:
             cell.problems.append(problem)
             return "FAILED: " + problem.splitlines()[-1][:150]
@@ -358,7 +395,7 @@ class Runner:
         try:
             result = self._spawn(
                 column.spec,
-                ["--cell", column.spec.name, workload, "--db", str(db_path), "--n", str(n),
+                ["--cell", column.spec.name, workload, "--db-path", str(db_path), "--n", str(n),
                  "--startup-runs", str(self.startup_runs)],
             )
         except BaseException:
@@ -372,7 +409,7 @@ class Runner:
         """``--quick``: probe a column and run every workload of it once, all in one process
         (each still on a fresh database, verified as usual); the library is imported once
         instead of once per cell, which is most of a smoke run's time."""
-        spec = IMPLEMENTATIONS[name]
+        spec = self.registry[name]
         if spec.one_cell_per_process:
             column = self.probe(name)
             for workload in workloads:
@@ -406,6 +443,78 @@ class Runner:
         return column
 
 
+def _judge(
+    result: dict[str, Any],
+    check_database: Callable[[], str | None],
+    check_committed: Callable[[], str | None],
+) -> str | None:
+    """What is wrong with one repetition: its database, the state seen right after its timed
+    block, or (for a crashed cell) the crash, with the database's state."""
+    problem = check_database()
+    if problem is None and result["status"] == "ok":
+        problem = check_committed()
+    if result["status"] != "ok":
+        # A crashed cell is a failed verification: the work was not done (the database check
+        # says how much of it is missing).
+        problem = f"{result['status']}: {result.get('message', '')}".strip() + (
+            f" [database: {problem}]" if problem else ""
+        )
+    return problem
+
+
+class PgRunner(Runner):
+    """``--db postgresql``: the cells run on the run's schema of a PostgreSQL server, each on a
+    new ``"user"`` table laid out by the parent (see ``_pg``), read back with raw psycopg and
+    checked by the same rules as on SQLite. Every cell is its own process, ``--quick`` too."""
+
+    def __init__(self, workdir: Path, timeout: float, server: Any) -> None:
+        from _pg import SCHEMA_VARIABLE, URL_VARIABLE
+
+        super().__init__(workdir, timeout)
+        self.server = server
+        self.registry = PG_IMPLEMENTATIONS
+        self.child_args = ["--db", "postgresql"]
+        self.child_env = {URL_VARIABLE: server.url, SCHEMA_VARIABLE: server.schema}
+
+    def _check(self, workload: str, n: int, result: dict[str, Any]) -> str | None:
+        import psycopg
+
+        try:
+            return _judge(
+                result,
+                lambda: verify(
+                    workload, "", n, result.get("observations", {}), rows=self.server.read_rows
+                ),
+                lambda: verify_committed(
+                    "", result.get("committed"), fingerprint=self.server.fingerprint
+                ),
+            )
+        except psycopg.Error as exc:
+            return f"cannot read the table back: {exc}"
+
+    def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        """One repetition on a new table, in its own process."""
+        self.server.fresh_table(n, seeded=workload != "W1")
+        try:
+            result = self._spawn(column.spec, ["--cell", column.spec.name, workload, "--n", str(n)])
+            problem = self._check(workload, n, result)
+        finally:
+            self.server.drop_table()
+        return self._note(problem, result, cell)
+
+    def run_column(
+        self, name: str, workloads: Sequence[str], n: int, cells: dict[tuple[str, str], Cell]
+    ) -> Column:
+        """``--quick``: the probe, then each workload once, a process each."""
+        column = self.probe(name)
+        for workload in workloads:
+            if column.runnable and workload in column.workloads:
+                cell = cells.setdefault((name, workload), Cell())
+                note = self.run_cell(column, workload, n, cell)
+                _progress(f"N={n:,} {workload} {name}: {note}")
+        return column
+
+
 def run_matrix(
     runner: Runner, columns: list[Column], workloads: Sequence[str], n: int, repeat: int
 ) -> dict[tuple[str, str], Cell]:
@@ -433,6 +542,7 @@ _COLUMN_STATUS_TEXT = {
     "not_installed": "not installed",
     "import_error": "import error",
     "unavailable": "unavailable",
+    "no_driver": "unavailable (psycopg2 not installed)",
 }
 
 
@@ -640,8 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, help=f"runs per cell (default {DEFAULT_REPEAT})")
     parser.add_argument(
         "--only",
-        type=lambda v: _csv(v, list(IMPLEMENTATIONS), "implementation"),
-        help="comma-separated columns: " + ", ".join(IMPLEMENTATIONS),
+        type=lambda v: _csv(v, list({**IMPLEMENTATIONS, **PG_IMPLEMENTATIONS}), "implementation"),
+        help="comma-separated columns: " + ", ".join(IMPLEMENTATIONS) + "; with --db postgresql: "
+        + ", ".join(PG_IMPLEMENTATIONS),
     )
     parser.add_argument(
         "--workloads",
@@ -667,12 +778,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=1800.0, help="seconds before a cell counts as failed"
     )
     parser.add_argument("--json", type=Path, help="also write every sample to this JSON file")
+    parser.add_argument(
+        "--db",
+        choices=DATABASES,
+        default="sqlite",
+        help="the database the workloads run on (default sqlite); postgresql runs W1-W6 in a "
+        "schema of its own on the server of --pg-url",
+    )
+    parser.add_argument(
+        "--pg-url",
+        help="with --db postgresql: the server (default $ORM_TEST_PG_URL, else "
+        "postgresql://postgres@127.0.0.1:5432/test)",
+    )
     # Internal: the parent runs itself in these modes.
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--cell", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--batch", help=argparse.SUPPRESS)
     parser.add_argument("dbs", nargs="*", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--db-path", help=argparse.SUPPRESS)
     return parser
 
 
@@ -710,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.probe:
-        print(RESULT_MARKER + json.dumps(child_probe(args.probe)), flush=True)
+        print(RESULT_MARKER + json.dumps(child_probe(args.probe, args.db)), flush=True)
         return 0
     if args.batch:
         dbs = dict(item.split("=", 1) for item in args.dbs)
@@ -722,7 +845,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cell:
         name, workload = args.cell
         result = child_cell(
-            name, workload, args.db, args.n, args.startup_runs or DEFAULT_STARTUP_RUNS
+            name,
+            workload,
+            args.db_path or "",
+            args.n,
+            args.startup_runs or DEFAULT_STARTUP_RUNS,
+            args.db,
         )
         print(RESULT_MARKER + json.dumps(result), flush=True)
         return 0
@@ -731,6 +859,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     startup_runs = args.startup_runs or (QUICK_STARTUP_RUNS if args.quick else DEFAULT_STARTUP_RUNS)
     if repeat < 1 or startup_runs < 1 or (args.n is not None and args.n < 1):
         parser.error("--n, --repeat and --startup-runs must be positive")
+    registry = _registry(args.db)
+    unknown = [name for name in args.only or () if name not in registry]
+    if unknown:
+        parser.error(
+            f"--only {', '.join(unknown)}: no such column with --db {args.db}; choose from "
+            + ", ".join(registry)
+        )
+    if args.db == "postgresql":
+        return main_postgresql(parser, args, repeat)
     if args.scale:
         names = args.only or ["raw", "orm"]
         workloads = [w for w in SCALE_WORKLOADS if not args.workloads or w in args.workloads]
@@ -801,6 +938,96 @@ def main(argv: Sequence[str] | None = None) -> int:
         _dump_json(args.json, settings, columns, results)
     failed = any(cell.failed for cells in results.values() for cell in cells.values())
     return 1 if failed else 0
+
+
+def main_postgresql(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, repeat: int
+) -> int:
+    """``--db postgresql``: W1-W6 for the PostgreSQL columns, in a schema of this run's on the
+    server, dropped at the end; printed as the SQLite table is."""
+    if args.scale:
+        parser.error("--scale runs on SQLite only")
+    if args.workloads:
+        other = [w for w in args.workloads if w not in PG_WORKLOADS]
+        if other:
+            parser.error(
+                f"--db postgresql runs {', '.join(PG_WORKLOADS)}, not {', '.join(other)}"
+            )
+    workloads = [w for w in PG_WORKLOADS if not args.workloads or w in args.workloads]
+    names = args.only or list(PG_IMPLEMENTATIONS)
+    n = args.n or (QUICK_N if args.quick else DEFAULT_N)
+    url = args.pg_url or os.environ.get("ORM_TEST_PG_URL") or None
+    try:
+        import psycopg
+
+        import _pg
+    except ImportError as exc:
+        print(
+            f"--db postgresql needs psycopg 3 ({exc}): pip install '.[postgresql]'",
+            file=sys.stderr,
+        )
+        return 2
+    url = url or _pg.DEFAULT_URL
+    try:
+        server = _pg.Server(url)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[:1]
+        print(f"cannot use the PostgreSQL server: {first[0] if first else exc}", file=sys.stderr)
+        return 2
+    _progress(f"PostgreSQL: {server.version_text} at {server.where()}, schema {server.schema}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="orm-compare-") as tmp:
+            runner = PgRunner(Path(tmp), args.timeout, server)
+            if args.quick and repeat == 1:
+                cells: dict[tuple[str, str], Cell] = {}
+                columns = [runner.run_column(name, workloads, n, cells) for name in names]
+            else:
+                columns = [runner.probe(name) for name in names]
+                for column in columns:
+                    _progress(f"{column.spec.name}: {column.description or column.status}")
+                cells = run_matrix(runner, columns, workloads, n, repeat)
+    finally:
+        server.close()
+
+    environment = (
+        f"N = {n:,}, median of {repeat} run(s), each a fresh process and table; "
+        f"Python {platform.python_version()}, {server.version_text} at {server.where()}, "
+        f"psycopg {psycopg.__version__}, {platform.system()} {platform.machine()}"
+    )
+    out = [f"# orm vs peers on PostgreSQL ({environment})\n"]
+    out.append(render_comparison(columns, workloads, cells) + "\n")
+    out.append(
+        "raw: seconds; others: ratio to the faster raw column of the workload (the floor: "
+        "raw psycopg or raw psycopg (alt), whichever is faster in this run), lower is better; "
+        "in brackets the lowest and highest of the repetitions (ratios paired by round). "
+        "raw psycopg: W1 multi-row INSERT ... VALUES ... RETURNING id (1,000 rows a "
+        "statement), W2 tuple rows with fetchmany(1000), W3 pipelined executemany, W5 10,000 "
+        "SELECTs by key in one transaction, W6 one DELETE ... WHERE id = any(%s). raw psycopg "
+        "(alt): W1 nextval over generate_series, then COPY; W3 UPDATE ... FROM (VALUES ...) of "
+        "100 rows a statement, pipelined. W4 in ms: milliseconds; W5 for raw and Peewee is "
+        "10,000 SELECTs (no identity map). Every cell starts on a new, vacuumed and analyzed "
+        "table; server settings as they are."
+    )
+    out.append("")
+    for column in columns:
+        if column.runnable:
+            out.append(f"- {column.spec.label}: {column.description}")
+    notes = render_notes(columns, cells)
+    if notes:
+        out.append("\nProblems:\n" + "\n".join(dict.fromkeys(notes)))
+    print("\n".join(out))
+
+    if args.json:
+        settings = {
+            "database": "postgresql",
+            "server": server.version_text,
+            "sizes": [n],
+            "repeat": repeat,
+            "workloads": workloads,
+            "scale": False,
+        }
+        _dump_json(args.json, settings, columns, {n: cells})
+    return 1 if any(cell.failed for cell in cells.values()) else 0
 
 
 if __name__ == "__main__":

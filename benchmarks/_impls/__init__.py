@@ -17,6 +17,11 @@ class Unavailable(Exception):
     """The library imports, but this column cannot be measured as labelled (e.g. no compiled core)."""
 
 
+class DriverMissing(Unavailable):
+    """The library imports, but the database driver it needs does not (psycopg2 for Peewee and
+    Pony on PostgreSQL)."""
+
+
 @dataclass(frozen=True)
 class ImplSpec:
     """How to run one column of the table."""
@@ -101,6 +106,69 @@ IMPLEMENTATIONS: dict[str, ImplSpec] = {
         ImplSpec(
             "pony",
             module="pony_impl",
+            attr=_WORKLOADS,
+            library="pony",
+            label="Pony",
+            one_cell_per_process=True,
+        ),
+    )
+}
+
+
+#: The columns of ``compare.py --db postgresql``: the same libraries on the same table, each
+#: through its PostgreSQL driver (raw: psycopg 3; ``raw_alt``: the competing raw method of W1
+#: and W3, the floor being the faster of the two).
+PG_IMPLEMENTATIONS: dict[str, ImplSpec] = {
+    spec.name: spec
+    for spec in (
+        ImplSpec("raw", module="raw_pg", attr=_WORKLOADS, library="psycopg", label="raw psycopg"),
+        ImplSpec(
+            "raw_alt",
+            module="raw_pg",
+            attr="ALT_WORKLOADS",
+            library="psycopg",
+            label="raw psycopg (alt)",
+        ),
+        ImplSpec(
+            "orm",
+            module="orm_project",
+            attr=_WORKLOADS,
+            library="orm",
+            label="orm (compiled)",
+            env=_env(ORM_PURE_PYTHON=None),
+        ),
+        ImplSpec(
+            "orm_pure",
+            module="orm_project",
+            attr=_WORKLOADS,
+            library="orm",
+            label="orm (pure Python)",
+            env=_env(ORM_PURE_PYTHON="1"),
+        ),
+        ImplSpec(
+            "sqlalchemy_orm",
+            module="sqlalchemy_orm_pg",
+            attr=_WORKLOADS,
+            library="sqlalchemy",
+            label="SQLAlchemy ORM",
+        ),
+        ImplSpec(
+            "peewee",
+            module="peewee_pg",
+            attr=_WORKLOADS,
+            library="peewee",
+            label="Peewee (per row)",
+        ),
+        ImplSpec(
+            "peewee_bulk",
+            module="peewee_pg",
+            attr="BULK_WORKLOADS",
+            library="peewee",
+            label="Peewee (bulk)",
+        ),
+        ImplSpec(
+            "pony",
+            module="pony_pg",
             attr=_WORKLOADS,
             library="pony",
             label="Pony",

@@ -58,8 +58,16 @@ def describe() -> str:
 
 @contextmanager
 def _entity_manager(ctx: Context) -> Iterator[Any]:
-    """A forked EntityManager on the cell's database; discovery and connection stay untimed."""
-    instance = ORM.init(db_name=ctx.db_path, entities=[User])
+    """A forked EntityManager on the cell's database; discovery and connection stay untimed.
+    On PostgreSQL (``compare.py --db postgresql``) the ORM connects to the run's server and
+    schema as a user configures it: ``client_url`` and ``schema``."""
+    if ctx.database == "postgresql":
+        from _pg import cell_target
+
+        url, schema = cell_target()
+        instance = ORM.init(client_url=url, schema=schema, entities=[User])
+    else:
+        instance = ORM.init(db_name=ctx.db_path, entities=[User])
     try:
         yield instance.em.fork()
     finally:
