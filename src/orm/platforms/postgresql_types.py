@@ -178,10 +178,30 @@ _COLUMN_TYPES: dict[type, str] = {
 _DECLARED_NUMERIC = re.compile(r"^\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$", re.I)
 
 
+#: the column types (as `column_type=` may declare them) whose values psycopg binds and
+#: loads natively, per built-in type
+_NATIVE_COLUMNS: dict[type, tuple[str, ...]] = {
+    BooleanType: ("bool",),
+    DateTimeType: ("timestamp",),
+    DateType: ("date",),
+    TimeType: ("time",),
+    DecimalType: ("numeric", "decimal"),
+    UuidType: ("uuid",),
+    JsonType: ("json",),
+}
+
+
 def native_type(prop: Any) -> Type | None:
-    """The PostgreSQL stand-in for a property's built-in mapped type, or None to keep it."""
+    """The PostgreSQL stand-in for a property's built-in mapped type, or None to keep it.
+
+    A property that declares another column type (`column_type="text"` for a datetime or a
+    decimal, "integer" for a boolean) keeps its built-in type, which writes and reads that
+    column's form (ISO text, the decimal's text, 0/1) exactly as on SQLite."""
     mapped = prop.type
     kind = type(mapped)
+    declared = (prop.column_type or "").strip().lower()
+    if declared and not declared.startswith(_NATIVE_COLUMNS.get(kind, ("",))):
+        return None
     if kind is BooleanType:
         return PgBooleanType()
     if kind is DateTimeType:
