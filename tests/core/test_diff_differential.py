@@ -135,7 +135,9 @@ def _json_of(text: Any) -> st.SearchStrategy:
 
 def _text_without_nul(max_size: int) -> st.SearchStrategy:
     """What PostgreSQL's text and jsonb hold (a NUL character is refused)."""
-    return st.text(st.characters(exclude_characters="\x00"), max_size=max_size)
+    return st.text(
+        st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=max_size
+    )
 
 
 _json = _json_of(st.text)
