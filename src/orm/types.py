@@ -95,6 +95,13 @@ class Type:
     def compare(self, a: Any, b: Any) -> bool:
         return bool(a == b)
 
+    @property
+    def for_filters(self) -> Type:
+        """The type a filter value goes through: this one, unless its `to_db` refuses values
+        only because the column could not store them (too long, too many decimal places),
+        which in a comparison simply match no row or compare as numbers."""
+        return self
+
     # -- used by the plans, computed from what the subclass overrides --------------------
     @property
     def converts(self) -> bool:
@@ -185,6 +192,10 @@ class CheckedStringType(Type):
 
     def column_type(self, prop: Any, dialect: str) -> str:
         return self.mapped.column_type(prop, dialect)
+
+    @property
+    def for_filters(self) -> Type:
+        return self.mapped
 
     def __repr__(self) -> str:
         return f"CheckedStringType({self.mapped!r}, {self.max_length!r}, {self.refuse_nul!r})"

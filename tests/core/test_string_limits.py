@@ -6,6 +6,8 @@ row)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from orm import PrimaryKey, Property, ValidationError, entity
@@ -76,3 +78,20 @@ def test_a_nul_character_is_refused_on_postgresql_and_kept_on_sqlite(em, databas
         handle = Handle(name="a\x00b", note="\x00")
         em.persist(handle).flush()
         assert em.fork().find_one(Handle, handle.id).name == "a\x00b"
+
+
+@entity()
+class Priced:
+    id: int = PrimaryKey()
+    price: Decimal = Property(precision=6, scale=2)
+
+
+def test_a_filter_compares_decimals_with_more_places_than_the_scale(connect, database):
+    em = connect([Priced]).em.fork()
+    em.persist([Priced(price=Decimal("1.23")), Priced(price=Decimal("1.24"))]).flush()
+    found = em.find(Priced, {"price": {"$gt": Decimal("1.234")}})
+    assert [p.price for p in found] == [Decimal("1.24")]
+    assert em.find(Priced, {"price": Decimal("1.235")}) == []
+    if database == "postgresql":  # the column would round it: refused when written
+        with pytest.raises(ValidationError, match="Priced.price"):
+            em.persist(Priced(price=Decimal("1.235"))).flush()

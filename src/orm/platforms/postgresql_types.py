@@ -104,6 +104,11 @@ class PgDecimalType(Type):
         self.precision = precision
         self.scale = scale
 
+    @property
+    def for_filters(self) -> Type:
+        """`{"price": {"$gt": Decimal("1.234")}}` compares numbers: no precision to keep."""
+        return PgDecimalType(None, 0) if self.precision is not None else self
+
     def to_db(self, value: Any) -> Any:
         if isinstance(value, int):
             value = Decimal(value)

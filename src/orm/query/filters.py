@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
-from ..types import CheckedStringType, EnumType, IntegerType, Type, UuidType
+from ..types import EnumType, IntegerType, Type, UuidType
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -117,10 +117,10 @@ class _Compiler:
                 raise self.invalid(prop, op, value, self.expected(prop, op, value))
             value = converted
         db = value
-        if isinstance(mapped, CheckedStringType):
-            # a value longer than the column matches no row, which is an answer, not an
-            # error; a NUL character is still refused below, as the database would refuse it
-            mapped = mapped.mapped
+        # a value longer than the column, or with more decimal places, matches no row or
+        # compares as a number: an answer, not an error (a NUL character is still refused
+        # below, as the database would refuse it)
+        mapped = mapped.for_filters
         if mapped.converts:
             try:
                 db = mapped.to_db(value)
