@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,6 @@ import pytest
 from orm import (
     ORM,
     ConnectionException,
-    DriverException,
     PrimaryKey,
     Property,
     TableExistsException,
@@ -364,7 +363,7 @@ def test_a_statement_failing_midway_rolls_back_the_whole_update(connect, databas
 
 
 @PG_ONLY
-def test_a_type_the_data_cannot_take_rolls_back_the_whole_update(connect):
+def test_a_type_the_data_cannot_take_is_refused_before_anything_changes(connect):
     """PostgreSQL only: SQLite's columns take any value, so a retype cannot fail there."""
     o = connect([_v1()])
     execute(o, "insert into `item` (`name`, `legacy`) values ('abc', 'x')")
@@ -378,11 +377,75 @@ def test_a_type_the_data_cannot_take_rolls_back_the_whole_update(connect):
 
     o = connect([Item], create=False)
     before = columns(o, "item")
-    with pytest.raises(DriverException, match='invalid input syntax for type bigint: "abc"') as info:
+    with pytest.raises(ValidationError) as info:
         o.schema.update_schema()
-    assert info.value.sql == 'alter table "item" alter column "name" type bigint using "name"::bigint'
-    assert columns(o, "item") == before, "the dropped and the added column are back as they were"
+    assert info.value.property == "name"
+    assert "cannot hold" in str(info.value) and 'invalid input syntax for type bigint: "abc"' in str(
+        info.value
+    )
+    assert columns(o, "item") == before
     assert rows(o, "select name, legacy from `item`") == [("abc", "x")]
+
+
+@PG_ONLY
+def test_a_failing_statement_rolls_back_the_whole_update(connect):
+    o = connect([_v1()])
+    execute(o, "insert into `item` (`name`, `legacy`) values ('a', 'x'), ('a', 'y')")
+
+    @entity(table_name="item")
+    class Item:
+        id: int = PrimaryKey()
+        name: str = Property(unique=True)  # two rows hold 'a': the unique index fails last
+        size: int = Property(index=True, default=0)
+        extra: str | None = None
+
+    o = connect([Item], create=False)
+    before = columns(o, "item")
+    with pytest.raises(UniqueConstraintViolationException):
+        o.schema.update_schema()
+    assert columns(o, "item") == before, "the dropped and the added column are back as they were"
+    assert rows(o, "select name, legacy from `item` order by legacy") == [("a", "x"), ("a", "y")]
+
+
+@PG_ONLY
+@pytest.mark.parametrize(
+    ("old", "new", "value", "kept"),
+    [
+        ("str", "varchar2", "ABCDEFG", "AB"),
+        ("decimal4", "decimal2", Decimal("1.2345"), Decimal("1.23")),
+        ("float", "int", 1.75, 2),
+        ("datetime", "date", datetime(2024, 5, 6, 23, 59), date(2024, 5, 6)),
+    ],
+)
+def test_a_narrowing_type_change_that_would_change_values_is_refused(
+    connect, old, new, value, kept
+):
+    kinds = {
+        "str": (str, Property(default="")),
+        "varchar2": (str, Property(length=2, default="")),
+        "decimal4": (Decimal, Property(precision=10, scale=4, default=Decimal(0))),
+        "decimal2": (Decimal, Property(precision=10, scale=2, default=Decimal(0))),
+        "float": (float, Property(default=0.0)),
+        "int": (int, Property(default=0)),
+        "datetime": (datetime, Property(nullable=True)),
+        "date": (date, Property(nullable=True)),
+    }
+
+    def version(kind):
+        annotation, prop = kinds[kind]
+        cls = type("Cell", (), {"__annotations__": {"id": int, "value": annotation},
+                                "id": PrimaryKey(), "value": prop})
+        return entity(table_name="cell")(cls)
+
+    first = version(old)
+    o = connect([first])
+    o.em.fork().persist(first(value=value)).flush()
+    second = version(new)
+    o = connect([second], create=False)
+    with pytest.raises(ValidationError) as info:
+        o.schema.update_schema()
+    assert info.value.property == "value" and "would change the values of 1 row" in str(info.value)
+    assert rows(o, "select value from `cell`") == [(value,)], f"not {kept!r}"
 
 
 # -- update_schema: changing columns, data preserved ----------------------------------------
@@ -745,3 +808,27 @@ def test_close_after_sqlite_ended_the_transaction_itself(db_path):
     assert not o.connection.is_open
 
 
+
+
+@PG_ONLY
+def test_an_int_property_becomes_a_bool_and_back(connect):
+    """PostgreSQL casts neither bigint to boolean nor back: 1/0 become true/false."""
+
+    @entity(table_name="flag")
+    class FlagV1:
+        id: int = PrimaryKey()
+        on: int = 0
+
+    @entity(table_name="flag")
+    class FlagV2:
+        id: int = PrimaryKey()
+        on: bool = False
+
+    o = connect([FlagV1])
+    o.em.fork().persist([FlagV1(on=1), FlagV1(on=0)]).flush()
+    o = connect([FlagV2], create=False)
+    o.schema.update_schema()
+    assert rows(o, "select id, `on` from `flag` order by id") == [(1, True), (2, False)]
+    o = connect([FlagV1], create=False)
+    o.schema.update_schema()
+    assert rows(o, "select id, `on` from `flag` order by id") == [(1, 1), (2, 0)]

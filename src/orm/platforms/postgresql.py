@@ -113,6 +113,17 @@ def _key_column(detail: str | None) -> str | None:
     return match.group(1).split(",")[0].strip().strip('"')
 
 
+_INTEGERS = ("smallint", "integer", "bigint")
+
+
+def _base_type(spelling: str) -> str:
+    """A column type without its modifiers, in PostgreSQL's own name (`int8` is
+    `bigint`)."""
+    base = spelling.strip().lower().split("(")[0].strip()
+    return {"int8": "bigint", "int4": "integer", "int": "integer", "int2": "smallint",
+            "bool": "boolean"}.get(base, base)
+
+
 class PostgresPlatform(Platform):
     """PostgreSQL 12+.
 
@@ -313,6 +324,27 @@ class PostgresPlatform(Platform):
             return Decimal(want) == Decimal(have)
         return want == have
 
+    def convert(self, expression: str, from_type: str, to_type: str) -> str:
+        """`expression` (of `from_type`) as `to_type`: a cast, except between integers and
+        booleans, which PostgreSQL does not cast (`<> 0` one way, 1/0 the other)."""
+        source, target = _base_type(from_type), _base_type(to_type)
+        if source in _INTEGERS and target == "boolean":
+            return f"({expression} <> 0)"
+        if source == "boolean" and target in _INTEGERS:
+            return f"(case when {expression} then 1 else 0 end)::{to_type}"
+        return f"{expression}::{to_type}"
+
+    def lossy_rows(self, table: str, column: str, from_type: str, to_type: str) -> str:
+        """A count of the rows whose value would not come back the same after the column
+        became `to_type` (a cast truncates varchar, rounds numeric, drops a time of day,
+        silently): taking it back to `from_type` must give the value it was."""
+        there = self.convert(column, from_type, to_type)
+        back = self.convert(f"({there})", to_type, from_type)
+        return (
+            f"select count(*) from {self.quote(table)} where {column} is not null "
+            f"and {back} is distinct from {column}"
+        )
+
     def alter_column(self, table: str, prop: Any, live: LiveColumn) -> list[str]:
         """`alter table ... alter column` statements that turn the live column into the one
         `prop` wants, in the order PostgreSQL needs: the old default dropped before a type
@@ -336,7 +368,8 @@ class PostgresPlatform(Platform):
         if live_default is not None and (retyped or (new_default and wanted_default is None)):
             out.append(f"{alter} drop default")
         if retyped:
-            out.append(f"{alter} type {wanted_type} using {column}::{wanted_type}")
+            using = self.convert(column, live.type, wanted_type)
+            out.append(f"{alter} type {wanted_type} using {using}")
         if wanted_default is not None and (new_default or (retyped and live_default is not None)):
             out.append(f"{alter} set default {wanted_default}")
         not_null = bool(prop.primary or not prop.nullable)

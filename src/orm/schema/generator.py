@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ValidationError
+from ..errors import DriverException, ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import LiveColumn as _LiveColumn
 from ..platforms.base import LiveIndex as _Index
@@ -162,6 +162,7 @@ class SchemaGenerator:
         each kept column altered (`platform.alter_column`), the moved primary key added, and
         the missing indexes created. The data checks are the rebuild's."""
         self._check_rebuild(meta, live_cols)
+        self._check_conversions(meta, live_cols)
         platform, table = self.platform, self.quote(meta.table)
         drops, creates = self._index_diff(meta)
         statements = list(drops)
@@ -188,6 +189,38 @@ class SchemaGenerator:
             columns = ", ".join(self.quote(name) for name in kept_pk)
             statements.append(f"alter table {table} add primary key ({columns})")
         return statements + creates
+
+    def _check_conversions(
+        self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]
+    ) -> None:
+        """Refuse, before anything is written, a type change that would change stored
+        values: a cast truncates text to a shorter varchar, rounds numbers to fewer places
+        or to integers, drops the time of a timestamp, and says nothing. A value the new
+        type cannot hold at all ('abc' as a number) is refused the same way."""
+        platform = self.platform
+        for prop in meta.columns:
+            live = live_cols.get(prop.field_name)
+            wanted = platform.column_type(prop)
+            if live is None or platform.same_type(wanted, live.type):  # type: ignore[attr-defined]
+                continue
+            check = platform.lossy_rows(  # type: ignore[attr-defined]
+                meta.table, self.quote(prop.field_name), live.type, wanted
+            )
+            try:
+                with self.connection.transaction():  # a failed cast must not end an outer one
+                    changed = self._count(check)
+                reason = "would change"
+            except DriverException as exc:
+                changed, reason = -1, f"cannot hold ({str(exc).split(' - ', 1)[-1]})"
+            if changed:
+                rows = "some rows" if changed < 0 else _rows(changed)
+                raise ValidationError(
+                    f"Cannot update the schema of {meta.class_name}: changing column "
+                    f"{prop.field_name!r} of table {meta.table!r} from {live.type} to "
+                    f"{wanted} {reason} the values of {rows}. Convert or fix those rows "
+                    f"first (or keep the old type); nothing was changed.",
+                    entity=meta.class_name, property=prop.name,
+                )
 
     def _copy_expression(self, prop: PropertyMetadata, live: _LiveColumn) -> str:
         """What the rebuild copies into a column: the old value, or the property's literal
