@@ -402,15 +402,17 @@ class PostgresPlatform(Platform):
         return f"alter table {self.quote(table)} drop constraint {self.quote(constraint)}"
 
     def ddl_script(self, sql: str, schema: str | None = None) -> str:
-        """As the base, plus, with a `schema`, `set local search_path` to it first: the ORM
-        sets it on its connections, and without it a script run by psql would create the
-        tables in the session's schema (`public`)."""
+        """As the base, plus the session settings the ORM's connections have: the time zone
+        UTC (a retype between timestamp and timestamptz converts in the session's zone, so
+        psql with another TimeZone or PGTZ would shift every value) and, with a `schema`,
+        the `search_path` (without it psql would create the tables in `public`)."""
         script = super().ddl_script(sql)
-        if not script or not schema:
+        if not script:
             return script
-        return script.replace(
-            "begin;\n", f"begin;\nset local search_path to {self.quote(schema)};\n", 1
-        )
+        settings = "set local timezone to 'UTC';\n"
+        if schema:
+            settings += f"set local search_path to {self.quote(schema)};\n"
+        return script.replace("begin;\n", "begin;\n" + settings, 1)
 
     def create_namespace(self, schema: str) -> str:
         return f"create schema if not exists {self.quote(schema)}"

@@ -163,11 +163,16 @@ class PostgresConnection(Connection):
     @staticmethod
     def _configure(conn: Any) -> None:
         """Every pooled connection reads jsonb (and json) as its text, as SQLite gives it:
-        the JSON type parses it, and snapshots compare the text the database holds."""
+        the JSON type parses it, and snapshots compare the text the database holds. Its time
+        zone is UTC, also when libpq's PGTZ names another (it wins over the start-up
+        option): timestamptz values are read back in UTC, and a retype between timestamp
+        and timestamptz converts as UTC."""
         from psycopg.types.string import TextLoader
 
         conn.adapters.register_loader("jsonb", TextLoader)
         conn.adapters.register_loader("json", TextLoader)
+        if conn.info.parameter_status("TimeZone") != "UTC":
+            conn.execute("set timezone to 'UTC'")
 
     def _conninfo(
         self,
