@@ -95,3 +95,11 @@ def test_a_filter_compares_decimals_with_more_places_than_the_scale(connect, dat
     if database == "postgresql":  # the column would round it: refused when written
         with pytest.raises(ValidationError, match="Priced.price"):
             em.persist(Priced(price=Decimal("1.235"))).flush()
+
+
+def test_a_like_pattern_with_a_backslash_matches_the_same_rows_on_both(em):
+    em.persist([Handle(name="x", note="C:\\data\\a"), Handle(name="y", note="C:data")]).flush()
+    found = em.find(Handle, {"note": {"$like": "C:\\data%"}})
+    assert [h.note for h in found] == ["C:\\data\\a"]
+    assert em.native_delete(Handle, {"note": {"$like": "C:\\data%"}}) == 1
+    assert [h.note for h in em.fork().find(Handle, {})] == ["C:data"]

@@ -160,6 +160,11 @@ class Platform:
             params.append(offset)
         return sql, params
 
+    def like(self, column: str) -> str:
+        """`column` matches the bound LIKE pattern (`%` and `_` wildcards, no escape
+        character: a backslash is itself)."""
+        return f"{column} like {self.param}"
+
     def regexp(self, column: str) -> str:
         """`column` matches the bound regular expression."""
         return f"{column} regexp {self.param}"

@@ -207,6 +207,11 @@ class PostgresPlatform(Platform):
         ]
 
     # -- query pieces ---------------------------------------------------------------------
+    def like(self, column: str) -> str:
+        """PostgreSQL's LIKE takes `\\` as its escape character unless told otherwise;
+        SQLite's has none. `escape ''` makes a pattern match the same rows on both."""
+        return f"{column} like %s escape ''"
+
     def regexp(self, column: str) -> str:
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
         return f"{column} ~ %s"

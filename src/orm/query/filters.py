@@ -272,7 +272,7 @@ class _Compiler:
                 raise self.invalid(prop, op, operand, "a str pattern (% and _ as wildcards)")
             self.check_storable(prop, op, operand)
             self.params.append(operand)
-            return f"{self.platform.as_text(col, prop)} like {self.param}"
+            return self.platform.like(self.platform.as_text(col, prop))
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
