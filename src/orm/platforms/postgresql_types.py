@@ -83,11 +83,26 @@ class PgDateType(Type):
 
 
 class PgTimeType(Type):
+    """`time`, or `timetz` when the property declares `column_type="timetz"`. A `time`
+    column drops an offset (09:00+05:00 would come back 09:00, and no filter would find
+    it), so an aware value is refused there with the property's name."""
+
     name = "time"
     python_types = (time,)
 
+    def __init__(self, aware: bool = False) -> None:
+        self.aware = aware
+
+    def to_db(self, value: Any) -> Any:
+        if not self.aware and value.tzinfo is not None:
+            raise ValueError(
+                f"{value} has a UTC offset, which a time column drops; store a naive time, "
+                f"or declare column_type='timetz'"
+            )
+        return value
+
     def column_type(self, prop: Any, dialect: str) -> str:
-        return "time"
+        return "timetz" if self.aware else "time"
 
 
 class PgDecimalType(Type):
@@ -215,7 +230,7 @@ def native_type(prop: Any) -> Type | None:
     if kind is DateType:
         return PgDateType()
     if kind is TimeType:
-        return PgTimeType()
+        return PgTimeType(aware=declared in ("timetz", "time with time zone"))
     if kind is DecimalType:
         precision = getattr(prop, "precision", None)
         scale = getattr(prop, "scale", None)
