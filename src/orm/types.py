@@ -417,7 +417,10 @@ class JsonType(Type):
             return False
 
     def column_type(self, prop: Any, dialect: str) -> str:
-        return "json"
+        # SQLite gives a column declared `json` NUMERIC affinity, which turns the text of a
+        # top-level number into a number (12345678901234567890123 became 1.23e22, 1.0
+        # became 1): `text` keeps the document exactly as written
+        return "text" if dialect == "sqlite" else "json"
 
 
 class UuidType(Type):

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from orm import DriverException, PrimaryKey, Property, ValidationError, entity
+from orm import DriverException, PrimaryKey, Property, ValidationError, entity, t
 from tests.core.models import ALL, Book, Everything, User
 from tests.databases import execute, rows, sql
 
@@ -648,3 +649,23 @@ def test_a_string_longer_than_its_length_is_a_validation_error(connect, log, dat
         coded.code = "ééééé"
         em.flush()
         assert o.em.fork().find_one_or_fail(Coded, coded.id).code == "ééééé"
+
+
+@entity()
+class Setting:
+    id: int = PrimaryKey()
+    value: Any = Property(type=t.json)
+
+
+def test_top_level_json_numbers_round_trip_exactly(connect):
+    """A document that is a bare number stays that number (SQLite's NUMERIC affinity of a
+    `json` column turned its text into a float or an integer)."""
+    em = connect([Setting]).em.fork()
+    values = [12345678901234567890123, 2**63, 1.0, 0.5, "007", True, [1.0, 2]]
+    settings = [Setting(value=v) for v in values]
+    em.persist(settings).flush()
+    fresh = em.fork()
+    loaded = [fresh.find_one_or_fail(Setting, s.id).value for s in settings]
+    assert loaded == values
+    assert [type(v) for v in loaded] == [type(v) for v in values]
+    fresh.flush()
