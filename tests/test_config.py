@@ -518,3 +518,22 @@ def test_a_server_that_cannot_be_used_is_a_connection_exception(
     assert "connection failed:" not in message and "psycopg" not in message
     assert "s3cret" not in message and "s3cret" not in repr(config)
     assert isinstance(info.value.__cause__, psycopg.OperationalError)
+
+
+@pytest.mark.parametrize("timeout", [-1, "5", None, True, float("nan"), float("inf")])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_refused(timeout):
+    with pytest.raises(ValidationError, match="timeout must be a number of seconds"):
+        define_config(db_name=":memory:", timeout=timeout)
+
+
+def test_a_postgresql_timeout_must_be_more_than_zero_and_sqlite_takes_zero():
+    assert define_config(db_name=":memory:", timeout=0).timeout == 0
+    with pytest.raises(ValidationError, match="more than 0"):
+        define_config(client_url="postgresql://app@127.0.0.1/app", timeout=0)
+
+
+@pytest.mark.parametrize("option", [{"schema": "app"}, {"pool_size": 3}, {"host": "db"},
+                                    {"isolation_level": "serializable"}])
+def test_postgresql_options_on_an_sqlite_config_are_refused(option):
+    with pytest.raises(ValidationError, match="PostgreSQL only.*client_url"):
+        define_config(db_name="app.db", **option)

@@ -191,6 +191,28 @@ def define_config(**options: Any) -> Options:
         opts.db_name = opts.client_url.split(":", 1)[1].removeprefix("//").removeprefix("/") \
             if opts.client_url.lower().startswith("sqlite:///") else ":memory:"
         opts.client_url = None
+    timeout = opts.timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not timeout >= (0 if driver == "sqlite" else 0.001)
+        or timeout == float("inf")
+    ):
+        raise ValidationError(
+            f"timeout must be a number of seconds ({'0 or more' if driver == 'sqlite' else 'more than 0'}), not {timeout!r}"
+        )
+    if driver == "sqlite":
+        foreign = [
+            name for name in ("host", "port", "user", "password", "schema", "pool_size",
+                              "isolation_level")
+            if name in options
+        ]
+        if foreign:
+            raise ValidationError(
+                f"{', '.join(foreign)} {'applies' if len(foreign) == 1 else 'apply'} to "
+                f"PostgreSQL only; this config uses SQLite (db_name={opts.db_name!r}). Set "
+                f"client_url='postgresql://...' (or driver='postgresql') to use PostgreSQL."
+            )
     if driver == "postgresql":
         if opts.client_url:
             if driver_of_url(opts.client_url) != "postgresql":

@@ -58,9 +58,12 @@ def unstorable(value: Any) -> str | None:
     for columns without a `to_db` converter."""
     if isinstance(value, float):
         if value != value:
-            return "NaN cannot be stored (sqlite3 would write NULL); use None for no value"
+            return (
+                "NaN is refused (SQLite would store NULL, and NaN never equals itself, so it "
+                "would always look changed); use None for no value"
+            )
     elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        return "SQLite stores only 64-bit integers"
+        return "the database stores only 64-bit integers"
     return None
 
 

@@ -299,3 +299,13 @@ def test_a_rolled_back_insert_takes_its_generated_keys_back(orm, database, n, sc
         assert again == first_keys
     else:  # a sequence never goes back: the rolled-back keys stay unused
         assert min(again) > max(first_keys)
+
+
+def test_a_row_at_the_largest_key_does_not_block_later_given_keys(connect):
+    """Moving the sequence past a given key never calls nextval, which would overflow once
+    a row holds 2**63-1."""
+    orm = connect([User])
+    em = orm.em.fork()
+    em.persist(User(id=2**63 - 1, full_name="Max", email="max@x.io", password="pw")).flush()
+    em.persist(User(id=5, full_name="Five", email="five@x.io", password="pw")).flush()
+    assert sorted(r[0] for r in rows(orm, "select id from `user`")) == [5, 2**63 - 1]

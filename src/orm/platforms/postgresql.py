@@ -188,10 +188,11 @@ class PostgresPlatform(Platform):
     def advance_keys(self) -> str:
         """After rows were inserted with keys the user gave into an identity column: move
         its sequence past the largest, so that a generated key never collides with one.
-        Binds the table, the column and the largest key."""
+        Binds the table, the column and the largest key. (It never calls nextval: at a
+        key of 2**63-1 that would overflow, and no row could be inserted any more.)"""
         return (
-            "select setval(s, greatest(%s, nextval(s))) from "
-            "(select pg_get_serial_sequence(%s, %s)::regclass as s) as q"
+            "select setval(q.s, q.k) from (select pg_get_serial_sequence(%s, %s)::regclass "
+            "as s, %s::bigint as k) as q where q.k > coalesce(pg_sequence_last_value(q.s), 0)"
         )
 
     def keep_key_sequence(self, table: str, temp: str, key: str) -> list[str]:

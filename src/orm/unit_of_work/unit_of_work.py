@@ -92,7 +92,7 @@ def advance_keys(em: EntityManager, meta: EntityMetadata, given: list[Any]) -> N
     ):
         em.connection.query(
             platform.advance_keys(),  # type: ignore[attr-defined]
-            (max(given), em.sql.quote(meta.table), meta.pk.field_name),
+            (em.sql.quote(meta.table), meta.pk.field_name, max(given)),
         )
 
 
