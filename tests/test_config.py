@@ -429,7 +429,7 @@ def test_a_url_libpq_cannot_read_is_a_validation_error_without_the_password() ->
     with pytest.raises(ValidationError) as info:
         PostgresConnection(client_url="postgresql://app:s3cret@db.example/shop?bogus")
     assert str(info.value).startswith(
-        "client_url is not a PostgreSQL URL (postgresql://user:password@host:port/database): "
+        "client_url is not a PostgreSQL URL (postgresql://user:password@host:port/database; "
     )
     assert 'separator "=" in URI query parameter: "bogus"' in str(info.value)
     with pytest.raises(ValidationError) as info:
@@ -537,3 +537,17 @@ def test_a_postgresql_timeout_must_be_more_than_zero_and_sqlite_takes_zero():
 def test_postgresql_options_on_an_sqlite_config_are_refused(option):
     with pytest.raises(ValidationError, match="PostgreSQL only.*client_url"):
         define_config(db_name="app.db", **option)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://app:p%ss@127.0.0.1:5432/test", "postgresql://app:S3CRETPW@[::1:5432/test"],
+)
+def test_a_url_libpq_cannot_read_never_shows_its_password(url):
+    pytest.importorskip("psycopg")
+    secret = url.split(":")[2].split("@")[0]
+    with pytest.raises(ValidationError) as info:
+        ORM.init(define_config(client_url=url, entities=[]))
+    assert "is not a PostgreSQL URL" in str(info.value) and "percent-encoded" in str(info.value)
+    assert secret not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None

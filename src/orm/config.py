@@ -267,6 +267,38 @@ def driver_of_url(url: Any) -> str:
     )
 
 
+def url_password(url: Any) -> str | None:
+    """The password a URL spells (between `user:` and `@`, or a `password=` parameter),
+    as written, or None."""
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    import re
+
+    found = re.search(r"(?i)[?&]password=([^&#]*)", url)
+    if found and found.group(1):
+        return found.group(1)
+    rest = url.split("://", 1)[1]
+    if "@" in rest:
+        credentials = rest.rsplit("@", 1)[0]
+        if ":" in credentials:
+            return credentials.split(":", 1)[1] or None
+    return None
+
+
+def hide_password(text: str, url: Any) -> str:
+    """`text` (an error message, say) with every spelling of the URL's password hidden."""
+    password = url_password(url)
+    if isinstance(url, str):
+        text = text.replace(url, str(_redacted(url)))
+    if password:
+        from urllib.parse import unquote
+
+        for spelling in {password, unquote(password)}:
+            if spelling:
+                text = text.replace(spelling, "***")
+    return text
+
+
 def _redacted(url: Any) -> Any:
     """A URL with its password (if any, also a `password=` parameter) replaced by ***, for
     messages."""

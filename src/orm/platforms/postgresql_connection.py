@@ -189,20 +189,23 @@ class PostgresConnection(Connection):
         given = {"host": host, "port": port, "user": user, "password": password,
                  "dbname": db_name}
         overrides = {k: str(v) for k, v in given.items() if v is not None}
+        unreadable: str | None = None
         try:
             params = conninfo_mod.conninfo_to_dict(
                 conninfo_mod.make_conninfo(client_url or "", **overrides)
             )
         except self._psycopg.ProgrammingError as exc:
-            from ..config import _redacted
+            from ..config import hide_password
 
-            # libpq quotes the URL it could not read, password and all
-            reason = str(exc).replace(client_url, _redacted(client_url)) if client_url \
-                else str(exc)
+            # libpq quotes the URL (or the token) it could not read, password and all: the
+            # error is raised outside this block, so that no traceback shows the driver's
+            unreadable = hide_password(str(exc), client_url)
+        if unreadable is not None:
             raise errors.ValidationError(
                 f"client_url is not a PostgreSQL URL "
-                f"(postgresql://user:password@host:port/database): {reason}"
-            ) from exc
+                f"(postgresql://user:password@host:port/database; a password with special "
+                f"characters is percent-encoded, or given as password=...): {unreadable}"
+            )
         options = [params["options"]] if params.get("options") else []
         if schema:
             options.append("-c search_path=" + _option(self.platform.quote(schema)))
