@@ -4,8 +4,9 @@ Run it with `python examples/first_entity.py [path/to/sqlite.db] [--quiet]`. Eve
 what the guide prints; the SQL the ORM runs is logged as MikroORM logs it (`--quiet` hides
 the SQL). A database URL in place of the path runs it on that database instead, e.g.
 `python examples/first_entity.py postgresql://postgres@localhost:5432/app` (PostgreSQL needs
-`pip install 'orm[postgresql]'`; the table `user` is dropped and created in the connection's
-schema, `public` unless the URL's `options` set another `search_path`).
+`pip install 'orm[postgresql]'`; the table `user` is dropped and created in a schema of the
+example's own, `first_entity` (unless the URL's `options` set a `search_path`), so no table
+of another application is touched).
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def step(title: str) -> None:
 
 def main(db_name: str, debug: bool = True) -> None:
     """`db_name` is an SQLite file, or a database URL (`postgresql://...`, `sqlite:///...`)."""
-    where = {"client_url": db_name} if "://" in db_name else {"db_name": db_name}
+    if "://" not in db_name:
+        where = {"db_name": db_name}
+    elif "search_path" in db_name:  # the URL's options name the schema
+        where = {"client_url": db_name}
+    else:
+        where = {"client_url": db_name, "schema": "first_entity"}
     config = define_config(**where, entities=[User], debug=debug)
 
     step("initialize the ORM")
