@@ -125,6 +125,16 @@ class Connection:
         """The driver connection the calling thread holds (inside `_hold`)."""
         raise NotImplementedError
 
+    #: how often a read or a `begin` runs again after finding its connection closed while
+    #: idle (every pooled connection may be: a server restart closes them all)
+    _stale_retries = 0
+
+    def _stale(self, raw: Any) -> bool:
+        """Whether a statement failed because `raw`, a connection the calling thread held
+        for no transaction, had been closed by the server while idle (so nothing ran and
+        running it again on another connection is safe)."""
+        return False
+
     def _server_in_transaction(self, raw: Any) -> bool:
         """The database still has the transaction open (it may have ended it on its own)."""
         raise NotImplementedError
@@ -221,13 +231,27 @@ class Connection:
         started = time.perf_counter()
         raw = self._take()
         try:
-            rows = raw.execute(sql, params).fetchall()
+            attempts = self._stale_retries
+            while True:
+                try:
+                    rows = raw.execute(sql, params).fetchall()
+                    break
+                except self._driver_errors:
+                    if attempts <= 0 or not self._stale(raw):
+                        raise
+                # a pooled connection the server closed while it was idle (a restart, an
+                # idle timeout): nothing ran, so the read runs again on another one
+                attempts -= 1
+                self._give(raw)
+                raw = None
+                raw = self._take()
         except self._driver_errors as exc:
             raise self._error(exc, sql, params) from exc
         except _UNBINDABLE as exc:
             raise _unbindable(exc, sql, params) from exc
         finally:
-            self._give(raw)
+            if raw is not None:
+                self._give(raw)
         if self.log_queries:
             self._log(sql, params, started, _plural(len(rows), "result"))
         return rows
@@ -333,7 +357,19 @@ class Connection:
         state = self._state()
         try:
             if state.depth == 0:
-                self._control("begin")
+                attempts = self._stale_retries
+                while True:
+                    try:
+                        self._control("begin")
+                        break
+                    except errors.DriverException:
+                        if attempts <= 0 or not self._stale(self._held()):
+                            raise
+                    # the pooled connection was closed by the server while idle: nothing
+                    # began, so begin on another one
+                    attempts -= 1
+                    self._unhold()
+                    self._hold()
             else:
                 self._control(f"savepoint trx{state.depth}")
         except BaseException:

@@ -121,6 +121,7 @@ class PostgresConnection(Connection):
         self.isolation_level = level
         self.schema = schema
         self.pool_size = pool_size
+        self._stale_retries = pool_size
         #: the protocol counts a statement's parameters in 16 bits
         self.max_variables = 65535
 
@@ -336,6 +337,11 @@ class PostgresConnection(Connection):
         if conn is None:
             raise self._closed()
         return conn
+
+    def _stale(self, raw: Any) -> bool:
+        state = self._state()
+        pinned_in_transaction = state.conn is raw and state.depth > 0
+        return bool(raw.closed) and not pinned_in_transaction
 
     def _server_in_transaction(self, raw: Any) -> bool:
         return raw.info.transaction_status in (_INTRANS, _INERROR)
