@@ -553,11 +553,15 @@ def test_busy_timeout_must_be_whole_milliseconds(value):
 def test_journal_mode_is_set_on_connect_and_checked(tmp_path):
     assert define_config(journal_mode="WAL").journal_mode == "wal"
     with pytest.raises(ValidationError, match="Unknown journal_mode 'sideways'; known: "
-                       "delete, truncate, persist, memory, wal"):
+                       "delete, truncate, persist, wal"):
         define_config(journal_mode="sideways")
     with pytest.raises(ValidationError, match="journal_mode 'off' is refused: without a "
                        "journal SQLite cannot roll a transaction back"):
         define_config(journal_mode="OFF")
+    with pytest.raises(ValidationError, match="journal_mode 'memory' is refused: with the "
+                       "journal in memory, a crash in the middle of a flush would very likely "
+                       "corrupt the database file"):
+        define_config(journal_mode="memory")
     with pytest.raises(ValidationError, match=r"journal_mode 'wal' could not be set on "
                        r"database ':memory:': SQLite kept 'memory' \(an in-memory database"):
         ORM.init(db_name=":memory:", entities=[Article], journal_mode="wal")

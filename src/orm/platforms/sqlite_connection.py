@@ -15,10 +15,17 @@ from .sqlite import SqlitePlatform
 
 __all__ = ["SqliteConnection", "JOURNAL_MODES", "check_busy_timeout", "check_journal_mode"]
 
-#: SQLite's journal modes the ORM accepts. "off" is refused: without a journal SQLite cannot
-#: roll back (its ROLLBACK "behaves in an undefined way"), and every guarantee of a flush
-#: (all or nothing) rests on rolling back.
-JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal")
+#: SQLite's journal modes the ORM accepts. "off" and "memory" are refused: without a journal
+#: on disk a transaction cannot be rolled back ("off": ROLLBACK "behaves in an undefined
+#: way") or survive a crash in its middle ("memory": the file "will very likely go
+#: corrupt"), and a flush's all-or-nothing rests on both.
+JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
+_REFUSED = {
+    "off": "without a journal SQLite cannot roll a transaction back, so a failed flush "
+    "could leave half of its writes",
+    "memory": "with the journal in memory, a crash in the middle of a flush would very "
+    "likely corrupt the database file",
+}
 
 
 def check_busy_timeout(value: Any) -> int | None:
@@ -38,11 +45,10 @@ def check_journal_mode(value: Any) -> str | None:
     if value is None:
         return None
     mode = value.lower() if isinstance(value, str) else value
-    if mode == "off":
+    if mode in _REFUSED:
         raise errors.ValidationError(
-            "journal_mode 'off' is refused: without a journal SQLite cannot roll a "
-            "transaction back, so a failed flush could leave half of its writes. Use 'wal' "
-            "(readers never wait for the writer) or 'delete' (SQLite's default)."
+            f"journal_mode {mode!r} is refused: {_REFUSED[mode]}. Use 'wal' (readers never "
+            f"wait for the writer) or 'delete' (SQLite's default)."
         )
     if mode not in JOURNAL_MODES:
         raise errors.ValidationError(
@@ -150,7 +156,7 @@ class SqliteConnection(Connection):
         got = str(raw.execute(f"pragma journal_mode = {mode}").fetchone()[0]).lower()
         if got != mode:
             why = (
-                "an in-memory database keeps its journal in memory (only 'memory' is possible)"
+                "an in-memory database keeps its journal in memory: leave journal_mode out"
                 if got == "memory" and (self.db_name == ":memory:" or "mode=memory" in self.db_name)
                 else "another connection has the database open, or the file system does not "
                 "support it (WAL needs shared memory, so no network file systems)"
