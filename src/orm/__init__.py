@@ -37,6 +37,7 @@ from .errors import (
     UniqueConstraintViolationException,
     ValidationError,
 )
+from .locking import LockMode
 from .metadata import EntitySchema, PrimaryKey, Property, entity
 from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
 from .query.filters import QueryOrder
@@ -52,6 +53,7 @@ __all__ = [
     "define_config",
     "EntityManager",
     "FlushMode",
+    "LockMode",
     "QueryOrder",
     "RequestContext",
     "UnitOfWork",

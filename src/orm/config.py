@@ -67,7 +67,7 @@ class Options:
     FIELDS: tuple[str, ...] = (
         "db_name", "entities", "debug", "allow_global_context", "naming_strategy", "driver",
         "logger", "flush_mode", "timeout", "base_dir", "client_url", "host", "port", "user",
-        "password", "schema", "pool_size", "isolation_level",
+        "password", "schema", "pool_size", "isolation_level", "busy_timeout", "journal_mode",
     )
 
     db_name: str
@@ -91,6 +91,10 @@ class Options:
     schema: str | None
     pool_size: int
     isolation_level: str
+    #: SQLite: milliseconds a statement waits for another connection's lock (None: `timeout`)
+    busy_timeout: int | None
+    #: SQLite: `pragma journal_mode` set on connect ("wal", "delete", ...; None: the file's)
+    journal_mode: str | None
 
     def __init__(
         self,
@@ -112,6 +116,8 @@ class Options:
         schema: str | None = None,
         pool_size: int = 5,
         isolation_level: str = "read committed",
+        busy_timeout: int | None = None,
+        journal_mode: str | None = None,
     ) -> None:
         self.db_name = db_name
         self.entities = [] if entities is None else entities
@@ -131,6 +137,8 @@ class Options:
         self.schema = schema
         self.pool_size = pool_size
         self.isolation_level = isolation_level
+        self.busy_timeout = busy_timeout
+        self.journal_mode = journal_mode
 
     def _values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -224,6 +232,22 @@ def define_config(**options: Any) -> Options:
             # postgresql:// (and postgres://) in lower case
             opts.client_url = "postgresql://" + opts.client_url.split("://", 1)[1]
         _check_postgresql(opts, "db_name" in options)
+        if opts.busy_timeout is not None:
+            raise ValidationError(
+                "busy_timeout is an SQLite option; PostgreSQL bounds lock waits with its "
+                "lock_timeout setting (e.g. client_url "
+                "'postgresql://.../app?options=-c%20lock_timeout%3D5s')"
+            )
+        if opts.journal_mode is not None:
+            raise ValidationError(
+                "journal_mode is an SQLite option; PostgreSQL keeps its own write-ahead log "
+                "(readers never wait for writers there)"
+            )
+    else:
+        from .platforms.sqlite_connection import check_busy_timeout, check_journal_mode
+
+        opts.busy_timeout = check_busy_timeout(opts.busy_timeout)
+        opts.journal_mode = check_journal_mode(opts.journal_mode)
     if isinstance(opts.debug, (list, tuple)):
         bad = [ns for ns in opts.debug if ns not in DEBUG_NAMESPACES]
         if bad:

@@ -106,7 +106,13 @@ class ORM:
                 pool_size=config.pool_size,
                 **common,
             )
-        return SqliteConnection(config.db_name, self.platform, **common)
+        return SqliteConnection(
+            config.db_name,
+            self.platform,
+            busy_timeout=config.busy_timeout,
+            journal_mode=config.journal_mode,
+            **common,
+        )
 
     @classmethod
     def init(cls, config: Options | None = None, **options: Any) -> ORM:

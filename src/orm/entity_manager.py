@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from . import _gc, _retry
+from . import _gc, _retry, locking
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import DriverException, NotFoundError, ValidationError
+from .locking import PESSIMISTIC, LockMode
 from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
 from .query.sql import ALIAS
@@ -51,7 +52,7 @@ _object_new = object.__new__
 _SCALAR_KEYS = frozenset({int, str, uuid.UUID})
 _FIND_OPTIONS = frozenset(
     {"order_by", "limit", "offset", "fields", "populate", "disable_identity_map", "refresh",
-     "flush_mode"}
+     "flush_mode", "lock_mode", "lock_version"}
 )  # fmt: skip
 
 
@@ -219,16 +220,27 @@ class EntityManager:
         disable_identity_map: bool = False,
         refresh: bool = False,
         flush_mode: FlushMode | None = None,
+        lock_mode: LockMode | None = None,
     ) -> list[T]:
-        """Entities matching `where` (a filter dict, a PK, a list of PKs, or None for all)."""
+        """Entities matching `where` (a filter dict, a PK, a list of PKs, or None for all).
+
+        A pessimistic `lock_mode` (inside a transaction) reads the rows under a lock held
+        until the transaction ends, and so as they are now: entities this EntityManager
+        already holds are refreshed from them (see orm.locking)."""
         em = self._ctx() if self._global else self
         meta = em.metadata.get(entity)
         em._check_populate(meta, populate)
         props = em._field_props(meta, fields)
+        lock = None if lock_mode is None else locking.prepare_query_lock(em, meta, lock_mode)
         sql, params = em.sql.select(
-            meta, where, props=props, order_by=order_by, limit=limit, offset=offset
+            meta, where, props=props, order_by=order_by, limit=limit, offset=offset,
+            lock_mode=lock,
         )
-        em._auto_flush(meta, flush_mode)
+        if lock is not None:
+            em._locked_read(meta, lock, flush_mode)
+            refresh = True  # the rows as they are now, under the lock
+        else:
+            em._auto_flush(meta, flush_mode)
         found: list[Any] = []
         uow = em._uow
         identity_map = None if disable_identity_map else uow.map_for(meta.cls)
@@ -257,6 +269,21 @@ class EntityManager:
         if noted and found:
             em._note_loaded(meta, found)
         return found
+
+    def _locked_read(self, meta: EntityMetadata, lock: LockMode, flush_mode: Any) -> None:
+        """Before a query under a pessimistic lock: the database write lock where the
+        database has no row locks, the auto flush, and the check that refreshing the
+        entities read loses no unflushed change."""
+        locking.take_write_lock(self, meta, lock)
+        self._auto_flush(meta, flush_mode)
+        if self._uow.has_changes_for(meta):
+            raise ValidationError(
+                f"A query under LockMode.{lock.name} reads the {meta.class_name} rows as they "
+                f"are now and refreshes the entities this EntityManager holds, which would "
+                f"discard the unflushed changes to {meta.class_name} entities (the flush mode "
+                f"did not write them first): call flush() before locking.",
+                entity=meta.cls,
+            )
 
     def _note_loaded(self, meta: EntityMetadata, entities: list[Any]) -> None:
         """Entities a query returned inside a transaction (added to the identity map, or
@@ -321,6 +348,11 @@ class EntityManager:
         if unknown:
             raise TypeError(f"find_one() got unexpected keyword argument(s): {sorted(unknown)}")
         meta = em.metadata.get(entity)
+        mode = expected = None
+        lock_mode = options.pop("lock_mode", None)
+        lock_version = options.pop("lock_version", None)
+        if lock_mode is not None or lock_version is not None:
+            mode, expected = locking.find_one_lock(em, meta, lock_mode, lock_version)
         cond = normalize_where(meta, where)
         pk_name = meta.pk.name
         key = cond.get(pk_name) if len(cond) == 1 else None
@@ -337,7 +369,10 @@ class EntityManager:
             if not isinstance(key, (Mapping, list, tuple, set, frozenset)):
                 key = meta.python_key(key)
                 where = {pk_name: key}
-                if not (options.get("refresh") or options.get("disable_identity_map")):
+                if not (
+                    options.get("refresh") or options.get("disable_identity_map")
+                    or mode in PESSIMISTIC
+                ):
                     im = em._uow.identity_map.get(meta.cls)
                     found = im.get(key) if im is not None else None
                     if (
@@ -345,10 +380,20 @@ class EntityManager:
                         and found._orm_snap is not REFERENCE
                         and id(found) not in em._uow.partial
                     ):
+                        if mode is LockMode.OPTIMISTIC:
+                            locking.lock(em, found, mode, expected)
                         return found  # type: ignore[no-any-return]
         options.pop("limit", None)
+        if mode in PESSIMISTIC:
+            options["lock_mode"] = mode
         result = em.find(meta.cls, where, limit=1, **options)
-        return result[0] if result else None
+        found = result[0] if result else None
+        if found is not None and mode is not None:
+            if mode is LockMode.OPTIMISTIC:
+                locking.lock(em, found, mode, expected)
+            elif expected is not None:
+                locking.check_version(meta, found, expected)
+        return found
 
     def find_one_or_fail(self, entity: type[T] | str, where: Any, **options: Any) -> T:
         """Like find_one, but a missing row raises NotFoundError naming entity and filter."""
@@ -628,6 +673,21 @@ class EntityManager:
         _require_where(meta, where, "native_delete")
         sql, params = em.sql.delete_where(meta, where)
         return int(em.connection.execute(sql, params).rowcount)
+
+    # -- locks ------------------------------------------------------------------------------
+    def lock(self, entity: Any, lock_mode: LockMode, lock_version: int | None = None) -> None:
+        """Lock a managed entity (MikroORM's `em.lock`).
+
+        `LockMode.OPTIMISTIC` with `lock_version`, the version the caller expects (the one
+        a form was built from, say): the entity's version and its row's must both be that
+        one, else `OptimisticLockError`; nothing is held (the flush checks the version
+        again). `LockMode.PESSIMISTIC_WRITE` / `PESSIMISTIC_READ`, inside a transaction
+        only: the row is locked until the transaction ends (`for update` / `for share` on
+        PostgreSQL; on SQLite the transaction takes the database write lock). It is not
+        read again: a versioned entity changed since it was loaded raises
+        `OptimisticLockError`; `find_one(..., lock_mode=...)` reads it under the lock."""
+        em = self._ctx()
+        locking.lock(em, entity, lock_mode, lock_version)
 
     # -- transactions -----------------------------------------------------------------------
     def transactional(self, fn: Callable[[EntityManager], R], retries: int = 0) -> R:

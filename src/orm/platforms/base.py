@@ -174,6 +174,19 @@ class Platform:
         value as its text)."""
         return column
 
+    def lock_clause(self, mode: Any) -> str:
+        """The clause (leading space included) that ends a select reading its rows under a
+        pessimistic `LockMode` (`mode`) until the transaction ends; "" where the database
+        has no row locks (see `write_lock`)."""
+        return ""
+
+    def write_lock(self, table: str, column: str) -> str | None:  # noqa: ARG002
+        """A statement that makes the open transaction take the database's write lock and
+        keep it to the end, run before reading under a pessimistic lock where the database
+        has no row locks; None where it locks rows (`lock_clause`). `table` and its
+        `column` are quoted."""
+        return None
+
     def update_from_values(
         self, table: str, key: str, columns: Sequence[str], rows: int
     ) -> str:

@@ -213,6 +213,12 @@ class PostgresPlatform(Platform):
         SQLite's has none. `escape ''` makes a pattern match the same rows on both."""
         return f"{column} like %s escape ''"
 
+    #: the row locks of the pessimistic lock modes, by LockMode name
+    _LOCK_CLAUSES = {"PESSIMISTIC_WRITE": " for update", "PESSIMISTIC_READ": " for share"}
+
+    def lock_clause(self, mode: Any) -> str:
+        return self._LOCK_CLAUSES[mode.name]
+
     def regexp(self, column: str) -> str:
         """POSIX regular expression match (`~`), case-sensitive like SQLite's `regexp`."""
         return f"{column} ~ %s"

@@ -104,6 +104,14 @@ class SqlitePlatform(Platform):
             f"where {table}.{key} = `v`.column{len(columns) + 1}"
         )
 
+    def write_lock(self, table: str, column: str) -> str:
+        """A write that writes nothing: compiled as a write, it takes the database's write
+        lock (RESERVED; WAL's writer lock) whatever its `where`, and the transaction keeps it
+        until it ends. In a transaction that has not read yet this is `begin immediate`
+        (SQLite's busy handler waits for another writer); in one that has read, SQLite
+        refuses at once (see orm.locking)."""
+        return f"update {table} set {column} = {column} where 0"
+
     # -- DDL --------------------------------------------------------------------------------
     def column_type(self, prop: PropertyMetadata) -> str:
         if prop.primary and prop.autoincrement:
@@ -247,7 +255,10 @@ class SqlitePlatform(Platform):
             cls = errors.SyntaxErrorException
         elif "database is locked" in low or "database table is locked" in low or "busy" in low:
             cls = errors.LockWaitTimeoutException
-            hint = "another connection holds a write lock; retry, or raise the `timeout` option"
+            hint = (
+                "another connection holds a write lock; retry, or raise the `busy_timeout` "
+                "option (milliseconds; by default `timeout` seconds)"
+            )
         elif "readonly" in low or "read-only" in low:
             cls = errors.ReadOnlyException
             hint = "the database file (or its folder) is not writable"

@@ -13,7 +13,48 @@ from .. import errors
 from ..connection import Connection, ResolveColumn, TransactionState
 from .sqlite import SqlitePlatform
 
-__all__ = ["SqliteConnection"]
+__all__ = ["SqliteConnection", "JOURNAL_MODES", "check_busy_timeout", "check_journal_mode"]
+
+#: SQLite's journal modes the ORM accepts. "off" and "memory" are refused: without a journal
+#: on disk a transaction cannot be rolled back ("off": ROLLBACK "behaves in an undefined
+#: way") or survive a crash in its middle ("memory": the file "will very likely go
+#: corrupt"), and a flush's all-or-nothing rests on both.
+JOURNAL_MODES = ("delete", "truncate", "persist", "wal")
+_REFUSED = {
+    "off": "without a journal SQLite cannot roll a transaction back, so a failed flush "
+    "could leave half of its writes",
+    "memory": "with the journal in memory, a crash in the middle of a flush would very "
+    "likely corrupt the database file",
+}
+
+
+def check_busy_timeout(value: Any) -> int | None:
+    """`busy_timeout`, milliseconds (a whole number, 0 or more), or None (use `timeout`)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise errors.ValidationError(
+            f"busy_timeout is how many milliseconds a statement waits for another "
+            f"connection's lock: a whole number, 0 or more, not {value!r}"
+        )
+    return value
+
+
+def check_journal_mode(value: Any) -> str | None:
+    """`journal_mode`, in lower case, one of JOURNAL_MODES; None leaves the file's own."""
+    if value is None:
+        return None
+    mode = value.lower() if isinstance(value, str) else value
+    if mode in _REFUSED:
+        raise errors.ValidationError(
+            f"journal_mode {mode!r} is refused: {_REFUSED[mode]}. Use 'wal' (readers never "
+            f"wait for the writer) or 'delete' (SQLite's default)."
+        )
+    if mode not in JOURNAL_MODES:
+        raise errors.ValidationError(
+            f"Unknown journal_mode {value!r}; known: {', '.join(JOURNAL_MODES)}"
+        )
+    return mode  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=256)
@@ -50,7 +91,11 @@ class SqliteConnection(Connection):
         log_queries: bool = False,
         resolve_column: ResolveColumn | None = None,
         timeout: float = 5.0,
+        busy_timeout: int | None = None,
+        journal_mode: str | None = None,
     ) -> None:
+        busy_timeout = check_busy_timeout(busy_timeout)
+        journal_mode = check_journal_mode(journal_mode)
         super().__init__(
             platform, log_queries=log_queries, resolve_column=resolve_column, timeout=timeout
         )
@@ -76,15 +121,27 @@ class SqliteConnection(Connection):
                 db_name,
                 isolation_level=None,
                 check_same_thread=False,
-                timeout=timeout,
+                # SQLite's busy timeout: how long a statement waits for another
+                # connection's lock (sqlite3 sets it from seconds)
+                timeout=timeout if busy_timeout is None else busy_timeout / 1000,
                 uri=db_name.startswith("file:"),
             )
-            raw.execute("pragma foreign_keys = on")
-            raw.create_function("regexp", 2, _regexp, deterministic=True)
         except sqlite3.Error as exc:
             raise errors.ConnectionException(
                 f"Cannot open database {db_name!r}: {exc}"
             ) from exc
+        try:
+            raw.execute("pragma foreign_keys = on")
+            raw.create_function("regexp", 2, _regexp, deterministic=True)
+            if journal_mode is not None:
+                self._set_journal_mode(raw, journal_mode)
+        except BaseException as exc:
+            raw.close()
+            if isinstance(exc, sqlite3.Error):
+                raise errors.ConnectionException(
+                    f"Cannot open database {db_name!r}: {exc}"
+                ) from exc
+            raise
         self._raw: sqlite3.Connection | None = raw
         try:
             limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -92,6 +149,22 @@ class SqliteConnection(Connection):
             limit = 999
         #: how many `?` one statement may hold
         self.max_variables = limit
+
+    def _set_journal_mode(self, raw: sqlite3.Connection, mode: str) -> None:
+        """`pragma journal_mode`, which answers with the mode the database is in after it:
+        a mode SQLite did not take is an error, never a silent fallback."""
+        got = str(raw.execute(f"pragma journal_mode = {mode}").fetchone()[0]).lower()
+        if got != mode:
+            why = (
+                "an in-memory database keeps its journal in memory: leave journal_mode out"
+                if got == "memory" and (self.db_name == ":memory:" or "mode=memory" in self.db_name)
+                else "another connection has the database open, or the file system does not "
+                "support it (WAL needs shared memory, so no network file systems)"
+            )
+            raise errors.ValidationError(
+                f"journal_mode {mode!r} could not be set on database {self._label}: SQLite "
+                f"kept {got!r} ({why})."
+            )
 
     # -- state ------------------------------------------------------------------------------
     @property

@@ -38,8 +38,10 @@ class SqlBuilder:
         order_by: Any = None,
         limit: int | None = None,
         offset: int | None = None,
+        lock_mode: Any = None,
     ) -> tuple[str, list[Any]]:
-        """`select ... from table as u0 where ... order by ... limit ? offset ?`."""
+        """`select ... from table as u0 where ... order by ... limit ? offset ?`, ending with
+        the platform's row lock (`for update`) under a pessimistic `lock_mode`."""
         if props is None:
             key = "select"
             head = meta.sql.get(key)
@@ -67,6 +69,8 @@ class SqlBuilder:
             )
             sql += clause
             params.extend(paging)
+        if lock_mode is not None:
+            sql += self.platform.lock_clause(lock_mode)
         return sql, params
 
     def count(self, meta: EntityMetadata, where: Any) -> tuple[str, list[Any]]:
