@@ -67,7 +67,7 @@ class Options:
     FIELDS: tuple[str, ...] = (
         "db_name", "entities", "debug", "allow_global_context", "naming_strategy", "driver",
         "logger", "flush_mode", "timeout", "base_dir", "client_url", "host", "port", "user",
-        "password", "schema", "pool_size", "isolation_level",
+        "password", "schema", "pool_size", "isolation_level", "subscribers",
     )
 
     db_name: str
@@ -91,6 +91,8 @@ class Options:
     schema: str | None
     pool_size: int
     isolation_level: str
+    #: EventSubscriber instances, registered at start-up (see orm.events)
+    subscribers: list[Any]
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class Options:
         schema: str | None = None,
         pool_size: int = 5,
         isolation_level: str = "read committed",
+        subscribers: list[Any] | None = None,
     ) -> None:
         self.db_name = db_name
         self.entities = [] if entities is None else entities
@@ -131,6 +134,7 @@ class Options:
         self.schema = schema
         self.pool_size = pool_size
         self.isolation_level = isolation_level
+        self.subscribers = [] if subscribers is None else subscribers
 
     def _values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -217,6 +221,12 @@ def define_config(**options: Any) -> Options:
     if isinstance(opts.base_dir, os.PathLike):
         opts.base_dir = os.fspath(opts.base_dir)
     opts.entities = _entity_list(opts.entities)
+    if not isinstance(opts.subscribers, (list, tuple)):
+        raise ValidationError(
+            f"subscribers must be a list of EventSubscriber instances, not "
+            f"{opts.subscribers!r:.80}"
+        )
+    opts.subscribers = list(opts.subscribers)
     return opts
 
 
