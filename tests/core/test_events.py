@@ -805,3 +805,40 @@ def test_without_listeners_a_flush_takes_the_plain_path(connect, monkeypatch):
     em.flush()
     em.remove(q).flush()
     assert calls == []
+
+
+# -- inside the user's transaction ------------------------------------------------------------
+
+
+def test_a_failing_after_hook_inside_a_transaction_undoes_only_that_flush(open_orm):
+    orm = open_orm()
+    em = orm.em.fork()
+    with em.transaction():
+        em.persist(Plain(name="kept")).flush()
+        a = Author(name="A")
+        em.persist(a)
+        FAILING.add("Author.after_create")
+        with pytest.raises(Boom):
+            em.flush()
+        assert a.id is None and a.slug == "" and not wrap(a).is_managed()
+        FAILING.clear()
+        em.flush()  # the retry, in the same transaction
+        assert a.id is not None
+    assert table(orm, "plain") == [("kept",)]
+    assert table(orm, "author", "name, slug") == [("A", "a")]
+
+
+def test_a_rolled_back_transaction_takes_the_hooks_values_back_too(open_orm):
+    orm = open_orm()
+    em = orm.em.fork()
+    ada = Author(name="Ada")
+    em.persist(ada).flush()
+    with pytest.raises(Boom):
+        with em.transaction():
+            ada.name = "Ada L"
+            em.flush()
+            assert ada.edits == 1
+            raise Boom
+    assert (ada.name, ada.edits) == ("Ada L", 0), "pending again, as before the flush"
+    em.flush()
+    assert table(orm, "author", "name, edits") == [("Ada L", 1)], "the hook ran once"
