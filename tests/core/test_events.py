@@ -160,7 +160,20 @@ class Keyed:
         note("after_upsert", self, self.id)
 
 
-ENTITIES = [Author, Post, Plain, Note, Keyed]
+@entity()
+class Doc:
+    """A JSON document changed in place is an update too."""
+
+    id: int = PrimaryKey()
+    data: dict = Property(default_factory=dict)
+    revision: int = 0
+
+    @before_update
+    def bump(self) -> None:
+        self.revision += 1
+
+
+ENTITIES = [Author, Post, Plain, Note, Keyed, Doc]
 
 
 class Recorder(EventSubscriber):
@@ -269,6 +282,20 @@ def test_a_before_update_that_changes_another_column_writes_it_in_the_same_updat
     log.clear()
     em.flush()
     assert log.writes() == [], "the hook's change was stored: nothing left to write"
+
+
+def test_a_json_document_changed_in_place_runs_before_update(open_orm, log):
+    orm = open_orm()
+    em = orm.em.fork()
+    doc, other = Doc(data={"a": 1}), Doc()
+    em.persist([doc, other]).flush()
+    doc.data["a"] = 2  # no assignment: only the comparison with the snapshot sees it
+    log.clear()
+    em.flush()
+    assert [s for s in log.writes() if s.startswith("update")] != []
+    assert (doc.revision, other.revision) == (1, 0)
+    stored = rows(orm, "select revision from `doc` order by id")
+    assert stored == [(1,), (0,)]
 
 
 def test_a_before_update_runs_only_for_entities_that_changed(open_orm):

@@ -403,13 +403,16 @@ class UnitOfWork:
                     if getattr(e, prop.name, None) is None:
                         plan.assign(e, prop.name, 1)
 
-    def _update_candidates(self) -> dict[type, list[Any]]:
+    def _update_candidates(self, only: frozenset[type] | None = None) -> dict[type, list[Any]]:
         """The entities a flush must compare, by class: those written to since their
         snapshot, plus every managed entity of a type holding mutable (JSON) values, less
-        those about to be deleted."""
+        those about to be deleted (`only`: of these classes)."""
         removed = {key for group in self.removed.values() for key in group}
         candidates = core.group_by_type(self.dirty.values(), removed)
         mutable = self._mutable_metas()
+        if only is not None:
+            candidates = {cls: found for cls, found in candidates.items() if cls in only}
+            mutable = [m for m in mutable if m.cls in only]
         for meta in mutable:
             im = self.identity_map.get(meta.cls)
             if im:
@@ -421,7 +424,7 @@ class UnitOfWork:
             skip = removed | self.dirty.keys()
             held = [e for e in self.watched.values() if e._orm_uow is self]
             for cls, extra in core.group_by_type(held, skip).items():
-                if cls not in covered:
+                if cls not in covered and (only is None or cls in only):
                     candidates.setdefault(cls, []).extend(extra)
         return candidates
 
