@@ -5,9 +5,12 @@ retryable, and entity types nobody listens to pay nothing."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from orm import (
+    EntitySchema,
     EventArgs,
     EventSubscriber,
     FlushEventArgs,
@@ -28,6 +31,7 @@ from orm import (
     entity,
     on_init,
     on_load,
+    t,
     wrap,
 )
 from tests.databases import rows
@@ -869,3 +873,55 @@ def test_a_rolled_back_transaction_takes_the_hooks_values_back_too(open_orm):
     assert (ada.name, ada.edits) == ("Ada L", 0), "pending again, as before the flush"
     em.flush()
     assert table(orm, "author", "name, edits") == [("Ada L", 1)], "the hook ran once"
+
+
+# -- other shapes -----------------------------------------------------------------------------
+
+
+class Tagged:
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+
+    @before_create
+    def upper(self) -> None:
+        self.label = self.label.upper()
+
+    @on_load
+    def loaded(self) -> None:
+        EVENTS.append(("on_load", "Tagged", self.label))
+
+
+tagged_schema = EntitySchema(
+    name="Tagged",
+    class_=Tagged,
+    properties={"id": PrimaryKey(type=t.uuid, default_factory=uuid.uuid4), "label": str},
+)
+
+
+def test_an_entity_schema_class_has_hooks_and_uuid_keys_load_once(connect):
+    orm = connect([tagged_schema])
+    em = orm.em.fork()
+    em.persist(Tagged("abc")).flush()
+    assert rows(orm, "select label from `tagged`") == [("ABC",)]
+    reader = orm.em.fork()
+    reader.find(Tagged, {})
+    reader.find(Tagged, {})
+    assert EVENTS == [("on_load", "Tagged", "ABC")]
+
+
+def test_after_transaction_commit_may_flush_what_after_hooks_changed(open_orm, log):
+    class Follow(EventSubscriber):
+        def get_subscribed_entities(self) -> list:
+            return [Plain]
+
+        def after_create(self, args: EventArgs) -> None:
+            args.entity.n = args.entity.id * 10  # pending for the next flush
+
+        def after_transaction_commit(self, args: TransactionEventArgs) -> None:
+            args.em.flush()
+
+    orm = open_orm(Follow())
+    em = orm.em.fork()
+    em.persist(Plain(name="x")).flush()
+    assert table(orm, "plain", "name, n") == [("x", 10)]
+    assert log.writes().count("commit") == 2, "two transactions; the third flush had nothing"
