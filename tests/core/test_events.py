@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from orm import (
+    ORM,
     EntitySchema,
     EventArgs,
     EventSubscriber,
@@ -28,6 +29,7 @@ from orm import (
     before_delete,
     before_update,
     before_upsert,
+    define_config,
     entity,
     on_init,
     on_load,
@@ -616,6 +618,13 @@ def test_subscriber_registration_mistakes_are_validation_errors(open_orm):
     with pytest.raises(ValidationError, match="'Nope', which is not an entity"):
         events.register_subscriber(Recorder(["Nope"]))
     assert events.get_subscribers() == []
+
+
+def test_the_subscribers_option_takes_a_list_of_instances():
+    with pytest.raises(ValidationError, match="subscribers must be a list"):
+        define_config(subscribers=Recorder())
+    with pytest.raises(ValidationError, match=r"register Recorder\(\)"):
+        ORM.init(db_name=":memory:", entities=ENTITIES, subscribers=[Recorder])
 
 
 def test_a_hook_that_cannot_be_called_is_a_metadata_error(connect):
