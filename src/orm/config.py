@@ -68,6 +68,7 @@ class Options:
         "db_name", "entities", "debug", "allow_global_context", "naming_strategy", "driver",
         "logger", "flush_mode", "timeout", "base_dir", "client_url", "host", "port", "user",
         "password", "schema", "pool_size", "isolation_level", "busy_timeout", "journal_mode",
+        "subscribers",
     )
 
     db_name: str
@@ -95,6 +96,8 @@ class Options:
     busy_timeout: int | None
     #: SQLite: `pragma journal_mode` set on connect ("wal", "delete", ...; None: the file's)
     journal_mode: str | None
+    #: EventSubscriber instances, registered at start-up (see orm.events)
+    subscribers: list[Any]
 
     def __init__(
         self,
@@ -118,6 +121,7 @@ class Options:
         isolation_level: str = "read committed",
         busy_timeout: int | None = None,
         journal_mode: str | None = None,
+        subscribers: list[Any] | None = None,
     ) -> None:
         self.db_name = db_name
         self.entities = [] if entities is None else entities
@@ -139,6 +143,7 @@ class Options:
         self.isolation_level = isolation_level
         self.busy_timeout = busy_timeout
         self.journal_mode = journal_mode
+        self.subscribers = [] if subscribers is None else subscribers
 
     def _values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -263,6 +268,12 @@ def define_config(**options: Any) -> Options:
     if isinstance(opts.base_dir, os.PathLike):
         opts.base_dir = os.fspath(opts.base_dir)
     opts.entities = _entity_list(opts.entities)
+    if not isinstance(opts.subscribers, (list, tuple)):
+        raise ValidationError(
+            f"subscribers must be a list of EventSubscriber instances, not "
+            f"{opts.subscribers!r:.80}"
+        )
+    opts.subscribers = list(opts.subscribers)
     return opts
 
 

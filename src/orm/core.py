@@ -12,6 +12,7 @@ from .connection import Connection
 from .context import RequestContext
 from .entity_manager import EntityManager, FlushMode
 from .errors import ValidationError
+from .events.manager import EventManager
 from .metadata.discovery import discover
 from .platforms.sqlite import SqlitePlatform
 from .platforms.sqlite_connection import SqliteConnection
@@ -64,6 +65,10 @@ class ORM:
                 platform=self.platform,
             )
             self.sql = SqlBuilder(self.platform)
+            #: subscribers and listener tables, shared by every EntityManager of this ORM
+            self.events = EventManager(self.metadata)
+            for subscriber in config.subscribers:
+                self.events.register_subscriber(subscriber)
             self.connection = self._connect()
         except BaseException:
             self._teardown_logging()

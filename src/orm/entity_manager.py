@@ -22,6 +22,7 @@ from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .errors import DriverException, NotFoundError, ValidationError
+from .events.manager import HANDLER, fire
 from .locking import PESSIMISTIC, LockMode
 from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
     from .core import ORM
+    from .events.manager import EventManager
 
 __all__ = ["EntityManager", "FlushMode"]
 
@@ -92,6 +94,7 @@ class EntityManager:
         self.connection = orm.connection
         self.sql = orm.sql
         self._metas = orm.metadata._by_class
+        self._events: EventManager = orm.events
         self._uow = UnitOfWork(self)
 
     def __repr__(self) -> str:
@@ -139,6 +142,11 @@ class EntityManager:
 
     def get_metadata(self, entity: Any) -> EntityMetadata:
         return self.metadata.get(entity)
+
+    def get_event_manager(self) -> EventManager:
+        """The ORM's EventManager (shared by all its EntityManagers): register subscribers
+        there (`register_subscriber(s)`)."""
+        return self._events
 
     # -- unit of work -----------------------------------------------------------------------
     def persist(self, entity: Any) -> EntityManager:
@@ -189,6 +197,8 @@ class EntityManager:
         self._ctx()._uow.clear()
 
     def _auto_flush(self, meta: EntityMetadata, flush_mode: Any) -> None:
+        if self._uow.flushing:
+            return  # a query from an event handler of a flush: it must not flush again
         mode = flush_mode_of(flush_mode) or self.flush_mode
         if mode is FlushMode.AUTO:
             if self._uow.has_changes_for(meta):
@@ -246,14 +256,20 @@ class EntityManager:
         identity_map = None if disable_identity_map else uow.map_for(meta.cls)
         hydrate = core.hydrate
         plan = meta.plan
+        #: with on_init / on_load listeners: (entities, how each was loaded) per chunk
+        loaded: list[tuple[list[Any], list[int]]] | None = [] if meta.loads else None
 
         def consume(rows: list[tuple]) -> None:
             if props is not None:
                 rows = _pad_rows(meta, props, rows)
+            states = None if loaded is None else _load_states(meta, rows, identity_map, refresh)
             try:
-                found.extend(hydrate(plan, rows, identity_map, uow, refresh))
+                batch = hydrate(plan, rows, identity_map, uow, refresh)
             except (ValueError, TypeError, ArithmeticError) as exc:
                 raise _unreadable(meta, rows, exc) from exc
+            found.extend(batch)
+            if states is not None:
+                loaded.append((batch, states))  # type: ignore[union-attr]
 
         conn = em.connection
         noted = identity_map is not None and conn.in_own_transaction
@@ -268,6 +284,8 @@ class EntityManager:
             uow.note_partial(found)
         if noted and found:
             em._note_loaded(meta, found)
+        if loaded:
+            em._fire_loaded(meta, loaded)
         return found
 
     def _locked_read(self, meta: EntityMetadata, lock: LockMode, flush_mode: Any) -> None:
@@ -284,6 +302,24 @@ class EntityManager:
                 f"did not write them first): call flush() before locking.",
                 entity=meta.cls,
             )
+
+    def _fire_loaded(self, meta: EntityMetadata, loaded: list[tuple[list[Any], list[int]]]) -> None:
+        """After a query: `on_init` for the instances it created, then `on_load` for every
+        entity it filled from its row (created, a reference or partial entity completed, or
+        refreshed), in row order; entities the identity map already held fully loaded are
+        returned untouched and get neither."""
+        init = meta.listeners.get("on_init")
+        load = meta.listeners.get("on_load")
+        if init is not None:
+            for batch, states in loaded:
+                for entity, state in zip(batch, states, strict=True):
+                    if state == _CREATED:
+                        fire(init, entity, self, None)
+        if load is not None:
+            for batch, states in loaded:
+                for entity, state in zip(batch, states, strict=True):
+                    if state != _UNTOUCHED:
+                        fire(load, entity, self, None)
 
     def _note_loaded(self, meta: EntityMetadata, entities: list[Any]) -> None:
         """Entities a query returned inside a transaction (added to the identity map, or
@@ -447,6 +483,8 @@ class EntityManager:
         em._hydrate(meta, rows, refresh=True, detached=False)
         if em.connection.in_own_transaction:
             em._note_loaded(meta, [entity])
+        if meta.loads:
+            em._fire_loaded(meta, [([entity], [_FILLED])])
         return entity
 
     def get_reference(self, entity: type[T] | str, pk: Any) -> T:
@@ -464,6 +502,8 @@ class EntityManager:
         _object_setattr(ref, "_orm_snap", REFERENCE)
         _object_setattr(ref, "_orm_uow", em._uow)
         im[pk] = ref
+        if meta.loads and "on_init" in meta.listeners:
+            fire(meta.listeners["on_init"], ref, em, None)
         return ref  # type: ignore[no-any-return]
 
     # -- data helpers -----------------------------------------------------------------------
@@ -489,6 +529,8 @@ class EntityManager:
             obj = _object_new(meta.cls)
             for key, value in data.items():
                 _object_setattr(obj, key, value)
+        if meta.loads and "on_init" in meta.listeners:
+            fire(meta.listeners["on_init"], obj, em, None)
         if persist:
             em.persist(obj)
         return obj  # type: ignore[no-any-return]
@@ -550,6 +592,9 @@ class EntityManager:
                     f"(id {owner.em.id}); upsert it there.",
                     entity=instance,
                 )
+            before = meta.listeners.get("before_upsert")
+            if before is not None:
+                fire(before, instance, em, None)
             # what the instance itself holds: a class-level default is not the user's value
             # and must not overwrite the stored row (reading vars() is fine on this rare path)
             own = vars(instance)
@@ -558,6 +603,14 @@ class EntityManager:
             meta = em.metadata.get(entity)
             if data is None:
                 raise ValidationError(f"upsert({meta.class_name}, data) needs the data dict")
+            before = meta.listeners.get("before_upsert")
+            if before is not None:
+                # no instance yet: the subscribers get (and may change) a copy of the data
+                handlers = tuple(entry for entry in before[0] if entry[1] == HANDLER)
+                if handlers:
+                    em._check_data(meta, data)
+                    data = dict(data)
+                    fire((handlers, True), data, em, None)
             em._check_data(meta, data)
         data = {k: v for k, v in data.items() if not (k == meta.pk.name and v is None)}
         target = [meta.pk] if meta.pk.name in data else [
@@ -574,40 +627,56 @@ class EntityManager:
         sql = em.sql.upsert(meta, fields, given, target[0].field_name)
         conn = em.connection
         uow = em._uow
+        after = meta.listeners.get("after_upsert")
+
+        def apply(rows: list[tuple], undone: bool) -> Any:
+            """The row written: the managed entity reflects it (`undone`: and goes back to
+            what it was if the transaction around is rolled back)."""
+            pk = meta.row_key(rows[0])
+            im = uow.map_for(meta.cls)
+            previous = im.get(pk)
+            was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
+            generated = meta.pk.name not in data
+            undo = UpsertUndo(uow, meta, pk, previous, was_new, generated) if undone else None
+            if instance is not None and instance._orm_snap is None and previous is None:
+                _object_setattr(instance, "_orm_uow", uow)
+                im[pk] = instance
+            # the managed entity's own unflushed changes to columns the upsert did not set
+            pending = {}
+            if previous is not None and type(previous._orm_snap) is tuple:
+                for i in changed_columns(meta.plan, previous):
+                    prop = meta.columns[i]
+                    if prop.field_name not in given:
+                        pending[prop.name] = getattr(previous, prop.name)
+            result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
+            if pending:
+                for name, value in pending.items():
+                    _object_setattr(result, name, value)
+                uow.dirty[id(result)] = result
+            if undo is not None:
+                undo.entity = result
+                conn.on_rollback(undo.run)
+            if previous is None and instance is None and "on_init" in meta.listeners:
+                fire(meta.listeners["on_init"], result, em, None)
+            return result
+
         conn.begin()
         nested = conn.depth > 1  # inside the caller's transaction: undone with it
         try:
             rows = conn.query(sql, values)
             if meta.pk.autoincrement and meta.pk.name in data and em.sql.platform.keys_returned:
                 advance_keys(em, meta, [data[meta.pk.name]])
+            if after is not None:
+                # after_upsert runs in the transaction, on the managed entity: an exception
+                # rolls the upsert back, entity included
+                result = apply(rows, True)
+                fire(after, result, em, None)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        pk = meta.row_key(rows[0])
-        im = uow.map_for(meta.cls)
-        previous = im.get(pk)
-        was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
-        generated = meta.pk.name not in data
-        undo = UpsertUndo(uow, meta, pk, previous, was_new, generated) if nested else None
-        if instance is not None and instance._orm_snap is None and previous is None:
-            _object_setattr(instance, "_orm_uow", uow)
-            im[pk] = instance
-        # the managed entity's own unflushed changes to columns the upsert did not set
-        pending = {}
-        if previous is not None and type(previous._orm_snap) is tuple:
-            for i in changed_columns(meta.plan, previous):
-                prop = meta.columns[i]
-                if prop.field_name not in given:
-                    pending[prop.name] = getattr(previous, prop.name)
-        result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
-        if pending:
-            for name, value in pending.items():
-                _object_setattr(result, name, value)
-            uow.dirty[id(result)] = result
-        if undo is not None:
-            undo.entity = result
-            conn.on_rollback(undo.run)
+        if after is None:
+            result = apply(rows, nested)
         if instance is not None:
             if result is not instance:
                 raise ValidationError(
@@ -724,6 +793,11 @@ class EntityManager:
         base = current_entity_manager() if self._global else None
         tx = (base if base is not None and base._orm is self._orm else self).fork()
         conn = self.connection
+        events = self._events
+        # the transaction events are about database transactions: not a savepoint
+        outer = events.has_transaction_handlers() and not conn.in_own_transaction
+        if outer:
+            events.transaction_event("before_transaction_start", tx)
         conn.begin()
         try:
             yield tx
@@ -734,7 +808,11 @@ class EntityManager:
                 conn.rollback()
             finally:
                 tx._uow.clear()
+            if outer:
+                events.transaction_event("after_transaction_rollback", tx)
             raise
+        if outer:
+            events.transaction_event("after_transaction_commit", tx)
 
 
 def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) -> Any:
@@ -793,6 +871,32 @@ def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, An
     of an empty `$in`."""
     sql, params = compile_where(meta, cond, em.sql.platform)
     return not params and em.sql.quote(ALIAS) not in sql and sql != "1 = 0"
+
+
+#: how a query's row reached its entity (for on_init / on_load): a new instance, an entity
+#: filled from it (a reference, a partial entity, a refresh), or one left as it was
+_CREATED, _FILLED, _UNTOUCHED = 0, 1, 2
+
+
+def _load_states(
+    meta: EntityMetadata, rows: list[tuple], identity_map: dict[Any, Any] | None, refresh: bool
+) -> list[int]:
+    """For each row, before it is hydrated, what hydrating it will do (core.hydrate's
+    rules); only queries of a type with on_init / on_load listeners pay for it."""
+    if identity_map is None:
+        return [_CREATED] * len(rows)
+    states = []
+    for row in rows:
+        existing = identity_map.get(meta.row_key(row))
+        if existing is None:
+            states.append(_CREATED)
+            continue
+        snap = existing._orm_snap
+        if refresh or snap is REFERENCE or (type(snap) is tuple and UNLOADED in snap):
+            states.append(_FILLED)
+        else:
+            states.append(_UNTOUCHED)
+    return states
 
 
 def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list[tuple]:

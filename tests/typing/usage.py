@@ -7,7 +7,24 @@ from datetime import datetime
 from typing import Any, assert_type
 from uuid import UUID, uuid4
 
-from orm import ORM, BaseEntity, EntityManager, EntitySchema, PrimaryKey, Property, entity, t, wrap
+from orm import (
+    ORM,
+    BaseEntity,
+    EntityManager,
+    EntitySchema,
+    EventArgs,
+    EventSubscriber,
+    FlushEventArgs,
+    PrimaryKey,
+    Property,
+    TransactionEventArgs,
+    before_create,
+    before_update,
+    entity,
+    on_load,
+    t,
+    wrap,
+)
 
 
 @entity()
@@ -55,6 +72,42 @@ class Versioned:
 
 class Plain:
     title: str
+
+
+@entity()
+class Article:
+    """Lifecycle hooks: with and without parentheses, with and without the args."""
+
+    id: int = PrimaryKey()
+    title: str
+    slug: str = Property(default="")
+
+    @before_create
+    def make_slug(self) -> None:
+        self.slug = self.title.lower()
+
+    @before_update()
+    def touched(self, args: EventArgs[Article]) -> None:
+        assert_type(args.entity, Article)
+
+    @on_load
+    def loaded(self) -> None:
+        pass
+
+
+class ArticleSubscriber(EventSubscriber[Article]):
+    def get_subscribed_entities(self) -> list[Any] | None:
+        return [Article]
+
+    def after_create(self, args: EventArgs[Article]) -> None:
+        assert_type(args.entity.slug, str)
+        assert_type(args.em, EntityManager)
+
+    def on_flush(self, args: FlushEventArgs) -> None:
+        args.em.persist(Article(title="audit"))
+
+    def after_transaction_commit(self, args: TransactionEventArgs) -> None:
+        assert_type(args.em, EntityManager)
 
 
 book_schema = EntitySchema(
@@ -113,3 +166,8 @@ def start() -> None:
     with ORM.init(db_name=":memory:", entities=[User, Token, Base, Derived, Versioned, book_schema]) as orm:
         orm.schema.update_schema()
         unit_of_work(orm.em.fork())
+    with ORM.init(db_name=":memory:", entities=[Article],
+                  subscribers=[ArticleSubscriber()]) as orm:
+        orm.em.get_event_manager().register_subscriber(ArticleSubscriber())
+        article = Article(title="Hello")
+        article.make_slug()

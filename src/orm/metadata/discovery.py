@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .._backend import core
 from .._markers import MISSING
 from ..errors import MetadataError, ValidationError
+from ..events.hooks import collect_hooks
 from ..naming import NamingStrategy
 from ..types import (
     BlobType,
@@ -371,6 +372,7 @@ def _build_entity(
         ),
         has_hooks=any(p.on_create or p.on_update for p in columns),
         generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
+        hooks=collect_hooks(cls),
     )
     meta.plan = _build_plan(meta)
     return meta

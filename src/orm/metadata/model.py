@@ -114,6 +114,13 @@ class EntityMetadata:
     plan: Any
     #: SQL text cached per statement shape (see orm.query.sql)
     sql: dict[Any, str]
+    #: lifecycle hook methods by event, found at discovery: ((function, takes_args), ...)
+    hooks: dict[str, tuple[tuple[Any, bool], ...]]
+    #: everything listening to this type's events, hooks then subscribers (kept by the
+    #: ORM's EventManager, see orm.events.manager); empty when nothing listens
+    listeners: dict[str, Any]
+    #: whether anything listens to on_init or on_load (checked once per query)
+    loads: bool
 
     def __init__(
         self,
@@ -131,6 +138,7 @@ class EntityMetadata:
         generated_init: bool = True,
         plan: Any = None,
         sql: dict[Any, str] | None = None,
+        hooks: dict[str, tuple[tuple[Any, bool], ...]] | None = None,
     ) -> None:
         self.cls = cls
         self.class_name = class_name
@@ -146,6 +154,9 @@ class EntityMetadata:
         self.generated_init = generated_init
         self.plan = plan
         self.sql = {} if sql is None else sql
+        self.hooks = {} if hooks is None else hooks
+        self.listeners = {}
+        self.loads = False
 
     @property
     def names(self) -> list[str]:

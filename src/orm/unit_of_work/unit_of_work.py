@@ -79,6 +79,17 @@ class ChangeSet:
     __hash__ = None  # type: ignore[assignment] - mutable, compared by value (as a dataclass)
 
 
+def _nothing_written(exc: BaseException) -> None:
+    """A statement of a flush failed and its transaction was rolled back: say so in the
+    error's message."""
+    if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
+        exc.args = (
+            f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written; fix "
+            f"the cause and call flush() again.",
+            *exc.args[1:],
+        )
+
+
 def advance_keys(em: EntityManager, meta: EntityMetadata, given: list[Any]) -> None:
     """Keys the user gave were written into a column whose keys the database generates from
     a sequence (PostgreSQL): move the sequence past the largest, so that a generated key never
@@ -206,6 +217,8 @@ class UnitOfWork:
         #: managed entities holding a value that can change in place without a write (a
         #: bytearray in a bytes property): compared at every flush, like JSON holders
         self.watched: dict[int, Any] = {}
+        #: a flush with event handlers is running (they may query, never flush again)
+        self.flushing = False
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -390,13 +403,16 @@ class UnitOfWork:
                     if getattr(e, prop.name, None) is None:
                         plan.assign(e, prop.name, 1)
 
-    def _update_candidates(self) -> dict[type, list[Any]]:
+    def _update_candidates(self, only: frozenset[type] | None = None) -> dict[type, list[Any]]:
         """The entities a flush must compare, by class: those written to since their
         snapshot, plus every managed entity of a type holding mutable (JSON) values, less
-        those about to be deleted."""
+        those about to be deleted (`only`: of these classes)."""
         removed = {key for group in self.removed.values() for key in group}
         candidates = core.group_by_type(self.dirty.values(), removed)
         mutable = self._mutable_metas()
+        if only is not None:
+            candidates = {cls: found for cls, found in candidates.items() if cls in only}
+            mutable = [m for m in mutable if m.cls in only]
         for meta in mutable:
             im = self.identity_map.get(meta.cls)
             if im:
@@ -408,7 +424,7 @@ class UnitOfWork:
             skip = removed | self.dirty.keys()
             held = [e for e in self.watched.values() if e._orm_uow is self]
             for cls, extra in core.group_by_type(held, skip).items():
-                if cls not in covered:
+                if cls not in covered and (only is None or cls in only):
                     candidates.setdefault(cls, []).extend(extra)
         return candidates
 
@@ -530,6 +546,14 @@ class UnitOfWork:
         so running it again is safe. Inside a transaction the caller drives the error is
         raised: their earlier reads cannot be replayed (`transactional(fn, retries=N)`
         reruns the whole function)."""
+        if self.flushing:
+            raise ValidationError(
+                "flush() was called while this EntityManager is flushing, from a lifecycle "
+                "hook or an event subscriber: entities persisted or changed in before_* "
+                "hooks, before_flush and on_flush are written by the running flush; after "
+                "it (after_* hooks, after_flush), flush again once it returned, or use "
+                "after_transaction_commit."
+            )
         collecting = _gc.is_enabled()
         _gc.pause()  # see orm._gc
         try:
@@ -549,6 +573,11 @@ class UnitOfWork:
                 _gc.resume()
 
     def _commit(self) -> None:
+        if self.em._events.flush_active:
+            from .lifecycle import commit_with_events  # imports this module
+
+            commit_with_events(self, self.em._events)
+            return
         plan = _FlushPlan()
         try:
             self._compute(plan)
@@ -559,7 +588,6 @@ class UnitOfWork:
             self.dirty.clear()
             return
         conn = self.em.connection
-        sql = self.em.sql
         try:
             conn.begin()
         except BaseException:
@@ -568,37 +596,38 @@ class UnitOfWork:
         # inside the caller's transaction: what this flush writes is undone with it
         nested = conn.depth > 1
         try:
-            for ins in plan.inserts:
-                self._insert(ins)
-            for upd in plan.updates:
-                self._update(upd)
-            for ref in plan.reference_updates:
-                if conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params).rowcount != 1:
-                    raise OptimisticLockError(
-                        f"{ref.meta.class_name} {ref.params[-1]!r}, written through a "
-                        f"reference, has no row: it was deleted, or never existed. Use "
-                        f"em.find_one() to check, or persist a new entity",
-                        entity=ref.entity,
-                    )
-            for dele in plan.deletes:
-                self._delete(dele)
+            self._write(plan)
             conn.commit()
         except BaseException as exc:
             try:
                 conn.rollback()
             finally:
                 plan.revert()
-            if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
-                exc.args = (
-                    f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written; fix "
-                    f"the cause and call flush() again.",
-                    *exc.args[1:],
-                )
+            _nothing_written(exc)
             raise
         undo = FlushUndo.capture(self, plan) if nested else None
         self._apply(plan)
         if undo is not None:
             conn.on_rollback(undo.run)
+
+    def _write(self, plan: _FlushPlan) -> None:
+        """Run the flush's statements (in the transaction the caller began)."""
+        conn = self.em.connection
+        sql = self.em.sql
+        for ins in plan.inserts:
+            self._insert(ins)
+        for upd in plan.updates:
+            self._update(upd)
+        for ref in plan.reference_updates:
+            if conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params).rowcount != 1:
+                raise OptimisticLockError(
+                    f"{ref.meta.class_name} {ref.params[-1]!r}, written through a "
+                    f"reference, has no row: it was deleted, or never existed. Use "
+                    f"em.find_one() to check, or persist a new entity",
+                    entity=ref.entity,
+                )
+        for dele in plan.deletes:
+            self._delete(dele)
 
     def _insert(self, ins: _Insert) -> None:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than

@@ -1,0 +1,297 @@
+"""A flush with event handlers: lifecycle hooks and subscribers (SPEC section 12,
+docs/events.md).
+
+The Unit of Work takes this path only when the ORM's EventManager says something listens
+(`flush_active`); otherwise its plain path runs, untouched. Here a flush:
+
+1. fires `before_flush`, then `on_flush`: handlers may persist, change or remove entities,
+   which join this flush;
+2. fires `before_create`, `before_update` and `before_delete` for the entities about to be
+   written (types with listeners only), round after round until no handler adds work: what
+   they change is then seen by change detection like any user change;
+3. computes the change sets and, when there is anything to write, begins the transaction
+   (`before_transaction_start` when it is the flush's own), runs the statements;
+4. if anything listens to `after_*` or `after_flush`: updates the entities (keys,
+   snapshots, identity map) and fires them, still inside the transaction; then commits
+   (`after_transaction_commit`).
+
+An exception anywhere rolls everything back (`after_transaction_rollback`) and leaves the
+Unit of Work as it was before the flush, ready for a retry that runs the handlers again:
+property values the before_* handlers assigned are put back, entities the handlers of this
+flush persisted are dropped (the retry's handlers persist them again) and removals they
+scheduled cancelled; entities the flush had already updated are pending again (FlushUndo).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._backend import core
+from .._markers import MISSING, is_set
+from ..errors import ValidationError
+from ..events.manager import fire
+from .undo import FlushUndo
+from .unit_of_work import ChangeSet, _FlushPlan, _nothing_written
+
+if TYPE_CHECKING:
+    from ..entity_manager import EntityManager
+    from ..events.manager import EventManager, Listeners
+    from ..metadata.model import EntityMetadata
+    from .unit_of_work import UnitOfWork
+
+__all__ = ["commit_with_events", "MAX_ROUNDS"]
+
+#: rounds of before_* handlers that keep adding entities before the flush gives up
+MAX_ROUNDS = 100
+
+_object_setattr = object.__setattr__
+
+
+class _Pending:
+    """The new and removed entities before a flush's handlers ran, to take back what they
+    added if the flush fails (copies of the groups: a dict copy costs a fraction of
+    building a set of their keys)."""
+
+    __slots__ = ("uow", "new", "removed")
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.new = {cls: group.copy() for cls, group in uow.new.items() if group}
+        self.removed = {cls: group.copy() for cls, group in uow.removed.items() if group}
+
+    def drop(self) -> None:
+        uow = self.uow
+        for cls, group in uow.new.items():
+            before = self.new.get(cls, {})
+            for key in [k for k in group if k not in before]:
+                entity = group.pop(key)
+                uow.dirty.pop(key, None)
+                if entity._orm_uow is uow:
+                    _object_setattr(entity, "_orm_uow", None)
+        for cls, group in uow.removed.items():
+            before = self.removed.get(cls, {})
+            for key in [k for k in group if k not in before]:
+                del group[key]
+
+
+def _value(entity: Any, name: str) -> Any:
+    try:
+        return getattr(entity, name)
+    except Exception:  # not set, or not loaded (a reference)
+        return MISSING
+
+
+def _payload(meta: EntityMetadata, entity: Any, names: Any) -> dict[str, Any]:
+    return {name: _value(entity, name) for name in names}
+
+
+def _create_set(meta: EntityMetadata, entity: Any) -> ChangeSet:
+    payload = {}
+    for prop in meta.columns:
+        value = _value(entity, prop.name)
+        if not (prop.primary and value is None) and value is not MISSING:
+            payload[prop.name] = value
+    return ChangeSet("create", entity, meta.class_name, payload)
+
+
+def _fire_tracked(
+    plan: _FlushPlan,
+    meta: EntityMetadata,
+    entry: Listeners,
+    entity: Any,
+    em: EntityManager,
+    change_set: Any,
+) -> None:
+    """Fire a before_* event for one entity, noting the property values its handlers
+    assign, so that a failed flush puts them back (`plan.revert`, or FlushUndo)."""
+    names = meta.plan.names
+    before = [_value(entity, name) for name in names]
+    try:
+        fire(entry, entity, em, change_set() if entry[1] else None)
+    finally:
+        for name, old in zip(names, before, strict=True):
+            if _value(entity, name) is not old:
+                plan.undo.append((entity, name, old))
+
+
+def _run_before_events(uow: UnitOfWork, plan: _FlushPlan) -> None:
+    em = uow.em
+    metas = em.metadata
+    created: set[int] = set()
+    updated: set[int] = set()
+    deleted: set[int] = set()
+    updates = frozenset(m.cls for m in metas if "before_update" in m.listeners)
+    for _ in range(MAX_ROUNDS):
+        ran = False
+        for cls, group in list(uow.new.items()):
+            meta = metas.get(cls)
+            entry = meta.listeners.get("before_create")
+            if entry is None:
+                continue
+            batch = [e for key, e in list(group.items()) if key not in created]
+            if not batch:
+                continue
+            created.update(id(e) for e in batch)
+            if meta.has_hooks or meta.version is not None:
+                uow._before_create(plan, meta, batch)  # the properties' on_create values
+            for e in batch:
+                _fire_tracked(plan, meta, entry, e, em, lambda m=meta, e=e: _create_set(m, e))
+            ran = True
+        if updates:
+            for cls, candidates in uow._update_candidates(updates).items():
+                meta = metas.get(cls)
+                entry = meta.listeners.get("before_update")
+                if entry is None:
+                    continue
+                candidates = [e for e in candidates if id(e) not in updated]
+                if not candidates:
+                    continue
+                refs: list[Any] = []
+                changed = [
+                    (e, [meta.columns[i].name for i in cols])
+                    for cols, (ents, _, _) in core.compute_changes(
+                        meta.plan, candidates, refs
+                    ).items()
+                    for e in ents
+                ]
+                for ref in refs:
+                    names = [p.name for p in meta.columns if not p.primary and is_set(ref, p.name)]
+                    if names:
+                        changed.append((ref, names))
+                for e, names in changed:
+                    updated.add(id(e))
+                    _fire_tracked(
+                        plan, meta, entry, e, em,
+                        lambda m=meta, e=e, n=names: ChangeSet(
+                            "update", e, m.class_name, _payload(m, e, n)
+                        ),
+                    )  # fmt: skip
+                    ran = True
+        for cls, group in list(uow.removed.items()):
+            meta = metas.get(cls)
+            entry = meta.listeners.get("before_delete")
+            if entry is None:
+                continue
+            batch = [e for key, e in list(group.items()) if key not in deleted]
+            for e in batch:
+                deleted.add(id(e))
+                _fire_tracked(
+                    plan, meta, entry, e, em,
+                    lambda m=meta, e=e: ChangeSet("delete", e, m.class_name, {}),
+                )  # fmt: skip
+                ran = True
+        if not ran:
+            return
+    raise ValidationError(
+        f"The before_create / before_update / before_delete handlers kept adding entities "
+        f"to write for {MAX_ROUNDS} rounds: a handler must not persist a new entity every "
+        f"time it runs. Nothing of this flush was written."
+    )
+
+
+def _wants_after(plan: _FlushPlan, events: EventManager) -> bool:
+    if events.has_listeners("after_flush"):
+        return True
+    return (
+        any("after_create" in ins.meta.listeners for ins in plan.inserts)
+        or any("after_update" in upd.meta.listeners for upd in plan.updates)
+        or any("after_update" in ref.meta.listeners for ref in plan.reference_updates)
+        or any("after_delete" in dele.meta.listeners for dele in plan.deletes)
+    )
+
+
+def _run_after_events(uow: UnitOfWork, plan: _FlushPlan) -> None:
+    """after_create, after_update, after_delete in the order the statements ran; the
+    entities already reflect what was written."""
+    em = uow.em
+    for ins in plan.inserts:
+        meta = ins.meta
+        entry = meta.listeners.get("after_create")
+        if entry is not None:
+            for e in ins.entities:
+                fire(entry, e, em, _create_set(meta, e) if entry[1] else None)
+    for upd in plan.updates:
+        meta = upd.meta
+        entry = meta.listeners.get("after_update")
+        if entry is not None:
+            names = [meta.columns[i].name for i in upd.changed]
+            for e in upd.entities:
+                cs = ChangeSet("update", e, meta.class_name, _payload(meta, e, names))
+                fire(entry, e, em, cs if entry[1] else None)
+    for ref in plan.reference_updates:
+        meta = ref.meta
+        entry = meta.listeners.get("after_update")
+        if entry is not None:
+            e = ref.entity
+            cs = ChangeSet("update", e, meta.class_name, _payload(meta, e, ref.names))
+            fire(entry, e, em, cs if entry[1] else None)
+    for dele in plan.deletes:
+        meta = dele.meta
+        entry = meta.listeners.get("after_delete")
+        if entry is not None:
+            for e in dele.entities:
+                fire(entry, e, em, ChangeSet("delete", e, meta.class_name, {}) if entry[1] else None)
+
+
+def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
+    """UnitOfWork._commit when something listens (see the module docstring)."""
+    em = uow.em
+    conn = em.connection
+    pending = _Pending(uow)
+    plan = _FlushPlan()
+    tx_events = False
+    uow.flushing = True
+    try:
+        try:
+            events.flush_event("before_flush", em, uow)
+            events.flush_event("on_flush", em, uow)
+            _run_before_events(uow, plan)
+            uow._compute(plan)
+            if not plan:
+                uow.dirty.clear()
+                events.flush_event("after_flush", em, uow)
+                return
+            late = _wants_after(plan, events)
+            tx_events = not conn.in_own_transaction and events.has_transaction_handlers()
+            if tx_events:
+                events.transaction_event("before_transaction_start", em)
+            conn.begin()
+        except BaseException:
+            plan.revert()
+            pending.drop()
+            raise
+        nested = conn.depth > 1
+        applied = False
+        try:
+            uow._write(plan)
+            if late:
+                # the entities reflect the statements before the after_* handlers see
+                # them; should the transaction roll back, FlushUndo takes it back
+                undo = FlushUndo.capture(uow, plan)
+                conn.on_rollback(undo.run)
+                uow._apply(plan)
+                applied = True
+                _run_after_events(uow, plan)
+                events.flush_event("after_flush", em, uow)
+            conn.commit()
+        except BaseException as exc:
+            try:
+                conn.rollback()
+            finally:
+                if not applied:
+                    plan.revert()
+                pending.drop()
+                uow.flushing = False
+            _nothing_written(exc)
+            if tx_events:
+                events.transaction_event("after_transaction_rollback", em)
+            raise
+        if not late:
+            undo = FlushUndo.capture(uow, plan) if nested else None
+            uow._apply(plan)
+            if undo is not None:
+                conn.on_rollback(undo.run)
+    finally:
+        uow.flushing = False
+    if tx_events:
+        events.transaction_event("after_transaction_commit", em)
