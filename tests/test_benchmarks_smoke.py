@@ -23,7 +23,6 @@ from tests import databases
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 COMPARE = BENCH / "compare.py"
-SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def _cells(line: str) -> list[str]:
@@ -66,10 +65,14 @@ def test_compare_quick_mode_verifies_every_cell():
 
 
 def _pg_env() -> dict[str, str]:
-    """The test's environment, with this checkout's `src` first (the cells import `orm`)."""
+    """The test's environment, with the `orm` this process imported first: the cells import
+    `orm` and must get the same build (a clean checkout's `src` holds no compiled core; the
+    installed package does, and the `orm (compiled)` column refuses the pure-Python twin)."""
+    import orm
+
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(SRC), *filter(None, [env.get("PYTHONPATH")])]
+        [str(Path(orm.__file__).resolve().parent.parent), *filter(None, [env.get("PYTHONPATH")])]
     )
     return env
 
