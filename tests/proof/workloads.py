@@ -64,7 +64,7 @@ class Event:
 @entity(table_name="proof_record")
 class Record:
     id: int = PrimaryKey()
-    chunk: int
+    chunk: int = Property(index=True)
     name: str
     email: str
     score: float
@@ -170,9 +170,10 @@ def _writer(orm: ORM, writer: int, count: int) -> None:
 
 
 def _memory(orm: ORM, total: int, chunk: int, warm: int, keep: bool) -> None:
-    """Insert `total` records `chunk` at a time, each chunk flushed and cleared; tracemalloc's
-    traced memory after `warm` chunks and at the end. `keep` holds on to every record (what
-    a leak would do), to show the measurement sees it."""
+    """Insert `total` records `chunk` at a time; each flush also updates a hundred records
+    of the chunk before (loaded by a query) and removes ten of them, then the EntityManager
+    is cleared. tracemalloc's traced memory after `warm` chunks and at the end. `keep` holds on
+    to every record (what a leak would do), to show the measurement sees it."""
     from orm import diff_backend
 
     em = orm.em.fork()
@@ -182,17 +183,23 @@ def _memory(orm: ORM, total: int, chunk: int, warm: int, keep: bool) -> None:
     baseline = 0
     chunks = total // chunk
     for c in range(chunks):
-        records = [
+        records = em.find(Record, {"chunk": c - 1}, order_by={"id": "asc"}, limit=100)
+        for j, record in enumerate(records):
+            if j % 10 == 0:
+                em.remove(record)
+            else:
+                record.score += 1
+        records += [
             Record(chunk=c, name=f"record {c}-{j}", email=f"r{c}.{j}@example.org",
                    score=j / 7)
             for j in range(chunk)
         ]
-        for record in records:
+        for record in records[-chunk:]:
             em.persist(record)
         em.flush()
         em.clear()
         if keep:
-            kept.extend(records)
+            kept.extend(records[-chunk:])
         del records
         if c + 1 == warm:
             gc.collect()
