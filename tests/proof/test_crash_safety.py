@@ -240,8 +240,26 @@ def test_a_killed_postgresql_client_leaves_only_whole_flushes_and_every_returned
     schema = pg_schema("crash")
     size = SIZE["postgresql"]
 
-    def read() -> tuple[int, list, list]:
+    # the writer's sessions carry the schema's name, so the test can tell when they ended
+    sep = "&" if "?" in databases.PG_URL else "?"
+    url = f"{databases.PG_URL}{sep}application_name={schema}"
+
+    def sessions_ended(tally: Tally) -> None:
+        """Wait until the server has ended the killed client's session. A client killed
+        after sending COMMIT is committed by the server a moment later (the flush is whole,
+        and was simply not reported); reading before that could see it half-way between
+        two statements, and the next writer could start from the flush before it."""
+        deadline = time.monotonic() + 30
         with psycopg.connect(databases.PG_URL, autocommit=True) as conn:
+            while conn.execute("select count(*) from pg_stat_activity "
+                               "where application_name = %s", (schema,)).fetchone()[0]:
+                assert time.monotonic() < deadline, "the killed client's session lives on"
+                time.sleep(0.01)
+
+    def read() -> tuple[int, list, list]:
+        with psycopg.connect(databases.PG_URL) as conn:
+            # one snapshot for both tables
+            conn.execute("set transaction isolation level repeatable read")
             ledger = [r[0] for r in conn.execute(
                 f'select id from "{schema}".proof_ledger order by id')]
             item_rows = [tuple(r) for r in conn.execute(
@@ -249,15 +267,13 @@ def test_a_killed_postgresql_client_leaves_only_whole_flushes_and_every_returned
         return (ledger[-1] if ledger else 0), item_rows, ledger
 
     # the server's defaults (synchronous_commit on): not the suite's faster session URL
-    args = ["--url", databases.PG_URL, "--schema", schema]
+    args = ["--url", url, "--schema", schema]
     try:
         with ORM.init(client_url=databases.PG_URL, schema=schema, entities=CRASH_ENTITIES) as orm:
             orm.schema.create_schema()
-        tally = _run_kills(args, size, tmp_path, read, KILLS, Tally())
+        tally = _run_kills(args, size, tmp_path, read, KILLS, Tally(), sessions_ended)
     finally:
         with psycopg.connect(databases.PG_URL, autocommit=True) as conn:
-            # the killed clients' sessions end as the server notices; they hold no lock
-            # this waits on for long
             conn.execute(f'drop schema if exists "{schema}" cascade')
     print(f"\nPostgreSQL: {tally.summary()}")
     record_property("crash", tally.summary())
