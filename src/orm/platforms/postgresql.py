@@ -263,6 +263,8 @@ class PostgresPlatform(Platform):
     def column_type(self, prop: Any) -> str:
         from .postgresql_types import column_type_of
 
+        if prop.relation is not None:  # a foreign key: the type of the key it holds
+            return self.column_type(prop.relation.target_meta.pk)
         if prop.primary and prop.autoincrement:
             return "bigint"
         if prop.column_type:

@@ -51,11 +51,50 @@ class SchemaGenerator:
 
     @property
     def _metas(self) -> list[EntityMetadata]:
-        return list(self.metadata)
+        """The entities in foreign key order: a table after the tables it references (so
+        PostgreSQL can create it; drops go in reverse). Self-references do not count; in a
+        cycle the declaration order decides."""
+        metas = list(self.metadata)
+        done: set[int] = set()
+        ordered: list[EntityMetadata] = []
+        visiting: set[int] = set()
+
+        def visit(meta: EntityMetadata) -> None:
+            if id(meta) in done or id(meta) in visiting:
+                return
+            visiting.add(id(meta))
+            for prop in meta.relations:
+                target = prop.relation.target_meta  # type: ignore[union-attr]
+                if target is not meta:
+                    visit(target)
+            visiting.discard(id(meta))
+            done.add(id(meta))
+            ordered.append(meta)
+
+        for meta in metas:
+            visit(meta)
+        return ordered
 
     # -- desired shape ----------------------------------------------------------------------
+    def _column_sql(self, prop: PropertyMetadata) -> str:
+        """A column's definition; a relation's foreign key carries its constraint inline
+        (`references ... on update cascade [on delete ...]`), which both databases accept in
+        `create table` and in `alter table ... add column`."""
+        definition = self.platform.column_definition(prop)
+        relation = prop.relation
+        if relation is None or not relation.owner:
+            return definition
+        target = relation.target_meta
+        clause = (
+            f" references {self.quote(target.table)} ({self.quote(target.pk.field_name)}) "
+            f"on update cascade"
+        )
+        if relation.on_delete is not None:
+            clause += f" on delete {relation.on_delete}"
+        return definition + clause
+
     def _table_sql(self, meta: EntityMetadata, name: str | None = None) -> str:
-        cols = ", ".join(self.platform.column_definition(p) for p in meta.columns)
+        cols = ", ".join(self._column_sql(p) for p in meta.columns)
         return f"create table {self.quote(name or meta.table)} ({cols})"
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
@@ -134,8 +173,7 @@ class SchemaGenerator:
         if dropped or changed or any(not self._can_add(p) for p in added):
             return self._rebuild(meta, live_cols)
         statements = [
-            f"alter table {self.quote(meta.table)} add column "
-            f"{self.platform.column_definition(p)}"
+            f"alter table {self.quote(meta.table)} add column {self._column_sql(p)}"
             for p in added
         ]
         drops, creates = self._index_diff(meta)
@@ -179,9 +217,7 @@ class SchemaGenerator:
         for prop in meta.columns:
             live = live_cols.get(prop.field_name)
             if live is None:
-                statements.append(
-                    f"alter table {table} add column {platform.column_definition(prop)}"
-                )
+                statements.append(f"alter table {table} add column {self._column_sql(prop)}")
             else:
                 statements += platform.alter_column(meta.table, prop, live)
         kept_pk = [name for name in wanted_pk if name in live_cols]
