@@ -228,7 +228,7 @@ class EntityManager:
         groups: dict[type, list[Any]] = {}
         for item in items:
             groups.setdefault(type(item), []).append(item)
-        for cls, group in groups.items():
+        for group in groups.values():
             meta = em.metadata.of_instance(group[0])
             tree = populate_tree(meta, populate)
             populate_relations(em, meta, group, tree)
