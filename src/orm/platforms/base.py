@@ -107,6 +107,9 @@ class Platform:
     #: `update_schema` changes a column in place (`alter table ... alter column`: type,
     #: nullability, default; `drop column`; the primary key); else it rebuilds the table
     supports_alter_column: bool = False
+    #: appended to `drop table`: PostgreSQL refuses to drop a table another table's foreign
+    #: key references (`cascade` drops that constraint, never the other table)
+    drop_table_suffix: str = ""
 
     # -- identifiers and parameters -------------------------------------------------------
     def quote(self, identifier: str) -> str:

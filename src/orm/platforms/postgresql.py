@@ -154,6 +154,7 @@ class PostgresPlatform(Platform):
     refuses_nul = True
     #: `update_schema` alters columns in place, inside one transaction
     supports_alter_column = True
+    drop_table_suffix = " cascade"
     bindable = (str, int, float, bytes, bytearray, memoryview, bool, Decimal, datetime,
                 date, time, uuid.UUID)
 

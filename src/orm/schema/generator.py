@@ -359,13 +359,16 @@ class SchemaGenerator:
         statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
         return statements
 
+    def _drop(self, meta: EntityMetadata) -> str:
+        return f"drop table if exists {self.quote(meta.table)}{self.platform.drop_table_suffix}"
+
     # -- SQL --------------------------------------------------------------------------------
     def get_create_schema_sql(self) -> str:
         return _join(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
 
     def get_drop_schema_sql(self) -> str:
         return _join(
-            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
+            [self._drop(m) for m in reversed(self._metas)]
         )
 
     def get_update_schema_sql(self) -> str:
@@ -405,7 +408,7 @@ class SchemaGenerator:
 
     def drop_schema(self) -> None:
         """Drop the entities' tables that exist; no error for those that do not."""
-        self._run([f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)])
+        self._run([self._drop(m) for m in reversed(self._metas)])
 
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
@@ -417,7 +420,7 @@ class SchemaGenerator:
     def refresh_database(self) -> None:
         """Drop and create: an empty, up-to-date schema."""
         self._run(
-            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
+            [self._drop(m) for m in reversed(self._metas)]
             + self._namespace([s for m in self._metas for s in self._create_statements(m)])
         )
 

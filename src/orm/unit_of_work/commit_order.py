@@ -116,14 +116,9 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
                 elif target._orm_snap is None and getattr(target, prop.type.pk_name, None) is None:
                     raise _not_persisted(meta, entity, prop, target)
     if not edges:
-        _pending_in_inserts(plan, {})
+        _pending_in_inserts(plan, set())
         return
-    level = _levels(edges)
-    deferred: list[_Edge] = []
-    for out in edges.values():
-        for edge in out:
-            if edge.nullable and level.get(id(edge.target), 0) >= level.get(id(edge.entity), 0):
-                deferred.append(edge)
+    level, deferred = _layers(edges)
     deferred_slots = {(id(e.entity), e.prop.column_index) for e in deferred}
     ordered: list[tuple[int, int, _Insert]] = []
     for position, ins in enumerate(plan.inserts):
@@ -150,46 +145,107 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     _pending_in_inserts(plan, deferred_slots)
 
 
-def _levels(edges: dict[int, list[_Edge]]) -> dict[int, int]:
-    """Each new entity's layer: one more than the deepest new entity it references through
-    a NOT NULL foreign key (nullable ones are honoured when the layers allow, else deferred).
-    A cycle of NOT NULL foreign keys cannot be inserted: ValidationError naming it."""
-    level: dict[int, int] = {}
-    on_path: dict[int, _Edge | None] = {}
-
-    def visit(entity_id: int, via: _Edge | None) -> int:
-        known = level.get(entity_id)
-        if known is not None:
-            return known
-        if entity_id in on_path:
-            raise _cycle(on_path, via)
-        on_path[entity_id] = via
-        depth = 0
-        for edge in edges.get(entity_id, ()):
-            if not edge.nullable:
-                depth = max(depth, visit(id(edge.target), edge) + 1)
-        del on_path[entity_id]
-        level[entity_id] = depth
-        return depth
-
-    for entity_id in list(edges):
-        visit(entity_id, None)
-    # a nullable reference is written directly when its target's layer is lower; an entity
-    # nothing references can move up a layer for that without disturbing any other order
-    targeted = {id(edge.target) for out in edges.values() for edge in out}
-    for out in edges.values():
+def _layers(edges: dict[int, list[_Edge]]) -> tuple[dict[int, int], list[_Edge]]:
+    """Each new entity's layer (one more than the deepest new entity it references) and the
+    references that cannot be honoured by any order: the nullable ones inside a cycle
+    (strongly connected entities), written later by an UPDATE. A cycle left after those
+    (NOT NULL foreign keys only) cannot be inserted: ValidationError naming it. Iterative,
+    so long chains of new entities need no deep recursion."""
+    component = _components(edges)
+    deferred = [
+        edge
+        for out in edges.values()
+        for edge in out
+        if edge.nullable and component[id(edge.entity)] == component[id(edge.target)]
+    ]
+    skip = {id(edge) for edge in deferred}
+    deps: dict[int, int] = {}
+    dependents: dict[int, list[int]] = {}
+    nodes: set[int] = set()
+    for source, out in edges.items():
+        nodes.add(source)
         for edge in out:
-            if edge.nullable and id(edge.entity) not in targeted:
-                want = level.get(id(edge.target), 0) + 1
-                if level.get(id(edge.entity), 0) < want:
-                    level[id(edge.entity)] = want
-    return level
+            nodes.add(id(edge.target))
+            if id(edge) in skip:
+                continue
+            deps[source] = deps.get(source, 0) + 1
+            dependents.setdefault(id(edge.target), []).append(source)
+    level = {node: 0 for node in nodes}
+    ready = [node for node in nodes if not deps.get(node)]
+    done = 0
+    while ready:
+        node = ready.pop()
+        done += 1
+        for dependent in dependents.get(node, ()):
+            if level[dependent] <= level[node]:
+                level[dependent] = level[node] + 1
+            deps[dependent] -= 1
+            if not deps[dependent]:
+                ready.append(dependent)
+    if done != len(nodes):
+        stuck = [
+            edge
+            for source, out in edges.items()
+            if deps.get(source)
+            for edge in out
+            if id(edge) not in skip and deps.get(id(edge.target))
+        ]
+        raise _cycle(stuck)
+    return level, deferred
 
 
-def _cycle(on_path: dict[int, _Edge | None], closing: _Edge | None) -> ValidationError:
-    path = [e for e in on_path.values() if e is not None]
-    if closing is not None:
-        path.append(closing)
+def _components(edges: dict[int, list[_Edge]]) -> dict[int, int]:
+    """Tarjan's strongly connected components of the reference graph, iteratively:
+    entity id -> component number."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    component: dict[int, int] = {}
+    counter = 0
+    components = 0
+    nodes = list(edges)
+    for out in edges.values():
+        nodes.extend(id(edge.target) for edge in out)
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, 0)]
+        while work:
+            node, i = work[-1]
+            out = edges.get(node, ())
+            if i < len(out):
+                work[-1] = (node, i + 1)
+                nxt = id(out[i].target)
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = components
+                    if member == node:
+                        break
+                components += 1
+    return component
+
+
+def _cycle(path: list[_Edge]) -> ValidationError:
     shown = ", ".join(
         f"{e.meta.class_name}.{e.prop.name} -> {type(e.target).__name__}" for e in path
     )
