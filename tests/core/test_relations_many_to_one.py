@@ -552,3 +552,63 @@ def test_removing_a_referenced_parent_fails_and_can_be_retried(rel):
         em.remove(art)
     em.flush()
     assert rows(rel, "select count(*) from `author` where id = ?", (ann.id,)) == [(0,)]
+
+
+# -- larger flushes, reloads, events --------------------------------------------------------
+
+
+def test_many_new_parents_get_their_keys_in_bulk_paths(rel, log, database):
+    """150 rows: PostgreSQL reserves the authors' keys and COPYs the articles; SQLite
+    derives them from last_insert_rowid. Each article must get its own author's key."""
+    em = rel.em.fork()
+    authors = [Author(name=f"w{i}") for i in range(150)]
+    articles = [Article(title=f"t{i}", author=authors[i]) for i in range(150)]
+    em.persist(articles).flush()
+    got = rows(rel, "select a.title, u.name from `article` a join `author` u on "
+                    "u.id = a.author_id")
+    assert sorted(got) == sorted((f"t{i}", f"w{i}") for i in range(150))
+    # re-pointed to 150 new authors at once: the updates wait for their keys
+    fresh = [Author(name=f"v{i}") for i in range(150)]
+    for art, author in zip(articles, fresh, strict=True):
+        art.author = author
+    em.flush()
+    got = rows(rel, "select a.title, u.name from `article` a join `author` u on "
+                    "u.id = a.author_id")
+    assert sorted(got) == sorted((f"t{i}", f"v{i}") for i in range(150))
+    log.clear()
+    em.flush()
+    assert log.sql() == []
+
+
+def test_refresh_and_partial_loads_turn_keys_into_references(rel):
+    _, ann, bob, a1, _ = seed(rel.em.fork())
+    em = rel.em.fork()
+    partial = em.find(Article, {"id": a1.id}, fields=["title"])[0]
+    with pytest.raises(ValidationError, match=r"Article\.author was not loaded"):
+        _ = partial.author
+    full = em.find_one(Article, {"title": "one"})  # fills in the rest
+    assert full is partial and full.author.id == ann.id
+    execute(rel, "update `article` set author_id = ? where id = ?", (bob.id, a1.id))
+    em.refresh(full)
+    assert full.author is em.get_reference(Author, bob.id)
+
+
+def test_flush_with_event_listeners_orders_and_patches_too(connect, log):
+    from orm import EventSubscriber
+
+    seen = []
+
+    class Spy(EventSubscriber):
+        def on_flush(self, args):
+            seen.append("on_flush")
+
+    orm = connect(RELATED, subscribers=[Spy()])
+    em = orm.em.fork()
+    cat = Category(name="child", parent=Category(name="parent"))
+    em.persist(Article(title="a", author=Author(name="b", team=Team(name="c"))))
+    em.persist(cat).flush()
+    assert seen == ["on_flush"]
+    assert rows(orm, "select c.name from `category` c join `category` p on p.id = "
+                     "c.parent_id") == [("child",)]
+    assert rows(orm, "select count(*) from `article` a join `author` u on u.id = a.author_id "
+                     "join `team` t on t.id = u.team_id") == [(1,)]
