@@ -23,6 +23,7 @@ from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
 from .entity.loader import populate as populate_relations
 from .entity.loader import populate_tree
+from .entity.reference import Ref
 from .errors import DriverException, NotFoundError, ValidationError
 from .events.manager import HANDLER, fire
 from .locking import PESSIMISTIC, LockMode
@@ -538,12 +539,29 @@ class EntityManager:
         for key in data:
             meta.prop(key)
 
+    def _relation_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A relation given by its target's primary key (`{"author": 3}`, as MikroORM
+        allows in create/assign) becomes a reference to that row (no query)."""
+        if not meta.relations:
+            return data
+        out = dict(data)
+        for prop in meta.relations:
+            value = out.get(prop.name)
+            if (
+                value is not None
+                and type(value) is not Ref
+                and getattr(type(value), "_orm_declaration", None) is None
+            ):
+                out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
+        return out
+
     def create(self, entity: type[T] | str, data: Mapping[str, Any], *, persist: bool = True) -> T:
         """A new entity from a dict (through its `__init__` when generated), persisted unless
-        `persist=False`."""
+        `persist=False`. A relation may be given as the target's primary key."""
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
+        data = em._relation_data(meta, data)
         if meta.generated_init:
             obj = meta.cls(**data)
         else:
@@ -557,9 +575,11 @@ class EntityManager:
         return obj  # type: ignore[no-any-return]
 
     def assign(self, entity: T, data: Mapping[str, Any]) -> T:
-        """Set several properties from a dict; unknown names raise ValidationError."""
+        """Set several properties from a dict; unknown names raise ValidationError. A
+        relation may be given as the target's primary key."""
         meta = self.metadata.of_instance(entity)
         self._check_data(meta, data)
+        data = self._relation_data(meta, data)
         for key, value in data.items():
             setattr(entity, key, value)
         return entity

@@ -220,6 +220,38 @@ class RelationType(Type):
         return f"RelationType({self.relation!r})"
 
 
+def _relation_db_value(
+    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any
+) -> Any:
+    """A relation's value in native queries and upserts: the target entity (or a Ref), or
+    its primary key, -> the key in database form; anything else, or a target not stored
+    yet, is the flush's ValidationError."""
+    from ..entity.reference import Ref
+
+    target = prop.relation.target_meta  # type: ignore[union-attr]
+    if getattr(type(value), "_orm_declaration", None) is None and type(value) is not Ref:
+        try:
+            key = target.python_key(value)
+        except ValidationError:
+            meta.plan.on_invalid(owner, prop.column_index, value)
+            raise
+        pk_type = target.pk.type
+        return pk_type.to_db(key) if pk_type.converts else key
+    try:
+        db = prop.type.to_db(value)
+    except TypeError:
+        meta.plan.on_invalid(owner, prop.column_index, value)
+        raise
+    if isinstance(db, PendingKey):
+        raise ValidationError(
+            f"{meta.class_name}.{prop.name}: the {target.class_name} given is not stored yet "
+            f"(no primary key); flush it first.",
+            entity=owner,
+            property=prop.name,
+        )
+    return db
+
+
 class EntityMetadata:
     cls: type
     class_name: str
@@ -314,6 +346,11 @@ class EntityMetadata:
         owner = self.cls if entity is None else entity
         for key, value in data.items():
             prop = self.prop(key)
+            if value is not None and prop.relation is not None:
+                value = _relation_db_value(self, prop, value, owner)
+                fields.append(prop.field_name)
+                values.append(value)
+                continue
             if value is not None:
                 mapped = prop.type
                 if mapped.python_types and not isinstance(value, mapped.python_types):
