@@ -522,6 +522,7 @@ def test_to_object_shows_references_as_keys_and_loaded_targets_nested(rel):
     assert wrap(a).to_object() == {
         "id": a.id, "name": "a", "parent": {"id": b.id, "name": "b", "parent": a.id}
     }
+    assert repr(a) == f"Category(id={a.id}, name='a', parent=<Category {b.id}>)"
 
 
 # -- bad input ------------------------------------------------------------------------------

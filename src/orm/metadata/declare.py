@@ -356,6 +356,11 @@ def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
         object.__setattr__(self, name, value)
 
 
+class _Shown(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _entity_repr(self: Any) -> str:
     decl = type(self)._orm_declaration
     cls_name = type(self).__name__
@@ -363,7 +368,14 @@ def _entity_repr(self: Any) -> str:
     for name, opts in decl.properties.items():
         if opts.get("hidden") or not is_set(self, name):
             continue
-        parts.append(f"{name}={getattr(self, name)!r}")
+        value = getattr(self, name)
+        if opts.get("relation") and getattr(type(value), "_orm_declaration", None):
+            # the target by its key only: a full repr would recurse through cycles
+            from ..entity.reference import pk_name_of
+
+            key = getattr(value, pk_name_of(type(value)), None)
+            value = _Shown(f"<{type(value).__name__} {key!r}>")
+        parts.append(f"{name}={value!r}")
     if self._orm_snap is REFERENCE:
         parts.append("<not initialized>")
     return f"{cls_name}({', '.join(parts)})"
