@@ -118,6 +118,7 @@ class RelationMetadata:
     cascade: frozenset[Any]
     #: "cascade" | "set null" | "restrict" | "no action" | None (the database's default)
     on_delete: str | None
+    persist_cascade: bool
     mapped_by: str | None
     inversed_by: str | None
 
@@ -131,21 +132,19 @@ class RelationMetadata:
         mapped_by: str | None = None,
         inversed_by: str | None = None,
     ) -> None:
+        from .relations import Cascade
+
         self.kind = kind
         self.owner = owner
         self.ref = ref
         self.cascade = cascade
+        #: whether persisting the owner persists the new entity it references
+        self.persist_cascade = Cascade.PERSIST in cascade or Cascade.ALL in cascade
         self.on_delete = on_delete
         self.mapped_by = mapped_by
         self.inversed_by = inversed_by
         self.target = None  # type: ignore[assignment]
         self.target_meta = None  # type: ignore[assignment]
-
-    @property
-    def persist_cascade(self) -> bool:
-        from .relations import Cascade
-
-        return Cascade.PERSIST in self.cascade
 
     def __repr__(self) -> str:
         target = getattr(self.target, "__name__", None)
@@ -178,6 +177,8 @@ class RelationType(Type):
         self.relation = relation
         self.pk_name = ""
         self.pk_to_db: Any = None
+        self._target: Any = None
+        self._ref: Any = None
 
     def resolve(self) -> None:
         """Called once the target is known (discovery's second pass)."""
@@ -187,15 +188,16 @@ class RelationType(Type):
         self.python_types = (target.cls, Ref)
         self.pk_name = target.pk.name
         self.pk_to_db = target.pk.type.to_db if target.pk.type.converts else None
+        self._target = target.cls
+        self._ref = Ref
 
     def to_db(self, value: Any) -> Any:
-        from ..entity.reference import Ref
-
-        if type(value) is Ref:
+        cls = type(value)
+        if cls is self._ref:
             value = value.entity
-        target = self.relation.target
-        if not isinstance(value, target):
-            raise TypeError(f"expected a {target.__name__} entity")
+            cls = type(value)
+        if cls is not self._target and not isinstance(value, self._target):
+            raise TypeError(f"expected a {self._target.__name__} entity")
         key = getattr(value, self.pk_name, None)
         if key is None:
             return PendingKey(value)

@@ -30,38 +30,51 @@ def _target_of(value: Any) -> Any:
     return value.entity if type(value) is Ref else value
 
 
-def cascade_persist(uow: UnitOfWork) -> None:
+def cascade_persist(uow: UnitOfWork) -> bool:
     """Persist the new entities that new or changed entities reference through a relation
     with Cascade.PERSIST, transitively (also when the relation was assigned after
-    `persist`). Values of the wrong class are left for the flush's check to refuse."""
+    `persist`); a new entity referenced through a relation without it is a ValidationError.
+    Values of the wrong class are left for the flush's check to refuse. Returns whether a
+    new entity references another new one (only then must the inserts be ordered)."""
     metas = uow.em.metadata
-    work: list[tuple[EntityMetadata, Any]] = []
+    ordered = False
+    work: list[tuple[EntityMetadata, Any, bool]] = []
     for cls, group in uow.new.items():
         meta = metas.find(cls)
         if meta is not None and meta.relations:
-            work.extend((meta, e) for e in group.values())
+            work.extend((meta, e, True) for e in group.values())
     for entity in uow.dirty.values():
         meta = metas.find(type(entity))
         if meta is not None and meta.relations:
-            work.append((meta, entity))
+            work.append((meta, entity, False))
+    new = uow.new
     while work:
-        meta, entity = work.pop()
+        meta, entity, is_new = work.pop()
         for prop in meta.relations:
             relation = prop.relation
-            if not relation.persist_cascade:  # type: ignore[union-attr]
-                continue
             try:
                 value = getattr(entity, prop.name)
             except Exception:  # not loaded (a reference, a partial entity): nothing to do
                 continue
-            target = _target_of(value)
-            if target is None or not isinstance(target, relation.target):  # type: ignore[union-attr]
+            if value is None:
                 continue
-            if target._orm_uow is None and target._orm_snap is None:
+            target = value.entity if type(value) is Ref else value
+            target_cls = type(target)
+            if target_cls is not relation.target and not isinstance(target, relation.target):  # type: ignore[union-attr]
+                continue
+            if target._orm_snap is not None:
+                continue  # stored
+            if target._orm_uow is not uow:
+                if not relation.persist_cascade:  # type: ignore[union-attr]
+                    raise _not_persisted(meta, entity, prop, target)
                 target_meta = relation.target_meta  # type: ignore[union-attr]
-                uow.persist(target, target_meta)
+                uow.persist(target, target_meta)  # refuses one new in another EntityManager
                 if target_meta.relations:
-                    work.append((target_meta, target))
+                    work.append((target_meta, target, True))
+            if is_new and not ordered:
+                group = new.get(target_cls)
+                ordered = group is not None and id(target) in group
+    return ordered
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
@@ -147,51 +160,64 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
 
 def _layers(edges: dict[int, list[_Edge]]) -> tuple[dict[int, int], list[_Edge]]:
     """Each new entity's layer (one more than the deepest new entity it references) and the
-    references that cannot be honoured by any order: the nullable ones inside a cycle
-    (strongly connected entities), written later by an UPDATE. A cycle left after those
-    (NOT NULL foreign keys only) cannot be inserted: ValidationError naming it. Iterative,
-    so long chains of new entities need no deep recursion."""
-    component = _components(edges)
+    references no order can honour: the nullable ones inside a cycle (among strongly
+    connected entities, looked for only when there is a cycle), written later by an UPDATE.
+    A cycle left after those (NOT NULL foreign keys only) cannot be inserted:
+    ValidationError naming it. Iterative, so long chains need no deep recursion."""
+    if not any(id(edge.target) in edges for out in edges.values() for edge in out):
+        # the common shape: new rows referencing new rows that reference none: two layers
+        return dict.fromkeys(edges, 1), []
+    level, stuck = _sorted(edges, frozenset())
+    if not stuck:
+        return level, []
+    component = _components({source: edges[source] for source in stuck})
     deferred = [
         edge
-        for out in edges.values()
-        for edge in out
-        if edge.nullable and component[id(edge.entity)] == component[id(edge.target)]
+        for source in stuck
+        for edge in edges[source]
+        if edge.nullable and component.get(id(edge.target)) == component[source]
     ]
-    skip = {id(edge) for edge in deferred}
+    skip = frozenset(id(edge) for edge in deferred)
+    level, stuck = _sorted(edges, skip)
+    if stuck:
+        raise _cycle([
+            edge
+            for source in stuck
+            for edge in edges[source]
+            if id(edge) not in skip and id(edge.target) in stuck
+        ])
+    return level, deferred
+
+
+def _sorted(
+    edges: dict[int, list[_Edge]], skip: frozenset[int]
+) -> tuple[dict[int, int], set[int]]:
+    """Kahn's topological sort, ignoring the edges in `skip`: the layers, and the entities
+    left in (or behind) a cycle."""
     deps: dict[int, int] = {}
     dependents: dict[int, list[int]] = {}
-    nodes: set[int] = set()
+    level: dict[int, int] = {}
     for source, out in edges.items():
-        nodes.add(source)
+        level[source] = 0
         for edge in out:
-            nodes.add(id(edge.target))
-            if id(edge) in skip:
+            target = id(edge.target)
+            level[target] = 0
+            if skip and id(edge) in skip:
                 continue
             deps[source] = deps.get(source, 0) + 1
-            dependents.setdefault(id(edge.target), []).append(source)
-    level = {node: 0 for node in nodes}
-    ready = [node for node in nodes if not deps.get(node)]
-    done = 0
+            dependents.setdefault(target, []).append(source)
+    ready = [node for node in level if node not in deps]
     while ready:
         node = ready.pop()
-        done += 1
+        depth = level[node] + 1
         for dependent in dependents.get(node, ()):
-            if level[dependent] <= level[node]:
-                level[dependent] = level[node] + 1
-            deps[dependent] -= 1
-            if not deps[dependent]:
+            if level[dependent] < depth:
+                level[dependent] = depth
+            left = deps[dependent] - 1
+            deps[dependent] = left
+            if not left:
                 ready.append(dependent)
-    if done != len(nodes):
-        stuck = [
-            edge
-            for source, out in edges.items()
-            if deps.get(source)
-            for edge in out
-            if id(edge) not in skip and deps.get(id(edge.target))
-        ]
-        raise _cycle(stuck)
-    return level, deferred
+    return level, {node for node, left in deps.items() if left}
 
 
 def _components(edges: dict[int, list[_Edge]]) -> dict[int, int]:

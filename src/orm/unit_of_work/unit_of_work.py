@@ -514,11 +514,12 @@ class UnitOfWork:
     def _compute(self, plan: _FlushPlan) -> _FlushPlan:
         metadata = self.em.metadata
         relations = metadata.has_relations
+        ordered = False
         if relations and (self.new or self.dirty):
-            commit_order.cascade_persist(self)
+            ordered = commit_order.cascade_persist(self)
         if self.new:
             self._plan_inserts(plan)
-            if relations and not plan.preview:
+            if ordered and not plan.preview:
                 commit_order.order_inserts(self, plan)
         if self.dirty or self.watched or any(m.has_mutable for m in metadata):
             self._plan_updates(plan)
