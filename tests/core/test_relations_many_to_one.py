@@ -638,3 +638,79 @@ def test_flush_with_event_listeners_orders_and_patches_too(connect, log):
                      "c.parent_id") == [("child",)]
     assert rows(orm, "select count(*) from `article` a join `author` u on u.id = a.author_id "
                      "join `team` t on t.id = u.team_id") == [(1,)]
+
+
+def test_mixed_cycle_breaks_at_its_nullable_edge(connect, log, database):
+    """Person.pet (nullable) -> Pet.owner (NOT NULL) -> Person: the pet needs its owner
+    first, the owner's pet is written by an UPDATE. Classes local to a function: their
+    string annotations are resolved by entity name."""
+
+    @entity()
+    class Person:
+        id: int = PrimaryKey()
+        name: str
+        pet: Pet | None = ManyToOne(nullable=True)
+
+    @entity()
+    class Pet:
+        id: int = PrimaryKey()
+        name: str
+        owner: Person = ManyToOne()
+
+    orm = connect([Person, Pet], debug=["query"], logger=log.append)
+    ddl = orm.schema.get_create_schema_sql()
+    if database == "postgresql":  # the tables reference each other: one FK comes after
+        assert 'alter table "person" add constraint "person_pet_id_foreign" foreign key' in ddl
+    else:
+        assert "add constraint" not in ddl
+    em = orm.em.fork()
+    people = [Person(name=f"p{i}") for i in range(3)]
+    for i, person in enumerate(people):
+        person.pet = Pet(name=f"pet{i}", owner=person)
+    em.persist(people)
+    log.clear()
+    em.flush()
+    got = rows(orm, "select p.name, t.name, o.name from `person` p join `pet` t on t.id = "
+                    "p.pet_id join `person` o on o.id = t.owner_id order by p.id")
+    assert got == [(f"p{i}", f"pet{i}", f"p{i}") for i in range(3)]
+    inserts = [w.split()[2].strip('`"') for w in log.writes() if w.startswith("insert")]
+    assert inserts == ["person", "pet"]
+    log.clear()
+    em.flush()
+    assert log.sql() == []
+
+
+def test_an_entity_referencing_itself(rel, log):
+    em = rel.em.fork()
+    lone = Node(name="lone", next=None)
+    lone.next = lone
+    em.persist(lone)
+    with pytest.raises(ValidationError, match=r"Node\.next -> Node"):
+        em.flush()
+    em.clear()
+    me = Category(name="me")
+    me.parent = me
+    em.persist(me).flush()
+    assert rows(rel, "select id, parent_id from `category`") == [(me.id, me.id)]
+
+
+def test_a_long_chain_of_new_entities(rel):
+    em = rel.em.fork()
+    chain = [Category(name="c0")]
+    for i in range(1, 300):
+        chain.append(Category(name=f"c{i}", parent=chain[-1]))
+    em.persist(chain[-1]).flush()  # the rest by cascade
+    parents = dict(rows(rel, "select id, parent_id from `category`"))
+    assert all(parents[c.id] == c.parent.id for c in chain[1:]) and parents[chain[0].id] is None
+
+
+def test_a_target_new_in_another_entity_manager_is_refused(rel, log):
+    other = rel.em.fork()
+    author = Author(name="elsewhere")
+    other.persist(author)
+    em = rel.em.fork()
+    em.persist(Article(title="t", author=author))
+    log.clear()
+    with pytest.raises(ValidationError, match="another EntityManager"):
+        em.flush()
+    assert log.sql() == []

@@ -155,6 +155,7 @@ class PostgresPlatform(Platform):
     #: `update_schema` alters columns in place, inside one transaction
     supports_alter_column = True
     drop_table_suffix = " cascade"
+    foreign_key_needs_table = True
     bindable = (str, int, float, bytes, bytearray, memoryview, bool, Decimal, datetime,
                 date, time, uuid.UUID)
 

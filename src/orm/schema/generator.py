@@ -76,26 +76,59 @@ class SchemaGenerator:
         return ordered
 
     # -- desired shape ----------------------------------------------------------------------
-    def _column_sql(self, prop: PropertyMetadata) -> str:
+    def _references(self, prop: PropertyMetadata) -> str:
+        relation = prop.relation
+        target = relation.target_meta  # type: ignore[union-attr]
+        clause = (
+            f"references {self.quote(target.table)} ({self.quote(target.pk.field_name)}) "
+            f"on update cascade"
+        )
+        if relation.on_delete is not None:  # type: ignore[union-attr]
+            clause += f" on delete {relation.on_delete}"  # type: ignore[union-attr]
+        return clause
+
+    def _column_sql(self, prop: PropertyMetadata, constraint: bool = True) -> str:
         """A column's definition; a relation's foreign key carries its constraint inline
         (`references ... on update cascade [on delete ...]`), which both databases accept in
         `create table` and in `alter table ... add column`."""
         definition = self.platform.column_definition(prop)
-        relation = prop.relation
-        if relation is None or not relation.owner:
+        if prop.relation is None or not prop.relation.owner or not constraint:
             return definition
-        target = relation.target_meta
-        clause = (
-            f" references {self.quote(target.table)} ({self.quote(target.pk.field_name)}) "
-            f"on update cascade"
-        )
-        if relation.on_delete is not None:
-            clause += f" on delete {relation.on_delete}"
-        return definition + clause
+        return f"{definition} {self._references(prop)}"
 
-    def _table_sql(self, meta: EntityMetadata, name: str | None = None) -> str:
-        cols = ", ".join(self._column_sql(p) for p in meta.columns)
+    def _table_sql(
+        self, meta: EntityMetadata, name: str | None = None, later: frozenset[str] = frozenset()
+    ) -> str:
+        """`create table`; the foreign keys of the properties in `later` are left out (added
+        by `alter table` once their target table exists)."""
+        cols = ", ".join(self._column_sql(p, p.name not in later) for p in meta.columns)
         return f"create table {self.quote(name or meta.table)} ({cols})"
+
+    def _create_all(self, metas: list[EntityMetadata], existing: set[str]) -> list[str]:
+        """`create table` (and index) statements for `metas`, in foreign key order. Where
+        tables reference each other in a cycle and the database wants a referenced table to
+        exist first (PostgreSQL), the foreign keys pointing forward are added afterwards with
+        `alter table ... add constraint`; SQLite takes them inline (and cannot add them)."""
+        created = set(existing)
+        statements: list[str] = []
+        constraints: list[str] = []
+        for meta in metas:
+            later: set[str] = set()
+            if self.platform.foreign_key_needs_table:
+                for prop in meta.relations:
+                    target = prop.relation.target_meta  # type: ignore[union-attr]
+                    if target is not meta and target.table not in created:
+                        later.add(prop.name)
+                        name = self.naming.index_name(meta.table, [prop.field_name], "foreign")
+                        constraints.append(
+                            f"alter table {self.quote(meta.table)} add constraint "
+                            f"{self.quote(name)} foreign key ({self.quote(prop.field_name)}) "
+                            f"{self._references(prop)}"
+                        )
+            statements.append(self._table_sql(meta, later=frozenset(later)))
+            statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
+            created.add(meta.table)
+        return statements + constraints
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
         naming = self.naming
@@ -115,9 +148,6 @@ class SchemaGenerator:
         unique = "unique " if index.unique else ""
         cols = ", ".join(self.quote(c) for c in index.columns)
         return f"create {unique}index {self.quote(index.name)} on {self.quote(meta.table)} ({cols})"
-
-    def _create_statements(self, meta: EntityMetadata) -> list[str]:
-        return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
 
     def _namespace(self, statements: list[str]) -> list[str]:
         """Statements that create tables, preceded (on PostgreSQL with a `schema`) by the
@@ -364,7 +394,7 @@ class SchemaGenerator:
 
     # -- SQL --------------------------------------------------------------------------------
     def get_create_schema_sql(self) -> str:
-        return _join(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
+        return _join(self._namespace(self._create_all(self._metas, set())))
 
     def get_drop_schema_sql(self) -> str:
         return _join(
@@ -378,11 +408,10 @@ class SchemaGenerator:
         """The difference; on PostgreSQL preceded by the creation of the `schema` only where
         it may be missing (it holds no table yet)."""
         live = self._live_tables()
-        statements: list[str] = []
-        for meta in self._metas:
-            if meta.table not in live:
-                statements += self._create_statements(meta)
-            else:
+        metas = self._metas
+        statements = self._create_all([m for m in metas if m.table not in live], live)
+        for meta in metas:
+            if meta.table in live:
                 statements += self._table_diff(meta)
         return statements if live else self._namespace(statements)
 
@@ -404,7 +433,7 @@ class SchemaGenerator:
     def create_schema(self) -> None:
         """Create every table and index (TableExistsException if one exists), and on
         PostgreSQL the configured `schema` if it is missing."""
-        self._run(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
+        self._run(self._namespace(self._create_all(self._metas, set())))
 
     def drop_schema(self) -> None:
         """Drop the entities' tables that exist; no error for those that do not."""
@@ -421,7 +450,7 @@ class SchemaGenerator:
         """Drop and create: an empty, up-to-date schema."""
         self._run(
             [self._drop(m) for m in reversed(self._metas)]
-            + self._namespace([s for m in self._metas for s in self._create_statements(m)])
+            + self._namespace(self._create_all(self._metas, set()))
         )
 
     def ensure_database(self) -> bool:
@@ -429,9 +458,9 @@ class SchemaGenerator:
         ones (never alters existing ones; that is update_schema's job). Returns True if
         anything was created."""
         live = self._live_tables()
-        statements = self._namespace([
-            s for m in self._metas if m.table not in live for s in self._create_statements(m)
-        ])
+        statements = self._namespace(
+            self._create_all([m for m in self._metas if m.table not in live], live)
+        )
         self._run(statements)
         return bool(statements)
 
