@@ -660,7 +660,7 @@ def test_mixed_cycle_breaks_at_its_nullable_edge(connect, log, database):
     orm = connect([Person, Pet], debug=["query"], logger=log.append)
     ddl = orm.schema.get_create_schema_sql()
     if database == "postgresql":  # the tables reference each other: one FK comes after
-        assert 'alter table "person" add constraint "person_pet_id_foreign" foreign key' in ddl
+        assert ddl.count(" add constraint ") == 1 and "_foreign\" foreign key (" in ddl
     else:
         assert "add constraint" not in ddl
     em = orm.em.fork()
