@@ -498,6 +498,9 @@ def test_create_assign_and_native_queries_take_keys_or_entities(rel):
         em.native_update(Article, {"id": new_id}, {"author": Team(name="x")})
     with pytest.raises(ValidationError, match=r"Article\.author: the Author given is not stored"):
         em.native_insert(Article, {"title": "n", "author": Author(name="unsaved")})
+    up = em.upsert(Article, {"id": 500, "title": "up", "author": bob.id})
+    assert up.author.id == bob.id
+    assert rows(rel, "select author_id from `article` where id = 500") == [(bob.id,)]
 
 
 # -- serialization --------------------------------------------------------------------------
