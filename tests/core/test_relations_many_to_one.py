@@ -717,3 +717,10 @@ def test_a_target_new_in_another_entity_manager_is_refused(rel, log):
     with pytest.raises(ValidationError, match="another EntityManager"):
         em.flush()
     assert log.sql() == []
+
+
+def test_auto_flush_sees_entities_a_flush_would_persist_by_cascade(rel):
+    em = rel.em.fork()
+    em.persist(Article(title="t", author=Author(name="a", team=Team(name="deep"))))
+    assert [t.name for t in em.find(Team, {})] == ["deep"]
+    assert em.count(Author) == 1

@@ -104,6 +104,9 @@ class MetadataStorage:
         #: class -> position in foreign key order (a referenced entity before those
         #: referencing it; self-references and cycles aside): the order of deletes
         self.fk_rank: dict[type, int] = {}
+        #: class -> the classes whose relations (with cascade persist) point at it: a new
+        #: one of those may bring new ones of this class into a flush
+        self.referrers: dict[type, frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())
@@ -395,6 +398,10 @@ def _resolve_relations(
             prop.type.resolve()  # type: ignore[attr-defined]
             meta.relations.append(prop)
             storage.has_relations = True
+            if relation.persist_cascade:
+                storage.referrers[target.cls] = storage.referrers.get(
+                    target.cls, frozenset()
+                ) | {meta.cls}
         _finish_entity(meta)
     rank: dict[type, int] = {}
     visiting: set[type] = set()
@@ -410,6 +417,18 @@ def _resolve_relations(
     for meta in metas:
         visit(meta)
     storage.fk_rank = rank
+    direct = storage.referrers
+    closure: dict[type, frozenset[type]] = {}
+    for cls in direct:
+        seen: set[type] = set()
+        todo = [cls]
+        while todo:
+            for referrer in direct.get(todo.pop(), ()):
+                if referrer not in seen:
+                    seen.add(referrer)
+                    todo.append(referrer)
+        closure[cls] = frozenset(seen)
+    storage.referrers = closure
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):

@@ -345,9 +345,24 @@ class UnitOfWork:
         cls = meta.cls
         if self.new.get(cls) or self.removed.get(cls):
             return True
+        metas = self.em.metadata
+        referrers = metas.referrers.get(cls) if metas.has_relations else None
+        if referrers:
+            # a new or changed entity may reference a new one of this type that the flush
+            # will persist by cascade
+            if any(self.new.get(other) for other in referrers):
+                return True
+            for entity in self.dirty.values():
+                if type(entity) is cls or type(entity) in referrers:
+                    return True
+            return self._mutable_changes(meta)
         for entity in self.dirty.values():
             if type(entity) is cls:
                 return True
+        return self._mutable_changes(meta)
+
+    def _mutable_changes(self, meta: EntityMetadata) -> bool:
+        cls = meta.cls
         if meta.has_mutable:
             im = self.identity_map.get(cls)
             if im and core.compute_changes(meta.plan, im.values()):
