@@ -724,3 +724,32 @@ def test_auto_flush_sees_entities_a_flush_would_persist_by_cascade(rel):
     em.persist(Article(title="t", author=Author(name="a", team=Team(name="deep"))))
     assert [t.name for t in em.find(Team, {})] == ["deep"]
     assert em.count(Author) == 1
+
+
+def test_a_reference_pointed_at_a_new_entity(rel, log):
+    _, ann, _, a1, _ = seed(rel.em.fork())
+    em = rel.em.fork()
+    art = em.get_reference(Article, a1.id)
+    art.author = Author(name="via reference")
+    em.flush()
+    assert art.author.id is not None
+    assert rows(rel, "select author_id from `article` where id = ?", (a1.id,)) == [
+        (art.author.id,)
+    ]
+    log.clear()
+    em.flush()
+    assert log.sql() == []
+
+
+def test_rollback_of_a_cycle_written_with_a_later_update(rel):
+    em = rel.em.fork()
+    a = Category(name="a")
+    b = Category(name="b", parent=a)
+    a.parent = b
+    with pytest.raises(RuntimeError), em.transaction():
+        em.persist([a, b]).flush()
+        raise RuntimeError("undo")
+    assert a.id is None and b.id is None and a.parent is b and b.parent is a
+    assert rows(rel, "select count(*) from `category`") == [(0,)]
+    em.persist([a, b]).flush()
+    assert dict(rows(rel, "select name, parent_id from `category`")) == {"a": b.id, "b": a.id}

@@ -223,7 +223,7 @@ class RelationType(Type):
 
 
 def _relation_db_value(
-    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any
+    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool
 ) -> Any:
     """A relation's value in native queries and upserts: the target entity (or a Ref), or
     its primary key, -> the key in database form; anything else, or a target not stored
@@ -244,7 +244,7 @@ def _relation_db_value(
     except TypeError:
         meta.plan.on_invalid(owner, prop.column_index, value)
         raise
-    if isinstance(db, PendingKey):
+    if isinstance(db, PendingKey) and not pending:
         raise ValidationError(
             f"{meta.class_name}.{prop.name}: the {target.class_name} given is not stored yet "
             f"(no primary key); flush it first.",
@@ -338,18 +338,19 @@ class EntityMetadata:
             ) from None
 
     def to_db_columns(
-        self, data: Mapping[str, Any], entity: Any = None
+        self, data: Mapping[str, Any], entity: Any = None, pending: bool = False
     ) -> tuple[list[str], list[Any]]:
         """Property values -> (column names, database values), each value checked against
         its type as a flush checks it (a ValidationError naming entity and property, raised
-        through the plan's `on_invalid`, before any SQL runs)."""
+        through the plan's `on_invalid`, before any SQL runs). With `pending` (a flush), a
+        relation to a new entity gives a `PendingKey` the flush fills in."""
         fields, values = [], []
         on_invalid = self.plan.on_invalid
         owner = self.cls if entity is None else entity
         for key, value in data.items():
             prop = self.prop(key)
             if value is not None and prop.relation is not None:
-                value = _relation_db_value(self, prop, value, owner)
+                value = _relation_db_value(self, prop, value, owner, pending)
                 fields.append(prop.field_name)
                 values.append(value)
                 continue

@@ -23,7 +23,10 @@ from ..metadata.model import EntityMetadata, PendingKey
 if TYPE_CHECKING:
     from .unit_of_work import UnitOfWork, _FlushPlan, _Insert
 
-__all__ = ["cascade_persist", "order_inserts", "pending_updates", "order_deletes"]
+__all__ = [
+    "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
+    "resolve", "patch_snapshots",
+]
 
 
 def _target_of(value: Any) -> Any:
@@ -336,6 +339,21 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                 plan.snapshot_slots.append(
                     (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
                 )
+
+
+def pending_reference(
+    uow: UnitOfWork, plan: _FlushPlan, meta: EntityMetadata, ref: Any, names: list[str],
+    params: list[Any],
+) -> None:
+    """An uninitialized reference whose relation was pointed at a new entity: its UPDATE
+    waits for that entity's key, like any other update."""
+    for at, (name, value) in enumerate(zip(names, params, strict=False)):
+        if type(value) is not PendingKey:
+            continue
+        prop = meta.properties[name]
+        if not uow.is_new(value.entity):
+            raise _not_persisted(meta, ref, prop, value.entity)
+        plan.pending.append((params, at, value.entity, prop.type.pk_to_db))
 
 
 def order_deletes(plan: _FlushPlan, ranks: dict[type, int]) -> None:

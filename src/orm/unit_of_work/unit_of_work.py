@@ -495,10 +495,13 @@ class UnitOfWork:
                     f"(wrap(entity).init()). Nothing of this flush was written.",
                     entity=ref,
                 )
-            fields, params = meta.to_db_columns(written, ref)
+            fields, params = meta.to_db_columns(written, ref, pending=bool(meta.relations))
             key = core.primary_keys(meta.plan, [ref])[0]
+            params.append(key)
+            if meta.relations and not plan.preview:
+                commit_order.pending_reference(self, plan, meta, ref, list(written), params)
             plan.reference_updates.append(
-                _ReferenceUpdate(meta, ref, fields, params + [key], list(written))
+                _ReferenceUpdate(meta, ref, fields, params, list(written))
             )
 
     def _check_reference_key(self, meta: EntityMetadata, ref: Any) -> None:
