@@ -5,6 +5,8 @@ the schema, filters, serialization and bad input."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orm import (
     EntitySchema,
@@ -146,6 +148,24 @@ def test_join_column_entity_option_and_entity_schema(connect, database):
     assert rows(orm, "select house from `book`") == [(book.publisher.id,)]
     loaded = orm.em.fork().find_one(Book, book.id)
     assert type(loaded.publisher) is Team and loaded.publisher.id == book.publisher.id
+
+
+def test_target_from_entity_option_without_annotation(connect):
+    @entity()
+    class Memo:
+        id: int = PrimaryKey()
+        text: str
+        team = ManyToOne(lambda: Team, nullable=True)  # no annotation: a callable
+        lead = ManyToOne(Author, nullable=True)  # no annotation: the class
+
+    orm = connect([Memo, Team, Author])
+    meta = orm.em.get_metadata(Memo)
+    assert meta.properties["team"].relation.target is Team
+    assert meta.properties["lead"].field_name == "lead_id"
+    em = orm.em.fork()
+    memo = Memo(text="m", team=Team(name="t"))
+    em.persist(memo).flush()
+    assert orm.em.fork().find_one(Memo, memo.id).team.id == memo.team.id
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -753,3 +773,54 @@ def test_rollback_of_a_cycle_written_with_a_later_update(rel):
     assert rows(rel, "select count(*) from `category`") == [(0,)]
     em.persist([a, b]).flush()
     assert dict(rows(rel, "select name, parent_id from `category`")) == {"a": b.id, "b": a.id}
+
+
+# -- random graphs of new entities ------------------------------------------------------------
+
+_GRAPHS = st.tuples(
+    st.lists(st.integers(-1, 5), min_size=1, max_size=6),  # category i -> parent index / None
+    st.lists(st.integers(-1, 4), min_size=0, max_size=5),  # node i -> next index / the base
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(graph=_GRAPHS)
+def test_random_graphs_of_new_entities_are_written_as_built(rel, graph):
+    """Whatever the references among new entities (chains, cycles, self-references; the
+    nullable Category.parent and the NOT NULL Node.next), the flush writes exactly the object
+    graph, or refuses a cycle of NOT NULL keys and writes nothing; a second flush writes
+    nothing."""
+    parents, nexts = graph
+    execute(rel, "delete from `category`")
+    execute(rel, "delete from `node`")
+    execute(rel, "insert into `node` (id, name, next_id) values (1000, 'base', 1000)")
+    em = rel.em.fork()
+    base = em.get_reference(Node, 1000)
+    cats = [Category(name=f"c{i}") for i in range(len(parents))]
+    for cat, p in zip(cats, parents, strict=True):
+        cat.parent = cats[p] if 0 <= p < len(cats) else None
+    nodes = [Node(name=f"n{i}", next=None) for i in range(len(nexts))]
+    for node, n in zip(nodes, nexts, strict=True):
+        node.next = nodes[n] if 0 <= n < len(nodes) else base
+    em.persist(cats + nodes)
+
+    def cyclic(start):
+        seen, node = set(), start
+        while node is not base and id(node) not in seen:
+            seen.add(id(node))
+            node = node.next
+        return node is not base
+
+    if any(cyclic(n) for n in nodes):
+        with pytest.raises(ValidationError, match="cycle of NOT NULL foreign keys"):
+            em.flush()
+        assert rows(rel, "select count(*) from `category`") == [(0,)]
+        return
+    em.flush()
+    assert dict(rows(rel, "select id, parent_id from `category`")) == {
+        c.id: (c.parent.id if c.parent else None) for c in cats
+    }
+    stored = dict(rows(rel, "select id, next_id from `node` where id <> 1000"))
+    assert stored == {n.id: n.next.id for n in nodes}
+    assert em.get_unit_of_work().compute_change_sets() == [], "snapshots hold the keys"
