@@ -824,3 +824,27 @@ def test_random_graphs_of_new_entities_are_written_as_built(rel, graph):
     stored = dict(rows(rel, "select id, next_id from `node` where id <> 1000"))
     assert stored == {n.id: n.next.id for n in nodes}
     assert em.get_unit_of_work().compute_change_sets() == [], "snapshots hold the keys"
+
+
+def test_entities_persisted_by_cascade_get_their_create_hooks(connect):
+    from orm import EventSubscriber
+
+    created = []
+
+    class Spy(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Author, Team]
+
+        def before_create(self, args):
+            created.append(("before", type(args.entity).__name__, args.entity.id))
+
+        def after_create(self, args):
+            created.append(("after", type(args.entity).__name__, args.entity.id is not None))
+
+    orm = connect(RELATED, subscribers=[Spy()])
+    em = orm.em.fork()
+    em.persist(Article(title="a", author=Author(name="b", team=Team(name="c")))).flush()
+    assert sorted(created) == [
+        ("after", "Author", True), ("after", "Team", True),
+        ("before", "Author", None), ("before", "Team", None),
+    ]

@@ -91,17 +91,16 @@ def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) ->
 
 
 class _Edge:
-    __slots__ = ("entity", "meta", "prop", "target", "nullable", "row", "ins")
+    """A new entity referencing another new one through `prop`."""
 
-    def __init__(self, entity: Any, meta: EntityMetadata, prop: Any, target: Any,
-                 ins: _Insert, row: int) -> None:
+    __slots__ = ("entity", "meta", "prop", "target", "nullable")
+
+    def __init__(self, entity: Any, meta: EntityMetadata, prop: Any, target: Any) -> None:
         self.entity = entity
         self.meta = meta
         self.prop = prop
         self.target = target
         self.nullable = prop.nullable
-        self.ins = ins
-        self.row = row
 
 
 def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
@@ -121,14 +120,12 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
             continue
         for prop in meta.relations:
             name = prop.name
-            for k, entity in enumerate(ins.entities):
+            for entity in ins.entities:
                 target = _target_of(getattr(entity, name, None))
                 if target is None or not isinstance(target, prop.relation.target):
                     continue
                 if id(target) in new_ids:
-                    edges.setdefault(id(entity), []).append(
-                        _Edge(entity, meta, prop, target, ins, k)
-                    )
+                    edges.setdefault(id(entity), []).append(_Edge(entity, meta, prop, target))
                 elif target._orm_snap is None and getattr(target, prop.type.pk_name, None) is None:
                     raise _not_persisted(meta, entity, prop, target)
     if not edges:
