@@ -374,8 +374,36 @@ def _build_entity(
         generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
         hooks=collect_hooks(cls),
     )
+    if platform is not None and platform.max_identifier_length is not None:
+        _check_identifier_lengths(meta, platform)
     meta.plan = _build_plan(meta)
     return meta
+
+
+_DISPLAY = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def _check_identifier_lengths(meta: EntityMetadata, platform: Platform) -> None:
+    """A table or column name longer than the database's limit would be truncated by the
+    server without an error (PostgreSQL: 63 bytes): the schema would then hold a name the
+    metadata never reads back, and two long names could become one."""
+    limit = platform.max_identifier_length
+    assert limit is not None
+    names = [(meta.table, None, "table")] + [
+        (p.field_name, p.name, "column") for p in meta.columns
+    ]
+    for name, prop, kind in names:
+        size = len(name.encode("utf-8"))
+        if size > limit:
+            owner = f"{meta.class_name}.{prop}" if prop else meta.class_name
+            option = "field_name" if prop else "table_name"
+            raise MetadataError(
+                f"{owner}: the {kind} name {name!r} is {size} bytes long, more than the "
+                f"{limit} bytes {_DISPLAY.get(platform.name, platform.name)} keeps in an identifier (it would truncate "
+                f"it); give it a shorter `{option}`.",
+                entity=meta.class_name,
+                property=prop,
+            )
 
 
 def discover(

@@ -107,8 +107,27 @@ class Platform:
     #: `update_schema` changes a column in place (`alter table ... alter column`: type,
     #: nullability, default; `drop column`; the primary key); else it rebuilds the table
     supports_alter_column: bool = False
+    #: the longest identifier in bytes (None: no limit); a longer one the database would
+    #: truncate, so two names sharing the prefix collide and introspection reads back a
+    #: name that was never written
+    max_identifier_length: int | None = None
 
     # -- identifiers and parameters -------------------------------------------------------
+    def fit_identifier(self, name: str) -> str:
+        """A generated name (an index's) that fits `max_identifier_length`: unchanged when it
+        fits, else its prefix and a stable hash of the whole name, as MikroORM and SQLAlchemy
+        do, so that distinct long names stay distinct and the name written is the name read
+        back."""
+        limit = self.max_identifier_length
+        encoded = name.encode("utf-8")
+        if limit is None or len(encoded) <= limit:
+            return name
+        import hashlib
+
+        digest = hashlib.sha1(encoded).hexdigest()[:8]
+        prefix = encoded[: limit - len(digest) - 1].decode("utf-8", "ignore")
+        return f"{prefix}_{digest}"
+
     def quote(self, identifier: str) -> str:
         q = self.quote_char
         return q + identifier.replace(q, q + q) + q

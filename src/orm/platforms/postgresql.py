@@ -138,6 +138,8 @@ class PostgresPlatform(Platform):
     no_limit = None
     #: PostgreSQL (and MikroORM's logs of it) quote with double quotes
     quote_char = '"'
+    #: NAMEDATALEN - 1: longer identifiers are truncated by the server without an error
+    max_identifier_length = 63
     #: rows of one set of changed columns are updated with psycopg's pipelined
     #: executemany: `update ... from (values ...)` needs a cast per column, and on a table
     #: loaded since its last ANALYZE the planner hash-joins it over a sequential scan

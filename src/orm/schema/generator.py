@@ -59,16 +59,16 @@ class SchemaGenerator:
         return f"create table {self.quote(name or meta.table)} ({cols})"
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
-        naming = self.naming
+        naming, fit = self.naming, self.platform.fit_identifier
         out = []
         for p in meta.columns:
             if p.primary:
                 continue
             if p.unique:
-                out.append(_Index(naming.index_name(meta.table, [p.field_name], "unique"),
+                out.append(_Index(fit(naming.index_name(meta.table, [p.field_name], "unique")),
                                   (p.field_name,), True))
             elif p.index:
-                out.append(_Index(naming.index_name(meta.table, [p.field_name], "index"),
+                out.append(_Index(fit(naming.index_name(meta.table, [p.field_name], "index")),
                                   (p.field_name,), False))
         return out
 
