@@ -240,7 +240,7 @@ def _build_property(
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
-    def on_invalid(entity: Any, index: int, value: Any) -> None:
+    def on_invalid(entity: Any, index: int, value: Any, operation: str | None = None) -> None:
         """Raise the ValidationError for a value the flush cannot write: of a type the
         property does not accept, refused by its converter, or not storable by SQLite (NaN,
         an int beyond 64 bits); what exactly is worked out here, on the error path only."""
@@ -251,9 +251,13 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
             problem = "got None, but the property is not nullable"
         else:
             problem = value_problem(prop.type, value) or f"got {type(value).__name__} {value!r:.60}"
+        if operation is None:
+            advice = "Fix the value and flush again; nothing of this flush was written."
+        else:
+            advice = f"Fix the value and call {operation}() again; nothing was written."
         raise ValidationError(
             f"Invalid value for {meta.class_name}.{prop.name}: expected {expected}, {problem}. "
-            f"Fix the value and flush again; nothing of this flush was written.",
+            f"{advice}",
             entity=entity,
             property=prop.name,
         )

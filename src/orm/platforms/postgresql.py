@@ -114,6 +114,9 @@ def _key_column(detail: str | None) -> str | None:
 
 
 _INTEGERS = ("smallint", "integer", "bigint")
+#: the integer columns narrower than 64 bits, and their width
+_NARROW_INTEGERS = {"smallint": 16, "integer": 32, "smallserial": 16, "serial": 32,
+                    "serial2": 16, "serial4": 32}
 
 
 def _base_type(spelling: str) -> str:
@@ -168,6 +171,23 @@ class PostgresPlatform(Platform):
         if native is not None:
             prop.type = native
         super().adapt_property(prop)
+        self._check_integer_range(prop)
+
+    def _check_integer_range(self, prop: Any) -> None:
+        """An integer or int-valued enum in a `smallint` or `integer` column gets a type that
+        refuses values out of the column's range (PostgreSQL's 22003 "integer out of range"
+        names no column); a `bigint` column keeps the 64-bit check every int has."""
+        from ..types import CheckedIntegerType, EnumType, IntegerType
+
+        mapped = prop.type
+        if type(mapped) is not EnumType and not (
+            isinstance(mapped, IntegerType) and type(mapped).__module__ == IntegerType.__module__
+        ):
+            return
+        column = _base_type(self.column_type(prop))
+        bits = _NARROW_INTEGERS.get(column)
+        if bits is not None:
+            prop.type = CheckedIntegerType(mapped, column, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
     def storage_problem(self, value: Any) -> str | None:
         if isinstance(value, str) and "\x00" in value:
