@@ -715,7 +715,7 @@ class EntityManager:
                 advance_keys(em, meta, [given])
             return given
         returning = f"{statement} returning {em.sql.quote(meta.pk.field_name)}"
-        key = em.connection.query(returning, values)[0][0]
+        key = em.connection.query(returning, values, retry_stale=False)[0][0]
         return meta.pk.type.to_python(key) if meta.pk.type.converts else key
 
     def native_update(

@@ -63,6 +63,30 @@ def _option(value: str) -> str:
     return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
+class _KnownClosed:
+    """A filter on psycopg_pool's logger: its warning "discarding closed connection" for a
+    connection this ORM gives back after finding it closed by the server says nothing the
+    ORM has not handled (the read or `begin` ran again on another connection, or the
+    ConnectionException raised names the lost connection), and would reach stderr through
+    logging's last-resort handler in an application that configures no logging. Records
+    about other connections (another pool's) pass."""
+
+    def filter(self, record: Any) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (args and getattr(args[0], "_orm_known_closed", False))
+
+
+_KNOWN_CLOSED = _KnownClosed()
+
+
+def _quiet_pool_logger() -> None:
+    import logging
+
+    logger = logging.getLogger("psycopg.pool")
+    if _KNOWN_CLOSED not in logger.filters:
+        logger.addFilter(_KNOWN_CLOSED)
+
+
 class _ThreadState(TransactionState):
     """One thread's transaction, plus the driver connection pinned to it and how many
     `begin`s and `locked()` blocks hold that pin."""
@@ -145,6 +169,7 @@ class PostgresConnection(Connection):
         self.server_version: int = first.info.server_version
         first.close()
 
+        _quiet_pool_logger()
         self._pool: Any = psycopg_pool.ConnectionPool(
             conninfo,
             kwargs={"autocommit": True},
@@ -307,6 +332,8 @@ class PostgresConnection(Connection):
     def _give(self, raw: Any) -> None:
         if raw is not self._state().conn:
             pool = self._pool
+            if raw.closed:  # the pool replaces it; its warning is filtered (_KnownClosed)
+                raw._orm_known_closed = True
             if pool is not None:
                 pool.putconn(raw)
             else:  # closed meanwhile
