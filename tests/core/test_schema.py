@@ -832,3 +832,43 @@ def test_an_int_property_becomes_a_bool_and_back(connect):
     o = connect([FlagV1], create=False)
     o.schema.update_schema()
     assert rows(o, "select id, `on` from `flag` order by id") == [(1, 1), (2, 0)]
+
+
+def test_property_comments_are_column_comments_on_postgresql(connect, database):
+    @entity(table_name="noted")
+    class Noted:
+        id: int = PrimaryKey()
+        code: str = Property(comment="the supplier's code, it's unique per supplier")
+        plain: str = ""
+
+    @entity(table_name="noted")
+    class Renoted:
+        id: int = PrimaryKey()
+        code: str = Property(comment="100% checked")
+        plain: str = Property(default="", comment="now noted")
+
+    o = fresh(connect, [Noted])
+    o.schema.create_schema()
+
+    def comments(instance):
+        return instance.platform.live_comments(instance.connection, "noted")
+
+    if database == "sqlite":  # SQLite keeps no column comments: the metadata holds them
+        assert "comment" not in o.schema.get_create_schema_sql()
+        assert o.schema.get_update_schema_sql() == ""
+        return
+    assert comments(o) == {"code": "the supplier's code, it's unique per supplier"}
+    assert o.schema.get_update_schema_sql() == ""
+    changed = connect([Renoted], create=False)
+    assert changed.schema.update_schema() == [
+        'comment on column "noted"."code" is \'100% checked\'',
+        'comment on column "noted"."plain" is \'now noted\'',
+    ]
+    assert comments(changed) == {"code": "100% checked", "plain": "now noted"}
+    assert changed.schema.get_update_schema_sql() == ""
+    assert o.schema.update_schema() == [
+        'comment on column "noted"."code" is \'the supplier\'\'s code, it\'\'s unique per '
+        'supplier\'',
+        'comment on column "noted"."plain" is null',
+    ]
+    assert comments(o) == {"code": "the supplier's code, it's unique per supplier"}

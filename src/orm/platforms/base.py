@@ -238,6 +238,19 @@ class Platform:
     def live_columns(self, connection: Connection, table: str) -> list[LiveColumn]:
         raise NotImplementedError
 
+    #: `Property(comment=...)` is stored in the database (`comment on column`); SQLite has no
+    #: column comments, so there it stays in the metadata
+    supports_comments: bool = False
+
+    def comment_sql(self, table: str, column: str, comment: str | None) -> str:
+        """The statement that sets (None: removes) a column's comment."""
+        text = "null" if comment is None else self.quote_value(comment)
+        return f"comment on column {self.quote(table)}.{self.quote(column)} is {text}"
+
+    def live_comments(self, connection: Connection, table: str) -> dict[str, str]:
+        """The comments of the table's columns that have one, by column name."""
+        return {}
+
     def live_indexes(self, connection: Connection, table: str) -> list[LiveIndex]:
         """The indexes created by `create index` (not those behind constraints)."""
         raise NotImplementedError

@@ -489,6 +489,22 @@ class PostgresPlatform(Platform):
         )
         return [LiveColumn(r[0], r[1], bool(r[2]), r[3], bool(r[4])) for r in rows]
 
+    supports_comments = True
+
+    def live_comments(
+        self, connection: Connection, table: str, schema: str | None = None
+    ) -> dict[str, str]:
+        rows = connection.query(
+            "select a.attname, d.description from pg_description d "
+            "join pg_class c on c.oid = d.objoid "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "join pg_attribute a on a.attrelid = c.oid and a.attnum = d.objsubid "
+            "where d.classoid = 'pg_class'::regclass and d.objsubid > 0 "
+            "and n.nspname = coalesce(%s, current_schema()) and c.relname = %s",
+            (schema, table),
+        )
+        return {r[0]: r[1] for r in rows}
+
     def live_indexes(
         self, connection: Connection, table: str, schema: str | None = None
     ) -> list[LiveIndex]:

@@ -78,7 +78,23 @@ class SchemaGenerator:
         return f"create {unique}index {self.quote(index.name)} on {self.quote(meta.table)} ({cols})"
 
     def _create_statements(self, meta: EntityMetadata) -> list[str]:
-        return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
+        return (
+            [self._table_sql(meta)]
+            + [self._index_sql(meta, i) for i in self._indexes(meta)]
+            + self._comment_diff(meta, {})
+        )
+
+    def _comment_diff(self, meta: EntityMetadata, live: dict[str, str]) -> list[str]:
+        """`comment on column` for each column whose comment differs from `live` (where the
+        database keeps comments)."""
+        platform = self.platform
+        if not platform.supports_comments:
+            return []
+        return [
+            platform.comment_sql(meta.table, p.field_name, p.comment or None)
+            for p in meta.columns
+            if (p.comment or None) != live.get(p.field_name)
+        ]
 
     def _namespace(self, statements: list[str]) -> list[str]:
         """Statements that create tables, preceded (on PostgreSQL with a `schema`) by the
@@ -188,7 +204,8 @@ class SchemaGenerator:
         if moved and kept_pk:
             columns = ", ".join(self.quote(name) for name in kept_pk)
             statements.append(f"alter table {table} add primary key ({columns})")
-        return statements + creates
+        comments = platform.live_comments(self.connection, meta.table)
+        return statements + creates + self._comment_diff(meta, comments)
 
     def _check_conversions(
         self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]
