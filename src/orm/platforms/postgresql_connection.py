@@ -36,6 +36,9 @@ __all__ = ["PostgresConnection", "ISOLATION_LEVELS"]
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 
 _INSTALL = "pip install 'orm[postgresql]'"
+#: how the ConnectionException of a missing driver begins (the CLI then gives no hint about
+#: the connection settings)
+DRIVER_MISSING = "PostgreSQL support needs psycopg 3 and psycopg-pool"
 
 # libpq's TransactionStatus values (psycopg.pq.TransactionStatus), without importing psycopg
 _IDLE, _INTRANS, _INERROR = 0, 2, 3
@@ -52,8 +55,7 @@ def _import_driver() -> tuple[Any, Any]:
         import psycopg_pool
     except ImportError as exc:
         raise errors.ConnectionException(
-            f"PostgreSQL support needs psycopg 3 and psycopg-pool, which cannot be imported "
-            f"({exc}): install them with {_INSTALL}"
+            f"{DRIVER_MISSING}, which cannot be imported ({exc}): install them with {_INSTALL}"
         ) from exc
     return psycopg, psycopg_pool
 
