@@ -226,16 +226,19 @@ class SchemaGenerator:
             try:
                 with self.connection.transaction():  # a failed cast must not end an outer one
                     changed = self._count(check)
-                reason = "would change"
+                problem = f"would change the values of {_rows(changed)}"
             except DriverException as exc:
-                changed, reason = -1, f"cannot hold ({str(exc).split(' - ', 1)[-1]})"
+                changed = -1
+                problem = (
+                    f"fails: some rows hold a value the new type cannot hold "
+                    f"({str(exc).split(' - ', 1)[-1]})"
+                )
             if changed:
-                rows = "some rows" if changed < 0 else _rows(changed)
                 raise ValidationError(
                     f"Cannot update the schema of {meta.class_name}: changing column "
                     f"{prop.field_name!r} of table {meta.table!r} from {live.type} to "
-                    f"{wanted} {reason} the values of {rows}. Convert or fix those rows "
-                    f"first (or keep the old type); nothing was changed.",
+                    f"{wanted} {problem}. Convert or fix those rows first (or keep the old "
+                    f"type); nothing was changed.",
                     entity=meta.class_name, property=prop.name,
                 )
 
@@ -283,12 +286,12 @@ class SchemaGenerator:
             if live is None:
                 if rows is None:
                     rows = self._count(f"select count(*) from {table}")
-                nulls, why = rows, "is new and has no value in them"
+                nulls, why = rows, "is new, so it would be NULL in"
             elif live.notnull or (live.pk and prop.primary):
                 continue
             else:
                 nulls = self._count(f"select count(*) from {table} where {column} is null")
-                why = "holds NULL in them"
+                why = "holds NULL in"
             if nulls:
                 has_factory = prop.default_factory is not None
                 reason = (
@@ -297,7 +300,7 @@ class SchemaGenerator:
                 )
                 raise ValidationError(
                     f"Cannot update the schema of {meta.class_name}: {prop.name} becomes NOT "
-                    f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} for "
+                    f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} "
                     f"{_rows(nulls)}, and {reason}. Fill those rows first (update "
                     f"{meta.table} set {prop.field_name} = ... where {prop.field_name} is "
                     f"null), or give {prop.name} a literal default=...; nothing was changed.",
