@@ -952,5 +952,9 @@ def test_postgresql_config_without_psycopg_says_what_to_install(dbproject: Path)
     update = run(dbproject, "schema:update", "--dump", env=env)
     assert update.returncode == 1
     assert "pip install 'orm[postgresql]'" in update.stderr.splitlines()[0]
+    # the driver is the problem, not the settings or the server
+    for result in (debug, update):
+        assert "Check the connection settings" not in result.stdout + result.stderr
+        assert "server is running" not in result.stdout + result.stderr
     assert_no_traceback(update)
     assert_no_traceback(debug)

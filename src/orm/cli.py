@@ -289,6 +289,14 @@ _PG_SETTINGS_HINT = (
 )
 
 
+def _pg_hints(message: str) -> list[str]:
+    """The hint after a failed PostgreSQL connection: none when the driver is missing (the
+    message says what to install; the settings and the server are not the problem)."""
+    from .platforms.postgresql_connection import DRIVER_MISSING
+
+    return [] if message.startswith(DRIVER_MISSING) else [_PG_SETTINGS_HINT]
+
+
 def _pg_settings(config: Options) -> str:
     """The PostgreSQL settings of a config as one line, the password replaced by ***."""
     from .config import _redacted
@@ -351,8 +359,10 @@ def _schema_command(
     except ConnectionException as exc:
         if config.driver != "postgresql":
             raise
-        raise CLIError(str(exc), hints=[_PG_SETTINGS_HINT, f"`{prog} debug` checks them."]) \
-            from exc
+        hints = _pg_hints(str(exc))
+        if hints:
+            hints.append(f"`{prog} debug` checks them.")
+        raise CLIError(str(exc), hints=hints) from exc
     try:
         if len(orm.metadata) == 0:
             err.write(
@@ -711,9 +721,12 @@ def _cmd_debug(args: argparse.Namespace, out: TextIO, err: TextIO, prog: str) ->
         w(f" - {s.ok('database connection successful')} ({db_message})\n")
     else:
         w(f" - {s.bad('database connection failed')}: {db_message}\n")
-        hints.append(_PG_SETTINGS_HINT if config.driver == "postgresql" else (
-            "Fix `db_name` in the config: the folder must exist and be writable, and an "
-            "existing file must be an SQLite database."))
+        if config.driver == "postgresql":
+            hints += _pg_hints(db_message)
+        else:
+            hints.append(
+                "Fix `db_name` in the config: the folder must exist and be writable, and an "
+                "existing file must be an SQLite database.")
         code = EXIT_FAILED
 
     # entities

@@ -226,12 +226,17 @@ class Connection:
         )
 
     # -- statements -------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Run a SELECT and return all rows (tuples, in the selected column order)."""
+    def query(
+        self, sql: str, params: Sequence[Any] = (), *, retry_stale: bool = True
+    ) -> list[tuple]:
+        """Run a SELECT and return all rows (tuples, in the selected column order).
+        `retry_stale=False` for a write that returns rows (`insert ... returning`): the
+        server may have closed the connection after the write committed, so it is never
+        run a second time."""
         started = time.perf_counter()
         raw = self._take()
         try:
-            attempts = self._stale_retries
+            attempts = self._stale_retries if retry_stale else 0
             while True:
                 try:
                     rows = raw.execute(sql, params).fetchall()
@@ -266,7 +271,20 @@ class Connection:
         count = 0
         raw = self._take()
         try:
-            cursor = raw.execute(sql, params)
+            attempts = self._stale_retries
+            while True:
+                try:
+                    cursor = raw.execute(sql, params)
+                    break
+                except self._driver_errors:
+                    if attempts <= 0 or not self._stale(raw):
+                        raise
+                # as in query(): no row was read yet, so the read runs again on another
+                # connection
+                attempts -= 1
+                self._give(raw)
+                raw = None
+                raw = self._take()
             fetch = cursor.fetchmany
             while True:
                 rows = fetch(FETCH_CHUNK)
@@ -279,7 +297,8 @@ class Connection:
         except _UNBINDABLE as exc:
             raise _unbindable(exc, sql, params) from exc
         finally:
-            self._give(raw)
+            if raw is not None:
+                self._give(raw)
         if self.log_queries:
             self._log(sql, params, started, _plural(count, "result"))
         return count

@@ -664,7 +664,9 @@ class EntityManager:
                 entity=meta.cls,
             )
         given = {meta.properties[name].field_name for name in data}
-        fields, values = meta.to_db_columns(em._insert_values(meta, data, instance))
+        fields, values = meta.to_db_columns(
+            em._insert_values(meta, data, instance), operation="upsert"
+        )
         sql = em.sql.upsert(meta, fields, given, target[0].field_name)
         conn = em.connection
         uow = em._uow
@@ -739,7 +741,7 @@ class EntityManager:
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
         full = em._insert_values(meta, data)
-        fields, values = meta.to_db_columns(full)
+        fields, values = meta.to_db_columns(full, operation="native_insert")
         given = full.get(meta.pk.name)
         if fields:
             statement = em.sql.insert_data(meta, fields)
@@ -754,7 +756,7 @@ class EntityManager:
                 advance_keys(em, meta, [given])
             return given
         returning = f"{statement} returning {em.sql.quote(meta.pk.field_name)}"
-        key = em.connection.query(returning, values)[0][0]
+        key = em.connection.query(returning, values, retry_stale=False)[0][0]
         return meta.pk.type.to_python(key) if meta.pk.type.converts else key
 
     def native_update(
@@ -771,7 +773,7 @@ class EntityManager:
                 f"native_update({meta.class_name}, ...) got no data: nothing to set",
                 entity=meta.cls,
             )
-        fields, values = meta.to_db_columns(data)
+        fields, values = meta.to_db_columns(data, operation="native_update")
         sql, params = em.sql.update_where(meta, where, fields)
         return int(em.connection.execute(sql, values + params).rowcount)
 

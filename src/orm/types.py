@@ -23,6 +23,7 @@ __all__ = [
     "StringType",
     "TextType",
     "CheckedStringType",
+    "CheckedIntegerType",
     "IntegerType",
     "SmallIntType",
     "BigIntType",
@@ -147,6 +148,53 @@ def value_problem(mapped: Type, value: Any) -> str | None:
         return None
     reason = unstorable(value)
     return f"got {type(value).__name__} {value!r:.60}: {reason}" if reason else None
+
+
+class CheckedIntegerType(Type):
+    """An integer property (or an int-valued enum) stored in a column narrower than 64 bits
+    (PostgreSQL's `smallint`, `integer`), whose out-of-range values the database would refuse
+    with an error naming nothing. The platform puts it in place of the mapped type at start-up
+    for those columns only, so a `bigint` column pays nothing; a value out of range is a
+    ValidationError naming the entity and property before any SQL runs, as a value beyond
+    64 bits is everywhere, in a flush and in a filter."""
+
+    def __init__(self, mapped: Type, column: str, low: int, high: int) -> None:
+        self.mapped = mapped
+        self.column = column
+        self.low = low
+        self.high = high
+        self.name = mapped.name
+        self.python_types = mapped.python_types
+        self._convert = mapped.to_db if mapped.converts else None
+
+    def to_db(self, value: Any) -> Any:
+        convert = self._convert
+        db = value if convert is None else convert(value)
+        if isinstance(db, int) and not self.low <= db <= self.high:
+            raise ValueError(
+                f"out of the range of the column's type {self.column} ({self.low} to "
+                f"{self.high}); declare a wider column: column_type=\"bigint\""
+            )
+        return db
+
+    def to_python(self, value: Any) -> Any:
+        return self.mapped.to_python(value)
+
+    def compare(self, a: Any, b: Any) -> bool:
+        return self.mapped.compare(a, b)
+
+    @property
+    def compares(self) -> bool:
+        return self.mapped.compares
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        return self.mapped.column_type(prop, dialect)
+
+    def describe(self) -> str:
+        return self.mapped.describe()
+
+    def __repr__(self) -> str:
+        return f"CheckedIntegerType({self.mapped!r}, {self.column!r})"
 
 
 class StringType(Type):

@@ -37,6 +37,7 @@ from orm.platforms.postgresql_types import (
 from orm.types import (
     BlobType,
     BooleanType,
+    CheckedIntegerType,
     CheckedStringType,
     DateTimeType,
     DateType,
@@ -149,7 +150,13 @@ def python_values(prop: Any) -> st.SearchStrategy:
     """Valid Python values of a column (on either database's types)."""
     mapped = prop.type
     kind = type(mapped)
-    if kind is EnumType:
+    if kind is CheckedIntegerType:  # a narrow integer column: the values it holds
+        inner = mapped.mapped
+        if type(inner) is EnumType:
+            values = st.sampled_from(list(inner.enum_class))
+        else:
+            values = st.integers(mapped.low, mapped.high)
+    elif kind is EnumType:
         values = st.sampled_from(list(mapped.enum_class))
     elif kind in (BooleanType, PgBooleanType):
         values = st.booleans()

@@ -365,7 +365,10 @@ def _relation_target_spec(decl: EntityDeclaration, prop: PropertyMetadata) -> tu
 
 
 def _resolve_relations(
-    metas: list[EntityMetadata], storage: MetadataStorage, naming: NamingStrategy
+    metas: list[EntityMetadata],
+    storage: MetadataStorage,
+    naming: NamingStrategy,
+    platform: Platform | None = None,
 ) -> None:
     """The second pass: every relation's target found among the discovered entities, its
     foreign key column named and typed after the target's primary key."""
@@ -402,7 +405,7 @@ def _resolve_relations(
                 storage.referrers[target.cls] = storage.referrers.get(
                     target.cls, frozenset()
                 ) | {meta.cls}
-        _finish_entity(meta)
+        _finish_entity(meta, platform)
     rank: dict[type, int] = {}
     visiting: set[type] = set()
 
@@ -432,7 +435,7 @@ def _resolve_relations(
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
-    def on_invalid(entity: Any, index: int, value: Any) -> None:
+    def on_invalid(entity: Any, index: int, value: Any, operation: str | None = None) -> None:
         """Raise the ValidationError for a value the flush cannot write: of a type the
         property does not accept, refused by its converter, or not storable by SQLite (NaN,
         an int beyond 64 bits); what exactly is worked out here, on the error path only."""
@@ -443,9 +446,13 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
             problem = "got None, but the property is not nullable"
         else:
             problem = value_problem(prop.type, value) or f"got {type(value).__name__} {value!r:.60}"
+        if operation is None:
+            advice = "Fix the value and flush again; nothing of this flush was written."
+        else:
+            advice = f"Fix the value and call {operation}() again; nothing was written."
         raise ValidationError(
             f"Invalid value for {meta.class_name}.{prop.name}: expected {expected}, {problem}. "
-            f"Fix the value and flush again; nothing of this flush was written.",
+            f"{advice}",
             entity=entity,
             property=prop.name,
         )
@@ -582,7 +589,7 @@ def _build_entity(
     return meta
 
 
-def _finish_entity(meta: EntityMetadata) -> None:
+def _finish_entity(meta: EntityMetadata, platform: Platform | None = None) -> None:
     """Once relations are resolved (their columns are named then): the column names
     checked and the diff core's plan built."""
     cls_name = meta.class_name
@@ -596,7 +603,35 @@ def _finish_entity(meta: EntityMetadata) -> None:
                 property=p.name,
             )
         seen_fields[p.field_name] = p.name
+    if platform is not None and platform.max_identifier_length is not None:
+        _check_identifier_lengths(meta, platform)
     meta.plan = _build_plan(meta)
+
+
+_DISPLAY = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def _check_identifier_lengths(meta: EntityMetadata, platform: Platform) -> None:
+    """A table or column name longer than the database's limit would be truncated by the
+    server without an error (PostgreSQL: 63 bytes): the schema would then hold a name the
+    metadata never reads back, and two long names could become one."""
+    limit = platform.max_identifier_length
+    assert limit is not None
+    names = [(meta.table, None, "table")] + [
+        (p.field_name, p.name, "column") for p in meta.columns
+    ]
+    for name, prop, kind in names:
+        size = len(name.encode("utf-8"))
+        if size > limit:
+            owner = f"{meta.class_name}.{prop}" if prop else meta.class_name
+            option = "field_name" if prop else "table_name"
+            raise MetadataError(
+                f"{owner}: the {kind} name {name!r} is {size} bytes long, more than the "
+                f"{limit} bytes {_DISPLAY.get(platform.name, platform.name)} keeps in an identifier (it would truncate "
+                f"it); give it a shorter `{option}`.",
+                entity=meta.class_name,
+                property=prop,
+            )
 
 
 def discover(
@@ -630,7 +665,7 @@ def discover(
         tables[meta.table] = meta.class_name
         metas.append(meta)
     storage = MetadataStorage(metas)
-    _resolve_relations(metas, storage, naming)
+    _resolve_relations(metas, storage, naming, platform)
     if log:
         took = (time.perf_counter() - started) * 1000
         _log.info(

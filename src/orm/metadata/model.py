@@ -338,12 +338,17 @@ class EntityMetadata:
             ) from None
 
     def to_db_columns(
-        self, data: Mapping[str, Any], entity: Any = None, pending: bool = False
+        self,
+        data: Mapping[str, Any],
+        entity: Any = None,
+        pending: bool = False,
+        operation: str | None = None,
     ) -> tuple[list[str], list[Any]]:
         """Property values -> (column names, database values), each value checked against
         its type as a flush checks it (a ValidationError naming entity and property, raised
-        through the plan's `on_invalid`, before any SQL runs). With `pending` (a flush), a
-        relation to a new entity gives a `PendingKey` the flush fills in."""
+        through the plan's `on_invalid`, before any SQL runs; outside a flush its advice
+        names `operation`, the call that wrote them). With `pending` (a flush), a relation
+        to a new entity gives a `PendingKey` the flush fills in."""
         fields, values = [], []
         on_invalid = self.plan.on_invalid
         owner = self.cls if entity is None else entity
@@ -357,15 +362,15 @@ class EntityMetadata:
             if value is not None:
                 mapped = prop.type
                 if mapped.python_types and not isinstance(value, mapped.python_types):
-                    on_invalid(owner, prop.column_index, value)
+                    on_invalid(owner, prop.column_index, value, operation)
                 if mapped.converts:
                     try:
                         value = mapped.to_db(value)
                     except (TypeError, ValueError, OverflowError):
-                        on_invalid(owner, prop.column_index, value)
+                        on_invalid(owner, prop.column_index, value, operation)
                         raise
                 elif unstorable(value) is not None:
-                    on_invalid(owner, prop.column_index, value)
+                    on_invalid(owner, prop.column_index, value, operation)
             fields.append(prop.field_name)
             values.append(value)
         return fields, values

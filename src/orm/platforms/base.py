@@ -113,8 +113,27 @@ class Platform:
     #: a foreign key may only reference a table that exists (PostgreSQL; SQLite checks
     #: references when rows are written), so tables in a cycle get some of theirs later
     foreign_key_needs_table: bool = False
+    #: the longest identifier in bytes (None: no limit); a longer one the database would
+    #: truncate, so two names sharing the prefix collide and introspection reads back a
+    #: name that was never written
+    max_identifier_length: int | None = None
 
     # -- identifiers and parameters -------------------------------------------------------
+    def fit_identifier(self, name: str) -> str:
+        """A generated name (an index's) that fits `max_identifier_length`: unchanged when it
+        fits, else its prefix and a stable hash of the whole name, as MikroORM and SQLAlchemy
+        do, so that distinct long names stay distinct and the name written is the name read
+        back."""
+        limit = self.max_identifier_length
+        encoded = name.encode("utf-8")
+        if limit is None or len(encoded) <= limit:
+            return name
+        import hashlib
+
+        digest = hashlib.sha1(encoded).hexdigest()[:8]
+        prefix = encoded[: limit - len(digest) - 1].decode("utf-8", "ignore")
+        return f"{prefix}_{digest}"
+
     def quote(self, identifier: str) -> str:
         q = self.quote_char
         return q + identifier.replace(q, q + q) + q
@@ -224,6 +243,19 @@ class Platform:
 
     def live_columns(self, connection: Connection, table: str) -> list[LiveColumn]:
         raise NotImplementedError
+
+    #: `Property(comment=...)` is stored in the database (`comment on column`); SQLite has no
+    #: column comments, so there it stays in the metadata
+    supports_comments: bool = False
+
+    def comment_sql(self, table: str, column: str, comment: str | None) -> str:
+        """The statement that sets (None: removes) a column's comment."""
+        text = "null" if comment is None else self.quote_value(comment)
+        return f"comment on column {self.quote(table)}.{self.quote(column)} is {text}"
+
+    def live_comments(self, connection: Connection, table: str) -> dict[str, str]:
+        """The comments of the table's columns that have one, by column name."""
+        return {}
 
     def live_indexes(self, connection: Connection, table: str) -> list[LiveIndex]:
         """The indexes created by `create index` (not those behind constraints)."""

@@ -114,6 +114,9 @@ def _key_column(detail: str | None) -> str | None:
 
 
 _INTEGERS = ("smallint", "integer", "bigint")
+#: the integer columns narrower than 64 bits, and their width
+_NARROW_INTEGERS = {"smallint": 16, "integer": 32, "smallserial": 16, "serial": 32,
+                    "serial2": 16, "serial4": 32}
 
 
 def _base_type(spelling: str) -> str:
@@ -138,6 +141,8 @@ class PostgresPlatform(Platform):
     no_limit = None
     #: PostgreSQL (and MikroORM's logs of it) quote with double quotes
     quote_char = '"'
+    #: NAMEDATALEN - 1: longer identifiers are truncated by the server without an error
+    max_identifier_length = 63
     #: rows of one set of changed columns are updated with psycopg's pipelined
     #: executemany: `update ... from (values ...)` needs a cast per column, and on a table
     #: loaded since its last ANALYZE the planner hash-joins it over a sequential scan
@@ -168,6 +173,23 @@ class PostgresPlatform(Platform):
         if native is not None:
             prop.type = native
         super().adapt_property(prop)
+        self._check_integer_range(prop)
+
+    def _check_integer_range(self, prop: Any) -> None:
+        """An integer or int-valued enum in a `smallint` or `integer` column gets a type that
+        refuses values out of the column's range (PostgreSQL's 22003 "integer out of range"
+        names no column); a `bigint` column keeps the 64-bit check every int has."""
+        from ..types import CheckedIntegerType, EnumType, IntegerType
+
+        mapped = prop.type
+        if type(mapped) is not EnumType and not (
+            isinstance(mapped, IntegerType) and type(mapped).__module__ == IntegerType.__module__
+        ):
+            return
+        column = _base_type(self.column_type(prop))
+        bits = _NARROW_INTEGERS.get(column)
+        if bits is not None:
+            prop.type = CheckedIntegerType(mapped, column, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
     def storage_problem(self, value: Any) -> str | None:
         if isinstance(value, str) and "\x00" in value:
@@ -470,6 +492,22 @@ class PostgresPlatform(Platform):
             (schema, table),
         )
         return [LiveColumn(r[0], r[1], bool(r[2]), r[3], bool(r[4])) for r in rows]
+
+    supports_comments = True
+
+    def live_comments(
+        self, connection: Connection, table: str, schema: str | None = None
+    ) -> dict[str, str]:
+        rows = connection.query(
+            "select a.attname, d.description from pg_description d "
+            "join pg_class c on c.oid = d.objoid "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "join pg_attribute a on a.attrelid = c.oid and a.attnum = d.objsubid "
+            "where d.classoid = 'pg_class'::regclass and d.objsubid > 0 "
+            "and n.nspname = coalesce(%s, current_schema()) and c.relname = %s",
+            (schema, table),
+        )
+        return {r[0]: r[1] for r in rows}
 
     def live_indexes(
         self, connection: Connection, table: str, schema: str | None = None

@@ -36,6 +36,9 @@ __all__ = ["PostgresConnection", "ISOLATION_LEVELS"]
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 
 _INSTALL = "pip install 'orm[postgresql]'"
+#: how the ConnectionException of a missing driver begins (the CLI then gives no hint about
+#: the connection settings)
+DRIVER_MISSING = "PostgreSQL support needs psycopg 3 and psycopg-pool"
 
 # libpq's TransactionStatus values (psycopg.pq.TransactionStatus), without importing psycopg
 _IDLE, _INTRANS, _INERROR = 0, 2, 3
@@ -52,8 +55,7 @@ def _import_driver() -> tuple[Any, Any]:
         import psycopg_pool
     except ImportError as exc:
         raise errors.ConnectionException(
-            f"PostgreSQL support needs psycopg 3 and psycopg-pool, which cannot be imported "
-            f"({exc}): install them with {_INSTALL}"
+            f"{DRIVER_MISSING}, which cannot be imported ({exc}): install them with {_INSTALL}"
         ) from exc
     return psycopg, psycopg_pool
 
@@ -61,6 +63,30 @@ def _import_driver() -> tuple[Any, Any]:
 def _option(value: str) -> str:
     """A value inside libpq's `options`, where a space separates arguments."""
     return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+class _KnownClosed:
+    """A filter on psycopg_pool's logger: its warning "discarding closed connection" for a
+    connection this ORM gives back after finding it closed by the server says nothing the
+    ORM has not handled (the read or `begin` ran again on another connection, or the
+    ConnectionException raised names the lost connection), and would reach stderr through
+    logging's last-resort handler in an application that configures no logging. Records
+    about other connections (another pool's) pass."""
+
+    def filter(self, record: Any) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (args and getattr(args[0], "_orm_known_closed", False))
+
+
+_KNOWN_CLOSED = _KnownClosed()
+
+
+def _quiet_pool_logger() -> None:
+    import logging
+
+    logger = logging.getLogger("psycopg.pool")
+    if _KNOWN_CLOSED not in logger.filters:
+        logger.addFilter(_KNOWN_CLOSED)
 
 
 class _ThreadState(TransactionState):
@@ -145,6 +171,7 @@ class PostgresConnection(Connection):
         self.server_version: int = first.info.server_version
         first.close()
 
+        _quiet_pool_logger()
         self._pool: Any = psycopg_pool.ConnectionPool(
             conninfo,
             kwargs={"autocommit": True},
@@ -307,6 +334,8 @@ class PostgresConnection(Connection):
     def _give(self, raw: Any) -> None:
         if raw is not self._state().conn:
             pool = self._pool
+            if raw.closed:  # the pool replaces it; its warning is filtered (_KnownClosed)
+                raw._orm_known_closed = True
             if pool is not None:
                 pool.putconn(raw)
             else:  # closed meanwhile

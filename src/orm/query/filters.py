@@ -68,6 +68,7 @@ def _coerce(mapped: Type, value: Any) -> Any:
     """A filter operand of another Python type converted by the property's mapped type where
     that is unambiguous: an int's text ("1" -> 1, so that a primary key given as text finds
     its row), a UUID's text, an enum member's value. None when it cannot be."""
+    mapped = getattr(mapped, "mapped", mapped)  # a checked type: the one it checks for
     try:
         if isinstance(mapped, IntegerType):
             return int(value) if isinstance(value, str) else None

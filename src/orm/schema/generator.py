@@ -119,7 +119,9 @@ class SchemaGenerator:
                     target = prop.relation.target_meta  # type: ignore[union-attr]
                     if target is not meta and target.table not in created:
                         later.add(prop.name)
-                        name = self.naming.index_name(meta.table, [prop.field_name], "foreign")
+                        name = self.platform.fit_identifier(
+                            self.naming.index_name(meta.table, [prop.field_name], "foreign")
+                        )
                         constraints.append(
                             f"alter table {self.quote(meta.table)} add constraint "
                             f"{self.quote(name)} foreign key ({self.quote(prop.field_name)}) "
@@ -127,20 +129,21 @@ class SchemaGenerator:
                         )
             statements.append(self._table_sql(meta, later=frozenset(later)))
             statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
+            statements += self._comment_diff(meta, {})
             created.add(meta.table)
         return statements + constraints
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
-        naming = self.naming
+        naming, fit = self.naming, self.platform.fit_identifier
         out = []
         for p in meta.columns:
             if p.primary:
                 continue
             if p.unique:
-                out.append(_Index(naming.index_name(meta.table, [p.field_name], "unique"),
+                out.append(_Index(fit(naming.index_name(meta.table, [p.field_name], "unique")),
                                   (p.field_name,), True))
             elif p.index:
-                out.append(_Index(naming.index_name(meta.table, [p.field_name], "index"),
+                out.append(_Index(fit(naming.index_name(meta.table, [p.field_name], "index")),
                                   (p.field_name,), False))
         return out
 
@@ -148,6 +151,18 @@ class SchemaGenerator:
         unique = "unique " if index.unique else ""
         cols = ", ".join(self.quote(c) for c in index.columns)
         return f"create {unique}index {self.quote(index.name)} on {self.quote(meta.table)} ({cols})"
+
+    def _comment_diff(self, meta: EntityMetadata, live: dict[str, str]) -> list[str]:
+        """`comment on column` for each column whose comment differs from `live` (where the
+        database keeps comments)."""
+        platform = self.platform
+        if not platform.supports_comments:
+            return []
+        return [
+            platform.comment_sql(meta.table, p.field_name, p.comment or None)
+            for p in meta.columns
+            if (p.comment or None) != live.get(p.field_name)
+        ]
 
     def _namespace(self, statements: list[str]) -> list[str]:
         """Statements that create tables, preceded (on PostgreSQL with a `schema`) by the
@@ -254,7 +269,8 @@ class SchemaGenerator:
         if moved and kept_pk:
             columns = ", ".join(self.quote(name) for name in kept_pk)
             statements.append(f"alter table {table} add primary key ({columns})")
-        return statements + creates
+        comments = platform.live_comments(self.connection, meta.table)
+        return statements + creates + self._comment_diff(meta, comments)
 
     def _check_conversions(
         self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]
@@ -275,16 +291,19 @@ class SchemaGenerator:
             try:
                 with self.connection.transaction():  # a failed cast must not end an outer one
                     changed = self._count(check)
-                reason = "would change"
+                problem = f"would change the values of {_rows(changed)}"
             except DriverException as exc:
-                changed, reason = -1, f"cannot hold ({str(exc).split(' - ', 1)[-1]})"
+                changed = -1
+                problem = (
+                    f"fails: some rows hold a value the new type cannot hold "
+                    f"({str(exc).split(' - ', 1)[-1]})"
+                )
             if changed:
-                rows = "some rows" if changed < 0 else _rows(changed)
                 raise ValidationError(
                     f"Cannot update the schema of {meta.class_name}: changing column "
                     f"{prop.field_name!r} of table {meta.table!r} from {live.type} to "
-                    f"{wanted} {reason} the values of {rows}. Convert or fix those rows "
-                    f"first (or keep the old type); nothing was changed.",
+                    f"{wanted} {problem}. Convert or fix those rows first (or keep the old "
+                    f"type); nothing was changed.",
                     entity=meta.class_name, property=prop.name,
                 )
 
@@ -332,12 +351,12 @@ class SchemaGenerator:
             if live is None:
                 if rows is None:
                     rows = self._count(f"select count(*) from {table}")
-                nulls, why = rows, "is new and has no value in them"
+                nulls, why = rows, "is new, so it would be NULL in"
             elif live.notnull or (live.pk and prop.primary):
                 continue
             else:
                 nulls = self._count(f"select count(*) from {table} where {column} is null")
-                why = "holds NULL in them"
+                why = "holds NULL in"
             if nulls:
                 has_factory = prop.default_factory is not None
                 reason = (
@@ -346,7 +365,7 @@ class SchemaGenerator:
                 )
                 raise ValidationError(
                     f"Cannot update the schema of {meta.class_name}: {prop.name} becomes NOT "
-                    f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} for "
+                    f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} "
                     f"{_rows(nulls)}, and {reason}. Fill those rows first (update "
                     f"{meta.table} set {prop.field_name} = ... where {prop.field_name} is "
                     f"null), or give {prop.name} a literal default=...; nothing was changed.",
