@@ -144,6 +144,15 @@ class Platform:
         None (see `orm.types.unstorable`)."""
         from ..types import unstorable
 
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return (
+                    f"it holds a character that cannot be encoded as UTF-8 (a lone "
+                    f"surrogate, {exc.object[exc.start]!r}), which no database can hold"
+                )
+            return None
         return unstorable(value)
 
     # -- query pieces ---------------------------------------------------------------------

@@ -59,6 +59,10 @@ def _unknown_operator(meta: EntityMetadata, op: str, prop: str | None) -> Valida
     )
 
 
+#: a condition true of no row; a condition true of every row compiles to "" (no SQL), so
+#: that constants fold away and a filter true of every row is exactly the one compiling to ""
+_FALSE = "1 = 0"
+
 #: what `$in` / `$nin` take, and what a property's value list means (`{"age": [1, 2]}`)
 _SEQUENCES = (list, tuple, set, frozenset)
 
@@ -150,11 +154,18 @@ class _Compiler:
 
     def group(self, conditions: Mapping[str, Any]) -> str:
         """A dict of conditions, all of which must hold; "" when there are none (TRUE)."""
-        parts = [self.entry(key, value) for key, value in conditions.items()]
+        mark = len(self.params)
+        return self.all_of([self.entry(key, value) for key, value in conditions.items()], mark)
+
+    def all_of(self, parts: list[str], mark: int) -> str:
+        """Compiled conditions joined with `and`: TRUE ("") ones drop out, and one that is
+        FALSE makes the whole FALSE (the others' parameters dropped with their SQL; every
+        part was still compiled, so validated)."""
+        if _FALSE in parts:
+            del self.params[mark:]
+            return _FALSE
         parts = [p for p in parts if p]
-        if not parts:
-            return ""
-        return parts[0] if len(parts) == 1 else " and ".join(parts)
+        return " and ".join(parts)
 
     def entry(self, key: Any, value: Any) -> str:
         if isinstance(key, str) and key.startswith("$"):
@@ -180,8 +191,10 @@ class _Compiler:
                         entity=self.meta.cls,
                         property=prop.name,
                     )
-                parts = [self.operator(prop, op, operand) for op, operand in value.items()]
-                return " and ".join(parts) if len(parts) > 1 else parts[0]
+                mark = len(self.params)
+                return self.all_of(
+                    [self.operator(prop, op, operand) for op, operand in value.items()], mark
+                )
             if value and not prop.type.mutable:
                 first = next(iter(value))
                 raise ValidationError(
@@ -198,7 +211,9 @@ class _Compiler:
     def logical(self, op: str, value: Any) -> str:
         """$and / $or / $not. An empty condition ({}) is TRUE, as in SQL and MikroORM: it
         makes an $or TRUE, drops out of an $and, and `$not: {}` is FALSE; an empty list is
-        the operator's identity ($and: [] is TRUE, $or: [] is FALSE)."""
+        the operator's identity ($and: [] is TRUE, $or: [] is FALSE). Constants fold: a
+        FALSE branch drops out of an $or and makes an $and FALSE, and $not turns one into
+        the other, so that a filter with no column left compiles to "" or FALSE."""
         if op in ("$and", "$or"):
             items = value
             if not isinstance(items, (list, tuple)) or not all(
@@ -211,14 +226,22 @@ class _Compiler:
                 )
             mark = len(self.params)
             parts = [self.group(i) for i in items]
-            if op == "$or" and "" in parts:
-                # a branch matches everything: so does the $or (its branches were still
-                # compiled, so validated; their parameters are dropped with their SQL)
-                del self.params[mark:]
-                return ""
-            parts = [p for p in parts if p]
-            if not parts:
-                return "1 = 1" if op == "$and" else "1 = 0"
+            if op == "$and":
+                if _FALSE in parts:
+                    del self.params[mark:]
+                    return _FALSE
+                parts = [p for p in parts if p]
+                if not parts:
+                    return ""
+            else:
+                if "" in parts:
+                    # a branch matches everything: so does the $or (its branches were still
+                    # compiled, so validated; their parameters are dropped with their SQL)
+                    del self.params[mark:]
+                    return ""
+                parts = [p for p in parts if p != _FALSE]
+                if not parts:
+                    return _FALSE
             joined = f" {op[1:]} ".join(f"({p})" for p in parts)
             return f"({joined})"
         if op == "$not":
@@ -228,9 +251,14 @@ class _Compiler:
                     f"got {value!r}",
                     entity=self.meta.cls,
                 )
-            inner = self.group(value)
-            return f"not ({inner})" if inner else "1 = 0"
+            return self.negate(self.group(value))
         raise _unknown_operator(self.meta, op, None)
+
+    @staticmethod
+    def negate(inner: str) -> str:
+        if not inner:
+            return _FALSE
+        return "" if inner == _FALSE else f"not ({inner})"
 
     def operator(self, prop: PropertyMetadata, op: Any, operand: Any) -> str:
         col = self.column(prop)
@@ -259,7 +287,7 @@ class _Compiler:
             if not items:
                 if with_null:
                     return f"{col} is null" if op == "$in" else f"{col} is not null"
-                return "1 = 0" if op == "$in" else "1 = 1"
+                return _FALSE if op == "$in" else ""
             self.params.extend(self.value(prop, v, op) for v in items)
             marks = self.platform.params(len(items))
             if op == "$in":
@@ -294,7 +322,7 @@ class _Compiler:
                 inner = self.entry(prop.name, operand)
             else:
                 inner = self.operator(prop, "$eq", operand)
-            return f"not ({inner})"
+            return self.negate(inner)
         raise _unknown_operator(self.meta, str(op), prop.name)
 
 
