@@ -247,6 +247,8 @@ class DecimalType(Type):
     max_digits: int | None = None
 
     def to_db(self, value: Any) -> Any:
+        if value.__class__ is bool:
+            raise TypeError("True and False are not decimal numbers")  # str(True) is 'True'
         text = str(value)
         if isinstance(value, Decimal) and not value.is_finite():
             raise ValueError(f"{text} is not a finite number, which a numeric column holds")
@@ -416,7 +418,9 @@ class JsonType(Type):
     mutable = True
 
     def to_db(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False)
+        # NaN and the infinities are not JSON: json.dumps would write them as NaN and
+        # Infinity, which PostgreSQL's jsonb (and every other JSON reader) refuses
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
     def to_python(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, (str, bytes)) else value

@@ -163,13 +163,33 @@ scalars = st.one_of(
     times, uuids, enums, st.none(), st.just(b"\x00"), st.just(bytearray(b"a")),
     st.just(object()), st.just(Ellipsis), st.just({1, 2}), st.just(()),
 )
-#: typed operands per property (the right Python type, and what converts to it)
+#: operands of each property's own type (and what converts to it)
 TYPED = {
     "id": ints, "i": ints, "s": texts, "note": texts, "f": st.one_of(floats, ints),
     "b": st.booleans(), "raw": st.binary(max_size=6), "dec": st.one_of(decimals, ints),
     "dt": datetimes, "d": st.one_of(dates, datetimes), "tm": times,
     "u": st.one_of(uuids, uuids.map(str)), "doc": json_values, "items": json_values,
     "color": enums, "size": enums,
+}
+_numbers = st.one_of(st.booleans(), floats, decimals, st.sampled_from(["1", "x", "1.5"]))
+#: the same, and the wrong types a caller plausibly passes instead
+NEAR = {
+    "id": st.one_of(ints, _numbers), "i": st.one_of(ints, _numbers),
+    "s": st.one_of(texts, st.sampled_from([1, b"a", True, 1.5])),
+    "note": st.one_of(texts, st.sampled_from([1, b"a", True, 1.5])),
+    "f": st.one_of(floats, ints, _numbers),
+    "b": st.one_of(st.booleans(), st.sampled_from([0, 1, "true", 1.0, Decimal(1)])),
+    "raw": st.one_of(st.binary(max_size=6),
+                     st.sampled_from(["abc", bytearray(b"a"), memoryview(b"ab"), 1])),
+    "dec": st.one_of(decimals, ints, _numbers),
+    "dt": st.one_of(datetimes, dates, times, st.sampled_from(["2024-01-02", 0, 1.5])),
+    "d": st.one_of(dates, datetimes, st.sampled_from(["2024-01-02", 0])),
+    "tm": st.one_of(times, datetimes, st.sampled_from(["03:04:05", 3])),
+    "u": st.one_of(uuids, uuids.map(str), st.sampled_from(["x", 5, b"0" * 16, "", True])),
+    "doc": st.one_of(json_values, st.sampled_from([b"{}", {1, 2}, object()])),
+    "items": st.one_of(json_values, st.sampled_from([b"[]", (1, 2)])),
+    "color": st.one_of(enums, st.booleans(), st.sampled_from([Size.S, 1.0])),
+    "size": st.one_of(enums, st.booleans(), st.sampled_from([Color.RED, 1.0, "1"])),
 }
 
 REGEX_PIECES = ["a", "b", "(", ")", "[", "]", "{", "}", "|", "*", "+", "?", ".", "^", "$",
@@ -220,16 +240,20 @@ def operand(prop: Any, op: Any) -> st.SearchStrategy[Any]:
 props = st.one_of(st.sampled_from(PROPS), st.sampled_from(UNKNOWN_PROPS))
 ops = st.one_of(st.sampled_from(COMPARISONS + ["$in", "$nin"]),
                 st.sampled_from(list(OPERATORS)), st.sampled_from(UNKNOWN_OPS))
-CLEAN_OPS = COMPARISONS + ["$in", "$nin", "$exists", "$not", "$like", "$re"]
+#: (the pattern operators more often: their operands are the most varied)
+CLEAN_OPS = COMPARISONS + ["$in", "$nin", "$exists", "$not"] + ["$like", "$re"] * 3
 ORACLE_OPS = COMPARISONS + ["$in", "$nin", "$exists", "$not"]
 
 
 @st.composite
-def clean_leaves(draw: st.DrawFn, names: list[str], operators: list[str]) -> dict[str, Any]:
-    """A well-formed condition on a known property with an operand of its type (which may
-    still be one the database cannot hold: a huge int, NaN, a NUL character)."""
+def clean_leaves(
+    draw: st.DrawFn, names: list[str], operators: list[str], pool: dict[str, Any]
+) -> dict[str, Any]:
+    """A well-formed condition on a known property with an operand from `pool`: of its type
+    (which may still be one the database cannot hold: a huge int, NaN, a NUL character),
+    or, from NEAR, of a type a caller plausibly passes instead."""
     prop = draw(st.sampled_from(names))
-    typed = TYPED[prop]
+    typed = pool[prop]
     shape = draw(st.integers(0, 3))
     if shape == 0:
         return {prop: draw(st.one_of(typed, st.none(), st.lists(typed, max_size=3)))}
@@ -307,18 +331,19 @@ def _logic(inner: st.SearchStrategy[Any], malformed: bool) -> st.SearchStrategy[
 
 #: filters the oracle can judge: ints, strings, bools and floats, compared and combined
 oracle_filters = st.recursive(
-    st.one_of(clean_leaves(sorted(ORACLE_PROPS), ORACLE_OPS), st.just({})),
+    st.one_of(clean_leaves(sorted(ORACLE_PROPS), ORACLE_OPS, TYPED), st.just({})),
     lambda inner: _logic(inner, malformed=False),
     max_leaves=5,
 )
+#: one condition: each property, operator and operand on its own
+any_leaves = st.one_of(clean_leaves(PROPS, CLEAN_OPS, NEAR), wild_leaves())
 #: anything: mostly well-formed conditions on every property, some wild ones
 any_filters = st.recursive(
-    st.one_of(clean_leaves(PROPS, CLEAN_OPS), clean_leaves(PROPS, CLEAN_OPS),
-              clean_leaves(PROPS, CLEAN_OPS), wild_leaves(), st.just({})),
+    st.one_of(clean_leaves(PROPS, CLEAN_OPS, NEAR), any_leaves, st.just({})),
     lambda inner: _logic(inner, malformed=True),
     max_leaves=5,
 )
-filters = st.one_of(oracle_filters, any_filters, any_filters)
+filters = st.one_of(any_leaves, any_filters, oracle_filters)
 
 # -- the oracle -------------------------------------------------------------------------------
 

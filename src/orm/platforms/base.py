@@ -121,6 +121,8 @@ class Platform:
         """`(?, ?, ?)`: one row of a VALUES list."""
         return "(" + self.params(count) + ")"
 
+    #: how many parameters one statement may bind (the connection sets the database's)
+    max_parameters: int = 999
     #: text values with a NUL character are refused (the database cannot store them)
     refuses_nul: bool = False
     #: the Python values the driver binds as they are (a filter value's `to_db` must give one)
@@ -154,6 +156,11 @@ class Platform:
                 )
             return None
         return unstorable(value)
+
+    def regex_problem(self, pattern: str) -> str | None:  # noqa: ARG002
+        """Why the database's regular expressions refuse `pattern` (which Python's `re`
+        compiles), or None. SQLite's `regexp` is Python's `re`: nothing more to check."""
+        return None
 
     # -- query pieces ---------------------------------------------------------------------
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:

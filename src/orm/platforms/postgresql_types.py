@@ -129,6 +129,8 @@ class PgDecimalType(Type):
         return PgDecimalType(None, 0) if self.precision is not None else self
 
     def to_db(self, value: Any) -> Any:
+        if value.__class__ is bool:
+            raise TypeError("True and False are not decimal numbers")
         if isinstance(value, int):
             value = Decimal(value)
         if not value.is_finite():

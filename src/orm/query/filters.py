@@ -87,13 +87,18 @@ class _Compiler:
     operator against what it takes) here, so that a bad filter is a ValidationError naming
     entity, property, operator and value before any SQL runs, never a driver error."""
 
-    def __init__(self, meta: EntityMetadata, platform: Platform, alias: str | None) -> None:
+    def __init__(
+        self, meta: EntityMetadata, platform: Platform, alias: str | None, bound: int = 0
+    ) -> None:
         self.meta = meta
         self.platform = platform
         self.quote = platform.quote
         self.param = platform.param
         self.prefix = f"{platform.quote(alias)}." if alias else ""
         self.params: list[Any] = []
+        #: how many parameters the filter may bind: the statement's limit, less what the
+        #: rest of it binds (`limit`/`offset`, the values of an update)
+        self.max_params = platform.max_parameters - bound
 
     def column(self, prop: PropertyMetadata) -> str:
         return self.prefix + self.quote(prop.field_name)
@@ -115,6 +120,12 @@ class _Compiler:
         mapped = prop.type
         if prop.primary and isinstance(value, self.meta.cls):
             value = getattr(value, prop.name)
+        if value.__class__ is bool and mapped.python_types and bool not in mapped.python_types:
+            # True == 1 in Python, and SQLite would compare it so; PostgreSQL refuses to
+            # compare a number with a boolean (and an enum's True would be its member 1)
+            raise self.invalid(
+                prop, op, value, f"{mapped.describe()} (True and False are not values of it)"
+            )
         if mapped.python_types and not isinstance(value, mapped.python_types):
             converted = _coerce(mapped, value)
             if converted is None:
@@ -288,6 +299,15 @@ class _Compiler:
                 if with_null:
                     return f"{col} is null" if op == "$in" else f"{col} is not null"
                 return _FALSE if op == "$in" else ""
+            if len(self.params) + len(items) > self.max_params:
+                raise ValidationError(
+                    f"{op} on {self.meta.class_name}.{prop.name} in a filter has "
+                    f"{len(items)} values, more than one statement can bind on "
+                    f"{self.platform.name} (at most {self.platform.max_parameters} parameters "
+                    f"in all): split the list and query in parts",
+                    entity=self.meta.cls,
+                    property=prop.name,
+                )
             self.params.extend(self.value(prop, v, op) for v in items)
             marks = self.platform.params(len(items))
             if op == "$in":
@@ -311,6 +331,12 @@ class _Compiler:
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
             self.check_storable(prop, op, operand)
+            problem = self.platform.regex_problem(operand)
+            if problem is not None:
+                raise self.invalid(
+                    prop, op, operand, f"a regular expression {self.platform.name} takes "
+                    f"({problem})"
+                )
             self.params.append(operand)
             return self.platform.regexp(self.platform.as_text(col, prop))
         if op == "$exists":
@@ -327,11 +353,17 @@ class _Compiler:
 
 
 def compile_where(
-    meta: EntityMetadata, where: Any, platform: Platform, alias: str | None = None
+    meta: EntityMetadata,
+    where: Any,
+    platform: Platform,
+    alias: str | None = None,
+    bound: int = 2,
 ) -> tuple[str, list[Any]]:
     """`where` (a dict, a PK value, a list of PKs) -> (SQL condition or "", parameters).
-    Raises ValidationError for an unknown property or operator; nothing has run by then."""
-    compiler = _Compiler(meta, platform, alias)
+    Raises ValidationError for an unknown property or operator, or for a filter binding
+    more parameters than the statement can with its `bound` others; nothing has run by
+    then."""
+    compiler = _Compiler(meta, platform, alias, bound)
     sql = compiler.group(normalize_where(meta, where))
     return sql, compiler.params
 
