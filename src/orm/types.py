@@ -139,6 +139,10 @@ def value_problem(mapped: Type, value: Any) -> str | None:
     Only error paths call it: the message, not the hot loops."""
     if mapped.python_types and not isinstance(value, mapped.python_types):
         return f"got {type(value).__name__} {value!r:.60}"
+    if value.__class__ is bool and bool not in mapped.python_types and mapped.python_types:
+        # an int to isinstance, but PostgreSQL refuses a boolean in a number column, and
+        # SQLite would store 1 where the entity holds True
+        return f"got bool {value!r}, and True and False are not values of it"
     if mapped.converts:
         try:
             mapped.to_db(value)

@@ -443,7 +443,7 @@ def test_a_lone_surrogate_is_a_validation_error_and_the_flush_stays_retryable(or
     with pytest.raises(ValidationError, match="lone surrogate"):
         em.find(User, {"full_name": "\ud800"})
     for where in ({"full_name": "\ud800"}, {"full_name": {"$like": "\ud800%"}}):
-        with pytest.raises(ValidationError, match="cannot be stored or compared.*lone surrogate"):
+        with pytest.raises(ValidationError, match=r"on User\.full_name .*lone surrogate"):
             orm.em.fork().find(User, where)  # a fork: nothing to flush first
     user.full_name = "fixed"
     em.flush()
