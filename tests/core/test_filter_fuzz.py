@@ -262,7 +262,8 @@ def clean_leaves(
     for _ in range(1 if shape < 3 else 2):
         op = draw(st.sampled_from(operators))
         if op in ("$in", "$nin"):
-            value = draw(st.lists(st.one_of(typed, typed, st.none()), max_size=4))
+            value = draw(st.one_of(st.lists(st.one_of(typed, typed, st.none()), max_size=4),
+                                   st.lists(typed, min_size=5, max_size=20), long_lists))
         elif op == "$exists":
             value = draw(st.booleans())
         elif op == "$not":
