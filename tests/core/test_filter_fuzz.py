@@ -76,6 +76,7 @@ PROPS = ["id", "i", "s", "f", "b", "raw", "dec", "dt", "d", "tm", "u", "doc", "i
 #: what the oracle evaluates: every property but the JSON ones
 ORACLE_PROPS = {"id", "i", "s", "note", "b", "f", "dec", "dt", "d", "tm", "u", "raw", "color",
                 "size"}
+assert len(ORACLE_PROPS) == len(PROPS) - 2
 UNKNOWN_PROPS = ["zzz", "I", "", "$", "id ", "i.x", "u0", "Everything", 1, None]
 UNKNOWN_OPS = ["$regex", "$nor", "$EQ", "eq", "$", "$eq ", "$ilike", "$elemMatch",
                "$contains", "$overlap", "$size", 0]
@@ -242,8 +243,12 @@ props = st.one_of(st.sampled_from(PROPS), st.sampled_from(UNKNOWN_PROPS))
 ops = st.one_of(st.sampled_from(COMPARISONS + ["$in", "$nin"]),
                 st.sampled_from(list(OPERATORS)), st.sampled_from(UNKNOWN_OPS))
 #: (the pattern operators more often: their operands are the most varied)
-CLEAN_OPS = COMPARISONS + ["$in", "$nin", "$exists", "$not"] + ["$like", "$re"] * 3
-ORACLE_OPS = COMPARISONS + ["$in", "$nin", "$exists", "$not"]
+#: (the first of a list is drawn most often: hypothesis starts from the simplest example)
+CLEAN_OPS = ["$in", "$nin"] + COMPARISONS + ["$exists", "$not"] + ["$like", "$re"] * 3
+ORACLE_OPS = ["$nin", "$in"] + COMPARISONS + ["$exists", "$not"]
+#: the oracle's properties, the nullable string first
+ORACLE_ORDER = ["note", "i", "s", "b", "f", "id", "dec", "dt", "d", "tm", "u", "raw", "color",
+                "size"]
 
 
 @st.composite
@@ -331,9 +336,20 @@ def _logic(inner: st.SearchStrategy[Any], malformed: bool) -> st.SearchStrategy[
     return st.one_of(*shapes)
 
 
-#: filters the oracle can judge: ints, strings, bools and floats, compared and combined
+def _held(prop: str) -> list[Any]:
+    values = {repr(row[prop]): row[prop] for row in ROWS if row.get(prop) is not None}
+    return list(values.values())
+
+
+#: operands the rows hold (most of the time), so that conditions match some rows
+HELD = {
+    prop: st.one_of(st.integers(0, len(ROWS) + 1) if prop == "id" else st.sampled_from(
+        _held(prop)), TYPED[prop])
+    for prop in ORACLE_ORDER
+}
+#: filters the oracle can judge, compared and combined
 oracle_filters = st.recursive(
-    st.one_of(clean_leaves(sorted(ORACLE_PROPS), ORACLE_OPS, TYPED), st.just({})),
+    st.one_of(clean_leaves(ORACLE_ORDER, ORACLE_OPS, HELD), st.just({})),
     lambda inner: _logic(inner, malformed=False),
     max_leaves=5,
 )
