@@ -277,13 +277,14 @@ def clean_leaves(
     typed = pool[prop]
     shape = draw(st.integers(0, 3))
     if shape == 0:
-        return {prop: draw(choice((4, typed), (1, st.none()), (2, st.lists(typed, max_size=3))))}
+        nullable = choice((2, typed), (1, st.none()))
+        return {prop: draw(choice((4, typed), (1, st.none()), (2, st.lists(nullable, max_size=3))))}
     conditions: dict[str, Any] = {}
     for _ in range(1 if shape < 3 else 2):
         op = draw(st.sampled_from(operators))
         if op in ("$in", "$nin"):
             value = draw(choice(
-                (6, st.lists(choice((3, typed), (1, st.none())), max_size=4)),
+                (6, st.lists(choice((2, typed), (1, st.none())), max_size=4)),
                 (2, st.lists(typed, min_size=5, max_size=20)),
                 (1, long_lists),
             ))
