@@ -430,8 +430,7 @@ def _sql_not(value: bool | None) -> bool | None:
 class Oracle:
     """Evaluates a filter on one row as SQL would, three-valued (None is NULL)."""
 
-    def __init__(self, database: str, ordered_text: bool, limit: int) -> None:
-        self.database = database
+    def __init__(self, ordered_text: bool, limit: int) -> None:
         #: the database orders text by code point (SQLite always; PostgreSQL under C)
         self.ordered_text = ordered_text
         self.limit = limit
@@ -651,7 +650,7 @@ def test_filters_answer_with_rows_or_a_validation_error(connect, database, log):
     all_ids = set(stored)
     canary_ids = {k for k, row in stored.items() if row["i"] in (1, 42) and row["b"]}
     assert canary_ids
-    oracle = Oracle(database, _ordered_text(orm, database), limit=1000)
+    oracle = Oracle(_ordered_text(orm, database), limit=1000)
     #: filters checked, rows found, ValidationErrors, filters the oracle judged (and of
     #: those, how many matched some rows but not all), filters run in a transaction
     counts = {"filters": 0, "rows": 0, "invalid": 0, "oracle": 0, "oracle_some": 0,
