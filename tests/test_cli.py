@@ -754,6 +754,32 @@ def test_schema_update(dbproject: Path, db: Database) -> None:
     assert "Schema is up to date, nothing to do." in same.stdout
 
 
+def test_schema_update_adds_a_foreign_key(dbproject: Path, db: Database) -> None:
+    """A relation added to an entity: the dump shows the FK column with its constraint
+    (its target named by a string annotation, defined in another file), the run applies it
+    (SQLite: `add column ... references`; PostgreSQL: the same, constraint included)."""
+    project, q = dbproject, db.q
+    assert run(project, "schema:create", "--run").returncode == 0
+    write(project / "entities" / "book.py", (
+        "from __future__ import annotations\n\n"
+        "from orm import ManyToOne, PrimaryKey, entity\n\n\n"
+        "@entity()\nclass Book:\n    id: int = PrimaryKey()\n    title: str\n"
+        "    author: Author | None = ManyToOne(nullable=True, on_delete='set null')\n"
+    ))
+    dump = run(project, "schema:update", "--dump")
+    assert dump.returncode == 0, dump.stderr
+    int_type = "integer" if db.kind == "sqlite" else "bigint"
+    assert (
+        f"alter table {q('book')} add column {q('author_id')} {int_type} null references "
+        f"{q('author')} ({q('id')}) on update cascade on delete set null"
+    ) in dump.stdout
+    assert f"create index {q('book_author_id_index')}" in dump.stdout
+    ran = run(project, "schema:update", "--run")
+    assert ran.returncode == 0, ran.stderr
+    same = run(project, "schema:update", "--dump")
+    assert "-- schema is up to date" in same.stdout
+
+
 def test_schema_drop(dbproject: Path, db: Database) -> None:
     project = dbproject
     assert run(project, "schema:create", "--run").returncode == 0

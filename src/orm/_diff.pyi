@@ -32,6 +32,8 @@ class Plan:
     @property
     def on_invalid(self) -> Callable[[Any, int, Any], None]: ...
     @property
+    def targets(self) -> tuple[Any, ...] | None: ...
+    @property
     def kinds(self) -> tuple[int, ...]:
         """Per column: 0 generic, 1 datetime, 2 boolean, 3 other value type, 4 blob."""
     def __init__(
@@ -47,6 +49,7 @@ class Plan:
         has_mutable: bool,
         on_invalid: Callable[[Any, int, Any], None],
         kinds: tuple[int, ...] | None = None,
+        targets: tuple[Any, ...] | None = None,
     ) -> None: ...
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None: ...

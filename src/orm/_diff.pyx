@@ -139,6 +139,9 @@ cdef class Plan:
     cdef readonly bint has_mutable
     cdef readonly object on_invalid
     cdef readonly tuple kinds
+    # per column: what hydration turns a relation's key into (see the twin's `_reference`),
+    # None for a scalar column; None altogether for an entity without relations
+    cdef readonly tuple targets
     cdef int kind_of[MAX_COLUMNS]
     # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
     # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
@@ -150,7 +153,7 @@ cdef class Plan:
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
                  tuple to_python not None, tuple to_db not None, tuple compare not None,
                  tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
-                 tuple kinds=None):
+                 tuple kinds=None, tuple targets=None):
         cdef Py_ssize_t i, n = len(names)
         cdef object name, kind, field, column
         where = f"Plan of {_name_of(cls)}"
@@ -175,6 +178,8 @@ cdef class Plan:
         if not 0 <= pk_index < n:
             raise ValueError(
                 f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
+        if targets is not None:
+            _check_targets(where, names, targets, to_python, kinds)
         for i in range(n):
             self.kind_of[i] = kinds[i]
             # borrowed pointers: the plan keeps `accepts` (and so these types) alive
@@ -196,7 +201,61 @@ cdef class Plan:
         self.has_mutable = has_mutable
         self.on_invalid = on_invalid
         self.kinds = kinds
+        self.targets = targets
         self.ready = True
+
+
+def _check_targets(str where, tuple names, tuple targets, tuple to_python, tuple kinds):
+    """See the twin's `_check_targets` (same checks, same messages)."""
+    cdef Py_ssize_t i
+    if len(targets) != len(names):
+        raise ValueError(f"{where}: targets has {len(targets)} entries for {len(names)} columns")
+    for i in range(len(targets)):
+        target = targets[i]
+        if target is None:
+            continue
+        if (type(target) is not tuple or len(target) != 4 or not isinstance(target[0], type)
+                or type(target[1]) is not str):
+            raise TypeError(
+                f"{where}: the target of column {names[i]} must be a tuple (class, key "
+                f"attribute, key converter or None, wrapper or None), got {target!r}")
+        if to_python[i] is not None or kinds[i] != 0:
+            raise ValueError(
+                f"{where}: column {names[i]} is a relation: its to_python must be None and "
+                f"its kind 0")
+
+
+cdef object _reference(tuple target, object value, dict maps, object uow):
+    """See the twin's `_reference`: the identity map's entity for the key, else a new
+    uninitialized reference entered there (detached when `maps` is None)."""
+    cdef object cls = <object>PyTuple_GET_ITEM(target, 0)
+    cdef object conv = <object>PyTuple_GET_ITEM(target, 2)
+    cdef object wrapper = <object>PyTuple_GET_ITEM(target, 3)
+    cdef object key = value if conv is None else conv(value)
+    cdef object found = None
+    cdef object im = None
+    cdef PyObject* hit
+    if maps is not None:
+        hit = PyDict_GetItemWithError(maps, cls)
+        if hit is NULL:
+            im = {}
+            PyDict_SetItem(maps, cls, im)
+        else:
+            im = <object>hit
+        if type(im) is dict:
+            hit = PyDict_GetItemWithError(<dict>im, key)
+            if hit is not NULL:
+                found = <object>hit
+        else:
+            found = im.get(key)
+    if found is None:
+        found = _object_new(cls)
+        PyObject_GenericSetAttr(found, <object>PyTuple_GET_ITEM(target, 1), key)
+        PyObject_GenericSetAttr(found, SNAP, REFERENCE)
+        PyObject_GenericSetAttr(found, UOW, uow if maps is not None else None)
+        if maps is not None:
+            im[key] = found
+    return found if wrapper is None else wrapper(found)
 
 
 cdef inline int _ready(Plan plan) except -1:
@@ -242,7 +301,7 @@ def init_entity(entity, tuple names not None, tuple values not None):
     PyObject_GenericSetAttr(entity, UOW, None)
 
 
-cdef tuple _fill(Plan plan, object entity, tuple row):
+cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):
     """Set the entity's properties from a row; return the snapshot: the row itself, where
     the Python-valued columns now hold their converted values (patched in place when this
     loop holds the only other reference, as it does for rows fresh from sqlite3)."""
@@ -255,10 +314,19 @@ cdef tuple _fill(Plan plan, object entity, tuple row):
     cdef tuple to_python = plan.to_python
     cdef tuple snap = row
     cdef list copy = None
+    cdef tuple targets = plan.targets
+    cdef object target
     for i in range(plan.n):
         value = <object>PyTuple_GET_ITEM(row, i)
         if value is UNLOADED:
             continue
+        if targets is not None:
+            target = <object>PyTuple_GET_ITEM(targets, i)
+            if target is not None:
+                if value is not None:
+                    value = _reference(<tuple>target, value, maps, uow)
+                PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i), value)
+                continue
         conv = <object>PyTuple_GET_ITEM(to_python, i)
         if conv is not None and value is not None:
             value = _to_python(plan, i, conv, value)
@@ -298,7 +366,8 @@ cdef bint _written(object entity, object name):
     return True
 
 
-cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirty) except *:
+cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirty, dict maps,
+                  object uow) except *:
     """See orm._diff_py._refill."""
     cdef object old_snap = PyObject_GetAttr(entity, SNAP)
     cdef bint old_is_tuple = type(old_snap) is tuple
@@ -320,6 +389,9 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
         conv = <object>PyTuple_GET_ITEM(plan.to_python, i)
         if conv is not None and value is not None:
             value = _to_python(plan, i, conv, value)
+        elif (plan.targets is not None and value is not None
+                and <object>PyTuple_GET_ITEM(plan.targets, i) is not None):
+            value = _reference(<tuple>PyTuple_GET_ITEM(plan.targets, i), value, maps, uow)
         name = <object>PyTuple_GET_ITEM(plan.names, i)
         if refresh:
             PyObject_GenericSetAttr(entity, name, value)
@@ -356,6 +428,7 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     cdef dict idmap = None
     cdef bint managed = identity_map is not None
     cdef object dirty = None
+    cdef dict maps = None
     if managed:
         if type(identity_map) is not dict:
             raise TypeError(
@@ -367,6 +440,8 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
                 "(uow is None)")
         idmap = <dict>identity_map
         dirty = PyObject_GetAttr(uow, DIRTY)
+        if plan.targets is not None:
+            maps = uow.identity_map
     # `row` is the loop's only reference besides the list's: _fill counts on it
     for row in rows:
         if type(row) is not tuple:
@@ -385,11 +460,11 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
                 existing = <object>found
                 snap_obj = PyObject_GetAttr(existing, SNAP)
                 if refresh or snap_obj is REFERENCE or _has_unloaded(snap_obj):
-                    _refill(plan, existing, <tuple>row, refresh, dirty)
+                    _refill(plan, existing, <tuple>row, refresh, dirty, maps, uow)
                 out.append(existing)
                 continue
         entity = _object_new(cls)
-        snap = _fill(plan, entity, <tuple>row)
+        snap = _fill(plan, entity, <tuple>row, maps, uow)
         if managed:
             PyObject_GenericSetAttr(entity, SNAP, snap)
             PyObject_GenericSetAttr(entity, UOW, uow)

@@ -19,6 +19,9 @@ Terms used by both:
   value twice (the compiled core also converts kinds 1 and 2 in C). 4 (blob) columns are
   generic ones whose `bytes` values the compiled core passes through without calling the
   type's to_db (which snapshots an immutable copy of a bytearray or memoryview).
+- *targets* (optional, per column): for a relation's foreign key column, what hydration
+  needs to turn the key into the target entity (see `_reference`); such a column is generic
+  (kind 0) and its snapshot keeps the key, its to_db turns the entity back into the key.
 - *snapshot*: a tuple, in column order, of the values the entity was last loaded with or
   written as. For a loaded entity it is the very row tuple `sqlite3` returned (the compiled
   core patches the converted values into it).
@@ -114,6 +117,7 @@ class Plan:
         "on_invalid",
         "kinds",
         "python_valued",
+        "targets",
     )
 
     def __init__(
@@ -129,6 +133,7 @@ class Plan:
         has_mutable: bool,
         on_invalid: Any,
         kinds: tuple[int, ...] | None = None,
+        targets: tuple[Any, ...] | None = None,
     ) -> None:
         _expect(names, tuple, "names")
         pk_index = operator.index(pk_index)
@@ -166,6 +171,8 @@ class Plan:
                 )
         if not 0 <= pk_index < n:
             raise ValueError(f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
+        if targets is not None:
+            _check_targets(where, names, targets, to_python, kinds)
         init = _object_setattr
         init(self, "cls", cls)
         init(self, "names", names)
@@ -180,12 +187,64 @@ class Plan:
         init(self, "on_invalid", on_invalid)
         init(self, "kinds", kinds)
         init(self, "python_valued", tuple(k in _PYTHON_VALUED for k in kinds))
+        init(self, "targets", targets)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"attribute '{name}' of '{__name__}.Plan' objects is not writable")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raise TypeError(f"type '{__name__}.Plan' is not an acceptable base type")
+
+
+def _check_targets(
+    where: str, names: tuple, targets: Any, to_python: tuple, kinds: tuple
+) -> None:
+    """A relation column's target: (target class, its key's attribute name, the key's
+    to_python or None, a wrapper such as Ref or None); its own to_python must be None and
+    its kind generic (the snapshot keeps the key as the database returned it)."""
+    _expect(targets, tuple, "targets")
+    if len(targets) != len(names):
+        raise ValueError(f"{where}: targets has {len(targets)} entries for {len(names)} columns")
+    for i, target in enumerate(targets):
+        if target is None:
+            continue
+        if (
+            type(target) is not tuple
+            or len(target) != 4
+            or not isinstance(target[0], type)
+            or type(target[1]) is not str
+        ):
+            raise TypeError(
+                f"{where}: the target of column {names[i]} must be a tuple (class, key "
+                f"attribute, key converter or None, wrapper or None), got {target!r}"
+            )
+        if to_python[i] is not None or kinds[i] != 0:
+            raise ValueError(
+                f"{where}: column {names[i]} is a relation: its to_python must be None and "
+                f"its kind 0"
+            )
+
+
+def _reference(target: tuple, value: Any, maps: dict | None, uow: Any) -> Any:
+    """A foreign key read from the database -> the target entity: the one the identity map
+    holds, else an uninitialized reference (entered in the map; detached when `maps` is
+    None), wrapped when the property holds a Ref."""
+    cls, pk_name, conv, wrapper = target
+    key = value if conv is None else conv(value)
+    found = None
+    if maps is not None:
+        im = maps.get(cls)
+        if im is None:
+            im = maps[cls] = {}
+        found = im.get(key)
+    if found is None:
+        found = _object_new(cls)
+        _object_setattr(found, pk_name, key)
+        _object_setattr(found, "_orm_snap", REFERENCE)
+        _object_setattr(found, "_orm_uow", uow if maps is not None else None)
+        if maps is not None:
+            im[key] = found
+    return found if wrapper is None else wrapper(found)
 
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None:
@@ -217,16 +276,23 @@ def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) ->
     _object_setattr(entity, "_orm_uow", None)
 
 
-def _fill(plan: Plan, entity: Any, row: tuple) -> tuple:
+def _fill(plan: Plan, entity: Any, row: tuple, maps: dict | None, uow: Any) -> tuple:
     """Set the entity's properties from a row; return its snapshot (the row, with the
-    Python-valued columns converted)."""
+    Python-valued columns converted). A relation column's key becomes the target entity
+    (see `_reference`); its snapshot keeps the key."""
     names = plan.names
     to_python = plan.to_python
     python_valued = plan.python_valued
+    targets = plan.targets
     copy: list[Any] | None = None
     for i in range(plan.n):
         value = row[i]
         if value is UNLOADED:
+            continue
+        if targets is not None and targets[i] is not None:
+            if value is not None:
+                value = _reference(targets[i], value, maps, uow)
+            _object_setattr(entity, names[i], value)
             continue
         conv = to_python[i]
         if conv is not None and value is not None:
@@ -243,7 +309,9 @@ def _has_unloaded(snap: Any) -> bool:
     return type(snap) is tuple and any(v is UNLOADED for v in snap)
 
 
-def _refill(plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict) -> None:
+def _refill(
+    plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict, maps: dict | None, uow: Any
+) -> None:
     """A row for an entity the identity map already holds.
 
     With `refresh`, the row overwrites what it read (unflushed changes to those columns are
@@ -268,6 +336,8 @@ def _refill(plan: Plan, entity: Any, row: tuple, refresh: bool, dirty: dict) -> 
         conv = plan.to_python[i]
         if conv is not None and value is not None:
             value = conv(value)
+        elif plan.targets is not None and plan.targets[i] is not None and value is not None:
+            value = _reference(plan.targets[i], value, maps, uow)
         name = plan.names[i]
         if refresh:
             _object_setattr(entity, name, value)
@@ -298,6 +368,9 @@ def hydrate(
     the entities report to (None is a TypeError: they would be managed but never flushed).
     The rows are consumed: they become the snapshots. Every row must be a tuple of the
     plan's width (TypeError / ValueError naming the row; the rows before it are hydrated).
+    A relation column (the plan's `targets`) becomes the target entity from `uow`'s identity
+    maps (`uow.identity_map`, by class), or a reference to it entered there, in this same
+    pass; detached (`identity_map=None`) rows get detached references.
     """
     _expect_plan(plan)
     _expect(rows, list, "rows")
@@ -309,6 +382,7 @@ def hydrate(
     pk_conv = plan.to_python[pk_index]
     n = plan.n
     dirty = None
+    maps = None
     if identity_map is not None:
         if uow is None:
             raise TypeError(
@@ -316,6 +390,8 @@ def hydrate(
                 "(uow is None)"
             )
         dirty = uow.dirty
+        if plan.targets is not None:
+            maps = uow.identity_map
     for k, row in enumerate(rows):
         if type(row) is not tuple:
             raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
@@ -332,11 +408,11 @@ def hydrate(
             if existing is not None:
                 old = existing._orm_snap
                 if refresh or old is REFERENCE or _has_unloaded(old):
-                    _refill(plan, existing, row, refresh, dirty)
+                    _refill(plan, existing, row, refresh, dirty, maps, uow)
                 append(existing)
                 continue
         entity = _object_new(cls)
-        snap = _fill(plan, entity, row)
+        snap = _fill(plan, entity, row, maps, uow)
         if identity_map is not None:
             _object_setattr(entity, "_orm_snap", snap)
             _object_setattr(entity, "_orm_uow", uow)

@@ -21,6 +21,9 @@ from . import _gc, _retry, locking
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from .context import current_entity_manager
+from .entity.loader import populate as populate_relations
+from .entity.loader import populate_tree
+from .entity.reference import Ref
 from .errors import DriverException, NotFoundError, ValidationError
 from .events.manager import HANDLER, fire
 from .locking import PESSIMISTIC, LockMode
@@ -206,15 +209,30 @@ class EntityManager:
             self._uow.commit()
 
     # -- queries ----------------------------------------------------------------------------
-    def _check_populate(self, meta: EntityMetadata, populate: Any) -> None:
-        for name in populate or ():
-            if name != "*" and name.split(".")[0] not in meta.properties:
-                raise ValidationError(
-                    f"Cannot populate {meta.class_name}.{name}: no such property; known "
-                    f"properties: {', '.join(meta.properties)}",
-                    entity=meta.cls,
-                    property=name,
-                )
+    def _check_populate(self, meta: EntityMetadata, populate: Any) -> dict[str, Any] | None:
+        """The populate paths as a tree, checked before any query runs."""
+        if not populate:
+            return None
+        return populate_tree(meta, populate)
+
+    def populate(self, entities: Any, populate: Any) -> Any:
+        """Load the relations named in `populate` (`["author", "author.team"]`, `["*"]`)
+        for entities already loaded: one query per relation and level. Returns what it
+        was given."""
+        em = self._ctx() if self._global else self
+        items = list(entities) if isinstance(entities, (list, tuple, set, frozenset)) else [
+            entities
+        ]
+        if not items:
+            return entities
+        groups: dict[type, list[Any]] = {}
+        for item in items:
+            groups.setdefault(type(item), []).append(item)
+        for group in groups.values():
+            meta = em.metadata.of_instance(group[0])
+            tree = populate_tree(meta, populate)
+            populate_relations(em, meta, group, tree)
+        return entities
 
     def find(
         self,
@@ -238,7 +256,7 @@ class EntityManager:
         already holds are refreshed from them (see orm.locking)."""
         em = self._ctx() if self._global else self
         meta = em.metadata.get(entity)
-        em._check_populate(meta, populate)
+        tree = em._check_populate(meta, populate)
         props = em._field_props(meta, fields)
         lock = None if lock_mode is None else locking.prepare_query_lock(em, meta, lock_mode)
         sql, params = em.sql.select(
@@ -285,6 +303,8 @@ class EntityManager:
             em._note_loaded(meta, found)
         if loaded:
             em._fire_loaded(meta, loaded)
+        if tree and found:
+            populate_relations(em, meta, found, tree)
         return found
 
     def _locked_read(self, meta: EntityMetadata, lock: LockMode, flush_mode: Any) -> None:
@@ -417,6 +437,8 @@ class EntityManager:
                     ):
                         if mode is LockMode.OPTIMISTIC:
                             locking.lock(em, found, mode, expected)
+                        if options.get("populate"):
+                            em.populate([found], options["populate"])
                         return found  # type: ignore[no-any-return]
         options.pop("limit", None)
         if mode in PESSIMISTIC:
@@ -516,12 +538,29 @@ class EntityManager:
         for key in data:
             meta.prop(key)
 
+    def _relation_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A relation given by its target's primary key (`{"author": 3}`, as MikroORM
+        allows in create/assign) becomes a reference to that row (no query)."""
+        if not meta.relations:
+            return data
+        out = dict(data)
+        for prop in meta.relations:
+            value = out.get(prop.name)
+            if (
+                value is not None
+                and type(value) is not Ref
+                and getattr(type(value), "_orm_declaration", None) is None
+            ):
+                out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
+        return out
+
     def create(self, entity: type[T] | str, data: Mapping[str, Any], *, persist: bool = True) -> T:
         """A new entity from a dict (through its `__init__` when generated), persisted unless
-        `persist=False`."""
+        `persist=False`. A relation may be given as the target's primary key."""
         em = self._ctx()
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
+        data = em._relation_data(meta, data)
         if meta.generated_init:
             obj = meta.cls(**data)
         else:
@@ -535,9 +574,11 @@ class EntityManager:
         return obj  # type: ignore[no-any-return]
 
     def assign(self, entity: T, data: Mapping[str, Any]) -> T:
-        """Set several properties from a dict; unknown names raise ValidationError."""
+        """Set several properties from a dict; unknown names raise ValidationError. A
+        relation may be given as the target's primary key."""
         meta = self.metadata.of_instance(entity)
         self._check_data(meta, data)
+        data = self._relation_data(meta, data)
         for key, value in data.items():
             setattr(entity, key, value)
         return entity

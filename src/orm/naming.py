@@ -22,6 +22,10 @@ class NamingStrategy:
         """MikroORM's convention: `user_email_unique`, `user_age_index`."""
         return f"{table}_{'_'.join(columns)}_{kind}"
 
+    def join_key_column_name(self, property_name: str, referenced_column: str) -> str:
+        """The foreign key column of a relation: MikroORM's `author_id` for `author` -> `id`."""
+        return f"{self.property_to_column_name(property_name)}_{referenced_column}"
+
 
 def _underscore(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()

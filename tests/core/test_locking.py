@@ -7,6 +7,7 @@ writer)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 
@@ -572,6 +573,32 @@ def test_journal_mode_is_set_on_connect_and_checked(tmp_path):
         assert _pragma(orm, "journal_mode") == "wal"
         orm.schema.create_schema()
         assert os.path.exists(f"{path}-wal")
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "truncate"])
+def test_opening_while_another_connection_commits_is_a_lock_wait_not_a_broken_file(
+    tmp_path, journal_mode
+):
+    """Setting the journal mode waits for another process's exclusive lock (held while it
+    commits). Running out of busy_timeout there used to raise ConnectionException ("Cannot
+    open database"), which a program retrying lock waits would not catch."""
+    path = str(tmp_path / "open.db")
+    with ORM.init(db_name=path, entities=[Article], journal_mode=journal_mode) as orm:
+        orm.schema.create_schema()
+    committing = sqlite3.connect(path, isolation_level=None)
+    try:
+        committing.execute("begin exclusive")  # the lock a commit holds while it writes
+        with pytest.raises(LockWaitTimeoutException) as info:
+            ORM.init(db_name=path, entities=[Article], journal_mode=journal_mode,
+                     busy_timeout=50)
+        assert info.value.sql == f"pragma journal_mode = {journal_mode}"
+        assert "raise the `busy_timeout` option" in str(info.value)
+        committing.execute("rollback")
+        with ORM.init(db_name=path, entities=[Article], journal_mode=journal_mode,
+                      busy_timeout=50) as orm:  # the lock is gone: it opens
+            assert _pragma(orm, "journal_mode") == journal_mode
+    finally:
+        committing.close()
 
 
 def test_sqlite_options_are_refused_on_postgresql():

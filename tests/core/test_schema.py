@@ -88,8 +88,9 @@ def test_create_drop_refresh_ensure(connect):
     o.schema.drop_schema()
     assert "user" not in tables(o)
     o.schema.drop_schema()  # no error for what does not exist
+    # PostgreSQL: `cascade` drops the foreign keys of other tables that reference it
     assert o.schema.get_drop_schema_sql() == (
-        f"drop table if exists {o.platform.quote('user')};\n"
+        f"drop table if exists {o.platform.quote('user')}{o.platform.drop_table_suffix};\n"
     )
 
 

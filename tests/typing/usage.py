@@ -10,18 +10,23 @@ from uuid import UUID, uuid4
 from orm import (
     ORM,
     BaseEntity,
+    Cascade,
     EntityManager,
     EntitySchema,
     EventArgs,
     EventSubscriber,
     FlushEventArgs,
+    ManyToOne,
+    OneToOne,
     PrimaryKey,
     Property,
+    Ref,
     TransactionEventArgs,
     before_create,
     before_update,
     entity,
     on_load,
+    ref,
     t,
     wrap,
 )
@@ -129,6 +134,30 @@ assert_type(derived.name, str)
 assert_type(token.init(), Token)
 assert_type(token.assign({"owner": "bar"}), Token)
 users = {user}  # entities stay hashable (identity)
+
+
+@entity()
+class Post:
+    id: int = PrimaryKey()
+    title: str
+    owner: User = ManyToOne()
+    editor: User | None = ManyToOne(nullable=True, cascade=[Cascade.PERSIST])
+    cover: Ref[Token] | None = OneToOne(nullable=True, on_delete="set null")
+
+
+def relations(em: EntityManager, user: User, token: Token) -> None:
+    post = Post(title="t", owner=user, cover=ref(token))
+    assert_type(post.owner, User)
+    assert_type(post.editor, User | None)
+    cover = post.cover
+    if cover is not None:
+        assert_type(cover.get_entity(), Token)
+        assert_type(cover.load(), Token)
+        assert_type(cover.unwrap(), Token)
+        assert_type(cover.is_initialized(), bool)
+    found = em.find(Post, {"owner": user, "editor": {"email": "a@b.c"}}, populate=["owner"])
+    assert_type(found, list[Post])
+    em.populate(found, ["owner", "cover"])
 
 
 def unit_of_work(em: EntityManager) -> None:

@@ -1,5 +1,6 @@
-"""The entity-side API: wrap(), WrappedEntity, BaseEntity."""
+"""The entity-side API: wrap(), WrappedEntity, BaseEntity, Ref."""
 
+from .reference import Ref, ref
 from .wrapped import BaseEntity, WrappedEntity, wrap
 
-__all__ = ["wrap", "WrappedEntity", "BaseEntity"]
+__all__ = ["wrap", "WrappedEntity", "BaseEntity", "Ref", "ref"]

@@ -48,6 +48,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _relation_value(value: Any, seen: set[int]) -> Any:
+    from .reference import Ref, pk_name_of
+
+    target = value.entity if type(value) is Ref else value
+    if getattr(type(target), "_orm_declaration", None) is None:
+        return value  # not an entity (refused at flush): shown as it is
+    if target._orm_snap is REFERENCE or id(target) in seen:
+        return getattr(target, pk_name_of(type(target)), None)
+    seen.add(id(target))
+    return WrappedEntity(target)._values((), seen)
+
+
 class WrappedEntity(Generic[T]):
     """What `wrap(entity)` returns."""
 
@@ -118,13 +130,23 @@ class WrappedEntity(Generic[T]):
             setattr(self.entity, key, value)
         return self.entity
 
-    def _values(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _values(
+        self, exclude: tuple[str, ...] = (), seen: set[int] | None = None
+    ) -> dict[str, Any]:
+        """The visible properties; a relation as its target's primary key, or, when the
+        target is loaded, as its nested dict. `seen` holds the entities already shown in
+        this call: a repeated one (a cycle) is shown as its key."""
         decl = _declaration(self.entity)
+        if seen is None:
+            seen = {id(self.entity)}
         out: dict[str, Any] = {}
         for name, opts in decl.properties.items():
             if opts.get("hidden") or name in exclude or not is_set(self.entity, name):
                 continue
-            out[name] = getattr(self.entity, name)
+            value = getattr(self.entity, name)
+            if value is not None and opts.get("relation"):
+                value = _relation_value(value, seen)
+            out[name] = value
         return out
 
     def to_object(self, *exclude: str) -> dict[str, Any]:

@@ -2,15 +2,20 @@
 
 from .declare import EntitySchema, entity
 from .discovery import MetadataStorage, discover, expand_entries
-from .model import EntityMetadata, PropertyMetadata
+from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 from .options import PrimaryKey, Property
+from .relations import Cascade, ManyToOne, OneToOne
 
 __all__ = [
     "entity",
     "EntitySchema",
     "PrimaryKey",
     "Property",
+    "ManyToOne",
+    "OneToOne",
+    "Cascade",
     "EntityMetadata",
+    "RelationMetadata",
     "PropertyMetadata",
     "MetadataStorage",
     "discover",

@@ -217,10 +217,21 @@ def _init_source(
         "_M": MISSING,
         "_copy": copy.deepcopy,
     }
+    refs = ref_properties(cls, props, annotations)
+    if refs:
+        env["_ref"] = _wrap_ref
     for name, opts in props.items():
         default = opts.get("default", MISSING)
         factory = opts.get("default_factory")
         raw = annotations.get(name)
+        if name in refs:
+            params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)
+            values.append(f"_ref({name})")
+            continue
+        if opts.get("relation"):
+            params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)
+            values.append(name)
+            continue
         if factory is not None:
             env[f"_f_{name}"] = factory
             params.append(f"{name}=_M")
@@ -251,6 +262,66 @@ def _init_source(
     else:
         body = "    pass"
     return f"def __init__({signature}):\n{body}", env
+
+
+def _relation_optional(cls: type, raw: Any, opts: PropertyOptions) -> bool:
+    nullable = opts.get("nullable")
+    if nullable is not None:
+        return bool(nullable)
+    return raw is not None and _is_optional(cls, raw)
+
+
+def ref_properties(
+    cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]
+) -> frozenset[str]:
+    """The relation properties that hold a `Ref`: `ref=True`, or annotated `Ref[...]`
+    (read from the text when the annotation cannot be resolved yet)."""
+    from ..entity.reference import Ref
+
+    out = set()
+    for name, opts in props.items():
+        if not opts.get("relation"):
+            continue
+        if opts.get("ref"):
+            out.add(name)
+            continue
+        raw = annotations.get(name)
+        if isinstance(raw, str):
+            if "Ref[" in raw.replace(" ", ""):
+                out.add(name)
+            continue
+        if raw is None:
+            continue
+        from ..types import unwrap_optional
+
+        inner = unwrap_optional(raw)[0]
+        if inner is Ref or typing.get_origin(inner) is Ref:
+            out.add(name)
+    return frozenset(out)
+
+
+def _wrap_ref(value: Any) -> Any:
+    """An entity given for a `Ref` property is held wrapped (None and refs as they are)."""
+    from ..entity.reference import Ref
+
+    if value is None or type(value) is Ref:
+        return value
+    if getattr(type(value), "_orm_declaration", None) is None:
+        return value  # not an entity: refused with the property's message at flush
+    return Ref(value)
+
+
+def _ref_setattr(names: frozenset[str], inner: Callable[[Any, str, Any], None]):
+    """`__setattr__` of a class with `Ref` properties: an entity assigned to one is
+    wrapped, then the write is tracked as any other."""
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name in names:
+            value = _wrap_ref(value)
+        inner(self, name, value)
+
+    __setattr__._orm_refs = True  # type: ignore[attr-defined]
+    return __setattr__
 
 
 def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[str, Any]):
@@ -285,6 +356,11 @@ def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
         object.__setattr__(self, name, value)
 
 
+class _Shown(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _entity_repr(self: Any) -> str:
     decl = type(self)._orm_declaration
     cls_name = type(self).__name__
@@ -292,7 +368,14 @@ def _entity_repr(self: Any) -> str:
     for name, opts in decl.properties.items():
         if opts.get("hidden") or not is_set(self, name):
             continue
-        parts.append(f"{name}={getattr(self, name)!r}")
+        value = getattr(self, name)
+        if opts.get("relation") and getattr(type(value), "_orm_declaration", None):
+            # the target by its key only: a full repr would recurse through cycles
+            from ..entity.reference import pk_name_of
+
+            key = getattr(value, pk_name_of(type(value)), None)
+            value = _Shown(f"<{type(value).__name__} {key!r}>")
+        parts.append(f"{name}={value!r}")
     if self._orm_snap is REFERENCE:
         parts.append("<not initialized>")
     return f"{cls_name}({', '.join(parts)})"
@@ -342,6 +425,9 @@ def _install(
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
+    refs = ref_properties(cls, props, annotations)
+    if refs and not getattr(cls.__setattr__, "_orm_refs", False):
+        cls.__setattr__ = _ref_setattr(refs, cls.__setattr__)
     _share_attribute_names(cls, (*props, "_orm_snap", "_orm_uow"))
     return cls
 

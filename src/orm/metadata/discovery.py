@@ -39,8 +39,9 @@ from .declare import (
     declaration_of,
     is_generated_pk,
 )
-from .model import EntityMetadata, PropertyMetadata
+from .model import EntityMetadata, PropertyMetadata, RelationMetadata, RelationType
 from .options import KNOWN_OPTIONS
+from .relations import ON_DELETE, Cascade
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +99,14 @@ class MetadataStorage:
     def __init__(self, metas: list[EntityMetadata]) -> None:
         self._by_class: dict[type, EntityMetadata] = {m.cls: m for m in metas}
         self._by_name: dict[str, EntityMetadata] = {m.class_name: m for m in metas}
+        #: whether any entity has a relation (a flush skips the relation work otherwise)
+        self.has_relations = False
+        #: class -> position in foreign key order (a referenced entity before those
+        #: referencing it; self-references and cycles aside): the order of deletes
+        self.fk_rank: dict[type, int] = {}
+        #: class -> the classes whose relations (with cascade persist) point at it: a new
+        #: one of those may bring new ones of this class into a flush
+        self.referrers: dict[type, frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())
@@ -171,6 +180,8 @@ def _build_property(
 ) -> PropertyMetadata:
     cls_name = decl.cls.__name__
     opts = decl.properties[name]
+    if opts.get("relation"):
+        return _build_relation(decl, name, naming)
     if opts.unknown:
         raise MetadataError(
             f"{cls_name}.{name} has unknown option(s) {', '.join(sorted(opts.unknown))}; "
@@ -239,6 +250,187 @@ def _build_property(
     )
 
 
+_RELATION_KNOWN = (
+    "entity, nullable, ref, cascade, on_delete, join_column, inversed_by, index, hidden"
+)
+
+
+def _build_relation(
+    decl: EntityDeclaration, name: str, naming: NamingStrategy
+) -> PropertyMetadata:
+    """The first pass over a relation property: its options checked, the annotation kept
+    for the second pass (`_resolve_relations`), which knows every entity."""
+    cls_name = decl.cls.__name__
+    opts = decl.properties[name]
+    if opts.unknown:
+        raise MetadataError(
+            f"{cls_name}.{name} has unknown option(s) {', '.join(sorted(opts.unknown))}; "
+            f"known options: {_RELATION_KNOWN}.",
+            entity=cls_name,
+            property=name,
+        )
+    on_delete = opts.get("on_delete")
+    if on_delete is not None:
+        on_delete = str(on_delete).lower()
+        if on_delete not in ON_DELETE:
+            raise MetadataError(
+                f"{cls_name}.{name}: on_delete={opts.get('on_delete')!r} is not one of "
+                f"{', '.join(map(repr, ON_DELETE))} (or None for the database's default).",
+                entity=cls_name,
+                property=name,
+            )
+    cascade = opts.get("cascade") or ()
+    if isinstance(cascade, (str, Cascade)):
+        cascade = (cascade,)
+    try:
+        members = {Cascade(c) for c in cascade}
+    except (ValueError, TypeError):
+        raise MetadataError(
+            f"{cls_name}.{name}: cascade={opts.get('cascade')!r} is not a list of Cascade "
+            f"members ({', '.join(c.name for c in Cascade)}).",
+            entity=cls_name,
+            property=name,
+        ) from None
+    if Cascade.ALL in members:
+        members = set(Cascade)
+    relation = RelationMetadata(
+        kind=opts.get("relation"),
+        owner=bool(opts.get("owner", True)),
+        ref=bool(opts.get("ref")),
+        cascade=frozenset(members),
+        on_delete=on_delete,
+        mapped_by=opts.get("mapped_by"),
+        inversed_by=opts.get("inversed_by"),
+    )
+    nullable = opts.get("nullable")
+    return PropertyMetadata(
+        name=name,
+        field_name=opts.get("field_name") or "",
+        type=RelationType(relation),
+        python_type=None,
+        nullable=bool(nullable),
+        unique=bool(opts.get("unique")),
+        index=bool(opts.get("index")),
+        hidden=bool(opts.get("hidden")),
+        relation=relation,
+    )
+
+
+def _relation_target_spec(decl: EntityDeclaration, prop: PropertyMetadata) -> tuple[Any, bool]:
+    """What names the target (a class, a name, or a callable returning the class) and
+    whether the annotation allows None / wraps it in `Ref`."""
+    from ..entity.reference import Ref
+
+    opts = decl.properties[prop.name]
+    raw = decl.annotations.get(prop.name)
+    spec = opts.get("entity")
+    optional = False
+    annotation: Any = raw
+    if isinstance(raw, str):
+        try:
+            annotation = eval(raw, annotation_namespace(decl.cls))  # noqa: S307
+        except Exception:
+            annotation = raw
+    if isinstance(annotation, str):
+        text = annotation.replace(" ", "")
+        for wrapper in ("Optional[", "typing.Optional["):
+            if text.startswith(wrapper) and text.endswith("]"):
+                text, optional = text[len(wrapper) : -1], True
+        parts = [p for p in text.split("|")]
+        if "None" in parts:
+            optional = True
+            parts = [p for p in parts if p != "None"]
+        text = parts[0] if len(parts) == 1 else text
+        for wrapper in ("Ref[", "orm.Ref["):
+            if text.startswith(wrapper) and text.endswith("]"):
+                text = text[len(wrapper) : -1]
+                prop.relation.ref = True  # type: ignore[union-attr]
+        text = text.strip("'\"")
+        annotation = text
+    elif annotation is not None:
+        annotation, optional = unwrap_optional(annotation)
+        import typing
+
+        if typing.get_origin(annotation) is Ref or annotation is Ref:
+            prop.relation.ref = True  # type: ignore[union-attr]
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+            if isinstance(annotation, typing.ForwardRef):
+                annotation = annotation.__forward_arg__
+    if spec is None:
+        spec = annotation
+    elif isinstance(spec, type(lambda: 0)) and not isinstance(spec, type):
+        spec = spec()
+    return spec, optional
+
+
+def _resolve_relations(
+    metas: list[EntityMetadata], storage: MetadataStorage, naming: NamingStrategy
+) -> None:
+    """The second pass: every relation's target found among the discovered entities, its
+    foreign key column named and typed after the target's primary key."""
+    for meta in metas:
+        decl = declaration_of(meta.cls)
+        for prop in meta.properties.values():
+            relation = prop.relation
+            if relation is None:
+                continue
+            spec, optional = _relation_target_spec(decl, prop)  # type: ignore[arg-type]
+            target = storage.find(spec) if spec is not None else None
+            if target is None:
+                shown = getattr(spec, "__name__", spec)
+                known = ", ".join(m.class_name for m in metas)
+                raise MetadataError(
+                    f"{meta.class_name}.{prop.name} is a relation to {shown!r}, which is not "
+                    f"a registered entity (known entities: {known}). Declare {shown} with "
+                    f"@entity() and add it to `entities`, or fix the annotation / entity=.",
+                    entity=meta.class_name,
+                    property=prop.name,
+                )
+            relation.target = target.cls
+            relation.target_meta = target
+            opts = decl.properties[prop.name]  # type: ignore[union-attr]
+            if opts.get("nullable") is None:
+                prop.nullable = optional
+            prop.python_type = target.cls
+            if not prop.field_name:
+                prop.field_name = naming.join_key_column_name(prop.name, target.pk.field_name)
+            prop.type.resolve()  # type: ignore[attr-defined]
+            meta.relations.append(prop)
+            storage.has_relations = True
+            if relation.persist_cascade:
+                storage.referrers[target.cls] = storage.referrers.get(
+                    target.cls, frozenset()
+                ) | {meta.cls}
+        _finish_entity(meta)
+    rank: dict[type, int] = {}
+    visiting: set[type] = set()
+
+    def visit(meta: EntityMetadata) -> None:
+        if meta.cls in rank or meta.cls in visiting:
+            return
+        visiting.add(meta.cls)
+        for prop in meta.relations:
+            visit(prop.relation.target_meta)  # type: ignore[union-attr]
+        rank[meta.cls] = len(rank)
+
+    for meta in metas:
+        visit(meta)
+    storage.fk_rank = rank
+    direct = storage.referrers
+    closure: dict[type, frozenset[type]] = {}
+    for cls in direct:
+        seen: set[type] = set()
+        todo = [cls]
+        while todo:
+            for referrer in direct.get(todo.pop(), ()):
+                if referrer not in seen:
+                    seen.add(referrer)
+                    todo.append(referrer)
+        closure[cls] = frozenset(seen)
+    storage.referrers = closure
+
+
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
     def on_invalid(entity: Any, index: int, value: Any) -> None:
         """Raise the ValidationError for a value the flush cannot write: of a type the
@@ -289,14 +481,36 @@ def _overrides(mapped: Type, method: str) -> bool:
     return getattr(type(mapped), method) is not getattr(Type, method)
 
 
+def _relation_target(prop: PropertyMetadata) -> Any:
+    """What hydration needs to turn a foreign key into the target entity: (target class,
+    its key's attribute, the key's converter or None, `Ref` to wrap it in or None)."""
+    if prop.relation is None:
+        return None
+    from ..entity.reference import Ref
+
+    target = prop.relation.target_meta
+    pk_type = target.pk.type
+    return (
+        target.cls,
+        target.pk.name,
+        pk_type.to_python if _overrides(pk_type, "to_python") else None,
+        Ref if prop.relation.ref else None,
+    )
+
+
 def _build_plan(meta: EntityMetadata) -> Any:
     cols = meta.columns
     holder = [meta]
+    targets = tuple(_relation_target(p) for p in cols) if meta.relations else None
     return core.Plan(
         meta.cls,
         tuple(p.name for p in cols),
         meta.pk_index,
-        tuple(p.type.to_python if _overrides(p.type, "to_python") else None for p in cols),
+        tuple(
+            None if p.relation is not None
+            else p.type.to_python if _overrides(p.type, "to_python") else None
+            for p in cols
+        ),
         tuple(p.type.to_db if _overrides(p.type, "to_db") else None for p in cols),
         tuple(p.type.compare if p.type.compares else None for p in cols),
         tuple(p.type.python_types or None for p in cols),
@@ -304,6 +518,7 @@ def _build_plan(meta: EntityMetadata) -> Any:
         meta.has_mutable,
         _invalid_value_reporter(holder),
         tuple(column_kind(p.type) for p in cols),
+        targets,
     )
 
 
@@ -327,7 +542,7 @@ def _build_entity(
     props = {name: _build_property(decl, name, naming) for name in decl.properties}
     if platform is not None:
         for p in props.values():
-            if p.persist:
+            if p.persist and p.relation is None:
                 platform.adapt_property(p)
     primaries = [p for p in props.values() if p.primary]
     if not primaries:
@@ -345,16 +560,6 @@ def _build_entity(
     columns = [p for p in props.values() if p.persist]
     for i, p in enumerate(columns):
         p.column_index = i
-    seen_fields: dict[str, str] = {}
-    for p in columns:
-        if p.field_name in seen_fields:
-            raise MetadataError(
-                f"{cls_name}.{p.name} and {cls_name}.{seen_fields[p.field_name]} both map to "
-                f"column {p.field_name!r}; give one of them another `field_name`.",
-                entity=cls_name,
-                property=p.name,
-            )
-        seen_fields[p.field_name] = p.name
     versions = [p for p in columns if p.version]
     pk = primaries[0]
     meta = EntityMetadata(
@@ -374,8 +579,24 @@ def _build_entity(
         generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
         hooks=collect_hooks(cls),
     )
-    meta.plan = _build_plan(meta)
     return meta
+
+
+def _finish_entity(meta: EntityMetadata) -> None:
+    """Once relations are resolved (their columns are named then): the column names
+    checked and the diff core's plan built."""
+    cls_name = meta.class_name
+    seen_fields: dict[str, str] = {}
+    for p in meta.columns:
+        if p.field_name in seen_fields:
+            raise MetadataError(
+                f"{cls_name}.{p.name} and {cls_name}.{seen_fields[p.field_name]} both map to "
+                f"column {p.field_name!r}; give one of them another `field_name`.",
+                entity=cls_name,
+                property=p.name,
+            )
+        seen_fields[p.field_name] = p.name
+    meta.plan = _build_plan(meta)
 
 
 def discover(
@@ -408,6 +629,8 @@ def discover(
             )
         tables[meta.table] = meta.class_name
         metas.append(meta)
+    storage = MetadataStorage(metas)
+    _resolve_relations(metas, storage, naming)
     if log:
         took = (time.perf_counter() - started) * 1000
         _log.info(
@@ -415,4 +638,4 @@ def discover(
             len(metas),
             took,
         )
-    return MetadataStorage(metas)
+    return storage

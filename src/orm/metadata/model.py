@@ -10,7 +10,7 @@ from .._markers import MISSING
 from ..errors import ValidationError
 from ..types import Type, unstorable
 
-__all__ = ["PropertyMetadata", "EntityMetadata"]
+__all__ = ["PropertyMetadata", "EntityMetadata", "RelationMetadata", "RelationType", "PendingKey"]
 
 
 # Plain classes rather than dataclasses (eq=False): `dataclasses` imports `inspect`, which a
@@ -41,6 +41,8 @@ class PropertyMetadata:
     scale: int | None
     #: position in `EntityMetadata.columns` (-1 when not persisted)
     column_index: int
+    #: what a relation property points at (None for a scalar property)
+    relation: RelationMetadata | None
 
     def __init__(
         self,
@@ -66,7 +68,9 @@ class PropertyMetadata:
         precision: int | None = None,
         scale: int | None = None,
         column_index: int = -1,
+        relation: RelationMetadata | None = None,
     ) -> None:
+        self.relation = relation
         self.name = name
         self.field_name = field_name
         self.type = type
@@ -92,6 +96,162 @@ class PropertyMetadata:
 
     def __repr__(self) -> str:
         return f"<PropertyMetadata {self.name} -> {self.field_name} {self.type!r}>"
+
+
+class RelationMetadata:
+    """One side of a relation between two entities, as MikroORM describes it.
+
+    `kind` is "m:1" or "1:1" for the owning side (a foreign key column in this entity's
+    table); "1:m" and "m:n" are the kinds collections will use. `owner` says which side holds
+    the foreign key (or the pivot table); `mapped_by` / `inversed_by` name the property on
+    the other side. Resolved at discovery, in a second pass over all the entities, so a
+    target may be declared after the entity pointing at it."""
+
+    kind: str
+    #: the target entity's class and metadata (set at discovery)
+    target: type
+    target_meta: EntityMetadata
+    owner: bool
+    #: whether the property holds a `Ref` around the entity
+    ref: bool
+    #: the Cascade members in effect (ALL expanded)
+    cascade: frozenset[Any]
+    #: "cascade" | "set null" | "restrict" | "no action" | None (the database's default)
+    on_delete: str | None
+    persist_cascade: bool
+    mapped_by: str | None
+    inversed_by: str | None
+
+    def __init__(
+        self,
+        kind: str,
+        owner: bool = True,
+        ref: bool = False,
+        cascade: frozenset[Any] = frozenset(),
+        on_delete: str | None = None,
+        mapped_by: str | None = None,
+        inversed_by: str | None = None,
+    ) -> None:
+        from .relations import Cascade
+
+        self.kind = kind
+        self.owner = owner
+        self.ref = ref
+        self.cascade = cascade
+        #: whether persisting the owner persists the new entity it references
+        self.persist_cascade = Cascade.PERSIST in cascade or Cascade.ALL in cascade
+        self.on_delete = on_delete
+        self.mapped_by = mapped_by
+        self.inversed_by = inversed_by
+        self.target = None  # type: ignore[assignment]
+        self.target_meta = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        target = getattr(self.target, "__name__", None)
+        return f"<RelationMetadata {self.kind} -> {target}>"
+
+
+class PendingKey:
+    """The key a new entity will get, standing in a flush's parameters and snapshots until
+    the database has generated it (the unit of work replaces it before the statement that
+    needs it runs). Equal to nothing else, so a relation re-pointed to a new entity always
+    counts as a change."""
+
+    __slots__ = ("entity",)
+
+    def __init__(self, entity: Any) -> None:
+        self.entity = entity
+
+    def __repr__(self) -> str:
+        return f"<key of new {type(self.entity).__name__}>"
+
+
+class RelationType(Type):
+    """The mapped type of a relation's foreign key column: the value is the target entity
+    (or a `Ref` around it), the database value is the target's primary key in database form
+    (a `PendingKey` while the target's key is still to be generated)."""
+
+    name = "relation"
+
+    def __init__(self, relation: RelationMetadata) -> None:
+        self.relation = relation
+        self.pk_name = ""
+        self.pk_to_db: Any = None
+        self._target: Any = None
+        self._ref: Any = None
+
+    def resolve(self) -> None:
+        """Called once the target is known (discovery's second pass)."""
+        from ..entity.reference import Ref
+
+        target = self.relation.target_meta
+        self.python_types = (target.cls, Ref)
+        self.pk_name = target.pk.name
+        self.pk_to_db = target.pk.type.to_db if target.pk.type.converts else None
+        self._target = target.cls
+        self._ref = Ref
+
+    def to_db(self, value: Any) -> Any:
+        cls = type(value)
+        if cls is self._ref:
+            value = value.entity
+            cls = type(value)
+        if cls is not self._target and not isinstance(value, self._target):
+            raise TypeError(f"expected a {self._target.__name__} entity")
+        key = getattr(value, self.pk_name, None)
+        if key is None:
+            return PendingKey(value)
+        conv = self.pk_to_db
+        return key if conv is None else conv(key)
+
+    def describe(self) -> str:
+        name = self.relation.target.__name__
+        return f"Ref[{name}]" if self.relation.ref else f"a {name} entity"
+
+    def column_type(self, prop: Any, dialect: str) -> str:
+        target_pk = self.relation.target_meta.pk
+        return target_pk.type.column_type(target_pk, dialect)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"RelationType({self.relation!r})"
+
+
+def _relation_db_value(
+    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool
+) -> Any:
+    """A relation's value in native queries and upserts: the target entity (or a Ref), or
+    its primary key, -> the key in database form; anything else, or a target not stored
+    yet, is the flush's ValidationError."""
+    from ..entity.reference import Ref
+
+    target = prop.relation.target_meta  # type: ignore[union-attr]
+    if getattr(type(value), "_orm_declaration", None) is None and type(value) is not Ref:
+        try:
+            key = target.python_key(value)
+        except ValidationError:
+            meta.plan.on_invalid(owner, prop.column_index, value)
+            raise
+        pk_type = target.pk.type
+        return pk_type.to_db(key) if pk_type.converts else key
+    try:
+        db = prop.type.to_db(value)
+    except TypeError:
+        meta.plan.on_invalid(owner, prop.column_index, value)
+        raise
+    if isinstance(db, PendingKey) and not pending:
+        raise ValidationError(
+            f"{meta.class_name}.{prop.name}: the {target.class_name} given is not stored yet "
+            f"(no primary key); flush it first.",
+            entity=owner,
+            property=prop.name,
+        )
+    return db
 
 
 class EntityMetadata:
@@ -121,6 +281,8 @@ class EntityMetadata:
     listeners: dict[str, Any]
     #: whether anything listens to on_init or on_load (checked once per query)
     loads: bool
+    #: the relation properties (owning sides first, in declaration order)
+    relations: list[PropertyMetadata]
 
     def __init__(
         self,
@@ -157,6 +319,7 @@ class EntityMetadata:
         self.hooks = {} if hooks is None else hooks
         self.listeners = {}
         self.loads = False
+        self.relations = []
 
     @property
     def names(self) -> list[str]:
@@ -175,16 +338,22 @@ class EntityMetadata:
             ) from None
 
     def to_db_columns(
-        self, data: Mapping[str, Any], entity: Any = None
+        self, data: Mapping[str, Any], entity: Any = None, pending: bool = False
     ) -> tuple[list[str], list[Any]]:
         """Property values -> (column names, database values), each value checked against
         its type as a flush checks it (a ValidationError naming entity and property, raised
-        through the plan's `on_invalid`, before any SQL runs)."""
+        through the plan's `on_invalid`, before any SQL runs). With `pending` (a flush), a
+        relation to a new entity gives a `PendingKey` the flush fills in."""
         fields, values = [], []
         on_invalid = self.plan.on_invalid
         owner = self.cls if entity is None else entity
         for key, value in data.items():
             prop = self.prop(key)
+            if value is not None and prop.relation is not None:
+                value = _relation_db_value(self, prop, value, owner, pending)
+                fields.append(prop.field_name)
+                values.append(value)
+                continue
             if value is not None:
                 mapped = prop.type
                 accepted = mapped.python_types

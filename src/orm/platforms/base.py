@@ -107,6 +107,12 @@ class Platform:
     #: `update_schema` changes a column in place (`alter table ... alter column`: type,
     #: nullability, default; `drop column`; the primary key); else it rebuilds the table
     supports_alter_column: bool = False
+    #: appended to `drop table`: PostgreSQL refuses to drop a table another table's foreign
+    #: key references (`cascade` drops that constraint, never the other table)
+    drop_table_suffix: str = ""
+    #: a foreign key may only reference a table that exists (PostgreSQL; SQLite checks
+    #: references when rows are written), so tables in a cycle get some of theirs later
+    foreign_key_needs_table: bool = False
 
     # -- identifiers and parameters -------------------------------------------------------
     def quote(self, identifier: str) -> str:

@@ -158,6 +158,8 @@ class PostgresPlatform(Platform):
     pattern_checker: Callable[[str], str | None] | None = None
     #: `update_schema` alters columns in place, inside one transaction
     supports_alter_column = True
+    drop_table_suffix = " cascade"
+    foreign_key_needs_table = True
     bindable = (str, int, float, bytes, bytearray, memoryview, bool, Decimal, datetime,
                 date, time, uuid.UUID)
 
@@ -277,6 +279,8 @@ class PostgresPlatform(Platform):
     def column_type(self, prop: Any) -> str:
         from .postgresql_types import column_type_of
 
+        if prop.relation is not None:  # a foreign key: the type of the key it holds
+            return self.column_type(prop.relation.target_meta.pk)
         if prop.primary and prop.autoincrement:
             return "bigint"
         if prop.column_type:

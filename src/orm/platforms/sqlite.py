@@ -114,6 +114,8 @@ class SqlitePlatform(Platform):
 
     # -- DDL --------------------------------------------------------------------------------
     def column_type(self, prop: PropertyMetadata) -> str:
+        if prop.relation is not None:  # a foreign key: the type of the key it holds
+            return self.column_type(prop.relation.target_meta.pk)
         if prop.primary and prop.autoincrement:
             return "integer"  # SQLite allows AUTOINCREMENT on exactly `integer primary key`
         if prop.column_type:

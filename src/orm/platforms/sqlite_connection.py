@@ -131,13 +131,21 @@ class SqliteConnection(Connection):
                 f"Cannot open database {db_name!r}: {exc}"
             ) from exc
         try:
-            raw.execute("pragma foreign_keys = on")
+            statement = "pragma foreign_keys = on"
+            raw.execute(statement)
             raw.create_function("regexp", 2, _regexp, deterministic=True)
             if journal_mode is not None:
+                statement = f"pragma journal_mode = {journal_mode}"
                 self._set_journal_mode(raw, journal_mode)
         except BaseException as exc:
             raw.close()
             if isinstance(exc, sqlite3.Error):
+                # setting the journal mode waits for another connection's exclusive lock (a
+                # commit in progress) up to busy_timeout: running out is a lock wait like any
+                # other, to retry, not a database that cannot be opened
+                mapped = self._error(exc, statement, ())
+                if isinstance(mapped, errors.LockWaitTimeoutException):
+                    raise mapped from exc
                 raise errors.ConnectionException(
                     f"Cannot open database {db_name!r}: {exc}"
                 ) from exc

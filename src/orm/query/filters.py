@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..entity.reference import Ref
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
@@ -88,9 +89,15 @@ class _Compiler:
     entity, property, operator and value before any SQL runs, never a driver error."""
 
     def __init__(
-        self, meta: EntityMetadata, platform: Platform, alias: str | None, bound: int = 0
+        self,
+        meta: EntityMetadata,
+        platform: Platform,
+        alias: str | None,
+        depth: int = 0,
+        bound: int = 0,
     ) -> None:
         self.meta = meta
+        self.depth = depth
         self.platform = platform
         self.quote = platform.quote
         self.param = platform.param
@@ -117,6 +124,8 @@ class _Compiler:
         """A filter operand -> its database form, checked as a flush checks a value."""
         if value is None:
             return None
+        if prop.relation is not None:
+            return self.relation_key(prop, value, op)
         mapped = prop.type
         if prop.primary and isinstance(value, self.meta.cls):
             value = getattr(value, prop.name)
@@ -147,6 +156,43 @@ class _Compiler:
         if problem is not None:
             raise self.invalid(prop, op, value, f"{mapped.describe()} ({problem})")
         return db
+
+    def relation_key(self, prop: PropertyMetadata, value: Any, op: str) -> Any:
+        """A relation's operand: the target entity (or a Ref to it) or its primary key ->
+        the key in database form, checked as the target's key."""
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        entity = value.entity if type(value) is Ref else value
+        expected = (
+            f"a {target.class_name} entity or its primary key ({target.pk.type.describe()})"
+        )
+        if isinstance(entity, target.cls):
+            value = getattr(entity, target.pk.name, None)
+            if value is None:
+                raise self.invalid(prop, op, entity, f"{expected}; this one is not stored yet")
+        elif getattr(type(entity), "_orm_declaration", None) is not None:
+            raise self.invalid(prop, op, entity, expected)
+        try:
+            return _Compiler(target, self.platform, None).value(target.pk, value, op)
+        except ValidationError:
+            raise self.invalid(prop, op, value, expected) from None
+
+    def relation_filter(self, prop: PropertyMetadata, conditions: Mapping[str, Any]) -> str:
+        """`{"author": {"email": ...}}`: the foreign key in the keys of the target rows that
+        match, the conditions checked against the target entity."""
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        alias = f"e{self.depth + 1}"
+        sub = _Compiler(target, self.platform, alias, self.depth + 1)
+        sub.max_params = self.max_params - len(self.params)  # one statement binds them all
+        cond = sub.group(conditions)
+        self.params.extend(sub.params)
+        quote = self.quote
+        inner = (
+            f"select {quote(alias)}.{quote(target.pk.field_name)} from {quote(target.table)} "
+            f"as {quote(alias)}"
+        )
+        if cond:
+            inner += f" where {cond}"
+        return f"{self.column(prop)} in ({inner})"
 
     def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
         """A pattern the driver cannot bind (a NUL character on PostgreSQL, a lone
@@ -206,6 +252,8 @@ class _Compiler:
                 return self.all_of(
                     [self.operator(prop, op, operand) for op, operand in value.items()], mark
                 )
+            if prop.relation is not None:
+                return self.relation_filter(prop, value)
             if value and not prop.type.mutable:
                 first = next(iter(value))
                 raise ValidationError(
@@ -363,7 +411,7 @@ def compile_where(
     Raises ValidationError for an unknown property or operator, or for a filter binding
     more parameters than the statement can with its `bound` others; nothing has run by
     then."""
-    compiler = _Compiler(meta, platform, alias, bound)
+    compiler = _Compiler(meta, platform, alias, bound=bound)
     sql = compiler.group(normalize_where(meta, where))
     return sql, compiler.params
 

@@ -51,12 +51,84 @@ class SchemaGenerator:
 
     @property
     def _metas(self) -> list[EntityMetadata]:
-        return list(self.metadata)
+        """The entities in foreign key order: a table after the tables it references (so
+        PostgreSQL can create it; drops go in reverse). Self-references do not count; in a
+        cycle the declaration order decides."""
+        metas = list(self.metadata)
+        done: set[int] = set()
+        ordered: list[EntityMetadata] = []
+        visiting: set[int] = set()
+
+        def visit(meta: EntityMetadata) -> None:
+            if id(meta) in done or id(meta) in visiting:
+                return
+            visiting.add(id(meta))
+            for prop in meta.relations:
+                target = prop.relation.target_meta  # type: ignore[union-attr]
+                if target is not meta:
+                    visit(target)
+            visiting.discard(id(meta))
+            done.add(id(meta))
+            ordered.append(meta)
+
+        for meta in metas:
+            visit(meta)
+        return ordered
 
     # -- desired shape ----------------------------------------------------------------------
-    def _table_sql(self, meta: EntityMetadata, name: str | None = None) -> str:
-        cols = ", ".join(self.platform.column_definition(p) for p in meta.columns)
+    def _references(self, prop: PropertyMetadata) -> str:
+        relation = prop.relation
+        target = relation.target_meta  # type: ignore[union-attr]
+        clause = (
+            f"references {self.quote(target.table)} ({self.quote(target.pk.field_name)}) "
+            f"on update cascade"
+        )
+        if relation.on_delete is not None:  # type: ignore[union-attr]
+            clause += f" on delete {relation.on_delete}"  # type: ignore[union-attr]
+        return clause
+
+    def _column_sql(self, prop: PropertyMetadata, constraint: bool = True) -> str:
+        """A column's definition; a relation's foreign key carries its constraint inline
+        (`references ... on update cascade [on delete ...]`), which both databases accept in
+        `create table` and in `alter table ... add column`."""
+        definition = self.platform.column_definition(prop)
+        if prop.relation is None or not prop.relation.owner or not constraint:
+            return definition
+        return f"{definition} {self._references(prop)}"
+
+    def _table_sql(
+        self, meta: EntityMetadata, name: str | None = None, later: frozenset[str] = frozenset()
+    ) -> str:
+        """`create table`; the foreign keys of the properties in `later` are left out (added
+        by `alter table` once their target table exists)."""
+        cols = ", ".join(self._column_sql(p, p.name not in later) for p in meta.columns)
         return f"create table {self.quote(name or meta.table)} ({cols})"
+
+    def _create_all(self, metas: list[EntityMetadata], existing: set[str]) -> list[str]:
+        """`create table` (and index) statements for `metas`, in foreign key order. Where
+        tables reference each other in a cycle and the database wants a referenced table to
+        exist first (PostgreSQL), the foreign keys pointing forward are added afterwards with
+        `alter table ... add constraint`; SQLite takes them inline (and cannot add them)."""
+        created = set(existing)
+        statements: list[str] = []
+        constraints: list[str] = []
+        for meta in metas:
+            later: set[str] = set()
+            if self.platform.foreign_key_needs_table:
+                for prop in meta.relations:
+                    target = prop.relation.target_meta  # type: ignore[union-attr]
+                    if target is not meta and target.table not in created:
+                        later.add(prop.name)
+                        name = self.naming.index_name(meta.table, [prop.field_name], "foreign")
+                        constraints.append(
+                            f"alter table {self.quote(meta.table)} add constraint "
+                            f"{self.quote(name)} foreign key ({self.quote(prop.field_name)}) "
+                            f"{self._references(prop)}"
+                        )
+            statements.append(self._table_sql(meta, later=frozenset(later)))
+            statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
+            created.add(meta.table)
+        return statements + constraints
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
         naming = self.naming
@@ -76,9 +148,6 @@ class SchemaGenerator:
         unique = "unique " if index.unique else ""
         cols = ", ".join(self.quote(c) for c in index.columns)
         return f"create {unique}index {self.quote(index.name)} on {self.quote(meta.table)} ({cols})"
-
-    def _create_statements(self, meta: EntityMetadata) -> list[str]:
-        return [self._table_sql(meta)] + [self._index_sql(meta, i) for i in self._indexes(meta)]
 
     def _namespace(self, statements: list[str]) -> list[str]:
         """Statements that create tables, preceded (on PostgreSQL with a `schema`) by the
@@ -134,8 +203,7 @@ class SchemaGenerator:
         if dropped or changed or any(not self._can_add(p) for p in added):
             return self._rebuild(meta, live_cols)
         statements = [
-            f"alter table {self.quote(meta.table)} add column "
-            f"{self.platform.column_definition(p)}"
+            f"alter table {self.quote(meta.table)} add column {self._column_sql(p)}"
             for p in added
         ]
         drops, creates = self._index_diff(meta)
@@ -179,9 +247,7 @@ class SchemaGenerator:
         for prop in meta.columns:
             live = live_cols.get(prop.field_name)
             if live is None:
-                statements.append(
-                    f"alter table {table} add column {platform.column_definition(prop)}"
-                )
+                statements.append(f"alter table {table} add column {self._column_sql(prop)}")
             else:
                 statements += platform.alter_column(meta.table, prop, live)
         kept_pk = [name for name in wanted_pk if name in live_cols]
@@ -323,13 +389,16 @@ class SchemaGenerator:
         statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
         return statements
 
+    def _drop(self, meta: EntityMetadata) -> str:
+        return f"drop table if exists {self.quote(meta.table)}{self.platform.drop_table_suffix}"
+
     # -- SQL --------------------------------------------------------------------------------
     def get_create_schema_sql(self) -> str:
-        return _join(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
+        return _join(self._namespace(self._create_all(self._metas, set())))
 
     def get_drop_schema_sql(self) -> str:
         return _join(
-            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
+            [self._drop(m) for m in reversed(self._metas)]
         )
 
     def get_update_schema_sql(self) -> str:
@@ -339,11 +408,10 @@ class SchemaGenerator:
         """The difference; on PostgreSQL preceded by the creation of the `schema` only where
         it may be missing (it holds no table yet)."""
         live = self._live_tables()
-        statements: list[str] = []
-        for meta in self._metas:
-            if meta.table not in live:
-                statements += self._create_statements(meta)
-            else:
+        metas = self._metas
+        statements = self._create_all([m for m in metas if m.table not in live], live)
+        for meta in metas:
+            if meta.table in live:
                 statements += self._table_diff(meta)
         return statements if live else self._namespace(statements)
 
@@ -365,11 +433,11 @@ class SchemaGenerator:
     def create_schema(self) -> None:
         """Create every table and index (TableExistsException if one exists), and on
         PostgreSQL the configured `schema` if it is missing."""
-        self._run(self._namespace([s for m in self._metas for s in self._create_statements(m)]))
+        self._run(self._namespace(self._create_all(self._metas, set())))
 
     def drop_schema(self) -> None:
         """Drop the entities' tables that exist; no error for those that do not."""
-        self._run([f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)])
+        self._run([self._drop(m) for m in reversed(self._metas)])
 
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
@@ -381,8 +449,8 @@ class SchemaGenerator:
     def refresh_database(self) -> None:
         """Drop and create: an empty, up-to-date schema."""
         self._run(
-            [f"drop table if exists {self.quote(m.table)}" for m in reversed(self._metas)]
-            + self._namespace([s for m in self._metas for s in self._create_statements(m)])
+            [self._drop(m) for m in reversed(self._metas)]
+            + self._namespace(self._create_all(self._metas, set()))
         )
 
     def ensure_database(self) -> bool:
@@ -390,9 +458,9 @@ class SchemaGenerator:
         ones (never alters existing ones; that is update_schema's job). Returns True if
         anything was created."""
         live = self._live_tables()
-        statements = self._namespace([
-            s for m in self._metas if m.table not in live for s in self._create_statements(m)
-        ])
+        statements = self._namespace(
+            self._create_all([m for m in self._metas if m.table not in live], live)
+        )
         self._run(statements)
         return bool(statements)
 

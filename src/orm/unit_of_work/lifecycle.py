@@ -30,6 +30,7 @@ from .._backend import core
 from .._markers import MISSING, is_set
 from ..errors import ValidationError
 from ..events.manager import fire
+from . import commit_order
 from .undo import FlushUndo
 from .unit_of_work import ChangeSet, _FlushPlan, _nothing_written
 
@@ -123,6 +124,9 @@ def _run_before_events(uow: UnitOfWork, plan: _FlushPlan) -> None:
     updates = frozenset(m.cls for m in metas if "before_update" in m.listeners)
     for _ in range(MAX_ROUNDS):
         ran = False
+        if metas.has_relations:
+            # the new entities reached by cascade persist are created too: their handlers run
+            commit_order.cascade_persist(uow)
         for cls, group in list(uow.new.items()):
             meta = metas.get(cls)
             entry = meta.listeners.get("before_create")

@@ -24,6 +24,7 @@ from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._retry import FLUSH_RETRIES
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
+from . import commit_order
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -180,6 +181,15 @@ class _FlushPlan:
         self.undo: list[tuple[Any, str, Any]] = []
         #: a preview (compute_change_sets) runs no hooks and changes no entity
         self.preview = preview
+        #: relations (see orm.unit_of_work.commit_order): parameter slots waiting for a key
+        #: generated in this flush (holder, index, target entity, key converter), snapshot
+        #: slots to complete after the commit, references written by a later UPDATE
+        #: (meta, entity, column index, target, key converter), and the keys of the rows
+        #: inserted so far (id(entity) -> key)
+        self.pending: list[tuple[Any, int, Any, Any]] = []
+        self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
+        self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
+        self.keys: dict[int, Any] = {}
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -335,9 +345,24 @@ class UnitOfWork:
         cls = meta.cls
         if self.new.get(cls) or self.removed.get(cls):
             return True
+        metas = self.em.metadata
+        referrers = metas.referrers.get(cls) if metas.has_relations else None
+        if referrers:
+            # a new or changed entity may reference a new one of this type that the flush
+            # will persist by cascade
+            if any(self.new.get(other) for other in referrers):
+                return True
+            for entity in self.dirty.values():
+                if type(entity) is cls or type(entity) in referrers:
+                    return True
+            return self._mutable_changes(meta)
         for entity in self.dirty.values():
             if type(entity) is cls:
                 return True
+        return self._mutable_changes(meta)
+
+    def _mutable_changes(self, meta: EntityMetadata) -> bool:
+        cls = meta.cls
         if meta.has_mutable:
             im = self.identity_map.get(cls)
             if im and core.compute_changes(meta.plan, im.values()):
@@ -470,10 +495,13 @@ class UnitOfWork:
                     f"(wrap(entity).init()). Nothing of this flush was written.",
                     entity=ref,
                 )
-            fields, params = meta.to_db_columns(written, ref)
+            fields, params = meta.to_db_columns(written, ref, pending=bool(meta.relations))
             key = core.primary_keys(meta.plan, [ref])[0]
+            params.append(key)
+            if meta.relations and not plan.preview:
+                commit_order.pending_reference(self, plan, meta, ref, list(written), params)
             plan.reference_updates.append(
-                _ReferenceUpdate(meta, ref, fields, params + [key], list(written))
+                _ReferenceUpdate(meta, ref, fields, params, list(written))
             )
 
     def _check_reference_key(self, meta: EntityMetadata, ref: Any) -> None:
@@ -502,12 +530,23 @@ class UnitOfWork:
             plan.deletes.append(_Delete(meta, entities, core.primary_keys(meta.plan, entities)))
 
     def _compute(self, plan: _FlushPlan) -> _FlushPlan:
+        metadata = self.em.metadata
+        relations = metadata.has_relations
+        ordered = False
+        if relations and (self.new or self.dirty):
+            ordered = commit_order.cascade_persist(self)
         if self.new:
             self._plan_inserts(plan)
-        if self.dirty or self.watched or any(m.has_mutable for m in self.em.metadata):
+            if ordered and not plan.preview:
+                commit_order.order_inserts(self, plan)
+        if self.dirty or self.watched or any(m.has_mutable for m in metadata):
             self._plan_updates(plan)
+            if relations and plan.updates and not plan.preview:
+                commit_order.pending_updates(self, plan)
         if self.removed:
             self._plan_deletes(plan)
+            if relations and len(plan.deletes) > 1:
+                commit_order.order_deletes(plan, metadata.fk_rank)
         return plan
 
     def compute_change_sets(self) -> list[ChangeSet]:
@@ -614,8 +653,11 @@ class UnitOfWork:
         """Run the flush's statements (in the transaction the caller began)."""
         conn = self.em.connection
         sql = self.em.sql
-        for ins in plan.inserts:
-            self._insert(ins)
+        if plan.pending or plan.fixups:
+            self._write_inserts_in_order(plan)
+        else:
+            for ins in plan.inserts:
+                self._insert(ins)
         for upd in plan.updates:
             self._update(upd)
         for ref in plan.reference_updates:
@@ -628,6 +670,36 @@ class UnitOfWork:
                 )
         for dele in plan.deletes:
             self._delete(dele)
+
+    def _write_inserts_in_order(self, plan: _FlushPlan) -> None:
+        """Inserts whose parameters wait for keys generated by earlier ones: each statement
+        gets the keys known by then (see orm.unit_of_work.commit_order); then the references
+        that had to wait for their rows (inserted as NULL) are written."""
+        keys = plan.keys
+        for ins in plan.inserts:
+            if plan.pending:
+                commit_order.resolve(plan)
+            self._insert(ins)
+            pk_name = ins.meta.pk.name
+            if not ins.skip_pk:
+                for e in ins.entities:
+                    keys[id(e)] = getattr(e, pk_name)
+            elif ins.keys is not None:
+                for e, key in zip(ins.entities, ins.keys, strict=True):
+                    keys[id(e)] = key
+            else:
+                for k, e in enumerate(ins.entities):
+                    keys[id(e)] = ins.first_id + k
+        if plan.pending:
+            commit_order.resolve(plan)
+        conn = self.em.connection
+        for meta, entity, column, target, conv in plan.fixups:
+            key = keys[id(target)]
+            own = keys[id(entity)]
+            if meta.pk.type.converts:
+                own = meta.pk.type.to_db(own)
+            statement = self.em.sql.update(meta, (column,), False)
+            conn.execute(statement, (key if conv is None else conv(key), own))
 
     def _insert(self, ins: _Insert) -> None:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
@@ -817,6 +889,8 @@ class UnitOfWork:
 
     def _apply(self, plan: _FlushPlan) -> None:
         """The transaction committed: make the entities reflect the database."""
+        if plan.snapshot_slots:
+            commit_order.patch_snapshots(plan)
         for ins in plan.inserts:
             core.finish_inserts(
                 ins.meta.plan,

@@ -1,0 +1,100 @@
+"""`populate`: loading the targets of relations for entities already loaded, with one
+select-in query per relation and level (chunked under the database's variable limit),
+never one per row.
+
+The targets are already in the identity map as uninitialized references (hydration put
+them there); the query fills those very instances, so every entity pointing at a row sees
+it loaded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._markers import REFERENCE
+from ..errors import ValidationError
+from .reference import Ref
+
+if TYPE_CHECKING:
+    from ..entity_manager import EntityManager
+    from ..metadata.model import EntityMetadata
+
+__all__ = ["populate_tree", "populate"]
+
+#: keys per `where pk in (...)` query (also bounded by the connection's variable limit)
+CHUNK = 1000
+
+
+def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
+    """`["author", "author.team"]` -> `{"author": {"team": {}}}`, every step checked to be
+    a relation of the entity it starts from (ValidationError naming entity and path).
+    `"*"` stands for every relation, followed through the targets' relations (each
+    relation once per path)."""
+    if isinstance(paths, str):
+        paths = [paths]
+    tree: dict[str, Any] = {}
+    for path in paths or ():
+        if not isinstance(path, str):
+            raise ValidationError(
+                f"populate on {meta.class_name} takes relation names (str), got {path!r}",
+                entity=meta.cls,
+            )
+        if path == "*":
+            _all(meta, tree, frozenset())
+            continue
+        current, node = meta, tree
+        for step in path.split("."):
+            prop = current.properties.get(step)
+            if prop is None or prop.relation is None:
+                reason = "does not exist" if prop is None else "is not a relation"
+                relations = ", ".join(p.name for p in current.relations) or "none"
+                raise ValidationError(
+                    f"Cannot populate {meta.class_name}.{path}: {current.class_name}.{step} "
+                    f"{reason}; relations of {current.class_name}: {relations}",
+                    entity=meta.cls,
+                    property=path,
+                )
+            node = node.setdefault(step, {})
+            current = prop.relation.target_meta
+    return tree
+
+
+def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> None:
+    for prop in meta.relations:
+        if prop in seen:
+            continue
+        child = node.setdefault(prop.name, {})
+        _all(prop.relation.target_meta, child, seen | {prop})  # type: ignore[union-attr]
+
+
+def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree: dict) -> None:
+    """Load the targets named by `tree` for `entities` (all of type `meta`), level by
+    level."""
+    for name, subtree in tree.items():
+        prop = meta.properties[name]
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        seen: set[int] = set()
+        targets: list[Any] = []
+        keys: list[Any] = []
+        pk_name = target.pk.name
+        for entity in entities:
+            try:
+                value = getattr(entity, name)
+            except Exception:  # not loaded itself (a reference, a partial entity)
+                continue
+            if value is None:
+                continue
+            found = value.entity if type(value) is Ref else value
+            if id(found) in seen:
+                continue
+            seen.add(id(found))
+            targets.append(found)
+            if found._orm_snap is REFERENCE:
+                keys.append(getattr(found, pk_name))
+        if keys:
+            chunk = max(1, min(CHUNK, em.connection.max_variables))
+            for start in range(0, len(keys), chunk):
+                em.find(target.cls, {pk_name: {"$in": keys[start : start + chunk]}})
+        if subtree:
+            loaded = [t for t in targets if t._orm_snap is not REFERENCE]
+            populate(em, target, loaded, subtree)

@@ -1,0 +1,129 @@
+"""`ManyToOne()`, `OneToOne()` and `Cascade`: what a class body declares about a relation.
+
+Like `Property()` they only record options; the target entity is resolved at discovery (from
+the annotation or `entity=`, once every entity class exists, so forward references and
+classes defined later work), where a bad target can be reported naming both sides.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from .._markers import MISSING
+from .options import PropertyOptions
+
+__all__ = ["Cascade", "ManyToOne", "OneToOne", "RELATION_OPTIONS", "ON_DELETE"]
+
+
+class Cascade(enum.StrEnum):
+    """Which operations on an entity also apply to the entities its relation holds (as in
+    MikroORM). `PERSIST` is the default: persisting an entity persists the new entities it
+    references."""
+
+    PERSIST = "persist"
+    MERGE = "merge"
+    REMOVE = "remove"
+    ALL = "all"
+
+
+#: what `on_delete=` accepts (None: the database's default, which is `no action`)
+ON_DELETE = ("cascade", "set null", "restrict", "no action")
+
+#: the options a relation declaration records besides the column options it shares
+RELATION_OPTIONS = frozenset(
+    {"relation", "entity", "ref", "cascade", "on_delete", "join_column", "inversed_by",
+     "mapped_by", "owner"}
+)  # fmt: skip
+
+
+def _relation(
+    kind: str,
+    entity: Any,
+    nullable: bool | None,
+    ref: bool,
+    cascade: Any,
+    on_delete: str | None,
+    join_column: str | None,
+    inversed_by: str | None,
+    index: bool,
+    unique: bool,
+    hidden: bool,
+    unknown: dict[str, Any],
+) -> PropertyOptions:
+    options = dict(
+        type=None,
+        column_type=None,
+        field_name=join_column,
+        nullable=nullable,
+        default=MISSING,
+        default_factory=None,
+        unique=unique,
+        index=index,
+        length=None,
+        precision=None,
+        scale=None,
+        hidden=hidden,
+        persist=True,
+        version=False,
+        on_create=None,
+        on_update=None,
+        comment=None,
+        primary=False,
+        autoincrement=None,
+        relation=kind,
+        entity=entity,
+        ref=ref,
+        cascade=cascade,
+        on_delete=on_delete,
+        join_column=join_column,
+        inversed_by=inversed_by,
+        mapped_by=None,
+        owner=True,
+    )
+    return PropertyOptions(options, unknown)
+
+
+def ManyToOne(  # noqa: N802 - reads as a declaration, like Property()
+    entity: Any = None,
+    *,
+    nullable: bool | None = None,
+    ref: bool = False,
+    cascade: Any = (Cascade.PERSIST,),
+    on_delete: str | None = None,
+    join_column: str | None = None,
+    inversed_by: str | None = None,
+    index: bool = True,
+    hidden: bool = False,
+    **unknown: Any,
+) -> Any:
+    """Declare the owning side of a many-to-one relation: a foreign key column
+    (`<property>_<target key column>`, or `join_column`) holding the target's primary key.
+
+    The target is the annotation's class (`author: User = ManyToOne()`, `Ref[User]`,
+    `User | None`), or `entity=` (a class, its name, or a callable returning the class).
+    `nullable` defaults to whether the annotation allows None."""
+    return _relation(
+        "m:1", entity, nullable, ref, cascade, on_delete, join_column, inversed_by, index,
+        False, hidden, unknown,
+    )
+
+
+def OneToOne(  # noqa: N802
+    entity: Any = None,
+    *,
+    nullable: bool | None = None,
+    ref: bool = False,
+    cascade: Any = (Cascade.PERSIST,),
+    on_delete: str | None = None,
+    join_column: str | None = None,
+    inversed_by: str | None = None,
+    hidden: bool = False,
+    **unknown: Any,
+) -> Any:
+    """Declare the owning side of a one-to-one relation: a many-to-one whose foreign key is
+    unique (one row per target)."""
+    return _relation(
+        "1:1", entity, nullable, ref, cascade, on_delete, join_column, inversed_by, False,
+        True, hidden, unknown,
+    )

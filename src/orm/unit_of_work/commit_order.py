@@ -1,0 +1,383 @@
+"""What relations add to a flush: cascade persist, the order of the writes, and the keys a
+statement needs from a row written before it in the same flush.
+
+A flush computes every parameter before it writes anything (so a failed flush leaves the
+Unit of Work as it was). A foreign key to a new entity whose key the database generates is
+not known then: its slot holds a `PendingKey` (see `RelationType.to_db`). Here the new
+entities are put in layers (a row after the rows it references), the slots are recorded,
+and while the flush writes, each layer's generated keys are filled into the slots of the
+layers after it. A reference the order cannot satisfy (a cycle among new entities) goes
+through a nullable foreign key: the row is inserted with NULL and updated once the
+referenced row exists; a cycle without a nullable foreign key cannot be written and is a
+ValidationError before anything runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..entity.reference import Ref
+from ..errors import ValidationError
+from ..metadata.model import EntityMetadata, PendingKey
+
+if TYPE_CHECKING:
+    from .unit_of_work import UnitOfWork, _FlushPlan, _Insert
+
+__all__ = [
+    "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
+    "resolve", "patch_snapshots",
+]
+
+
+def _target_of(value: Any) -> Any:
+    return value.entity if type(value) is Ref else value
+
+
+def cascade_persist(uow: UnitOfWork) -> bool:
+    """Persist the new entities that new or changed entities reference through a relation
+    with Cascade.PERSIST, transitively (also when the relation was assigned after
+    `persist`); a new entity referenced through a relation without it is a ValidationError.
+    Values of the wrong class are left for the flush's check to refuse. Returns whether a
+    new entity references another new one (only then must the inserts be ordered)."""
+    metas = uow.em.metadata
+    ordered = False
+    work: list[tuple[EntityMetadata, Any, bool]] = []
+    for cls, group in uow.new.items():
+        meta = metas.find(cls)
+        if meta is not None and meta.relations:
+            work.extend((meta, e, True) for e in group.values())
+    for entity in uow.dirty.values():
+        meta = metas.find(type(entity))
+        if meta is not None and meta.relations:
+            work.append((meta, entity, False))
+    new = uow.new
+    while work:
+        meta, entity, is_new = work.pop()
+        for prop in meta.relations:
+            relation = prop.relation
+            try:
+                value = getattr(entity, prop.name)
+            except Exception:  # not loaded (a reference, a partial entity): nothing to do
+                continue
+            if value is None:
+                continue
+            target = value.entity if type(value) is Ref else value
+            target_cls = type(target)
+            if target_cls is not relation.target and not isinstance(target, relation.target):  # type: ignore[union-attr]
+                continue
+            if target._orm_snap is not None:
+                continue  # stored
+            if target._orm_uow is not uow:
+                if not relation.persist_cascade:  # type: ignore[union-attr]
+                    raise _not_persisted(meta, entity, prop, target)
+                target_meta = relation.target_meta  # type: ignore[union-attr]
+                uow.persist(target, target_meta)  # refuses one new in another EntityManager
+                if target_meta.relations:
+                    work.append((target_meta, target, True))
+            if is_new and not ordered:
+                group = new.get(target_cls)
+                ordered = group is not None and id(target) in group
+    return ordered
+
+
+def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
+    return ValidationError(
+        f"{meta.class_name}.{prop.name} references a new {type(target).__name__} "
+        f"{target!r:.60} that is not persisted: persist it too (or keep Cascade.PERSIST on "
+        f"the relation). Nothing of this flush was written.",
+        entity=entity,
+        property=prop.name,
+    )
+
+
+class _Edge:
+    """A new entity referencing another new one through `prop`."""
+
+    __slots__ = ("entity", "meta", "prop", "target", "nullable")
+
+    def __init__(self, entity: Any, meta: EntityMetadata, prop: Any, target: Any) -> None:
+        self.entity = entity
+        self.meta = meta
+        self.prop = prop
+        self.target = target
+        self.nullable = prop.nullable
+
+
+def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
+    """Split and order `plan.inserts` so every row comes after the new rows it references,
+    and record the parameter slots to fill with keys generated during the flush (see the
+    module docstring). Entities without references to new entities cost one attribute read
+    per relation."""
+    from .unit_of_work import _Insert
+
+    edges: dict[int, list[_Edge]] = {}
+    new_ids: set[int] = set()
+    for ins in plan.inserts:
+        new_ids.update(id(e) for e in ins.entities)
+    for ins in plan.inserts:
+        meta = ins.meta
+        if not meta.relations:
+            continue
+        for prop in meta.relations:
+            name = prop.name
+            for entity in ins.entities:
+                target = _target_of(getattr(entity, name, None))
+                if target is None or not isinstance(target, prop.relation.target):
+                    continue
+                if id(target) in new_ids:
+                    edges.setdefault(id(entity), []).append(_Edge(entity, meta, prop, target))
+                elif target._orm_snap is None and getattr(target, prop.type.pk_name, None) is None:
+                    raise _not_persisted(meta, entity, prop, target)
+    if not edges:
+        _pending_in_inserts(plan, set())
+        return
+    level, deferred = _layers(edges)
+    deferred_slots = {(id(e.entity), e.prop.column_index) for e in deferred}
+    ordered: list[tuple[int, int, _Insert]] = []
+    for position, ins in enumerate(plan.inserts):
+        count = len(ins.entities)
+        width = len(ins.flat) // count if count else 0
+        layers: dict[int, list[int]] = {}
+        for k, entity in enumerate(ins.entities):
+            layers.setdefault(level.get(id(entity), 0), []).append(k)
+        for depth, rows in layers.items():
+            if len(layers) == 1:
+                part = ins
+            else:
+                part = _Insert(
+                    ins.meta, ins.skip_pk, [ins.entities[k] for k in rows],
+                    [v for k in rows for v in ins.flat[k * width : (k + 1) * width]],
+                    [ins.snapshots[k] for k in rows],
+                )
+            ordered.append((depth, position, part))
+    ordered.sort(key=lambda item: (item[0], item[1]))
+    plan.inserts = [part for _, _, part in ordered]
+    for edge in deferred:
+        conv = edge.prop.type.pk_to_db
+        plan.fixups.append((edge.meta, edge.entity, edge.prop.column_index, edge.target, conv))
+    _pending_in_inserts(plan, deferred_slots)
+
+
+def _layers(edges: dict[int, list[_Edge]]) -> tuple[dict[int, int], list[_Edge]]:
+    """Each new entity's layer (one more than the deepest new entity it references) and the
+    references no order can honour: the nullable ones inside a cycle (among strongly
+    connected entities, looked for only when there is a cycle), written later by an UPDATE.
+    A cycle left after those (NOT NULL foreign keys only) cannot be inserted:
+    ValidationError naming it. Iterative, so long chains need no deep recursion."""
+    if not any(id(edge.target) in edges for out in edges.values() for edge in out):
+        # the common shape: new rows referencing new rows that reference none: two layers
+        return dict.fromkeys(edges, 1), []
+    level, stuck = _sorted(edges, frozenset())
+    if not stuck:
+        return level, []
+    component = _components({source: edges[source] for source in stuck})
+    deferred = [
+        edge
+        for source in stuck
+        for edge in edges[source]
+        if edge.nullable and component.get(id(edge.target)) == component[source]
+    ]
+    skip = frozenset(id(edge) for edge in deferred)
+    level, stuck = _sorted(edges, skip)
+    if stuck:
+        raise _cycle([
+            edge
+            for source in stuck
+            for edge in edges[source]
+            if id(edge) not in skip and id(edge.target) in stuck
+        ])
+    return level, deferred
+
+
+def _sorted(
+    edges: dict[int, list[_Edge]], skip: frozenset[int]
+) -> tuple[dict[int, int], set[int]]:
+    """Kahn's topological sort, ignoring the edges in `skip`: the layers, and the entities
+    left in (or behind) a cycle."""
+    deps: dict[int, int] = {}
+    dependents: dict[int, list[int]] = {}
+    level: dict[int, int] = {}
+    for source, out in edges.items():
+        level[source] = 0
+        for edge in out:
+            target = id(edge.target)
+            level[target] = 0
+            if skip and id(edge) in skip:
+                continue
+            deps[source] = deps.get(source, 0) + 1
+            dependents.setdefault(target, []).append(source)
+    ready = [node for node in level if node not in deps]
+    while ready:
+        node = ready.pop()
+        depth = level[node] + 1
+        for dependent in dependents.get(node, ()):
+            if level[dependent] < depth:
+                level[dependent] = depth
+            left = deps[dependent] - 1
+            deps[dependent] = left
+            if not left:
+                ready.append(dependent)
+    return level, {node for node, left in deps.items() if left}
+
+
+def _components(edges: dict[int, list[_Edge]]) -> dict[int, int]:
+    """Tarjan's strongly connected components of the reference graph, iteratively:
+    entity id -> component number."""
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    component: dict[int, int] = {}
+    counter = 0
+    components = 0
+    nodes = list(edges)
+    for out in edges.values():
+        nodes.extend(id(edge.target) for edge in out)
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, 0)]
+        while work:
+            node, i = work[-1]
+            out = edges.get(node, ())
+            if i < len(out):
+                work[-1] = (node, i + 1)
+                nxt = id(out[i].target)
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = components
+                    if member == node:
+                        break
+                components += 1
+    return component
+
+
+def _cycle(path: list[_Edge]) -> ValidationError:
+    shown = ", ".join(
+        f"{e.meta.class_name}.{e.prop.name} -> {type(e.target).__name__}" for e in path
+    )
+    first = path[0] if path else None
+    return ValidationError(
+        f"New entities reference each other in a cycle of NOT NULL foreign keys ({shown}): "
+        f"no insert order can write them. Make one of these relations nullable (it is then "
+        f"written with a later UPDATE), or flush the entities in two steps. Nothing of this "
+        f"flush was written.",
+        entity=first.entity if first else None,
+        property=first.prop.name if first else None,
+    )
+
+
+def _pending_in_inserts(plan: _FlushPlan, deferred: set[tuple[int, int]]) -> None:
+    """Record the slots of the insert parameters that wait for a generated key; slots of
+    deferred references get NULL (the fixup UPDATE writes them)."""
+    for ins in plan.inserts:
+        meta = ins.meta
+        if not meta.relations or not ins.entities:
+            continue
+        width = len(ins.flat) // len(ins.entities)
+        pk_index = meta.pk_index
+        for prop in meta.relations:
+            c = prop.column_index
+            position = c - 1 if ins.skip_pk and c > pk_index else c
+            flat = ins.flat
+            for k in range(len(ins.entities)):
+                at = k * width + position
+                value = flat[at]
+                pending = type(value) is PendingKey
+                if deferred and (id(ins.entities[k]), c) in deferred:
+                    flat[at] = None  # written by the fixup UPDATE
+                elif pending:
+                    plan.pending.append((flat, at, value.entity, prop.type.pk_to_db))
+                if pending:
+                    plan.snapshot_slots.append(
+                        (ins.snapshots, k, c, value.entity, prop.type.pk_to_db)
+                    )
+
+
+def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
+    """Updates re-pointing a relation to a new entity: their parameters wait for its key
+    (updates run after every insert)."""
+    for upd in plan.updates:
+        meta = upd.meta
+        if not meta.relations:
+            continue
+        for j, c in enumerate(upd.changed):
+            prop = meta.columns[c]
+            if prop.relation is None:
+                continue
+            for row, params in enumerate(upd.params):
+                value = params[j]
+                if type(value) is not PendingKey:
+                    continue
+                if not uow.is_new(value.entity):
+                    raise _not_persisted(meta, upd.entities[row], prop, value.entity)
+                if type(params) is not list:
+                    params = upd.params[row] = list(params)
+                plan.pending.append((params, j, value.entity, prop.type.pk_to_db))
+                plan.snapshot_slots.append(
+                    (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
+                )
+
+
+def pending_reference(
+    uow: UnitOfWork, plan: _FlushPlan, meta: EntityMetadata, ref: Any, names: list[str],
+    params: list[Any],
+) -> None:
+    """An uninitialized reference whose relation was pointed at a new entity: its UPDATE
+    waits for that entity's key, like any other update."""
+    for at, (name, value) in enumerate(zip(names, params, strict=False)):
+        if type(value) is not PendingKey:
+            continue
+        prop = meta.properties[name]
+        if not uow.is_new(value.entity):
+            raise _not_persisted(meta, ref, prop, value.entity)
+        plan.pending.append((params, at, value.entity, prop.type.pk_to_db))
+
+
+def order_deletes(plan: _FlushPlan, ranks: dict[type, int]) -> None:
+    """Children first: a table's rows are deleted before those of the tables it
+    references."""
+    plan.deletes.sort(key=lambda d: -ranks.get(d.meta.cls, 0))
+
+
+def resolve(plan: _FlushPlan) -> None:
+    """Fill in the slots whose keys are now known (called before each statement that may
+    need them)."""
+    keys = plan.keys
+    remaining = []
+    for holder, at, target, conv in plan.pending:
+        key = keys.get(id(target))
+        if key is None:
+            remaining.append((holder, at, target, conv))
+            continue
+        holder[at] = key if conv is None else conv(key)
+    plan.pending = remaining
+
+
+def patch_snapshots(plan: _FlushPlan) -> None:
+    """After the commit: the snapshots hold the keys written, not the placeholders."""
+    keys = plan.keys
+    for snapshots, row, c, target, conv in plan.snapshot_slots:
+        key = keys[id(target)]
+        snap = list(snapshots[row])
+        snap[c] = key if conv is None else conv(key)
+        snapshots[row] = tuple(snap)
