@@ -341,3 +341,26 @@ def test_an_in_list_longer_than_a_statement_binds_is_a_validation_error(orm, em,
     if orm.platform.name == "postgresql":  # at the limit it runs (SQLite's is 250,000 here)
         ids = list(range(1, most - 1))
         assert len(em.find(User, {"id": {"$in": ids}}, limit=1, offset=0)) == 1
+
+
+def test_a_relation_filter_binds_within_the_statement_and_folds_its_constants(connect, log):
+    """A relation's conditions compile into a subquery of the same statement: their values
+    count toward the one parameter limit, and a condition true of no target row is the
+    constant FALSE there too."""
+    from tests.core.relation_models import Article, Author, Image, Team
+
+    orm = connect([Article, Author, Team, Image], debug=["query"], logger=log.append)
+    em = orm.em.fork()
+    em.persist(Article(title="T", author=Author(name="A"))).flush()
+    half = orm.platform.max_parameters // 2
+    log.clear()
+    with pytest.raises(ValidationError, match=r"\$in on Author\.name in a filter has") as exc:
+        names = ["A"] * (half + 2)  # with the titles, more than the statement can bind
+        em.find(Article, {"title": {"$in": ["T"] * half}, "author": {"name": {"$in": names}}})
+    assert exc.value.property == "name"
+    assert log.sql() == []
+    fresh = orm.em.fork()
+    assert fresh.find(Article, {"author": {"name": {"$in": []}}}) == []
+    assert log.sql()[-1].endswith("where 1 = 0)")
+    assert [a.title for a in fresh.find(Article, {"author": {"name": {"$nin": []}}})] == ["T"]
+    assert fresh.find_one(Article, {"author": {"name": "A"}}).title == "T"
