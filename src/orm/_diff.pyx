@@ -487,7 +487,11 @@ cdef inline object _check(Plan plan, object entity, Py_ssize_t i, object value):
     # answer True on the same pointer compare, first
     if <PyObject*>Py_TYPE(value) != plan.single_type[i]:
         accepts = <object>PyTuple_GET_ITEM(plan.accepts, i)
-        if accepts is not None and not isinstance(value, accepts):
+        if accepts is not None and (
+                not isinstance(value, accepts)
+                # True is an int to isinstance, not a number to PostgreSQL (see
+                # orm.types.value_problem)
+                or (type(value) is bool and bool not in <tuple>accepts)):
             plan.on_invalid(entity, i, value)
             return
     if _unstorable(value) and <object>PyTuple_GET_ITEM(plan.to_db, i) is None:

@@ -428,7 +428,11 @@ def _check(plan: Plan, entity: Any, i: int, value: Any) -> None:
             plan.on_invalid(entity, i, value)
         return
     accepts = plan.accepts[i]
-    if accepts is not None and not isinstance(value, accepts):
+    if accepts is not None and (
+        not isinstance(value, accepts)
+        # True is an int to isinstance, not a number to PostgreSQL (see value_problem)
+        or (type(value) is bool and bool not in accepts)
+    ):
         plan.on_invalid(entity, i, value)
     elif plan.to_db[i] is None and (
         value != value  # NaN: sqlite3 would store NULL

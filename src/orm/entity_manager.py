@@ -29,7 +29,6 @@ from .events.manager import HANDLER, fire
 from .locking import PESSIMISTIC, LockMode
 from .metadata.model import EntityMetadata
 from .query.filters import compile_where, normalize_where
-from .query.sql import ALIAS
 from .unit_of_work import UnitOfWork
 from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
 from .unit_of_work.unit_of_work import advance_keys
@@ -910,10 +909,11 @@ def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> Vali
 
 def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, Any]) -> bool:
     """Whether a filter is true of every row (`{"$and": []}`, `{"$or": [{}]}`, `{"id":
-    {"$nin": []}}`): it then names no column, binds nothing, and is not the constant FALSE
-    of an empty `$in`."""
-    sql, params = compile_where(meta, cond, em.sql.platform)
-    return not params and em.sql.quote(ALIAS) not in sql and sql != "1 = 0"
+    {"$nin": []}}`, `{"$not": {"$or": []}}`): the compiler folds such constants to no SQL
+    at all, while a condition on a column, even one without parameters (`{"nickname":
+    None}`), compiles to some."""
+    sql, _ = compile_where(meta, cond, em.sql.platform)
+    return sql == ""
 
 
 #: how a query's row reached its entity (for on_init / on_load): a new instance, an entity

@@ -140,6 +140,10 @@ def value_problem(mapped: Type, value: Any) -> str | None:
     Only error paths call it: the message, not the hot loops."""
     if mapped.python_types and not isinstance(value, mapped.python_types):
         return f"got {type(value).__name__} {value!r:.60}"
+    if value.__class__ is bool and bool not in mapped.python_types and mapped.python_types:
+        # an int to isinstance, but PostgreSQL refuses a boolean in a number column, and
+        # SQLite would store 1 where the entity holds True
+        return f"got bool {value!r}, and True and False are not values of it"
     if mapped.converts:
         try:
             mapped.to_db(value)
@@ -295,14 +299,17 @@ class DecimalType(Type):
     max_digits: int | None = None
 
     def to_db(self, value: Any) -> Any:
+        if value.__class__ is bool:
+            raise TypeError("True and False are not decimal numbers")  # str(True) is 'True'
         text = str(value)
         if isinstance(value, Decimal) and not value.is_finite():
             raise ValueError(f"{text} is not a finite number, which a numeric column holds")
         if self.max_digits is not None and _rounded_by_float(value, text, self.max_digits):
             raise ValueError(
-                f"{text} has more significant digits than the column keeps exactly "
-                f"({self.max_digits}: SQLite stores a non-integer numeric value as a 64-bit "
-                f"float); round it, or map the property with column_type='text'"
+                f"{text} has more significant digits than the column keeps exactly, or is "
+                f"too large or too small for it ({self.max_digits} digits, magnitudes "
+                f"from 1E-307 to below 1E+308: SQLite stores a non-integer numeric value as a "
+                f"64-bit float); round it, or map the property with column_type='text'"
             )
         return text
 
@@ -328,14 +335,25 @@ class DecimalType(Type):
         return f"numeric({precision},{scale})"
 
 
+#: the magnitudes a 64-bit float holds with 15 significant digits exactly: beyond them a
+#: value becomes an infinity, below them zero or a subnormal that has lost digits
+_FLOAT_RANGE = (Decimal("1E-307"), Decimal("1E+308"))
+
+
 def _rounded_by_float(value: Any, text: str, digits: int) -> bool:
     """Whether SQLite's numeric affinity would store `text` as a float and lose digits: a
-    plain integer literal within 64 bits is stored exactly, anything else keeps `digits`."""
+    plain integer literal within 64 bits is stored exactly, anything else keeps `digits`,
+    within the float's range. (No context arithmetic here: `normalize()` or `abs()` of
+    1E+1000000 raise decimal.Overflow.)"""
     if isinstance(value, int):
         return not -(2**63) <= value < 2**63
     if text.lstrip("-").isdigit():
         return not -(2**63) <= int(text) < 2**63
-    return len(value.normalize().as_tuple().digits) > digits
+    significant = "".join(map(str, value.as_tuple().digits)).rstrip("0")
+    if len(significant) > digits:
+        return True
+    low, high = _FLOAT_RANGE
+    return bool(significant) and not low <= value.copy_abs() < high
 
 
 class BooleanType(Type):
@@ -452,7 +470,9 @@ class JsonType(Type):
     mutable = True
 
     def to_db(self, value: Any) -> Any:
-        return json.dumps(value, ensure_ascii=False)
+        # NaN and the infinities are not JSON: json.dumps would write them as NaN and
+        # Infinity, which PostgreSQL's jsonb (and every other JSON reader) refuses
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
     def to_python(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, (str, bytes)) else value

@@ -361,7 +361,11 @@ class EntityMetadata:
                 continue
             if value is not None:
                 mapped = prop.type
-                if mapped.python_types and not isinstance(value, mapped.python_types):
+                accepted = mapped.python_types
+                if accepted and (
+                    not isinstance(value, accepted)
+                    or (value.__class__ is bool and bool not in accepted)  # as the cores
+                ):
                     on_invalid(owner, prop.column_index, value, operation)
                 if mapped.converts:
                     try:

@@ -146,6 +146,8 @@ class Platform:
         """`(?, ?, ?)`: one row of a VALUES list."""
         return "(" + self.params(count) + ")"
 
+    #: how many parameters one statement may bind (the connection sets the database's)
+    max_parameters: int = 999
     #: text values with a NUL character are refused (the database cannot store them)
     refuses_nul: bool = False
     #: the Python values the driver binds as they are (a filter value's `to_db` must give one)
@@ -169,7 +171,21 @@ class Platform:
         None (see `orm.types.unstorable`)."""
         from ..types import unstorable
 
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return (
+                    f"it holds a character that cannot be encoded as UTF-8 (a lone "
+                    f"surrogate, {exc.object[exc.start]!r}), which no database can hold"
+                )
+            return None
         return unstorable(value)
+
+    def regex_problem(self, pattern: str) -> str | None:  # noqa: ARG002
+        """Why the database's regular expressions refuse `pattern` (which Python's `re`
+        compiles), or None. SQLite's `regexp` is Python's `re`: nothing more to check."""
+        return None
 
     # -- query pieces ---------------------------------------------------------------------
     def limit_offset(self, limit: int | None, offset: int | None) -> tuple[str, list[Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -157,6 +157,10 @@ class PostgresPlatform(Platform):
     #: from this many rows on, an INSERT is a COPY (measured faster from about 100 rows)
     copy_threshold = 100
     refuses_nul = True
+    #: the protocol counts a statement's parameters in 16 bits
+    max_parameters = 65535
+    #: asks the server whether it takes a regular expression (set by the connection)
+    pattern_checker: Callable[[str], str | None] | None = None
     #: `update_schema` alters columns in place, inside one transaction
     supports_alter_column = True
     drop_table_suffix = " cascade"
@@ -190,6 +194,16 @@ class PostgresPlatform(Platform):
         bits = _NARROW_INTEGERS.get(column)
         if bits is not None:
             prop.type = CheckedIntegerType(mapped, column, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+    def regex_problem(self, pattern: str) -> str | None:
+        """PostgreSQL's regular expressions (Spencer's ARE) are not Python's: it refuses
+        some patterns that `re` compiles (a named group `(?P<n>...)`, scoped flags
+        `(?i:...)`, a bound above 255, a possessive quantifier) and finds others too complex
+        (`(a{255}){255}`). Only the server knows for sure, so the connection asks it, once
+        per pattern; a refused pattern is then a ValidationError, and never aborts the
+        user's transaction."""
+        checker = self.pattern_checker
+        return None if checker is None else checker(pattern)
 
     def storage_problem(self, value: Any) -> str | None:
         if isinstance(value, str) and "\x00" in value:

@@ -183,6 +183,9 @@ class PostgresConnection(Connection):
             name=f"orm {self._label}",
         )
         self._local = threading.local()
+        #: what the server said of the regular expressions filters used (see regex_problem)
+        self._patterns: dict[str, str | None] = {}
+        self.platform.pattern_checker = self.regex_problem  # type: ignore[attr-defined]
         #: the states that pin a connection, for close() to roll back from any thread
         self._pinned: set[_ThreadState] = set()
         self._pinned_lock = threading.Lock()
@@ -393,6 +396,37 @@ class PostgresConnection(Connection):
                 )
             return super()._commit_refusal(raw)
         return None
+
+    def regex_problem(self, pattern: str) -> str | None:
+        """Why the server refuses `pattern` as a regular expression (SQLSTATE 2201B:
+        invalid, or too complex), or None; each pattern is asked about once. Inside a
+        transaction the question runs in a savepoint, so a refused pattern leaves the
+        transaction as it was."""
+        if pattern in self._patterns:
+            return self._patterns[pattern]
+        refused = self._psycopg.errors.InvalidRegularExpression
+        problem: str | None = None
+        nested = self.in_transaction
+        if nested:
+            self.begin()
+        try:
+            self.query("select '' ~ %s", (pattern,))
+        except errors.DriverException as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, refused):
+                if nested:
+                    self.rollback()
+                raise
+            problem = cause.diag.message_primary or str(cause).strip()
+        if nested:
+            if problem is None:
+                self.commit()
+            else:
+                self.rollback()
+        if len(self._patterns) >= 1024:
+            self._patterns.clear()
+        self._patterns[pattern] = problem
+        return problem
 
     def script(self, statements: list[str]) -> None:
         """Schema statements bind nothing: each runs as written, without parameters, so

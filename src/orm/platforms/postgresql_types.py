@@ -105,6 +105,10 @@ class PgTimeType(Type):
         return "timetz" if self.aware else "time"
 
 
+#: the digits PostgreSQL's numeric holds before and after the decimal point
+_NUMERIC_WHOLE, _NUMERIC_PLACES = 131072, 16383
+
+
 class PgDecimalType(Type):
     """`numeric`, exact at any size, unless the property declares `precision` (and
     `scale`): then `numeric(p,s)`, where PostgreSQL would round a value with more decimal
@@ -125,21 +129,32 @@ class PgDecimalType(Type):
         return PgDecimalType(None, 0) if self.precision is not None else self
 
     def to_db(self, value: Any) -> Any:
+        if value.__class__ is bool:
+            raise TypeError("True and False are not decimal numbers")
         if isinstance(value, int):
             value = Decimal(value)
         if not value.is_finite():
             raise ValueError(f"{value} is not a finite number, which a numeric column holds")
+        sign, digits, exponent = value.as_tuple()
+        exponent = int(exponent)  # an int for every finite value
+        places = -exponent if exponent < 0 else 0
+        #: digits before the decimal point (1E+300 has 301)
+        whole = max(len(digits) + exponent, 0)
+        if whole > _NUMERIC_WHOLE or places > _NUMERIC_PLACES:
+            raise ValueError(
+                f"{value} has more digits than PostgreSQL's numeric holds ({_NUMERIC_WHOLE} "
+                f"before the decimal point, {_NUMERIC_PLACES} after it)"
+            )
         if self.precision is None:
             return value
-        sign, digits, exponent = value.as_tuple()
-        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-        if places > self.scale and value != value.quantize(Decimal(1).scaleb(-self.scale)):
+        # digits beyond the scale that are not zeros (counted, not quantized: quantize
+        # needs the context's precision, and 28 digits do not hold every value)
+        if places > self.scale and any(digits[len(digits) - (places - self.scale):]):
             raise ValueError(
                 f"{value} has {places} decimal places, more than the column's scale "
                 f"{self.scale} (numeric({self.precision},{self.scale})), and PostgreSQL "
                 f"would round it; round it first, or raise `scale`"
             )
-        whole = len(digits) - places if len(digits) > places else 0
         if value and whole > self.precision - self.scale:
             raise ValueError(
                 f"{value} has {whole} digits before the decimal point, more than "

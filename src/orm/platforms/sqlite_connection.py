@@ -157,6 +157,7 @@ class SqliteConnection(Connection):
             limit = 999
         #: how many `?` one statement may hold
         self.max_variables = limit
+        platform.max_parameters = limit
 
     def _set_journal_mode(self, raw: sqlite3.Connection, mode: str) -> None:
         """`pragma journal_mode`, which answers with the mode the database is in after it:

@@ -60,6 +60,10 @@ def _unknown_operator(meta: EntityMetadata, op: str, prop: str | None) -> Valida
     )
 
 
+#: a condition true of no row; a condition true of every row compiles to "" (no SQL), so
+#: that constants fold away and a filter true of every row is exactly the one compiling to ""
+_FALSE = "1 = 0"
+
 #: what `$in` / `$nin` take, and what a property's value list means (`{"age": [1, 2]}`)
 _SEQUENCES = (list, tuple, set, frozenset)
 
@@ -86,7 +90,12 @@ class _Compiler:
     entity, property, operator and value before any SQL runs, never a driver error."""
 
     def __init__(
-        self, meta: EntityMetadata, platform: Platform, alias: str | None, depth: int = 0
+        self,
+        meta: EntityMetadata,
+        platform: Platform,
+        alias: str | None,
+        depth: int = 0,
+        bound: int = 0,
     ) -> None:
         self.meta = meta
         self.depth = depth
@@ -95,6 +104,9 @@ class _Compiler:
         self.param = platform.param
         self.prefix = f"{platform.quote(alias)}." if alias else ""
         self.params: list[Any] = []
+        #: how many parameters the filter may bind: the statement's limit, less what the
+        #: rest of it binds (`limit`/`offset`, the values of an update)
+        self.max_params = platform.max_parameters - bound
 
     def column(self, prop: PropertyMetadata) -> str:
         return self.prefix + self.quote(prop.field_name)
@@ -118,6 +130,12 @@ class _Compiler:
         mapped = prop.type
         if prop.primary and isinstance(value, self.meta.cls):
             value = getattr(value, prop.name)
+        if value.__class__ is bool and mapped.python_types and bool not in mapped.python_types:
+            # True == 1 in Python, and SQLite would compare it so; PostgreSQL refuses to
+            # compare a number with a boolean (and an enum's True would be its member 1)
+            raise self.invalid(
+                prop, op, value, f"{mapped.describe()} (True and False are not values of it)"
+            )
         if mapped.python_types and not isinstance(value, mapped.python_types):
             converted = _coerce(mapped, value)
             if converted is None:
@@ -165,6 +183,7 @@ class _Compiler:
         target = prop.relation.target_meta  # type: ignore[union-attr]
         alias = f"e{self.depth + 1}"
         sub = _Compiler(target, self.platform, alias, self.depth + 1)
+        sub.max_params = self.max_params - len(self.params)  # one statement binds them all
         cond = sub.group(conditions)
         self.params.extend(sub.params)
         quote = self.quote
@@ -193,11 +212,18 @@ class _Compiler:
 
     def group(self, conditions: Mapping[str, Any]) -> str:
         """A dict of conditions, all of which must hold; "" when there are none (TRUE)."""
-        parts = [self.entry(key, value) for key, value in conditions.items()]
+        mark = len(self.params)
+        return self.all_of([self.entry(key, value) for key, value in conditions.items()], mark)
+
+    def all_of(self, parts: list[str], mark: int) -> str:
+        """Compiled conditions joined with `and`: TRUE ("") ones drop out, and one that is
+        FALSE makes the whole FALSE (the others' parameters dropped with their SQL; every
+        part was still compiled, so validated)."""
+        if _FALSE in parts:
+            del self.params[mark:]
+            return _FALSE
         parts = [p for p in parts if p]
-        if not parts:
-            return ""
-        return parts[0] if len(parts) == 1 else " and ".join(parts)
+        return " and ".join(parts)
 
     def entry(self, key: Any, value: Any) -> str:
         if isinstance(key, str) and key.startswith("$"):
@@ -223,8 +249,10 @@ class _Compiler:
                         entity=self.meta.cls,
                         property=prop.name,
                     )
-                parts = [self.operator(prop, op, operand) for op, operand in value.items()]
-                return " and ".join(parts) if len(parts) > 1 else parts[0]
+                mark = len(self.params)
+                return self.all_of(
+                    [self.operator(prop, op, operand) for op, operand in value.items()], mark
+                )
             if prop.relation is not None:
                 return self.relation_filter(prop, value)
             if value and not prop.type.mutable:
@@ -243,7 +271,9 @@ class _Compiler:
     def logical(self, op: str, value: Any) -> str:
         """$and / $or / $not. An empty condition ({}) is TRUE, as in SQL and MikroORM: it
         makes an $or TRUE, drops out of an $and, and `$not: {}` is FALSE; an empty list is
-        the operator's identity ($and: [] is TRUE, $or: [] is FALSE)."""
+        the operator's identity ($and: [] is TRUE, $or: [] is FALSE). Constants fold: a
+        FALSE branch drops out of an $or and makes an $and FALSE, and $not turns one into
+        the other, so that a filter with no column left compiles to "" or FALSE."""
         if op in ("$and", "$or"):
             items = value
             if not isinstance(items, (list, tuple)) or not all(
@@ -256,14 +286,22 @@ class _Compiler:
                 )
             mark = len(self.params)
             parts = [self.group(i) for i in items]
-            if op == "$or" and "" in parts:
-                # a branch matches everything: so does the $or (its branches were still
-                # compiled, so validated; their parameters are dropped with their SQL)
-                del self.params[mark:]
-                return ""
-            parts = [p for p in parts if p]
-            if not parts:
-                return "1 = 1" if op == "$and" else "1 = 0"
+            if op == "$and":
+                if _FALSE in parts:
+                    del self.params[mark:]
+                    return _FALSE
+                parts = [p for p in parts if p]
+                if not parts:
+                    return ""
+            else:
+                if "" in parts:
+                    # a branch matches everything: so does the $or (its branches were still
+                    # compiled, so validated; their parameters are dropped with their SQL)
+                    del self.params[mark:]
+                    return ""
+                parts = [p for p in parts if p != _FALSE]
+                if not parts:
+                    return _FALSE
             joined = f" {op[1:]} ".join(f"({p})" for p in parts)
             return f"({joined})"
         if op == "$not":
@@ -273,9 +311,14 @@ class _Compiler:
                     f"got {value!r}",
                     entity=self.meta.cls,
                 )
-            inner = self.group(value)
-            return f"not ({inner})" if inner else "1 = 0"
+            return self.negate(self.group(value))
         raise _unknown_operator(self.meta, op, None)
+
+    @staticmethod
+    def negate(inner: str) -> str:
+        if not inner:
+            return _FALSE
+        return "" if inner == _FALSE else f"not ({inner})"
 
     def operator(self, prop: PropertyMetadata, op: Any, operand: Any) -> str:
         col = self.column(prop)
@@ -304,7 +347,16 @@ class _Compiler:
             if not items:
                 if with_null:
                     return f"{col} is null" if op == "$in" else f"{col} is not null"
-                return "1 = 0" if op == "$in" else "1 = 1"
+                return _FALSE if op == "$in" else ""
+            if len(self.params) + len(items) > self.max_params:
+                raise ValidationError(
+                    f"{op} on {self.meta.class_name}.{prop.name} in a filter has "
+                    f"{len(items)} values, more than one statement can bind on "
+                    f"{self.platform.name} (at most {self.platform.max_parameters} parameters "
+                    f"in all): split the list and query in parts",
+                    entity=self.meta.cls,
+                    property=prop.name,
+                )
             self.params.extend(self.value(prop, v, op) for v in items)
             marks = self.platform.params(len(items))
             if op == "$in":
@@ -328,6 +380,12 @@ class _Compiler:
                     prop, op, operand, f"a valid regular expression (Python's re: {exc})"
                 ) from None
             self.check_storable(prop, op, operand)
+            problem = self.platform.regex_problem(operand)
+            if problem is not None:
+                raise self.invalid(
+                    prop, op, operand, f"a regular expression {self.platform.name} takes "
+                    f"({problem})"
+                )
             self.params.append(operand)
             return self.platform.regexp(self.platform.as_text(col, prop))
         if op == "$exists":
@@ -339,16 +397,22 @@ class _Compiler:
                 inner = self.entry(prop.name, operand)
             else:
                 inner = self.operator(prop, "$eq", operand)
-            return f"not ({inner})"
+            return self.negate(inner)
         raise _unknown_operator(self.meta, str(op), prop.name)
 
 
 def compile_where(
-    meta: EntityMetadata, where: Any, platform: Platform, alias: str | None = None
+    meta: EntityMetadata,
+    where: Any,
+    platform: Platform,
+    alias: str | None = None,
+    bound: int = 2,
 ) -> tuple[str, list[Any]]:
     """`where` (a dict, a PK value, a list of PKs) -> (SQL condition or "", parameters).
-    Raises ValidationError for an unknown property or operator; nothing has run by then."""
-    compiler = _Compiler(meta, platform, alias)
+    Raises ValidationError for an unknown property or operator, or for a filter binding
+    more parameters than the statement can with its `bound` others; nothing has run by
+    then."""
+    compiler = _Compiler(meta, platform, alias, bound=bound)
     sql = compiler.group(normalize_where(meta, where))
     return sql, compiler.params
 

@@ -194,7 +194,7 @@ class SqlBuilder:
     def update_where(
         self, meta: EntityMetadata, where: Any, fields: list[str]
     ) -> tuple[str, list[Any]]:
-        cond, params = compile_where(meta, where, self.platform)
+        cond, params = compile_where(meta, where, self.platform, bound=len(fields))
         sets = ", ".join(f"{self.quote(f)} = {self.platform.param}" for f in fields)
         sql = f"update {self.quote(meta.table)} set {sets}"
         if cond:
