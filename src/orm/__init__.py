@@ -13,7 +13,7 @@ from ._backend import diff_backend
 from .config import Options, define_config
 from .context import RequestContext
 from .core import ORM
-from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
+from .entity import BaseEntity, Collection, Ref, WrappedEntity, ref, wrap
 from .entity_manager import EntityManager, FlushMode
 from .errors import (
     CheckConstraintViolationException,
@@ -55,7 +55,16 @@ from .events import (
     on_load,
 )
 from .locking import LockMode
-from .metadata import Cascade, EntitySchema, ManyToOne, OneToOne, PrimaryKey, Property, entity
+from .metadata import (
+    Cascade,
+    EntitySchema,
+    ManyToOne,
+    OneToMany,
+    OneToOne,
+    PrimaryKey,
+    Property,
+    entity,
+)
 from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
 from .query.filters import QueryOrder
 from .schema import SchemaGenerator
@@ -81,6 +90,8 @@ __all__ = [
     "PrimaryKey",
     "Property",
     "ManyToOne",
+    "OneToMany",
+    "Collection",
     "OneToOne",
     "Cascade",
     "Ref",

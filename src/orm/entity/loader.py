@@ -46,8 +46,9 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
         for step in path.split("."):
             prop = current.properties.get(step)
             if prop is None or prop.relation is None:
+                relations = [*current.relations, *current.collections]
                 reason = "does not exist" if prop is None else "is not a relation"
-                relations = ", ".join(p.name for p in current.relations) or "none"
+                relations = ", ".join(p.name for p in relations) or "none"
                 raise ValidationError(
                     f"Cannot populate {meta.class_name}.{path}: {current.class_name}.{step} "
                     f"{reason}; relations of {current.class_name}: {relations}",
@@ -60,7 +61,7 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
 
 
 def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> None:
-    for prop in meta.relations:
+    for prop in [*meta.relations, *meta.collections]:
         if prop in seen:
             continue
         child = node.setdefault(prop.name, {})
@@ -73,6 +74,11 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
     for name, subtree in tree.items():
         prop = meta.properties[name]
         target = prop.relation.target_meta  # type: ignore[union-attr]
+        if not prop.relation.owner:  # type: ignore[union-attr]
+            children = _populate_collection(em, meta, entities, prop)
+            if subtree and children:
+                populate(em, target, children, subtree)
+            continue
         seen: set[int] = set()
         targets: list[Any] = []
         keys: list[Any] = []
@@ -98,3 +104,36 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
         if subtree:
             loaded = [t for t in targets if t._orm_snap is not REFERENCE]
             populate(em, target, loaded, subtree)
+
+
+def _populate_collection(
+    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
+) -> list[Any]:
+    """Fill `prop` (a OneToMany) of every entity with one `where <fk> in (...)` query per
+    chunk of owners; every collection ends up initialized, the empty ones too."""
+    target = prop.relation.target_meta
+    mapped_by = prop.relation.mapped_by
+    pk_name = meta.pk.name
+    owners: dict[Any, Any] = {}
+    for entity in entities:
+        if entity._orm_snap is REFERENCE:
+            continue
+        owners.setdefault(getattr(entity, pk_name), entity)
+    keys = list(owners)
+    found: dict[Any, list[Any]] = {key: [] for key in keys}
+    children: list[Any] = []
+    chunk = max(1, min(CHUNK, em.connection.max_variables))
+    for start in range(0, len(keys), chunk):
+        rows = em.find(target.cls, {mapped_by: {"$in": keys[start : start + chunk]}})
+        for child in rows:
+            parent = getattr(child, mapped_by)
+            parent = parent.entity if type(parent) is Ref else parent
+            if parent is None:
+                continue
+            key = getattr(parent, pk_name)
+            if key in found:
+                found[key].append(child)
+                children.append(child)
+    for key, entity in owners.items():
+        getattr(entity, prop.name)._fill(found[key])
+    return children

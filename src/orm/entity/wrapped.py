@@ -144,7 +144,11 @@ class WrappedEntity(Generic[T]):
             if opts.get("hidden") or name in exclude or not is_set(self.entity, name):
                 continue
             value = getattr(self.entity, name)
-            if value is not None and opts.get("relation"):
+            if opts.get("relation") == "1:m":
+                if value._items is None:
+                    continue  # uninitialized: left out, as MikroORM does
+                value = [_relation_value(item, seen) for item in value._items.values()]
+            elif value is not None and opts.get("relation"):
                 value = _relation_value(value, seen)
             out[name] = value
         return out

@@ -4,7 +4,7 @@ from .declare import EntitySchema, entity
 from .discovery import MetadataStorage, discover, expand_entries
 from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 from .options import PrimaryKey, Property
-from .relations import Cascade, ManyToOne, OneToOne
+from .relations import Cascade, ManyToOne, OneToMany, OneToOne
 
 __all__ = [
     "entity",
@@ -13,6 +13,7 @@ __all__ = [
     "Property",
     "ManyToOne",
     "OneToOne",
+    "OneToMany",
     "Cascade",
     "EntityMetadata",
     "RelationMetadata",

@@ -228,6 +228,11 @@ def _init_source(
             params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)
             values.append(f"_ref({name})")
             continue
+        if opts.get("relation") == "1:m":
+            env["_coll"] = _new_collection
+            params.append(f"{name}=None")
+            values.append(f"_coll(self, {name!r}, {name})")
+            continue
         if opts.get("relation"):
             params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)
             values.append(name)
@@ -262,6 +267,35 @@ def _init_source(
     else:
         body = "    pass"
     return f"def __init__({signature}):\n{body}", env
+
+
+def _new_collection(owner: Any, name: str, items: Any) -> Any:
+    """A new entity's collection: initialized, filled from the `__init__` argument."""
+    from ..entity.collection import Collection
+
+    collection = Collection(owner, name)
+    if items is not None:
+        collection._items = {id(i): i for i in items}
+    return collection
+
+
+class _CollectionSlot:
+    """Class attribute of a collection property. A loaded entity gets its (uninitialized)
+    collection on first access, so hydration pays nothing for the inverse sides."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        from ..entity.collection import Collection
+
+        collection = Collection(obj, self.name, initialized=False)
+        obj.__dict__[self.name] = collection
+        return collection
 
 
 def _relation_optional(cls: type, raw: Any, opts: PropertyOptions) -> bool:
@@ -406,6 +440,9 @@ def _install(
         default = opts.get("default", MISSING)
         if isinstance(default, (list, dict, set)):
             default = MISSING  # a shared mutable default would leak between instances
+        if opts.get("relation") == "1:m":
+            setattr(cls, name, _CollectionSlot(name))
+            continue
         setattr(cls, name, _PropertySlot(name, index, default))
     cls._orm_declaration = decl
     cls._orm_uow = None

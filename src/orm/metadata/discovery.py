@@ -312,6 +312,7 @@ def _build_relation(
         unique=bool(opts.get("unique")),
         index=bool(opts.get("index")),
         hidden=bool(opts.get("hidden")),
+        persist=relation.owner,
         relation=relation,
     )
 
@@ -345,13 +346,23 @@ def _relation_target_spec(decl: EntityDeclaration, prop: PropertyMetadata) -> tu
             if text.startswith(wrapper) and text.endswith("]"):
                 text = text[len(wrapper) : -1]
                 prop.relation.ref = True  # type: ignore[union-attr]
+        for wrapper in ("Collection[", "orm.Collection["):
+            if text.startswith(wrapper) and text.endswith("]"):
+                text = text[len(wrapper) : -1]
         text = text.strip("'\"")
         annotation = text
     elif annotation is not None:
         annotation, optional = unwrap_optional(annotation)
         import typing
 
-        if typing.get_origin(annotation) is Ref or annotation is Ref:
+        from ..entity.collection import Collection
+
+        if typing.get_origin(annotation) is Collection or annotation is Collection:
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+            if isinstance(annotation, typing.ForwardRef):
+                annotation = annotation.__forward_arg__
+        elif typing.get_origin(annotation) is Ref or annotation is Ref:
             prop.relation.ref = True  # type: ignore[union-attr]
             args = typing.get_args(annotation)
             annotation = args[0] if args else None
@@ -372,6 +383,7 @@ def _resolve_relations(
 ) -> None:
     """The second pass: every relation's target found among the discovered entities, its
     foreign key column named and typed after the target's primary key."""
+    inverses: list[tuple[EntityMetadata, PropertyMetadata]] = []
     for meta in metas:
         decl = declaration_of(meta.cls)
         for prop in meta.properties.values():
@@ -392,6 +404,9 @@ def _resolve_relations(
                 )
             relation.target = target.cls
             relation.target_meta = target
+            if not relation.owner:
+                inverses.append((meta, prop))
+                continue
             opts = decl.properties[prop.name]  # type: ignore[union-attr]
             if opts.get("nullable") is None:
                 prop.nullable = optional
@@ -406,6 +421,9 @@ def _resolve_relations(
                     target.cls, frozenset()
                 ) | {meta.cls}
         _finish_entity(meta, platform)
+    for meta, prop in inverses:
+        _resolve_inverse(meta, prop)
+    _check_inversed_by(metas)
     rank: dict[type, int] = {}
     visiting: set[type] = set()
 
@@ -432,6 +450,73 @@ def _resolve_relations(
                     todo.append(referrer)
         closure[cls] = frozenset(seen)
     storage.referrers = closure
+
+
+def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
+    """A `OneToMany(mapped_by=...)` must name the target's ManyToOne pointing back here;
+    the owning class's `__setattr__` then keeps initialized collections in step with it."""
+    relation = prop.relation
+    target = relation.target_meta  # type: ignore[union-attr]
+    side = f"{meta.class_name}.{prop.name}"
+    mapped_by = relation.mapped_by  # type: ignore[union-attr]
+    back = target.properties.get(mapped_by) if isinstance(mapped_by, str) else None
+    if back is None or back.relation is None or back.relation.kind != "m:1" or (
+        not issubclass(meta.cls, back.relation.target)
+    ):
+        if back is None:
+            why = f"{target.class_name}.{mapped_by} does not exist" if mapped_by else (
+                "mapped_by is missing")
+        elif back.relation is None or back.relation.kind != "m:1":
+            why = f"{target.class_name}.{mapped_by} is not a ManyToOne"
+        else:
+            why = (f"{target.class_name}.{mapped_by} points at "
+                   f"{back.relation.target.__name__}, not {meta.class_name}")
+        raise MetadataError(
+            f"{side} = OneToMany(mapped_by={mapped_by!r}) must name the ManyToOne on "
+            f"{target.class_name} that points back at {meta.class_name}: {why}.",
+            entity=meta.class_name,
+            property=prop.name,
+        )
+    meta.collections.append(prop)
+    if "_orm_collection_targets" not in meta.cls.__dict__:
+        meta.cls._orm_collection_targets = {}
+    meta.cls._orm_collection_targets[prop.name] = target.cls
+    inverses = target.cls.__dict__.get("_orm_inverses")
+    if inverses is None:
+        inverses = {}
+        target.cls._orm_inverses = inverses
+        from ..entity.collection import inverse_init, inverse_setattr
+
+        target.cls.__setattr__ = inverse_setattr(inverses, target.cls.__setattr__)
+        if not getattr(target.cls.__init__, "_orm_inverse", False):
+            target.cls.__init__ = inverse_init(inverses, target.cls.__init__)
+    inverses[mapped_by] = prop.name
+
+
+def _check_inversed_by(metas: list[EntityMetadata]) -> None:
+    for meta in metas:
+        for prop in meta.relations:
+            name = prop.relation.inversed_by  # type: ignore[union-attr]
+            if not name:
+                continue
+            target = prop.relation.target_meta  # type: ignore[union-attr]
+            back = target.properties.get(name)
+            if back is None or back.relation is None or back.relation.owner or (
+                back.relation.mapped_by != prop.name
+            ):
+                raise MetadataError(
+                    f"{meta.class_name}.{prop.name} = ManyToOne(inversed_by={name!r}) must "
+                    f"name a OneToMany(mapped_by={prop.name!r}) on {target.class_name}; "
+                    f"{target.class_name}.{name} is not one.",
+                    entity=meta.class_name,
+                    property=prop.name,
+                )
+
+
+def target_of_collection(cls: type, name: str) -> type | None:
+    """The class a collection holds once discovery ran (None before: not checked)."""
+    meta = getattr(cls, "_orm_collection_targets", None)
+    return None if meta is None else meta.get(name)
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):

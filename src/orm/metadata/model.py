@@ -320,6 +320,8 @@ class EntityMetadata:
         self.listeners = {}
         self.loads = False
         self.relations = []
+        #: the inverse sides (`OneToMany(mapped_by=...)`): no column
+        self.collections = []
 
     @property
     def names(self) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from .._markers import MISSING
 from .options import PropertyOptions
 
-__all__ = ["Cascade", "ManyToOne", "OneToOne", "RELATION_OPTIONS", "ON_DELETE"]
+__all__ = ["Cascade", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE"]
 
 
 class Cascade(enum.StrEnum):
@@ -33,7 +33,7 @@ ON_DELETE = ("cascade", "set null", "restrict", "no action")
 #: the options a relation declaration records besides the column options it shares
 RELATION_OPTIONS = frozenset(
     {"relation", "entity", "ref", "cascade", "on_delete", "join_column", "inversed_by",
-     "mapped_by", "owner"}
+     "mapped_by", "owner", "orphan_removal", "order_by"}
 )  # fmt: skip
 
 
@@ -127,3 +127,23 @@ def OneToOne(  # noqa: N802
         "1:1", entity, nullable, ref, cascade, on_delete, join_column, inversed_by, False,
         True, hidden, unknown,
     )
+
+
+def OneToMany(  # noqa: N802
+    entity: Any = None,
+    *,
+    mapped_by: str | None = None,
+    cascade: Any = (Cascade.PERSIST,),
+    orphan_removal: bool = False,
+    hidden: bool = False,
+    **unknown: Any,
+) -> Any:
+    """Declare the inverse side of a many-to-one: a `Collection` of the entities whose
+    `ManyToOne` named by `mapped_by` points at this one. No column: the foreign key is the
+    target's."""
+    options = _relation(
+        "1:m", entity, True, False, cascade, None, None, None, False, False, hidden, unknown
+    ).options
+    options.update(persist=False, mapped_by=mapped_by, owner=False,
+                   orphan_removal=orphan_removal)
+    return PropertyOptions(options, unknown)

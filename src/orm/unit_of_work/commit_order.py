@@ -44,15 +44,17 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     work: list[tuple[EntityMetadata, Any, bool]] = []
     for cls, group in uow.new.items():
         meta = metas.find(cls)
-        if meta is not None and meta.relations:
+        if meta is not None and (meta.relations or meta.collections):
             work.extend((meta, e, True) for e in group.values())
     for entity in uow.dirty.values():
         meta = metas.find(type(entity))
-        if meta is not None and meta.relations:
+        if meta is not None and (meta.relations or meta.collections):
             work.append((meta, entity, False))
     new = uow.new
     while work:
         meta, entity, is_new = work.pop()
+        if meta.collections:
+            _cascade_collections(uow, meta, entity, work)
         for prop in meta.relations:
             relation = prop.relation
             try:
@@ -72,12 +74,27 @@ def cascade_persist(uow: UnitOfWork) -> bool:
                     raise _not_persisted(meta, entity, prop, target)
                 target_meta = relation.target_meta  # type: ignore[union-attr]
                 uow.persist(target, target_meta)  # refuses one new in another EntityManager
-                if target_meta.relations:
+                if target_meta.relations or target_meta.collections:
                     work.append((target_meta, target, True))
             if is_new and not ordered:
                 group = new.get(target_cls)
                 ordered = group is not None and id(target) in group
     return ordered
+
+
+def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, work: list) -> None:
+    """The new items of an entity's initialized collections with Cascade.PERSIST."""
+    for prop in meta.collections:
+        if not prop.relation.persist_cascade:  # type: ignore[union-attr]
+            continue
+        held = entity.__dict__.get(prop.name)
+        if held is None or held._items is None:
+            continue
+        target_meta = prop.relation.target_meta  # type: ignore[union-attr]
+        for item in list(held._items.values()):
+            if item._orm_snap is None and item._orm_uow is not uow:
+                uow.persist(item, target_meta)
+                work.append((target_meta, item, True))
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:

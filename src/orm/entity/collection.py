@@ -1,0 +1,224 @@
+"""`Collection[T]`: the inverse side of a one-to-many relation (`OneToMany(mapped_by=...)`).
+
+The foreign key lives in the target's table, so a collection writes nothing itself: adding
+or removing an item sets the item's owning `ManyToOne`, and the flush writes that column.
+A loaded entity's collection is uninitialized until `populate` or `load()` fills it;
+reading its items before then is a ValidationError, never a hidden query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from ..errors import ValidationError
+from .reference import Ref
+
+T = TypeVar("T")
+
+__all__ = ["Collection"]
+
+
+def _unwrap(value: Any) -> Any:
+    return value.entity if type(value) is Ref else value
+
+
+class Collection(Generic[T]):
+    __slots__ = ("owner", "prop", "_items", "_dirty")
+
+    def __init__(self, owner: Any, prop: str, items: Iterable[T] | None = None,
+                 initialized: bool = True) -> None:
+        self.owner = owner
+        self.prop = prop
+        #: insertion-ordered set (dict) of the items, None while uninitialized
+        self._items: dict[int, T] | None = {} if initialized else None
+        self._dirty = False
+        if items is not None:
+            for item in items:
+                self.add(item)
+            self._dirty = False
+
+    # -- metadata --------------------------------------------------------------------------
+    def _mapped_by(self) -> str:
+        return type(self.owner)._orm_declaration.properties[self.prop].get("mapped_by")
+
+    def _target(self) -> type:
+        from ..metadata.discovery import target_of_collection
+
+        return target_of_collection(type(self.owner), self.prop)
+
+    def _require(self) -> dict[int, T]:
+        items = self._items
+        if items is None:
+            cls = type(self.owner).__name__
+            raise ValidationError(
+                f"{cls}.{self.prop} is not initialized: populate it "
+                f"(populate=[{self.prop!r}] or em.populate(entities, [{self.prop!r}])) or call "
+                f"{cls.lower()}.{self.prop}.load() before reading its items.",
+                entity=self.owner,
+                property=self.prop,
+            )
+        return items
+
+    def _check(self, item: Any) -> Any:
+        item = _unwrap(item)
+        target = self._target()
+        if target is not None and not isinstance(item, target):
+            cls = type(self.owner).__name__
+            raise ValidationError(
+                f"{cls}.{self.prop} holds {target.__name__} entities, got "
+                f"{type(item).__name__} ({item!r:.80}).",
+                entity=self.owner,
+                property=self.prop,
+            )
+        return item
+
+    # -- state -----------------------------------------------------------------------------
+    def is_initialized(self) -> bool:
+        return self._items is not None
+
+    def is_dirty(self) -> bool:
+        return self._dirty
+
+    def _fill(self, items: Iterable[T]) -> None:
+        """Loaded state from the database: initialized, clean."""
+        self._items = {id(i): i for i in items}
+        self._dirty = False
+
+    def _link(self, item: Any) -> None:
+        """The inverse bookkeeping of `item.<mapped_by> = owner`: no write to the item."""
+        if self._items is not None and id(item) not in self._items:
+            self._items[id(item)] = item
+            self._dirty = True
+
+    def _unlink(self, item: Any) -> None:
+        if self._items is not None and self._items.pop(id(item), None) is not None:
+            self._dirty = True
+
+    # -- changes ---------------------------------------------------------------------------
+    def add(self, *items: T) -> None:
+        """Add items and point each one's owning relation at the owner (moving it out of
+        its previous owner's initialized collection)."""
+        mine = self._require()
+        mapped_by = self._mapped_by()
+        for raw in items:
+            item = self._check(raw)
+            if id(item) in mine:
+                continue
+            setattr(item, mapped_by, self.owner)  # moves it between collections too
+            self._link(item)
+            uow = self.owner._orm_uow
+            if uow is not None and item._orm_snap is None and item._orm_uow is not uow:
+                # a managed owner's new item is persisted now (Cascade.PERSIST): the flush
+                # then needs no scan of the collections that changed
+                prop = uow.em.metadata.get(type(self.owner)).properties[self.prop]
+                if prop.relation.persist_cascade:
+                    uow.persist(item, prop.relation.target_meta)
+
+    def remove(self, *items: T) -> None:
+        """Remove items; each one's owning relation is set to None (the flush writes NULL,
+        or refuses a NOT NULL column)."""
+        mine = self._require()
+        mapped_by = self._mapped_by()
+        for raw in items:
+            item = _unwrap(raw)
+            if id(item) in mine:
+                setattr(item, mapped_by, None)
+
+    def remove_all(self) -> None:
+        self.remove(*list(self._require().values()))
+
+    def set(self, items: Iterable[T]) -> None:
+        wanted = [self._check(i) for i in items]
+        keep = {id(i) for i in wanted}
+        self.remove(*[i for i in list(self._require().values()) if id(i) not in keep])
+        self.add(*wanted)
+
+    # -- reading ---------------------------------------------------------------------------
+    def get_items(self) -> list[T]:
+        return list(self._require().values())
+
+    def contains(self, item: Any) -> bool:
+        return id(_unwrap(item)) in self._require()
+
+    def count(self) -> int:
+        return len(self._require())
+
+    def __len__(self) -> int:
+        return len(self._require())
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(list(self._require().values()))
+
+    def __contains__(self, item: Any) -> bool:
+        return self.contains(item)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def load(self) -> Collection[T]:
+        """Load the items with one query (through the owner's EntityManager)."""
+        from .wrapped import wrap
+
+        em = wrap(self.owner).get_entity_manager()
+        if em is None:
+            raise ValidationError(
+                f"{type(self.owner).__name__}.{self.prop} cannot be loaded: its owner is not "
+                f"managed by an EntityManager.",
+                entity=self.owner,
+                property=self.prop,
+            )
+        em.populate([self.owner], [self.prop])
+        return self
+
+    init = load
+
+    def __repr__(self) -> str:
+        if self._items is None:
+            return f"<Collection {type(self.owner).__name__}.{self.prop} (not initialized)>"
+        return f"<Collection {type(self.owner).__name__}.{self.prop} {list(self._items.values())!r}>"
+
+
+def inverse_init(inverses: dict[str, str], init: Any) -> Any:
+    """`__init__` of such a class: a new entity built with its owner in hand joins the
+    owner's initialized collection."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        values = self.__dict__
+        for name, collection_name in inverses.items():
+            owner = _unwrap(values.get(name))
+            if owner is not None:
+                held = owner.__dict__.get(collection_name)
+                if held is not None:
+                    held._link(self)
+
+    __init__._orm_inverse = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
+    """`__setattr__` of a class whose ManyToOne has an inverse collection: assigning the
+    relation moves the entity between the initialized collections of the old and new
+    owners (the foreign key, written at flush, stays the one source of truth)."""
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        collection_name = inverses.get(name)
+        if collection_name is None:
+            inner(self, name, value)
+            return
+        old = _unwrap(self.__dict__.get(name))
+        inner(self, name, value)
+        new = _unwrap(self.__dict__.get(name))
+        if old is new:
+            return
+        if old is not None:
+            held = old.__dict__.get(collection_name)
+            if held is not None:
+                held._unlink(self)
+        if new is not None:
+            held = new.__dict__.get(collection_name)
+            if held is not None:
+                held._link(self)
+
+    return __setattr__
