@@ -273,10 +273,7 @@ def _new_collection(owner: Any, name: str, items: Any) -> Any:
     """A new entity's collection: initialized, filled from the `__init__` argument."""
     from ..entity.collection import Collection
 
-    collection = Collection(owner, name)
-    if items is not None:
-        collection._items = {id(i): i for i in items}
-    return collection
+    return Collection(owner, name, items)
 
 
 class _CollectionSlot:

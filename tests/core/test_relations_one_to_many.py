@@ -1,0 +1,186 @@
+"""OneToMany and Collection, on both databases: discovery checks of `mapped_by`, the
+collection API and its initialized / uninitialized states, both sides kept in step in
+memory, the flush writing only the foreign key, cascade persist from a collection,
+select-in populate (nested, chunked) and to_object."""
+
+from __future__ import annotations
+
+import pytest
+
+from orm import (
+    Collection,
+    ManyToOne,
+    MetadataError,
+    OneToMany,
+    PrimaryKey,
+    ValidationError,
+    entity,
+    wrap,
+)
+from tests.core.one_to_many_models import MODELS, Note, Post, Writer
+from tests.databases import rows
+
+
+@pytest.fixture
+def rel(connect, log):
+    instance = connect(MODELS, debug=["query"], logger=log.append)
+    log.clear()
+    return instance
+
+
+@pytest.fixture
+def rem(rel):
+    return rel.em.fork()
+
+
+def queries(log):
+    return [m for m in log if "select" in m or "insert" in m or "update" in m or "delete" in m]
+
+
+def seed(rem):
+    ann, bob = Writer(name="Ann"), Writer(name="Bob")
+    p1, p2 = Post(title="one", writer=ann), Post(title="two", writer=ann)
+    Note(body="n1", post=p1)
+    Note(body="n2", post=p1)
+    rem.persist([ann, bob]).flush()
+    rem.clear()
+    return ann.id, bob.id, p1.id, p2.id
+
+
+# -- declarations -------------------------------------------------------------------------
+def test_mapped_by_must_name_the_many_to_one_pointing_back(connect):
+    @entity()
+    class Shelf:
+        id: int = PrimaryKey()
+        books: Collection[Book] = OneToMany(mapped_by="shelfx")
+
+    @entity()
+    class Book:
+        id: int = PrimaryKey()
+        shelf: Shelf = ManyToOne()
+
+    with pytest.raises(MetadataError, match=r"Shelf\.books .*Book\.shelfx does not exist"):
+        connect([Shelf, Book], create=False)
+
+
+def test_inversed_by_must_name_the_collection(connect):
+    @entity()
+    class Rack:
+        id: int = PrimaryKey()
+
+    @entity()
+    class Box:
+        id: int = PrimaryKey()
+        rack: Rack = ManyToOne(inversed_by="boxes")
+
+    with pytest.raises(MetadataError, match=r"Box\.rack .*inversed_by='boxes'"):
+        connect([Rack, Box], create=False)
+
+
+def test_inverse_side_has_no_column(rel):
+    columns = [c.name for c in rel.metadata.get(Writer).columns]
+    assert columns == ["id", "name"]
+
+
+# -- the collection -----------------------------------------------------------------------
+def test_new_entity_collection_is_initialized_and_in_step(rem):
+    ann = Writer(name="Ann")
+    assert ann.posts.is_initialized() and len(ann.posts) == 0
+    p = Post(title="x", writer=ann)  # built with its owner: joins the collection
+    assert list(ann.posts) == [p] and p in ann.posts
+    bob = Writer(name="Bob", posts=[Post(title="y")])
+    assert bob.posts.get_items()[0].title == "y" and bob.posts.get_items()[0].writer is bob
+    bob.posts.add(p)  # moves p from Ann to Bob
+    assert p.writer is bob and p not in ann.posts and bob.posts.count() == 2
+    p.writer = ann  # the owning side moves it back
+    assert p in ann.posts and p not in bob.posts
+    ann.posts.remove(p)
+    assert p.writer is None and ann.posts.count() == 0 and ann.posts.is_dirty()
+    with pytest.raises(ValidationError, match=r"Writer\.posts holds Post entities, got Note"):
+        ann.posts.add(Note(body="n", post=p))
+
+
+def test_loaded_collection_is_uninitialized_and_never_queries(rem, log):
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id})
+    log.clear()
+    assert not ann.posts.is_initialized()
+    for touch in (len, list, lambda c: c.count(), lambda c: c.get_items()):
+        with pytest.raises(ValidationError, match=r"Writer\.posts is not initialized.*load\(\)"):
+            touch(ann.posts)
+    assert queries(log) == []
+    ann.posts.load()
+    assert len(queries(log)) == 1
+    assert sorted(p.title for p in ann.posts) == ["one", "two"]
+
+
+def test_flush_writes_only_the_foreign_key(rel, rem, log):
+    ann_id, bob_id, p1_id, _ = seed(rem)
+    ann, bob = rem.find(Writer, {}, populate=["posts"], order_by={"id": "asc"})
+    log.clear()
+    rem.flush()
+    assert queries(log) == []  # nothing changed: no SQL
+    p1 = next(p for p in ann.posts if p.id == p1_id)
+    bob.posts.add(p1)
+    rem.flush()
+    writes = [m for m in queries(log) if "select" not in m]
+    assert len(writes) == 1 and "update" in writes[0] and "post" in writes[0]
+    assert rows(rel, "select writer_id from post where id = ?", [p1_id]) == [(bob_id,)]
+
+
+def test_cascade_persist_from_collection(rel, rem):
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    post = Post(title="three")
+    post.notes.add(Note(body="deep", post=post))
+    ann.posts.add(post)  # the managed owner persists it (and its notes at flush)
+    rem.flush()
+    assert rows(rel, "select count(*) from post where writer_id = ?", [ann_id]) == [(3,)]
+    assert rows(rel, "select count(*) from note where post_id = ?", [post.id]) == [(1,)]
+
+
+# -- populate -----------------------------------------------------------------------------
+def test_populate_one_query_per_level_and_empty_collections(rem, log):
+    ann_id, bob_id, p1_id, p2_id = seed(rem)
+    log.clear()
+    writers = rem.find(Writer, {}, populate=["posts.notes"], order_by={"id": "asc"})
+    assert len(queries(log)) == 3  # writers, posts, notes
+    ann, bob = writers
+    assert bob.posts.is_initialized() and bob.posts.count() == 0
+    by_title = {p.title: p for p in ann.posts}
+    assert sorted(n.body for n in by_title["one"].notes) == ["n1", "n2"]
+    assert by_title["two"].notes.is_initialized() and by_title["two"].notes.count() == 0
+    rem.clear()
+    log.clear()
+    writers = rem.find(Writer, {})
+    rem.populate(writers, ["*"])
+    assert len(queries(log)) == 3
+    assert all(w.posts.is_initialized() for w in writers)
+
+
+def test_populate_chunks_under_the_variable_limit(rem, log):
+    rem.persist([Writer(name=f"w{i}", posts=[Post(title=f"p{i}")]) for i in range(30)])
+    rem.flush()
+    rem.clear()
+    writers = rem.find(Writer, {})
+    rem.connection.max_variables = 7
+    log.clear()
+    rem.populate(writers, ["posts"])
+    assert len(queries(log)) == 5  # ceil(30 / 7)
+    assert all(w.posts.count() == 1 and w.posts.get_items()[0].writer is w for w in writers)
+
+
+def test_unknown_populate_path_names_the_collections(rem):
+    with pytest.raises(ValidationError, match=r"Writer\.posts\.nope.*relations of Post"):
+        rem.find(Writer, {}, populate=["posts.nope"])
+
+
+# -- serialization ------------------------------------------------------------------------
+def test_to_object_nests_populated_and_leaves_out_uninitialized(rem):
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id})
+    assert "posts" not in wrap(ann).to_object()
+    rem.populate([ann], ["posts"])
+    shown = wrap(ann).to_object()
+    assert sorted(p["title"] for p in shown["posts"]) == ["one", "two"]
+    assert all(p["writer"] == ann_id for p in shown["posts"])  # the cycle shown as a key
