@@ -184,3 +184,35 @@ def test_to_object_nests_populated_and_leaves_out_uninitialized(rem):
     shown = wrap(ann).to_object()
     assert sorted(p["title"] for p in shown["posts"]) == ["one", "two"]
     assert all(p["writer"] == ann_id for p in shown["posts"])  # the cycle shown as a key
+
+
+# -- filters ------------------------------------------------------------------------------
+def test_filter_across_a_collection(rem):
+    ann_id, bob_id, *_ = seed(rem)
+    found = rem.find(Writer, {"posts": {"title": "two"}})
+    assert [w.id for w in found] == [ann_id]
+    assert rem.find(Writer, {"posts": {"notes": {"body": "n2"}}})[0].id == ann_id
+    assert rem.find(Writer, {"posts": {"title": "zzz"}}) == []
+    assert [w.id for w in rem.find(Writer, {"$not": {"posts": {"id": {"$gt": 0}}}})] == [bob_id]
+    with pytest.raises(ValidationError, match=r"Post has no property 'nope'"):
+        rem.find(Writer, {"posts": {"nope": 1}})
+    with pytest.raises(ValidationError, match=r"Writer\.posts \(a collection of Post\)"):
+        rem.find(Writer, {"posts": 3})
+
+
+def test_remove_cascade_and_orphan_removal_are_refused_until_supported(connect):
+    from orm import Cascade
+
+    @entity()
+    class Crate:
+        id: int = PrimaryKey()
+        items: Collection[Item] = OneToMany(mapped_by="crate", orphan_removal=True)
+
+    @entity()
+    class Item:
+        id: int = PrimaryKey()
+        crate: Crate = ManyToOne()
+
+    with pytest.raises(MetadataError, match=r"Crate\.items: Cascade\.REMOVE and orphan_removal"):
+        connect([Crate, Item], create=False)
+    assert Cascade.REMOVE  # the member exists; only its use on a OneToMany is refused

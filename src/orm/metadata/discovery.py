@@ -477,6 +477,15 @@ def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
             entity=meta.class_name,
             property=prop.name,
         )
+    opts = declaration_of(meta.cls).properties[prop.name]
+    if opts.get("orphan_removal") or Cascade.REMOVE in relation.cascade:  # type: ignore[union-attr]
+        raise MetadataError(
+            f"{side}: Cascade.REMOVE and orphan_removal on a OneToMany are not supported "
+            f"yet; remove the children explicitly (or use on_delete= on "
+            f"{target.class_name}.{mapped_by}).",
+            entity=meta.class_name,
+            property=prop.name,
+        )
     meta.collections.append(prop)
     if "_orm_collection_targets" not in meta.cls.__dict__:
         meta.cls._orm_collection_targets = {}

@@ -195,6 +195,34 @@ class _Compiler:
             inner += f" where {cond}"
         return f"{self.column(prop)} in ({inner})"
 
+    def collection_filter(self, prop: PropertyMetadata, conditions: Any) -> str:
+        """`{"posts": {"title": "x"}}`: the rows having at least one item that matches; the
+        key in the foreign keys of the matching target rows."""
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        if not isinstance(conditions, Mapping) or not conditions or any(
+            isinstance(k, str) and k.startswith("$") and k not in ("$and", "$or", "$not")
+            for k in conditions
+        ):
+            raise ValidationError(
+                f"The filter on {self.meta.class_name}.{prop.name} (a collection of "
+                f"{target.class_name}) takes conditions on {target.class_name}, e.g. "
+                f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}; got {conditions!r:.60}",
+                entity=self.meta.cls,
+                property=prop.name,
+            )
+        back = target.properties[prop.relation.mapped_by]  # type: ignore[union-attr]
+        alias = f"e{self.depth + 1}"
+        sub = _Compiler(target, self.platform, alias, self.depth + 1)
+        sub.max_params = self.max_params - len(self.params)
+        cond = sub.group(conditions)
+        self.params.extend(sub.params)
+        quote = self.quote
+        fk = f"{quote(alias)}.{quote(back.field_name)}"
+        inner = f"select {fk} from {quote(target.table)} as {quote(alias)} where {fk} is not null"
+        if cond:
+            inner += f" and ({cond})"
+        return f"{self.column(self.meta.pk)} in ({inner})"
+
     def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
         """A pattern the driver cannot bind (a NUL character on PostgreSQL, a lone
         surrogate) is refused as a value would be."""
@@ -229,6 +257,8 @@ class _Compiler:
         if isinstance(key, str) and key.startswith("$"):
             return self.logical(key, value)
         prop = self.meta.prop(key)
+        if prop.relation is not None and not prop.relation.owner:
+            return self.collection_filter(prop, value)
         if not prop.persist:
             raise ValidationError(
                 f"{self.meta.class_name}.{key} is not persisted (persist=False) and cannot be "
