@@ -181,19 +181,26 @@ class _Compiler:
         """`{"author": {"email": ...}}`: the foreign key in the keys of the target rows that
         match, the conditions checked against the target entity."""
         target = prop.relation.target_meta  # type: ignore[union-attr]
+        return f"{self.column(prop)} in ({self.subquery(target, target.pk, conditions)})"
+
+    def subquery(
+        self, target: EntityMetadata, selected: PropertyMetadata, conditions: Any,
+        not_null: bool = False,
+    ) -> str:
+        """`select <selected> from <target> where <conditions>`, its parameters bound in
+        this statement (the limit on parameters counts them all)."""
         alias = f"e{self.depth + 1}"
         sub = _Compiler(target, self.platform, alias, self.depth + 1)
-        sub.max_params = self.max_params - len(self.params)  # one statement binds them all
+        sub.max_params = self.max_params - len(self.params)
         cond = sub.group(conditions)
         self.params.extend(sub.params)
         quote = self.quote
-        inner = (
-            f"select {quote(alias)}.{quote(target.pk.field_name)} from {quote(target.table)} "
-            f"as {quote(alias)}"
-        )
+        column = f"{quote(alias)}.{quote(selected.field_name)}"
+        where = [f"{column} is not null"] if not_null else []
         if cond:
-            inner += f" where {cond}"
-        return f"{self.column(prop)} in ({inner})"
+            where.append(f"({cond})" if not_null else cond)
+        inner = f"select {column} from {quote(target.table)} as {quote(alias)}"
+        return f"{inner} where {' and '.join(where)}" if where else inner
 
     def collection_filter(self, prop: PropertyMetadata, conditions: Any) -> str:
         """`{"posts": {"title": "x"}}`: the rows having at least one item that matches; the
@@ -211,16 +218,7 @@ class _Compiler:
                 property=prop.name,
             )
         back = target.properties[prop.relation.mapped_by]  # type: ignore[union-attr]
-        alias = f"e{self.depth + 1}"
-        sub = _Compiler(target, self.platform, alias, self.depth + 1)
-        sub.max_params = self.max_params - len(self.params)
-        cond = sub.group(conditions)
-        self.params.extend(sub.params)
-        quote = self.quote
-        fk = f"{quote(alias)}.{quote(back.field_name)}"
-        inner = f"select {fk} from {quote(target.table)} as {quote(alias)} where {fk} is not null"
-        if cond:
-            inner += f" and ({cond})"
+        inner = self.subquery(target, back, conditions, not_null=True)
         return f"{self.column(self.meta.pk)} in ({inner})"
 
     def check_storable(self, prop: PropertyMetadata, op: str, pattern: str) -> None:
