@@ -216,3 +216,25 @@ def test_remove_cascade_and_orphan_removal_are_refused_until_supported(connect):
     with pytest.raises(MetadataError, match=r"Crate\.items: Cascade\.REMOVE and orphan_removal"):
         connect([Crate, Item], create=False)
     assert Cascade.REMOVE  # the member exists; only its use on a OneToMany is refused
+
+
+# -- rollback -----------------------------------------------------------------------------
+def test_rollback_keeps_collections_in_step_with_the_pending_foreign_key(rel, rem):
+    """A rolled-back transaction leaves the in-memory change pending, as for any column:
+    the collections follow the entity's relation (not the rolled-back row), and the next
+    flush writes that relation, so memory and database agree again."""
+    ann, bob = Writer(name="Ann"), Writer(name="Bob")
+    post = Post(title="x", writer=ann)
+    rem.persist([ann, bob]).flush()
+
+    def move(tx):
+        bob.posts.add(post)
+        tx.flush()
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        rem.transactional(move)
+    assert rows(rel, "select writer_id from post where id = ?", [post.id]) == [(ann.id,)]
+    assert post.writer is bob and post in bob.posts and post not in ann.posts
+    rem.flush()
+    assert rows(rel, "select writer_id from post where id = ?", [post.id]) == [(bob.id,)]
