@@ -238,3 +238,19 @@ def test_rollback_keeps_collections_in_step_with_the_pending_foreign_key(rel, re
     assert post.writer is bob and post in bob.posts and post not in ann.posts
     rem.flush()
     assert rows(rel, "select writer_id from post where id = ?", [post.id]) == [(bob.id,)]
+
+
+def test_removing_a_parent_with_children_is_refused_and_retryable(rel, rem):
+    from orm import ForeignKeyConstraintViolationException
+
+    _, _, p1_id, _ = seed(rem)
+    post = rem.find_one(Post, {"id": p1_id}, populate=["notes"])
+    rem.remove(post)
+    with pytest.raises(ForeignKeyConstraintViolationException):
+        rem.flush()
+    assert rows(rel, "select count(*) from post where id = ?", [p1_id]) == [(1,)]
+    for note in post.notes:
+        rem.remove(note)
+    rem.flush()  # the same Unit of Work, retried with the children removed
+    assert rows(rel, "select count(*) from post where id = ?", [p1_id]) == [(0,)]
+    assert rows(rel, "select count(*) from note", []) == [(0,)]
