@@ -706,3 +706,45 @@ def test_a_refresh_that_found_no_row_in_a_rolled_back_transaction_is_taken_back(
     user.age = 3
     em.flush()
     assert rows(orm, "select full_name, age from `user`") == [("a", 3)]
+
+
+def test_a_partial_entity_filled_after_its_rolled_back_update_keeps_only_its_own_change(orm):
+    """A partial entity written and flushed in a transaction, then filled by a query that
+    sees another fork's uncommitted write: after the rollback the filled columns are read
+    again, and only the user's own change is pending (never the rolled-back value)."""
+    orm.em.fork().persist(Everything(s="committed", i=1)).flush()
+    em = orm.em.fork()
+    (partial,) = em.find(Everything, {}, fields=["i"])
+    with pytest.raises(Boom):
+        with em.transaction():
+            partial.i = 9
+            em.flush()
+            other = orm.em.fork()
+            other.find_one_or_fail(Everything, 1).s = "rolled back"
+            other.flush()
+            em.find(Everything, {})  # fills the partial entity from what the block sees
+            assert partial.s == "rolled back"
+            raise Boom
+    assert (partial.i, partial.s) == (9, "committed")
+    assert [c.payload for c in em.get_unit_of_work().compute_change_sets()] == [{"i": 9}]
+    em.flush()
+    assert rows(orm, "select i, s from everything") == [(9, "committed")]
+
+
+def test_a_reference_filled_after_its_rolled_back_write_keeps_only_its_own_change(orm):
+    orm.em.fork().persist(Everything(s="committed", i=1)).flush()
+    em = orm.em.fork()
+    ref = em.get_reference(Everything, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            ref.i = 9
+            em.flush()
+            other = orm.em.fork()
+            other.find_one_or_fail(Everything, 1).s = "rolled back"
+            other.flush()
+            assert em.find(Everything, {}) == [ref]  # fills the reference
+            raise Boom
+    assert (ref.i, ref.s) == (9, "committed")
+    assert [c.payload for c in em.get_unit_of_work().compute_change_sets()] == [{"i": 9}]
+    em.flush()
+    assert rows(orm, "select i, s from everything") == [(9, "committed")]

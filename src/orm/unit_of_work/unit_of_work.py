@@ -382,6 +382,8 @@ class UnitOfWork:
                             entity=e,
                             property=pk_name,
                         )
+            if given and not plan.preview:
+                self._check_free_keys(meta, given)
             for skip_pk, batch in ((True, generated), (False, given)):
                 if not batch:
                     continue
@@ -390,6 +392,35 @@ class UnitOfWork:
                     continue
                 flat, snapshots = core.insert_rows(meta.plan, batch, skip_pk)
                 plan.inserts.append(_Insert(meta, skip_pk, batch, flat, snapshots))
+
+    def _check_free_keys(self, meta: EntityMetadata, entities: list[Any]) -> None:
+        """New entities with keys of their own must not take the key of another instance
+        the identity map holds (one whose row was deleted elsewhere, say): both would then
+        stand for the new row, and the stale one's writes would land on it; were it being
+        removed, the DELETE, run after the INSERT, would delete the new row."""
+        im = self.identity_map.get(meta.cls)
+        if not im:
+            return
+        pk_name = meta.pk.name
+        for entity in entities:
+            key = getattr(entity, pk_name)
+            held = im.get(key)
+            if held is None:
+                try:
+                    key = meta.python_key(key)  # "1" for an int key, a UUID's text
+                except ValidationError:
+                    continue  # refused with its reason when the row is built
+                held = im.get(key)
+            if held is not None and held is not entity:
+                raise ValidationError(
+                    f"A new {meta.class_name} with {pk_name} = {key!r} cannot be inserted: "
+                    f"this EntityManager already holds another instance for that key "
+                    f"({held!r:.80}). If its row was deleted elsewhere, em.refresh() it (it "
+                    f"returns None and lets it go); if the new one replaces it, remove it "
+                    f"and flush first. Nothing of this flush was written.",
+                    entity=entity,
+                    property=pk_name,
+                )
 
     @staticmethod
     def _before_create(plan: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> None:
