@@ -81,7 +81,9 @@ class Block:
         #: the rows as the block found them: what its rollback brings back
         self.db = copy.deepcopy(db)
         #: what flushes of the EntityManager under test did inside the block, in order:
-        #: (generation, "insert" | "update" | "delete" | "refresh_gone", entity, snapshot)
+        #: (generation, "insert" | "update" | "delete" | "refresh_gone", entity, what it was
+        #: before: whether the insert generated the key; the snapshot (and for an update
+        #: the properties written))
         self.records: list[tuple[int, str, Tracked, Any]] = []
         #: entities a query read inside the block: (generation, entity)
         self.reads: list[tuple[int, Tracked]] = []
@@ -169,11 +171,12 @@ class TransactionMachine(UnitOfWorkMachine):
         for t in new:
             assert isinstance(t.entity.id, int) and t.entity.id not in self.db
             assert t.key is None or t.key == t.entity.id, "a key of its own stays"
+            generated = t.key is None
             t.key = t.entity.id
             self.db[t.key] = copy.deepcopy(t.values)
             t.snap = copy.deepcopy(t.values)
             if block is not None:
-                block.records.append((generation, "insert", t, None))
+                block.records.append((generation, "insert", t, generated))
 
     def _flush_as_modelled(self, run: Any) -> Any:
         """Run `run()` (a flush, or a query that flushes first), checking the statements
@@ -374,7 +377,7 @@ class TransactionMachine(UnitOfWorkMachine):
         t = pool[index % len(pool)]
         self.deleted.remove(t)
         self.em.persist(t.entity)
-        t.snap, t.removed, t.given_key = None, False, True
+        t.snap, t.removed = None, False
         self.tracked.append(t)
 
     # -- other forks ------------------------------------------------------------------------
@@ -543,9 +546,9 @@ class TransactionMachine(UnitOfWorkMachine):
             elif kind == "insert" and t in tracked:
                 if t.removed:  # a removed new entity is forgotten
                     tracked.remove(t)
-                else:  # new again, the key generated for it taken back
+                else:  # new again, a key the database generated for it taken back
                     t.snap = None
-                    if not getattr(t, "given_key", False):
+                    if before:
                         t.key = None
             elif kind == "refresh_gone" and t not in tracked:
                 t.snap = before
