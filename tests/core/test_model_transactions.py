@@ -173,6 +173,10 @@ class TransactionMachine(UnitOfWorkMachine):
             assert t.key is None or t.key == t.entity.id, "a key of its own stays"
             generated = t.key is None
             t.key = t.entity.id
+            stale = self._by_id(t.key) if tracked is self.tracked else None
+            if stale is not None:  # its row is gone: the database gave its key out again
+                assert generated and not wrap(stale.entity).is_managed()
+                tracked.remove(stale)
             self.db[t.key] = copy.deepcopy(t.values)
             t.snap = copy.deepcopy(t.values)
             if block is not None:
@@ -356,7 +360,7 @@ class TransactionMachine(UnitOfWorkMachine):
             return
         ref = self.em.get_reference(Everything, key)
         assert not wrap(ref).is_initialized()
-        written = data.draw(st.fixed_dictionaries({}, optional=self.values))
+        written = data.draw(st.fixed_dictionaries({}, optional=self.values).filter(bool))
         for p, v in written.items():
             setattr(ref, p, copy.deepcopy(v))
         self.tracked.append(Tracked(key, ref, copy.deepcopy(written), {}))

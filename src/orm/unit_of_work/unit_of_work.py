@@ -647,6 +647,8 @@ class UnitOfWork:
         sql = self.em.sql
         for ins in plan.inserts:
             self._insert(ins)
+            if ins.skip_pk:
+                self._check_generated_keys(ins, plan)
         for upd in plan.updates:
             self._update(upd)
         for ref in plan.reference_updates:
@@ -659,6 +661,40 @@ class UnitOfWork:
                 )
         for dele in plan.deletes:
             self._delete(dele)
+
+    @staticmethod
+    def _generated_keys(ins: _Insert) -> Any:
+        return ins.keys if ins.keys is not None else range(
+            ins.first_id, ins.first_id + len(ins.entities)
+        )
+
+    def _check_generated_keys(self, ins: _Insert, plan: _FlushPlan) -> None:
+        """The database has just generated these keys, so no row had them: an entity the
+        identity map holds under one of them stands for a row that is gone (deleted, or
+        inserted by a transaction that was rolled back, whose key SQLite hands out again;
+        a reference made meanwhile is never re-read). Its pending write or removal would
+        reach the new row instead: the flush fails, nothing written. An entity with nothing
+        pending is let go once the flush commits (see `_apply`)."""
+        im = self.identity_map.get(ins.meta.cls)
+        if not im:
+            return
+        for key in self._generated_keys(ins):
+            held = im.get(key)
+            if held is None:
+                continue
+            removed = self.removed.get(ins.meta.cls) or {}
+            written = {id(e) for upd in plan.updates for e in upd.entities}
+            written.update(id(ref.entity) for ref in plan.reference_updates)
+            if id(held) in written or id(held) in removed:
+                raise OptimisticLockError(
+                    f"{ins.meta.class_name} {key!r}, held by this EntityManager, has no row: "
+                    f"the database has just given its key to a new row (it was deleted, or "
+                    f"inserted by a transaction that was rolled back). Its pending "
+                    f"{'removal' if id(held) in removed else 'update'} would reach that new "
+                    f"row. em.refresh(entity) lets it go (it returns None); or clear the "
+                    f"EntityManager",
+                    entity=held,
+                )
 
     def _insert(self, ins: _Insert) -> None:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
@@ -849,6 +885,15 @@ class UnitOfWork:
     def _apply(self, plan: _FlushPlan) -> None:
         """The transaction committed: make the entities reflect the database."""
         for ins in plan.inserts:
+            if ins.skip_pk:
+                im = self.identity_map.get(ins.meta.cls)
+                if im:  # entities of rows that are gone, under keys given out again
+                    for key in self._generated_keys(ins):
+                        held = im.get(key)
+                        if held is not None:
+                            self.unregister(held, ins.meta)
+                            self.partial.discard(id(held))
+                            self.watched.pop(id(held), None)
             core.finish_inserts(
                 ins.meta.plan,
                 ins.entities,
