@@ -74,7 +74,8 @@ class Boom(Exception):
 class Block:
     """The model of one open `em.transaction()` block."""
 
-    def __init__(self, cm: Any, tx: Any, db: dict[int, dict[str, Any]], generation: int):
+    def __init__(self, cm: Any, tx: Any, db: dict[int, dict[str, Any]], generation: int,
+                 seq: int):
         self.cm = cm
         #: the block's fork, flushed when the block commits
         self.tx = tx
@@ -92,6 +93,8 @@ class Block:
         #: the entities the fork persisted
         self.created: list[Any] = []
         self.generation = generation
+        #: the highest key the database had given out
+        self.seq = seq
 
 
 def _changed(t: Tracked) -> set[str]:
@@ -121,6 +124,10 @@ class TransactionMachine(UnitOfWorkMachine):
         self.deleted: list[Tracked] = []
         #: counts the EntityManager's clear()s: what a rollback undoes is from the same one
         self.generation = 0
+        #: the highest key the database has given out (SQLite's AUTOINCREMENT counter, which
+        #: a rollback takes back: the next insert gets the keys of rolled-back rows)
+        self.seq = 0
+        self.database = database
 
     def teardown(self) -> None:
         self.reader.close()
@@ -140,8 +147,16 @@ class TransactionMachine(UnitOfWorkMachine):
         changed = {id(t): _changed(t) for t in tracked if _changed(t)}
         failure = None
         held = {t.key for t in tracked if t.snap is not None}
+        generated = sum(t.key is None for t in new)
+        # SQLite gives out the keys of rows a rollback took back: pending work on an entity
+        # of such a row must not reach the new row that takes its key
+        reused = set(range(self.seq + 1, self.seq + generated + 1)) if (
+            self.database == "sqlite") else set()
         if any(t.key in held for t in new):  # refused before any SQL
             failure = (ValidationError, "already holds another instance")
+        elif any(t.key in reused and (t.removed or id(t) in changed)
+                 for t in tracked if t.snap is not None):
+            failure = (OptimisticLockError, "has no row")
         elif any(t.key is not None and t.key in self.db for t in new):
             failure = (UniqueConstraintViolationException, None)
         elif any(id(t) in changed and t.key not in self.db for t in tracked):
@@ -173,6 +188,7 @@ class TransactionMachine(UnitOfWorkMachine):
             assert t.key is None or t.key == t.entity.id, "a key of its own stays"
             generated = t.key is None
             t.key = t.entity.id
+            self.seq = max(self.seq, t.key)
             stale = self._by_id(t.key) if tracked is self.tracked else None
             if stale is not None:  # its row is gone: the database gave its key out again
                 assert generated and not wrap(stale.entity).is_managed()
@@ -237,6 +253,7 @@ class TransactionMachine(UnitOfWorkMachine):
 
     def insert_elsewhere(self, data: st.DataObject) -> None:
         super().insert_elsewhere(data)
+        self.seq = max(self.seq, *self.db)
 
     def write_through_reference(self, index: int, data: st.DataObject) -> None:
         super().write_through_reference(index, data)
@@ -418,7 +435,7 @@ class TransactionMachine(UnitOfWorkMachine):
         cm = base.transaction()
         tx = cm.__enter__()
         assert tx is not base and tx is not self.em
-        self.blocks.append(Block(cm, tx, self.db, self.generation))
+        self.blocks.append(Block(cm, tx, self.db, self.generation, self.seq))
 
     def _fork_flushed(self, block: Block) -> None:
         new, removed, changed, failure = self._expected_flush(block.tracked)
@@ -520,6 +537,8 @@ class TransactionMachine(UnitOfWorkMachine):
         """The model of a rollback, from the contract."""
         event("rolled back a savepoint" if self.blocks else "rolled back a transaction")
         self.db = block.db
+        if self.database == "sqlite":  # AUTOINCREMENT's counter is rolled back too
+            self.seq = block.seq
         for t in block.tracked:  # the block's fork lets go of its entities
             assert not wrap(t.entity).is_managed()
         for entity in block.created:  # and takes back the keys generated for them
@@ -527,8 +546,10 @@ class TransactionMachine(UnitOfWorkMachine):
         generation = self.generation
         tracked = self.tracked
         for g, kind, t, before in reversed(block.records):
-            if g != generation:
-                continue  # cleared since: the rollback does not bring it back
+            if g != generation:  # cleared since: the rollback does not bring it back, but
+                if kind == "insert" and before and t not in tracked:  # takes the key back
+                    t.key = None
+                continue
             event(f"rollback undid a flushed {kind}")
             if kind == "delete":
                 if t in tracked:  # persisted again since: the row is back, and managed
@@ -548,12 +569,12 @@ class TransactionMachine(UnitOfWorkMachine):
                         event("rollback undid an update of an entity filled since")
                 t.snap = snap
             elif kind == "insert" and t in tracked:
+                if before:  # a key the database generated for it is taken back
+                    t.key = None
                 if t.removed:  # a removed new entity is forgotten
                     tracked.remove(t)
-                else:  # new again, a key the database generated for it taken back
+                else:  # new again
                     t.snap = None
-                    if before:
-                        t.key = None
             elif kind == "refresh_gone" and t not in tracked:
                 t.snap = before
                 tracked.append(t)
