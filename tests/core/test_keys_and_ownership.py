@@ -212,3 +212,34 @@ def test_find_one_with_a_condition_that_matches_nothing_is_none(em, one_user):
     assert em.find_one(User, {"id": {"$in": []}}) is None
     assert em.find_one(User, {"$not": {}}) is None
     assert em.find_one(User, {"$or": [{"age": 0}]}) is not None
+
+
+# -- a new entity under the key of an instance the identity map holds -----------------------
+def test_a_new_entity_under_the_key_of_a_stale_one_is_refused(em, orm, one_user):
+    """The row of a loaded entity was deleted elsewhere, and a new entity is persisted with
+    its key: inserting it would leave two instances for one row (the stale one's writes
+    would land on the new row), so the flush refuses it until the stale one is let go."""
+    stale = em.find_one_or_fail(User, one_user)
+    orm.em.fork().native_delete(User, {"id": one_user})
+    new = User(id=one_user, full_name="new", email="new@x", password="p")
+    em.persist(new)
+    with pytest.raises(ValidationError, match="already holds another instance"):
+        em.flush()
+    assert rows(orm, "select count(*) from `user`") == [(0,)], "nothing written"
+    assert em.refresh(stale) is None  # the way out the message names
+    em.flush()
+    stale.full_name = "stale write"
+    em.flush()
+    assert rows(orm, "select id, full_name from `user`") == [(one_user, "new")]
+    assert em.find_one(User, one_user) is new
+
+
+def test_a_new_entity_under_the_key_of_one_being_removed_is_refused(em, orm, one_user):
+    """Inserts run before deletes: the new row would be deleted by the same flush."""
+    old = em.find_one_or_fail(User, one_user)
+    orm.em.fork().native_delete(User, {"id": one_user})
+    em.remove(old)
+    em.persist(User(id=one_user, full_name="new", email="new@x", password="p"))
+    with pytest.raises(ValidationError, match="already holds another instance"):
+        em.flush()
+    assert rows(orm, "select count(*) from `user`") == [(0,)]

@@ -706,3 +706,95 @@ def test_a_refresh_that_found_no_row_in_a_rolled_back_transaction_is_taken_back(
     user.age = 3
     em.flush()
     assert rows(orm, "select full_name, age from `user`") == [("a", 3)]
+
+
+def test_a_partial_entity_filled_after_its_rolled_back_update_keeps_only_its_own_change(orm):
+    """A partial entity written and flushed in a transaction, then filled by a query that
+    sees another fork's uncommitted write: after the rollback the filled columns are read
+    again, and only the user's own change is pending (never the rolled-back value)."""
+    orm.em.fork().persist(Everything(s="committed", i=1)).flush()
+    em = orm.em.fork()
+    (partial,) = em.find(Everything, {}, fields=["i"])
+    with pytest.raises(Boom):
+        with em.transaction():
+            partial.i = 9
+            em.flush()
+            other = orm.em.fork()
+            other.find_one_or_fail(Everything, 1).s = "rolled back"
+            other.flush()
+            em.find(Everything, {})  # fills the partial entity from what the block sees
+            assert partial.s == "rolled back"
+            raise Boom
+    assert (partial.i, partial.s) == (9, "committed")
+    assert [c.payload for c in em.get_unit_of_work().compute_change_sets()] == [{"i": 9}]
+    em.flush()
+    assert rows(orm, "select i, s from everything") == [(9, "committed")]
+
+
+def test_a_reference_filled_after_its_rolled_back_write_keeps_only_its_own_change(orm):
+    orm.em.fork().persist(Everything(s="committed", i=1)).flush()
+    em = orm.em.fork()
+    ref = em.get_reference(Everything, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            ref.i = 9
+            em.flush()
+            other = orm.em.fork()
+            other.find_one_or_fail(Everything, 1).s = "rolled back"
+            other.flush()
+            assert em.find(Everything, {}) == [ref]  # fills the reference
+            raise Boom
+    assert (ref.i, ref.s) == (9, "committed")
+    assert [c.payload for c in em.get_unit_of_work().compute_change_sets()] == [{"i": 9}]
+    em.flush()
+    assert rows(orm, "select i, s from everything") == [(9, "committed")]
+
+
+def test_a_written_reference_to_a_rolled_back_row_never_writes_to_the_row_taking_its_key(
+    orm, database
+):
+    """A reference to a row another fork inserted in a block that is rolled back: SQLite
+    hands the key to the next row, here one this EntityManager inserts. The reference's
+    write must fail the flush (nothing written), never land on that new row."""
+    orm.em.fork().persist(Everything(s="committed")).flush()
+    em = orm.em.fork()
+    new = Everything(s="new")
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.persist(new)  # not flushed: inserted after the rollback
+            ghost = Everything(s="rolled back")
+            orm.em.fork().persist(ghost).flush()
+            ref = em.get_reference(Everything, ghost.id)
+            ref.s = "through the reference"
+            raise Boom
+    with pytest.raises(OptimisticLockError, match="has no row"):
+        em.flush()
+    assert rows(orm, "select s from everything order by id") == [("committed",)]
+    assert em.refresh(ref) is None  # the way out the message names
+    em.flush()
+    assert rows(orm, "select s from everything order by id") == [("committed",), ("new",)]
+
+
+def test_an_unwritten_reference_to_a_rolled_back_row_lets_go_when_its_key_is_reused(
+    orm, database
+):
+    orm.em.fork().persist(Everything(s="committed")).flush()
+    em = orm.em.fork()
+    with pytest.raises(Boom):
+        with em.transaction():
+            ghost = Everything(s="rolled back")
+            orm.em.fork().persist(ghost).flush()
+            ref = em.get_reference(Everything, ghost.id)
+            raise Boom
+    new = Everything(s="new")
+    em.persist(new).flush()
+    if database == "sqlite":  # the key was given out again: the reference stands for no row
+        assert new.id == ref.id and not wrap(ref).is_managed()
+        assert em.find_one(Everything, new.id) is new
+        with pytest.raises(ValidationError, match="not managed by this EntityManager"):
+            em.remove(ref)
+    else:  # a PostgreSQL sequence never goes back: the reference's write finds no row
+        ref.s = "through the stale reference"
+        with pytest.raises(OptimisticLockError, match="has no row"):
+            em.flush()
+    assert rows(orm, "select s from everything order by id") == [("committed",), ("new",)]

@@ -65,6 +65,18 @@ def _stored_state(
     return meta, entities, [e._orm_snap for e in entities], [map_key(meta, e) for e in entities]
 
 
+def _loaded_since(before: tuple, current: tuple, written: Any) -> tuple:
+    """The snapshot a partial entity had before a flush (`before`), plus the columns a query
+    has loaded into it since (those of `current` the flush did not write). Restoring only
+    `before` would make the loaded values look like the user's own writes, so the re-read
+    after the rollback would keep them, values read in the rolled-back transaction, and the
+    next flush would write them back."""
+    return tuple(
+        now if old is UNLOADED and now is not UNLOADED and i not in written else old
+        for i, (old, now) in enumerate(zip(before, current, strict=True))
+    )
+
+
 class FlushUndo:
     """What one committed-to-a-savepoint flush changed, and how to take it back."""
 
@@ -75,9 +87,13 @@ class FlushUndo:
         self.generation = uow.generation
         #: (meta, entities, generated keys?)
         self.inserts: list[tuple[EntityMetadata, list[Any], bool]] = []
-        #: (meta, entities, their snapshots before the flush, identity-map keys before)
-        self.updates: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
-        self.references: list[Any] = []
+        #: (meta, entities, their snapshots before the flush, identity-map keys before,
+        #: the columns written)
+        self.updates: list[
+            tuple[EntityMetadata, list[Any], list[Any], list[Any], tuple[int, ...]]
+        ] = []
+        #: (meta, an uninitialized reference written to, the columns written)
+        self.references: list[tuple[EntityMetadata, Any, set[int]]] = []
         #: (meta, entities, snapshots, identity-map keys)
         self.deletes: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
         #: values the flush generated: (entity, name, before, after)
@@ -89,8 +105,11 @@ class FlushUndo:
         undo = cls(uow)
         for ins in plan.inserts:
             undo.inserts.append((ins.meta, ins.entities, ins.skip_pk))
-        undo.updates = [_stored_state(u.meta, u.entities) for u in plan.updates]
-        undo.references = [ref.entity for ref in plan.reference_updates]
+        undo.updates = [(*_stored_state(u.meta, u.entities), u.changed) for u in plan.updates]
+        undo.references = [
+            (ref.meta, ref.entity, {ref.meta.properties[n].column_index for n in ref.names})
+            for ref in plan.reference_updates
+        ]
         undo.deletes = [_stored_state(d.meta, d.entities) for d in plan.deletes]
         undo.assigned = [
             (entity, name, before, getattr(entity, name, MISSING))
@@ -127,13 +146,11 @@ class FlushUndo:
                 _object_setattr(entity, "_orm_snap", snap)
                 im[key] = entity
                 removed[id(entity)] = entity
-        for entity in self.references:
-            if entity._orm_uow is uow:  # an uninitialized reference with writes again
-                _object_setattr(entity, "_orm_snap", REFERENCE)
-                uow.partial.discard(id(entity))
-                uow.dirty[id(entity)] = entity
-        for meta, entities, snaps, keys in reversed(self.updates):
-            self._undo_updates(meta, entities, snaps, keys)
+        for meta, entities, snaps, keys, written in reversed(self.updates):
+            self._undo_updates(meta, entities, snaps, keys, written)
+        for meta, entity, written in reversed(self.references):
+            if entity._orm_uow is uow:
+                self._undo_reference(meta, entity, written)
         for meta, entities, skip_pk in reversed(self.inserts):
             self._undo_inserts(meta, entities, skip_pk)
         for entity, name, before, after in reversed(self.assigned):
@@ -152,8 +169,30 @@ class FlushUndo:
             if entity._orm_uow is None and getattr(entity, name, MISSING) is after:
                 restore_value(entity, name, before)
 
+    def _undo_reference(self, meta: EntityMetadata, entity: Any, written: set[int]) -> None:
+        """An uninitialized reference with writes again; or, if a query has loaded its row
+        into it since, a partial entity whose written columns count as written where
+        nothing was loaded (the re-read after the rollback compares the rest)."""
+        uow = self.uow
+        current = entity._orm_snap
+        if type(current) is tuple:
+            snap = tuple(UNLOADED if i in written else v for i, v in enumerate(current))
+            if any(v is not UNLOADED for i, v in enumerate(snap) if i != meta.pk_index):
+                _object_setattr(entity, "_orm_snap", snap)
+                uow.partial.add(id(entity))
+                uow.dirty[id(entity)] = entity
+                return
+        _object_setattr(entity, "_orm_snap", REFERENCE)
+        uow.partial.discard(id(entity))
+        uow.dirty[id(entity)] = entity
+
     def _undo_updates(
-        self, meta: EntityMetadata, entities: list[Any], snaps: list[Any], keys: list[Any]
+        self,
+        meta: EntityMetadata,
+        entities: list[Any],
+        snaps: list[Any],
+        keys: list[Any],
+        written: tuple[int, ...],
     ) -> None:
         uow = self.uow
         im = uow.map_for(meta.cls)
@@ -169,6 +208,13 @@ class FlushUndo:
             if current != key and im.get(current) is entity:
                 del im[current]  # the key change is undone: back under the old key
                 im[key] = entity
+            current = entity._orm_snap
+            if type(current) is tuple and UNLOADED in snap:  # a partial entity
+                snap = _loaded_since(snap, current, written)
+                if UNLOADED in snap:
+                    uow.partial.add(id(entity))
+                else:
+                    uow.partial.discard(id(entity))
             _object_setattr(entity, "_orm_snap", snap)
             uow.dirty[id(entity)] = entity
 

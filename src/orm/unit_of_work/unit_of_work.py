@@ -407,6 +407,8 @@ class UnitOfWork:
                             entity=e,
                             property=pk_name,
                         )
+            if given and not plan.preview:
+                self._check_free_keys(meta, given)
             for skip_pk, batch in ((True, generated), (False, given)):
                 if not batch:
                     continue
@@ -415,6 +417,35 @@ class UnitOfWork:
                     continue
                 flat, snapshots = core.insert_rows(meta.plan, batch, skip_pk)
                 plan.inserts.append(_Insert(meta, skip_pk, batch, flat, snapshots))
+
+    def _check_free_keys(self, meta: EntityMetadata, entities: list[Any]) -> None:
+        """New entities with keys of their own must not take the key of another instance
+        the identity map holds (one whose row was deleted elsewhere, say): both would then
+        stand for the new row, and the stale one's writes would land on it; were it being
+        removed, the DELETE, run after the INSERT, would delete the new row."""
+        im = self.identity_map.get(meta.cls)
+        if not im:
+            return
+        pk_name = meta.pk.name
+        for entity in entities:
+            key = getattr(entity, pk_name)
+            held = im.get(key)
+            if held is None:
+                try:
+                    key = meta.python_key(key)  # "1" for an int key, a UUID's text
+                except ValidationError:
+                    continue  # refused with its reason when the row is built
+                held = im.get(key)
+            if held is not None and held is not entity:
+                raise ValidationError(
+                    f"A new {meta.class_name} with {pk_name} = {key!r} cannot be inserted: "
+                    f"this EntityManager already holds another instance for that key "
+                    f"({held!r:.80}). If its row was deleted elsewhere, em.refresh() it (it "
+                    f"returns None and lets it go); if the new one replaces it, remove it "
+                    f"and flush first. Nothing of this flush was written.",
+                    entity=entity,
+                    property=pk_name,
+                )
 
     @staticmethod
     def _before_create(plan: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> None:
@@ -658,6 +689,8 @@ class UnitOfWork:
         else:
             for ins in plan.inserts:
                 self._insert(ins)
+                if ins.skip_pk:
+                    self._check_generated_keys(ins, plan)
         for upd in plan.updates:
             self._update(upd)
         for ref in plan.reference_updates:
@@ -680,6 +713,8 @@ class UnitOfWork:
             if plan.pending:
                 commit_order.resolve(plan)
             self._insert(ins)
+            if ins.skip_pk:
+                self._check_generated_keys(ins, plan)
             pk_name = ins.meta.pk.name
             if not ins.skip_pk:
                 for e in ins.entities:
@@ -700,6 +735,40 @@ class UnitOfWork:
                 own = meta.pk.type.to_db(own)
             statement = self.em.sql.update(meta, (column,), False)
             conn.execute(statement, (key if conv is None else conv(key), own))
+
+    @staticmethod
+    def _generated_keys(ins: _Insert) -> Any:
+        return ins.keys if ins.keys is not None else range(
+            ins.first_id, ins.first_id + len(ins.entities)
+        )
+
+    def _check_generated_keys(self, ins: _Insert, plan: _FlushPlan) -> None:
+        """The database has just generated these keys, so no row had them: an entity the
+        identity map holds under one of them stands for a row that is gone (deleted, or
+        inserted by a transaction that was rolled back, whose key SQLite hands out again;
+        a reference made meanwhile is never re-read). Its pending write or removal would
+        reach the new row instead: the flush fails, nothing written. An entity with nothing
+        pending is let go once the flush commits (see `_apply`)."""
+        im = self.identity_map.get(ins.meta.cls)
+        if not im:
+            return
+        for key in self._generated_keys(ins):
+            held = im.get(key)
+            if held is None:
+                continue
+            removed = self.removed.get(ins.meta.cls) or {}
+            written = {id(e) for upd in plan.updates for e in upd.entities}
+            written.update(id(ref.entity) for ref in plan.reference_updates)
+            if id(held) in written or id(held) in removed:
+                raise OptimisticLockError(
+                    f"{ins.meta.class_name} {key!r}, held by this EntityManager, has no row: "
+                    f"the database has just given its key to a new row (it was deleted, or "
+                    f"inserted by a transaction that was rolled back). Its pending "
+                    f"{'removal' if id(held) in removed else 'update'} would reach that new "
+                    f"row. em.refresh(entity) lets it go (it returns None); or clear the "
+                    f"EntityManager",
+                    entity=held,
+                )
 
     def _insert(self, ins: _Insert) -> None:
         """Multi-row INSERT statements of up to INSERT_CHUNK rows (measured faster than
@@ -892,6 +961,15 @@ class UnitOfWork:
         if plan.snapshot_slots:
             commit_order.patch_snapshots(plan)
         for ins in plan.inserts:
+            if ins.skip_pk:
+                im = self.identity_map.get(ins.meta.cls)
+                if im:  # entities of rows that are gone, under keys given out again
+                    for key in self._generated_keys(ins):
+                        held = im.get(key)
+                        if held is not None:
+                            self.unregister(held, ins.meta)
+                            self.partial.discard(id(held))
+                            self.watched.pop(id(held), None)
             core.finish_inserts(
                 ins.meta.plan,
                 ins.entities,
