@@ -20,7 +20,8 @@ sees (a fresh fork) and the committed rows (another connection) equal the model,
 holds what the model says, and what the Unit of Work would write equals the model's pending
 work, so that the next flush writes exactly that, and a flush with nothing to do runs no SQL.
 
-Relations do not exist in the ORM yet, so the model has none.
+Relations (links and unlinks through both sides, with rollback, populate and `clear()`)
+have their own machine, tests/core/test_model_relations.py.
 
 `ORM_PROOF_SCALE=N` runs N times as many programs; under CI the programs are derandomized
 (the same ones every run), elsewhere they are new each time.

@@ -139,6 +139,44 @@ def test_cascade_persist_from_collection(rel, rem):
     assert rows(rel, "select count(*) from note where post_id = ?", [post.id]) == [(1,)]
 
 
+@pytest.mark.parametrize("how", ["constructor", "assignment"])
+@pytest.mark.parametrize("loaded", [False, True], ids=["not-populated", "populated"])
+def test_new_item_pointed_at_a_managed_owner_is_saved(rel, rem, how, loaded):
+    """Whether the post is saved must not depend on whether `writer.posts` was loaded:
+    pointing a new post at a managed writer persists it (Cascade.PERSIST), as `add` does."""
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"] if loaded else None)
+    if how == "constructor":
+        post = Post(title="three", writer=ann)
+    else:
+        post = Post(title="three")
+        post.writer = ann
+    assert wrap(post).get_entity_manager() is rem
+    rem.flush()
+    assert rows(rel, "select title from post where id = ?", [post.id]) == [("three",)]
+    assert ann.posts.load().count() == 3 and post in ann.posts
+
+
+def test_populate_keeps_links_not_yet_flushed(rel, log):
+    """FlushMode.COMMIT: populate does not flush, and neither drops the new items in a
+    collection nor asks the database for the items of an owner it has not written."""
+    em = rel.em.fork(flush_mode="commit")
+    ann_id, *_ = seed(em)
+    ann = em.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    kept = Post(title="three", writer=ann)
+    cyd = Writer(name="Cyd")
+    em.persist(cyd)
+    new = Post(title="four", writer=cyd)
+    log.clear()
+    em.populate([ann, cyd], ["posts"])
+    assert kept in ann.posts and ann.posts.count() == 3
+    assert list(cyd.posts) == [new]
+    assert not [m for m in queries(log) if "null" in m]  # no "writer_id is null" query
+    em.flush()
+    assert rows(rel, "select writer_id from post where title in ('three', 'four') "
+                     "order by title desc") == [(ann_id,), (cyd.id,)]
+
+
 # -- populate -----------------------------------------------------------------------------
 def test_populate_one_query_per_level_and_empty_collections(rem, log):
     ann_id, bob_id, p1_id, p2_id = seed(rem)

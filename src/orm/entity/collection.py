@@ -106,14 +106,8 @@ class Collection(Generic[T]):
             if id(item) in mine:
                 continue
             setattr(item, mapped_by, self.owner)  # moves it between collections too
-            self._link(item)
-            uow = self.owner._orm_uow
-            if uow is not None and item._orm_snap is None and item._orm_uow is not uow:
-                # a managed owner's new item is persisted now (Cascade.PERSIST): the flush
-                # then needs no scan of the collections that changed
-                prop = uow.em.metadata.get(type(self.owner)).properties[self.prop]
-                if prop.relation.persist_cascade:
-                    uow.persist(item, prop.relation.target_meta)
+            self._link(item)  # (the owner's __init__ may not have stored this collection yet)
+            _cascade(self.owner, self.prop, item)
 
     def remove(self, *items: T) -> None:
         """Remove items; each one's owning relation is set to None (the flush writes NULL,
@@ -179,6 +173,26 @@ class Collection(Generic[T]):
         return f"<Collection {type(self.owner).__name__}.{self.prop} {list(self._items.values())!r}>"
 
 
+def _join(owner: Any, collection_name: str, item: Any) -> None:
+    """`item` now points at `owner`: it joins the owner's collection if initialized, and a
+    new item of a managed owner is persisted at once (Cascade.PERSIST), loaded collection or
+    not. The owner itself may not change, so no flush would find the item otherwise; and
+    whether the post of a writer is saved must not depend on whether `writer.posts` was
+    loaded."""
+    held = owner.__dict__.get(collection_name)
+    if held is not None:
+        held._link(item)
+    _cascade(owner, collection_name, item)
+
+
+def _cascade(owner: Any, collection_name: str, item: Any) -> None:
+    uow = owner._orm_uow
+    if uow is not None and item._orm_snap is None and item._orm_uow is not uow:
+        prop = uow.em.metadata.get(type(owner)).properties[collection_name]
+        if prop.relation.persist_cascade:
+            uow.persist(item, prop.relation.target_meta)
+
+
 def inverse_init(inverses: dict[str, str], init: Any) -> Any:
     """`__init__` of such a class: a new entity built with its owner in hand joins the
     owner's initialized collection."""
@@ -189,9 +203,7 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
         for name, collection_name in inverses.items():
             owner = _unwrap(values.get(name))
             if owner is not None:
-                held = owner.__dict__.get(collection_name)
-                if held is not None:
-                    held._link(self)
+                _join(owner, collection_name, self)
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
     return __init__
@@ -217,8 +229,6 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             if held is not None:
                 held._unlink(self)
         if new is not None:
-            held = new.__dict__.get(collection_name)
-            if held is not None:
-                held._link(self)
+            _join(new, collection_name, self)
 
     return __setattr__

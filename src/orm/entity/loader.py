@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._markers import REFERENCE
 from ..errors import ValidationError
+from .collection import _unwrap
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -110,13 +111,16 @@ def _populate_collection(
     em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
 ) -> list[Any]:
     """Fill `prop` (a OneToMany) of every entity with one `where <fk> in (...)` query per
-    chunk of owners; every collection ends up initialized, the empty ones too."""
+    chunk of owners; every collection ends up initialized, the empty ones too.
+
+    An owner not written yet keeps its collection as it is: it was initialized when the
+    entity was made, and no row can point at it yet (nor can `fk in (null)` find one)."""
     target = prop.relation.target_meta
     mapped_by = prop.relation.mapped_by
     pk_name = meta.pk.name
     owners: dict[Any, Any] = {}
     for entity in entities:
-        if entity._orm_snap is REFERENCE:
+        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
             continue
         owners.setdefault(getattr(entity, pk_name), entity)
     keys = list(owners)
@@ -135,5 +139,14 @@ def _populate_collection(
                 found[key].append(child)
                 children.append(child)
     for key, entity in owners.items():
-        getattr(entity, prop.name)._fill(found[key])
+        held = getattr(entity, prop.name)
+        items = found[key]
+        if held._items is not None:
+            # unflushed links (FlushMode.COMMIT): what points at the owner in memory stays
+            have = {id(i) for i in items}
+            items += [
+                i for i in held._items.values()
+                if id(i) not in have and _unwrap(i.__dict__.get(mapped_by)) is entity
+            ]
+        held._fill(items)
     return children
