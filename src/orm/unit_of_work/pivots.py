@@ -1,0 +1,184 @@
+"""What many-to-many relations add to a flush: the pivot rows to insert and delete.
+
+Each owning collection keeps its unwritten changes (`Collection._delta`: the difference
+between the pairs stored when it was loaded or last flushed and its items) and registers
+itself in `UnitOfWork.collections` when it changes, so a flush with nothing changed looks at
+nothing. A flush turns those changes into one multi-row `delete` and one multi-row `insert`
+per pivot table (chunked under the variable limit), run after every entity insert and
+update (both ends' keys exist then) and before the entity deletes. Only once the
+transaction commits are the changes marked written (`applied`); a failed flush leaves them
+pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..metadata.discovery import MetadataStorage
+    from ..metadata.model import EntityMetadata
+    from .unit_of_work import UnitOfWork, _FlushPlan
+
+__all__ = ["cascade", "plan", "write", "applied", "forget", "touches", "PIVOT_CHUNK"]
+
+#: pairs per pivot statement (bounded further by the connection's variable limit)
+PIVOT_CHUNK = 500
+
+
+def touches(metas: MetadataStorage, cls: type) -> bool:
+    """Whether `cls` is at either end of a many-to-many (its queries may read pivot rows)."""
+    return any(cls is p.owner_meta.cls or cls is p.target_meta.cls for p in metas.pivots)
+
+
+def _property(uow: UnitOfWork, collection: Any) -> Any:
+    return uow.em.metadata.get(type(collection.owner)).properties[collection.prop]
+
+
+def cascade(uow: UnitOfWork) -> None:
+    """New items added to a managed owner's collection while the item was not managed
+    (through the other side, say) are persisted by the relation's Cascade.PERSIST, before
+    the flush plans its inserts."""
+    for collection in list(uow.collections.values()):
+        delta = collection._delta
+        if not delta or collection.owner._orm_uow is not uow:
+            continue
+        prop = None
+        for item, added in list(delta.values()):
+            if added and item._orm_uow is None and item._orm_snap is None:
+                prop = prop or _property(uow, collection)
+                if prop.relation.persist_cascade:
+                    uow.persist(item, prop.relation.target_meta)
+
+
+def _removed(uow: UnitOfWork, entity: Any) -> bool:
+    group = uow.removed.get(type(entity))
+    return group is not None and id(entity) in group
+
+
+def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """The pairs each changed owning collection adds and removes, grouped by pivot table.
+    An entity being removed takes its pairs with it (`on delete cascade`), so its pending
+    pairs are skipped; an added item that is neither stored nor persisted is refused."""
+    for collection in uow.collections.values():
+        delta = collection._delta
+        owner = collection.owner
+        if not delta or owner._orm_uow is not uow or _removed(uow, owner):
+            continue
+        prop = _property(uow, collection)
+        inserts, deletes = flush.pivots.setdefault(prop.relation.pivot, ([], []))
+        for item, added in delta.values():
+            if not added:
+                deletes.append((owner, item))
+                continue
+            if _removed(uow, item):
+                continue
+            if item._orm_uow is not uow:
+                raise _not_managed(uow, owner, prop, item)
+            inserts.append((owner, item))
+        flush.collections.append((collection, dict(delta)))
+
+
+def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> ValidationError:
+    cls = type(owner).__name__
+    if item._orm_uow is None:
+        why = (f"a new {type(item).__name__} that is not persisted: persist it too (or keep "
+               f"Cascade.PERSIST on the relation)")
+    else:
+        why = (f"a {type(item).__name__} of another EntityManager: load it in this one and "
+               f"add that instance")
+    return ValidationError(
+        f"{cls}.{prop.name} holds {why}. Nothing of this flush was written.",
+        entity=owner,
+        property=prop.name,
+    )
+
+
+def _key(flush: _FlushPlan, meta: EntityMetadata, entity: Any) -> Any:
+    """An end's key in database form: generated in this flush, or its own."""
+    key = flush.keys.get(id(entity))
+    if key is None:
+        key = getattr(entity, meta.pk.name)
+    pk_type = meta.pk.type
+    return pk_type.to_db(key) if pk_type.converts else key
+
+
+def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """Per pivot table: the removed pairs deleted, then the added ones inserted, each as
+    multi-row statements (an added pair already stored, possible when the owning side was
+    changed without being loaded, is skipped by the database)."""
+    conn = uow.em.connection
+    platform = uow.em.sql.platform
+    chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
+    for pivot, (inserts, deletes) in flush.pivots.items():
+        own, other = pivot.owner_meta, pivot.target_meta
+        columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
+        for pairs, statement in (
+            (deletes, platform.pivot_delete), (inserts, platform.pivot_insert)
+        ):
+            if not pairs:
+                continue
+            flat = []
+            for owner, item in pairs:
+                flat.append(_key(flush, own, owner))
+                flat.append(_key(flush, other, item))
+            for start in range(0, len(pairs), chunk):
+                rows = min(chunk, len(pairs) - start)
+                conn.execute(
+                    statement(pivot.table, columns, rows), flat[2 * start : 2 * (start + rows)]
+                )
+
+
+def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """The transaction committed: the changes written are the stored state now."""
+    for collection, written in flush.collections:
+        delta = collection._delta
+        if delta:
+            for key, change in written.items():
+                if delta.get(key) == change:
+                    del delta[key]
+        if not delta:
+            collection._delta = None
+            collection._dirty = False
+    uow.collections = {}
+
+
+def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
+    """Deleted entities leave the many-to-many collections held in memory (their pivot rows
+    went with them, `on delete cascade`), and their own unwritten pairs are dropped."""
+    metas = uow.em.metadata
+    holders = metas.m2m_holders.get(meta.cls)
+    gone = {id(e) for e in entities}
+    for entity in entities:
+        for prop in meta.collections:
+            held = entity.__dict__.get(prop.name)
+            if held is not None and held._delta:
+                held._delta = None
+    if not holders:
+        return
+    for cls, name in holders:
+        groups = [uow.identity_map.get(cls) or {}, uow.new.get(cls) or {}]
+        for group in groups:
+            for holder in group.values():
+                held = holder.__dict__.get(name)
+                if held is None:
+                    continue
+                items = held._items
+                if items:
+                    for key in gone & items.keys():
+                        del items[key]
+                delta = held._delta
+                if delta:
+                    for key in gone & delta.keys():
+                        del delta[key]
+
+
+def undo(uow: UnitOfWork, written: list[tuple[Any, dict[int, tuple[Any, bool]]]]) -> None:
+    """The transaction around a flush was rolled back: the pairs it wrote are pending
+    again, composed with what changed since (added then removed again: nothing to do)."""
+    for collection, changes in written:
+        if collection.owner._orm_uow is not uow:
+            continue
+        for item, added in changes.values():
+            collection._record(item, added)
