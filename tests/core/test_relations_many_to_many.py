@@ -599,3 +599,33 @@ def test_statements_for_one_tag_changed_on_a_tenth_of_a_thousand_articles(rel, r
     log.clear()
     rem.flush()
     assert queries(log) == []
+
+
+# -- with event handlers ----------------------------------------------------------------------
+def test_flush_with_event_handlers_writes_the_pivot(connect):
+    """A flush that fires events takes another path (orm.unit_of_work.lifecycle); the pairs
+    are written there too, and a failing after_flush handler leaves them pending."""
+    from orm import EventSubscriber
+
+    seen: list[int] = []
+    failing: list[bool] = []
+
+    class Watcher(EventSubscriber):
+        def after_flush(self, args):
+            seen.append(1)
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Watcher()])
+    em = orm.em.fork()
+    ids = seed(em)
+    a3 = em.find_one(Article, ids["a3"], populate=["tags"])
+    a3.tags.add(em.find_one(Tag, ids["z"]))
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert (ids["a3"], ids["z"]) not in pairs(orm)
+    failing.clear()
+    em.flush()
+    assert (ids["a3"], ids["z"]) in pairs(orm)
+    assert seen
