@@ -61,10 +61,10 @@ class Collection(Generic[T]):
     def _mapped_by(self) -> str:
         return type(self.owner)._orm_declaration.properties[self.prop].get("mapped_by")
 
-    def _target(self) -> type:
-        from ..metadata.discovery import target_of_collection
-
-        return target_of_collection(type(self.owner), self.prop)
+    def _target(self) -> type | None:
+        """The class the collection holds once discovery ran (None before: not checked)."""
+        targets = getattr(type(self.owner), "_orm_collection_targets", None)
+        return None if targets is None else targets.get(self.prop)
 
     def _require(self) -> dict[int, T]:
         items = self._items

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._markers import REFERENCE
-from ..query.sql import ALIAS
 from ..errors import ValidationError
+from ..query.sql import ALIAS
 from .collection import _unwrap
 from .reference import Ref
 

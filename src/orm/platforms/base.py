@@ -246,10 +246,15 @@ class Platform:
         )
 
     def pivot_delete(self, table: str, columns: tuple[str, str], rows: int) -> str:
-        """Pairs out of a pivot table, matched as row values."""
+        """Pairs out of a pivot table, matched as row values against a select from the
+        VALUES list (a bare `in (values ...)` makes SQLite scan the table; this form is a
+        lookup by the primary key on both databases)."""
         a, b = (self.quote(c) for c in columns)
         values = ", ".join([self.row(2)] * rows)
-        return f"delete from {self.quote(table)} where ({a}, {b}) in (values {values})"
+        return (
+            f"delete from {self.quote(table)} where ({a}, {b}) in (select column1, column2 "
+            f"from (values {values}) as v)"
+        )
 
     def first_generated_key(self, cursor: Any, count: int) -> int:
         """The key the database generated for the first of the `count` rows the statements

@@ -61,21 +61,26 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
     """The pairs each changed owning collection adds and removes, grouped by pivot table.
     An entity being removed takes its pairs with it (`on delete cascade`), so its pending
     pairs are skipped; an added item that is neither stored nor persisted is refused."""
+    removing = any(uow.removed.values())
+    props: dict[tuple[type, str], Any] = {}
     for collection in uow.collections.values():
         delta = collection._delta
         owner = collection.owner
-        if not delta or owner._orm_uow is not uow or _removed(uow, owner):
+        if not delta or owner._orm_uow is not uow or (removing and _removed(uow, owner)):
             continue
-        prop = _property(uow, collection)
+        at = (type(owner), collection.prop)
+        prop = props.get(at)
+        if prop is None:
+            prop = props[at] = _property(uow, collection)
         inserts, deletes = flush.pivots.setdefault(prop.relation.pivot, ([], []))
         for item, added in delta.values():
             if not added:
                 deletes.append((owner, item))
                 continue
-            if _removed(uow, item):
-                continue
             if item._orm_uow is not uow:
                 raise _not_managed(uow, owner, prop, item)
+            if removing and _removed(uow, item):
+                continue
             inserts.append((owner, item))
         flush.collections.append((collection, dict(delta)))
 
@@ -95,13 +100,15 @@ def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> Validatio
     )
 
 
-def _key(flush: _FlushPlan, meta: EntityMetadata, entity: Any) -> Any:
-    """An end's key in database form: generated in this flush, or its own."""
-    key = flush.keys.get(id(entity))
-    if key is None:
-        key = getattr(entity, meta.pk.name)
+def _keys(flush: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> list[Any]:
+    """The ends' keys in database form: generated in this flush, or their own."""
+    get = flush.keys.get
+    name = meta.pk.name
+    keys = [get(id(e)) for e in entities]
+    if None in keys:
+        keys = [getattr(e, name) if k is None else k for e, k in zip(entities, keys, strict=True)]
     pk_type = meta.pk.type
-    return pk_type.to_db(key) if pk_type.converts else key
+    return [pk_type.to_db(k) for k in keys] if pk_type.converts else keys
 
 
 def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
@@ -112,17 +119,15 @@ def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
     platform = uow.em.sql.platform
     chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
     for pivot, (inserts, deletes) in flush.pivots.items():
-        own, other = pivot.owner_meta, pivot.target_meta
         columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
         for pairs, statement in (
             (deletes, platform.pivot_delete), (inserts, platform.pivot_insert)
         ):
             if not pairs:
                 continue
-            flat = []
-            for owner, item in pairs:
-                flat.append(_key(flush, own, owner))
-                flat.append(_key(flush, other, item))
+            flat: list[Any] = [None] * (2 * len(pairs))
+            flat[0::2] = _keys(flush, pivot.owner_meta, [owner for owner, _ in pairs])
+            flat[1::2] = _keys(flush, pivot.target_meta, [item for _, item in pairs])
             for start in range(0, len(pairs), chunk):
                 rows = min(chunk, len(pairs) - start)
                 conn.execute(
