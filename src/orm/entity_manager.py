@@ -203,8 +203,9 @@ class EntityManager:
             return  # a query from an event handler of a flush: it must not flush again
         mode = flush_mode_of(flush_mode) or self.flush_mode
         if mode is FlushMode.AUTO:
-            if self._uow.has_changes_for(meta):
-                self._uow.commit()
+            uow = self._uow
+            if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
+                uow.commit()
         elif mode is FlushMode.ALWAYS:
             self._uow.commit()
 

@@ -629,3 +629,17 @@ def test_flush_with_event_handlers_writes_the_pivot(connect):
     em.flush()
     assert (ids["a3"], ids["z"]) in pairs(orm)
     assert seen
+
+
+def test_populate_of_the_inverse_side_keeps_new_owners(rel):
+    em = rel.em.fork(flush_mode=FlushMode.COMMIT)
+    ids = seed(em)
+    y = em.find_one(Tag, ids["y"], populate=["articles"])
+    made = Article(title="made", tags=[y])  # persisted below, not flushed
+    em.persist(made)
+    added = Article(title="added")
+    y.articles.add(added)  # persisted by cascade
+    em.populate([y], ["articles"])
+    assert sorted(a.title for a in y.articles) == ["a1", "a2", "added", "made"]
+    em.flush()
+    assert len([p for p in pairs(rel) if p[1] == ids["y"]]) == 4

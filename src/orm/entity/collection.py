@@ -208,8 +208,8 @@ class Collection(Generic[T]):
                 if id(item) in mine:
                     continue
                 self._check_manager(item)
-                self._change(item, True, sides)
-                _cascade(self.owner, self.prop, item)
+                _cascade(self.owner, self.prop, item)  # first: a persisted item's side
+                self._change(item, True, sides)  # registers its change with the flush
             return
         mapped_by = self._mapped_by()
         for raw in items:

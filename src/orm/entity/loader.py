@@ -113,6 +113,17 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
             populate(em, target, loaded, subtree)
 
 
+def _stored(entities: list[Any], pk_name: str) -> dict[Any, Any]:
+    """The loaded entities by key (a collection is filled for those only: a reference's is
+    not read, and no row can point at an entity not written yet)."""
+    owners: dict[Any, Any] = {}
+    for entity in entities:
+        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
+            continue
+        owners.setdefault(getattr(entity, pk_name), entity)
+    return owners
+
+
 def _populate_collection(
     em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
 ) -> list[Any]:
@@ -124,11 +135,7 @@ def _populate_collection(
     target = prop.relation.target_meta
     mapped_by = prop.relation.mapped_by
     pk_name = meta.pk.name
-    owners: dict[Any, Any] = {}
-    for entity in entities:
-        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
-            continue
-        owners.setdefault(getattr(entity, pk_name), entity)
+    owners = _stored(entities, pk_name)
     keys = list(owners)
     found: dict[Any, list[Any]] = {key: [] for key in keys}
     children: list[Any] = []
@@ -169,12 +176,7 @@ def _populate_pivot(
     target = prop.relation.target_meta
     pivot = prop.relation.pivot
     own, other = pivot.columns(prop)
-    pk_name = meta.pk.name
-    owners: dict[Any, Any] = {}
-    for entity in entities:
-        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
-            continue
-        owners.setdefault(getattr(entity, pk_name), entity)
+    owners = _stored(entities, meta.pk.name)
     keys = list(owners)
     found: dict[Any, list[Any]] = {key: [] for key in keys}
     children: dict[int, Any] = {}
@@ -217,15 +219,19 @@ def _populate_pivot(
 
 def _pending_on_inverse(em: EntityManager, prop: Any, owners: dict[Any, Any]) -> None:
     """Unwritten changes of the owning collections (FlushMode.COMMIT) shown on the inverse
-    collections just read from the pivot table."""
+    collections just read from the pivot table: those registered with the Unit of Work,
+    and those of new owning entities (registered when the flush sees them)."""
     other = prop.relation.other
+    owning = prop.relation.target
     filled = {id(e) for e in owners.values()}
-    for collection in em._uow.collections.values():
-        if (
-            collection.prop != other
-            or not collection._delta
-            or not isinstance(collection.owner, prop.relation.target)
-        ):
+    uow = em._uow
+    changed = [c for c in uow.collections.values() if c.prop == other]
+    for entity in (uow.new.get(owning) or {}).values():
+        held = entity.__dict__.get(other)
+        if held is not None and id(held) not in uow.collections:
+            changed.append(held)
+    for collection in changed:
+        if not collection._delta or not isinstance(collection.owner, owning):
             continue
         for item, added in collection._delta.values():
             if id(item) in filled:

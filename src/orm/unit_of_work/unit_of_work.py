@@ -358,8 +358,6 @@ class UnitOfWork:
         if self.new.get(cls) or self.removed.get(cls):
             return True
         metas = self.em.metadata
-        if self.collections and pivots.touches(metas, cls):
-            return True  # unwritten pivot rows a query over this type may read
         referrers = metas.referrers.get(cls) if metas.has_relations else None
         if referrers:
             # a new or changed entity may reference a new one of this type that the flush
@@ -374,6 +372,12 @@ class UnitOfWork:
             if type(entity) is cls:
                 return True
         return self._mutable_changes(meta)
+
+    def has_pivot_changes_for(self, meta: EntityMetadata) -> bool:
+        """Whether unwritten many-to-many pairs involve `meta` (a query over it may read
+        the pivot table: populate, a filter across the relation). Not a change of its rows,
+        so a refresh under a lock loses nothing."""
+        return bool(self.collections) and pivots.touches(self.em.metadata, meta.cls)
 
     def _mutable_changes(self, meta: EntityMetadata) -> bool:
         cls = meta.cls
