@@ -5,6 +5,8 @@ populate through the pivot, filters across it and to_object."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from orm import (
@@ -643,3 +645,34 @@ def test_populate_of_the_inverse_side_keeps_new_owners(rel):
     assert sorted(a.title for a in y.articles) == ["a1", "a2", "added", "made"]
     em.flush()
     assert len([p for p in pairs(rel) if p[1] == ids["y"]]) == 4
+
+
+def test_uuid_keys_on_both_ends(connect):
+    @entity()
+    class Doc:
+        id: uuid.UUID = PrimaryKey(default_factory=uuid.uuid4)
+        name: str
+        labels: Collection[Label] = ManyToMany(inversed_by="docs")
+
+    @entity()
+    class Label:
+        id: uuid.UUID = PrimaryKey(default_factory=uuid.uuid4)
+        text: str
+        docs: Collection[Doc] = ManyToMany(mapped_by="labels")
+
+    orm = connect([Doc, Label])
+    em = orm.em.fork()
+    red, blue = Label(text="red"), Label(text="blue")
+    d1, d2 = Doc(name="d1", labels=[red, blue]), Doc(name="d2", labels=[blue])
+    em.persist([d1, d2]).flush()
+    em.clear()
+    docs = em.find(Doc, {}, populate=["labels"])
+    shown = {d.name: sorted(lb.text for lb in d.labels) for d in docs}
+    assert shown == {"d1": ["blue", "red"], "d2": ["blue"]}
+    blue = em.find_one(Label, {"text": "blue"}, populate=["docs"])
+    assert sorted(d.name for d in blue.docs) == ["d1", "d2"]
+    blue.docs.remove(next(d for d in docs if d.name == "d1"))
+    em.flush()
+    assert [d.name for d in em.find(Doc, {"labels": blue})] == ["d2"]
+    assert [d.name for d in em.find(Doc, {"labels": {"text": "red"}})] == ["d1"]
+    assert rows(orm, "select count(*) from doc_labels") == [(2,)]
