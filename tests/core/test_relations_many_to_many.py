@@ -676,3 +676,27 @@ def test_uuid_keys_on_both_ends(connect):
     assert [d.name for d in em.find(Doc, {"labels": blue})] == ["d2"]
     assert [d.name for d in em.find(Doc, {"labels": {"text": "red"}})] == ["d1"]
     assert rows(orm, "select count(*) from doc_labels") == [(2,)]
+
+
+def test_self_reference_without_an_inverse_side_and_set(connect):
+    @entity()
+    class Node:
+        id: int = PrimaryKey()
+        name: str
+        links: Collection[Node] = ManyToMany()
+
+    orm = connect([Node])
+    em = orm.em.fork()
+    a, b, c = Node(name="a"), Node(name="b"), Node(name="c")
+    a.links.add(b, c)
+    b.links.add(a)
+    em.persist([a, b, c]).flush()
+    sql = "select node_1_id, node_2_id from node_links"
+    assert sorted(rows(orm, sql)) == sorted([(a.id, b.id), (a.id, c.id), (b.id, a.id)])
+    a.links.set([c, a])  # b out, a in, c kept
+    em.flush()
+    assert sorted(rows(orm, sql)) == sorted([(a.id, c.id), (a.id, a.id), (b.id, a.id)])
+    em.remove(c)
+    em.flush()
+    assert sorted(n.name for n in a.links) == ["a"]
+    assert sorted(rows(orm, sql)) == sorted([(a.id, a.id), (b.id, a.id)])
