@@ -57,12 +57,30 @@ def _removed(uow: UnitOfWork, entity: Any) -> bool:
     return group is not None and id(entity) in group
 
 
+class Pairs:
+    """The pairs one flush writes to one pivot table, as parallel lists of owning
+    entities and items (the keys are read per column when the statements are built)."""
+
+    __slots__ = ("insert_owners", "insert_items", "delete_owners", "delete_items")
+
+    def __init__(self) -> None:
+        self.insert_owners: list[Any] = []
+        self.insert_items: list[Any] = []
+        self.delete_owners: list[Any] = []
+        self.delete_items: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self.insert_items) + len(self.delete_items)
+
+
 def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
     """The pairs each changed owning collection adds and removes, grouped by pivot table.
     An entity being removed takes its pairs with it (`on delete cascade`), so its pending
     pairs are skipped; an added item that is neither stored nor persisted is refused."""
     removing = any(uow.removed.values())
     props: dict[tuple[type, str], Any] = {}
+    pivots = flush.pivots
+    written = flush.collections
     for collection in uow.collections.values():
         delta = collection._delta
         owner = collection.owner
@@ -72,17 +90,22 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
         prop = props.get(at)
         if prop is None:
             prop = props[at] = _property(uow, collection)
-        inserts, deletes = flush.pivots.setdefault(prop.relation.pivot, ([], []))
-        for item, added in delta.values():
-            if not added:
-                deletes.append((owner, item))
-                continue
+        pairs = pivots.get(prop.relation.pivot)
+        if pairs is None:
+            pairs = pivots[prop.relation.pivot] = Pairs()
+        added = [item for item, add in delta.values() if add]
+        if len(added) != len(delta):
+            gone = [item for item, add in delta.values() if not add]
+            pairs.delete_owners += [owner] * len(gone)
+            pairs.delete_items += gone
+        for item in added:
             if item._orm_uow is not uow:
                 raise _not_managed(uow, owner, prop, item)
-            if removing and _removed(uow, item):
-                continue
-            inserts.append((owner, item))
-        flush.collections.append((collection, dict(delta)))
+        if removing:
+            added = [item for item in added if not _removed(uow, item)]
+        pairs.insert_owners += [owner] * len(added)
+        pairs.insert_items += added
+        written.append((collection, delta))  # the very dict: see `applied`
 
 
 def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> ValidationError:
@@ -118,34 +141,39 @@ def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
     conn = uow.em.connection
     platform = uow.em.sql.platform
     chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
-    for pivot, (inserts, deletes) in flush.pivots.items():
+    for pivot, pairs in flush.pivots.items():
         columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
-        for pairs, statement in (
-            (deletes, platform.pivot_delete), (inserts, platform.pivot_insert)
+        for owners, items, statement in (
+            (pairs.delete_owners, pairs.delete_items, platform.pivot_delete),
+            (pairs.insert_owners, pairs.insert_items, platform.pivot_insert),
         ):
-            if not pairs:
+            if not items:
                 continue
-            flat: list[Any] = [None] * (2 * len(pairs))
-            flat[0::2] = _keys(flush, pivot.owner_meta, [owner for owner, _ in pairs])
-            flat[1::2] = _keys(flush, pivot.target_meta, [item for _, item in pairs])
-            for start in range(0, len(pairs), chunk):
-                rows = min(chunk, len(pairs) - start)
+            count = len(items)
+            flat: list[Any] = [None] * (2 * count)
+            flat[0::2] = _keys(flush, pivot.owner_meta, owners)
+            flat[1::2] = _keys(flush, pivot.target_meta, items)
+            for start in range(0, count, chunk):
+                rows = min(chunk, count - start)
                 conn.execute(
                     statement(pivot.table, columns, rows), flat[2 * start : 2 * (start + rows)]
                 )
 
 
 def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
-    """The transaction committed: the changes written are the stored state now."""
+    """The transaction committed: the changes written are the stored state now. Nothing
+    can change a collection between the plan and this point but the flush itself, so a
+    collection still holding the dict the plan read is simply clean; the dict stays with
+    the undo record (FlushUndo), untouched."""
     for collection, written in flush.collections:
         delta = collection._delta
-        if delta:
+        if delta is written:
+            collection._delta = None
+            collection._dirty = False
+        elif delta:  # pragma: no cover - defensive: changed meanwhile
             for key, change in written.items():
                 if delta.get(key) == change:
                     del delta[key]
-        if not delta:
-            collection._delta = None
-            collection._dirty = False
     uow.collections = {}
 
 

@@ -190,10 +190,9 @@ class _FlushPlan:
         self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
         self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
         self.keys: dict[int, Any] = {}
-        #: many-to-many: pivot table -> (pairs to insert, pairs to delete), each pair
-        #: (owner entity, target entity); and the collections written with the changes
-        #: written (see orm.unit_of_work.pivots)
-        self.pivots: dict[Any, tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]] = {}
+        #: many-to-many: pivot table -> the pairs to delete and insert; and the
+        #: collections written with the changes written (see orm.unit_of_work.pivots)
+        self.pivots: dict[Any, Any] = {}
         self.collections: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
