@@ -700,3 +700,27 @@ def test_self_reference_without_an_inverse_side_and_set(connect):
     em.flush()
     assert sorted(n.name for n in a.links) == ["a"]
     assert sorted(rows(orm, sql)) == sorted([(a.id, a.id), (b.id, a.id)])
+
+
+def test_pending_pairs_of_removed_entities_are_not_written(rel, rem, log):
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    a2 = rem.find_one(Article, ids["a2"], populate=["tags"])
+    a3 = rem.find_one(Article, ids["a3"], populate=["tags"])
+    z = rem.find_one(Tag, ids["z"])
+    gone = Tag(label="gone")
+    a3.tags.add(gone, z)
+    rem.flush()
+    a1.tags.add(z)  # pending, and a1 is removed in the same flush: its pairs go with it
+    a2.tags.add(gone)  # pending, and gone is removed in the same flush
+    a3.tags.remove(z)
+    rem.remove(a1)
+    rem.remove(gone)
+    log.clear()
+    rem.flush()
+    assert not [w for w in writes(log) if w.startswith("insert")]
+    assert pairs(rel) == [(ids["a2"], ids["y"])]
+    assert a3.tags.count() == 0 and [t.label for t in a2.tags] == ["y"]
+    log.clear()
+    rem.flush()
+    assert queries(log) == []
