@@ -726,12 +726,6 @@ def _check_inversed_by(metas: list[EntityMetadata]) -> None:
                 )
 
 
-def target_of_collection(cls: type, name: str) -> type | None:
-    """The class a collection holds once discovery ran (None before: not checked)."""
-    meta = getattr(cls, "_orm_collection_targets", None)
-    return None if meta is None else meta.get(name)
-
-
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
     def on_invalid(entity: Any, index: int, value: Any, operation: str | None = None) -> None:
         """Raise the ValidationError for a value the flush cannot write: of a type the
