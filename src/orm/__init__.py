@@ -58,6 +58,7 @@ from .locking import LockMode
 from .metadata import (
     Cascade,
     EntitySchema,
+    ManyToMany,
     ManyToOne,
     OneToMany,
     OneToOne,
@@ -89,6 +90,7 @@ __all__ = [
     "EntitySchema",
     "PrimaryKey",
     "Property",
+    "ManyToMany",
     "ManyToOne",
     "OneToMany",
     "Collection",

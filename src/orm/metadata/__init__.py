@@ -4,13 +4,14 @@ from .declare import EntitySchema, entity
 from .discovery import MetadataStorage, discover, expand_entries
 from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 from .options import PrimaryKey, Property
-from .relations import Cascade, ManyToOne, OneToMany, OneToOne
+from .relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
 
 __all__ = [
     "entity",
     "EntitySchema",
     "PrimaryKey",
     "Property",
+    "ManyToMany",
     "ManyToOne",
     "OneToOne",
     "OneToMany",

@@ -24,7 +24,7 @@ from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._retry import FLUSH_RETRIES
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
-from . import commit_order
+from . import commit_order, pivots
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -191,6 +191,10 @@ class _FlushPlan:
         self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
         self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
         self.keys: dict[int, Any] = {}
+        #: many-to-many: pivot table -> the pairs to delete and insert; and the
+        #: collections written with the changes written (see orm.unit_of_work.pivots)
+        self.pivots: dict[Any, Any] = {}
+        self.collections: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -208,7 +212,10 @@ class _FlushPlan:
         self.undo.clear()
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.updates or self.reference_updates or self.deletes)
+        return bool(
+            self.inserts or self.updates or self.reference_updates or self.deletes
+            or self.pivots
+        )
 
 
 class UnitOfWork:
@@ -230,6 +237,9 @@ class UnitOfWork:
         self.watched: dict[int, Any] = {}
         #: a flush with event handlers is running (they may query, never flush again)
         self.flushing = False
+        #: many-to-many owning collections changed since the last flush (id -> collection):
+        #: registered by the collection when it changes, so a flush never scans for them
+        self.collections: dict[int, Any] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -331,6 +341,7 @@ class UnitOfWork:
         self.dirty = {}
         self.removed = {}
         self.partial = set()
+        self.collections = {}
 
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
@@ -361,6 +372,12 @@ class UnitOfWork:
             if type(entity) is cls:
                 return True
         return self._mutable_changes(meta)
+
+    def has_pivot_changes_for(self, meta: EntityMetadata) -> bool:
+        """Whether unwritten many-to-many pairs involve `meta` (a query over it may read
+        the pivot table: populate, a filter across the relation). Not a change of its rows,
+        so a refresh under a lock loses nothing."""
+        return bool(self.collections) and pivots.touches(self.em.metadata, meta.cls)
 
     def _mutable_changes(self, meta: EntityMetadata) -> bool:
         cls = meta.cls
@@ -565,6 +582,8 @@ class UnitOfWork:
         metadata = self.em.metadata
         relations = metadata.has_relations
         ordered = False
+        if self.collections and not plan.preview:
+            pivots.cascade(self)
         if relations and (self.new or self.dirty):
             ordered = commit_order.cascade_persist(self)
         if self.new:
@@ -579,6 +598,8 @@ class UnitOfWork:
             self._plan_deletes(plan)
             if relations and len(plan.deletes) > 1:
                 commit_order.order_deletes(plan, metadata.fk_rank)
+        if self.collections and not plan.preview:
+            pivots.plan(self, plan)
         return plan
 
     def compute_change_sets(self) -> list[ChangeSet]:
@@ -657,6 +678,7 @@ class UnitOfWork:
             raise
         if not plan:
             self.dirty.clear()
+            self.collections = {}
             return
         conn = self.em.connection
         try:
@@ -685,8 +707,8 @@ class UnitOfWork:
         """Run the flush's statements (in the transaction the caller began)."""
         conn = self.em.connection
         sql = self.em.sql
-        if plan.pending or plan.fixups:
-            self._write_inserts_in_order(plan)
+        if plan.pending or plan.fixups or plan.pivots:
+            self._write_inserts_in_order(plan)  # (records the generated keys)
         else:
             for ins in plan.inserts:
                 self._insert(ins)
@@ -702,6 +724,8 @@ class UnitOfWork:
                     f"em.find_one() to check, or persist a new entity",
                     entity=ref.entity,
                 )
+        if plan.pivots:
+            pivots.write(self, plan)
         for dele in plan.deletes:
             self._delete(dele)
 
@@ -992,6 +1016,11 @@ class UnitOfWork:
                     _object_setattr(e, name, snap[vi])
         for ref in plan.reference_updates:
             self._written_reference(ref)
+        if self.collections or plan.collections:
+            pivots.applied(self, plan)
+        if self.em.metadata.m2m_holders:
+            for dele in plan.deletes:
+                pivots.forget(self, dele.meta, dele.entities)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         for ins in plan.inserts:
