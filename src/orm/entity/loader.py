@@ -76,7 +76,12 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
         prop = meta.properties[name]
         target = prop.relation.target_meta  # type: ignore[union-attr]
         if not prop.relation.owner:  # type: ignore[union-attr]
-            children = _populate_collection(em, meta, entities, prop)
+            if prop.relation.kind == "1:1":  # type: ignore[union-attr]
+                from .one_to_one import populate_inverse_one
+
+                children = populate_inverse_one(em, meta, entities, prop)
+            else:
+                children = _populate_collection(em, meta, entities, prop)
             if subtree and children:
                 populate(em, target, children, subtree)
             continue

@@ -44,16 +44,16 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     work: list[tuple[EntityMetadata, Any, bool]] = []
     for cls, group in uow.new.items():
         meta = metas.find(cls)
-        if meta is not None and (meta.relations or meta.collections):
+        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
             work.extend((meta, e, True) for e in group.values())
     for entity in uow.dirty.values():
         meta = metas.find(type(entity))
-        if meta is not None and (meta.relations or meta.collections):
+        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
             work.append((meta, entity, False))
     new = uow.new
     while work:
         meta, entity, is_new = work.pop()
-        if meta.collections:
+        if meta.collections or meta.inverse_ones:
             _cascade_collections(uow, meta, entity, work)
         for prop in meta.relations:
             relation = prop.relation
@@ -74,7 +74,7 @@ def cascade_persist(uow: UnitOfWork) -> bool:
                     raise _not_persisted(meta, entity, prop, target)
                 target_meta = relation.target_meta  # type: ignore[union-attr]
                 uow.persist(target, target_meta)  # refuses one new in another EntityManager
-                if target_meta.relations or target_meta.collections:
+                if target_meta.relations or target_meta.collections or target_meta.inverse_ones:
                     work.append((target_meta, target, True))
             if is_new and not ordered:
                 group = new.get(target_cls)
@@ -83,7 +83,8 @@ def cascade_persist(uow: UnitOfWork) -> bool:
 
 
 def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, work: list) -> None:
-    """The new items of an entity's initialized collections with Cascade.PERSIST."""
+    """The new items of an entity's initialized collections (and the new entity on its
+    inverse one-to-one sides) with Cascade.PERSIST."""
     for prop in meta.collections:
         if not prop.relation.persist_cascade:  # type: ignore[union-attr]
             continue
@@ -95,6 +96,12 @@ def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, wor
             if item._orm_snap is None and item._orm_uow is not uow:
                 uow.persist(item, target_meta)
                 work.append((target_meta, item, True))
+    for prop in meta.inverse_ones:
+        item = entity.__dict__.get(prop.name)
+        if item is not None and prop.relation.persist_cascade:  # type: ignore[union-attr]
+            if item._orm_snap is None and item._orm_uow is not uow:
+                uow.persist(item, prop.relation.target_meta)  # type: ignore[union-attr]
+                work.append((prop.relation.target_meta, item, True))  # type: ignore[union-attr]
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:

@@ -25,6 +25,7 @@ from .._retry import FLUSH_RETRIES
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from . import commit_order
+from .cascade_remove import cascade_remove
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -190,6 +191,15 @@ class _FlushPlan:
         self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
         self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
         self.keys: dict[int, Any] = {}
+        #: removals added by Cascade.REMOVE / orphan_removal (see cascade_remove):
+        #: (the removed group, entity), and the new entities not inserted because of them
+        #: (their group, entity, Unit of Work), taken back if the flush fails
+        self.cascaded: list[tuple[dict[int, Any], Any]] = []
+        self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
+        #: whether the transaction was begun while planning (to load what a removal
+        #: cascades to), and what to run just before it begins
+        self.began = False
+        self.before_begin: Any = None
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -205,6 +215,14 @@ class _FlushPlan:
         for entity, name, before in reversed(self.undo):
             restore_value(entity, name, before)
         self.undo.clear()
+        for group, entity in self.cascaded:
+            group.pop(id(entity), None)
+        self.cascaded.clear()
+        for group, entity, uow in self.forgotten:
+            if entity._orm_uow is None:
+                group[id(entity)] = entity
+                _object_setattr(entity, "_orm_uow", uow)
+        self.forgotten.clear()
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates or self.reference_updates or self.deletes)
@@ -566,6 +584,8 @@ class UnitOfWork:
         ordered = False
         if relations and (self.new or self.dirty):
             ordered = commit_order.cascade_persist(self)
+        if relations and self.removed or metadata.orphans and self.dirty:
+            cascade_remove(self, plan)
         if self.new:
             self._plan_inserts(plan)
             if ordered and not plan.preview:
@@ -582,7 +602,11 @@ class UnitOfWork:
 
     def compute_change_sets(self) -> list[ChangeSet]:
         """What a flush would write now, without writing it (nor running its hooks)."""
-        plan = self._compute(_FlushPlan(preview=True))
+        plan = _FlushPlan(preview=True)
+        try:
+            self._compute(plan)
+        finally:
+            plan.revert()  # removals found by cascade are planned, not scheduled
         out: list[ChangeSet] = []
         for ins in plan.inserts:
             for e in ins.entities:
@@ -649,20 +673,23 @@ class UnitOfWork:
             commit_with_events(self, self.em._events)
             return
         plan = _FlushPlan()
-        try:
-            self._compute(plan)
-        except BaseException:
-            plan.revert()
-            raise
-        if not plan:
-            self.dirty.clear()
-            return
         conn = self.em.connection
         try:
-            conn.begin()
+            self._compute(plan)  # may begin the transaction (see cascade_remove)
+            if plan and not plan.began:
+                conn.begin()
         except BaseException:
-            plan.revert()
+            try:
+                if plan.began:
+                    conn.rollback()
+            finally:
+                plan.revert()
             raise
+        if not plan:
+            if plan.began:
+                conn.commit()
+            self.dirty.clear()
+            return
         # inside the caller's transaction: what this flush writes is undone with it
         nested = conn.depth > 1
         try:
