@@ -1,6 +1,6 @@
 """Entities for the Cascade.REMOVE / orphan_removal and inverse one-to-one tests: an author's
 articles (Cascade.REMOVE) and an article's remarks (orphan_removal), two levels deep with
-NOT NULL foreign keys; a tag list without cascade; a member and the profile that holds the
+NOT NULL foreign keys; a pin pointing at an article with no inverse side (nothing cascades to it); a member and the profile that holds the
 foreign key to it."""
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ class Remark:
 
 
 @entity()
+class Pin:
+    """Points at an article with no inverse side: nothing cascades to it."""
+
+    id: int = PrimaryKey()
+    article: Article = ManyToOne()
+
+
+@entity()
 class Member:
     id: int = PrimaryKey()
     name: str
@@ -46,4 +54,4 @@ class Profile:
     member: Member | None = OneToOne(nullable=True, inversed_by="profile")
 
 
-MODELS = [Author, Article, Remark, Member, Profile]
+MODELS = [Author, Article, Remark, Pin, Member, Profile]
