@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
-    "resolve", "patch_snapshots",
+    "resolve", "patch_snapshots", "unlink_first",
 ]
 
 
@@ -360,6 +360,44 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                 plan.snapshot_slots.append(
                     (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
                 )
+
+
+def unlink_first(plan: _FlushPlan) -> None:
+    """Rows whose unique foreign key (an owning OneToOne) is set to NULL are updated before
+    the rows of the same table that take a value: a profile moved to a member whose own
+    profile is unlinked in the same flush must not hold that member twice in between (a
+    unique constraint is checked row by row). Updates that only unlink run before the
+    inserts too (a new profile for a member whose old one is unlinked). Only updates of
+    such columns are looked at."""
+    from .unit_of_work import _Update
+
+    out: list[_Update] = []
+    for upd in plan.updates:
+        meta = upd.meta
+        unique = [
+            j for j, c in enumerate(upd.changed)
+            if meta.columns[c].unique and meta.columns[c].relation is not None
+        ] if meta.relations else None
+        if not unique:
+            out.append(upd)
+            continue
+        first = [k for k, params in enumerate(upd.params) if any(params[j] is None for j in unique)]
+        if not first:
+            out.append(upd)
+            continue
+        if len(first) == len(upd.params):
+            upd.early = len(unique) == len(upd.changed) and meta.version is None
+            out.append(upd)
+            continue
+        chosen = set(first)
+        for rows in (first, [k for k in range(len(upd.params)) if k not in chosen]):
+            out.append(_Update(
+                meta, upd.changed, [upd.entities[k] for k in rows],
+                [upd.snapshots[k] for k in rows], [upd.params[k] for k in rows],
+            ))  # fmt: skip
+        # only unlinking: run before the inserts too (a new profile for the same member)
+        out[-2].early = len(unique) == len(upd.changed) and meta.version is None
+    plan.updates = out
 
 
 def pending_reference(

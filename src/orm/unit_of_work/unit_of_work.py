@@ -145,6 +145,8 @@ class _Update:
         self.entities = entities
         self.snapshots = snapshots
         self.params = params
+        #: run before the inserts (see commit_order.unlink_first)
+        self.early = False
 
 
 class _ReferenceUpdate:
@@ -593,6 +595,7 @@ class UnitOfWork:
         if self.dirty or self.watched or any(m.has_mutable for m in metadata):
             self._plan_updates(plan)
             if relations and plan.updates and not plan.preview:
+                commit_order.unlink_first(plan)
                 commit_order.pending_updates(self, plan)
         if self.removed:
             self._plan_deletes(plan)
@@ -711,6 +714,9 @@ class UnitOfWork:
         """Run the flush's statements (in the transaction the caller began)."""
         conn = self.em.connection
         sql = self.em.sql
+        for upd in plan.updates:
+            if upd.early:
+                self._update(upd)
         if plan.pending or plan.fixups:
             self._write_inserts_in_order(plan)
         else:
@@ -719,7 +725,8 @@ class UnitOfWork:
                 if ins.skip_pk:
                     self._check_generated_keys(ins, plan)
         for upd in plan.updates:
-            self._update(upd)
+            if not upd.early:
+                self._update(upd)
         for ref in plan.reference_updates:
             if conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params).rowcount != 1:
                 raise OptimisticLockError(
