@@ -197,8 +197,8 @@ def test_rollback_makes_the_cascaded_removals_pending_again(rel, rem):
     assert sorted(type(e).__name__ for e in pending) == [
         "Article", "Article", "Author", "Remark", "Remark"
     ]
-    for entity in pending:  # the entities are managed again, under their keys
-        assert uow.get_identity_map()[type(entity)][entity.id] is entity
+    for held in pending:  # the entities are managed again, under their keys
+        assert uow.get_identity_map()[type(held)][held.id] is held
     rem.flush()
     assert counts(rel) == (1, 1, 1)
 
