@@ -307,3 +307,14 @@ def test_cascade_remove_on_the_side_holding_the_foreign_key_is_refused(connect, 
               r"foreign key.*declare Cascade\.REMOVE on the inverse side",
     ):
         connect([Team, Player], create=False)
+
+
+def test_removing_a_new_author_forgets_its_new_articles(rel, rem):
+    ann = Author(name="Ann")
+    article = Article(title="draft", author=ann)
+    Remark(body="r", article=article)
+    rem.persist(ann)
+    rem.remove(ann)
+    rem.flush()
+    assert counts(rel) == (0, 0, 0)
+    assert not rem.get_unit_of_work().get_persist_stack()

@@ -163,6 +163,9 @@ def test_filters_reach_across_it(rem):
     assert [m.id for m in rem.find(Member, {"profile": {"bio": "hello"}})] == [ann_id]
     assert rem.find(Member, {"profile": {"bio": "nope"}}) == []
     assert [m.id for m in rem.find(Member, {"$not": {"profile": {"id": {"$gt": 0}}}})] == [bob_id]
+    with pytest.raises(ValidationError, match=r"Member\.profile \(the inverse one-to-one of "
+                                              r"Profile\) takes conditions on Profile"):
+        rem.find(Member, {"profile": 3})
 
 
 @pytest.mark.parametrize("taker", [0, 1])

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata, PropertyMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 
-__all__ = ["cascade_remove"]
+__all__ = ["cascade_remove", "forget_new_items"]
 
 #: owner keys per `where fk in (...)` query (also bounded by the connection's variable limit)
 CHUNK = 1000
@@ -183,3 +183,19 @@ def begin(uow: UnitOfWork, plan: _FlushPlan) -> None:
         plan.before_begin()
     uow.em.connection.begin()
     plan.began = True
+
+
+def forget_new_items(uow: UnitOfWork, meta: EntityMetadata, entity: Any) -> None:
+    """`em.remove()` of a new entity forgets it; the new items its Cascade.REMOVE sides hold
+    are forgotten with it (else they would be inserted, and persist it again by cascade)."""
+    metas = uow.em.metadata
+    for prop in meta.remove_cascades:
+        held = entity.__dict__.get(prop.name)
+        if held is None:
+            continue
+        items = [_target_of(held)] if prop.relation.kind == "1:1" else (  # type: ignore[union-attr]
+            list(held._items.values()) if held._items is not None else []
+        )
+        for item in items:
+            if item._orm_uow is uow and item._orm_snap is None:
+                uow.remove(item, metas.find(type(item)) or prop.relation.target_meta)  # type: ignore[union-attr]

@@ -25,7 +25,7 @@ from .._retry import FLUSH_RETRIES
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from . import commit_order
-from .cascade_remove import cascade_remove
+from .cascade_remove import cascade_remove, forget_new_items
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -314,6 +314,8 @@ class UnitOfWork:
             del group[id(entity)]  # never written: simply forgotten
             self.dirty.pop(id(entity), None)
             _object_setattr(entity, "_orm_uow", None)
+            if meta.remove_cascades:
+                forget_new_items(self, meta, entity)
             return
         if entity._orm_uow is not self:
             raise ValidationError(
