@@ -186,8 +186,9 @@ def begin(uow: UnitOfWork, plan: _FlushPlan) -> None:
 
 
 def forget_new_items(uow: UnitOfWork, meta: EntityMetadata, entity: Any) -> None:
-    """`em.remove()` of a new entity forgets it; the new items its Cascade.REMOVE sides hold
-    are forgotten with it (else they would be inserted, and persist it again by cascade)."""
+    """`em.remove()` of a new entity forgets it; the items its Cascade.REMOVE sides hold go
+    with it: new ones forgotten, stored ones (moved to it in memory) removed. Else they would
+    be written pointing at it, and persist it again by cascade."""
     metas = uow.em.metadata
     for prop in meta.remove_cascades:
         held = entity.__dict__.get(prop.name)
@@ -197,5 +198,5 @@ def forget_new_items(uow: UnitOfWork, meta: EntityMetadata, entity: Any) -> None
             list(held._items.values()) if held._items is not None else []
         )
         for item in items:
-            if item._orm_uow is uow and item._orm_snap is None:
+            if item._orm_uow is uow:
                 uow.remove(item, metas.find(type(item)) or prop.relation.target_meta)  # type: ignore[union-attr]
