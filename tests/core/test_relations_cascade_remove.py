@@ -318,3 +318,11 @@ def test_removing_a_new_author_forgets_its_new_articles(rel, rem):
     rem.flush()
     assert counts(rel) == (0, 0, 0)
     assert not rem.get_unit_of_work().get_persist_stack()
+
+
+def test_a_query_flushes_a_pending_removal_that_cascades_to_its_type_first(rel, rem):
+    """FlushMode.AUTO: the articles (and remarks) a pending removal takes are not found."""
+    ann_id, bob_id = seed(rem, articles=2, remarks=1)
+    rem.remove(rem.find_one(Author, {"id": ann_id}))
+    assert [a.author.id for a in rem.find(Article, {})] == [bob_id]
+    assert [r.body for r in rem.find(Remark, {})] == ["kept"]

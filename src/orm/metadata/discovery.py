@@ -113,6 +113,8 @@ class MetadataStorage:
         #: class -> its owning relations whose inverse side has orphan_removal: an entity
         #: of the class unlinked through one of them is deleted at flush
         self.orphans: dict[type, list[PropertyMetadata]] = {}
+        #: class -> the classes whose removal cascades to it (see _removal_sources)
+        self.removed_by: dict[type, frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())
@@ -477,6 +479,28 @@ def _resolve_relations(
                     todo.append(referrer)
         closure[cls] = frozenset(seen)
     storage.referrers = closure
+    if storage.removal_cascade:
+        storage.removed_by = _removal_sources(metas)
+
+
+def _removal_sources(metas: list[EntityMetadata]) -> dict[type, frozenset[type]]:
+    """class -> the classes whose removal reaches it through Cascade.REMOVE, transitively
+    (a query of the class must flush such a pending removal first, FlushMode.AUTO)."""
+    direct: dict[type, set[type]] = {}
+    for meta in metas:
+        for prop in meta.remove_cascades:
+            direct.setdefault(prop.relation.target, set()).add(meta.cls)  # type: ignore[union-attr]
+    out: dict[type, frozenset[type]] = {}
+    for cls in direct:
+        seen: set[type] = set()
+        todo = [cls]
+        while todo:
+            for source in direct.get(todo.pop(), ()):
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        out[cls] = frozenset(seen)
+    return out
 
 
 def _resolve_inverse(

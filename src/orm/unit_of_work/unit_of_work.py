@@ -368,6 +368,11 @@ class UnitOfWork:
         if self.new.get(cls) or self.removed.get(cls):
             return True
         metas = self.em.metadata
+        if metas.removal_cascade and self.removed:
+            # a pending removal that cascades to this type
+            sources = metas.removed_by.get(cls)
+            if sources and any(self.removed.get(source) for source in sources):
+                return True
         referrers = metas.referrers.get(cls) if metas.has_relations else None
         if referrers:
             # a new or changed entity may reference a new one of this type that the flush
