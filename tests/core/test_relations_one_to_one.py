@@ -197,3 +197,11 @@ def test_a_new_profile_replaces_the_loaded_one_in_one_flush(rel, rem):
     assert rows(rel, "select id, member_id from profile order by id") == [
         (old_id, None), (ann.profile.id, ann_id)
     ]
+
+
+def test_populate_star_reaches_the_inverse_side(rem):
+    ann_id, _, profile_id = seed(rem)
+    ann = rem.find_one(Member, {"id": ann_id}, populate=["*"])
+    assert ann.profile.id == profile_id
+    with pytest.raises(ValidationError, match=r"relations of Member: profile"):
+        rem.find(Member, {}, populate=["nope"])

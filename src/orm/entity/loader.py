@@ -47,7 +47,7 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
         for step in path.split("."):
             prop = current.properties.get(step)
             if prop is None or prop.relation is None:
-                relations = [*current.relations, *current.collections]
+                relations = [*current.relations, *current.collections, *current.inverse_ones]
                 reason = "does not exist" if prop is None else "is not a relation"
                 relations = ", ".join(p.name for p in relations) or "none"
                 raise ValidationError(
@@ -62,7 +62,7 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
 
 
 def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> None:
-    for prop in [*meta.relations, *meta.collections]:
+    for prop in [*meta.relations, *meta.collections, *meta.inverse_ones]:
         if prop in seen:
             continue
         child = node.setdefault(prop.name, {})
