@@ -205,3 +205,29 @@ def test_populate_star_reaches_the_inverse_side(rem):
     assert ann.profile.id == profile_id
     with pytest.raises(ValidationError, match=r"relations of Member: profile"):
         rem.find(Member, {}, populate=["nope"])
+
+
+def test_an_owning_side_holding_a_ref_is_kept_in_step(connect):
+    from orm import Ref
+
+    @entity()
+    class Nest:
+        id: int = PrimaryKey()
+        egg: Egg | None = OneToOne(mapped_by="nest")
+
+    @entity()
+    class Egg:
+        id: int = PrimaryKey()
+        nest: Ref[Nest] | None = OneToOne(nullable=True, inversed_by="egg")
+
+    orm = connect([Nest, Egg])
+    em = orm.em.fork()
+    nest = Nest()
+    egg = Egg(nest=nest)
+    assert nest.egg is egg and egg.nest.unwrap() is nest
+    em.persist(nest).flush()
+    assert rows(orm, "select nest_id from egg") == [(nest.id,)]
+    nest.egg = None
+    assert egg.nest is None
+    em.flush()
+    assert rows(orm, "select nest_id from egg") == [(None,)]
