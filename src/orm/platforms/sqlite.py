@@ -30,7 +30,33 @@ _WRITTEN_TABLE = re.compile(
     r"[`\"\[]?(\w+)",
     re.IGNORECASE,
 )
+_DELETED_TABLE = re.compile(r"^\s*delete\s+from\s+[`\"\[]?(\w+)", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _foreign_key_hint(sql: str, resolve_column: Any) -> str:
+    """SQLite names no constraint or column of a failed foreign key; the statement says
+    whether a row was still referenced (a delete) or referenced a missing one (a write),
+    and its table names the entity."""
+    deleted = _DELETED_TABLE.match(sql or "")
+    written = None if deleted else _WRITTEN_TABLE.match(sql or "")
+    found = deleted or written
+    entity = None
+    if found is not None and resolve_column is not None:
+        entity = resolve_column(found.group(1), "")[0]
+    if deleted:
+        what = f"a {entity} row" if entity else "the row"
+        return (
+            f"{what} is still referenced by another row's foreign key: remove or reassign "
+            f"the rows that reference it first, or let the relation cascade the delete"
+        )
+    if written:
+        what = f"a relation of {entity}" if entity else "a foreign key"
+        return (
+            f"{what} references a row that does not exist (SQLite does not say which): "
+            f"persist (and flush) the referenced entity first, or fix the key"
+        )
+    return "a referenced row does not exist (or is still referenced)"
 
 
 def _check_target(message: str, sql: str, resolve_column: Any) -> tuple[Any, Any]:
@@ -232,7 +258,7 @@ class SqlitePlatform(Platform):
                 hint = f"{where} may not be null"
             elif "foreign key constraint" in low:
                 cls = errors.ForeignKeyConstraintViolationException
-                hint = "a referenced row does not exist (or is still referenced)"
+                hint = _foreign_key_hint(sql, resolve_column)
             elif "check constraint" in low:
                 cls = errors.CheckConstraintViolationException
                 hint = "a CHECK constraint refused the value"

@@ -85,9 +85,10 @@ def _nothing_written(exc: BaseException) -> None:
     """A statement of a flush failed and its transaction was rolled back: say so in the
     error's message."""
     if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
+        # a retryable error already says to run the whole transaction again
+        then = "" if getattr(exc, "retryable", False) else "; fix the cause and call flush() again"
         exc.args = (
-            f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written; fix "
-            f"the cause and call flush() again.",
+            f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written{then}.",
             *exc.args[1:],
         )
 
