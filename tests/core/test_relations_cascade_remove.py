@@ -326,3 +326,30 @@ def test_a_query_flushes_a_pending_removal_that_cascades_to_its_type_first(rel, 
     rem.remove(rem.find_one(Author, {"id": ann_id}))
     assert [a.author.id for a in rem.find(Article, {})] == [bob_id]
     assert [r.body for r in rem.find(Remark, {})] == ["kept"]
+
+
+def test_the_transaction_events_frame_the_loading_queries(connect, log):
+    """With transaction handlers, the flush's own transaction begins (and its
+    before_transaction_start runs) before the queries that load what a removal reaches."""
+    order: list[tuple[str, int]] = []
+
+    class Tx(EventSubscriber):
+        def before_transaction_start(self, args):
+            order.append(("start", len(log)))
+
+        def after_transaction_commit(self, args):
+            order.append(("commit", len(log)))
+
+    orm = connect(MODELS, subscribers=[Tx()], debug=["query"], logger=log.append)
+    em = orm.em.fork()
+    ann_id, _ = seed(em, articles=1, remarks=1)
+    ann = em.find_one(Author, {"id": ann_id})
+    order.clear()
+    log.clear()
+    em.remove(ann).flush()
+    sql = log.sql()
+    assert [s.split()[0] for s in sql] == [
+        "begin", "select", "select", "delete", "delete", "delete", "commit"
+    ], sql
+    assert order == [("start", 0), ("commit", len(sql))]
+    assert counts(orm) == (1, 1, 1)
