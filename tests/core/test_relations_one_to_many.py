@@ -238,24 +238,6 @@ def test_filter_across_a_collection(rem):
         rem.find(Writer, {"posts": 3})
 
 
-def test_remove_cascade_and_orphan_removal_are_refused_until_supported(connect):
-    from orm import Cascade
-
-    @entity()
-    class Crate:
-        id: int = PrimaryKey()
-        items: Collection[Item] = OneToMany(mapped_by="crate", orphan_removal=True)
-
-    @entity()
-    class Item:
-        id: int = PrimaryKey()
-        crate: Crate = ManyToOne()
-
-    with pytest.raises(MetadataError, match=r"Crate\.items: Cascade\.REMOVE and orphan_removal"):
-        connect([Crate, Item], create=False)
-    assert Cascade.REMOVE  # the member exists; only its use on a OneToMany is refused
-
-
 # -- rollback -----------------------------------------------------------------------------
 def test_rollback_keeps_collections_in_step_with_the_pending_foreign_key(rel, rem):
     """A rolled-back transaction leaves the in-memory change pending, as for any column:

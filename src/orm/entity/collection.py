@@ -346,7 +346,21 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             held = old.__dict__.get(collection_name)
             if held is not None:
                 held._unlink(self)
+            if new is None and self._orm_snap is None and self._orm_uow is not None:
+                _orphan_new(old, collection_name, self)
         if new is not None:
             _join(new, collection_name, self)
 
     return __setattr__
+
+
+def _orphan_new(owner: Any, collection_name: str, item: Any) -> None:
+    """A new item unlinked from a collection with orphan_removal is not inserted (as
+    `em.remove()` forgets a new entity); linked to an owner again, it is persisted again."""
+    uow = item._orm_uow
+    metas = uow.em.metadata
+    if metas.find(type(owner)) is None:
+        return
+    relation = metas.get(type(owner)).properties[collection_name].relation
+    if relation.orphan_removal:
+        uow.remove(item, metas.get(type(item)))
