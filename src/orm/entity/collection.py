@@ -321,6 +321,7 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
         for name, collection_name in inverses.items():
             owner = _unwrap(values.get(name))
             if owner is not None:
+                _check_owner(self, name, owner)
                 _join(owner, collection_name, self)
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
@@ -337,6 +338,8 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
         if collection_name is None:
             inner(self, name, value)
             return
+        if value is not None:
+            _check_owner(self, name, _unwrap(value))  # before anything changes
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
         new = _unwrap(self.__dict__.get(name))
@@ -352,6 +355,20 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             _join(new, collection_name, self)
 
     return __setattr__
+
+
+def _check_owner(item: Any, name: str, owner: Any) -> None:
+    """A ManyToOne with an inverse collection takes an entity of its target class (or
+    None): anything else would be refused at flush, but the collections would be changed
+    by then, so it is refused here, with nothing changed."""
+    target = getattr(type(item), "_orm_inverse_owners", {}).get(name)
+    if target is not None and not isinstance(owner, target):
+        raise ValidationError(
+            f"Invalid value for {type(item).__name__}.{name}: expected a {target.__name__} "
+            f"entity or None, got {type(owner).__name__} {owner!r:.60}. Nothing was changed.",
+            entity=item,
+            property=name,
+        )
 
 
 def _orphan_new(owner: Any, collection_name: str, item: Any) -> None:

@@ -580,6 +580,10 @@ def _resolve_inverse(
         if not getattr(target.cls.__init__, "_orm_inverse", False):
             target.cls.__init__ = inverse_init(inverses, target.cls.__init__)
     inverses[mapped_by] = prop.name
+    owners = target.cls.__dict__.get("_orm_inverse_owners")
+    if owners is None:
+        owners = target.cls._orm_inverse_owners = {}
+    owners[mapped_by] = meta.cls  # what the relation may point at (checked on assignment)
 
 
 def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
