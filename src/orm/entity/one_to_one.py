@@ -92,7 +92,6 @@ def _owning_setattr(ones: dict[str, str], inner: Any) -> Any:
         if old is not new:
             _linked(self, name, inverse_name, old, new)
 
-    __setattr__._orm_inverse_one = True  # type: ignore[attr-defined]
     return __setattr__
 
 
@@ -104,7 +103,6 @@ def _owning_init(ones: dict[str, str], init: Any) -> Any:
             if new is not None:
                 _linked(self, name, inverse_name, None, new)
 
-    __init__._orm_owning_one = True  # type: ignore[attr-defined]
     return __init__
 
 
@@ -131,7 +129,6 @@ def _inverse_setattr(sides: dict[str, tuple[str, type]], inner: Any) -> Any:
             setattr(value, mapped_by, self)  # sets this side too, through _linked
         _object_setattr(self, name, value)  # not a column: nothing to track
 
-    __setattr__._orm_inverse_one = True  # type: ignore[attr-defined]
     return __setattr__
 
 
@@ -144,31 +141,29 @@ def _inverse_init(sides: dict[str, tuple[str, type]], init: Any) -> Any:
                 _object_setattr(self, name, None)
                 setattr(self, name, value)
 
-    __init__._orm_inverse_one = True  # type: ignore[attr-defined]
     return __init__
+
+
+def _registry(cls: type, attr: str, make_setattr: Any, make_init: Any) -> dict[str, Any]:
+    """The class's dict of the properties its wrappers handle, the wrappers installed the
+    first time (discovery may run again for the same classes)."""
+    held = cls.__dict__.get(attr)
+    if held is None:
+        held = {}
+        setattr(cls, attr, held)
+        cls.__setattr__ = make_setattr(held, cls.__setattr__)  # type: ignore[assignment]
+        cls.__init__ = make_init(held, cls.__init__)  # type: ignore[misc]
+    return held
 
 
 def install_inverse_one(cls: type, name: str, target: type, mapped_by: str) -> None:
     """`cls.<name> = OneToOne(mapped_by=<mapped_by>)` pointing at `target` (whose
-    `<mapped_by>` holds the foreign key): install the slot and the wrappers (once per class;
-    discovery may run again for the same classes)."""
+    `<mapped_by>` holds the foreign key): install the slot and the wrappers."""
     setattr(cls, name, _InverseOneSlot(name, target.__name__))
-    sides = cls.__dict__.get("_orm_inverse_one_sides")
-    if sides is None:
-        sides = {}
-        cls._orm_inverse_one_sides = sides  # type: ignore[attr-defined]
-        cls.__setattr__ = _inverse_setattr(sides, cls.__setattr__)  # type: ignore[assignment]
-        if not getattr(cls.__init__, "_orm_inverse_one", False):
-            cls.__init__ = _inverse_init(sides, cls.__init__)  # type: ignore[misc]
-    sides[name] = (mapped_by, target)
-    ones = target.__dict__.get("_orm_inverse_ones")
-    if ones is None:
-        ones = {}
-        target._orm_inverse_ones = ones  # type: ignore[attr-defined]
-        target.__setattr__ = _owning_setattr(ones, target.__setattr__)  # type: ignore[assignment]
-        if not getattr(target.__init__, "_orm_owning_one", False):
-            target.__init__ = _owning_init(ones, target.__init__)  # type: ignore[misc]
-    ones[mapped_by] = name
+    _registry(cls, "_orm_inverse_one_sides", _inverse_setattr, _inverse_init)[name] = (
+        mapped_by, target
+    )
+    _registry(target, "_orm_inverse_ones", _owning_setattr, _owning_init)[mapped_by] = name
 
 
 def populate_inverse_one(em: Any, meta: Any, entities: list[Any], prop: Any) -> list[Any]:

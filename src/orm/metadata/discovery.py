@@ -491,20 +491,24 @@ def _resolve_relations(
     for meta in metas:
         visit(meta)
     storage.fk_rank = rank
-    direct = storage.referrers
+    storage.referrers = _transitive(storage.referrers)
+    if storage.removal_cascade:
+        storage.removed_by = _removal_sources(metas)
+
+
+def _transitive(direct: dict[type, Any]) -> dict[type, frozenset[type]]:
+    """class -> every class reachable from it through `direct` (class -> classes)."""
     closure: dict[type, frozenset[type]] = {}
     for cls in direct:
         seen: set[type] = set()
         todo = [cls]
         while todo:
-            for referrer in direct.get(todo.pop(), ()):
-                if referrer not in seen:
-                    seen.add(referrer)
-                    todo.append(referrer)
+            for reached in direct.get(todo.pop(), ()):
+                if reached not in seen:
+                    seen.add(reached)
+                    todo.append(reached)
         closure[cls] = frozenset(seen)
-    storage.referrers = closure
-    if storage.removal_cascade:
-        storage.removed_by = _removal_sources(metas)
+    return closure
 
 
 def _removal_sources(metas: list[EntityMetadata]) -> dict[type, frozenset[type]]:
@@ -514,17 +518,7 @@ def _removal_sources(metas: list[EntityMetadata]) -> dict[type, frozenset[type]]
     for meta in metas:
         for prop in meta.remove_cascades:
             direct.setdefault(prop.relation.target, set()).add(meta.cls)  # type: ignore[union-attr]
-    out: dict[type, frozenset[type]] = {}
-    for cls in direct:
-        seen: set[type] = set()
-        todo = [cls]
-        while todo:
-            for source in direct.get(todo.pop(), ()):
-                if source not in seen:
-                    seen.add(source)
-                    todo.append(source)
-        out[cls] = frozenset(seen)
-    return out
+    return _transitive(direct)
 
 
 def _resolve_inverse(
