@@ -136,7 +136,9 @@ def test_a_flush_that_is_its_own_transaction_is_retried_after_a_serialization_fa
     mine = orm.em.fork()
     counter = mine.find_one_or_fail(Counter, 1)
     release, locked = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold_row_lock, args=(orm, 10, release, locked))
+    # the lock holder logs elsewhere: its `commit` would land in this log at any moment
+    other = connect([Counter], create=False, isolation_level="repeatable read")
+    holder = threading.Thread(target=_hold_row_lock, args=(other, 10, release, locked))
     holder.start()
     assert locked.wait(10)
     outcome: list[BaseException | None] = []

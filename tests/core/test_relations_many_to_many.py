@@ -186,7 +186,8 @@ def test_long_pivot_names_fit_postgresql(connect, database):
     pivot = orm.metadata.pivots[0]
     assert len(pivot.table.encode()) <= 63
     assert orm.connection.query(
-        "select count(*) from pg_tables where tablename = %s", [pivot.table]
+        "select count(*) from pg_tables where schemaname = current_schema() and tablename = %s",
+        [pivot.table],
     ) == [(1,)]
 
     @entity()
