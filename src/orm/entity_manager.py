@@ -15,11 +15,11 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _gc, _retry, locking
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
+from ._typing import TYPE_CHECKING, TypeVar, overload
 from .context import current_entity_manager
 from .entity.loader import populate as populate_relations
 from .entity.loader import populate_tree
@@ -34,6 +34,8 @@ from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
 from .unit_of_work.unit_of_work import advance_keys
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
     from .core import ORM
@@ -45,9 +47,7 @@ if TYPE_CHECKING:
     # `find_one(User, 1)` is `User | None`; `find_one("User", 1)` (an entity named by a
     # string) leaves T unsolved, and unsolved means Any, not `None` (PEP 696 default).
     T = _TypeVarWithDefault("T", default=Any)
-else:
-    T = TypeVar("T")
-R = TypeVar("R")
+    R = TypeVar("R")
 
 _ids = itertools.count(1)
 #: pause before the n-th retry of a transaction: BASE * 2**n seconds (capped), jittered

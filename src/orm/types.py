@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
 import types as _pytypes
-import typing
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+
+from ._typing import TYPE_CHECKING, get_args, get_origin
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Type",
@@ -613,12 +617,16 @@ _BY_PYTHON_TYPE: dict[Any, type[Type]] = {
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """`X | None` / `Optional[X]` -> (X, True); anything else -> (annotation, False)."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is _pytypes.UnionType:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        nullable = len(args) < len(typing.get_args(annotation))
+    origin = get_origin(annotation)
+    # typing.Union (Optional[X]) exists only once a module has imported typing
+    typing = sys.modules.get("typing")
+    if origin is _pytypes.UnionType or (typing is not None and origin is typing.Union):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(get_args(annotation))
         if len(args) == 1:
             return args[0], nullable
+        import typing
+
         return typing.Union[tuple(args)], nullable  # noqa: UP007
     if annotation is type(None):
         return None, True
@@ -629,9 +637,10 @@ def type_from_annotation(annotation: Any) -> Type | None:
     """The mapped type for a (non-optional) Python annotation, or None if there is none."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return EnumType(annotation)
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return type_from_annotation(typing.get_args(annotation)[0])
+    origin = get_origin(annotation)
+    typing = sys.modules.get("typing")  # as for Union: Annotated[X, ...] needs typing
+    if typing is not None and origin is typing.Annotated:
+        return type_from_annotation(get_args(annotation)[0])
     key = origin if origin is not None else annotation
     mapped = _BY_PYTHON_TYPE.get(key)
     return mapped() if mapped is not None else None

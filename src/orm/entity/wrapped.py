@@ -9,12 +9,14 @@ import enum
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from .._markers import REFERENCE, is_set
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    from typing import Any, Self
+
     from ..entity_manager import EntityManager
 
 __all__ = ["wrap", "WrappedEntity", "BaseEntity"]

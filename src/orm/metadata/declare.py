@@ -13,17 +13,20 @@ import copy
 import functools
 import keyword
 import sys
-import typing
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
+from .._typing import TYPE_CHECKING, TypeVar, dataclass_transform, get_origin, overload
 from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of"]
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 
 class EntityDeclaration:
@@ -127,7 +130,8 @@ def _resolve_annotation(cls: type, raw: Any) -> Any:
 def _is_classvar(raw: Any) -> bool:
     if isinstance(raw, str):
         return raw.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
-    return raw is typing.ClassVar or typing.get_origin(raw) is typing.ClassVar
+    typing = sys.modules.get("typing")  # a ClassVar exists only once typing is imported
+    return typing is not None and (raw is typing.ClassVar or get_origin(raw) is typing.ClassVar)
 
 
 def _collect(cls: type) -> tuple[dict[str, PropertyOptions], dict[str, Any]]:
@@ -326,7 +330,7 @@ def ref_properties(
         from ..types import unwrap_optional
 
         inner = unwrap_optional(raw)[0]
-        if inner is Ref or typing.get_origin(inner) is Ref:
+        if inner is Ref or get_origin(inner) is Ref:
             out.add(name)
     return frozenset(out)
 

@@ -10,13 +10,15 @@ import math
 import re
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._typing import TYPE_CHECKING
 from ..metadata.model import PropertyMetadata
 from .base import LiveColumn, LiveIndex, Platform
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..connection import Connection
 
 __all__ = ["SqlitePlatform"]

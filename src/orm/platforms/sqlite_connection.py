@@ -7,11 +7,14 @@ import re
 import sqlite3
 import threading
 from functools import lru_cache
-from typing import Any
 
 from .. import errors
+from .._typing import TYPE_CHECKING
 from ..connection import Connection, ResolveColumn, TransactionState
 from .sqlite import SqlitePlatform
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SqliteConnection", "JOURNAL_MODES", "check_busy_timeout", "check_journal_mode"]
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
 from ..types import EnumType, IntegerType, Type, UuidType
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 

@@ -16,18 +16,20 @@ those marked for removal. A flush:
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
 
 from .. import _gc, _retry
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._retry import FLUSH_RETRIES
+from .._typing import TYPE_CHECKING
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from . import commit_order
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..entity_manager import EntityManager
 
 __all__ = ["UnitOfWork", "ChangeSet"]
