@@ -16,8 +16,21 @@ SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 #: modules a script that lists its entity classes never needs: the config-file search
 #: (tomllib, pathlib), dataclasses' inspect (and ast, dis, tokenize), logging (until debug or
-#: logger is configured), folder discovery, the command line
+#: logger is configured), folder discovery, the command line; typing (orm._typing stands in
+#: at run time) with re, and what only some column types, filters or paths use: json, uuid
+#: (and platform), decimal, random (retries), copy (mutable defaults), base64 (to_json),
+#: threading
 NOT_AT_IMPORT = (
+    "typing",
+    "re",
+    "json",
+    "uuid",
+    "platform",
+    "decimal",
+    "random",
+    "copy",
+    "base64",
+    "threading",
     "orm.cli",
     "orm.metadata.folders",
     "tomllib",

@@ -9,10 +9,9 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
-import copy
 import enum
 import itertools
-import uuid
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -53,7 +52,14 @@ _ids = itertools.count(1)
 #: pause before the n-th retry of a transaction: BASE * 2**n seconds (capped), jittered
 _object_setattr = object.__setattr__
 _object_new = object.__new__
-_SCALAR_KEYS = frozenset({int, str, uuid.UUID})
+_SCALAR_KEYS = frozenset({int, str})
+
+
+def _is_uuid(value: Any) -> bool:
+    """A `uuid.UUID` key: whoever made one imported uuid (`import orm` does not)."""
+    uuid = sys.modules.get("uuid")
+    return uuid is not None and value.__class__ is uuid.UUID
+
 _FIND_OPTIONS = frozenset(
     {"order_by", "limit", "offset", "fields", "populate", "disable_identity_map", "refresh",
      "flush_mode", "lock_mode", "lock_version"}
@@ -388,7 +394,7 @@ class EntityManager:
         """The entity matching `where`, or None. A lookup by primary key of a managed entity
         is answered from the identity map: no query, and so no flush."""
         em = self._ctx() if self._global else self
-        if not options and where.__class__ in _SCALAR_KEYS:
+        if not options and (where.__class__ in _SCALAR_KEYS or _is_uuid(where)):
             uow = em._uow
             im = uow.identity_map.get(entity)  # type: ignore[call-overload]
             if im is not None:
@@ -597,6 +603,8 @@ class EntityManager:
             if prop.default_factory is not None:
                 full[prop.name] = prop.default_factory()
             elif prop.default is not MISSING:
+                import copy  # upserts only: `import orm` does not need it
+
                 full[prop.name] = copy.deepcopy(prop.default)
         for prop in meta.columns:
             if prop.on_create is not None and full.get(prop.name) is None:

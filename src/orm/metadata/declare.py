@@ -9,7 +9,6 @@ All of it is generated once per class, as `dataclasses` does, so no instance pay
 
 from __future__ import annotations
 
-import copy
 import functools
 import keyword
 import sys
@@ -219,7 +218,6 @@ def _init_source(
         "_init": core.init_entity,
         "_NAMES": tuple(props),
         "_M": MISSING,
-        "_copy": copy.deepcopy,
     }
     refs = ref_properties(cls, props, annotations)
     if refs:
@@ -249,6 +247,9 @@ def _init_source(
             env[f"_d_{name}"] = default
             params.append(f"{name}=_M")
             if isinstance(default, (list, dict, set, bytearray)):
+                import copy  # only for a mutable default: `import orm` does not need it
+
+                env["_copy"] = copy.deepcopy
                 value = f"_copy(_d_{name})"
             else:
                 value = f"_d_{name}"

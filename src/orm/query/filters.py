@@ -10,7 +10,6 @@ condition (`{}`) is TRUE wherever it appears.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 
 from .._typing import TYPE_CHECKING
@@ -404,6 +403,8 @@ class _Compiler:
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
+            import re  # `import orm` does not load re: the first `$re` filter does
+
             try:
                 re.compile(operand)
             except re.error as exc:

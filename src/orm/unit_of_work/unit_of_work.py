@@ -15,8 +15,6 @@ those marked for removal. A flush:
 
 from __future__ import annotations
 
-import copy
-
 from .. import _gc, _retry
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
@@ -286,6 +284,8 @@ class UnitOfWork:
             if prop.default_factory is not None:
                 _object_setattr(entity, prop.name, prop.default_factory())
             elif prop.default is not MISSING:
+                import copy  # here, not at module level: `import orm` does not load copy
+
                 _object_setattr(entity, prop.name, copy.deepcopy(prop.default))
             elif prop.nullable or prop.primary or prop.version:
                 _object_setattr(entity, prop.name, None)
