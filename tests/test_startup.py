@@ -173,3 +173,64 @@ def test_config_search_and_query_log_still_work(tmp_path: Path) -> None:
     assert out["base_dir"] == os.path.realpath(tmp_path)
     assert any(line.startswith("[query] create table") for line in out["lines"]), out
     assert any("[query] select count(" in line for line in out["lines"]), out
+
+
+def test_lazily_imported_value_types_work_in_a_fresh_process(tmp_path: Path) -> None:
+    """decimal, uuid and json are imported by the first column of their type, and typing is
+    never imported by the ORM: a fresh interpreter (nothing imported by other tests) declares
+    and round-trips such columns, looks an entity up by a UUID key from the identity map,
+    and reads `X | None`, `Optional[X]` and `Collection["Post"]` annotations."""
+    db = tmp_path / "values.db"
+    out = _run(f"""
+import json as _json_out, sys
+from decimal import Decimal
+from uuid import UUID, uuid4
+from orm import ORM, Collection, ManyToOne, OneToMany, PrimaryKey, entity
+typing_after_import = "typing" in sys.modules
+
+@entity()
+class Author:
+    id: UUID = PrimaryKey()
+    price: Decimal
+    data: dict
+    note: str | None = None
+    posts: Collection["Post"] = OneToMany(lambda: Post, mapped_by="author")
+
+import typing
+
+@entity()
+class Post:
+    id: int = PrimaryKey()
+    author: Author = ManyToOne()
+    title: typing.Optional[str] = None
+    made: typing.ClassVar[int] = 0
+
+orm = ORM.init(db_name={str(db)!r}, entities=[Author, Post])
+orm.schema.create_schema()
+em = orm.em.fork()
+key = uuid4()
+a = Author(id=key, price=Decimal("1.25"), data={{"k": [1, 2]}})
+em.persist(a).flush()
+same = em.find_one(Author, key) is a
+em.persist(Post(author=a)).flush()
+em.clear()
+b = em.find_one(Author, {{"id": key}})
+print(_json_out.dumps({{
+    "typing_after_import": typing_after_import, "same": same,
+    "price": str(b.price), "is_decimal": isinstance(b.price, Decimal),
+    "is_uuid": isinstance(b.id, UUID), "data": b.data, "note": b.note,
+    "posts": em.count(Post, {{"author": key}}), "made": Post.made,
+}}))
+orm.close()
+""")
+    assert out == {
+        "typing_after_import": False,
+        "same": True,
+        "price": "1.25",
+        "is_decimal": True,
+        "is_uuid": True,
+        "data": {"k": [1, 2]},
+        "note": None,
+        "posts": 1,
+        "made": 0,
+    }
