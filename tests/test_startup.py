@@ -53,6 +53,22 @@ NOT_AT_IMPORT = (
     "psycopg_pool",
 )
 
+#: what `import orm` leaves to the first use of `orm.ORM` (and the other lazily imported public
+#: names): a module that only declares entities needs none of it
+FIRST_USE = (
+    "sqlite3",
+    "orm.core",
+    "orm.config",
+    "orm.connection",
+    "orm.entity_manager",
+    "orm.unit_of_work",
+    "orm.platforms",
+    "orm.metadata.discovery",
+    "orm.query",
+    "orm.schema",
+    "orm.events",
+)
+
 
 def _run(code: str, **env: str) -> dict:
     """Run `code` in a fresh interpreter with only the standard library and `orm` on the path
@@ -79,8 +95,8 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 @pytest.mark.parametrize("pure", ["0", "1"], ids=["compiled", "pure"])
 def test_import_orm_does_not_load_what_a_script_does_not_need(pure: str) -> None:
     loaded = _run(LOADED_AFTER.format(stmt="import orm"), ORM_PURE_PYTHON=pure)
-    assert "orm" in loaded and "orm.core" in loaded
-    unexpected = [name for name in NOT_AT_IMPORT if name in loaded]
+    assert "orm" in loaded and "orm.metadata.declare" in loaded
+    unexpected = [name for name in NOT_AT_IMPORT + FIRST_USE if name in loaded]
     assert unexpected == [], f"`import orm` imports {unexpected}"
 
 
@@ -233,4 +249,32 @@ orm.close()
         "note": None,
         "posts": 1,
         "made": 0,
+    }
+
+
+def test_lazy_public_names_are_the_modules_objects() -> None:
+    """`orm.ORM` and the other names imported on first use are the very objects of their
+    modules, in `dir(orm)`, and an unknown name is still an AttributeError."""
+    out = _run(
+        "import json, orm\n"
+        "names = sorted(orm._LAZY)\n"
+        "import orm.core, orm.entity_manager, orm.events, orm.schema\n"
+        "same = orm.ORM is orm.core.ORM and orm.FlushMode is orm.entity_manager.FlushMode\n"
+        "same = same and orm.on_load is orm.events.on_load\n"
+        "same = same and orm.SchemaGenerator is orm.schema.SchemaGenerator\n"
+        "listed = all(n in dir(orm) for n in names)\n"
+        "try:\n"
+        "    orm.NoSuchName\n"
+        "    missing = None\n"
+        "except AttributeError as exc:\n"
+        "    missing = str(exc)\n"
+        "print(json.dumps({'same': same, 'listed': listed, 'missing': missing,"
+        " 'entity': callable(orm.entity), 'types': type(orm.types).__name__}))"
+    )
+    assert out == {
+        "same": True,
+        "listed": True,
+        "missing": "module 'orm' has no attribute 'NoSuchName'",
+        "entity": True,
+        "types": "_TypeMap",
     }

@@ -1,10 +1,19 @@
-"""Entity declarations and their resolved metadata."""
+"""Entity declarations and their resolved metadata.
 
+Declaring an entity needs `declare`, `options` and `relations`; discovery and the resolved
+model are imported on first use (`__getattr__`), when an ORM starts.
+"""
+
+from __future__ import annotations
+
+from .._typing import TYPE_CHECKING
 from .declare import EntitySchema, entity
-from .discovery import MetadataStorage, discover, expand_entries
-from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 from .options import PrimaryKey, Property
 from .relations import Cascade, ManyToOne, OneToMany, OneToOne
+
+if TYPE_CHECKING:
+    from .discovery import MetadataStorage, discover, expand_entries
+    from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 
 __all__ = [
     "entity",
@@ -22,3 +31,21 @@ __all__ = [
     "discover",
     "expand_entries",
 ]
+
+_LAZY = {
+    "MetadataStorage": "discovery",
+    "discover": "discovery",
+    "expand_entries": "discovery",
+    "EntityMetadata": "model",
+    "PropertyMetadata": "model",
+    "RelationMetadata": "model",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
+    globals()[name] = value
+    return value
