@@ -16,7 +16,7 @@ them would undo that.
 from __future__ import annotations
 
 from ._backend import diff_backend
-from ._typing import TYPE_CHECKING
+from ._typing import TYPE_CHECKING, lazy_names
 from .entity import BaseEntity, Collection, Ref, WrappedEntity, ref, wrap
 from .errors import (
     CheckConstraintViolationException,
@@ -112,15 +112,10 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """`orm.ORM`, `from orm import EntityManager`, ...: import the module on first use (then
-    the name is an ordinary attribute of the package)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orm' has no attribute {name!r}")
-    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    # `orm.ORM`, `from orm import EntityManager`, ...: imported on first use, then an ordinary
+    # attribute of the package
+    __getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

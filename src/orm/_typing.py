@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 
 __all__ = [
     "TYPE_CHECKING",
+    "lazy_names",
     "Generic",
     "TypeVar",
     "overload",
@@ -83,3 +84,20 @@ else:
         if isinstance(tp, (_GenericAlias, _UnionType)):
             return tp.__args__
         return ()
+
+
+def lazy_names(package: str, table: dict[str, str], namespace: dict[str, object]) -> object:
+    """A module `__getattr__` for `package`: a name of `table` is imported from its module
+    (relative to `package`) on first use, then kept in `namespace`, the package's globals.
+    Packages define it only when not TYPE_CHECKING: a checker that saw a module `__getattr__`
+    would accept any name from the package, typos included."""
+
+    def __getattr__(name: str) -> object:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(__import__(f"{package}.{module}", fromlist=[name]), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__

@@ -6,7 +6,7 @@ model are imported on first use (`__getattr__`), when an ORM starts.
 
 from __future__ import annotations
 
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, lazy_names
 from .declare import EntitySchema, entity
 from .options import PrimaryKey, Property
 from .relations import Cascade, ManyToOne, OneToMany, OneToOne
@@ -42,10 +42,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    __getattr__ = lazy_names(__name__, _LAZY, globals())
