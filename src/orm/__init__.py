@@ -42,7 +42,7 @@ from .errors import (
 )
 from .metadata.declare import EntitySchema, entity
 from .metadata.options import PrimaryKey, Property
-from .metadata.relations import Cascade, ManyToOne, OneToMany, OneToOne
+from .metadata.relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
 from .types import Type, t, types
 
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ __all__ = [
     "EntitySchema",
     "PrimaryKey",
     "Property",
+    "ManyToMany",
     "ManyToOne",
     "OneToMany",
     "Collection",

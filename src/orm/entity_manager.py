@@ -26,7 +26,7 @@ from .entity.reference import Ref
 from .errors import DriverException, NotFoundError, ValidationError
 from .events.manager import HANDLER, fire
 from .locking import PESSIMISTIC, LockMode
-from .metadata.model import EntityMetadata
+from .metadata.model import EntityMetadata, PropertyMetadata
 from .query.filters import compile_where, normalize_where
 from .unit_of_work import UnitOfWork
 from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
@@ -209,8 +209,9 @@ class EntityManager:
             return  # a query from an event handler of a flush: it must not flush again
         mode = flush_mode_of(flush_mode) or self.flush_mode
         if mode is FlushMode.AUTO:
-            if self._uow.has_changes_for(meta):
-                self._uow.commit()
+            uow = self._uow
+            if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
+                uow.commit()
         elif mode is FlushMode.ALWAYS:
             self._uow.commit()
 
@@ -274,15 +275,38 @@ class EntityManager:
             refresh = True  # the rows as they are now, under the lock
         else:
             em._auto_flush(meta, flush_mode)
+        identity_map = None if disable_identity_map else em._uow.map_for(meta.cls)
+        found = em._load(meta, sql, params, props, identity_map, refresh)
+        if tree and found:
+            populate_relations(em, meta, found, tree)
+        return found
+
+    def _load(
+        self,
+        meta: EntityMetadata,
+        sql: str,
+        params: list[Any],
+        props: list[PropertyMetadata] | None,
+        identity_map: dict[Any, Any] | None,
+        refresh: bool,
+        extra: list[Any] | None = None,
+    ) -> list[Any]:
+        """Run a select of `meta`'s columns and hydrate its rows into entities (in the
+        identity map unless None), noting them for a rollback and firing on_init/on_load.
+        With `extra`, each row carries one more column after the entity's (a pivot's key,
+        see orm.entity.loader): collected there, in row order."""
+        em = self
         found: list[Any] = []
         uow = em._uow
-        identity_map = None if disable_identity_map else uow.map_for(meta.cls)
         hydrate = core.hydrate
         plan = meta.plan
         #: with on_init / on_load listeners: (entities, how each was loaded) per chunk
         loaded: list[tuple[list[Any], list[int]]] | None = [] if meta.loads else None
 
         def consume(rows: list[tuple]) -> None:
+            if extra is not None:
+                extra.extend(row[-1] for row in rows)
+                rows = [row[:-1] for row in rows]
             if props is not None:
                 rows = _pad_rows(meta, props, rows)
             states = None if loaded is None else _load_states(meta, rows, identity_map, refresh)
@@ -309,8 +333,6 @@ class EntityManager:
             em._note_loaded(meta, found)
         if loaded:
             em._fire_loaded(meta, loaded)
-        if tree and found:
-            populate_relations(em, meta, found, tree)
         return found
 
     def _locked_read(self, meta: EntityMetadata, lock: LockMode, flush_mode: Any) -> None:

@@ -617,6 +617,12 @@ def test_subscriber_registration_mistakes_are_validation_errors(open_orm):
         events.register_subscriber(Nothing())
     with pytest.raises(ValidationError, match="'Nope', which is not an entity"):
         events.register_subscriber(Recorder(["Nope"]))
+
+    class NotMapped:  # a plain class (a DTO): no entity of this ORM is one
+        pass
+
+    with pytest.raises(ValidationError, match="NotMapped.*which is not an entity of this ORM"):
+        events.register_subscriber(Recorder([NotMapped]))
     assert events.get_subscribers() == []
 
 

@@ -125,3 +125,20 @@ def test_work_goes_on_after_the_server_closed_every_pooled_connection(connect):
     assert em.count(Ping, {}) == 3  # a read
     em.persist(Ping()).flush()  # begin
     assert orm.em.fork().count(Ping, {}) == 4
+
+
+def test_a_failed_pipelined_update_prints_no_psycopg_warning(connect, caplog):
+    """When a statement of a pipelined `executemany` fails, psycopg logs "error ignored
+    terminating <Pipeline>: pipeline aborted" beside the error the ORM raises: the ORM's
+    filter drops that record (only that one), so nothing reaches stderr."""
+    import logging
+
+    connect([Ping])
+    logger = logging.getLogger("psycopg")
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        logger.warning("error ignored terminating %r: %s", object(),
+                       psycopg.errors.PipelineAborted("pipeline aborted"))
+        logger.warning("error ignored terminating %r: %s", object(), ValueError("other"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "pipeline aborted" in m]
+    assert [m for m in messages if "other" in m], "other warnings of psycopg still pass"

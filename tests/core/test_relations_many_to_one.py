@@ -406,7 +406,8 @@ def test_rollback_restores_relation_changes(rel):
 
 def test_foreign_keys_are_enforced_and_indexed(rel, database):
     seed(rel.em.fork())
-    with pytest.raises(ForeignKeyConstraintViolationException):
+    with pytest.raises(ForeignKeyConstraintViolationException,
+                       match="Article.* references a row that does not exist"):
         execute(rel, "insert into `article` (title, author_id) values ('x', 9999)")
     indexes = {i.columns for i in rel.platform.live_indexes(rel.connection, "article")}
     assert ("author_id",) in indexes and ("reviewer_id",) in indexes
@@ -593,8 +594,11 @@ def test_removing_a_referenced_parent_fails_and_can_be_retried(rel):
     em = rel.em.fork()
     author = em.find_one(Author, ann.id)
     em.remove(author)
-    with pytest.raises(ForeignKeyConstraintViolationException, match="Nothing of this flush"):
+    with pytest.raises(ForeignKeyConstraintViolationException, match="Nothing of this flush"
+                       ) as failed:
         em.flush()
+    assert "still referenced" in str(failed.value)
+    assert "remove or reassign the rows that reference it first" in str(failed.value)
     assert rows(rel, "select count(*) from `author` where id = ?", (ann.id,)) == [(1,)]
     # fix the cause: the Unit of Work still holds the removal
     for art in em.find(Article, {"author": author}):

@@ -1,7 +1,17 @@
-"""`Collection[T]`: the inverse side of a one-to-many relation (`OneToMany(mapped_by=...)`).
+"""`Collection[T]`: the inverse side of a one-to-many relation (`OneToMany(mapped_by=...)`)
+and either side of a many-to-many (`ManyToMany()`).
 
-The foreign key lives in the target's table, so a collection writes nothing itself: adding
-or removing an item sets the item's owning `ManyToOne`, and the flush writes that column.
+One-to-many: the foreign key lives in the target's table, so a collection writes nothing
+itself: adding or removing an item sets the item's owning `ManyToOne`, and the flush writes
+that column.
+
+Many-to-many: the owning side's collection is what the flush writes to the pivot table. It
+keeps the changes since it was loaded or last flushed (`_delta`: item -> added or removed),
+the difference between that stored state and its items, so a flush writes exactly the
+changed pairs, and registers itself with its Unit of Work when it first changes (a flush
+never scans collections). A change made through the inverse side is applied to the owning
+collection too (initialized or not: an uninitialized one keeps only the change).
+
 A loaded entity's collection is uninitialized until `populate` or `load()` fills it;
 reading its items before then is a ValidationError, never a hidden query.
 """
@@ -26,8 +36,15 @@ def _unwrap(value: Any) -> Any:
     return value.entity if type(value) is Ref else value
 
 
+def _sides(owner: Any, prop: str) -> tuple[bool, str | None] | None:
+    """(owning side?, the other side's property) of a many-to-many collection, None for a
+    one-to-many (or before discovery)."""
+    sides = getattr(type(owner), "_orm_many_to_many", None)
+    return None if sides is None else sides.get(prop)
+
+
 class Collection(Generic[T]):
-    __slots__ = ("owner", "prop", "_items", "_dirty")
+    __slots__ = ("owner", "prop", "_items", "_dirty", "_delta")
 
     def __init__(self, owner: Any, prop: str, items: Iterable[T] | None = None,
                  initialized: bool = True) -> None:
@@ -36,6 +53,8 @@ class Collection(Generic[T]):
         #: insertion-ordered set (dict) of the items, None while uninitialized
         self._items: dict[int, T] | None = {} if initialized else None
         self._dirty = False
+        #: many-to-many owning side: the changes not yet written, id(item) -> (item, added)
+        self._delta: dict[int, tuple[Any, bool]] | None = None
         if items is not None:
             for item in items:
                 self.add(item)
@@ -45,10 +64,10 @@ class Collection(Generic[T]):
     def _mapped_by(self) -> str:
         return type(self.owner)._orm_declaration.properties[self.prop].get("mapped_by")
 
-    def _target(self) -> type:
-        from ..metadata.discovery import target_of_collection
-
-        return target_of_collection(type(self.owner), self.prop)
+    def _target(self) -> type | None:
+        """The class the collection holds once discovery ran (None before: not checked)."""
+        targets = getattr(type(self.owner), "_orm_collection_targets", None)
+        return None if targets is None else targets.get(self.prop)
 
     def _require(self) -> dict[int, T]:
         items = self._items
@@ -84,9 +103,90 @@ class Collection(Generic[T]):
         return self._dirty
 
     def _fill(self, items: Iterable[T]) -> None:
-        """Loaded state from the database: initialized, clean."""
+        """Loaded state from the database: initialized, clean. A many-to-many owning side's
+        unwritten changes stay: applied to what was read (and dropped where the database
+        already agrees)."""
         self._items = {id(i): i for i in items}
+        delta = self._delta
+        if delta:
+            mine = self._items
+            for key, (item, added) in list(delta.items()):
+                if added == (key in mine):
+                    del delta[key]  # stored already
+                elif added:
+                    mine[key] = item
+                else:
+                    del mine[key]
+            if delta:
+                return
         self._dirty = False
+
+    # -- many-to-many ----------------------------------------------------------------------
+    def _record(self, item: Any, added: bool) -> None:
+        """A pair to write (owning side): cancels an opposite unwritten change."""
+        delta = self._delta
+        if delta is None:
+            delta = self._delta = {}
+        prior = delta.get(id(item))
+        if prior is None:
+            delta[id(item)] = (item, added)
+        elif prior[1] is not added:
+            del delta[id(item)]  # back to the stored state
+        self._dirty = True
+        uow = self.owner._orm_uow
+        if uow is not None:
+            uow.collections[id(self)] = self
+
+    def _pair(self, item: Any, added: bool) -> None:
+        """The other side changed (`item` added to or removed from its collection): this
+        side follows, in its items if initialized, in its delta if it is the owning one."""
+        items = self._items
+        if items is not None:
+            if added == (id(item) in items):
+                return
+            if added:
+                items[id(item)] = item
+            else:
+                del items[id(item)]
+            self._dirty = True
+        if _sides(self.owner, self.prop)[0]:  # type: ignore[index]
+            self._record(item, added)
+
+    def _other(self, item: Any, other: str | None) -> Collection[Any] | None:
+        if other is None:
+            return None
+        held = item.__dict__.get(other)
+        return held if held is not None else getattr(item, other)
+
+    def _change(self, item: Any, added: bool, sides: tuple[bool, str | None]) -> None:
+        mine = self._items
+        assert mine is not None
+        if added:
+            mine[id(item)] = item
+        else:
+            del mine[id(item)]
+        self._dirty = True
+        owning, other = sides
+        if owning:
+            self._record(item, added)
+        back = self._other(item, other)
+        if back is not None:
+            back._pair(self.owner, added)
+
+    def _check_manager(self, item: Any) -> None:
+        """An item managed by (or new in) another EntityManager cannot be paired with an
+        entity of this one: its key and state belong to that one."""
+        uow, theirs = self.owner._orm_uow, item._orm_uow
+        if uow is not None and theirs is not None and theirs is not uow:
+            cls = type(self.owner).__name__
+            state = "new in" if item._orm_snap is None else "managed by"
+            raise ValidationError(
+                f"Cannot add {type(item).__name__} {item!r:.60} to {cls}.{self.prop}: it is "
+                f"{state} another EntityManager (id {theirs.em.id}). Load it in this one "
+                f"(em.find_one / em.get_reference) and add that instance.",
+                entity=self.owner,
+                property=self.prop,
+            )
 
     def _link(self, item: Any) -> None:
         """The inverse bookkeeping of `item.<mapped_by> = owner`: no write to the item."""
@@ -101,8 +201,19 @@ class Collection(Generic[T]):
     # -- changes ---------------------------------------------------------------------------
     def add(self, *items: T) -> None:
         """Add items and point each one's owning relation at the owner (moving it out of
-        its previous owner's initialized collection)."""
+        its previous owner's initialized collection); for a many-to-many, the item's side
+        gets the owner too."""
         mine = self._require()
+        sides = _sides(self.owner, self.prop)
+        if sides is not None:
+            for raw in items:
+                item = self._check(raw)
+                if id(item) in mine:
+                    continue
+                self._check_manager(item)
+                _cascade(self.owner, self.prop, item)  # first: a persisted item's side
+                self._change(item, True, sides)  # registers its change with the flush
+            return
         mapped_by = self._mapped_by()
         for raw in items:
             item = self._check(raw)
@@ -116,6 +227,13 @@ class Collection(Generic[T]):
         """Remove items; each one's owning relation is set to None (the flush writes NULL,
         or refuses a NOT NULL column)."""
         mine = self._require()
+        sides = _sides(self.owner, self.prop)
+        if sides is not None:
+            for raw in items:
+                item = _unwrap(raw)
+                if id(item) in mine:
+                    self._change(item, False, sides)
+            return
         mapped_by = self._mapped_by()
         for raw in items:
             item = _unwrap(raw)

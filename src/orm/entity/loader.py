@@ -12,6 +12,7 @@ from __future__ import annotations
 from .._markers import REFERENCE
 from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
+from ..query.sql import ALIAS
 from .collection import _unwrap
 from .reference import Ref
 
@@ -76,6 +77,11 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
     for name, subtree in tree.items():
         prop = meta.properties[name]
         target = prop.relation.target_meta  # type: ignore[union-attr]
+        if prop.relation.kind == "m:n":  # type: ignore[union-attr]
+            children = _populate_pivot(em, meta, entities, prop)
+            if subtree and children:
+                populate(em, target, children, subtree)
+            continue
         if not prop.relation.owner:  # type: ignore[union-attr]
             children = _populate_collection(em, meta, entities, prop)
             if subtree and children:
@@ -108,6 +114,17 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
             populate(em, target, loaded, subtree)
 
 
+def _stored(entities: list[Any], pk_name: str) -> dict[Any, Any]:
+    """The loaded entities by key (a collection is filled for those only: a reference's is
+    not read, and no row can point at an entity not written yet)."""
+    owners: dict[Any, Any] = {}
+    for entity in entities:
+        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
+            continue
+        owners.setdefault(getattr(entity, pk_name), entity)
+    return owners
+
+
 def _populate_collection(
     em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
 ) -> list[Any]:
@@ -119,11 +136,7 @@ def _populate_collection(
     target = prop.relation.target_meta
     mapped_by = prop.relation.mapped_by
     pk_name = meta.pk.name
-    owners: dict[Any, Any] = {}
-    for entity in entities:
-        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
-            continue
-        owners.setdefault(getattr(entity, pk_name), entity)
+    owners = _stored(entities, pk_name)
     keys = list(owners)
     found: dict[Any, list[Any]] = {key: [] for key in keys}
     children: list[Any] = []
@@ -151,3 +164,80 @@ def _populate_collection(
             ]
         held._fill(items)
     return children
+
+
+def _populate_pivot(
+    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
+) -> list[Any]:
+    """Fill `prop` (a ManyToMany, either side) of every entity with one query per chunk of
+    owners, joining the pivot table: `select t.*, p.<own key> from <target> t join <pivot> p
+    on p.<item key> = t.<key> where p.<own key> in (...)`. Every collection ends up
+    initialized; unwritten changes (FlushMode.COMMIT) stay applied on top of what was read.
+    Returns the items (each once)."""
+    target = prop.relation.target_meta
+    pivot = prop.relation.pivot
+    own, other = pivot.columns(prop)
+    owners = _stored(entities, meta.pk.name)
+    keys = list(owners)
+    found: dict[Any, list[Any]] = {key: [] for key in keys}
+    children: dict[int, Any] = {}
+    if keys:
+        em._auto_flush(target, None)
+    sql = em.sql
+    quote = sql.quote
+    alias = quote(ALIAS)
+    pv = quote("p1")
+    head = (
+        f"select {sql.select_list(target)}, {pv}.{quote(own.field_name)} from "
+        f"{quote(target.table)} as {alias} join {quote(pivot.table)} as {pv} on "
+        f"{pv}.{quote(other.field_name)} = {alias}.{quote(target.pk.field_name)} where "
+        f"{pv}.{quote(own.field_name)} in "
+    )
+    pk_type = meta.pk.type
+    to_db = pk_type.to_db if pk_type.converts else None
+    to_python = pk_type.to_python if pk_type.converts else None
+    identity_map = em._uow.map_for(target.cls)
+    chunk = max(1, min(CHUNK, em.connection.max_variables))
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        params = [to_db(k) for k in part] if to_db is not None else list(part)
+        statement = f"{head}({sql.platform.params(len(part))})"
+        owned: list[Any] = []
+        items = em._load(target, statement, params, None, identity_map, False, owned)
+        for item, key in zip(items, owned, strict=True):
+            if to_python is not None:
+                key = to_python(key)
+            found[key].append(item)
+            children[id(item)] = item
+    inverse = not prop.relation.owner
+    for key, entity in owners.items():
+        held = getattr(entity, prop.name)
+        held._fill(found[key])
+    if inverse:
+        _pending_on_inverse(em, prop, owners)
+    return list(children.values())
+
+
+def _pending_on_inverse(em: EntityManager, prop: Any, owners: dict[Any, Any]) -> None:
+    """Unwritten changes of the owning collections (FlushMode.COMMIT) shown on the inverse
+    collections just read from the pivot table: those registered with the Unit of Work,
+    and those of new owning entities (registered when the flush sees them)."""
+    other = prop.relation.other
+    owning = prop.relation.target
+    filled = {id(e) for e in owners.values()}
+    uow = em._uow
+    changed = [c for c in uow.collections.values() if c.prop == other]
+    for entity in (uow.new.get(owning) or {}).values():
+        held = entity.__dict__.get(other)
+        if held is not None and id(held) not in uow.collections:
+            changed.append(held)
+    for collection in changed:
+        if not collection._delta or not isinstance(collection.owner, owning):
+            continue
+        for item, added in collection._delta.values():
+            if id(item) in filled:
+                items = getattr(item, prop.name)._items
+                if added:
+                    items[id(collection.owner)] = collection.owner
+                else:
+                    items.pop(id(collection.owner), None)

@@ -160,7 +160,7 @@ class WrappedEntity(Generic[T]):
             if opts.get("hidden") or name in exclude or not is_set(self.entity, name):
                 continue
             value = getattr(self.entity, name)
-            if opts.get("relation") == "1:m":
+            if opts.get("relation") in ("1:m", "m:n"):
                 if value._items is None:
                     continue  # uninitialized: left out, as MikroORM does
                 value = [_relation_value(item, seen) for item in value._items.values()]

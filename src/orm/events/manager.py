@@ -164,13 +164,15 @@ class EventManager:
             meta = self._metadata.find(item)
             if meta is not None:
                 classes.append(meta.cls)
-            elif isinstance(item, type):
+            elif isinstance(item, type) and any(issubclass(m.cls, item) for m in self._metadata):
                 classes.append(item)  # a base class: its registered subclasses
             else:
                 known = ", ".join(m.class_name for m in self._metadata) or "none"
+                named = item.__qualname__ if isinstance(item, type) else f"{item!r:.60}"
                 raise ValidationError(
-                    f"{shown}.get_subscribed_entities() names {item!r:.60}, which is not an "
-                    f"entity of this ORM (known: {known})."
+                    f"{shown}.get_subscribed_entities() names {named}, which is not an "
+                    f"entity of this ORM nor a base class of one (known: {known}); its "
+                    f"handlers would never run."
                 )
         return tuple(classes)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .._typing import TYPE_CHECKING, lazy_names
 from .declare import EntitySchema, entity
 from .options import PrimaryKey, Property
-from .relations import Cascade, ManyToOne, OneToMany, OneToOne
+from .relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
 
 if TYPE_CHECKING:
     from .discovery import MetadataStorage, discover, expand_entries
@@ -20,6 +20,7 @@ __all__ = [
     "EntitySchema",
     "PrimaryKey",
     "Property",
+    "ManyToMany",
     "ManyToOne",
     "OneToOne",
     "OneToMany",

@@ -230,7 +230,7 @@ def _init_source(
             params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)
             values.append(f"_ref({name})")
             continue
-        if opts.get("relation") == "1:m":
+        if opts.get("relation") in _COLLECTIONS:
             env["_coll"] = _new_collection
             params.append(f"{name}=None")
             values.append(f"_coll(self, {name!r}, {name})")
@@ -272,6 +272,10 @@ def _init_source(
     else:
         body = "    pass"
     return f"def __init__({signature}):\n{body}", env
+
+
+#: the relation kinds a `Collection` holds: one-to-many and many-to-many
+_COLLECTIONS = ("1:m", "m:n")
 
 
 def _new_collection(owner: Any, name: str, items: Any) -> Any:
@@ -405,7 +409,15 @@ def _entity_repr(self: Any) -> str:
         if opts.get("hidden") or not is_set(self, name):
             continue
         value = getattr(self, name)
-        if opts.get("relation") and getattr(type(value), "_orm_declaration", None):
+        if opts.get("relation") == "m:n" and value._items is not None:
+            # items by key only: their own collections hold this entity (a cycle)
+            from ..entity.reference import pk_name_of
+
+            value = _Shown("[" + ", ".join(
+                f"<{type(i).__name__} {getattr(i, pk_name_of(type(i)), None)!r}>"
+                for i in value._items.values()
+            ) + "]")
+        elif opts.get("relation") and getattr(type(value), "_orm_declaration", None):
             # the target by its key only: a full repr would recurse through cycles
             from ..entity.reference import pk_name_of
 
@@ -442,7 +454,7 @@ def _install(
         default = opts.get("default", MISSING)
         if isinstance(default, (list, dict, set)):
             default = MISSING  # a shared mutable default would leak between instances
-        if opts.get("relation") == "1:m":
+        if opts.get("relation") in _COLLECTIONS:
             setattr(cls, name, _CollectionSlot(name))
             continue
         setattr(cls, name, _PropertySlot(name, index, default))

@@ -39,7 +39,13 @@ from .declare import (
     declaration_of,
     is_generated_pk,
 )
-from .model import EntityMetadata, PropertyMetadata, RelationMetadata, RelationType
+from .model import (
+    EntityMetadata,
+    PivotMetadata,
+    PropertyMetadata,
+    RelationMetadata,
+    RelationType,
+)
 from .options import KNOWN_OPTIONS
 from .relations import ON_DELETE, Cascade
 
@@ -108,6 +114,11 @@ class MetadataStorage:
         #: class -> the classes whose relations (with cascade persist) point at it: a new
         #: one of those may bring new ones of this class into a flush
         self.referrers: dict[type, frozenset[type]] = {}
+        #: the pivot tables of the many-to-many relations (owning sides, in declaration order)
+        self.pivots: list[PivotMetadata] = []
+        #: class -> the (class, property) of every many-to-many collection holding entities
+        #: of that class (either side): where a deleted entity is dropped from in memory
+        self.m2m_holders: dict[type, list[tuple[type, str]]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())
@@ -252,7 +263,8 @@ def _build_property(
 
 
 _RELATION_KNOWN = (
-    "entity, nullable, ref, cascade, on_delete, join_column, inversed_by, index, hidden"
+    "entity, nullable, ref, cascade, on_delete, join_column, inversed_by, index, hidden "
+    "(ManyToMany: mapped_by, pivot_table, inverse_join_column)"
 )
 
 
@@ -313,7 +325,7 @@ def _build_relation(
         unique=bool(opts.get("unique")),
         index=bool(opts.get("index")),
         hidden=bool(opts.get("hidden")),
-        persist=relation.owner,
+        persist=relation.owner and relation.kind != "m:n",
         relation=relation,
     )
 
@@ -408,6 +420,9 @@ def _resolve_relations(
             if not relation.owner:
                 inverses.append((meta, prop))
                 continue
+            if relation.kind == "m:n":
+                _resolve_pivot(meta, prop, decl, storage, naming, platform)
+                continue
             opts = decl.properties[prop.name]  # type: ignore[union-attr]
             if opts.get("nullable") is None:
                 prop.nullable = optional
@@ -423,8 +438,17 @@ def _resolve_relations(
                 ) | {meta.cls}
         _finish_entity(meta, platform)
     for meta, prop in inverses:
-        _resolve_inverse(meta, prop)
+        if prop.relation.kind == "m:n":  # type: ignore[union-attr]
+            _resolve_many_inverse(meta, prop)
+        else:
+            _resolve_inverse(meta, prop)
     _check_inversed_by(metas)
+    _check_many_inversed_by(storage)
+    for meta in metas:
+        for prop in meta.collections:
+            if prop.relation.kind == "m:n":  # type: ignore[union-attr]
+                holders = storage.m2m_holders.setdefault(prop.relation.target, [])  # type: ignore[union-attr]
+                holders.append((meta.cls, prop.name))
     rank: dict[type, int] = {}
     visiting: set[type] = set()
 
@@ -487,10 +511,7 @@ def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
             entity=meta.class_name,
             property=prop.name,
         )
-    meta.collections.append(prop)
-    if "_orm_collection_targets" not in meta.cls.__dict__:
-        meta.cls._orm_collection_targets = {}
-    meta.cls._orm_collection_targets[prop.name] = target.cls
+    _collection_target(meta, prop)
     inverses = target.cls.__dict__.get("_orm_inverses")
     if inverses is None:
         inverses = {}
@@ -501,6 +522,189 @@ def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
         if not getattr(target.cls.__init__, "_orm_inverse", False):
             target.cls.__init__ = inverse_init(inverses, target.cls.__init__)
     inverses[mapped_by] = prop.name
+
+
+def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
+    """`prop` is a collection of its relation's target: the class checks what is added."""
+    meta.collections.append(prop)
+    if "_orm_collection_targets" not in meta.cls.__dict__:
+        meta.cls._orm_collection_targets = {}
+    meta.cls._orm_collection_targets[prop.name] = prop.relation.target  # type: ignore[union-attr]
+
+
+def _pivot_name(
+    platform: Platform | None, name: str, given: bool, meta: EntityMetadata, prop: str,
+    option: str,
+) -> str:
+    """A pivot table or column name: a generated one fitted to the database's identifier
+    limit (as index names are), one the user gave refused when longer (the database would
+    truncate it)."""
+    limit = platform.max_identifier_length if platform is not None else None
+    if limit is None or len(name.encode("utf-8")) <= limit:
+        return name
+    if not given:
+        return platform.fit_identifier(name)  # type: ignore[union-attr]
+    raise MetadataError(
+        f"{meta.class_name}.{prop}: {option}={name!r} is {len(name.encode('utf-8'))} bytes "
+        f"long, more than the {limit} bytes {_DISPLAY.get(platform.name, platform.name)} "  # type: ignore[union-attr]
+        f"keeps in an identifier (it would truncate it); give a shorter {option}.",
+        entity=meta.class_name,
+        property=prop,
+    )
+
+
+def _pivot_column(name: str, target: EntityMetadata) -> PropertyMetadata:
+    """One column of a pivot table: a NOT NULL foreign key to `target`'s key, `on delete
+    cascade` (removing either end removes the pairs it is in)."""
+    relation = RelationMetadata("m:1", on_delete="cascade")
+    relation.target = target.cls
+    relation.target_meta = target
+    column = PropertyMetadata(
+        name=name, field_name=name, type=RelationType(relation), python_type=target.cls,
+        nullable=False, relation=relation,
+    )
+    column.type.resolve()  # type: ignore[attr-defined]
+    return column
+
+
+def _resolve_pivot(
+    meta: EntityMetadata,
+    prop: PropertyMetadata,
+    decl: Any,
+    storage: MetadataStorage,
+    naming: NamingStrategy,
+    platform: Platform | None,
+) -> None:
+    """The owning side of a many-to-many: its pivot table named (`<owner table>_<property>`,
+    columns `<owner>_<key>` and `<target>_<key>`, `_1`/`_2` when both ends are one class)."""
+    relation = prop.relation
+    target = relation.target_meta  # type: ignore[union-attr]
+    opts = decl.properties[prop.name]
+    owner_base = naming.class_to_table_name(meta.class_name)
+    target_base = naming.class_to_table_name(target.class_name)
+    if owner_base == target_base:
+        owner_base, target_base = f"{owner_base}_1", f"{target_base}_2"
+    table = opts.get("pivot_table") or (
+        f"{meta.table}_{naming.property_to_column_name(prop.name)}"
+    )
+    owner_name = opts.get("join_column") or naming.join_key_column_name(
+        owner_base, meta.pk.field_name
+    )
+    target_name = opts.get("inverse_join_column") or naming.join_key_column_name(
+        target_base, target.pk.field_name
+    )
+    table = _pivot_name(platform, table, bool(opts.get("pivot_table")), meta, prop.name,
+                        "pivot_table")
+    owner_name = _pivot_name(platform, owner_name, bool(opts.get("join_column")), meta,
+                             prop.name, "join_column")
+    target_name = _pivot_name(platform, target_name, bool(opts.get("inverse_join_column")),
+                              meta, prop.name, "inverse_join_column")
+    if owner_name == target_name:
+        raise MetadataError(
+            f"{meta.class_name}.{prop.name}: both columns of pivot table {table!r} are named "
+            f"{owner_name!r}; give join_column / inverse_join_column distinct names.",
+            entity=meta.class_name,
+            property=prop.name,
+        )
+    taken = {m.table: m.class_name for m in storage}
+    taken.update({p.table: f"{p.owner_meta.class_name}.{p.prop.name}" for p in storage.pivots})
+    if table in taken:
+        raise MetadataError(
+            f"{meta.class_name}.{prop.name}: its pivot table {table!r} is also the table of "
+            f"{taken[table]}; give it another pivot_table=.",
+            entity=meta.class_name,
+            property=prop.name,
+        )
+    pivot = PivotMetadata(
+        table, prop, meta, target, _pivot_column(owner_name, meta),
+        _pivot_column(target_name, target),
+    )
+    relation.pivot = pivot  # type: ignore[union-attr]
+    storage.pivots.append(pivot)
+    storage.has_relations = True
+    if relation.persist_cascade:  # type: ignore[union-attr]
+        storage.referrers[target.cls] = storage.referrers.get(
+            target.cls, frozenset()
+        ) | {meta.cls}
+    _collection_target(meta, prop)
+    _many_to_many_sides(meta.cls)[prop.name] = (True, relation.inversed_by)  # type: ignore[union-attr]
+
+
+def _many_to_many_sides(cls: type) -> dict[str, tuple[bool, str | None]]:
+    """`cls._orm_many_to_many`: property -> (owning side?, the other side's property or
+    None), what a `Collection` reads to keep both sides in step."""
+    sides = cls.__dict__.get("_orm_many_to_many")
+    if sides is None:
+        sides = {}
+        cls._orm_many_to_many = sides  # type: ignore[attr-defined]
+    return sides
+
+
+def _resolve_many_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
+    """A `ManyToMany(mapped_by=...)` must name the owning ManyToMany on the target pointing
+    back here; it shares that side's pivot table, read the other way."""
+    relation = prop.relation
+    target = relation.target_meta  # type: ignore[union-attr]
+    mapped_by = relation.mapped_by  # type: ignore[union-attr]
+    back = target.properties.get(mapped_by) if isinstance(mapped_by, str) else None
+    why = None
+    if back is None:
+        why = f"{target.class_name}.{mapped_by} does not exist"
+    elif back.relation is None or back.relation.kind != "m:n":
+        why = f"{target.class_name}.{mapped_by} is not a ManyToMany"
+    elif not back.relation.owner:
+        why = (f"{target.class_name}.{mapped_by} is itself an inverse side "
+               f"(mapped_by={back.relation.mapped_by!r}); one side must own the pivot table")
+    elif not issubclass(meta.cls, back.relation.target):
+        why = (f"{target.class_name}.{mapped_by} points at "
+               f"{back.relation.target.__name__}, not {meta.class_name}")
+    elif back.relation.inversed_by not in (None, prop.name):
+        why = (f"{target.class_name}.{mapped_by} names "
+               f"inversed_by={back.relation.inversed_by!r}, not {prop.name!r}")
+    if why is not None:
+        raise MetadataError(
+            f"{meta.class_name}.{prop.name} = ManyToMany(mapped_by={mapped_by!r}) must name "
+            f"the owning ManyToMany on {target.class_name} that points back at "
+            f"{meta.class_name}: {why}.",
+            entity=meta.class_name,
+            property=prop.name,
+        )
+    relation.pivot = back.relation.pivot  # type: ignore[union-attr]
+    relation.other = mapped_by  # type: ignore[union-attr]
+    back.relation.other = prop.name  # type: ignore[union-attr]
+    _collection_target(meta, prop)
+    _many_to_many_sides(meta.cls)[prop.name] = (False, mapped_by)
+    _many_to_many_sides(target.cls)[mapped_by] = (True, prop.name)
+
+
+def _check_many_inversed_by(storage: MetadataStorage) -> None:
+    """An owning ManyToMany's `inversed_by` must name a ManyToMany(mapped_by=...) pointing
+    back at it (two owning sides would write two pivot tables for one relation)."""
+    for pivot in storage.pivots:
+        prop, meta = pivot.prop, pivot.owner_meta
+        name = prop.relation.inversed_by  # type: ignore[union-attr]
+        if not name:
+            continue
+        target = pivot.target_meta
+        back = target.properties.get(name)
+        if back is None or back.relation is None or back.relation.kind != "m:n" or (
+            back.relation.owner or back.relation.mapped_by != prop.name
+        ):
+            if back is None:
+                why = f"{target.class_name}.{name} does not exist"
+            elif back.relation is None or back.relation.kind != "m:n":
+                why = f"{target.class_name}.{name} is not a ManyToMany"
+            elif back.relation.owner:
+                why = (f"{target.class_name}.{name} is an owning side too (it has no "
+                       f"mapped_by); declare it ManyToMany(mapped_by={prop.name!r})")
+            else:
+                why = f"{target.class_name}.{name} is mapped_by={back.relation.mapped_by!r}"
+            raise MetadataError(
+                f"{meta.class_name}.{prop.name} = ManyToMany(inversed_by={name!r}) must name "
+                f"a ManyToMany(mapped_by={prop.name!r}) on {target.class_name}: {why}.",
+                entity=meta.class_name,
+                property=prop.name,
+            )
 
 
 def _check_inversed_by(metas: list[EntityMetadata]) -> None:
@@ -521,12 +725,6 @@ def _check_inversed_by(metas: list[EntityMetadata]) -> None:
                     entity=meta.class_name,
                     property=prop.name,
                 )
-
-
-def target_of_collection(cls: type, name: str) -> type | None:
-    """The class a collection holds once discovery ran (None before: not checked)."""
-    meta = getattr(cls, "_orm_collection_targets", None)
-    return None if meta is None else meta.get(name)
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):

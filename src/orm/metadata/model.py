@@ -13,7 +13,10 @@ from ..types import Type, unstorable
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["PropertyMetadata", "EntityMetadata", "RelationMetadata", "RelationType", "PendingKey"]
+__all__ = [
+    "PropertyMetadata", "EntityMetadata", "RelationMetadata", "RelationType", "PendingKey",
+    "PivotMetadata",
+]
 
 
 # Plain classes rather than dataclasses (eq=False): `dataclasses` imports `inspect`, which a
@@ -148,10 +151,57 @@ class RelationMetadata:
         self.inversed_by = inversed_by
         self.target = None  # type: ignore[assignment]
         self.target_meta = None  # type: ignore[assignment]
+        #: a many-to-many's pivot table (both sides share it; set at discovery)
+        self.pivot: PivotMetadata | None = None
+        #: a many-to-many's property on the other side (None: declared on one side only)
+        self.other: str | None = None
 
     def __repr__(self) -> str:
         target = getattr(self.target, "__name__", None)
         return f"<RelationMetadata {self.kind} -> {target}>"
+
+
+class PivotMetadata:
+    """The pivot table of a many-to-many: one row per (owner, target) pair, a composite
+    primary key of both columns, each a foreign key `on delete cascade` to its table.
+
+    `owner_column` holds the owning side's key, `target_column` the target's; both are
+    `PropertyMetadata` of a `RelationType`, so DDL and key conversion are the ones a
+    ManyToOne uses. Built once at discovery."""
+
+    table: str
+    #: the owning side's property (`Article.tags`)
+    prop: PropertyMetadata
+    owner_meta: EntityMetadata
+    target_meta: EntityMetadata
+    owner_column: PropertyMetadata
+    target_column: PropertyMetadata
+
+    def __init__(
+        self,
+        table: str,
+        prop: PropertyMetadata,
+        owner_meta: EntityMetadata,
+        target_meta: EntityMetadata,
+        owner_column: PropertyMetadata,
+        target_column: PropertyMetadata,
+    ) -> None:
+        self.table = table
+        self.prop = prop
+        self.owner_meta = owner_meta
+        self.target_meta = target_meta
+        self.owner_column = owner_column
+        self.target_column = target_column
+
+    def columns(self, prop: PropertyMetadata) -> tuple[PropertyMetadata, PropertyMetadata]:
+        """(the column holding `prop`'s entity's key, the column holding its items' keys):
+        the owning side reads the pivot one way, the inverse side the other."""
+        if prop is self.prop:
+            return self.owner_column, self.target_column
+        return self.target_column, self.owner_column
+
+    def __repr__(self) -> str:
+        return f"<PivotMetadata {self.table} of {self.owner_meta.class_name}.{self.prop.name}>"
 
 
 class PendingKey:

@@ -16,7 +16,9 @@ from .options import PropertyOptions
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Cascade", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE"]
+__all__ = [
+    "Cascade", "ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE",
+]
 
 
 class Cascade(enum.StrEnum):
@@ -36,7 +38,8 @@ ON_DELETE = ("cascade", "set null", "restrict", "no action")
 #: the options a relation declaration records besides the column options it shares
 RELATION_OPTIONS = frozenset(
     {"relation", "entity", "ref", "cascade", "on_delete", "join_column", "inversed_by",
-     "mapped_by", "owner", "orphan_removal", "order_by"}
+     "mapped_by", "owner", "orphan_removal", "order_by", "pivot_table",
+     "inverse_join_column"}
 )  # fmt: skip
 
 
@@ -149,4 +152,36 @@ def OneToMany(  # noqa: N802
     ).options
     options.update(persist=False, mapped_by=mapped_by, owner=False,
                    orphan_removal=orphan_removal)
+    return PropertyOptions(options, unknown)
+
+
+def ManyToMany(  # noqa: N802
+    entity: Any = None,
+    *,
+    mapped_by: str | None = None,
+    inversed_by: str | None = None,
+    pivot_table: str | None = None,
+    join_column: str | None = None,
+    inverse_join_column: str | None = None,
+    cascade: Any = (Cascade.PERSIST,),
+    hidden: bool = False,
+    **unknown: Any,
+) -> Any:
+    """Declare a many-to-many relation: a `Collection` of target entities, stored in a
+    pivot table of (owner key, target key) rows.
+
+    The owning side (no `mapped_by`) declares the pivot table: `pivot_table`, by default
+    `<owner table>_<property>`; its columns `join_column` (the owner's key, by default
+    `<owner>_<key column>`) and `inverse_join_column` (the target's). The inverse side names
+    the owning property with `mapped_by`; changes made through either side are written by
+    the owning one."""
+    options = _relation(
+        "m:n", entity, True, False, cascade, "cascade", None, inversed_by, False, False,
+        hidden, unknown,
+    ).options
+    options.update(
+        persist=False, field_name=None, mapped_by=mapped_by, owner=mapped_by is None,
+        pivot_table=pivot_table, join_column=join_column,
+        inverse_join_column=inverse_join_column,
+    )
     return PropertyOptions(options, unknown)

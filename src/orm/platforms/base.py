@@ -239,6 +239,26 @@ class Platform:
         Every name is already quoted."""
         raise NotImplementedError(f"{type(self).__name__} has no update ... from (values ...)")
 
+    def pivot_insert(self, table: str, columns: tuple[str, str], rows: int) -> str:
+        """Pairs into a many-to-many's pivot table; a pair already there is skipped (an
+        owning side changed without being loaded cannot know)."""
+        a, b = (self.quote(c) for c in columns)
+        values = ", ".join([self.row(2)] * rows)
+        return (
+            f"insert into {self.quote(table)} ({a}, {b}) values {values} on conflict do nothing"
+        )
+
+    def pivot_delete(self, table: str, columns: tuple[str, str], rows: int) -> str:
+        """Pairs out of a pivot table, matched as row values against a select from the
+        VALUES list (a bare `in (values ...)` makes SQLite scan the table; this form is a
+        lookup by the primary key on both databases)."""
+        a, b = (self.quote(c) for c in columns)
+        values = ", ".join([self.row(2)] * rows)
+        return (
+            f"delete from {self.quote(table)} where ({a}, {b}) in (select column1, column2 "
+            f"from (values {values}) as v)"
+        )
+
     def first_generated_key(self, cursor: Any, count: int) -> int:
         """The key the database generated for the first of the `count` rows the statements
         just run inserted (they get consecutive keys), read from the last one's cursor."""

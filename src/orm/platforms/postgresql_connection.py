@@ -81,12 +81,31 @@ class _KnownClosed:
 _KNOWN_CLOSED = _KnownClosed()
 
 
-def _quiet_pool_logger() -> None:
+class _AbortedPipeline:
+    """A filter on psycopg's logger: when a statement of a pipelined `executemany` fails
+    (a serialization failure, a unique violation), psycopg raises that error and logs a
+    warning "error ignored terminating <Pipeline>: pipeline aborted" as it closes the
+    pipeline. The abort is only the consequence of the error the ORM raises (mapped,
+    with its message), so the warning says nothing, and would reach stderr through
+    logging's last-resort handler. Other warnings pass."""
+
+    def filter(self, record: Any) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) != 2 or not str(record.msg).startswith("error ignored terminating"):
+            return True
+        return type(args[1]).__name__ != "PipelineAborted"
+
+
+_ABORTED_PIPELINE = _AbortedPipeline()
+
+
+def _quiet_psycopg_loggers() -> None:
     import logging
 
-    logger = logging.getLogger("psycopg.pool")
-    if _KNOWN_CLOSED not in logger.filters:
-        logger.addFilter(_KNOWN_CLOSED)
+    for name, known in (("psycopg.pool", _KNOWN_CLOSED), ("psycopg", _ABORTED_PIPELINE)):
+        logger = logging.getLogger(name)
+        if known not in logger.filters:
+            logger.addFilter(known)
 
 
 class _ThreadState(TransactionState):
@@ -171,7 +190,7 @@ class PostgresConnection(Connection):
         self.server_version: int = first.info.server_version
         first.close()
 
-        _quiet_pool_logger()
+        _quiet_psycopg_loggers()
         self._pool: Any = psycopg_pool.ConnectionPool(
             conninfo,
             kwargs={"autocommit": True},

@@ -204,9 +204,8 @@ class _Compiler:
         inner = f"select {column} from {quote(target.table)} as {quote(alias)}"
         return f"{inner} where {' and '.join(where)}" if where else inner
 
-    def collection_filter(self, prop: PropertyMetadata, conditions: Any) -> str:
-        """`{"posts": {"title": "x"}}`: the rows having at least one item that matches; the
-        key in the foreign keys of the matching target rows."""
+    def _item_conditions(self, prop: PropertyMetadata, conditions: Any, extra: str = "") -> None:
+        """A collection's filter is a dict of conditions on its items."""
         target = prop.relation.target_meta  # type: ignore[union-attr]
         if not isinstance(conditions, Mapping) or not conditions or any(
             isinstance(k, str) and k.startswith("$") and k not in ("$and", "$or", "$not")
@@ -215,10 +214,46 @@ class _Compiler:
             raise ValidationError(
                 f"The filter on {self.meta.class_name}.{prop.name} (a collection of "
                 f"{target.class_name}) takes conditions on {target.class_name}, e.g. "
-                f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}; got {conditions!r:.60}",
+                f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}{extra}; got "
+                f"{conditions!r:.60}",
                 entity=self.meta.cls,
                 property=prop.name,
             )
+
+    def pivot_filter(self, prop: PropertyMetadata, value: Any) -> str:
+        """`{"tags": {"label": "a"}}` on a ManyToMany (either side): the rows paired, in
+        the pivot table, with at least one item that matches (`id in (select article_id
+        from article_tags where tag_id in (select id from tag where ...))`); `{"tags":
+        tag}` (an entity, a Ref, a key, or a list of them): paired with that item."""
+        relation = prop.relation
+        own, other = relation.pivot.columns(prop)  # type: ignore[union-attr]
+        quote = self.quote
+        alias = quote(f"p{self.depth + 1}")
+        head = (
+            f"select {alias}.{quote(own.field_name)} from "
+            f"{quote(relation.pivot.table)} as {alias} "  # type: ignore[union-attr]
+            f"where {alias}.{quote(other.field_name)}"
+        )
+        target = relation.target_meta  # type: ignore[union-attr]
+        if isinstance(value, Mapping):
+            self._item_conditions(prop, value, " or an item")
+            inner = self.subquery(target, target.pk, value)
+            return f"{self.column(self.meta.pk)} in ({head} in ({inner}))"
+        if value is None:
+            self._item_conditions(prop, value, " or an item")
+        values = list(value) if isinstance(value, _SEQUENCES) else [value]
+        if not values:
+            return _FALSE
+        keys = [self.relation_key(prop, v, "$eq") for v in values]
+        self.params.extend(keys)
+        marks = ", ".join([self.param] * len(keys))
+        return f"{self.column(self.meta.pk)} in ({head} in ({marks}))"
+
+    def collection_filter(self, prop: PropertyMetadata, conditions: Any) -> str:
+        """`{"posts": {"title": "x"}}`: the rows having at least one item that matches; the
+        key in the foreign keys of the matching target rows."""
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        self._item_conditions(prop, conditions)
         back = target.properties[prop.relation.mapped_by]  # type: ignore[union-attr]
         inner = self.subquery(target, back, conditions, not_null=True)
         return f"{self.column(self.meta.pk)} in ({inner})"
@@ -257,6 +292,8 @@ class _Compiler:
         if isinstance(key, str) and key.startswith("$"):
             return self.logical(key, value)
         prop = self.meta.prop(key)
+        if prop.relation is not None and prop.relation.kind == "m:n":
+            return self.pivot_filter(prop, value)
         if prop.relation is not None and not prop.relation.owner:
             return self.collection_filter(prop, value)
         if not prop.persist:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .._typing import TYPE_CHECKING
 from ..errors import DriverException, ValidationError
-from ..metadata.model import EntityMetadata, PropertyMetadata
+from ..metadata.model import EntityMetadata, PivotMetadata, PropertyMetadata
 from ..platforms.base import LiveColumn as _LiveColumn
 from ..platforms.base import LiveIndex as _Index
 
@@ -130,7 +130,37 @@ class SchemaGenerator:
             statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
             statements += self._comment_diff(meta, {})
             created.add(meta.table)
-        return statements + constraints
+        pivots = [
+            sql for pivot in self.metadata.pivots if pivot.table not in existing
+            for sql in self._pivot_sql(pivot)
+        ]
+        return statements + constraints + pivots
+
+    def _pivot_sql(self, pivot: PivotMetadata) -> list[str]:
+        """A many-to-many's pivot table, created after both ends' tables: the two foreign
+        key columns (`on update cascade on delete cascade`), their composite primary key
+        (which also serves lookups by the first column), and an index on the second."""
+        columns = (pivot.owner_column, pivot.target_column)
+        definitions = ", ".join(
+            f"{self.platform.column_definition(c)} {self._references(c)}" for c in columns
+        )
+        key = ", ".join(self.quote(c.field_name) for c in columns)
+        second = pivot.target_column.field_name
+        index = self.platform.fit_identifier(
+            self.naming.index_name(pivot.table, [second], "index")
+        )
+        return [
+            f"create table {self.quote(pivot.table)} ({definitions}, primary key ({key}))",
+            f"create index {self.quote(index)} on {self.quote(pivot.table)} "
+            f"({self.quote(second)})",
+        ]
+
+    def _drop_pivots(self) -> list[str]:
+        suffix = self.platform.drop_table_suffix
+        return [
+            f"drop table if exists {self.quote(p.table)}{suffix}"
+            for p in reversed(self.metadata.pivots)
+        ]
 
     def _indexes(self, meta: EntityMetadata) -> list[_Index]:
         naming, fit = self.naming, self.platform.fit_identifier
@@ -415,9 +445,7 @@ class SchemaGenerator:
         return _join(self._namespace(self._create_all(self._metas, set())))
 
     def get_drop_schema_sql(self) -> str:
-        return _join(
-            [self._drop(m) for m in reversed(self._metas)]
-        )
+        return _join(self._drop_pivots() + [self._drop(m) for m in reversed(self._metas)])
 
     def get_update_schema_sql(self) -> str:
         return _join(self._update_statements())
@@ -455,7 +483,7 @@ class SchemaGenerator:
 
     def drop_schema(self) -> None:
         """Drop the entities' tables that exist; no error for those that do not."""
-        self._run([self._drop(m) for m in reversed(self._metas)])
+        self._run(self._drop_pivots() + [self._drop(m) for m in reversed(self._metas)])
 
     def update_schema(self) -> list[str]:
         """Apply only the difference between the metadata and the live database; returns
@@ -467,7 +495,8 @@ class SchemaGenerator:
     def refresh_database(self) -> None:
         """Drop and create: an empty, up-to-date schema."""
         self._run(
-            [self._drop(m) for m in reversed(self._metas)]
+            self._drop_pivots()
+            + [self._drop(m) for m in reversed(self._metas)]
             + self._namespace(self._create_all(self._metas, set()))
         )
 
@@ -484,7 +513,10 @@ class SchemaGenerator:
 
     def clear_database(self) -> None:
         """Delete every row of the entities' tables, keeping the schema."""
-        self._run([f"delete from {self.quote(m.table)}" for m in reversed(self._metas)])
+        self._run(
+            [f"delete from {self.quote(p.table)}" for p in reversed(self.metadata.pivots)]
+            + [f"delete from {self.quote(m.table)}" for m in reversed(self._metas)]
+        )
 
 
 def _rows(n: int) -> str:

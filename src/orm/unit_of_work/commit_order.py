@@ -84,12 +84,15 @@ def cascade_persist(uow: UnitOfWork) -> bool:
 
 
 def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, work: list) -> None:
-    """The new items of an entity's initialized collections with Cascade.PERSIST."""
+    """The new items of an entity's initialized collections with Cascade.PERSIST; a
+    many-to-many collection changed before its owner was managed joins the flush."""
     for prop in meta.collections:
-        if not prop.relation.persist_cascade:  # type: ignore[union-attr]
-            continue
         held = entity.__dict__.get(prop.name)
-        if held is None or held._items is None:
+        if held is None:
+            continue
+        if held._delta and entity._orm_uow is uow:
+            uow.collections[id(held)] = held
+        if held._items is None or not prop.relation.persist_cascade:  # type: ignore[union-attr]
             continue
         target_meta = prop.relation.target_meta  # type: ignore[union-attr]
         for item in list(held._items.values()):

@@ -254,6 +254,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
             uow._compute(plan)
             if not plan:
                 uow.dirty.clear()
+                uow.collections = {}
                 events.flush_event("after_flush", em, uow)
                 return
             late = _wants_after(plan, events)

@@ -81,7 +81,8 @@ def _loaded_since(before: tuple, current: tuple, written: Any) -> tuple:
 class FlushUndo:
     """What one committed-to-a-savepoint flush changed, and how to take it back."""
 
-    __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned")
+    __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned",
+                 "pivots")  # fmt: skip
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
@@ -99,6 +100,8 @@ class FlushUndo:
         self.deletes: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
         #: values the flush generated: (entity, name, before, after)
         self.assigned: list[tuple[Any, str, Any, Any]] = []
+        #: many-to-many collections and the pairs written from each
+        self.pivots: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
 
     @classmethod
     def capture(cls, uow: UnitOfWork, plan: _FlushPlan) -> FlushUndo:
@@ -116,6 +119,7 @@ class FlushUndo:
             (entity, name, before, getattr(entity, name, MISSING))
             for entity, name, before in plan.undo
         ]
+        undo.pivots = list(plan.collections)
         return undo
 
     def run(self) -> None:
@@ -154,6 +158,10 @@ class FlushUndo:
                 self._undo_reference(meta, entity, written)
         for meta, entities, skip_pk in reversed(self.inserts):
             self._undo_inserts(meta, entities, skip_pk)
+        if self.pivots:
+            from .pivots import undo as undo_pivots
+
+            undo_pivots(uow, self.pivots)
         for entity, name, before, after in reversed(self.assigned):
             if getattr(entity, name, MISSING) is after:  # else the user's later value stays
                 restore_value(entity, name, before)

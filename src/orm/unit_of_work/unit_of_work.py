@@ -22,7 +22,7 @@ from .._retry import FLUSH_RETRIES
 from .._typing import TYPE_CHECKING
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
-from . import commit_order
+from . import commit_order, pivots
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -84,9 +84,10 @@ def _nothing_written(exc: BaseException) -> None:
     """A statement of a flush failed and its transaction was rolled back: say so in the
     error's message."""
     if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
+        # a retryable error already says to run the whole transaction again
+        then = "" if getattr(exc, "retryable", False) else "; fix the cause and call flush() again"
         exc.args = (
-            f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written; fix "
-            f"the cause and call flush() again.",
+            f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written{then}.",
             *exc.args[1:],
         )
 
@@ -190,6 +191,10 @@ class _FlushPlan:
         self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
         self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
         self.keys: dict[int, Any] = {}
+        #: many-to-many: pivot table -> the pairs to delete and insert; and the
+        #: collections written with the changes written (see orm.unit_of_work.pivots)
+        self.pivots: dict[Any, Any] = {}
+        self.collections: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -207,7 +212,10 @@ class _FlushPlan:
         self.undo.clear()
 
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.updates or self.reference_updates or self.deletes)
+        return bool(
+            self.inserts or self.updates or self.reference_updates or self.deletes
+            or self.pivots
+        )
 
 
 class UnitOfWork:
@@ -229,6 +237,9 @@ class UnitOfWork:
         self.watched: dict[int, Any] = {}
         #: a flush with event handlers is running (they may query, never flush again)
         self.flushing = False
+        #: many-to-many owning collections changed since the last flush (id -> collection):
+        #: registered by the collection when it changes, so a flush never scans for them
+        self.collections: dict[int, Any] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -332,6 +343,7 @@ class UnitOfWork:
         self.dirty = {}
         self.removed = {}
         self.partial = set()
+        self.collections = {}
 
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
@@ -362,6 +374,12 @@ class UnitOfWork:
             if type(entity) is cls:
                 return True
         return self._mutable_changes(meta)
+
+    def has_pivot_changes_for(self, meta: EntityMetadata) -> bool:
+        """Whether unwritten many-to-many pairs involve `meta` (a query over it may read
+        the pivot table: populate, a filter across the relation). Not a change of its rows,
+        so a refresh under a lock loses nothing."""
+        return bool(self.collections) and pivots.touches(self.em.metadata, meta.cls)
 
     def _mutable_changes(self, meta: EntityMetadata) -> bool:
         cls = meta.cls
@@ -566,6 +584,8 @@ class UnitOfWork:
         metadata = self.em.metadata
         relations = metadata.has_relations
         ordered = False
+        if self.collections and not plan.preview:
+            pivots.cascade(self)
         if relations and (self.new or self.dirty):
             ordered = commit_order.cascade_persist(self)
         if self.new:
@@ -580,6 +600,8 @@ class UnitOfWork:
             self._plan_deletes(plan)
             if relations and len(plan.deletes) > 1:
                 commit_order.order_deletes(plan, metadata.fk_rank)
+        if self.collections and not plan.preview:
+            pivots.plan(self, plan)
         return plan
 
     def compute_change_sets(self) -> list[ChangeSet]:
@@ -658,6 +680,7 @@ class UnitOfWork:
             raise
         if not plan:
             self.dirty.clear()
+            self.collections = {}
             return
         conn = self.em.connection
         try:
@@ -686,8 +709,8 @@ class UnitOfWork:
         """Run the flush's statements (in the transaction the caller began)."""
         conn = self.em.connection
         sql = self.em.sql
-        if plan.pending or plan.fixups:
-            self._write_inserts_in_order(plan)
+        if plan.pending or plan.fixups or plan.pivots:
+            self._write_inserts_in_order(plan)  # (records the generated keys)
         else:
             for ins in plan.inserts:
                 self._insert(ins)
@@ -703,6 +726,8 @@ class UnitOfWork:
                     f"em.find_one() to check, or persist a new entity",
                     entity=ref.entity,
                 )
+        if plan.pivots:
+            pivots.write(self, plan)
         for dele in plan.deletes:
             self._delete(dele)
 
@@ -993,6 +1018,11 @@ class UnitOfWork:
                     _object_setattr(e, name, snap[vi])
         for ref in plan.reference_updates:
             self._written_reference(ref)
+        if self.collections or plan.collections:
+            pivots.applied(self, plan)
+        if self.em.metadata.m2m_holders:
+            for dele in plan.deletes:
+                pivots.forget(self, dele.meta, dele.entities)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         for ins in plan.inserts:

@@ -1,0 +1,218 @@
+"""What many-to-many relations add to a flush: the pivot rows to insert and delete.
+
+Each owning collection keeps its unwritten changes (`Collection._delta`: the difference
+between the pairs stored when it was loaded or last flushed and its items) and registers
+itself in `UnitOfWork.collections` when it changes, so a flush with nothing changed looks at
+nothing. A flush turns those changes into one multi-row `delete` and one multi-row `insert`
+per pivot table (chunked under the variable limit), run after every entity insert and
+update (both ends' keys exist then) and before the entity deletes. Only once the
+transaction commits are the changes marked written (`applied`); a failed flush leaves them
+pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
+"""
+
+from __future__ import annotations
+
+from .._typing import TYPE_CHECKING
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..metadata.discovery import MetadataStorage
+    from ..metadata.model import EntityMetadata
+    from .unit_of_work import UnitOfWork, _FlushPlan
+
+__all__ = ["cascade", "plan", "write", "applied", "forget", "touches", "PIVOT_CHUNK"]
+
+#: pairs per pivot statement (bounded further by the connection's variable limit)
+PIVOT_CHUNK = 500
+
+
+def touches(metas: MetadataStorage, cls: type) -> bool:
+    """Whether `cls` is at either end of a many-to-many (its queries may read pivot rows)."""
+    return any(cls is p.owner_meta.cls or cls is p.target_meta.cls for p in metas.pivots)
+
+
+def _property(uow: UnitOfWork, collection: Any) -> Any:
+    return uow.em.metadata.get(type(collection.owner)).properties[collection.prop]
+
+
+def cascade(uow: UnitOfWork) -> None:
+    """New items added to a managed owner's collection while the item was not managed
+    (through the other side, say) are persisted by the relation's Cascade.PERSIST, before
+    the flush plans its inserts."""
+    for collection in list(uow.collections.values()):
+        delta = collection._delta
+        if not delta or collection.owner._orm_uow is not uow:
+            continue
+        prop = None
+        for item, added in list(delta.values()):
+            if added and item._orm_uow is None and item._orm_snap is None:
+                prop = prop or _property(uow, collection)
+                if prop.relation.persist_cascade:
+                    uow.persist(item, prop.relation.target_meta)
+
+
+def _removed(uow: UnitOfWork, entity: Any) -> bool:
+    group = uow.removed.get(type(entity))
+    return group is not None and id(entity) in group
+
+
+class Pairs:
+    """The pairs one flush writes to one pivot table, as parallel lists of owning
+    entities and items (the keys are read per column when the statements are built)."""
+
+    __slots__ = ("insert_owners", "insert_items", "delete_owners", "delete_items")
+
+    def __init__(self) -> None:
+        self.insert_owners: list[Any] = []
+        self.insert_items: list[Any] = []
+        self.delete_owners: list[Any] = []
+        self.delete_items: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self.insert_items) + len(self.delete_items)
+
+
+def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """The pairs each changed owning collection adds and removes, grouped by pivot table.
+    An entity being removed takes its pairs with it (`on delete cascade`), so its pending
+    pairs are skipped; an added item that is neither stored nor persisted is refused."""
+    removing = any(uow.removed.values())
+    props: dict[tuple[type, str], Any] = {}
+    pivots = flush.pivots
+    written = flush.collections
+    for collection in uow.collections.values():
+        delta = collection._delta
+        owner = collection.owner
+        if not delta or owner._orm_uow is not uow or (removing and _removed(uow, owner)):
+            continue
+        at = (type(owner), collection.prop)
+        prop = props.get(at)
+        if prop is None:
+            prop = props[at] = _property(uow, collection)
+        pairs = pivots.get(prop.relation.pivot)
+        if pairs is None:
+            pairs = pivots[prop.relation.pivot] = Pairs()
+        added = [item for item, add in delta.values() if add]
+        if len(added) != len(delta):
+            gone = [item for item, add in delta.values() if not add]
+            pairs.delete_owners += [owner] * len(gone)
+            pairs.delete_items += gone
+        for item in added:
+            if item._orm_uow is not uow:
+                raise _not_managed(uow, owner, prop, item)
+        if removing:
+            added = [item for item in added if not _removed(uow, item)]
+        pairs.insert_owners += [owner] * len(added)
+        pairs.insert_items += added
+        written.append((collection, delta))  # the very dict: see `applied`
+
+
+def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> ValidationError:
+    cls = type(owner).__name__
+    if item._orm_uow is None:
+        why = (f"a new {type(item).__name__} that is not persisted: persist it too (or keep "
+               f"Cascade.PERSIST on the relation)")
+    else:
+        why = (f"a {type(item).__name__} of another EntityManager: load it in this one and "
+               f"add that instance")
+    return ValidationError(
+        f"{cls}.{prop.name} holds {why}. Nothing of this flush was written.",
+        entity=owner,
+        property=prop.name,
+    )
+
+
+def _keys(flush: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> list[Any]:
+    """The ends' keys in database form: generated in this flush, or their own."""
+    get = flush.keys.get
+    name = meta.pk.name
+    keys = [get(id(e)) for e in entities]
+    if None in keys:
+        keys = [getattr(e, name) if k is None else k for e, k in zip(entities, keys, strict=True)]
+    pk_type = meta.pk.type
+    return [pk_type.to_db(k) for k in keys] if pk_type.converts else keys
+
+
+def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """Per pivot table: the removed pairs deleted, then the added ones inserted, each as
+    multi-row statements (an added pair already stored, possible when the owning side was
+    changed without being loaded, is skipped by the database)."""
+    conn = uow.em.connection
+    platform = uow.em.sql.platform
+    chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
+    for pivot, pairs in flush.pivots.items():
+        columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
+        for owners, items, statement in (
+            (pairs.delete_owners, pairs.delete_items, platform.pivot_delete),
+            (pairs.insert_owners, pairs.insert_items, platform.pivot_insert),
+        ):
+            if not items:
+                continue
+            count = len(items)
+            flat: list[Any] = [None] * (2 * count)
+            flat[0::2] = _keys(flush, pivot.owner_meta, owners)
+            flat[1::2] = _keys(flush, pivot.target_meta, items)
+            for start in range(0, count, chunk):
+                rows = min(chunk, count - start)
+                conn.execute(
+                    statement(pivot.table, columns, rows), flat[2 * start : 2 * (start + rows)]
+                )
+
+
+def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
+    """The transaction committed: the changes written are the stored state now. Nothing
+    can change a collection between the plan and this point but the flush itself, so a
+    collection still holding the dict the plan read is simply clean; the dict stays with
+    the undo record (FlushUndo), untouched."""
+    for collection, written in flush.collections:
+        delta = collection._delta
+        if delta is written:
+            collection._delta = None
+            collection._dirty = False
+        elif delta:  # pragma: no cover - defensive: changed meanwhile
+            for key, change in written.items():
+                if delta.get(key) == change:
+                    del delta[key]
+    uow.collections = {}
+
+
+def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
+    """Deleted entities leave the many-to-many collections held in memory (their pivot rows
+    went with them, `on delete cascade`), and their own unwritten pairs are dropped."""
+    metas = uow.em.metadata
+    holders = metas.m2m_holders.get(meta.cls)
+    gone = {id(e) for e in entities}
+    for entity in entities:
+        for prop in meta.collections:
+            held = entity.__dict__.get(prop.name)
+            if held is not None and held._delta:
+                held._delta = None
+    if not holders:
+        return
+    for cls, name in holders:
+        groups = [uow.identity_map.get(cls) or {}, uow.new.get(cls) or {}]
+        for group in groups:
+            for holder in group.values():
+                held = holder.__dict__.get(name)
+                if held is None:
+                    continue
+                items = held._items
+                if items:
+                    for key in gone & items.keys():
+                        del items[key]
+                delta = held._delta
+                if delta:
+                    for key in gone & delta.keys():
+                        del delta[key]
+
+
+def undo(uow: UnitOfWork, written: list[tuple[Any, dict[int, tuple[Any, bool]]]]) -> None:
+    """The transaction around a flush was rolled back: the pairs it wrote are pending
+    again, composed with what changed since (added then removed again: nothing to do)."""
+    for collection, changes in written:
+        if collection.owner._orm_uow is not uow:
+            continue
+        for item, added in changes.values():
+            collection._record(item, added)
