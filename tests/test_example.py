@@ -89,3 +89,47 @@ def test_first_entity_defaults_to_sqlite_db_in_the_current_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "users left: 0" in proc.stdout and "[query]" not in proc.stdout
     assert (tmp_path / "sqlite.db").exists()
+
+
+BLOG = EXAMPLE.parent / "blog.py"
+
+
+def test_blog_example(target, database, tmp_path):
+    """The blog runs end to end on both databases: the graph saved by cascade, populate,
+    filters across relations, a tag changed, an orphan removed, a user removed with what
+    they wrote."""
+    proc = subprocess.run(
+        [sys.executable, str(BLOG), target], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    expected_in_order = [
+        "rows: {'User': 2, 'Article': 3, 'Tag': 3, 'Comment': 3}",
+        "\"Bob's notes\" by Bob, tags ['orm'], comments []",
+        "'Hello, ORM' by Ann, tags ['orm', 'python'], comments ['Ann: Thanks', 'Bob: Nice!']",
+        "'SQLite in one file' by Ann, tags ['python', 'sqlite'], comments ['Bob: Which version?']",
+        "ValidationError: User.articles is not initialized",
+        "after load(): [\"Bob's notes\"]",
+        "tagged python: ['Hello, ORM', 'SQLite in one file']",
+        "commented on by Bob: ['Hello, ORM', 'SQLite in one file']",
+        "wrote about orm: ['Ann', 'Bob']",
+        "tags now: ['orm', 'sqlite']",
+        "comments left: 2",
+        "rows: {'User': 1, 'Article': 1, 'Tag': 3, 'Comment': 0}",
+        "articles left: [(\"Bob's notes\", ['orm'])]",
+    ]
+    position = 0
+    for text in expected_in_order:
+        found = out.find(text, position)
+        assert found >= 0, f"missing (in order): {text!r}\n---\n{out}"
+        position = found + len(text)
+    # populate: one query per relation and level, whatever the number of rows
+    loading = out.split("== loading with populate")[1].split("== ")[0]
+    # articles, their authors, tags, comments (the comments' authors are loaded already)
+    assert loading.count("[query] select") == 4
+    # the tag change writes one pivot delete and one pivot insert, nothing else
+    change = out.split("== a tag changed")[1].split("== ")[0]
+    writes = [line for line in change.splitlines()
+              if line.startswith("[query] ") and line.split()[1] in ("insert", "delete", "update")]
+    assert len(writes) == 2 and all("article_tags" in w for w in writes), writes

@@ -324,6 +324,7 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
         for name, collection_name in inverses.items():
             owner = _unwrap(values.get(name))
             if owner is not None:
+                _check_owner(self, name, owner)
                 _join(owner, collection_name, self)
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
@@ -340,6 +341,8 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
         if collection_name is None:
             inner(self, name, value)
             return
+        if value is not None:
+            _check_owner(self, name, _unwrap(value))  # before anything changes
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
         new = _unwrap(self.__dict__.get(name))
@@ -349,7 +352,35 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             held = old.__dict__.get(collection_name)
             if held is not None:
                 held._unlink(self)
+            if new is None and self._orm_snap is None and self._orm_uow is not None:
+                _orphan_new(old, collection_name, self)
         if new is not None:
             _join(new, collection_name, self)
 
     return __setattr__
+
+
+def _check_owner(item: Any, name: str, owner: Any) -> None:
+    """A ManyToOne with an inverse collection takes an entity of its target class (or
+    None): anything else would be refused at flush, but the collections would be changed
+    by then, so it is refused here, with nothing changed."""
+    target = getattr(type(item), "_orm_inverse_owners", {}).get(name)
+    if target is not None and not isinstance(owner, target):
+        raise ValidationError(
+            f"Invalid value for {type(item).__name__}.{name}: expected a {target.__name__} "
+            f"entity or None, got {type(owner).__name__} {owner!r:.60}. Nothing was changed.",
+            entity=item,
+            property=name,
+        )
+
+
+def _orphan_new(owner: Any, collection_name: str, item: Any) -> None:
+    """A new item unlinked from a collection with orphan_removal is not inserted (as
+    `em.remove()` forgets a new entity); linked to an owner again, it is persisted again."""
+    uow = item._orm_uow
+    metas = uow.em.metadata
+    if metas.find(type(owner)) is None:
+        return
+    relation = metas.get(type(owner)).properties[collection_name].relation
+    if relation.orphan_removal:
+        uow.remove(item, metas.get(type(item)))

@@ -49,7 +49,7 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
         for step in path.split("."):
             prop = current.properties.get(step)
             if prop is None or prop.relation is None:
-                relations = [*current.relations, *current.collections]
+                relations = [*current.relations, *current.collections, *current.inverse_ones]
                 reason = "does not exist" if prop is None else "is not a relation"
                 relations = ", ".join(p.name for p in relations) or "none"
                 raise ValidationError(
@@ -64,7 +64,7 @@ def populate_tree(meta: EntityMetadata, paths: Any) -> dict[str, Any]:
 
 
 def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> None:
-    for prop in [*meta.relations, *meta.collections]:
+    for prop in [*meta.relations, *meta.collections, *meta.inverse_ones]:
         if prop in seen:
             continue
         child = node.setdefault(prop.name, {})
@@ -83,7 +83,12 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
                 populate(em, target, children, subtree)
             continue
         if not prop.relation.owner:  # type: ignore[union-attr]
-            children = _populate_collection(em, meta, entities, prop)
+            if prop.relation.kind == "1:1":  # type: ignore[union-attr]
+                from .one_to_one import populate_inverse_one
+
+                children = populate_inverse_one(em, meta, entities, prop)
+            else:
+                children = _populate_collection(em, meta, entities, prop)
             if subtree and children:
                 populate(em, target, children, subtree)
             continue

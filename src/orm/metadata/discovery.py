@@ -119,6 +119,14 @@ class MetadataStorage:
         #: class -> the (class, property) of every many-to-many collection holding entities
         #: of that class (either side): where a deleted entity is dropped from in memory
         self.m2m_holders: dict[type, list[tuple[type, str]]] = {}
+        #: whether removing an entity may remove others (Cascade.REMOVE / orphan_removal on
+        #: an inverse side): a flush looks for them only then
+        self.removal_cascade = False
+        #: class -> its owning relations whose inverse side has orphan_removal: an entity
+        #: of the class unlinked through one of them is deleted at flush
+        self.orphans: dict[type, list[PropertyMetadata]] = {}
+        #: class -> the classes whose removal cascades to it (see _removal_sources)
+        self.removed_by: dict[type, frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())
@@ -275,6 +283,15 @@ def _build_relation(
     for the second pass (`_resolve_relations`), which knows every entity."""
     cls_name = decl.cls.__name__
     opts = decl.properties[name]
+    if "orphan_removal" in opts.unknown and opts.get("owner", True):
+        raise MetadataError(
+            f"{cls_name}.{name}: orphan_removal belongs on the inverse side "
+            f"(OneToMany(mapped_by={name!r}, orphan_removal=True) on the target), not on the "
+            f"{'ManyToOne' if opts.get('relation') == 'm:1' else 'OneToOne'} holding the "
+            f"foreign key.",
+            entity=cls_name,
+            property=name,
+        )
     if opts.unknown:
         raise MetadataError(
             f"{cls_name}.{name} has unknown option(s) {', '.join(sorted(opts.unknown))}; "
@@ -306,6 +323,17 @@ def _build_relation(
         ) from None
     if Cascade.ALL in members:
         members = set(Cascade)
+    if Cascade.REMOVE in members and opts.get("owner", True):
+        raise MetadataError(
+            f"{cls_name}.{name}: cascade={opts.get('cascade')!r} includes Cascade.REMOVE on "
+            f"the side holding the foreign key, which would delete the referenced "
+            f"{'entity' if opts.get('relation') == '1:1' else 'entity, shared by other rows,'} "
+            f"whenever this one is removed. It is not supported: declare Cascade.REMOVE on "
+            f"the inverse side (OneToMany / OneToOne(mapped_by=...)), and use "
+            f"cascade=[Cascade.PERSIST, Cascade.MERGE] here.",
+            entity=cls_name,
+            property=name,
+        )
     relation = RelationMetadata(
         kind=opts.get("relation"),
         owner=bool(opts.get("owner", True)),
@@ -314,6 +342,7 @@ def _build_relation(
         on_delete=on_delete,
         mapped_by=opts.get("mapped_by"),
         inversed_by=opts.get("inversed_by"),
+        orphan_removal=bool(opts.get("orphan_removal")),
     )
     nullable = opts.get("nullable")
     return PropertyMetadata(
@@ -441,7 +470,7 @@ def _resolve_relations(
         if prop.relation.kind == "m:n":  # type: ignore[union-attr]
             _resolve_many_inverse(meta, prop)
         else:
-            _resolve_inverse(meta, prop)
+            _resolve_inverse(meta, prop, storage)
     _check_inversed_by(metas)
     _check_many_inversed_by(storage)
     for meta in metas:
@@ -475,42 +504,72 @@ def _resolve_relations(
                     todo.append(referrer)
         closure[cls] = frozenset(seen)
     storage.referrers = closure
+    if storage.removal_cascade:
+        storage.removed_by = _removal_sources(metas)
 
 
-def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
-    """A `OneToMany(mapped_by=...)` must name the target's ManyToOne pointing back here;
-    the owning class's `__setattr__` then keeps initialized collections in step with it."""
+def _removal_sources(metas: list[EntityMetadata]) -> dict[type, frozenset[type]]:
+    """class -> the classes whose removal reaches it through Cascade.REMOVE, transitively
+    (a query of the class must flush such a pending removal first, FlushMode.AUTO)."""
+    direct: dict[type, set[type]] = {}
+    for meta in metas:
+        for prop in meta.remove_cascades:
+            direct.setdefault(prop.relation.target, set()).add(meta.cls)  # type: ignore[union-attr]
+    out: dict[type, frozenset[type]] = {}
+    for cls in direct:
+        seen: set[type] = set()
+        todo = [cls]
+        while todo:
+            for source in direct.get(todo.pop(), ()):
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        out[cls] = frozenset(seen)
+    return out
+
+
+def _resolve_inverse(
+    meta: EntityMetadata, prop: PropertyMetadata, storage: MetadataStorage
+) -> None:
+    """A `OneToMany(mapped_by=...)` must name the target's ManyToOne pointing back here (a
+    `OneToOne(mapped_by=...)` the target's owning OneToOne); the owning class's `__setattr__`
+    then keeps the inverse side in step with it."""
     relation = prop.relation
     target = relation.target_meta  # type: ignore[union-attr]
     side = f"{meta.class_name}.{prop.name}"
     mapped_by = relation.mapped_by  # type: ignore[union-attr]
+    one = relation.kind == "1:1"  # type: ignore[union-attr]
+    back_kind, back_name = ("1:1", "owning OneToOne") if one else ("m:1", "ManyToOne")
     back = target.properties.get(mapped_by) if isinstance(mapped_by, str) else None
-    if back is None or back.relation is None or back.relation.kind != "m:1" or (
-        not issubclass(meta.cls, back.relation.target)
+    if back is None or back.relation is None or back.relation.kind != back_kind or (
+        not back.relation.owner or not issubclass(meta.cls, back.relation.target)
     ):
         if back is None:
             why = f"{target.class_name}.{mapped_by} does not exist" if mapped_by else (
                 "mapped_by is missing")
-        elif back.relation is None or back.relation.kind != "m:1":
-            why = f"{target.class_name}.{mapped_by} is not a ManyToOne"
+        elif back.relation is None or back.relation.kind != back_kind or not back.relation.owner:
+            why = f"{target.class_name}.{mapped_by} is not a{'n' if one else ''} {back_name}"
         else:
             why = (f"{target.class_name}.{mapped_by} points at "
                    f"{back.relation.target.__name__}, not {meta.class_name}")
+        declared = "OneToOne" if one else "OneToMany"
         raise MetadataError(
-            f"{side} = OneToMany(mapped_by={mapped_by!r}) must name the ManyToOne on "
+            f"{side} = {declared}(mapped_by={mapped_by!r}) must name the {back_name} on "
             f"{target.class_name} that points back at {meta.class_name}: {why}.",
             entity=meta.class_name,
             property=prop.name,
         )
-    opts = declaration_of(meta.cls).properties[prop.name]
-    if opts.get("orphan_removal") or Cascade.REMOVE in relation.cascade:  # type: ignore[union-attr]
-        raise MetadataError(
-            f"{side}: Cascade.REMOVE and orphan_removal on a OneToMany are not supported "
-            f"yet; remove the children explicitly (or use on_delete= on "
-            f"{target.class_name}.{mapped_by}).",
-            entity=meta.class_name,
-            property=prop.name,
-        )
+    if relation.remove_cascade:  # type: ignore[union-attr]
+        meta.remove_cascades.append(prop)
+        storage.removal_cascade = True
+    if relation.orphan_removal:  # type: ignore[union-attr]
+        storage.orphans.setdefault(target.cls, []).append(back)
+    if one:
+        meta.inverse_ones.append(prop)
+        from ..entity.one_to_one import install_inverse_one
+
+        install_inverse_one(meta.cls, prop.name, target.cls, mapped_by)
+        return
     _collection_target(meta, prop)
     inverses = target.cls.__dict__.get("_orm_inverses")
     if inverses is None:
@@ -522,6 +581,10 @@ def _resolve_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
         if not getattr(target.cls.__init__, "_orm_inverse", False):
             target.cls.__init__ = inverse_init(inverses, target.cls.__init__)
     inverses[mapped_by] = prop.name
+    owners = target.cls.__dict__.get("_orm_inverse_owners")
+    if owners is None:
+        owners = target.cls._orm_inverse_owners = {}
+    owners[mapped_by] = meta.cls  # what the relation may point at (checked on assignment)
 
 
 def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
@@ -718,9 +781,11 @@ def _check_inversed_by(metas: list[EntityMetadata]) -> None:
             if back is None or back.relation is None or back.relation.owner or (
                 back.relation.mapped_by != prop.name
             ):
+                one = prop.relation.kind == "1:1"  # type: ignore[union-attr]
+                declared, inverse = ("OneToOne", "OneToOne") if one else ("ManyToOne", "OneToMany")
                 raise MetadataError(
-                    f"{meta.class_name}.{prop.name} = ManyToOne(inversed_by={name!r}) must "
-                    f"name a OneToMany(mapped_by={prop.name!r}) on {target.class_name}; "
+                    f"{meta.class_name}.{prop.name} = {declared}(inversed_by={name!r}) must "
+                    f"name a {inverse}(mapped_by={prop.name!r}) on {target.class_name}; "
                     f"{target.class_name}.{name} is not one.",
                     entity=meta.class_name,
                     property=prop.name,

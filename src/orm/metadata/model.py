@@ -127,6 +127,11 @@ class RelationMetadata:
     persist_cascade: bool
     mapped_by: str | None
     inversed_by: str | None
+    #: an inverse side whose items are deleted once they leave it (OneToMany only)
+    orphan_removal: bool
+    #: an inverse side whose items are removed with their owner (Cascade.REMOVE, or
+    #: orphan_removal, which implies it)
+    remove_cascade: bool
 
     def __init__(
         self,
@@ -137,6 +142,7 @@ class RelationMetadata:
         on_delete: str | None = None,
         mapped_by: str | None = None,
         inversed_by: str | None = None,
+        orphan_removal: bool = False,
     ) -> None:
         from .relations import Cascade
 
@@ -149,6 +155,8 @@ class RelationMetadata:
         self.on_delete = on_delete
         self.mapped_by = mapped_by
         self.inversed_by = inversed_by
+        self.orphan_removal = orphan_removal
+        self.remove_cascade = orphan_removal or Cascade.REMOVE in cascade
         self.target = None  # type: ignore[assignment]
         self.target_meta = None  # type: ignore[assignment]
         #: a many-to-many's pivot table (both sides share it; set at discovery)
@@ -375,6 +383,10 @@ class EntityMetadata:
         self.relations = []
         #: the inverse sides (`OneToMany(mapped_by=...)`): no column
         self.collections = []
+        #: the inverse one-to-one sides (`OneToOne(mapped_by=...)`): no column either
+        self.inverse_ones: list[PropertyMetadata] = []
+        #: the inverse sides whose items are removed with this entity (Cascade.REMOVE)
+        self.remove_cascades: list[PropertyMetadata] = []
 
     @property
     def names(self) -> list[str]:

@@ -124,11 +124,25 @@ def OneToOne(  # noqa: N802
     on_delete: str | None = None,
     join_column: str | None = None,
     inversed_by: str | None = None,
+    mapped_by: str | None = None,
     hidden: bool = False,
     **unknown: Any,
 ) -> Any:
     """Declare the owning side of a one-to-one relation: a many-to-one whose foreign key is
-    unique (one row per target)."""
+    unique (one row per target).
+
+    With `mapped_by`, the inverse side instead: no column; the property holds the target
+    whose owning `OneToOne` named by `mapped_by` points at this entity (or None)."""
+    if mapped_by is not None:
+        options = _relation(
+            "1:1", entity, True, False, cascade, None, None, None, False, False, hidden, unknown
+        ).options
+        options.update(persist=False, mapped_by=mapped_by, owner=False)
+        for name, value in (("ref", ref), ("on_delete", on_delete), ("join_column", join_column),
+                            ("inversed_by", inversed_by), ("nullable", nullable)):
+            if value:  # options of the side holding the foreign key
+                unknown[name] = value
+        return PropertyOptions(options, unknown)
     return _relation(
         "1:1", entity, nullable, ref, cascade, on_delete, join_column, inversed_by, False,
         True, hidden, unknown,

@@ -212,8 +212,9 @@ class _Compiler:
             for k in conditions
         ):
             raise ValidationError(
-                f"The filter on {self.meta.class_name}.{prop.name} (a collection of "
-                f"{target.class_name}) takes conditions on {target.class_name}, e.g. "
+                f"The filter on {self.meta.class_name}.{prop.name} ("
+                f"{'the inverse one-to-one' if prop.relation.kind == '1:1' else 'a collection'}"  # type: ignore[union-attr]
+                f" of {target.class_name}) takes conditions on {target.class_name}, e.g. "
                 f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}{extra}; got "
                 f"{conditions!r:.60}",
                 entity=self.meta.cls,

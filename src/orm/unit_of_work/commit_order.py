@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
-    "resolve", "patch_snapshots",
+    "resolve", "patch_snapshots", "unlink_first",
 ]
 
 
@@ -45,16 +45,16 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     work: list[tuple[EntityMetadata, Any, bool]] = []
     for cls, group in uow.new.items():
         meta = metas.find(cls)
-        if meta is not None and (meta.relations or meta.collections):
+        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
             work.extend((meta, e, True) for e in group.values())
     for entity in uow.dirty.values():
         meta = metas.find(type(entity))
-        if meta is not None and (meta.relations or meta.collections):
+        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
             work.append((meta, entity, False))
     new = uow.new
     while work:
         meta, entity, is_new = work.pop()
-        if meta.collections:
+        if meta.collections or meta.inverse_ones:
             _cascade_collections(uow, meta, entity, work)
         for prop in meta.relations:
             relation = prop.relation
@@ -75,7 +75,7 @@ def cascade_persist(uow: UnitOfWork) -> bool:
                     raise _not_persisted(meta, entity, prop, target)
                 target_meta = relation.target_meta  # type: ignore[union-attr]
                 uow.persist(target, target_meta)  # refuses one new in another EntityManager
-                if target_meta.relations or target_meta.collections:
+                if target_meta.relations or target_meta.collections or target_meta.inverse_ones:
                     work.append((target_meta, target, True))
             if is_new and not ordered:
                 group = new.get(target_cls)
@@ -84,8 +84,9 @@ def cascade_persist(uow: UnitOfWork) -> bool:
 
 
 def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, work: list) -> None:
-    """The new items of an entity's initialized collections with Cascade.PERSIST; a
-    many-to-many collection changed before its owner was managed joins the flush."""
+    """The new items of an entity's initialized collections (and the new entity on its
+    inverse one-to-one sides) with Cascade.PERSIST; a many-to-many collection changed
+    before its owner was managed joins the flush."""
     for prop in meta.collections:
         held = entity.__dict__.get(prop.name)
         if held is None:
@@ -99,6 +100,12 @@ def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, wor
             if item._orm_snap is None and item._orm_uow is not uow:
                 uow.persist(item, target_meta)
                 work.append((target_meta, item, True))
+    for prop in meta.inverse_ones:
+        item = entity.__dict__.get(prop.name)
+        if item is not None and prop.relation.persist_cascade:  # type: ignore[union-attr]
+            if item._orm_snap is None and item._orm_uow is not uow:
+                uow.persist(item, prop.relation.target_meta)  # type: ignore[union-attr]
+                work.append((prop.relation.target_meta, item, True))  # type: ignore[union-attr]
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
@@ -357,6 +364,44 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                 plan.snapshot_slots.append(
                     (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
                 )
+
+
+def unlink_first(plan: _FlushPlan) -> None:
+    """Rows whose unique foreign key (an owning OneToOne) is set to NULL are updated before
+    the rows of the same table that take a value: a profile moved to a member whose own
+    profile is unlinked in the same flush must not hold that member twice in between (a
+    unique constraint is checked row by row). Updates that only unlink run before the
+    inserts too (a new profile for a member whose old one is unlinked). Only updates of
+    such columns are looked at."""
+    from .unit_of_work import _Update
+
+    out: list[_Update] = []
+    for upd in plan.updates:
+        meta = upd.meta
+        unique = [
+            j for j, c in enumerate(upd.changed)
+            if meta.columns[c].unique and meta.columns[c].relation is not None
+        ] if meta.relations else None
+        if not unique:
+            out.append(upd)
+            continue
+        first = [k for k, params in enumerate(upd.params) if any(params[j] is None for j in unique)]
+        if not first:
+            out.append(upd)
+            continue
+        if len(first) == len(upd.params):
+            upd.early = len(unique) == len(upd.changed) and meta.version is None
+            out.append(upd)
+            continue
+        chosen = set(first)
+        for rows in (first, [k for k in range(len(upd.params)) if k not in chosen]):
+            out.append(_Update(
+                meta, upd.changed, [upd.entities[k] for k in rows],
+                [upd.snapshots[k] for k in rows], [upd.params[k] for k in rows],
+            ))  # fmt: skip
+        # only unlinking: run before the inserts too (a new profile for the same member)
+        out[-2].early = len(unique) == len(upd.changed) and meta.version is None
+    plan.updates = out
 
 
 def pending_reference(

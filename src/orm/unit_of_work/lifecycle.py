@@ -30,6 +30,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ..events.manager import fire
 from . import commit_order
+from .cascade_remove import cascade_remove
 from .undo import FlushUndo
 from .unit_of_work import ChangeSet, _FlushPlan, _nothing_written
 
@@ -128,6 +129,9 @@ def _run_before_events(uow: UnitOfWork, plan: _FlushPlan) -> None:
         if metas.has_relations:
             # the new entities reached by cascade persist are created too: their handlers run
             commit_order.cascade_persist(uow)
+            if metas.removal_cascade:
+                # the removals reached by Cascade.REMOVE / orphan_removal: deleted too
+                cascade_remove(uow, plan)
         for cls, group in list(uow.new.items()):
             meta = metas.get(cls)
             entry = meta.listeners.get("before_create")
@@ -244,7 +248,9 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
     conn = em.connection
     pending = _Pending(uow)
     plan = _FlushPlan()
-    tx_events = False
+    tx_events = not conn.in_own_transaction and events.has_transaction_handlers()
+    if tx_events:
+        plan.before_begin = lambda: events.transaction_event("before_transaction_start", em)
     uow.flushing = True
     try:
         try:
@@ -253,18 +259,24 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
             _run_before_events(uow, plan)
             uow._compute(plan)
             if not plan:
+                if plan.began:
+                    conn.commit()
                 uow.dirty.clear()
                 uow.collections = {}
                 events.flush_event("after_flush", em, uow)
                 return
             late = _wants_after(plan, events)
-            tx_events = not conn.in_own_transaction and events.has_transaction_handlers()
-            if tx_events:
-                events.transaction_event("before_transaction_start", em)
-            conn.begin()
+            if not plan.began:
+                if tx_events:
+                    events.transaction_event("before_transaction_start", em)
+                conn.begin()
         except BaseException:
-            plan.revert()
-            pending.drop()
+            try:
+                if plan.began:
+                    conn.rollback()
+            finally:
+                plan.revert()
+                pending.drop()
             raise
         nested = conn.depth > 1
         applied = False

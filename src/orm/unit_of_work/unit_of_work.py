@@ -23,6 +23,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from . import commit_order, pivots
+from .cascade_remove import cascade_remove, forget_new_items
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ class _Update:
         self.entities = entities
         self.snapshots = snapshots
         self.params = params
+        #: run before the inserts (see commit_order.unlink_first)
+        self.early = False
 
 
 class _ReferenceUpdate:
@@ -195,6 +198,15 @@ class _FlushPlan:
         #: collections written with the changes written (see orm.unit_of_work.pivots)
         self.pivots: dict[Any, Any] = {}
         self.collections: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
+        #: removals added by Cascade.REMOVE / orphan_removal (see cascade_remove):
+        #: (the removed group, entity), and the new entities not inserted because of them
+        #: (their group, entity, Unit of Work), taken back if the flush fails
+        self.cascaded: list[tuple[dict[int, Any], Any]] = []
+        self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
+        #: whether the transaction was begun while planning (to load what a removal
+        #: cascades to), and what to run just before it begins
+        self.began = False
+        self.before_begin: Any = None
 
     def assign(self, entity: Any, name: str, value: Any) -> None:
         """Set a value the flush generates (hook, version), remembering the old one."""
@@ -210,6 +222,14 @@ class _FlushPlan:
         for entity, name, before in reversed(self.undo):
             restore_value(entity, name, before)
         self.undo.clear()
+        for group, entity in self.cascaded:
+            group.pop(id(entity), None)
+        self.cascaded.clear()
+        for group, entity, uow in self.forgotten:
+            if entity._orm_uow is None:
+                group[id(entity)] = entity
+                _object_setattr(entity, "_orm_uow", uow)
+        self.forgotten.clear()
 
     def __bool__(self) -> bool:
         return bool(
@@ -307,6 +327,8 @@ class UnitOfWork:
             del group[id(entity)]  # never written: simply forgotten
             self.dirty.pop(id(entity), None)
             _object_setattr(entity, "_orm_uow", None)
+            if meta.remove_cascades:
+                forget_new_items(self, meta, entity)
             return
         if entity._orm_uow is not self:
             raise ValidationError(
@@ -360,6 +382,11 @@ class UnitOfWork:
         if self.new.get(cls) or self.removed.get(cls):
             return True
         metas = self.em.metadata
+        if metas.removal_cascade and self.removed:
+            # a pending removal that cascades to this type
+            sources = metas.removed_by.get(cls)
+            if sources and any(self.removed.get(source) for source in sources):
+                return True
         referrers = metas.referrers.get(cls) if metas.has_relations else None
         if referrers:
             # a new or changed entity may reference a new one of this type that the flush
@@ -588,6 +615,8 @@ class UnitOfWork:
             pivots.cascade(self)
         if relations and (self.new or self.dirty):
             ordered = commit_order.cascade_persist(self)
+        if relations and self.removed or metadata.orphans and self.dirty:
+            cascade_remove(self, plan)
         if self.new:
             self._plan_inserts(plan)
             if ordered and not plan.preview:
@@ -595,6 +624,7 @@ class UnitOfWork:
         if self.dirty or self.watched or any(m.has_mutable for m in metadata):
             self._plan_updates(plan)
             if relations and plan.updates and not plan.preview:
+                commit_order.unlink_first(plan)
                 commit_order.pending_updates(self, plan)
         if self.removed:
             self._plan_deletes(plan)
@@ -606,7 +636,11 @@ class UnitOfWork:
 
     def compute_change_sets(self) -> list[ChangeSet]:
         """What a flush would write now, without writing it (nor running its hooks)."""
-        plan = self._compute(_FlushPlan(preview=True))
+        plan = _FlushPlan(preview=True)
+        try:
+            self._compute(plan)
+        finally:
+            plan.revert()  # removals found by cascade are planned, not scheduled
         out: list[ChangeSet] = []
         for ins in plan.inserts:
             for e in ins.entities:
@@ -673,21 +707,24 @@ class UnitOfWork:
             commit_with_events(self, self.em._events)
             return
         plan = _FlushPlan()
+        conn = self.em.connection
         try:
-            self._compute(plan)
+            self._compute(plan)  # may begin the transaction (see cascade_remove)
+            if plan and not plan.began:
+                conn.begin()
         except BaseException:
-            plan.revert()
+            try:
+                if plan.began:
+                    conn.rollback()
+            finally:
+                plan.revert()
             raise
         if not plan:
+            if plan.began:
+                conn.commit()
             self.dirty.clear()
             self.collections = {}
             return
-        conn = self.em.connection
-        try:
-            conn.begin()
-        except BaseException:
-            plan.revert()
-            raise
         # inside the caller's transaction: what this flush writes is undone with it
         nested = conn.depth > 1
         try:
@@ -709,6 +746,9 @@ class UnitOfWork:
         """Run the flush's statements (in the transaction the caller began)."""
         conn = self.em.connection
         sql = self.em.sql
+        for upd in plan.updates:
+            if upd.early:
+                self._update(upd)
         if plan.pending or plan.fixups or plan.pivots:
             self._write_inserts_in_order(plan)  # (records the generated keys)
         else:
@@ -717,7 +757,8 @@ class UnitOfWork:
                 if ins.skip_pk:
                     self._check_generated_keys(ins, plan)
         for upd in plan.updates:
-            self._update(upd)
+            if not upd.early:
+                self._update(upd)
         for ref in plan.reference_updates:
             if conn.execute(sql.update_by_key(ref.meta, ref.fields), ref.params).rowcount != 1:
                 raise OptimisticLockError(

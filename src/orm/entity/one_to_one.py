@@ -1,0 +1,206 @@
+"""The inverse side of a one-to-one relation (`OneToOne(mapped_by=...)`), kept in step in
+memory with the owning side.
+
+The foreign key lives in the owning entity's table: the inverse side writes nothing itself.
+Assigning either side updates the other (`user.profile = p` sets `p.user = user`, and
+`p.user = user` makes `user.profile` p), and the previous partner is unlinked (its owning
+relation set to None: the flush writes NULL there). A loaded entity's inverse side is not
+known without a query (no row of its own says it): reading it before `populate` is a
+ValidationError, as for an uninitialized collection, never a hidden query.
+
+Installed at discovery, once per class: a class attribute explaining the unknown value, and
+`__init__` / `__setattr__` wrappers that only act on the two properties concerned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ValidationError
+from .reference import Ref
+
+__all__ = ["install_inverse_one"]
+
+_object_setattr = object.__setattr__
+_MISSING = object()
+
+
+def _unwrap(value: Any) -> Any:
+    return value.entity if type(value) is Ref else value
+
+
+class _InverseOneSlot:
+    """Class attribute of an inverse one-to-one: reached only while the instance holds no
+    value for it (a loaded entity before populate)."""
+
+    __slots__ = ("name", "target")
+
+    def __init__(self, name: str, target: str) -> None:
+        self.name = name
+        self.target = target
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if obj._orm_snap is None:
+            return None  # a new entity: no row can point at it yet
+        cls = type(obj).__name__
+        raise ValidationError(
+            f"{cls}.{self.name} is not loaded: the {self.target} on the other side of this "
+            f"one-to-one holds the foreign key, so it is only known after a query. Populate it "
+            f"(populate=[{self.name!r}] or em.populate(entities, [{self.name!r}])) before "
+            f"reading it.",
+            entity=obj,
+            property=self.name,
+        )
+
+
+def _persist_cascade(inverse: Any, name: str, item: Any) -> None:
+    """A new owning entity linked to a managed inverse entity is persisted at once (as a
+    new item added to a managed entity's collection), if the inverse side cascades
+    persist."""
+    uow = inverse._orm_uow
+    if uow is not None and item._orm_snap is None and item._orm_uow is not uow:
+        prop = uow.em.metadata.get(type(inverse)).properties[name]
+        if prop.relation.persist_cascade:
+            uow.persist(item, prop.relation.target_meta)
+
+
+def _linked(owning: Any, mapped_by: str, inverse_name: str, old: Any, new: Any) -> None:
+    """`owning.<mapped_by>` went from `old` to `new`: the inverse sides follow."""
+    if old is not None and old.__dict__.get(inverse_name) is owning:
+        _object_setattr(old, inverse_name, None)
+    if new is None:
+        return
+    previous = _unwrap(new.__dict__.get(inverse_name))
+    if previous is not None and previous is not owning:
+        if _unwrap(previous.__dict__.get(mapped_by)) is new:
+            setattr(previous, mapped_by, None)  # the previous partner is unlinked
+    _object_setattr(new, inverse_name, owning)
+    _persist_cascade(new, inverse_name, owning)
+
+
+def _owning_setattr(ones: dict[str, str], inner: Any) -> Any:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        inverse_name = ones.get(name)
+        if inverse_name is None:
+            inner(self, name, value)
+            return
+        old = _unwrap(self.__dict__.get(name))
+        inner(self, name, value)
+        new = _unwrap(self.__dict__.get(name))
+        if old is not new:
+            _linked(self, name, inverse_name, old, new)
+
+    __setattr__._orm_inverse_one = True  # type: ignore[attr-defined]
+    return __setattr__
+
+
+def _owning_init(ones: dict[str, str], init: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for name, inverse_name in ones.items():
+            new = _unwrap(self.__dict__.get(name))
+            if new is not None:
+                _linked(self, name, inverse_name, None, new)
+
+    __init__._orm_owning_one = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def _inverse_setattr(sides: dict[str, tuple[str, type]], inner: Any) -> Any:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        side = sides.get(name)
+        if side is None:
+            inner(self, name, value)
+            return
+        mapped_by, target = side
+        value = _unwrap(value)
+        if value is not None and not isinstance(value, target):
+            raise ValidationError(
+                f"Invalid value for {type(self).__name__}.{name}: expected a "
+                f"{target.__name__} entity or None, got {type(value).__name__} "
+                f"{value!r:.60}.",
+                entity=self,
+                property=name,
+            )
+        old = _unwrap(self.__dict__.get(name))
+        if old is not None and old is not value and _unwrap(old.__dict__.get(mapped_by)) is self:
+            setattr(old, mapped_by, None)  # the owning side: NULL written at flush
+        if value is not None and _unwrap(value.__dict__.get(mapped_by)) is not self:
+            setattr(value, mapped_by, self)  # sets this side too, through _linked
+        _object_setattr(self, name, value)  # not a column: nothing to track
+
+    __setattr__._orm_inverse_one = True  # type: ignore[attr-defined]
+    return __setattr__
+
+
+def _inverse_init(sides: dict[str, tuple[str, type]], init: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for name in sides:
+            value = self.__dict__.get(name)
+            if value is not None:
+                _object_setattr(self, name, None)
+                setattr(self, name, value)
+
+    __init__._orm_inverse_one = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def install_inverse_one(cls: type, name: str, target: type, mapped_by: str) -> None:
+    """`cls.<name> = OneToOne(mapped_by=<mapped_by>)` pointing at `target` (whose
+    `<mapped_by>` holds the foreign key): install the slot and the wrappers (once per class;
+    discovery may run again for the same classes)."""
+    setattr(cls, name, _InverseOneSlot(name, target.__name__))
+    sides = cls.__dict__.get("_orm_inverse_one_sides")
+    if sides is None:
+        sides = {}
+        cls._orm_inverse_one_sides = sides  # type: ignore[attr-defined]
+        cls.__setattr__ = _inverse_setattr(sides, cls.__setattr__)  # type: ignore[assignment]
+        if not getattr(cls.__init__, "_orm_inverse_one", False):
+            cls.__init__ = _inverse_init(sides, cls.__init__)  # type: ignore[misc]
+    sides[name] = (mapped_by, target)
+    ones = target.__dict__.get("_orm_inverse_ones")
+    if ones is None:
+        ones = {}
+        target._orm_inverse_ones = ones  # type: ignore[attr-defined]
+        target.__setattr__ = _owning_setattr(ones, target.__setattr__)  # type: ignore[assignment]
+        if not getattr(target.__init__, "_orm_owning_one", False):
+            target.__init__ = _owning_init(ones, target.__init__)  # type: ignore[misc]
+    ones[mapped_by] = name
+
+
+def populate_inverse_one(em: Any, meta: Any, entities: list[Any], prop: Any) -> list[Any]:
+    """Fill the inverse one-to-one `prop` of stored `entities` with one `where <fk> in
+    (...)` query per chunk of keys (None where no row points back). A link made in memory
+    and not flushed yet (a new or re-pointed owning entity) is kept, as `populate` keeps a
+    collection's; the entities found are returned for the next level."""
+    from .loader import CHUNK
+
+    target = prop.relation.target_meta
+    mapped_by = prop.relation.mapped_by
+    name = prop.name
+    pk_name = meta.pk.name
+    owners: dict[Any, Any] = {}
+    for entity in entities:
+        if entity._orm_snap is not None:  # new entities: nothing can point at them yet
+            owners.setdefault(getattr(entity, pk_name), entity)
+    keys = list(owners)
+    found: dict[int, Any] = {}
+    chunk = max(1, min(CHUNK, em.connection.max_variables))
+    for start in range(0, len(keys), chunk):
+        for child in em.find(target.cls, {mapped_by: {"$in": keys[start : start + chunk]}}):
+            owner = _unwrap(child.__dict__.get(mapped_by))
+            if owner is not None:
+                found[id(owner)] = child
+    children = []
+    for entity in owners.values():
+        child = found.get(id(entity))
+        held = _unwrap(entity.__dict__.get(name))
+        if held is not None and _unwrap(held.__dict__.get(mapped_by)) is entity:
+            child = held  # linked in memory: it stays
+        _object_setattr(entity, name, child)
+        if child is not None:
+            children.append(child)
+    return children

@@ -1,0 +1,233 @@
+"""The inverse side of a one-to-one (`OneToOne(mapped_by=...)`), on both databases: the
+discovery checks, no column, both sides kept in step in memory (the previous partner
+unlinked), the flush writing only the owning foreign key, cascade persist and remove,
+select-in populate, the unknown state of a loaded entity, filters across it, to_object."""
+
+from __future__ import annotations
+
+import pytest
+
+from orm import ManyToOne, MetadataError, OneToOne, PrimaryKey, ValidationError, entity, wrap
+from tests.core.cascade_models import MODELS, Member, Profile
+from tests.databases import rows
+
+
+@pytest.fixture
+def rel(connect, log):
+    instance = connect(MODELS, debug=["query"], logger=log.append)
+    log.clear()
+    return instance
+
+
+@pytest.fixture
+def rem(rel):
+    return rel.em.fork()
+
+
+def seed(rem) -> tuple[int, int, int]:
+    """Ann with a profile, Bob without. Returns (ann, bob, profile) keys, cleared."""
+    ann, bob = Member(name="Ann", profile=Profile(bio="hello")), Member(name="Bob")
+    rem.persist([ann, bob]).flush()
+    rem.clear()
+    return ann.id, bob.id, ann.profile.id
+
+
+# -- declarations -------------------------------------------------------------------------
+def test_mapped_by_must_name_the_owning_one_to_one_pointing_back(connect):
+    @entity()
+    class Car:
+        id: int = PrimaryKey()
+        plate: Plate | None = OneToOne(mapped_by="carx")
+
+    @entity()
+    class Plate:
+        id: int = PrimaryKey()
+        car: Car | None = OneToOne(nullable=True)
+
+    with pytest.raises(
+        MetadataError,
+        match=r"Car\.plate = OneToOne\(mapped_by='carx'\) must name the owning OneToOne on "
+              r"Plate that points back at Car: Plate\.carx does not exist\.",
+    ):
+        connect([Car, Plate], create=False)
+
+
+def test_mapped_by_naming_a_many_to_one_is_refused(connect):
+    @entity()
+    class Desk:
+        id: int = PrimaryKey()
+        lamp: Lamp | None = OneToOne(mapped_by="desk")
+
+    @entity()
+    class Lamp:
+        id: int = PrimaryKey()
+        desk: Desk = ManyToOne()
+
+    with pytest.raises(MetadataError, match=r"Desk\.lamp .*Lamp\.desk is not an owning OneToOne"):
+        connect([Desk, Lamp], create=False)
+
+
+def test_the_inverse_side_has_no_column(rel):
+    sql, _ = rel.em.sql.select(rel.em.metadata.get(Member), {})
+    assert "profile" not in sql
+    member = rel.em.metadata.get(Member)
+    assert [p.name for p in member.columns] == ["id", "name"]
+
+
+# -- in memory ----------------------------------------------------------------------------
+def test_both_sides_are_kept_in_step_and_the_previous_partner_unlinked():
+    p1, p2 = Profile(bio="one"), Profile(bio="two")
+    ann = Member(name="Ann", profile=p1)
+    assert p1.member is ann and ann.profile is p1
+    bob = Member(name="Bob")
+    p1.member = bob  # the owning side moves it
+    assert bob.profile is p1 and ann.profile is None
+    bob.profile = p2  # the inverse side: p1 unlinked, p2 linked
+    assert p2.member is bob and p1.member is None and bob.profile is p2
+    Profile(bio="three", member=bob)  # built with its owner: p2 unlinked
+    assert bob.profile.bio == "three" and p2.member is None
+    bob.profile = None
+    assert bob.profile is None and p1.member is None
+
+
+def test_a_wrong_class_is_refused():
+    with pytest.raises(ValidationError, match=r"Invalid value for Member\.profile: expected a "
+                                              r"Profile entity or None, got Member"):
+        Member(name="a").profile = Member(name="b")
+
+
+# -- flush --------------------------------------------------------------------------------
+def test_the_flush_writes_only_the_owning_foreign_key(rel, rem):
+    ann_id, bob_id, profile_id = seed(rem)
+    assert rows(rel, "select member_id from profile") == [(ann_id,)]
+    ann, bob = rem.find(Member, {}, populate=["profile"], order_by={"id": "asc"})
+    bob.profile = ann.profile  # moved: one UPDATE of profile.member_id
+    assert ann.profile is None
+    rem.flush()
+    assert rows(rel, "select id, member_id from profile") == [(profile_id, bob_id)]
+    fresh = Profile(bio="new")
+    ann.profile = fresh  # a new entity linked to a managed one: persisted (Cascade.PERSIST)
+    bob.profile = None
+    rem.flush()
+    assert rows(rel, "select bio, member_id from profile order by id") == [
+        ("hello", None), ("new", ann_id)
+    ]
+
+
+def test_cascade_remove_from_the_inverse_side(rel, rem):
+    ann_id, bob_id, _ = seed(rem)
+    rem.remove(rem.find_one(Member, {"id": ann_id}))  # profile not loaded: loaded to go
+    rem.remove(rem.find_one(Member, {"id": bob_id}, populate=["profile"]))
+    rem.flush()
+    assert rows(rel, "select count(*) from profile") == [(0,)]
+    assert rows(rel, "select count(*) from member") == [(0,)]
+
+
+# -- loading ------------------------------------------------------------------------------
+def test_reading_it_before_populate_is_a_validation_error(rem):
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Member, {"id": ann_id})
+    with pytest.raises(
+        ValidationError,
+        match=r"Member\.profile is not loaded: the Profile on the other side of this "
+              r"one-to-one holds the foreign key.*populate=\['profile'\]",
+    ):
+        ann.profile  # noqa: B018
+    assert "profile" not in wrap(ann).to_object()
+
+
+def test_populate_is_one_select_in_query(rel, rem, log):
+    ann_id, bob_id, profile_id = seed(rem)
+    log.clear()
+    ann, bob = rem.find(Member, {}, populate=["profile"], order_by={"id": "asc"})
+    selects = [s for s in log.sql() if s.startswith("select")]
+    assert len(selects) == 2 and "member_id" in selects[1] and " in (" in selects[1], selects
+    assert ann.profile.id == profile_id and ann.profile.member is ann
+    assert bob.profile is None
+    assert wrap(ann).to_object() == {
+        "id": ann_id, "name": "Ann", "profile": {"id": profile_id, "bio": "hello", "member": ann_id}
+    }
+    assert wrap(bob).to_object()["profile"] is None
+
+
+def test_populate_keeps_a_link_not_flushed_yet(rem):
+    ann_id, bob_id, _ = seed(rem)
+    bob = rem.find_one(Member, {"id": bob_id})
+    bob.profile = Profile(bio="draft")
+    rem.populate([bob], ["profile"])
+    assert bob.profile.bio == "draft"
+
+
+def test_filters_reach_across_it(rem):
+    ann_id, bob_id, _ = seed(rem)
+    assert [m.id for m in rem.find(Member, {"profile": {"bio": "hello"}})] == [ann_id]
+    assert rem.find(Member, {"profile": {"bio": "nope"}}) == []
+    assert [m.id for m in rem.find(Member, {"$not": {"profile": {"id": {"$gt": 0}}}})] == [bob_id]
+    with pytest.raises(ValidationError, match=r"Member\.profile \(the inverse one-to-one of "
+                                              r"Profile\) takes conditions on Profile"):
+        rem.find(Member, {"profile": 3})
+
+
+@pytest.mark.parametrize("taker", [0, 1])
+def test_taking_over_another_members_profile_in_one_flush(rel, rem, taker):
+    """The profile moved onto a member whose own profile is unlinked in the same flush:
+    the unique foreign key never holds the same member twice, whatever order the rows
+    are written in."""
+    ann, bob = Member(name="Ann", profile=Profile(bio="a")), Member(name="Bob")
+    Profile(bio="b", member=bob)
+    rem.persist([ann, bob]).flush()
+    rem.clear()
+    members = rem.find(Member, {}, populate=["profile"], order_by={"id": "asc"})
+    took, lost = members[taker], members[1 - taker]
+    took.profile = lost.profile
+    rem.flush()
+    assert rows(rel, "select member_id from profile where member_id is not null") == [
+        (took.id,)
+    ]
+    assert rows(rel, "select count(*) from profile where member_id is null") == [(1,)]
+
+
+def test_a_new_profile_replaces_the_loaded_one_in_one_flush(rel, rem):
+    ann_id, _, old_id = seed(rem)
+    ann = rem.find_one(Member, {"id": ann_id}, populate=["profile"])
+    old = ann.profile
+    ann.profile = Profile(bio="new")  # the old one is unlinked before the new row goes in
+    assert old.member is None
+    rem.flush()
+    assert rows(rel, "select id, member_id from profile order by id") == [
+        (old_id, None), (ann.profile.id, ann_id)
+    ]
+
+
+def test_populate_star_reaches_the_inverse_side(rem):
+    ann_id, _, profile_id = seed(rem)
+    ann = rem.find_one(Member, {"id": ann_id}, populate=["*"])
+    assert ann.profile.id == profile_id
+    with pytest.raises(ValidationError, match=r"relations of Member: profile"):
+        rem.find(Member, {}, populate=["nope"])
+
+
+def test_an_owning_side_holding_a_ref_is_kept_in_step(connect):
+    from orm import Ref
+
+    @entity()
+    class Nest:
+        id: int = PrimaryKey()
+        egg: Egg | None = OneToOne(mapped_by="nest")
+
+    @entity()
+    class Egg:
+        id: int = PrimaryKey()
+        nest: Ref[Nest] | None = OneToOne(nullable=True, inversed_by="egg")
+
+    orm = connect([Nest, Egg])
+    em = orm.em.fork()
+    nest = Nest()
+    egg = Egg(nest=nest)
+    assert nest.egg is egg and egg.nest.unwrap() is nest
+    em.persist(nest).flush()
+    assert rows(orm, "select nest_id from egg") == [(nest.id,)]
+    nest.egg = None
+    assert egg.nest is None
+    em.flush()
+    assert rows(orm, "select nest_id from egg") == [(None,)]
