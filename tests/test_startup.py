@@ -16,8 +16,21 @@ SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 #: modules a script that lists its entity classes never needs: the config-file search
 #: (tomllib, pathlib), dataclasses' inspect (and ast, dis, tokenize), logging (until debug or
-#: logger is configured), folder discovery, the command line
+#: logger is configured), folder discovery, the command line; typing (orm._typing stands in
+#: at run time) with re, and what only some column types, filters or paths use: json, uuid
+#: (and platform), decimal, random (retries), copy (mutable defaults), base64 (to_json),
+#: threading
 NOT_AT_IMPORT = (
+    "typing",
+    "re",
+    "json",
+    "uuid",
+    "platform",
+    "decimal",
+    "random",
+    "copy",
+    "base64",
+    "threading",
     "orm.cli",
     "orm.metadata.folders",
     "tomllib",
@@ -38,6 +51,22 @@ NOT_AT_IMPORT = (
     "orm.platforms.postgresql_types",
     "psycopg",
     "psycopg_pool",
+)
+
+#: what `import orm` leaves to the first use of `orm.ORM` (and the other lazily imported public
+#: names): a module that only declares entities needs none of it
+FIRST_USE = (
+    "sqlite3",
+    "orm.core",
+    "orm.config",
+    "orm.connection",
+    "orm.entity_manager",
+    "orm.unit_of_work",
+    "orm.platforms",
+    "orm.metadata.discovery",
+    "orm.query",
+    "orm.schema",
+    "orm.events",
 )
 
 
@@ -66,8 +95,8 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 @pytest.mark.parametrize("pure", ["0", "1"], ids=["compiled", "pure"])
 def test_import_orm_does_not_load_what_a_script_does_not_need(pure: str) -> None:
     loaded = _run(LOADED_AFTER.format(stmt="import orm"), ORM_PURE_PYTHON=pure)
-    assert "orm" in loaded and "orm.core" in loaded
-    unexpected = [name for name in NOT_AT_IMPORT if name in loaded]
+    assert "orm" in loaded and "orm.metadata.declare" in loaded
+    unexpected = [name for name in NOT_AT_IMPORT + FIRST_USE if name in loaded]
     assert unexpected == [], f"`import orm` imports {unexpected}"
 
 
@@ -160,3 +189,92 @@ def test_config_search_and_query_log_still_work(tmp_path: Path) -> None:
     assert out["base_dir"] == os.path.realpath(tmp_path)
     assert any(line.startswith("[query] create table") for line in out["lines"]), out
     assert any("[query] select count(" in line for line in out["lines"]), out
+
+
+def test_lazily_imported_value_types_work_in_a_fresh_process(tmp_path: Path) -> None:
+    """decimal, uuid and json are imported by the first column of their type, and typing is
+    never imported by the ORM: a fresh interpreter (nothing imported by other tests) declares
+    and round-trips such columns, looks an entity up by a UUID key from the identity map,
+    and reads `X | None`, `Optional[X]` and `Collection["Post"]` annotations."""
+    db = tmp_path / "values.db"
+    out = _run(f"""
+import json as _json_out, sys
+from decimal import Decimal
+from uuid import UUID, uuid4
+from orm import ORM, Collection, ManyToOne, OneToMany, PrimaryKey, entity
+typing_after_import = "typing" in sys.modules
+
+@entity()
+class Author:
+    id: UUID = PrimaryKey()
+    price: Decimal
+    data: dict
+    note: str | None = None
+    posts: Collection["Post"] = OneToMany(lambda: Post, mapped_by="author")
+
+import typing
+
+@entity()
+class Post:
+    id: int = PrimaryKey()
+    author: Author = ManyToOne()
+    title: typing.Optional[str] = None
+    made: typing.ClassVar[int] = 0
+
+orm = ORM.init(db_name={str(db)!r}, entities=[Author, Post])
+orm.schema.create_schema()
+em = orm.em.fork()
+key = uuid4()
+a = Author(id=key, price=Decimal("1.25"), data={{"k": [1, 2]}})
+em.persist(a).flush()
+same = em.find_one(Author, key) is a
+em.persist(Post(author=a)).flush()
+em.clear()
+b = em.find_one(Author, {{"id": key}})
+print(_json_out.dumps({{
+    "typing_after_import": typing_after_import, "same": same,
+    "price": str(b.price), "is_decimal": isinstance(b.price, Decimal),
+    "is_uuid": isinstance(b.id, UUID), "data": b.data, "note": b.note,
+    "posts": em.count(Post, {{"author": key}}), "made": Post.made,
+}}))
+orm.close()
+""")
+    assert out == {
+        "typing_after_import": False,
+        "same": True,
+        "price": "1.25",
+        "is_decimal": True,
+        "is_uuid": True,
+        "data": {"k": [1, 2]},
+        "note": None,
+        "posts": 1,
+        "made": 0,
+    }
+
+
+def test_lazy_public_names_are_the_modules_objects() -> None:
+    """`orm.ORM` and the other names imported on first use are the very objects of their
+    modules, in `dir(orm)`, and an unknown name is still an AttributeError."""
+    out = _run(
+        "import json, orm\n"
+        "names = sorted(orm._LAZY)\n"
+        "import orm.core, orm.entity_manager, orm.events, orm.schema\n"
+        "same = orm.ORM is orm.core.ORM and orm.FlushMode is orm.entity_manager.FlushMode\n"
+        "same = same and orm.on_load is orm.events.on_load\n"
+        "same = same and orm.SchemaGenerator is orm.schema.SchemaGenerator\n"
+        "listed = all(n in dir(orm) for n in names)\n"
+        "try:\n"
+        "    orm.NoSuchName\n"
+        "    missing = None\n"
+        "except AttributeError as exc:\n"
+        "    missing = str(exc)\n"
+        "print(json.dumps({'same': same, 'listed': listed, 'missing': missing,"
+        " 'entity': callable(orm.entity), 'types': type(orm.types).__name__}))"
+    )
+    assert out == {
+        "same": True,
+        "listed": True,
+        "missing": "module 'orm' has no attribute 'NoSuchName'",
+        "entity": True,
+        "types": "_TypeMap",
+    }

@@ -44,6 +44,7 @@ EXPECTED = {
         "maybe-none": r'^Item "None" of "User \| None" has no attribute',
         "wrong-assignment": r"^Incompatible types in assignment",
         "unknown-attribute": r'^"User" has no attribute',
+        "unknown-name": r"^Module has no attribute",
     },
     "pyright": {
         "wrong-type": r"^Argument of type .* cannot be assigned to parameter",
@@ -53,6 +54,7 @@ EXPECTED = {
         "maybe-none": r'is not a known attribute of "None"',
         "wrong-assignment": r"is not assignable to declared type|^Cannot assign to attribute",
         "unknown-attribute": r"^Cannot access attribute",
+        "unknown-name": r"is not a known attribute of module",
     },
 }
 _MARKER = re.compile(r'#\s*expect:\s*([\w-]+)(?:\s+"([^"]+)")?\s*$')

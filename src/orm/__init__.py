@@ -1,20 +1,23 @@
 """orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3.
 
-`import orm` loads what a script needs to declare entities, start the ORM and work with an
-EntityManager, and nothing more: the config-file search (`orm.config`), folder discovery
-(`orm.metadata.folders`), logging and the command line (`orm.cli`) import their dependencies on
-first use. tests/test_startup.py guards this.
+`import orm` loads what declaring entities needs (the decorators, property options, mapped
+types, Collection, Ref, the errors); the rest of the public names (ORM, EntityManager, events,
+the schema generator, ...) are imported on first use, through `__getattr__` below, so a module
+that only declares entities does not pay for the Unit of Work, the platforms or sqlite3. The
+config-file search, folder discovery, logging and the command line import their dependencies on
+first use too. tests/test_startup.py guards this.
 
-`.entity` is imported before `.metadata`: importing the subpackage `orm.entity` sets the
-attribute `orm.entity`, which the `entity` decorator must then replace.
+`.entity` and `.types` are imported before the names that shadow them: importing the
+subpackage `orm.entity` (or the module `orm.types`) sets that attribute of the package, which
+the `entity` decorator (and the `types` map) must then replace, and a later, lazy import of
+them would undo that.
 """
 
+from __future__ import annotations
+
 from ._backend import diff_backend
-from .config import Options, define_config
-from .context import RequestContext
-from .core import ORM
+from ._typing import TYPE_CHECKING, lazy_names
 from .entity import BaseEntity, Collection, Ref, WrappedEntity, ref, wrap
-from .entity_manager import EntityManager, FlushMode
 from .errors import (
     CheckConstraintViolationException,
     ConnectionException,
@@ -37,40 +40,87 @@ from .errors import (
     UniqueConstraintViolationException,
     ValidationError,
 )
-from .events import (
-    EventArgs,
-    EventManager,
-    EventSubscriber,
-    FlushEventArgs,
-    TransactionEventArgs,
-    after_create,
-    after_delete,
-    after_update,
-    after_upsert,
-    before_create,
-    before_delete,
-    before_update,
-    before_upsert,
-    on_init,
-    on_load,
-)
-from .locking import LockMode
-from .metadata import (
-    Cascade,
-    EntitySchema,
-    ManyToMany,
-    ManyToOne,
-    OneToMany,
-    OneToOne,
-    PrimaryKey,
-    Property,
-    entity,
-)
-from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
-from .query.filters import QueryOrder
-from .schema import SchemaGenerator
+from .metadata.declare import EntitySchema, entity
+from .metadata.options import PrimaryKey, Property
+from .metadata.relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
 from .types import Type, t, types
-from .unit_of_work import ChangeSet, UnitOfWork
+
+if TYPE_CHECKING:
+    from .config import Options, define_config
+    from .context import RequestContext
+    from .core import ORM
+    from .entity_manager import EntityManager, FlushMode
+    from .events import (
+        EventArgs,
+        EventManager,
+        EventSubscriber,
+        FlushEventArgs,
+        TransactionEventArgs,
+        after_create,
+        after_delete,
+        after_update,
+        after_upsert,
+        before_create,
+        before_delete,
+        before_update,
+        before_upsert,
+        on_init,
+        on_load,
+    )
+    from .locking import LockMode
+    from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
+    from .query.filters import QueryOrder
+    from .schema import SchemaGenerator
+    from .unit_of_work import ChangeSet, UnitOfWork
+
+#: public name -> the module it is imported from on first use
+_LAZY = {
+    "Options": "config",
+    "define_config": "config",
+    "RequestContext": "context",
+    "ORM": "core",
+    "EntityManager": "entity_manager",
+    "FlushMode": "entity_manager",
+    "LockMode": "locking",
+    "EntityCaseNamingStrategy": "naming",
+    "NamingStrategy": "naming",
+    "UnderscoreNamingStrategy": "naming",
+    "QueryOrder": "query.filters",
+    "SchemaGenerator": "schema",
+    "ChangeSet": "unit_of_work",
+    "UnitOfWork": "unit_of_work",
+    **dict.fromkeys(
+        [
+            "EventArgs",
+            "EventManager",
+            "EventSubscriber",
+            "FlushEventArgs",
+            "TransactionEventArgs",
+            "after_create",
+            "after_delete",
+            "after_update",
+            "after_upsert",
+            "before_create",
+            "before_delete",
+            "before_update",
+            "before_upsert",
+            "on_init",
+            "on_load",
+        ],
+        "events",
+    ),
+}
+
+
+if not TYPE_CHECKING:
+    # `orm.ORM`, `from orm import EntityManager`, ...: imported on first use, then an ordinary
+    # attribute of the package
+    __getattr__ = lazy_names(__name__, _LAZY, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -30,9 +30,12 @@ Terms used by both:
 from __future__ import annotations
 
 import operator
-from typing import Any
 
 from ._markers import REFERENCE, UNLOADED, is_set
+from ._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 BACKEND = "python"
 

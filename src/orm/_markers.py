@@ -7,7 +7,10 @@ same objects, whichever is loaded.
 
 from __future__ import annotations
 
-from typing import Any
+from ._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Marker:

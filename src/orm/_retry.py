@@ -4,7 +4,6 @@ transactions that collided do not collide again in step."""
 
 from __future__ import annotations
 
-import random
 import time
 
 __all__ = ["pause", "FLUSH_RETRIES"]
@@ -18,4 +17,6 @@ _CAP = 0.5
 
 def pause(attempt: int) -> None:
     """Sleep before retry number `attempt` (1, 2, ...)."""
+    import random  # a retry is rare: `import orm` does not load random (nor hashlib with it)
+
     time.sleep(min(_CAP, _BASE * 2**attempt) * random.uniform(0.5, 1.5))

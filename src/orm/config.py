@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+
+from ._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 # The search and the loading of config files import `pathlib`, `tomllib`, `traceback`,
 # `importlib.util` and `zlib` inside the functions that need them: a script that passes its

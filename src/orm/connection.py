@@ -20,10 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from . import errors
+from ._typing import TYPE_CHECKING
 from .platforms.base import Platform
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Connection", "TransactionState", "FETCH_CHUNK"]
 

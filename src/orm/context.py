@@ -10,14 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .entity_manager import EntityManager
 
 __all__ = ["RequestContext"]
 
-R = TypeVar("R")
+if TYPE_CHECKING:
+    R = TypeVar("R")
 
 _current: ContextVar[EntityManager | None] = ContextVar("orm_request_context", default=None)
 

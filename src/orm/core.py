@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
+from ._typing import TYPE_CHECKING
 from .config import Options, define_config, load_config, merge_config
 from .connection import Connection
 from .context import RequestContext
@@ -21,6 +21,7 @@ from .schema.generator import SchemaGenerator
 
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
     from .platforms.base import Platform
 

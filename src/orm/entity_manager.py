@@ -9,17 +9,16 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
-import copy
 import enum
 import itertools
-import uuid
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _gc, _retry, locking
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
+from ._typing import TYPE_CHECKING, TypeVar, overload
 from .context import current_entity_manager
 from .entity.loader import populate as populate_relations
 from .entity.loader import populate_tree
@@ -34,6 +33,8 @@ from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
 from .unit_of_work.unit_of_work import advance_keys
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
     from .core import ORM
@@ -45,15 +46,20 @@ if TYPE_CHECKING:
     # `find_one(User, 1)` is `User | None`; `find_one("User", 1)` (an entity named by a
     # string) leaves T unsolved, and unsolved means Any, not `None` (PEP 696 default).
     T = _TypeVarWithDefault("T", default=Any)
-else:
-    T = TypeVar("T")
-R = TypeVar("R")
+    R = TypeVar("R")
 
 _ids = itertools.count(1)
 #: pause before the n-th retry of a transaction: BASE * 2**n seconds (capped), jittered
 _object_setattr = object.__setattr__
 _object_new = object.__new__
-_SCALAR_KEYS = frozenset({int, str, uuid.UUID})
+_SCALAR_KEYS = frozenset({int, str})
+
+
+def _is_uuid(value: Any) -> bool:
+    """A `uuid.UUID` key: whoever made one imported uuid (`import orm` does not)."""
+    uuid = sys.modules.get("uuid")
+    return uuid is not None and value.__class__ is uuid.UUID
+
 _FIND_OPTIONS = frozenset(
     {"order_by", "limit", "offset", "fields", "populate", "disable_identity_map", "refresh",
      "flush_mode", "lock_mode", "lock_version"}
@@ -410,7 +416,7 @@ class EntityManager:
         """The entity matching `where`, or None. A lookup by primary key of a managed entity
         is answered from the identity map: no query, and so no flush."""
         em = self._ctx() if self._global else self
-        if not options and where.__class__ in _SCALAR_KEYS:
+        if not options and (where.__class__ in _SCALAR_KEYS or _is_uuid(where)):
             uow = em._uow
             im = uow.identity_map.get(entity)  # type: ignore[call-overload]
             if im is not None:
@@ -619,6 +625,8 @@ class EntityManager:
             if prop.default_factory is not None:
                 full[prop.name] = prop.default_factory()
             elif prop.default is not MISSING:
+                import copy  # upserts only: `import orm` does not need it
+
                 full[prop.name] = copy.deepcopy(prop.default)
         for prop in meta.columns:
             if prop.on_create is not None and full.get(prop.name) is None:

@@ -7,7 +7,10 @@ they came from (`sqlite3`, psycopg; kept on ``__cause__``) and carry the SQL tha
 
 from __future__ import annotations
 
-from typing import Any
+from ._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ORMError(Exception):

@@ -17,13 +17,15 @@ already stale), so pessimistic locks belong at the start of the transaction.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
 
 from ._markers import REFERENCE
+from ._typing import TYPE_CHECKING
 from .errors import LockWaitTimeoutException, NotFoundError, OptimisticLockError, ValidationError
 from .unit_of_work.undo import map_key
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .entity_manager import EntityManager
     from .metadata.model import EntityMetadata
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 __all__ = ["NamingStrategy", "UnderscoreNamingStrategy", "EntityCaseNamingStrategy"]
 
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_LOWER_OR_DIGIT = _LOWER | frozenset("0123456789")
 
 
 class NamingStrategy:
@@ -28,7 +28,21 @@ class NamingStrategy:
 
 
 def _underscore(name: str) -> str:
-    return _CAMEL_BOUNDARY.sub("_", name).lower()
+    """`_` at each word boundary of a camel-case name (`blogPost`, `HTTPServer` ->
+    `http_server`: an ASCII capital after a lowercase letter or digit, or a capital that
+    starts a word after capitals), then lowercase. A loop rather than a regular expression:
+    `import orm` does not load `re`."""
+    out = []
+    last = len(name) - 1
+    for i, ch in enumerate(name):
+        if i and ch in _UPPER:
+            before = name[i - 1]
+            if before in _LOWER_OR_DIGIT or (
+                before in _UPPER and i < last and name[i + 1] in _LOWER
+            ):
+                out.append("_")
+        out.append(ch)
+    return "".join(out).lower()
 
 
 class UnderscoreNamingStrategy(NamingStrategy):

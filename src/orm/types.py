@@ -10,13 +10,14 @@ Python values it accepts (checked at flush), how to convert to and from the data
 from __future__ import annotations
 
 import enum
-import json
+import sys
 import types as _pytypes
-import typing
-import uuid
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
-from typing import Any
+
+from ._typing import TYPE_CHECKING, get_args, get_origin
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Type",
@@ -45,6 +46,47 @@ __all__ = [
     "unstorable",
     "value_problem",
 ]
+
+# decimal, json and uuid are imported by the first column of their type (a mapped type reads
+# its `python_types` when the entity's plans are built): `import orm` loads none of them,
+# and an entity without such a column never does. The module globals below are bound then;
+# the types' methods check for that first, a global read against microseconds of conversion.
+Decimal: Any = None
+uuid: Any = None
+json: Any = None
+_FLOAT_RANGE: tuple[Any, Any] = (None, None)
+
+
+def _import_value_modules() -> None:
+    global Decimal, uuid, json, _FLOAT_RANGE
+    import json
+    import uuid
+    from decimal import Decimal
+
+    #: the magnitudes a 64-bit float holds with 15 significant digits exactly: beyond them a
+    #: value becomes an infinity, below them zero or a subnormal that has lost digits
+    _FLOAT_RANGE = (Decimal("1E-307"), Decimal("1E+308"))
+
+
+class _ImportedClasses:
+    """A `python_types` naming a class of decimal or uuid: read once (when plans are built),
+    it imports them and replaces itself on the class with the plain tuple."""
+
+    def __init__(self, name: str, *more: type) -> None:
+        self.name = name
+        self.more = more
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.owner = owner
+        self.attr = attr
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[type, ...]:
+        if Decimal is None:
+            _import_value_modules()
+        value = (Decimal if self.name == "Decimal" else uuid.UUID, *self.more)
+        setattr(self.owner, self.attr, value)
+        return value
+
 
 #: the integers SQLite stores (64-bit signed); sqlite3 cannot bind a larger Python int
 INT64_MIN = -(2**63)
@@ -294,11 +336,13 @@ class DecimalType(Type):
     more digits use `column_type="text"` (exact, but compared as text in SQL)."""
 
     name = "decimal"
-    python_types = (Decimal, int)
+    python_types = _ImportedClasses("Decimal", int)  # type: ignore[assignment]
     #: significant digits the column keeps exactly (set by the platform; None: all)
     max_digits: int | None = None
 
     def to_db(self, value: Any) -> Any:
+        if Decimal is None:
+            _import_value_modules()
         if value.__class__ is bool:
             raise TypeError("True and False are not decimal numbers")  # str(True) is 'True'
         text = str(value)
@@ -314,6 +358,8 @@ class DecimalType(Type):
         return text
 
     def to_python(self, value: Any) -> Any:
+        if Decimal is None:
+            _import_value_modules()
         if isinstance(value, Decimal):
             return value
         try:
@@ -326,6 +372,8 @@ class DecimalType(Type):
             return True
         if a is None or b is None:
             return False
+        if Decimal is None:
+            _import_value_modules()
         return Decimal(str(a)) == Decimal(str(b))
 
     def column_type(self, prop: Any, dialect: str) -> str:
@@ -335,9 +383,6 @@ class DecimalType(Type):
         return f"numeric({precision},{scale})"
 
 
-#: the magnitudes a 64-bit float holds with 15 significant digits exactly: beyond them a
-#: value becomes an infinity, below them zero or a subnormal that has lost digits
-_FLOAT_RANGE = (Decimal("1E-307"), Decimal("1E+308"))
 
 
 def _rounded_by_float(value: Any, text: str, digits: int) -> bool:
@@ -472,9 +517,13 @@ class JsonType(Type):
     def to_db(self, value: Any) -> Any:
         # NaN and the infinities are not JSON: json.dumps would write them as NaN and
         # Infinity, which PostgreSQL's jsonb (and every other JSON reader) refuses
+        if json is None:
+            _import_value_modules()
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
     def to_python(self, value: Any) -> Any:
+        if json is None:
+            _import_value_modules()
         return json.loads(value) if isinstance(value, (str, bytes)) else value
 
     def compare(self, a: Any, b: Any) -> bool:
@@ -482,6 +531,8 @@ class JsonType(Type):
             return True
         if a is None or b is None:
             return False
+        if json is None:
+            _import_value_modules()
         try:
             return _same_json(json.loads(a), json.loads(b))
         except (TypeError, ValueError):
@@ -496,12 +547,14 @@ class JsonType(Type):
 
 class UuidType(Type):
     name = "uuid"
-    python_types = (uuid.UUID,)
+    python_types = _ImportedClasses("UUID")  # type: ignore[assignment]
 
     def to_db(self, value: Any) -> Any:
         return str(value)
 
     def to_python(self, value: Any) -> Any:
+        if uuid is None:
+            _import_value_modules()
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
     def column_type(self, prop: Any, dialect: str) -> str:
@@ -601,24 +654,33 @@ _BY_PYTHON_TYPE: dict[Any, type[Type]] = {
     float: FloatType,
     bytes: BlobType,
     bytearray: BlobType,
-    Decimal: DecimalType,
     datetime: DateTimeType,
     date: DateType,
     time: TimeType,
-    uuid.UUID: UuidType,
     dict: JsonType,
     list: JsonType,
 }
 
 
+#: mapped by module and name: `import orm` has not imported these classes (the user has)
+_BY_CLASS_NAME: dict[tuple[str, str], type[Type]] = {
+    ("decimal", "Decimal"): DecimalType,
+    ("uuid", "UUID"): UuidType,
+}
+
+
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """`X | None` / `Optional[X]` -> (X, True); anything else -> (annotation, False)."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is _pytypes.UnionType:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        nullable = len(args) < len(typing.get_args(annotation))
+    origin = get_origin(annotation)
+    # typing.Union (Optional[X]) exists only once a module has imported typing
+    typing = sys.modules.get("typing")
+    if origin is _pytypes.UnionType or (typing is not None and origin is typing.Union):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        nullable = len(args) < len(get_args(annotation))
         if len(args) == 1:
             return args[0], nullable
+        import typing
+
         return typing.Union[tuple(args)], nullable  # noqa: UP007
     if annotation is type(None):
         return None, True
@@ -629,11 +691,14 @@ def type_from_annotation(annotation: Any) -> Type | None:
     """The mapped type for a (non-optional) Python annotation, or None if there is none."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return EnumType(annotation)
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return type_from_annotation(typing.get_args(annotation)[0])
+    origin = get_origin(annotation)
+    typing = sys.modules.get("typing")  # as for Union: Annotated[X, ...] needs typing
+    if typing is not None and origin is typing.Annotated:
+        return type_from_annotation(get_args(annotation)[0])
     key = origin if origin is not None else annotation
     mapped = _BY_PYTHON_TYPE.get(key)
+    if mapped is None and isinstance(key, type):  # Decimal, UUID: their modules load later
+        mapped = _BY_CLASS_NAME.get((key.__module__, key.__qualname__))
     return mapped() if mapped is not None else None
 
 

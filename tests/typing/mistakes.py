@@ -6,6 +6,7 @@ given) from both checkers, and no other line may get any. Not run by pytest (nor
 
 from __future__ import annotations
 
+import orm
 from orm import EntityManager, PrimaryKey, Property, entity, wrap
 
 
@@ -40,3 +41,5 @@ def use(em: EntityManager, user: User) -> None:
     em.create(User, {"full_name": "x"}).age  # expect: unknown-attribute "age"
     total: str = em.transactional(lambda tx: tx.count(User))  # expect: wrong-assignment
     wrap(user).init().missing  # expect: unknown-attribute "missing"
+    # public names are imported on first use, but only the real ones exist for a checker
+    orm.EntityManagr  # expect: unknown-name "EntityManagr"

@@ -19,10 +19,13 @@ reading its items before then is a ValidationError, never a hidden query.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, TypeVar
 
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import ValidationError
 from .reference import Ref
+
+if TYPE_CHECKING:
+    from typing import Any
 
 T = TypeVar("T")
 

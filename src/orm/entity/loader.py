@@ -9,15 +9,16 @@ it loaded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .._markers import REFERENCE
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ..query.sql import ALIAS
 from .collection import _unwrap
 from .reference import Ref
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..entity_manager import EntityManager
     from ..metadata.model import EntityMetadata
 

@@ -14,10 +14,12 @@ Installed at discovery, once per class: a class attribute explaining the unknown
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from .reference import Ref
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["install_inverse_one"]
 

@@ -7,10 +7,12 @@ entity if it is loaded (`.get_entity()`), or the entity, loading it if needed (`
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
-
 from .._markers import REFERENCE
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Ref", "ref"]
 

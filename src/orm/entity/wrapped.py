@@ -3,18 +3,17 @@ methods. Nothing is stored per entity for it: the helper is made on demand."""
 
 from __future__ import annotations
 
-import base64
-import copy
 import enum
-import uuid
+import sys
 from datetime import date, datetime, time
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from .._markers import REFERENCE, is_set
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    from typing import Any, Self
+
     from ..entity_manager import EntityManager
 
 __all__ = ["wrap", "WrappedEntity", "BaseEntity"]
@@ -32,14 +31,31 @@ def _declaration(entity: Any) -> Any:
     return decl
 
 
+_JSON_ATOMS = frozenset({str, int, float, bool})
+
+
+def _text_types() -> tuple[type, ...]:
+    """UUID and Decimal, of the modules imported so far: a value of either exists only once
+    its module is (`import orm` imports neither)."""
+    found = []
+    for module, name in (("uuid", "UUID"), ("decimal", "Decimal")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
 def _json_safe(value: Any) -> Any:
+    if value is None or value.__class__ in _JSON_ATOMS:
+        return value
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
-    if isinstance(value, (uuid.UUID, Decimal)):
+    if isinstance(value, _text_types()):
         return str(value)
     if isinstance(value, enum.Enum):
         return _json_safe(value.value)
     if isinstance(value, (bytes, bytearray, memoryview)):
+        import base64  # for the first bytes value: `import orm` does not load base64
+
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -160,6 +176,8 @@ class WrappedEntity(Generic[T]):
 
     def to_pojo(self) -> dict[str, Any]:
         """Like to_object, as plain data detached from the entity (mutable values copied)."""
+        import copy  # `import orm` does not load copy
+
         return copy.deepcopy(self._values())
 
     def to_json(self, *exclude: str) -> dict[str, Any]:

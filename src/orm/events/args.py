@@ -3,7 +3,7 @@ for a flush, `TransactionEventArgs` for a database transaction (MikroORM's names
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from ..entity_manager import EntityManager

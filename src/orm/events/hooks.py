@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any, TypeVar, overload
 
+from .._typing import TYPE_CHECKING, TypeVar, overload
 from ..errors import MetadataError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ENTITY_EVENTS",
@@ -33,7 +36,8 @@ __all__ = [
     "LifecycleHook",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    F = TypeVar("F", bound=Callable[..., Any])
 
 #: the events of one entity, in the order of its life
 ENTITY_EVENTS: tuple[str, ...] = (

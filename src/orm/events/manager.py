@@ -12,14 +12,16 @@ path when there is nothing to call.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from .args import EventArgs, FlushEventArgs, TransactionEventArgs
 from .hooks import ENTITY_EVENTS, FLUSH_EVENTS, TRANSACTION_EVENTS
 from .subscriber import EventSubscriber
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..entity_manager import EntityManager
     from ..metadata.discovery import MetadataStorage
     from ..unit_of_work import ChangeSet, UnitOfWork
@@ -46,7 +48,8 @@ def _camel(name: str) -> str:
 #: MikroORM's method names, a likely slip when porting a subscriber
 _CAMEL_NAMES = {_camel(name): name for name in _ALL_EVENTS}
 
-Listeners = tuple[tuple[tuple[Any, int], ...], bool]
+if TYPE_CHECKING:
+    Listeners = tuple[tuple[tuple[Any, int], ...], bool]
 
 
 def fire(entry: Listeners, entity: Any, em: EntityManager, change_set: ChangeSet | None) -> None:

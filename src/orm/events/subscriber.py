@@ -3,9 +3,11 @@ and transactions, without methods on the entities (MikroORM's `EventSubscriber`)
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
-
+from .._typing import TYPE_CHECKING, Generic, TypeVar
 from .args import EventArgs, FlushEventArgs, TransactionEventArgs
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["EventSubscriber"]
 

@@ -1,10 +1,19 @@
-"""Entity declarations and their resolved metadata."""
+"""Entity declarations and their resolved metadata.
 
+Declaring an entity needs `declare`, `options` and `relations`; discovery and the resolved
+model are imported on first use (`__getattr__`), when an ORM starts.
+"""
+
+from __future__ import annotations
+
+from .._typing import TYPE_CHECKING, lazy_names
 from .declare import EntitySchema, entity
-from .discovery import MetadataStorage, discover, expand_entries
-from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 from .options import PrimaryKey, Property
 from .relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
+
+if TYPE_CHECKING:
+    from .discovery import MetadataStorage, discover, expand_entries
+    from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 
 __all__ = [
     "entity",
@@ -23,3 +32,16 @@ __all__ = [
     "discover",
     "expand_entries",
 ]
+
+_LAZY = {
+    "MetadataStorage": "discovery",
+    "discover": "discovery",
+    "expand_entries": "discovery",
+    "EntityMetadata": "model",
+    "PropertyMetadata": "model",
+    "RelationMetadata": "model",
+}
+
+
+if not TYPE_CHECKING:
+    __getattr__ = lazy_names(__name__, _LAZY, globals())

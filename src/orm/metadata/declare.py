@@ -9,21 +9,23 @@ All of it is generated once per class, as `dataclasses` does, so no instance pay
 
 from __future__ import annotations
 
-import copy
 import functools
 import keyword
 import sys
-import typing
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
 
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
+from .._typing import TYPE_CHECKING, TypeVar, dataclass_transform, get_origin, overload
 from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of"]
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 
 class EntityDeclaration:
@@ -127,7 +129,8 @@ def _resolve_annotation(cls: type, raw: Any) -> Any:
 def _is_classvar(raw: Any) -> bool:
     if isinstance(raw, str):
         return raw.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
-    return raw is typing.ClassVar or typing.get_origin(raw) is typing.ClassVar
+    typing = sys.modules.get("typing")  # a ClassVar exists only once typing is imported
+    return typing is not None and (raw is typing.ClassVar or get_origin(raw) is typing.ClassVar)
 
 
 def _collect(cls: type) -> tuple[dict[str, PropertyOptions], dict[str, Any]]:
@@ -215,7 +218,6 @@ def _init_source(
         "_init": core.init_entity,
         "_NAMES": tuple(props),
         "_M": MISSING,
-        "_copy": copy.deepcopy,
     }
     refs = ref_properties(cls, props, annotations)
     if refs:
@@ -245,6 +247,9 @@ def _init_source(
             env[f"_d_{name}"] = default
             params.append(f"{name}=_M")
             if isinstance(default, (list, dict, set, bytearray)):
+                import copy  # only for a mutable default: `import orm` does not need it
+
+                env["_copy"] = copy.deepcopy
                 value = f"_copy(_d_{name})"
             else:
                 value = f"_d_{name}"
@@ -330,7 +335,7 @@ def ref_properties(
         from ..types import unwrap_optional
 
         inner = unwrap_optional(raw)[0]
-        if inner is Ref or typing.get_origin(inner) is Ref:
+        if inner is Ref or get_origin(inner) is Ref:
             out.add(name)
     return frozenset(out)
 

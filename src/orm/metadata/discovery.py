@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from .._backend import core
 from .._markers import MISSING
+from .._typing import TYPE_CHECKING
 from ..errors import MetadataError, ValidationError
 from ..events.hooks import collect_hooks
 from ..naming import NamingStrategy
@@ -51,6 +51,7 @@ from .relations import ON_DELETE, Cascade
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from ..platforms.base import Platform
 

@@ -4,11 +4,14 @@ ORM instance (table and column names depend on its naming strategy)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from .._markers import MISSING
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ..types import Type, unstorable
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "PropertyMetadata", "EntityMetadata", "RelationMetadata", "RelationType", "PendingKey",

@@ -8,10 +8,13 @@ classes defined later work), where a bad target can be reported naming both side
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 from .._markers import MISSING
+from .._typing import TYPE_CHECKING
 from .options import PropertyOptions
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Cascade", "ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE",

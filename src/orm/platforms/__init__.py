@@ -2,9 +2,13 @@
 SQLite never pays for them (and `postgresql_connection` is the one place psycopg is imported
 from)."""
 
-from typing import Any
+from __future__ import annotations
 
+from .._typing import TYPE_CHECKING
 from .sqlite import SqlitePlatform
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SqlitePlatform", "PostgresPlatform", "PostgresConnection"]
 

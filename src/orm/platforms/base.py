@@ -10,9 +10,12 @@ flags, Django's `features`). A new database is a subclass, not edits across the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+
+from .._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..connection import Connection
 
 __all__ = ["Platform", "LiveColumn", "LiveIndex"]

@@ -7,39 +7,41 @@ place (as Peewee does) and a second dialect would be a sibling module.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .._typing import TYPE_CHECKING
 from ..metadata.model import PropertyMetadata
 from .base import LiveColumn, LiveIndex, Platform
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..connection import Connection
 
 __all__ = ["SqlitePlatform"]
 
 
-_CONSTRAINT_COLUMNS = re.compile(r"constraint failed: (.+)$")
-
-
-_WRITTEN_TABLE = re.compile(
-    r"^\s*(?:(?:insert|replace)(?:\s+or\s+\w+)?\s+into|update(?:\s+or\s+\w+)?)\s+"
-    r"[`\"\[]?(\w+)",
-    re.IGNORECASE,
+# Patterns for reading the messages of failed statements (`re` is imported there, on the
+# first failure: its module-level cache keeps them compiled)
+_CONSTRAINT_COLUMNS = r"constraint failed: (.+)$"
+_WRITTEN_TABLE = (
+    r"(?i)^\s*(?:(?:insert|replace)(?:\s+or\s+\w+)?\s+into|update(?:\s+or\s+\w+)?)\s+"
+    r"[`\"\[]?(\w+)"
 )
-_DELETED_TABLE = re.compile(r"^\s*delete\s+from\s+[`\"\[]?(\w+)", re.IGNORECASE)
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_DELETED_TABLE = r"(?i)^\s*delete\s+from\s+[`\"\[]?(\w+)"
+_IDENTIFIER = r"[A-Za-z_]\w*"
 
 
 def _foreign_key_hint(sql: str, resolve_column: Any) -> str:
     """SQLite names no constraint or column of a failed foreign key; the statement says
     whether a row was still referenced (a delete) or referenced a missing one (a write),
     and its table names the entity."""
-    deleted = _DELETED_TABLE.match(sql or "")
-    written = None if deleted else _WRITTEN_TABLE.match(sql or "")
+    import re
+
+    deleted = re.match(_DELETED_TABLE, sql or "")
+    written = None if deleted else re.match(_WRITTEN_TABLE, sql or "")
     found = deleted or written
     entity = None
     if found is not None and resolve_column is not None:
@@ -62,7 +64,9 @@ def _foreign_key_hint(sql: str, resolve_column: Any) -> str:
 def _check_target(message: str, sql: str, resolve_column: Any) -> tuple[Any, Any]:
     """The entity a failed CHECK was written to (from the statement's table), and the
     property when the failed expression names exactly one of its columns."""
-    match = _WRITTEN_TABLE.match(sql or "")
+    import re
+
+    match = re.match(_WRITTEN_TABLE, sql or "")
     if match is None or resolve_column is None:
         return None, None
     table = match.group(1)
@@ -72,7 +76,7 @@ def _check_target(message: str, sql: str, resolve_column: Any) -> tuple[Any, Any
     expression = message.split("constraint failed:", 1)[-1]
     props = {
         prop
-        for name in _IDENTIFIER.findall(expression)
+        for name in re.findall(_IDENTIFIER, expression)
         for prop in [resolve_column(table, name)[1]]
         if prop is not None
     }
@@ -243,7 +247,9 @@ class SqlitePlatform(Platform):
         hint = ""
         cls: type[errors.DriverException] = errors.DriverException
         if isinstance(exc, sqlite3.IntegrityError):
-            match = _CONSTRAINT_COLUMNS.search(text)
+            import re
+
+            match = re.search(_CONSTRAINT_COLUMNS, text)
             if match and resolve_column is not None:
                 first = match.group(1).split(",")[0].strip()
                 if "." in first:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
-import threading
+from _thread import RLock  # threading's RLock, without importing threading
 from functools import lru_cache
-from typing import Any
 
 from .. import errors
+from .._typing import TYPE_CHECKING
 from ..connection import Connection, ResolveColumn, TransactionState
 from .sqlite import SqlitePlatform
+
+if TYPE_CHECKING:
+    import re
+    from typing import Any
 
 __all__ = ["SqliteConnection", "JOURNAL_MODES", "check_busy_timeout", "check_journal_mode"]
 
@@ -59,6 +62,8 @@ def check_journal_mode(value: Any) -> str | None:
 
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
+    import re  # the first `$re` filter imports it: `import orm` does not
+
     return re.compile(pattern)
 
 
@@ -102,7 +107,7 @@ class SqliteConnection(Connection):
         self.db_name = db_name
         #: one transaction at a time on the shared connection: forks used from several
         #: threads (request contexts) take turns instead of interleaving their statements
-        self._lock = threading.RLock()
+        self._lock = RLock()
         self._tx = TransactionState()
         #: the database as the user named it (plus the absolute path of a file), for messages
         #: about the file itself: not a database, cannot be opened

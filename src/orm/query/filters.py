@@ -10,15 +10,17 @@ condition (`{}`) is TRUE wherever it appears.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
-from typing import Any
 
+from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
 from ..types import EnumType, IntegerType, Type, UuidType
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -439,6 +441,8 @@ class _Compiler:
         if op == "$re":
             if not isinstance(operand, str):
                 raise self.invalid(prop, op, operand, "a str regular expression")
+            import re  # `import orm` does not load re: the first `$re` filter does
+
             try:
                 re.compile(operand)
             except re.error as exc:

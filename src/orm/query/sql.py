@@ -7,11 +7,13 @@ or a find pays string building once per shape, not per row.
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._typing import TYPE_CHECKING
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
 from .filters import compile_order_by, compile_where
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SqlBuilder", "ALIAS"]
 

@@ -16,8 +16,7 @@ runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .._typing import TYPE_CHECKING
 from ..errors import DriverException, ValidationError
 from ..metadata.model import EntityMetadata, PivotMetadata, PropertyMetadata
 from ..platforms.base import LiveColumn as _LiveColumn

@@ -20,12 +20,13 @@ unless discovery found one (`MetadataStorage.removal_cascade`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .._markers import MISSING, UNLOADED
+from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..metadata.model import EntityMetadata, PropertyMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 

@@ -14,13 +14,14 @@ ValidationError before anything runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PendingKey
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .unit_of_work import UnitOfWork, _FlushPlan, _Insert
 
 __all__ = [

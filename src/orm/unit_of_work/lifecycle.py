@@ -24,10 +24,9 @@ scheduled cancelled; entities the flush had already updated are pending again (F
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .._backend import core
 from .._markers import MISSING, is_set
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ..events.manager import fire
 from . import commit_order
@@ -36,6 +35,8 @@ from .undo import FlushUndo
 from .unit_of_work import ChangeSet, _FlushPlan, _nothing_written
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..entity_manager import EntityManager
     from ..events.manager import EventManager, Listeners
     from ..metadata.model import EntityMetadata

@@ -12,11 +12,12 @@ pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..metadata.discovery import MetadataStorage
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan

@@ -20,11 +20,12 @@ transaction (entities it may have shown data that is now rolled back): they are 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .._markers import MISSING, REFERENCE, UNLOADED
+from .._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 

@@ -15,13 +15,11 @@ those marked for removal. A flush:
 
 from __future__ import annotations
 
-import copy
-from typing import TYPE_CHECKING, Any
-
 from .. import _gc, _retry
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._retry import FLUSH_RETRIES
+from .._typing import TYPE_CHECKING
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
 from . import commit_order, pivots
@@ -29,6 +27,8 @@ from .cascade_remove import cascade_remove, forget_new_items
 from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..entity_manager import EntityManager
 
 __all__ = ["UnitOfWork", "ChangeSet"]
@@ -315,6 +315,8 @@ class UnitOfWork:
             if prop.default_factory is not None:
                 _object_setattr(entity, prop.name, prop.default_factory())
             elif prop.default is not MISSING:
+                import copy  # here, not at module level: `import orm` does not load copy
+
                 _object_setattr(entity, prop.name, copy.deepcopy(prop.default))
             elif prop.nullable or prop.primary or prop.version:
                 _object_setattr(entity, prop.name, None)
