@@ -99,6 +99,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import _relations
 from _common import Context
 from _impls import IMPLEMENTATIONS, PG_IMPLEMENTATIONS, DriverMissing, ImplSpec, Unavailable
 from _verify import create_template, verify, verify_committed
@@ -106,10 +107,15 @@ from _verify import create_template, verify, verify_committed
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_SRC = BENCH_DIR.parent / "src"
 
-WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM", "START", "IMPORT")
+WORKLOADS: tuple[str, ...] = (
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W9N", "MEM", "START", "IMPORT"
+)
+#: the relation workloads (author, article, tag, article_tags: see ``_relations``); ``--quick``
+#: leaves them out unless ``--workloads`` names them
+RELATION_WORKLOADS: tuple[str, ...] = _relations.RELATION_WORKLOADS
 STARTUP_WORKLOADS: tuple[str, ...] = ("START", "IMPORT")
 #: the workloads ``--db postgresql`` runs (MEM, START and IMPORT do not depend on the database)
-PG_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6")
+PG_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", *RELATION_WORKLOADS)
 #: the columns that measure the raw driver: a workload's floor is the fastest of them
 #: (``raw``/``raw_values``: sqlite3; ``raw``/``raw_alt``: psycopg 3)
 RAW_COLUMNS: tuple[str, ...] = ("raw", "raw_values", "raw_alt")
@@ -135,6 +141,10 @@ ROW_LABELS = {
     "W4/W2": "W4 ÷ raw W2",
     "W5": "W5 10k lookups by PK",
     "W6": "W6 flush 10% removed",
+    "W7": "W7 load N articles + author, tags",
+    "W8": "W8 persist + flush graph of N articles",
+    "W9": "W9 flush, 1 tag of 10% changed",
+    "W9N": "W9N flush, graph loaded, unchanged",
     "MEM": "MEM held after load",
     "MEM_PEAK": "MEM peak during load",
     "START": "START tiny script (process)",
@@ -211,7 +221,11 @@ def child_cell(
     try:
         module.describe()
         function = getattr(module, spec.attr)[workload]
-        ctx = Context(db_path=db_path, n=n, startup_runs=startup_runs, database=database)
+        if workload in RELATION_WORKLOADS:
+            _relations.QueryCounter.install(database)
+        ctx = Context(
+            db_path=db_path, n=n, startup_runs=startup_runs, database=database, workload=workload
+        )
         observations = function(ctx)
     except Exception:
         return {"status": "error", "message": _last_lines()}
@@ -271,6 +285,9 @@ class Cell:
     mem_current: list[int] = field(default_factory=list)
     mem_peak: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: relation workloads: data statements sent and rows written in the timed block, per run
+    queries: list[int] = field(default_factory=list)
+    written_rows: list[int] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -290,7 +307,7 @@ class Runner:
         self.workdir = workdir
         self.timeout = timeout
         self.startup_runs = startup_runs
-        self._templates: dict[tuple[int, bool], Path] = {}
+        self._templates: dict[tuple[int, str], Path] = {}
         self._serial = 0
         #: the columns, and what every child process is told on top of its own arguments
         self.registry: dict[str, ImplSpec] = IMPLEMENTATIONS
@@ -339,12 +356,17 @@ class Runner:
             workloads=result.get("workloads", []),
         )
 
-    def template(self, n: int, seeded: bool) -> Path:
-        """Schema-only (W1) or seeded database for N, created once and copied per cell."""
-        key = (n, seeded)
+    def template(self, n: int, seeded: bool, relations: bool = False) -> Path:
+        """Schema-only (W1) or seeded database for N, created once and copied per cell;
+        ``relations``: the relation tables, with the tag pool and (``seeded``) the graph."""
+        kind = ("relations-" if relations else "") + ("seeded" if seeded else "empty")
+        key = (n, kind)
         if key not in self._templates:
-            path = self.workdir / f"template-{n}-{'seeded' if seeded else 'empty'}.db"
-            create_template(str(path), n if seeded else 0)
+            path = self.workdir / f"template-{n}-{kind}.db"
+            if relations:
+                _relations.create_sqlite_template(str(path), n, seeded)
+            else:
+                create_template(str(path), n if seeded else 0)
             self._templates[key] = path
         return self._templates[key]
 
@@ -353,7 +375,11 @@ class Runner:
         self._serial += 1
         db_path = self.workdir / f"cell-{self._serial}-{name}-{workload}.db"
         startup = workload in STARTUP_WORKLOADS
-        shutil.copyfile(self.template(n, seeded=workload != "W1" and not startup), db_path)
+        if workload in RELATION_WORKLOADS:
+            template = self.template(n, _relations.seeds_articles(workload), relations=True)
+        else:
+            template = self.template(n, seeded=workload != "W1" and not startup)
+        shutil.copyfile(template, db_path)
         return db_path
 
     def _record(
@@ -363,13 +389,17 @@ class Runner:
         database; returns a progress note."""
         try:
             expected_n = self.startup_runs if workload in STARTUP_WORKLOADS else n
-            problem = _judge(
-                result,
-                lambda: verify(
-                    workload, str(db_path), expected_n, result.get("observations", {})
-                ),
-                lambda: verify_committed(str(db_path), result.get("committed")),
-            )
+            if workload in RELATION_WORKLOADS:
+                fetch = _relations.sqlite_fetch(str(db_path))
+                problem = _judge_relations(workload, n, result, fetch)
+            else:
+                problem = _judge(
+                    result,
+                    lambda: verify(
+                        workload, str(db_path), expected_n, result.get("observations", {})
+                    ),
+                    lambda: verify_committed(str(db_path), result.get("committed")),
+                )
         finally:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -383,6 +413,11 @@ class Runner:
             return "FAILED: " + problem.splitlines()[-1][:150]
         if result.get("seconds") is not None:
             cell.seconds.append(result["seconds"])
+        observations = result.get("observations") or {}
+        if observations.get("queries") is not None:
+            cell.queries.append(observations["queries"])
+        if observations.get("written_rows") is not None:
+            cell.written_rows.append(observations["written_rows"])
         if result.get("mem_current") is not None:
             cell.mem_current.append(result["mem_current"])
             cell.mem_peak.append(result["mem_peak"])
@@ -462,6 +497,20 @@ def _judge(
     return problem
 
 
+def _judge_relations(
+    workload: str, n: int, result: dict[str, Any], fetch: Callable[[str], Any]
+) -> str | None:
+    """``_judge`` for a relation workload: its tables checked by natural keys, the committed
+    state by the relation fingerprint."""
+    return _judge(
+        result,
+        lambda: _relations.verify(workload, n, result.get("observations") or {}, fetch),
+        lambda: verify_committed(
+            "", result.get("committed"), fingerprint=lambda: _relations.fingerprint(fetch)
+        ),
+    )
+
+
 class PgRunner(Runner):
     """``--db postgresql``: the cells run on the run's schema of a PostgreSQL server, each on a
     new ``"user"`` table laid out by the parent (see ``_pg``), read back with raw psycopg and
@@ -494,12 +543,28 @@ class PgRunner(Runner):
 
     def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
         """One repetition on a new table, in its own process."""
+        if workload in RELATION_WORKLOADS:
+            return self._run_relation_cell(column, workload, n, cell)
         self.server.fresh_table(n, seeded=workload != "W1")
         try:
             result = self._spawn(column.spec, ["--cell", column.spec.name, workload, "--n", str(n)])
             problem = self._check(workload, n, result)
         finally:
             self.server.drop_table()
+        return self._note(problem, result, cell)
+
+    def _run_relation_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        import psycopg
+
+        self.server.fresh_relations(n, workload)
+        try:
+            result = self._spawn(column.spec, ["--cell", column.spec.name, workload, "--n", str(n)])
+            try:
+                problem = _judge_relations(workload, n, result, self.server.fetch)
+            except psycopg.Error as exc:
+                problem = f"cannot read the tables back: {exc}"
+        finally:
+            self.server.drop_relations()
         return self._note(problem, result, cell)
 
     def run_column(
@@ -613,6 +678,8 @@ def render_comparison(
             return _ratio(value, base) or f"{value / 2**20:.1f} MiB"
         seconds = cell.median("seconds") or 0.0
         samples = cell.seconds
+        if key in RELATION_WORKLOADS:
+            return relation_text(column, key, cell)
         if key in ("W4", "IMPORT", "START_MS"):
             return f"{ms_text(seconds)} ms" + _spread(min(samples), max(samples), ms_text)
         if key == "W4/W2":
@@ -621,6 +688,31 @@ def render_comparison(
         if is_raw or not base:
             spread = _spread(min(samples), max(samples), _significant)
             return f"{_significant(seconds)} s{spread}"
+        paired = [a / b for a, b in zip(samples, base_rounds, strict=False) if b]
+        text = _ratio(seconds, base) or "-"
+        if paired:
+            text += _spread(min(paired), max(paired), ratio_text)
+        return text
+
+    def relation_text(column: Column, key: str, cell: Cell) -> str:
+        """The time (W9N in ms, the others as the other rows) and what the cell sent: data
+        statements, and for the flushes the rows they wrote."""
+        if key == "W9N":
+            seconds, samples = cell.median("seconds") or 0.0, cell.seconds
+            text = f"{ms_text(seconds)} ms" + _spread(min(samples), max(samples), ms_text)
+        else:
+            text = fmt_time(column, key, cell)
+        if cell.queries:
+            text += f"; {_count_text(cell.queries)} q"
+        if key != "W7" and cell.written_rows:
+            text += f", {_count_text(cell.written_rows)} rows"
+        return text
+
+    def fmt_time(column: Column, workload: str, cell: Cell) -> str:
+        seconds, samples = cell.median("seconds") or 0.0, cell.seconds
+        base, base_rounds = floors.get(workload, (None, []))
+        if column.spec.name in RAW_COLUMNS or not base:
+            return f"{_significant(seconds)} s" + _spread(min(samples), max(samples), _significant)
         paired = [a / b for a, b in zip(samples, base_rounds, strict=False) if b]
         text = _ratio(seconds, base) or "-"
         if paired:
@@ -652,6 +744,12 @@ def render_notes(columns: list[Column], cells: dict[tuple[str, str], Cell]) -> l
         for problem in dict.fromkeys(cell.problems):
             notes.append(f"- FAILED {name} {workload}: " + problem.strip().replace("\n", " | "))
     return notes
+
+
+def _count_text(values: Sequence[int]) -> str:
+    """A count that should not vary between repetitions; both ends if it did."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
 def _significant(value: float) -> str:
@@ -828,6 +926,12 @@ def _dump_json(
     path.write_text(json.dumps(payload, indent=2))
 
 
+def _default_workloads(workloads: Sequence[str], quick: bool) -> list[str]:
+    """Every workload, but ``--quick`` (the smoke test) leaves the relation ones out unless
+    ``--workloads`` names them."""
+    return [w for w in workloads if not (quick and w in RELATION_WORKLOADS)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -876,7 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--scale-max {args.scale_max} is below the smallest size")
     else:
         names = args.only or list(IMPLEMENTATIONS)
-        workloads = args.workloads or list(WORKLOADS)
+        workloads = args.workloads or _default_workloads(WORKLOADS, args.quick)
         sizes = [args.n or (QUICK_N if args.quick else DEFAULT_N)]
     workloads = [w for w in WORKLOADS if w in workloads]  # canonical order
 
@@ -953,7 +1057,10 @@ def main_postgresql(
             parser.error(
                 f"--db postgresql runs {', '.join(PG_WORKLOADS)}, not {', '.join(other)}"
             )
-    workloads = [w for w in PG_WORKLOADS if not args.workloads or w in args.workloads]
+    workloads = [
+        w for w in _default_workloads(PG_WORKLOADS, args.quick)
+        if not args.workloads or w in args.workloads
+    ] if not args.workloads else [w for w in PG_WORKLOADS if w in args.workloads]
     names = args.only or list(PG_IMPLEMENTATIONS)
     n = args.n or (QUICK_N if args.quick else DEFAULT_N)
     url = args.pg_url or os.environ.get("ORM_TEST_PG_URL") or None
