@@ -18,9 +18,10 @@ Data, deterministic so that the parent can verify without trusting a cell: N art
 
 ``QueryCounter`` counts the data statements (select / insert / update / delete) a cell sends,
 and the rows its writes change, at the driver: sqlite3 connections get a trace callback
-(``sqlite3.connect`` is wrapped, so every library's connections are counted the same way),
-psycopg 3 cursors are wrapped; ``executemany`` of k rows counts as k statements, as the
-database runs k. Transaction control (begin, commit, savepoint) is not counted.
+(``sqlite3.connect`` is wrapped, so every library's connections are counted the same way;
+rows from ``total_changes``), psycopg 3 cursors are wrapped (``execute``, ``executemany``,
+``copy``; rows from ``rowcount``); ``executemany`` of k rows counts as k statements, as the
+database runs k, a ``copy`` as one. Transaction control (begin, commit, savepoint) is not counted.
 
 Standard library only: the parent imports it too.
 """
@@ -28,7 +29,8 @@ Standard library only: the parent imports it too.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 #: the workloads of this module (W9N: the no-op flush of W9's loaded graph)
@@ -302,6 +304,16 @@ class QueryCounter:
                 cls.rows_written += max(self.rowcount, 0)  # type: ignore[operator]
             return result
 
+        copy = psycopg.Cursor.copy
+
+        @contextmanager
+        def counted_copy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with copy(self, statement, *args, **kwargs) as copying:
+                yield copying
+            cls.statements += 1
+            cls.rows_written += max(self.rowcount, 0)  # type: ignore[operator]
+
+        psycopg.Cursor.copy = counted_copy  # type: ignore[method-assign,assignment]
         psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
         psycopg.Cursor.executemany = counted_executemany  # type: ignore[method-assign]
 
