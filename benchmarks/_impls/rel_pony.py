@@ -89,7 +89,7 @@ def w7_load(ctx: Context) -> Observations:
     counts: dict[str, Any] = {}
     with _session(ctx):
         with ctx.timed(), _counting(ctx, counts):
-            articles = Article.select().prefetch(Article.author, Article.tags, Tag.label)[:]
+            articles = Article.select().prefetch(Author, Tag)[:]
         return {
             **rel.graph_observations(
                 (a.author.name, (t.label for t in a.tags)) for a in articles
@@ -118,7 +118,7 @@ def w8_insert(ctx: Context) -> Observations:
 
 
 def _loaded() -> tuple[list[Any], dict[int, Any]]:
-    articles = Article.select().order_by(Article.id).prefetch(Article.tags)[:]
+    articles = Article.select().order_by(Article.id).prefetch(Tag)[:]
     return list(articles), {t.id: t for t in Tag.select()[:]}
 
 

@@ -12,7 +12,8 @@ and on PostgreSQL (psycopg 3).
   one transaction. The tag pool is pre-seeded and its keys read before the timed block.
 - W9: the changed pairs, worked out before the timed block (the ORMs' collection edits are
   untimed too), written in one transaction: SQLite one ``delete ... where (article_id, tag_id)
-  in (values ...)`` and one multi-row insert per 500 pairs; PostgreSQL one ``delete`` and one
+  in (select column1, column2 from (values ...))`` (a bare ``in (values ...)`` scans the
+  table) and one multi-row insert per 500 pairs; PostgreSQL one ``delete`` and one
   ``insert`` over ``unnest`` of two arrays.
 - W9N: nothing changed, nothing to write: not applicable (like W4).
 """
@@ -186,8 +187,9 @@ def w9_change_tags(ctx: Context) -> Observations:
             else:
                 for chunk in chunks(removed, batch_rows(2)):
                     conn.execute(
-                        "delete from article_tags where (article_id, tag_id) in (values "
-                        + ", ".join(["(?, ?)"] * len(chunk)) + ")",
+                        "delete from article_tags where (article_id, tag_id) in "
+                        "(select column1, column2 from (values "
+                        + ", ".join(["(?, ?)"] * len(chunk)) + "))",
                         list(chain.from_iterable(chunk)),
                     )
             _insert_pairs(ctx, conn, added)
