@@ -10,8 +10,9 @@ Usage (from the repository root; Python 3.11+, peers optional)::
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
     python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
     python benchmarks/compare.py --json results.json  # also write every sample
-    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W6 on PostgreSQL
+    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W9 on PostgreSQL
     python benchmarks/compare.py --db postgresql --pg-url postgresql://u@host:5432/db --quick
+    python benchmarks/compare.py --workloads W7,W8,W9,W9N --only raw,orm,sqlalchemy_orm,pony
 
 Columns (``--only``): raw, raw_values, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee,
 peewee_bulk, pony. ``raw_values`` is raw sqlite3 inserting with multi-row ``VALUES`` statements
@@ -36,7 +37,29 @@ START a tiny script as a whole process: import, open a file database, create the
 IMPORT  ``import`` of the library in a fresh process minus the interpreter's own start, ms
 ====  ==========================================================================================
 
-``--db postgresql`` runs W1-W6 on a PostgreSQL server instead (``--pg-url``, else
+Relation workloads, on ``author``, ``article`` (``author_id``), ``tag`` and the pivot
+``article_tags`` (see ``_relations.py``): N articles, 10 per author (N/10 authors), 3 tags
+each out of a pool of 300. Columns: raw, orm, orm_pure, sqlalchemy_orm, pony (on both
+databases). Each cell also reports the data statements it sent in the timed block (``q``:
+select / insert / update / delete counted at the driver, an ``executemany`` of k rows as k) and,
+for the writes, the rows they changed; the parent checks both and the tables by natural keys.
+``--quick`` leaves them out unless ``--workloads`` names them.
+
+====  ==========================================================================================
+W7    load N articles with their author and tags populated (orm: ``populate=["author",
+      "tags"]``; SQLAlchemy: ``selectinload``; Pony: ``prefetch``; raw: the same select-in
+      queries by hand, the ``in`` lists chunked under SQLite's parameter limit, one array each
+      on PostgreSQL, assembled into tuples)
+W8    build and persist the graph of N articles (N/10 authors x 10 articles x 3 tags of the
+      pool, which is pre-seeded and loaded before the timed block), one flush (raw: multi-row
+      ``insert ... returning id`` for the keys, multi-row pivot inserts, one transaction)
+W9    flush after replacing one tag of every 10th of N loaded articles (their tags populated):
+      only those pivot rows may be written (raw: one delete and one insert of the pairs)
+W9N   flush with the N articles and their tags loaded and nothing changed (ms; no raw column):
+      the Unit of Work tracks changed collections, so it should not grow with N
+====  ==========================================================================================
+
+``--db postgresql`` runs W1-W6 and W7-W9N on a PostgreSQL server instead (``--pg-url``, else
 ``$ORM_TEST_PG_URL``, else postgresql://postgres@127.0.0.1:5432/test), in a schema of the run's
 (``orm_bench_<pid>_<random>``) dropped at the end; see ``_pg.py``. Columns there: raw, raw_alt
 (raw psycopg 3: W1 multi-row ``INSERT ... VALUES ... RETURNING id`` and nextval + ``COPY``; W3
@@ -880,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         choices=DATABASES,
         default="sqlite",
-        help="the database the workloads run on (default sqlite); postgresql runs W1-W6 in a "
+        help="the database the workloads run on (default sqlite); postgresql runs W1-W9N in a "
         "schema of its own on the server of --pg-url",
     )
     parser.add_argument(
@@ -926,9 +949,13 @@ def _dump_json(
     path.write_text(json.dumps(payload, indent=2))
 
 
-def _default_workloads(workloads: Sequence[str], quick: bool) -> list[str]:
-    """Every workload, but ``--quick`` (the smoke test) leaves the relation ones out unless
-    ``--workloads`` names them."""
+def _default_workloads(
+    workloads: Sequence[str], quick: bool, named: Sequence[str] | None = None
+) -> list[str]:
+    """``named`` (``--workloads``), else every workload, but ``--quick`` (the smoke test)
+    leaves the relation ones out unless ``--workloads`` names them."""
+    if named:
+        return [w for w in workloads if w in named]
     return [w for w in workloads if not (quick and w in RELATION_WORKLOADS)]
 
 
@@ -980,7 +1007,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--scale-max {args.scale_max} is below the smallest size")
     else:
         names = args.only or list(IMPLEMENTATIONS)
-        workloads = args.workloads or _default_workloads(WORKLOADS, args.quick)
+        workloads = _default_workloads(WORKLOADS, args.quick, args.workloads)
         sizes = [args.n or (QUICK_N if args.quick else DEFAULT_N)]
     workloads = [w for w in WORKLOADS if w in workloads]  # canonical order
 
@@ -1047,7 +1074,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_postgresql(
     parser: argparse.ArgumentParser, args: argparse.Namespace, repeat: int
 ) -> int:
-    """``--db postgresql``: W1-W6 for the PostgreSQL columns, in a schema of this run's on the
+    """``--db postgresql``: W1-W9N for the PostgreSQL columns, in a schema of this run's on the
     server, dropped at the end; printed as the SQLite table is."""
     if args.scale:
         parser.error("--scale runs on SQLite only")
@@ -1057,10 +1084,7 @@ def main_postgresql(
             parser.error(
                 f"--db postgresql runs {', '.join(PG_WORKLOADS)}, not {', '.join(other)}"
             )
-    workloads = [
-        w for w in _default_workloads(PG_WORKLOADS, args.quick)
-        if not args.workloads or w in args.workloads
-    ] if not args.workloads else [w for w in PG_WORKLOADS if w in args.workloads]
+    workloads = _default_workloads(PG_WORKLOADS, args.quick, args.workloads)
     names = args.only or list(PG_IMPLEMENTATIONS)
     n = args.n or (QUICK_N if args.quick else DEFAULT_N)
     url = args.pg_url or os.environ.get("ORM_TEST_PG_URL") or None
