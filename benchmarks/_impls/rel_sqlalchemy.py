@@ -8,16 +8,14 @@ columns. W7 uses ``selectinload`` for both relations; W9N is ``commit()`` with n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Table, create_engine, select
+from sqlalchemy import Column, ForeignKey, Table, select
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
-    configure_mappers,
     mapped_column,
     relationship,
     selectinload,
@@ -61,25 +59,15 @@ class Article(Base):
     tags: Mapped[list[Tag]] = relationship(secondary=article_tags)
 
 
-@contextmanager
-def _session(ctx: Context) -> Iterator[Session]:
+def _session(ctx: Context) -> AbstractContextManager[Session]:
+    """The session of the W1-W6 columns (same engine settings, connection opened untimed)."""
     if ctx.database == "postgresql":
-        from _pg import cell_target
+        from _impls import sqlalchemy_orm_pg
 
-        url, schema = cell_target()
-        engine = create_engine(
-            "postgresql+psycopg://" + url.split("://", 1)[1],
-            connect_args={"options": f"-c search_path={schema}"},
-        )
-    else:
-        engine = create_engine(f"sqlite:///{ctx.db_path}")
-    configure_mappers()
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            session.connection()  # connect and begin now, not inside the timed block
-            yield session
-    finally:
-        engine.dispose()
+        return sqlalchemy_orm_pg._session(ctx)
+    from _impls import sqlalchemy_orm
+
+    return sqlalchemy_orm._session(ctx)
 
 
 def w7_load(ctx: Context) -> Observations:
