@@ -188,6 +188,8 @@ class Context:
     mem_current: int | None = None
     mem_peak: int | None = None
     committed: list[int] | None = None
+    #: the workload being run: the relation workloads (``_relations``) fingerprint their tables
+    workload: str = ""
 
     @contextmanager
     def timed(self) -> Iterator[None]:
@@ -202,7 +204,9 @@ class Context:
         start = time.perf_counter()
         yield
         self.seconds = time.perf_counter() - start
-        if self.database == "postgresql":
+        if self.workload in ("W7", "W8", "W9", "W9N"):
+            self.committed = _relation_fingerprint(self)
+        elif self.database == "postgresql":
             from _pg import cell_target
             from _pg import committed_fingerprint as pg_fingerprint
 
@@ -227,6 +231,16 @@ class Context:
             self.mem_current, self.mem_peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+
+
+def _relation_fingerprint(ctx: "Context") -> list[int]:
+    import _relations
+
+    if ctx.database == "postgresql":
+        from _pg import cell_target, fetcher
+
+        return _relations.fingerprint(fetcher(*cell_target()))
+    return _relations.fingerprint(_relations.sqlite_fetch(ctx.db_path))
 
 
 # ---- start-up: whole processes --------------------------------------------------------------

@@ -87,6 +87,17 @@ def committed_fingerprint(url: str, schema: str) -> list[int]:
     return [int(count), int(total)]
 
 
+def fetcher(url: str, schema: str) -> Any:
+    """``fetch(sql) -> rows`` on a new autocommit connection each time (what another
+    connection sees: only committed rows)."""
+
+    def fetch(sql: str) -> list[Any]:
+        with connect(url, schema, autocommit=True) as conn:
+            return conn.execute(sql).fetchall()
+
+    return fetch
+
+
 class Server:
     """The parent's handle on the run's schema: create it, lay out each cell's table, read it
     back, drop everything at the end."""
@@ -148,6 +159,44 @@ class Server:
 
     def drop_table(self) -> None:
         self._conn.execute('drop table if exists "user"')
+
+    def fresh_relations(self, n: int, workload: str) -> None:
+        """New relation tables (see ``_relations``): the tag pool, and for every workload but
+        W8 the seeded graph, identity sequences past the seed, vacuumed and analyzed."""
+        import _relations as rel
+
+        conn = self._conn
+        self.drop_relations()
+        for ddl in rel.PG_DDL:
+            conn.execute(ddl)
+        tables = [("tag", "id, label", rel.tag_rows())]
+        if rel.seeds_articles(workload):
+            tables += [
+                ("author", "id, name", rel.author_rows(n)),
+                ("article", "id, title, author_id", rel.article_rows(n)),
+                ("article_tags", "article_id, tag_id", rel.pivot_rows(n)),
+            ]
+        with conn.cursor() as cursor:
+            for table, columns, rows in tables:
+                with cursor.copy(f'copy "{table}" ({columns}) from stdin') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                if table != "article_tags":
+                    conn.execute(
+                        "select setval(pg_get_serial_sequence(%s, 'id'), %s, %s)",
+                        (f'"{self.schema}"."{table}"', max(len(rows), 1), bool(rows)),
+                    )
+        for table in rel.PG_TABLES:
+            conn.execute(f'vacuum analyze "{table}"')
+
+    def drop_relations(self) -> None:
+        import _relations as rel
+
+        for table in rel.PG_TABLES:
+            self._conn.execute(f'drop table if exists "{table}"')
+
+    def fetch(self, sql: str) -> list[Any]:
+        return self._conn.execute(sql).fetchall()
 
     def read_rows(self) -> Iterator[tuple[Any, ...]]:
         """The cell's table in id order, ``created_at`` as the text SQLite would hold

@@ -10,8 +10,9 @@ Usage (from the repository root; Python 3.11+, peers optional)::
     python benchmarks/compare.py --scale              # orm (compiled) at N = 1k, 10k, 100k, 1M
     python benchmarks/compare.py --scale --scale-max 100000 --repeat 3
     python benchmarks/compare.py --json results.json  # also write every sample
-    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W6 on PostgreSQL
+    python benchmarks/compare.py --db postgresql --repeat 3      # W1-W9 on PostgreSQL
     python benchmarks/compare.py --db postgresql --pg-url postgresql://u@host:5432/db --quick
+    python benchmarks/compare.py --workloads W7,W8,W9,W9N --only raw,orm,sqlalchemy_orm,pony
 
 Columns (``--only``): raw, raw_values, orm, orm_pure, sqlalchemy_orm, sqlalchemy_core, peewee,
 peewee_bulk, pony. ``raw_values`` is raw sqlite3 inserting with multi-row ``VALUES`` statements
@@ -36,7 +37,29 @@ START a tiny script as a whole process: import, open a file database, create the
 IMPORT  ``import`` of the library in a fresh process minus the interpreter's own start, ms
 ====  ==========================================================================================
 
-``--db postgresql`` runs W1-W6 on a PostgreSQL server instead (``--pg-url``, else
+Relation workloads, on ``author``, ``article`` (``author_id``), ``tag`` and the pivot
+``article_tags`` (see ``_relations.py``): N articles, 10 per author (N/10 authors), 3 tags
+each out of a pool of 300. Columns: raw, orm, orm_pure, sqlalchemy_orm, pony (on both
+databases). Each cell also reports the data statements it sent in the timed block (``q``:
+select / insert / update / delete counted at the driver, an ``executemany`` of k rows as k) and,
+for the writes, the rows they changed; the parent checks both and the tables by natural keys.
+``--quick`` leaves them out unless ``--workloads`` names them.
+
+====  ==========================================================================================
+W7    load N articles with their author and tags populated (orm: ``populate=["author",
+      "tags"]``; SQLAlchemy: ``selectinload``; Pony: ``prefetch``; raw: the same select-in
+      queries by hand, the ``in`` lists chunked under SQLite's parameter limit, one array each
+      on PostgreSQL, assembled into tuples)
+W8    build and persist the graph of N articles (N/10 authors x 10 articles x 3 tags of the
+      pool, which is pre-seeded and loaded before the timed block), one flush (raw: multi-row
+      ``insert ... returning id`` for the keys, multi-row pivot inserts, one transaction)
+W9    flush after replacing one tag of every 10th of N loaded articles (their tags populated):
+      only those pivot rows may be written (raw: one delete and one insert of the pairs)
+W9N   flush with the N articles and their tags loaded and nothing changed (ms; no raw column):
+      the Unit of Work tracks changed collections, so it should not grow with N
+====  ==========================================================================================
+
+``--db postgresql`` runs W1-W6 and W7-W9N on a PostgreSQL server instead (``--pg-url``, else
 ``$ORM_TEST_PG_URL``, else postgresql://postgres@127.0.0.1:5432/test), in a schema of the run's
 (``orm_bench_<pid>_<random>``) dropped at the end; see ``_pg.py``. Columns there: raw, raw_alt
 (raw psycopg 3: W1 multi-row ``INSERT ... VALUES ... RETURNING id`` and nextval + ``COPY``; W3
@@ -99,6 +122,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import _relations
 from _common import Context
 from _impls import IMPLEMENTATIONS, PG_IMPLEMENTATIONS, DriverMissing, ImplSpec, Unavailable
 from _verify import create_template, verify, verify_committed
@@ -106,10 +130,15 @@ from _verify import create_template, verify, verify_committed
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_SRC = BENCH_DIR.parent / "src"
 
-WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM", "START", "IMPORT")
+WORKLOADS: tuple[str, ...] = (
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W9N", "MEM", "START", "IMPORT"
+)
+#: the relation workloads (author, article, tag, article_tags: see ``_relations``); ``--quick``
+#: leaves them out unless ``--workloads`` names them
+RELATION_WORKLOADS: tuple[str, ...] = _relations.RELATION_WORKLOADS
 STARTUP_WORKLOADS: tuple[str, ...] = ("START", "IMPORT")
 #: the workloads ``--db postgresql`` runs (MEM, START and IMPORT do not depend on the database)
-PG_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6")
+PG_WORKLOADS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5", "W6", *RELATION_WORKLOADS)
 #: the columns that measure the raw driver: a workload's floor is the fastest of them
 #: (``raw``/``raw_values``: sqlite3; ``raw``/``raw_alt``: psycopg 3)
 RAW_COLUMNS: tuple[str, ...] = ("raw", "raw_values", "raw_alt")
@@ -135,6 +164,10 @@ ROW_LABELS = {
     "W4/W2": "W4 ÷ raw W2",
     "W5": "W5 10k lookups by PK",
     "W6": "W6 flush 10% removed",
+    "W7": "W7 load N articles + author, tags",
+    "W8": "W8 persist + flush graph of N articles",
+    "W9": "W9 flush, 1 tag of 10% changed",
+    "W9N": "W9N flush, graph loaded, unchanged",
     "MEM": "MEM held after load",
     "MEM_PEAK": "MEM peak during load",
     "START": "START tiny script (process)",
@@ -211,7 +244,11 @@ def child_cell(
     try:
         module.describe()
         function = getattr(module, spec.attr)[workload]
-        ctx = Context(db_path=db_path, n=n, startup_runs=startup_runs, database=database)
+        if workload in RELATION_WORKLOADS:
+            _relations.QueryCounter.install(database)
+        ctx = Context(
+            db_path=db_path, n=n, startup_runs=startup_runs, database=database, workload=workload
+        )
         observations = function(ctx)
     except Exception:
         return {"status": "error", "message": _last_lines()}
@@ -271,6 +308,9 @@ class Cell:
     mem_current: list[int] = field(default_factory=list)
     mem_peak: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: relation workloads: data statements sent and rows written in the timed block, per run
+    queries: list[int] = field(default_factory=list)
+    written_rows: list[int] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -290,7 +330,7 @@ class Runner:
         self.workdir = workdir
         self.timeout = timeout
         self.startup_runs = startup_runs
-        self._templates: dict[tuple[int, bool], Path] = {}
+        self._templates: dict[tuple[int, str], Path] = {}
         self._serial = 0
         #: the columns, and what every child process is told on top of its own arguments
         self.registry: dict[str, ImplSpec] = IMPLEMENTATIONS
@@ -339,12 +379,17 @@ class Runner:
             workloads=result.get("workloads", []),
         )
 
-    def template(self, n: int, seeded: bool) -> Path:
-        """Schema-only (W1) or seeded database for N, created once and copied per cell."""
-        key = (n, seeded)
+    def template(self, n: int, seeded: bool, relations: bool = False) -> Path:
+        """Schema-only (W1) or seeded database for N, created once and copied per cell;
+        ``relations``: the relation tables, with the tag pool and (``seeded``) the graph."""
+        kind = ("relations-" if relations else "") + ("seeded" if seeded else "empty")
+        key = (n, kind)
         if key not in self._templates:
-            path = self.workdir / f"template-{n}-{'seeded' if seeded else 'empty'}.db"
-            create_template(str(path), n if seeded else 0)
+            path = self.workdir / f"template-{n}-{kind}.db"
+            if relations:
+                _relations.create_sqlite_template(str(path), n, seeded)
+            else:
+                create_template(str(path), n if seeded else 0)
             self._templates[key] = path
         return self._templates[key]
 
@@ -353,7 +398,11 @@ class Runner:
         self._serial += 1
         db_path = self.workdir / f"cell-{self._serial}-{name}-{workload}.db"
         startup = workload in STARTUP_WORKLOADS
-        shutil.copyfile(self.template(n, seeded=workload != "W1" and not startup), db_path)
+        if workload in RELATION_WORKLOADS:
+            template = self.template(n, _relations.seeds_articles(workload), relations=True)
+        else:
+            template = self.template(n, seeded=workload != "W1" and not startup)
+        shutil.copyfile(template, db_path)
         return db_path
 
     def _record(
@@ -363,13 +412,17 @@ class Runner:
         database; returns a progress note."""
         try:
             expected_n = self.startup_runs if workload in STARTUP_WORKLOADS else n
-            problem = _judge(
-                result,
-                lambda: verify(
-                    workload, str(db_path), expected_n, result.get("observations", {})
-                ),
-                lambda: verify_committed(str(db_path), result.get("committed")),
-            )
+            if workload in RELATION_WORKLOADS:
+                fetch = _relations.sqlite_fetch(str(db_path))
+                problem = _judge_relations(workload, n, result, fetch)
+            else:
+                problem = _judge(
+                    result,
+                    lambda: verify(
+                        workload, str(db_path), expected_n, result.get("observations", {})
+                    ),
+                    lambda: verify_committed(str(db_path), result.get("committed")),
+                )
         finally:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -383,6 +436,11 @@ class Runner:
             return "FAILED: " + problem.splitlines()[-1][:150]
         if result.get("seconds") is not None:
             cell.seconds.append(result["seconds"])
+        observations = result.get("observations") or {}
+        if observations.get("queries") is not None:
+            cell.queries.append(observations["queries"])
+        if observations.get("written_rows") is not None:
+            cell.written_rows.append(observations["written_rows"])
         if result.get("mem_current") is not None:
             cell.mem_current.append(result["mem_current"])
             cell.mem_peak.append(result["mem_peak"])
@@ -462,6 +520,20 @@ def _judge(
     return problem
 
 
+def _judge_relations(
+    workload: str, n: int, result: dict[str, Any], fetch: Callable[[str], Any]
+) -> str | None:
+    """``_judge`` for a relation workload: its tables checked by natural keys, the committed
+    state by the relation fingerprint."""
+    return _judge(
+        result,
+        lambda: _relations.verify(workload, n, result.get("observations") or {}, fetch),
+        lambda: verify_committed(
+            "", result.get("committed"), fingerprint=lambda: _relations.fingerprint(fetch)
+        ),
+    )
+
+
 class PgRunner(Runner):
     """``--db postgresql``: the cells run on the run's schema of a PostgreSQL server, each on a
     new ``"user"`` table laid out by the parent (see ``_pg``), read back with raw psycopg and
@@ -494,12 +566,28 @@ class PgRunner(Runner):
 
     def run_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
         """One repetition on a new table, in its own process."""
+        if workload in RELATION_WORKLOADS:
+            return self._run_relation_cell(column, workload, n, cell)
         self.server.fresh_table(n, seeded=workload != "W1")
         try:
             result = self._spawn(column.spec, ["--cell", column.spec.name, workload, "--n", str(n)])
             problem = self._check(workload, n, result)
         finally:
             self.server.drop_table()
+        return self._note(problem, result, cell)
+
+    def _run_relation_cell(self, column: Column, workload: str, n: int, cell: Cell) -> str:
+        import psycopg
+
+        self.server.fresh_relations(n, workload)
+        try:
+            result = self._spawn(column.spec, ["--cell", column.spec.name, workload, "--n", str(n)])
+            try:
+                problem = _judge_relations(workload, n, result, self.server.fetch)
+            except psycopg.Error as exc:
+                problem = f"cannot read the tables back: {exc}"
+        finally:
+            self.server.drop_relations()
         return self._note(problem, result, cell)
 
     def run_column(
@@ -613,6 +701,8 @@ def render_comparison(
             return _ratio(value, base) or f"{value / 2**20:.1f} MiB"
         seconds = cell.median("seconds") or 0.0
         samples = cell.seconds
+        if key in RELATION_WORKLOADS:
+            return relation_text(column, key, cell)
         if key in ("W4", "IMPORT", "START_MS"):
             return f"{ms_text(seconds)} ms" + _spread(min(samples), max(samples), ms_text)
         if key == "W4/W2":
@@ -621,6 +711,31 @@ def render_comparison(
         if is_raw or not base:
             spread = _spread(min(samples), max(samples), _significant)
             return f"{_significant(seconds)} s{spread}"
+        paired = [a / b for a, b in zip(samples, base_rounds, strict=False) if b]
+        text = _ratio(seconds, base) or "-"
+        if paired:
+            text += _spread(min(paired), max(paired), ratio_text)
+        return text
+
+    def relation_text(column: Column, key: str, cell: Cell) -> str:
+        """The time (W9N in ms, the others as the other rows) and what the cell sent: data
+        statements, and for the flushes the rows they wrote."""
+        if key == "W9N":
+            seconds, samples = cell.median("seconds") or 0.0, cell.seconds
+            text = f"{ms_text(seconds)} ms" + _spread(min(samples), max(samples), ms_text)
+        else:
+            text = fmt_time(column, key, cell)
+        if cell.queries:
+            text += f"; {_count_text(cell.queries)} q"
+        if key != "W7" and cell.written_rows:
+            text += f", {_count_text(cell.written_rows)} rows"
+        return text
+
+    def fmt_time(column: Column, workload: str, cell: Cell) -> str:
+        seconds, samples = cell.median("seconds") or 0.0, cell.seconds
+        base, base_rounds = floors.get(workload, (None, []))
+        if column.spec.name in RAW_COLUMNS or not base:
+            return f"{_significant(seconds)} s" + _spread(min(samples), max(samples), _significant)
         paired = [a / b for a, b in zip(samples, base_rounds, strict=False) if b]
         text = _ratio(seconds, base) or "-"
         if paired:
@@ -652,6 +767,12 @@ def render_notes(columns: list[Column], cells: dict[tuple[str, str], Cell]) -> l
         for problem in dict.fromkeys(cell.problems):
             notes.append(f"- FAILED {name} {workload}: " + problem.strip().replace("\n", " | "))
     return notes
+
+
+def _count_text(values: Sequence[int]) -> str:
+    """A count that should not vary between repetitions; both ends if it did."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
 def _significant(value: float) -> str:
@@ -782,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         choices=DATABASES,
         default="sqlite",
-        help="the database the workloads run on (default sqlite); postgresql runs W1-W6 in a "
+        help="the database the workloads run on (default sqlite); postgresql runs W1-W9N in a "
         "schema of its own on the server of --pg-url",
     )
     parser.add_argument(
@@ -826,6 +947,16 @@ def _dump_json(
         ],
     }
     path.write_text(json.dumps(payload, indent=2))
+
+
+def _default_workloads(
+    workloads: Sequence[str], quick: bool, named: Sequence[str] | None = None
+) -> list[str]:
+    """``named`` (``--workloads``), else every workload, but ``--quick`` (the smoke test)
+    leaves the relation ones out unless ``--workloads`` names them."""
+    if named:
+        return [w for w in workloads if w in named]
+    return [w for w in workloads if not (quick and w in RELATION_WORKLOADS)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -876,7 +1007,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--scale-max {args.scale_max} is below the smallest size")
     else:
         names = args.only or list(IMPLEMENTATIONS)
-        workloads = args.workloads or list(WORKLOADS)
+        workloads = _default_workloads(WORKLOADS, args.quick, args.workloads)
         sizes = [args.n or (QUICK_N if args.quick else DEFAULT_N)]
     workloads = [w for w in WORKLOADS if w in workloads]  # canonical order
 
@@ -943,7 +1074,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_postgresql(
     parser: argparse.ArgumentParser, args: argparse.Namespace, repeat: int
 ) -> int:
-    """``--db postgresql``: W1-W6 for the PostgreSQL columns, in a schema of this run's on the
+    """``--db postgresql``: W1-W9N for the PostgreSQL columns, in a schema of this run's on the
     server, dropped at the end; printed as the SQLite table is."""
     if args.scale:
         parser.error("--scale runs on SQLite only")
@@ -953,7 +1084,7 @@ def main_postgresql(
             parser.error(
                 f"--db postgresql runs {', '.join(PG_WORKLOADS)}, not {', '.join(other)}"
             )
-    workloads = [w for w in PG_WORKLOADS if not args.workloads or w in args.workloads]
+    workloads = _default_workloads(PG_WORKLOADS, args.quick, args.workloads)
     names = args.only or list(PG_IMPLEMENTATIONS)
     n = args.n or (QUICK_N if args.quick else DEFAULT_N)
     url = args.pg_url or os.environ.get("ORM_TEST_PG_URL") or None

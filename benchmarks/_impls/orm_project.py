@@ -209,3 +209,8 @@ WORKLOADS = {
     "W6": w6_delete,
     "MEM": mem_load,
 }
+
+# the relation workloads W7-W9 (see rel_orm.py)
+from _impls.rel_orm import WORKLOADS as _RELATION_WORKLOADS  # noqa: E402
+
+WORKLOADS.update(_RELATION_WORKLOADS)

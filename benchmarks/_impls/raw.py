@@ -182,3 +182,8 @@ WORKLOADS = {
 
 #: the ``raw_values`` column: W1 as multi-row VALUES (the floor of W1 is the faster raw column)
 VALUES_WORKLOADS = {"W1": w1_insert_values}
+
+# the relation workloads W7-W9 (see rel_raw.py), here for the ``raw`` column
+from _impls.rel_raw import WORKLOADS as _RELATION_WORKLOADS  # noqa: E402
+
+WORKLOADS.update(_RELATION_WORKLOADS)

@@ -214,3 +214,8 @@ WORKLOADS = {
 
 #: the ``raw_alt`` column: the competing method where there is one
 ALT_WORKLOADS = {"W1": w1_insert_copy, "W3": w3_update_from}
+
+# the relation workloads W7-W9 (see rel_raw.py), here for the ``raw`` column
+from _impls.rel_raw import WORKLOADS as _RELATION_WORKLOADS  # noqa: E402
+
+WORKLOADS.update(_RELATION_WORKLOADS)

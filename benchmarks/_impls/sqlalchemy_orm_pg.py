@@ -157,3 +157,8 @@ WORKLOADS = {
     "W5": w5_lookup,
     "W6": w6_delete,
 }
+
+# the relation workloads W7-W9 (see rel_sqlalchemy.py)
+from _impls.rel_sqlalchemy import WORKLOADS as _RELATION_WORKLOADS  # noqa: E402
+
+WORKLOADS.update(_RELATION_WORKLOADS)
