@@ -725,3 +725,23 @@ def test_pending_pairs_of_removed_entities_are_not_written(rel, rem, log):
     log.clear()
     rem.flush()
     assert queries(log) == []
+
+
+def test_filling_a_many_to_many_before_discovery_says_to_init_first():
+    """Before ORM.init() neither side of a many-to-many is known: filling one is a
+    ValidationError saying so (it was a bare TypeError), on either side."""
+
+    @entity()
+    class Draft:
+        id: int = PrimaryKey()
+        labels: Collection[Label] = ManyToMany(inversed_by="drafts")
+
+    @entity()
+    class Label:
+        id: int = PrimaryKey()
+        drafts: Collection[Draft] = ManyToMany(mapped_by="labels")
+
+    with pytest.raises(ValidationError, match=r"Draft\.labels is a ManyToMany, .*after ORM\.init"):
+        Draft(labels=[Label()])
+    with pytest.raises(ValidationError, match=r"Label\.drafts is a ManyToMany, .*after ORM\.init"):
+        Label(drafts=[Draft()])

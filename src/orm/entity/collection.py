@@ -62,7 +62,19 @@ class Collection(Generic[T]):
 
     # -- metadata --------------------------------------------------------------------------
     def _mapped_by(self) -> str:
-        return type(self.owner)._orm_declaration.properties[self.prop].get("mapped_by")
+        """The item's ManyToOne pointing back (a one-to-many). A many-to-many reaches here
+        only before discovery, when neither side is known yet."""
+        options = type(self.owner)._orm_declaration.properties[self.prop]
+        if options.get("relation") == "m:n":
+            cls = type(self.owner).__name__
+            raise ValidationError(
+                f"{cls}.{self.prop} is a ManyToMany, whose two sides are known once ORM.init() "
+                f"has discovered the entities: create {cls} entities with their {self.prop} "
+                f"after ORM.init().",
+                entity=self.owner,
+                property=self.prop,
+            )
+        return options.get("mapped_by")
 
     def _target(self) -> type | None:
         """The class the collection holds once discovery ran (None before: not checked)."""
