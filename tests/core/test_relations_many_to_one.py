@@ -465,6 +465,98 @@ def test_update_schema_adds_a_fk_column(connect, database):
     assert rows(second, "select team_id from `post`") == [(post.team.id,)]
 
 
+@entity(table_name="post")
+class PlainPost:
+    id: int = PrimaryKey()
+    title: str
+    team_id: int | None = None
+
+
+@entity(table_name="post")
+class TeamPost:
+    id: int = PrimaryKey()
+    title: str
+    team: Team | None = ManyToOne(nullable=True)
+
+
+@entity(table_name="post")
+class TeamPostSetNull:
+    id: int = PrimaryKey()
+    title: str
+    team: Team | None = ManyToOne(nullable=True, on_delete="set null")
+
+
+def foreign_keys(instance, table="post"):
+    return [
+        (k.column, k.table, k.target_column, k.on_update, k.on_delete)
+        for k in instance.platform.live_foreign_keys(instance.connection, table)
+    ]
+
+
+def test_update_schema_adds_the_foreign_key_of_a_column_that_becomes_a_relation(connect):
+    first = connect([PlainPost, Team])
+    execute(first, "insert into `team` (name) values ('t')")
+    execute(first, "insert into `post` (title, team_id) values ('p', 1), ('q', null)")
+    assert foreign_keys(first) == []
+
+    second = connect([TeamPost, Team], create=False)
+    second.schema.update_schema()
+    assert foreign_keys(second) == [("team_id", "team", "id", "cascade", "no action")]
+    assert second.schema.get_update_schema_sql() == ""
+    assert rows(second, "select id, title, team_id from `post` order by id") == [
+        (1, "p", 1), (2, "q", None),
+    ]
+    with pytest.raises(ForeignKeyConstraintViolationException):
+        execute(second, "update `post` set team_id = 77 where id = 2")
+    assert second.em.fork().find_one(TeamPost, 1).team.id == 1
+
+
+def test_update_schema_refuses_a_foreign_key_the_rows_would_break(connect):
+    first = connect([PlainPost, Team])
+    execute(first, "insert into `team` (name) values ('t')")
+    execute(first, "insert into `post` (title, team_id) values ('p', 1), ('q', 77), ('r', 78)")
+
+    second = connect([TeamPost, Team], create=False)
+    for attempt in (second.schema.get_update_schema_sql, second.schema.update_schema):
+        with pytest.raises(ValidationError) as info:
+            attempt()
+        message = str(info.value)
+        assert "TeamPost" in message and "team" in message and "Team" in message
+        assert "2 rows" in message and "nothing was changed" in message
+    assert foreign_keys(second) == []
+    assert rows(second, "select title, team_id from `post` order by id") == [
+        ("p", 1), ("q", 77), ("r", 78),
+    ]
+    execute(second, "update `post` set team_id = null where team_id > 1")
+    second.schema.update_schema()
+    assert foreign_keys(second) == [("team_id", "team", "id", "cascade", "no action")]
+
+
+def test_update_schema_changes_on_delete_and_drops_a_foreign_key(connect):
+    first = connect([TeamPost, Team])
+    execute(first, "insert into `team` (name) values ('t'), ('u')")
+    execute(first, "insert into `post` (title, team_id) values ('p', 1), ('q', 2)")
+
+    second = connect([TeamPostSetNull, Team], create=False)
+    assert second.schema.get_update_schema_sql() != ""
+    second.schema.update_schema()
+    assert foreign_keys(second) == [("team_id", "team", "id", "cascade", "set null")]
+    assert second.schema.get_update_schema_sql() == ""
+    execute(second, "delete from `team` where id = 1")
+    assert rows(second, "select title, team_id from `post` order by id") == [
+        ("p", None), ("q", 2),
+    ]
+
+    third = connect([PlainPost, Team], create=False)
+    third.schema.update_schema()
+    assert foreign_keys(third) == []
+    assert third.schema.get_update_schema_sql() == ""
+    execute(third, "update `post` set team_id = 77 where id = 2")  # no constraint left
+    assert rows(third, "select title, team_id from `post` order by id") == [
+        ("p", None), ("q", 77),
+    ]
+
+
 # -- filters --------------------------------------------------------------------------------
 
 

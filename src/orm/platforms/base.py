@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ..connection import Connection
 
-__all__ = ["Platform", "LiveColumn", "LiveIndex"]
+__all__ = ["Platform", "LiveColumn", "LiveForeignKey", "LiveIndex"]
 
 
 # Plain classes rather than dataclasses: `dataclasses` imports `inspect`, a cost every script
@@ -70,6 +70,33 @@ class LiveColumn(_Record):
         self.notnull = notnull
         self.default = default
         self.pk = pk
+
+
+class LiveForeignKey(_Record):
+    """A single-column foreign key as the database reports it (or as the metadata wants
+    it). Two compare equal whatever their constraint names: `name` is what PostgreSQL
+    needs to drop one (SQLite names none)."""
+
+    __slots__ = ("column", "table", "target_column", "on_update", "on_delete", "name")
+
+    def __init__(
+        self,
+        column: str,
+        table: str,
+        target_column: str,
+        on_update: str,
+        on_delete: str,
+        name: str | None = None,
+    ) -> None:
+        self.column = column
+        self.table = table
+        self.target_column = target_column
+        self.on_update = on_update
+        self.on_delete = on_delete
+        self.name = name
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.column, self.table, self.target_column, self.on_update, self.on_delete)
 
 
 def _norm_type(text: str) -> str:
@@ -298,6 +325,11 @@ class Platform:
 
     def live_indexes(self, connection: Connection, table: str) -> list[LiveIndex]:
         """The indexes created by `create index` (not those behind constraints)."""
+        raise NotImplementedError
+
+    def live_foreign_keys(self, connection: Connection, table: str) -> list[LiveForeignKey]:
+        """The table's single-column foreign keys, their actions in lower case (`cascade`,
+        `set null`, `restrict`, `no action`, `set default`)."""
         raise NotImplementedError
 
     def same_type(self, wanted: str, live: str) -> bool:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .base import LiveColumn, LiveIndex, Platform
+from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -33,6 +33,10 @@ _HINT_CREATE_SCHEMA = (
     "`orm schema:update --run`; check that the `schema` option (search_path) names the "
     "schema holding the tables"
 )
+#: pg_constraint's confupdtype / confdeltype codes
+_FK_ACTIONS = {
+    "a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default",
+}
 _HINT_RETRY = "roll back and run the whole transaction again (this error is retryable)"
 
 
@@ -545,6 +549,29 @@ class PostgresPlatform(Platform):
             (schema, table),
         )
         return [LiveIndex(r[0], tuple(r[2]), bool(r[1])) for r in rows]
+
+    def live_foreign_keys(
+        self, connection: Connection, table: str, schema: str | None = None
+    ) -> list[LiveForeignKey]:
+        """Single-column foreign key constraints, with their names (to drop one)."""
+        rows = connection.query(
+            "select con.conname, a.attname, ft.relname, fa.attname, con.confupdtype, "
+            "con.confdeltype "
+            "from pg_constraint con "
+            "join pg_class t on t.oid = con.conrelid "
+            "join pg_namespace n on n.oid = t.relnamespace "
+            "join pg_class ft on ft.oid = con.confrelid "
+            "join pg_attribute a on a.attrelid = con.conrelid and a.attnum = con.conkey[1] "
+            "join pg_attribute fa on fa.attrelid = con.confrelid and fa.attnum = con.confkey[1] "
+            "where con.contype = 'f' and cardinality(con.conkey) = 1 "
+            "and n.nspname = coalesce(%s, current_schema()) and t.relname = %s "
+            "order by con.conname",
+            (schema, table),
+        )
+        return [
+            LiveForeignKey(r[1], r[2], r[3], _FK_ACTIONS[r[4]], _FK_ACTIONS[r[5]], r[0])
+            for r in rows
+        ]
 
     # -- logging ----------------------------------------------------------------------------
     def quote_value(self, value: Any) -> str:

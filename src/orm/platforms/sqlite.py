@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from .. import errors
 from .._typing import TYPE_CHECKING
 from ..metadata.model import PropertyMetadata
-from .base import LiveColumn, LiveIndex, Platform
+from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform
 
 if TYPE_CHECKING:
     from typing import Any
@@ -216,6 +216,24 @@ class SqlitePlatform(Platform):
                 continue
             cols = connection.query(f"pragma index_info({self.quote(name)})")
             out.append(LiveIndex(name, tuple(c[2] for c in cols), unique))
+        return out
+
+    def live_foreign_keys(self, connection: Connection, table: str) -> list[LiveForeignKey]:
+        rows = connection.query(f"pragma foreign_key_list({self.quote(table)})")
+        by_id: dict[int, list[Any]] = {}
+        for row in rows:
+            by_id.setdefault(row[0], []).append(row)
+        out = []
+        for parts in by_id.values():
+            if len(parts) != 1:
+                continue  # a composite key: not one the metadata declares
+            _, _, target, column, target_column, on_update, on_delete, _ = parts[0]
+            if target_column is None:  # `references t` names the primary key implicitly
+                keys = [c for c in self.live_columns(connection, target) if c.pk]
+                target_column = keys[0].name if len(keys) == 1 else None
+            out.append(LiveForeignKey(
+                column, target, target_column, on_update.lower(), on_delete.lower()
+            ))
         return out
 
     def ddl_prologue(self) -> list[str]:

@@ -1,11 +1,12 @@
 """SchemaGenerator: create, drop and update the schema by diffing the live database.
 
 `update_schema` reads what exists (through the platform's introspection) and emits only
-the difference: missing tables, added columns, added or dropped indexes. Where the platform
+the difference: missing tables, added columns, added or dropped indexes, foreign keys a column
+gains, loses or changes (a new one checked against the rows first). Where the platform
 alters columns in place (PostgreSQL, `supports_alter_column`), a dropped, retyped or
 re-defaulted column, a changed nullability or primary key are `alter table` statements. What
 SQLite cannot `alter` (a dropped or retyped column, a changed nullability or default, a new
-NOT NULL column without default) is done by rebuilding the table: create the new shape, copy
+NOT NULL column without default, a foreign key) is done by rebuilding the table: create the new shape, copy
 the common columns, drop the old table, rename, recreate its indexes. Either way everything
 runs inside one transaction, so the data is preserved or nothing changes. NULLs in a column
 that becomes NOT NULL are filled with the property's literal default (the copy's coalesce,
@@ -20,6 +21,7 @@ from .._typing import TYPE_CHECKING
 from ..errors import DriverException, ValidationError
 from ..metadata.model import EntityMetadata, PivotMetadata, PropertyMetadata
 from ..platforms.base import LiveColumn as _LiveColumn
+from ..platforms.base import LiveForeignKey as _ForeignKey
 from ..platforms.base import LiveIndex as _Index
 
 if TYPE_CHECKING:
@@ -86,6 +88,30 @@ class SchemaGenerator:
             clause += f" on delete {relation.on_delete}"  # type: ignore[union-attr]
         return clause
 
+    def _foreign_key_name(self, meta: EntityMetadata, prop: PropertyMetadata) -> str:
+        return self.platform.fit_identifier(
+            self.naming.index_name(meta.table, [prop.field_name], "foreign")
+        )
+
+    def _add_foreign_key_sql(self, meta: EntityMetadata, prop: PropertyMetadata) -> str:
+        return (
+            f"alter table {self.quote(meta.table)} add constraint "
+            f"{self.quote(self._foreign_key_name(meta, prop))} foreign key "
+            f"({self.quote(prop.field_name)}) {self._references(prop)}"
+        )
+
+    def _foreign_keys(self, meta: EntityMetadata) -> dict[_ForeignKey, PropertyMetadata]:
+        """The foreign keys the metadata wants, as the database would report them."""
+        out = {}
+        for prop in meta.relations:
+            target = prop.relation.target_meta  # type: ignore[union-attr]
+            on_delete = prop.relation.on_delete or "no action"  # type: ignore[union-attr]
+            key = _ForeignKey(
+                prop.field_name, target.table, target.pk.field_name, "cascade", on_delete
+            )
+            out[key] = prop
+        return out
+
     def _column_sql(self, prop: PropertyMetadata, constraint: bool = True) -> str:
         """A column's definition; a relation's foreign key carries its constraint inline
         (`references ... on update cascade [on delete ...]`), which both databases accept in
@@ -118,14 +144,7 @@ class SchemaGenerator:
                     target = prop.relation.target_meta  # type: ignore[union-attr]
                     if target is not meta and target.table not in created:
                         later.add(prop.name)
-                        name = self.platform.fit_identifier(
-                            self.naming.index_name(meta.table, [prop.field_name], "foreign")
-                        )
-                        constraints.append(
-                            f"alter table {self.quote(meta.table)} add constraint "
-                            f"{self.quote(name)} foreign key ({self.quote(prop.field_name)}) "
-                            f"{self._references(prop)}"
-                        )
+                        constraints.append(self._add_foreign_key_sql(meta, prop))
             statements.append(self._table_sql(meta, later=frozenset(later)))
             statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
             statements += self._comment_diff(meta, {})
@@ -244,7 +263,11 @@ class SchemaGenerator:
             p for name, p in wanted.items()
             if name in live_cols and not self._column_matches(p, live_cols[name])
         ]
-        if dropped or changed or any(not self._can_add(p) for p in added):
+        missing_keys, stale_keys = self._foreign_key_diff(meta, live_cols)
+        if (
+            dropped or changed or missing_keys or stale_keys
+            or any(not self._can_add(p) for p in added)
+        ):
             return self._rebuild(meta, live_cols)
         statements = [
             f"alter table {self.quote(meta.table)} add column {self._column_sql(p)}"
@@ -252,6 +275,55 @@ class SchemaGenerator:
         ]
         drops, creates = self._index_diff(meta)
         return statements + drops + creates
+
+    def _foreign_key_diff(
+        self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]
+    ) -> tuple[list[PropertyMetadata], list[_ForeignKey]]:
+        """The relations of columns that exist whose foreign key is missing or differs
+        (another target, another `on delete`), checked against the rows (`_check_references`),
+        and the live foreign keys no longer wanted as they are. A new column brings its
+        foreign key with it, and a dropped one takes its own away."""
+        wanted = self._foreign_keys(meta)
+        live = [
+            key for key in self.platform.live_foreign_keys(self.connection, meta.table)
+            if key.column in {p.field_name for p in meta.columns}
+        ]
+        missing = [
+            prop for key, prop in wanted.items()
+            if prop.field_name in live_cols and key not in live
+        ]
+        stale = [key for key in live if key not in wanted]
+        self._check_references(meta, missing)
+        return missing, stale
+
+    def _check_references(self, meta: EntityMetadata, props: list[PropertyMetadata]) -> None:
+        """Refuse, before anything is written, a foreign key that the rows already there
+        would break: values in the column with no row of the target table (or any value,
+        when that table is still to be created)."""
+        if not props:
+            return
+        live_tables = self._live_tables()
+        table = self.quote(meta.table)
+        for prop in props:
+            target = prop.relation.target_meta  # type: ignore[union-attr]
+            column = self.quote(prop.field_name)
+            sql = f"select count(*) from {table} where {column} is not null"
+            if target.table in live_tables:
+                sql += (
+                    f" and not exists (select 1 from {self.quote(target.table)} t where "
+                    f"t.{self.quote(target.pk.field_name)} = {table}.{column})"
+                )
+            dangling = self._count(sql)
+            if dangling:
+                raise ValidationError(
+                    f"Cannot update the schema of {meta.class_name}: {prop.name} becomes a "
+                    f"foreign key to {target.class_name}, but column {prop.field_name!r} of "
+                    f"table {meta.table!r} holds, in {_rows(dangling)}, a value no "
+                    f"{target.class_name} row has as its key. Point those rows at existing "
+                    f"{target.class_name} rows or set the column to NULL first; nothing was "
+                    f"changed.",
+                    entity=meta.class_name, property=prop.name,
+                )
 
     def _index_diff(self, meta: EntityMetadata) -> tuple[list[str], list[str]]:
         """`drop index` for the live indexes not wanted as they are, `create index` for the
@@ -276,8 +348,13 @@ class SchemaGenerator:
         self._check_rebuild(meta, live_cols)
         self._check_conversions(meta, live_cols)
         platform, table = self.platform, self.quote(meta.table)
+        missing_keys, stale_keys = self._foreign_key_diff(meta, live_cols)
         drops, creates = self._index_diff(meta)
-        statements = list(drops)
+        statements = [
+            f"alter table {table} drop constraint {self.quote(key.name)}"  # type: ignore[arg-type]
+            for key in stale_keys
+        ]
+        statements += drops
         live_pk = [name for name, column in live_cols.items() if column.pk]
         wanted_pk = [p.field_name for p in meta.columns if p.primary]
         moved = live_pk != wanted_pk
@@ -299,6 +376,7 @@ class SchemaGenerator:
             columns = ", ".join(self.quote(name) for name in kept_pk)
             statements.append(f"alter table {table} add primary key ({columns})")
         comments = platform.live_comments(self.connection, meta.table)
+        statements += [self._add_foreign_key_sql(meta, prop) for prop in missing_keys]
         return statements + creates + self._comment_diff(meta, comments)
 
     def _check_conversions(
