@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from orm import (
+    Cascade,
     Collection,
     FlushMode,
     ManyToMany,
@@ -167,6 +168,35 @@ def test_both_sides_owning_is_refused(connect):
         r"owning side too",
     ):
         connect([Course, Pupil], create=False)
+
+
+@pytest.mark.parametrize("cascade", [[Cascade.PERSIST, Cascade.REMOVE], [Cascade.ALL]])
+@pytest.mark.parametrize("side", ["owning", "inverse"])
+def test_cascade_remove_on_a_many_to_many_is_refused(connect, cascade, side):
+    """Either side's entities are shared: a cascade would delete rows other owners link to.
+    Refused by name rather than ignored (the linked entities would silently stay)."""
+
+    @entity()
+    class Bin:
+        id: int = PrimaryKey()
+        caps: Collection[Cap] = ManyToMany(
+            inversed_by="bins", **({"cascade": cascade} if side == "owning" else {})
+        )
+
+    @entity()
+    class Cap:
+        id: int = PrimaryKey()
+        bins: Collection[Bin] = ManyToMany(
+            mapped_by="caps", **({"cascade": cascade} if side == "inverse" else {})
+        )
+
+    where = r"Bin\.caps" if side == "owning" else r"Cap\.bins"
+    with pytest.raises(
+        MetadataError, match=where + r": cascade=.* includes Cascade\.REMOVE on a ManyToMany, "
+        r"whose entities on the other side are shared .* remove those with em\.remove\(\)",
+    ) as info:
+        connect([Bin, Cap], create=False)
+    assert info.value.property == ("caps" if side == "owning" else "bins")
 
 
 def test_long_pivot_names_fit_postgresql(connect, database):

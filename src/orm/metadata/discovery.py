@@ -323,6 +323,16 @@ def _build_relation(
         ) from None
     if Cascade.ALL in members:
         members = set(Cascade)
+    if Cascade.REMOVE in members and opts.get("relation") == "m:n":
+        raise MetadataError(
+            f"{cls_name}.{name}: cascade={opts.get('cascade')!r} includes Cascade.REMOVE on "
+            f"a ManyToMany, whose entities on the other side are shared with other rows. It "
+            f"is not supported: removing an entity already deletes its pivot rows (its "
+            f"links), never the entities it links to; remove those with em.remove() where "
+            f"you mean to, and use cascade=[Cascade.PERSIST, Cascade.MERGE] here.",
+            entity=cls_name,
+            property=name,
+        )
     if Cascade.REMOVE in members and opts.get("owner", True):
         raise MetadataError(
             f"{cls_name}.{name}: cascade={opts.get('cascade')!r} includes Cascade.REMOVE on "
