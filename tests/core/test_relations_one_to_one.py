@@ -187,6 +187,49 @@ def test_taking_over_another_members_profile_in_one_flush(rel, rem, taker):
     assert rows(rel, "select count(*) from profile where member_id is null") == [(1,)]
 
 
+@pytest.mark.parametrize("populated", [False, True])
+@pytest.mark.parametrize("size", [2, 3])
+def test_partners_swapped_or_rotated_in_one_flush(rel, rem, populated, size):
+    """Each profile takes the member another profile gives up in the same flush: the rows
+    giving theirs up are released (NULL) first, so the unique key never holds a member
+    twice, whichever row is written first. A rotation of three the same."""
+    members = [Member(name=f"m{i}", profile=Profile(bio=f"p{i}")) for i in range(size)]
+    rem.persist(members).flush()
+    rem.clear()
+    populate = ["member"] if populated else []
+    profiles = rem.find(Profile, {}, order_by={"bio": "asc"}, populate=populate)
+    before = [p.member for p in profiles]
+    for k, profile in enumerate(profiles):
+        profile.member = before[(k + 1) % size]
+    rem.flush()
+    wanted = [(f"p{k}", f"m{(k + 1) % size}") for k in range(size)]
+    assert rows(rel, "select p.bio, m.name from profile p join member m on m.id = "
+                     "p.member_id order by p.bio") == wanted
+    rem.clear()
+    assert [
+        (p.bio, p.member.name)
+        for p in rem.find(Profile, {}, order_by={"bio": "asc"}, populate=["member"])
+    ] == wanted
+    assert rem.get_unit_of_work().compute_change_sets() == []
+
+
+def test_a_swap_that_keeps_a_value_twice_is_still_refused(rel, rem):
+    """Releasing is for values another row gives up; two rows ending on one member is
+    the database's unique error, nothing written."""
+    from orm import UniqueConstraintViolationException
+
+    members = [Member(name=f"m{i}", profile=Profile(bio=f"p{i}")) for i in range(2)]
+    rem.persist(members).flush()
+    rem.clear()
+    first, second = rem.find(Profile, {}, order_by={"bio": "asc"})
+    taken = second.member
+    first.member = taken  # second is not populated from the member's side: it keeps it too
+    with pytest.raises(UniqueConstraintViolationException, match=r"Profile\.member"):
+        rem.flush()
+    assert rows(rel, "select p.bio, m.name from profile p join member m on m.id = "
+                     "p.member_id order by p.bio") == [("p0", "m0"), ("p1", "m1")]
+
+
 def test_a_new_profile_replaces_the_loaded_one_in_one_flush(rel, rem):
     ann_id, _, old_id = seed(rem)
     ann = rem.find_one(Member, {"id": ann_id}, populate=["profile"])

@@ -404,6 +404,63 @@ def unlink_first(plan: _FlushPlan) -> None:
     plan.updates = out
 
 
+def release_taken(plan: _FlushPlan) -> None:
+    """Partners swapped in one flush (`p1.member = m2; p2.member = m1`): each row takes the
+    value another row of the same table gives up, and a unique constraint is checked row by
+    row, so whichever is written first would collide. The rows whose stored value another
+    row takes have that column set to NULL first, in an update of its own run before the
+    others (the rows still get their new value in their own update). Only nullable unique
+    foreign keys, of tables without a version column, are released so; otherwise the
+    database's unique error stands."""
+    from .unit_of_work import _Update
+
+    taken: dict[tuple[type, int], set[Any]] = {}
+    candidates: list[tuple[_Update, list[int]]] = []
+    for upd in plan.updates:
+        meta = upd.meta
+        if not meta.relations or meta.version is not None or meta.pk_index in upd.changed:
+            continue
+        at = [
+            j for j, c in enumerate(upd.changed)
+            if meta.columns[c].unique and meta.columns[c].relation is not None
+            and meta.columns[c].nullable
+        ]
+        if not at:
+            continue
+        candidates.append((upd, at))
+        for j in at:
+            values = taken.setdefault((meta.cls, upd.changed[j]), set())
+            values.update(params[j] for params in upd.params if params[j] is not None)
+    if not candidates:
+        return
+    first: list[_Update] = []
+    for upd, at in candidates:
+        meta = upd.meta
+        release: dict[tuple[int, ...], list[int]] = {}
+        for k, entity in enumerate(upd.entities):
+            snap = entity._orm_snap
+            if type(snap) is not tuple:
+                continue
+            columns = tuple(
+                upd.changed[j] for j in at
+                if snap[upd.changed[j]] is not None
+                and snap[upd.changed[j]] != upd.params[k][j]
+                and snap[upd.changed[j]] in taken[(meta.cls, upd.changed[j])]
+            )
+            if columns:
+                release.setdefault(columns, []).append(k)
+        for columns, rows in release.items():
+            nulls = (None,) * len(columns)
+            early = _Update(
+                meta, columns, [upd.entities[k] for k in rows],
+                [upd.snapshots[k] for k in rows], [nulls + (upd.params[k][-1],) for k in rows],
+            )
+            early.early = True
+            first.append(early)
+    if first:
+        plan.updates[:0] = first
+
+
 def pending_reference(
     uow: UnitOfWork, plan: _FlushPlan, meta: EntityMetadata, ref: Any, names: list[str],
     params: list[Any],
