@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-from ._typing import TYPE_CHECKING
+from ._typing import TYPE_CHECKING, contextmanager
 from .config import Options, define_config, load_config, merge_config
 from .connection import Connection
-from .context import RequestContext
 from .entity_manager import EntityManager, FlushMode
 from .errors import ValidationError
 from .events.manager import EventManager
@@ -206,5 +204,7 @@ class ORM:
     @contextmanager
     def request_context(self) -> Iterator[EntityManager]:
         """`with orm.request_context() as em:` — calls on `orm.em` inside use this fork."""
+        from .context import RequestContext  # contextvars: for the scripts that use it
+
         with RequestContext.enter(self.em) as em:
             yield em
