@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     )
     from .locking import LockMode
     from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
-    from .query.filters import QueryOrder
+    from .query.order import QueryOrder
     from .schema import SchemaGenerator
     from .unit_of_work import ChangeSet, UnitOfWork
 
@@ -85,7 +85,7 @@ _LAZY = {
     "EntityCaseNamingStrategy": "naming",
     "NamingStrategy": "naming",
     "UnderscoreNamingStrategy": "naming",
-    "QueryOrder": "query.filters",
+    "QueryOrder": "query.order",
     "SchemaGenerator": "schema",
     "ChangeSet": "unit_of_work",
     "UnitOfWork": "unit_of_work",
