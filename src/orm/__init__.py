@@ -42,7 +42,7 @@ from .errors import (
 )
 from .metadata.declare import EntitySchema, entity
 from .metadata.options import PrimaryKey, Property
-from .metadata.relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
+from .metadata.relations import ManyToMany, ManyToOne, OneToMany, OneToOne
 from .types import Type, t, types
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         on_load,
     )
     from .locking import LockMode
+    from .metadata.cascade import Cascade
     from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
     from .query.order import QueryOrder
     from .schema import SchemaGenerator
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
 
 #: public name -> the module it is imported from on first use
 _LAZY = {
+    "Cascade": "metadata.cascade",
     "Options": "config",
     "define_config": "config",
     "RequestContext": "context",

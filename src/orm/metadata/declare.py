@@ -9,7 +9,6 @@ All of it is generated once per class, as `dataclasses` does, so no instance pay
 
 from __future__ import annotations
 
-import functools
 import keyword
 import sys
 from collections.abc import Callable
@@ -510,6 +509,8 @@ def _share_attribute_names(cls: type, names: tuple[str, ...]) -> None:
 def _prepare_then(user_init: Callable[..., None]) -> Callable[..., None]:
     """Wrap a user's own `__init__` so the ORM's attributes exist before the user's (see
     `core.init_entity` for why the order of first assignment matters)."""
+    import functools  # for the classes with an `__init__` of their own: not at `import orm`
+
     from .._backend import core
 
     @functools.wraps(user_init)
