@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .config import Options, define_config
     from .context import RequestContext
     from .core import ORM
-    from .entity_manager import EntityManager, FlushMode
+    from .entity_manager import EntityManager
     from .events import (
         EventArgs,
         EventManager,
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         on_init,
         on_load,
     )
+    from .flush_mode import FlushMode
     from .locking import LockMode
     from .metadata.cascade import Cascade
     from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
@@ -82,7 +83,7 @@ _LAZY = {
     "RequestContext": "context",
     "ORM": "core",
     "EntityManager": "entity_manager",
-    "FlushMode": "entity_manager",
+    "FlushMode": "flush_mode",
     "LockMode": "locking",
     "EntityCaseNamingStrategy": "naming",
     "NamingStrategy": "naming",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from ._typing import TYPE_CHECKING, contextmanager
 from .config import Options, define_config, load_config, merge_config
 from .connection import Connection
-from .entity_manager import EntityManager, FlushMode
+from .entity_manager import EntityManager, flush_mode_of
 from .errors import ValidationError
 from .events.manager import EventManager
 from .metadata.discovery import discover
@@ -72,9 +72,7 @@ class ORM:
         except BaseException:
             self._teardown_logging()
             raise
-        flush_mode = config.flush_mode or FlushMode.AUTO
-        if isinstance(flush_mode, str):
-            flush_mode = FlushMode(flush_mode.lower())
+        flush_mode = flush_mode_of(config.flush_mode) or "auto"
         self._em = EntityManager(self, is_global=True, flush_mode=flush_mode)
         self.schema = SchemaGenerator(
             self.metadata, self.platform, self.connection, config.naming()

@@ -9,7 +9,6 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from .core import ORM
     from .entity import loader as _loader
     from .events.manager import EventManager
+    from .flush_mode import FlushMode
     from .locking import LockMode
     from .unit_of_work import undo as _undo
 else:
@@ -70,12 +70,17 @@ _FIND_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-class FlushMode(enum.Enum):
-    """When queries flush pending changes first (see SPEC section 3)."""
+#: the flush modes by value (see orm.flush_mode)
+_FLUSH_MODES = frozenset({"auto", "commit", "always"})
 
-    AUTO = "auto"
-    COMMIT = "commit"
-    ALWAYS = "always"
+
+def __getattr__(name: str) -> Any:
+    # `orm.entity_manager.FlushMode`, as before it moved to orm.flush_mode
+    if name == "FlushMode":
+        from .flush_mode import FlushMode
+
+        return FlushMode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _request_fork() -> EntityManager | None:
@@ -86,16 +91,18 @@ def _request_fork() -> EntityManager | None:
     return None if context is None else context.current_entity_manager()  # type: ignore[no-any-return]
 
 
-def flush_mode_of(value: Any) -> FlushMode | None:
-    """A FlushMode from a FlushMode or its name ("auto", "commit", "always"); None stays
-    None. Anything else is a ValidationError (never silently another mode)."""
-    if value is None or isinstance(value, FlushMode):
-        return value
+def flush_mode_of(value: Any) -> str | None:
+    """A flush mode's value ("auto", "commit", "always") from a FlushMode or its name; None
+    stays None. Anything else is a ValidationError (never silently another mode)."""
+    if value is None:
+        return None
     if isinstance(value, str):
-        try:
-            return FlushMode(value.lower())
-        except ValueError:
-            pass
+        if value.lower() in _FLUSH_MODES:
+            return value.lower()
+    else:
+        module = sys.modules.get("orm.flush_mode")  # a FlushMode exists only once imported
+        if module is not None and isinstance(value, module.FlushMode):
+            return value.value  # type: ignore[no-any-return]
     raise ValidationError(
         f"Unknown flush mode {value!r}; use FlushMode.AUTO, FlushMode.COMMIT or "
         f"FlushMode.ALWAYS (or 'auto', 'commit', 'always')"
@@ -105,11 +112,11 @@ def flush_mode_of(value: Any) -> FlushMode | None:
 class EntityManager:
     """See SPEC section 3 for the table of calls."""
 
-    def __init__(self, orm: ORM, *, is_global: bool, flush_mode: FlushMode) -> None:
+    def __init__(self, orm: ORM, *, is_global: bool, flush_mode: str) -> None:
         self._orm = orm
         self.id: int = next(_ids)
         self._global = is_global
-        self.flush_mode = flush_mode
+        self._flush_mode = flush_mode
         self.metadata = orm.metadata
         self.connection = orm.connection
         self.sql = orm.sql
@@ -154,8 +161,26 @@ class EntityManager:
                 "EntityManager. Load what you need in the fork."
             )
         return EntityManager(
-            self._orm, is_global=False, flush_mode=flush_mode_of(flush_mode) or self.flush_mode
+            self._orm, is_global=False, flush_mode=flush_mode_of(flush_mode) or self._flush_mode
         )
+
+    @property
+    def flush_mode(self) -> FlushMode:
+        """When this EntityManager's queries flush first (a FlushMode; set it to one or to
+        its name)."""
+        from .flush_mode import FlushMode
+
+        return FlushMode(self._flush_mode)
+
+    @flush_mode.setter
+    def flush_mode(self, value: FlushMode | str) -> None:
+        mode = flush_mode_of(value)
+        if mode is None:
+            raise ValidationError(
+                "flush_mode cannot be None; use FlushMode.AUTO, FlushMode.COMMIT or "
+                "FlushMode.ALWAYS (or 'auto', 'commit', 'always')"
+            )
+        self._flush_mode = mode
 
     def get_unit_of_work(self) -> UnitOfWork:
         return self._ctx()._uow
@@ -219,12 +244,12 @@ class EntityManager:
     def _auto_flush(self, meta: EntityMetadata, flush_mode: Any) -> None:
         if self._uow.flushing:
             return  # a query from an event handler of a flush: it must not flush again
-        mode = flush_mode_of(flush_mode) or self.flush_mode
-        if mode is FlushMode.AUTO:
+        mode = flush_mode_of(flush_mode) or self._flush_mode
+        if mode == "auto":
             uow = self._uow
             if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
                 uow.commit()
-        elif mode is FlushMode.ALWAYS:
+        elif mode == "always":
             self._uow.commit()
 
     # -- queries ----------------------------------------------------------------------------
