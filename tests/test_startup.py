@@ -53,9 +53,9 @@ NOT_AT_IMPORT = (
     "psycopg_pool",
 )
 
-#: what `import orm` never needs: enum (the enums of the package are created on first use)
-#: and functools (for a user's own `__init__`)
-NOT_AT_IMPORT_ONLY = ("enum", "functools")
+#: what `import orm` never needs: enum (the enums of the package are created on first use),
+#: functools (for a user's own `__init__`), Collection's module and `collections` with it
+NOT_AT_IMPORT_ONLY = ("enum", "functools", "collections", "orm.entity.collection")
 
 #: what a tiny script (no relations, locks, listeners, ordering, transactions or request
 #: contexts) does not need: each is imported by the first use of what needs it
@@ -67,6 +67,7 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.flush_mode",
     "orm.locking",
     "orm.entity.loader",
+    "orm.entity.collection",
     "orm.events.args",
     "orm.events.subscriber",
     "orm.metadata.cascade",

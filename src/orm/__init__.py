@@ -1,8 +1,8 @@
 """orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3.
 
 `import orm` loads what declaring entities needs (the decorators, property options, mapped
-types, Collection, Ref, the errors); the rest of the public names (ORM, EntityManager, events,
-the schema generator, ...) are imported on first use, through `__getattr__` below, so a module
+types, Ref, the errors); the rest of the public names (ORM, EntityManager, events, the schema
+generator, Collection and the enums, ...) are imported on first use, through `__getattr__` below, so a module
 that only declares entities does not pay for the Unit of Work, the platforms or sqlite3. The
 config-file search, folder discovery, logging and the command line import their dependencies on
 first use too. tests/test_startup.py guards this.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ._backend import diff_backend
 from ._typing import TYPE_CHECKING, lazy_names
-from .entity import BaseEntity, Collection, Ref, WrappedEntity, ref, wrap
+from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
 from .errors import (
     CheckConstraintViolationException,
     ConnectionException,
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .config import Options, define_config
     from .context import RequestContext
     from .core import ORM
+    from .entity.collection import Collection
     from .entity_manager import EntityManager
     from .events import (
         EventArgs,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
 
 #: public name -> the module it is imported from on first use
 _LAZY = {
+    "Collection": "entity.collection",
     "Cascade": "metadata.cascade",
     "Options": "config",
     "define_config": "config",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import keyword
 import sys
-from collections.abc import Callable
 
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, TypeVar, dataclass_transform, get_origin, overload
@@ -19,6 +18,7 @@ from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of"]
