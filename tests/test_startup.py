@@ -53,6 +53,32 @@ NOT_AT_IMPORT = (
     "psycopg_pool",
 )
 
+#: what `import orm` never needs: enum (the enums of the package are created on first use),
+#: functools (for a user's own `__init__`), Collection's module and `collections` with it
+NOT_AT_IMPORT_ONLY = ("enum", "functools", "collections", "orm.entity.collection")
+
+#: what a tiny script (no relations, locks, listeners, ordering, transactions or request
+#: contexts) does not need: each is imported by the first use of what needs it
+NOT_IN_A_TINY_SCRIPT = (
+    "enum",
+    "contextlib",
+    "contextvars",
+    "orm.context",
+    "orm.flush_mode",
+    "orm.locking",
+    "orm.entity.loader",
+    "orm.entity.collection",
+    "orm.events.args",
+    "orm.events.subscriber",
+    "orm.metadata.cascade",
+    "orm.query.order",
+    "orm.unit_of_work.undo",
+    "orm.unit_of_work.commit_order",
+    "orm.unit_of_work.pivots",
+    "orm.unit_of_work.cascade_remove",
+    "orm.unit_of_work.lifecycle",
+)
+
 #: what `import orm` leaves to the first use of `orm.ORM` (and the other lazily imported public
 #: names): a module that only declares entities needs none of it
 FIRST_USE = (
@@ -84,11 +110,14 @@ def _run(code: str, **env: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: json is imported after the count: it imports re, enum and functools
 LOADED_AFTER = """
-import json, sys
+import sys
 before = set(sys.modules)
 {stmt}
-print(json.dumps(sorted(set(sys.modules) - before)))
+loaded = sorted(set(sys.modules) - before)
+import json
+print(json.dumps(loaded))
 """
 
 
@@ -96,7 +125,9 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 def test_import_orm_does_not_load_what_a_script_does_not_need(pure: str) -> None:
     loaded = _run(LOADED_AFTER.format(stmt="import orm"), ORM_PURE_PYTHON=pure)
     assert "orm" in loaded and "orm.metadata.declare" in loaded
-    unexpected = [name for name in NOT_AT_IMPORT + FIRST_USE if name in loaded]
+    unexpected = [
+        name for name in NOT_AT_IMPORT + NOT_AT_IMPORT_ONLY + FIRST_USE if name in loaded
+    ]
     assert unexpected == [], f"`import orm` imports {unexpected}"
 
 
@@ -121,8 +152,71 @@ assert em.find_one(Note, {{"text": "hello"}}).text == "hello"
 orm.close()
 """
     loaded = _run(LOADED_AFTER.format(stmt=stmt))
-    unexpected = [name for name in NOT_AT_IMPORT if name in loaded]
+    unexpected = [name for name in NOT_AT_IMPORT + NOT_IN_A_TINY_SCRIPT if name in loaded]
     assert unexpected == [], f"the tiny script imports {unexpected}"
+
+
+def test_what_a_tiny_script_leaves_out_works_on_first_use(tmp_path: Path) -> None:
+    """In a fresh interpreter, where none of NOT_IN_A_TINY_SCRIPT is imported yet: relations
+    with their cascades, a removal, hooks and a subscriber, an ordered query, a lock, a
+    transaction, a request context and the flush modes each import what they need."""
+    db = tmp_path / "first_use.db"
+    out = _run(f"""
+import json, sys
+from orm import (ORM, Cascade, Collection, EventSubscriber, FlushMode, LockMode, ManyToOne,
+                 OneToMany, PrimaryKey, QueryOrder, entity, on_load)
+from orm.metadata.relations import Cascade as old_cascade
+from orm.query.filters import QueryOrder as old_order
+
+seen = []
+
+@entity()
+class Team:
+    id: int = PrimaryKey()
+    name: str
+    members: Collection["Member"] = OneToMany(lambda: Member, mapped_by="team",
+                                              cascade=[Cascade.ALL])
+
+@entity()
+class Member:
+    id: int = PrimaryKey()
+    name: str
+    team: Team = ManyToOne()
+
+    @on_load
+    def loaded(self):
+        seen.append(("load", self.name))
+
+class Counter(EventSubscriber):
+    def after_flush(self, args):
+        seen.append(("flush", None))
+
+orm = ORM.init(db_name={str(db)!r}, entities=[Team, Member], subscribers=[Counter()])
+orm.schema.create_schema()
+em = orm.em.fork()
+team = Team(name="t")
+team.members.add(Member(name="b", team=team), Member(name="a", team=team))
+em.persist(team).flush()
+with orm.request_context() as ctx:
+    names = [m.name for m in ctx.find(Member, {{}}, order_by={{"name": QueryOrder.ASC}})]
+with em.transaction() as tx:
+    locked = tx.find_one(Member, {{"name": "a"}}, lock_mode=LockMode.PESSIMISTIC_WRITE)
+    tx.remove(tx.find_one(Team, team.id))
+modes = [str(orm.em.fork(flush_mode=m).flush_mode) for m in ("commit", FlushMode.ALWAYS)]
+left = orm.em.fork().count(Member)
+orm.close()
+print(json.dumps({{"names": names, "locked": locked.name, "left": left, "modes": modes,
+                  "seen": sorted(set(map(tuple, seen))), "same": [old_cascade is Cascade,
+                  old_order is QueryOrder]}}))
+""")
+    assert out == {
+        "names": ["a", "b"],
+        "locked": "a",
+        "left": 0,
+        "modes": ["FlushMode.COMMIT", "FlushMode.ALWAYS"],
+        "seen": [["flush", None], ["load", "a"], ["load", "b"]],
+        "same": [True, True],
+    }
 
 
 def test_every_public_name_is_importable_from_orm() -> None:

@@ -1,8 +1,8 @@
 """orm: a synchronous, embedded data-mapper ORM (Unit of Work, Identity Map) on sqlite3.
 
 `import orm` loads what declaring entities needs (the decorators, property options, mapped
-types, Collection, Ref, the errors); the rest of the public names (ORM, EntityManager, events,
-the schema generator, ...) are imported on first use, through `__getattr__` below, so a module
+types, Ref, the errors); the rest of the public names (ORM, EntityManager, events, the schema
+generator, Collection and the enums, ...) are imported on first use, through `__getattr__` below, so a module
 that only declares entities does not pay for the Unit of Work, the platforms or sqlite3. The
 config-file search, folder discovery, logging and the command line import their dependencies on
 first use too. tests/test_startup.py guards this.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ._backend import diff_backend
 from ._typing import TYPE_CHECKING, lazy_names
-from .entity import BaseEntity, Collection, Ref, WrappedEntity, ref, wrap
+from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
 from .errors import (
     CheckConstraintViolationException,
     ConnectionException,
@@ -42,14 +42,15 @@ from .errors import (
 )
 from .metadata.declare import EntitySchema, entity
 from .metadata.options import PrimaryKey, Property
-from .metadata.relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
+from .metadata.relations import ManyToMany, ManyToOne, OneToMany, OneToOne
 from .types import Type, t, types
 
 if TYPE_CHECKING:
     from .config import Options, define_config
     from .context import RequestContext
     from .core import ORM
-    from .entity_manager import EntityManager, FlushMode
+    from .entity.collection import Collection
+    from .entity_manager import EntityManager
     from .events import (
         EventArgs,
         EventManager,
@@ -67,25 +68,29 @@ if TYPE_CHECKING:
         on_init,
         on_load,
     )
+    from .flush_mode import FlushMode
     from .locking import LockMode
+    from .metadata.cascade import Cascade
     from .naming import EntityCaseNamingStrategy, NamingStrategy, UnderscoreNamingStrategy
-    from .query.filters import QueryOrder
+    from .query.order import QueryOrder
     from .schema import SchemaGenerator
     from .unit_of_work import ChangeSet, UnitOfWork
 
 #: public name -> the module it is imported from on first use
 _LAZY = {
+    "Collection": "entity.collection",
+    "Cascade": "metadata.cascade",
     "Options": "config",
     "define_config": "config",
     "RequestContext": "context",
     "ORM": "core",
     "EntityManager": "entity_manager",
-    "FlushMode": "entity_manager",
+    "FlushMode": "flush_mode",
     "LockMode": "locking",
     "EntityCaseNamingStrategy": "naming",
     "NamingStrategy": "naming",
     "UnderscoreNamingStrategy": "naming",
-    "QueryOrder": "query.filters",
+    "QueryOrder": "query.order",
     "SchemaGenerator": "schema",
     "ChangeSet": "unit_of_work",
     "UnitOfWork": "unit_of_work",

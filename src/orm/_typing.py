@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 __all__ = [
     "TYPE_CHECKING",
     "lazy_names",
+    "lazy_module",
+    "contextmanager",
     "Generic",
     "TypeVar",
     "overload",
@@ -33,6 +35,8 @@ _GenericAlias = type(list[int])
 _UnionType = type(int | None)
 
 if TYPE_CHECKING:
+    from contextlib import contextmanager as contextmanager
+    from typing import Any
     from typing import Generic as Generic
     from typing import TypeVar as TypeVar
     from typing import dataclass_transform as dataclass_transform
@@ -101,3 +105,56 @@ def lazy_names(package: str, table: dict[str, str], namespace: dict[str, object]
         return value
 
     return __getattr__
+
+
+class _LazyModule:
+    """Stands in for a module a module imports as a whole (`from . import pivots`) but uses
+    only on some paths: the first attribute read imports it and puts the module itself in
+    the importer's globals in place of this object, so later uses cost a plain global lookup.
+    A tiny script loads fewer modules (tests/test_startup.py lists which)."""
+
+    __slots__ = ("_name", "_namespace", "_alias")
+
+    def __init__(self, name: str, namespace: dict[str, object], alias: str) -> None:
+        self._name = name
+        self._namespace = namespace
+        self._alias = alias
+
+    def __getattr__(self, attr: str) -> object:
+        __import__(self._name)
+        module = sys.modules[self._name]
+        self._namespace[self._alias] = module
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<module {self._name!r}, imported on first use>"
+
+
+def lazy_module(name: str, namespace: dict[str, object], alias: str) -> Any:
+    """The module `name` as global `alias` of `namespace`, imported on first attribute read
+    (see _LazyModule). Modules bind it only when not TYPE_CHECKING and import the module
+    itself for type checkers."""
+    return _LazyModule(name, namespace, alias)
+
+
+if not TYPE_CHECKING:  # checkers see contextlib's (imported above)
+
+    def contextmanager(func):
+        """`contextlib.contextmanager`, with contextlib imported by the first call rather
+        than when the decorated method is defined: `em.transaction()` and
+        `orm.request_context()` are defined by modules every script imports, and used by
+        few."""
+        made = None
+
+        def call(*args, **kwargs):
+            nonlocal made
+            if made is None:
+                from contextlib import contextmanager as real
+
+                made = real(func)
+            return made(*args, **kwargs)
+
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            setattr(call, name, getattr(func, name))
+        call.__wrapped__ = func
+        return call

@@ -18,8 +18,7 @@ is written once, here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from . import errors
 from ._typing import TYPE_CHECKING
@@ -361,16 +360,11 @@ class Connection:
         if self.log_queries:
             self._log(sql, (), started, None)
 
-    @contextmanager
-    def locked(self) -> Iterator[Connection]:
+    def locked(self) -> _Locked:
         """Hold the connection for a block (statements and session settings that belong
         together run on the same driver connection, and no other thread's in between on
         SQLite)."""
-        self._hold()
-        try:
-            yield self
-        finally:
-            self._unhold()
+        return _Locked(self)
 
     def begin(self) -> None:
         """Open a transaction, or a savepoint inside the current one. The calling thread
@@ -446,16 +440,49 @@ class Connection:
                     state.undo[-1].extend(u for u in undo if getattr(u, "late", False))
                 self._unhold()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> _Transaction:
         """`begin` ... `commit`, or `rollback` if the block (or the commit) raises; savepoints
         when nested."""
-        self.begin()
+        return _Transaction(self)
+
+
+class _Locked:
+    """`with connection.locked():` (a class, not a contextlib generator: create_schema uses
+    it, and contextlib is a module a tiny script need not import)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> Connection:
+        self._conn._hold()
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn._unhold()
+
+
+class _Transaction:
+    """`with connection.transaction():` (see _Locked for why a class)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> Connection:
+        self._conn.begin()
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:
+            self._conn.rollback()
+            return
         try:
-            yield self
-            self.commit()
+            self._conn.commit()
         except BaseException:
-            self.rollback()
+            self._conn.rollback()
             raise
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-from ._typing import TYPE_CHECKING
+from ._typing import TYPE_CHECKING, contextmanager
 from .config import Options, define_config, load_config, merge_config
 from .connection import Connection
-from .context import RequestContext
-from .entity_manager import EntityManager, FlushMode
+from .entity_manager import EntityManager, flush_mode_of
 from .errors import ValidationError
 from .events.manager import EventManager
 from .metadata.discovery import discover
@@ -74,9 +72,7 @@ class ORM:
         except BaseException:
             self._teardown_logging()
             raise
-        flush_mode = config.flush_mode or FlushMode.AUTO
-        if isinstance(flush_mode, str):
-            flush_mode = FlushMode(flush_mode.lower())
+        flush_mode = flush_mode_of(config.flush_mode) or "auto"
         self._em = EntityManager(self, is_global=True, flush_mode=flush_mode)
         self.schema = SchemaGenerator(
             self.metadata, self.platform, self.connection, config.naming()
@@ -206,5 +202,7 @@ class ORM:
     @contextmanager
     def request_context(self) -> Iterator[EntityManager]:
         """`with orm.request_context() as em:` — calls on `orm.em` inside use this fork."""
+        from .context import RequestContext  # contextvars: for the scripts that use it
+
         with RequestContext.enter(self.em) as em:
             yield em

@@ -9,36 +9,40 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 
-from . import _gc, _retry, locking
+from . import _gc, _retry
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
-from ._typing import TYPE_CHECKING, TypeVar, overload
-from .context import current_entity_manager
-from .entity.loader import populate as populate_relations
-from .entity.loader import populate_tree
+from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
 from .entity.reference import Ref
 from .errors import DriverException, NotFoundError, ValidationError
 from .events.manager import HANDLER, fire
-from .locking import PESSIMISTIC, LockMode
 from .metadata.model import EntityMetadata, PropertyMetadata
 from .query.filters import compile_where, normalize_where
 from .unit_of_work import UnitOfWork
-from .unit_of_work.undo import LoadUndo, UpsertUndo, changed_columns, map_key
-from .unit_of_work.unit_of_work import advance_keys
+from .unit_of_work.unit_of_work import advance_keys, map_key
 
 if TYPE_CHECKING:
     from typing import Any
 
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
+    from . import locking
     from .core import ORM
+    from .entity import loader as _loader
     from .events.manager import EventManager
+    from .flush_mode import FlushMode
+    from .locking import LockMode
+    from .unit_of_work import undo as _undo
+else:
+    # locks, upserts and loads inside a transaction only
+    locking = lazy_module(f"{__package__}.locking", globals(), "locking")
+    # relations' populate only
+    _loader = lazy_module(f"{__package__}.entity.loader", globals(), "_loader")
+    _undo = lazy_module(f"{__package__}.unit_of_work.undo", globals(), "_undo")
 
 __all__ = ["EntityManager", "FlushMode"]
 
@@ -66,24 +70,39 @@ _FIND_OPTIONS = frozenset(
 )  # fmt: skip
 
 
-class FlushMode(enum.Enum):
-    """When queries flush pending changes first (see SPEC section 3)."""
-
-    AUTO = "auto"
-    COMMIT = "commit"
-    ALWAYS = "always"
+#: the flush modes by value (see orm.flush_mode)
+_FLUSH_MODES = frozenset({"auto", "commit", "always"})
 
 
-def flush_mode_of(value: Any) -> FlushMode | None:
-    """A FlushMode from a FlushMode or its name ("auto", "commit", "always"); None stays
-    None. Anything else is a ValidationError (never silently another mode)."""
-    if value is None or isinstance(value, FlushMode):
-        return value
+def __getattr__(name: str) -> Any:
+    # `orm.entity_manager.FlushMode`, as before it moved to orm.flush_mode
+    if name == "FlushMode":
+        from .flush_mode import FlushMode
+
+        return FlushMode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _request_fork() -> EntityManager | None:
+    """The active request context's EntityManager. None while orm.context is not imported:
+    no request context can have been entered, and a script that never enters one does not
+    import it (nor contextvars)."""
+    context = sys.modules.get("orm.context")
+    return None if context is None else context.current_entity_manager()  # type: ignore[no-any-return]
+
+
+def flush_mode_of(value: Any) -> str | None:
+    """A flush mode's value ("auto", "commit", "always") from a FlushMode or its name; None
+    stays None. Anything else is a ValidationError (never silently another mode)."""
+    if value is None:
+        return None
     if isinstance(value, str):
-        try:
-            return FlushMode(value.lower())
-        except ValueError:
-            pass
+        if value.lower() in _FLUSH_MODES:
+            return value.lower()
+    else:
+        module = sys.modules.get("orm.flush_mode")  # a FlushMode exists only once imported
+        if module is not None and isinstance(value, module.FlushMode):
+            return value.value  # type: ignore[no-any-return]
     raise ValidationError(
         f"Unknown flush mode {value!r}; use FlushMode.AUTO, FlushMode.COMMIT or "
         f"FlushMode.ALWAYS (or 'auto', 'commit', 'always')"
@@ -93,11 +112,11 @@ def flush_mode_of(value: Any) -> FlushMode | None:
 class EntityManager:
     """See SPEC section 3 for the table of calls."""
 
-    def __init__(self, orm: ORM, *, is_global: bool, flush_mode: FlushMode) -> None:
+    def __init__(self, orm: ORM, *, is_global: bool, flush_mode: str) -> None:
         self._orm = orm
         self.id: int = next(_ids)
         self._global = is_global
-        self.flush_mode = flush_mode
+        self._flush_mode = flush_mode
         self.metadata = orm.metadata
         self.connection = orm.connection
         self.sql = orm.sql
@@ -115,7 +134,7 @@ class EntityManager:
         request context's fork."""
         if not self._global:
             return self
-        em = current_entity_manager()
+        em = _request_fork()
         if em is not None and em._orm is self._orm:
             return em
         if self._orm.config.allow_global_context:
@@ -142,8 +161,26 @@ class EntityManager:
                 "EntityManager. Load what you need in the fork."
             )
         return EntityManager(
-            self._orm, is_global=False, flush_mode=flush_mode_of(flush_mode) or self.flush_mode
+            self._orm, is_global=False, flush_mode=flush_mode_of(flush_mode) or self._flush_mode
         )
+
+    @property
+    def flush_mode(self) -> FlushMode:
+        """When this EntityManager's queries flush first (a FlushMode; set it to one or to
+        its name)."""
+        from .flush_mode import FlushMode
+
+        return FlushMode(self._flush_mode)
+
+    @flush_mode.setter
+    def flush_mode(self, value: FlushMode | str) -> None:
+        mode = flush_mode_of(value)
+        if mode is None:
+            raise ValidationError(
+                "flush_mode cannot be None; use FlushMode.AUTO, FlushMode.COMMIT or "
+                "FlushMode.ALWAYS (or 'auto', 'commit', 'always')"
+            )
+        self._flush_mode = mode
 
     def get_unit_of_work(self) -> UnitOfWork:
         return self._ctx()._uow
@@ -207,12 +244,12 @@ class EntityManager:
     def _auto_flush(self, meta: EntityMetadata, flush_mode: Any) -> None:
         if self._uow.flushing:
             return  # a query from an event handler of a flush: it must not flush again
-        mode = flush_mode_of(flush_mode) or self.flush_mode
-        if mode is FlushMode.AUTO:
+        mode = flush_mode_of(flush_mode) or self._flush_mode
+        if mode == "auto":
             uow = self._uow
             if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
                 uow.commit()
-        elif mode is FlushMode.ALWAYS:
+        elif mode == "always":
             self._uow.commit()
 
     # -- queries ----------------------------------------------------------------------------
@@ -220,7 +257,7 @@ class EntityManager:
         """The populate paths as a tree, checked before any query runs."""
         if not populate:
             return None
-        return populate_tree(meta, populate)
+        return _loader.populate_tree(meta, populate)
 
     def populate(self, entities: Any, populate: Any) -> Any:
         """Load the relations named in `populate` (`["author", "author.team"]`, `["*"]`)
@@ -237,8 +274,8 @@ class EntityManager:
             groups.setdefault(type(item), []).append(item)
         for group in groups.values():
             meta = em.metadata.of_instance(group[0])
-            tree = populate_tree(meta, populate)
-            populate_relations(em, meta, group, tree)
+            tree = _loader.populate_tree(meta, populate)
+            _loader.populate(em, meta, group, tree)
         return entities
 
     def find(
@@ -278,7 +315,7 @@ class EntityManager:
         identity_map = None if disable_identity_map else em._uow.map_for(meta.cls)
         found = em._load(meta, sql, params, props, identity_map, refresh)
         if tree and found:
-            populate_relations(em, meta, found, tree)
+            _loader.populate(em, meta, found, tree)
         return found
 
     def _load(
@@ -389,10 +426,10 @@ class EntityManager:
                     try:
                         out[key] = core.hydrate(meta.plan, [row], {}, self._uow, False)[0]
                     except (ValueError, TypeError, ArithmeticError):
-                        out[key] = LoadUndo.KEEP
+                        out[key] = _undo.LoadUndo.KEEP
                 return out
 
-        self.connection.on_rollback(LoadUndo(self._uow, meta, list(entities), reread))
+        self.connection.on_rollback(_undo.LoadUndo(self._uow, meta, list(entities), reread))
 
     def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
         if fields is None:
@@ -454,7 +491,7 @@ class EntityManager:
                 where = {pk_name: key}
                 if not (
                     options.get("refresh") or options.get("disable_identity_map")
-                    or mode in PESSIMISTIC
+                    or (mode is not None and mode in locking.PESSIMISTIC)
                 ):
                     im = em._uow.identity_map.get(meta.cls)
                     found = im.get(key) if im is not None else None
@@ -463,18 +500,18 @@ class EntityManager:
                         and found._orm_snap is not REFERENCE
                         and id(found) not in em._uow.partial
                     ):
-                        if mode is LockMode.OPTIMISTIC:
+                        if mode is not None and mode is locking.LockMode.OPTIMISTIC:
                             locking.lock(em, found, mode, expected)
                         if options.get("populate"):
                             em.populate([found], options["populate"])
                         return found  # type: ignore[no-any-return]
         options.pop("limit", None)
-        if mode in PESSIMISTIC:
+        if mode is not None and mode in locking.PESSIMISTIC:
             options["lock_mode"] = mode
         result = em.find(meta.cls, where, limit=1, **options)
         found = result[0] if result else None
         if found is not None and mode is not None:
-            if mode is LockMode.OPTIMISTIC:
+            if mode is locking.LockMode.OPTIMISTIC:
                 locking.lock(em, found, mode, expected)
             elif expected is not None:
                 locking.check_version(meta, found, expected)
@@ -709,14 +746,14 @@ class EntityManager:
             previous = im.get(pk)
             was_new = instance is not None and id(instance) in uow.new.get(meta.cls, ())
             generated = meta.pk.name not in data
-            undo = UpsertUndo(uow, meta, pk, previous, was_new, generated) if undone else None
+            undo = _undo.UpsertUndo(uow, meta, pk, previous, was_new, generated) if undone else None
             if instance is not None and instance._orm_snap is None and previous is None:
                 _object_setattr(instance, "_orm_uow", uow)
                 im[pk] = instance
             # the managed entity's own unflushed changes to columns the upsert did not set
             pending = {}
             if previous is not None and type(previous._orm_snap) is tuple:
-                for i in changed_columns(meta.plan, previous):
+                for i in _undo.changed_columns(meta.plan, previous):
                     prop = meta.columns[i]
                     if prop.field_name not in given:
                         pending[prop.name] = getattr(previous, prop.name)
@@ -862,7 +899,7 @@ class EntityManager:
         of everything it held (as `tx.clear()`): entities created for the block can be
         persisted again, by a retry of the block or anywhere else, and none of them looks
         stored (their generated keys are taken back)."""
-        base = current_entity_manager() if self._global else None
+        base = _request_fork() if self._global else None
         tx = (base if base is not None and base._orm is self._orm else self).fork()
         conn = self.connection
         events = self._events

@@ -21,7 +21,7 @@ import enum
 from ._markers import REFERENCE
 from ._typing import TYPE_CHECKING
 from .errors import LockWaitTimeoutException, NotFoundError, OptimisticLockError, ValidationError
-from .unit_of_work.undo import map_key
+from .unit_of_work.unit_of_work import map_key
 
 if TYPE_CHECKING:
     from typing import Any

@@ -9,7 +9,6 @@ Python values it accepts (checked at flush), how to convert to and from the data
 
 from __future__ import annotations
 
-import enum
 import sys
 import types as _pytypes
 from datetime import UTC, date, datetime, time
@@ -17,6 +16,7 @@ from datetime import UTC, date, datetime, time
 from ._typing import TYPE_CHECKING, get_args, get_origin
 
 if TYPE_CHECKING:
+    import enum
     from typing import Any
 
 __all__ = [
@@ -589,7 +589,8 @@ class EnumType(Type):
         self.python_types = (enum_class,) if enum_class is not None else ()
 
     def to_db(self, value: Any) -> Any:
-        return value.value if isinstance(value, enum.Enum) else value
+        enum = sys.modules.get("enum")  # see _is_enum_class
+        return value.value if enum is not None and isinstance(value, enum.Enum) else value
 
     def to_python(self, value: Any) -> Any:
         return self.enum_class(value) if self.enum_class is not None else value
@@ -687,9 +688,16 @@ def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _is_enum_class(obj: Any) -> bool:
+    """Whether `obj` is an Enum class, without importing `enum`: `import orm` does not need
+    it, and an Enum class can exist only once `enum` is imported."""
+    enum = sys.modules.get("enum")
+    return enum is not None and isinstance(obj, type) and issubclass(obj, enum.Enum)
+
+
 def type_from_annotation(annotation: Any) -> Type | None:
     """The mapped type for a (non-optional) Python annotation, or None if there is none."""
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+    if _is_enum_class(annotation):
         return EnumType(annotation)
     origin = get_origin(annotation)
     typing = sys.modules.get("typing")  # as for Union: Annotated[X, ...] needs typing
@@ -719,7 +727,7 @@ def resolve_type(spec: Any, annotation: Any = None) -> Type:
             enum_class = annotation if isinstance(annotation, type) else None
             return EnumType(enum_class)
         return spec()
-    if isinstance(spec, type) and issubclass(spec, enum.Enum):
+    if _is_enum_class(spec):
         return EnumType(spec)
     mapped = type_from_annotation(spec)
     if mapped is None:

@@ -224,6 +224,25 @@ def test_flush_modes_by_name(orm):
         orm.em.fork(flush_mode="sometimes")
 
 
+def test_a_flush_mode_set_on_an_entity_manager_is_checked_and_used(orm):
+    """`em.flush_mode` takes a FlushMode or its name, reads back as a FlushMode, and the
+    queries follow it; an unknown mode (or None) is refused when set, not at the next
+    query."""
+    em = orm.em.fork()
+    assert em.flush_mode is FlushMode.AUTO
+    em.flush_mode = "commit"
+    assert em.flush_mode is FlushMode.COMMIT
+    em.persist(User(full_name="a", email="a@x", password="p"))
+    assert em.count(User) == 0, "COMMIT: a query does not flush"
+    em.flush_mode = FlushMode.ALWAYS
+    assert em.count(User) == 1
+    for bad in ("sometimes", None, 2):
+        with pytest.raises(ValidationError, match="flush"):
+            em.flush_mode = bad
+    assert em.flush_mode is FlushMode.ALWAYS
+    assert orm.em.fork(flush_mode=FlushMode.COMMIT).flush_mode is FlushMode.COMMIT
+
+
 def test_transaction_of_one_orm_inside_another_orms_request_context(connect, database):
     # two databases: SQLite files, or PostgreSQL schemas (b's dropped at the end)
     other = {"name": "b.db"} if database == "sqlite" else {"schema": databases.PG_SCHEMA + "_b"}

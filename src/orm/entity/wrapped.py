@@ -3,7 +3,6 @@ methods. Nothing is stored per entity for it: the helper is made on demand."""
 
 from __future__ import annotations
 
-import enum
 import sys
 from datetime import date, datetime, time
 
@@ -51,7 +50,8 @@ def _json_safe(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, _text_types()):
         return str(value)
-    if isinstance(value, enum.Enum):
+    enum = sys.modules.get("enum")  # an Enum member exists only once enum is imported
+    if enum is not None and isinstance(value, enum.Enum):
         return _json_safe(value.value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         import base64  # for the first bytes value: `import orm` does not load base64

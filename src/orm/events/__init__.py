@@ -1,20 +1,30 @@
-"""Events and lifecycle hooks (SPEC section 12; docs/events.md)."""
+"""Events and lifecycle hooks (SPEC section 12; docs/events.md).
 
-from .args import EventArgs, FlushEventArgs, TransactionEventArgs
-from .hooks import (
-    after_create,
-    after_delete,
-    after_update,
-    after_upsert,
-    before_create,
-    before_delete,
-    before_update,
-    before_upsert,
-    on_init,
-    on_load,
-)
-from .manager import EventManager
-from .subscriber import EventSubscriber
+The names are imported from their modules on first use (`__getattr__`): discovery needs only
+`hooks`, an ORM only `manager`, and the event arguments and subscribers are for the entities
+and ORMs that have listeners.
+"""
+
+from __future__ import annotations
+
+from .._typing import TYPE_CHECKING, lazy_names
+
+if TYPE_CHECKING:
+    from .args import EventArgs, FlushEventArgs, TransactionEventArgs
+    from .hooks import (
+        after_create,
+        after_delete,
+        after_update,
+        after_upsert,
+        before_create,
+        before_delete,
+        before_update,
+        before_upsert,
+        on_init,
+        on_load,
+    )
+    from .manager import EventManager
+    from .subscriber import EventSubscriber
 
 __all__ = [
     "EventArgs",
@@ -33,3 +43,18 @@ __all__ = [
     "on_init",
     "on_load",
 ]
+
+_LAZY = {
+    **dict.fromkeys(["EventArgs", "FlushEventArgs", "TransactionEventArgs"], "args"),
+    "EventManager": "manager",
+    "EventSubscriber": "subscriber",
+    **dict.fromkeys(__all__[5:], "hooks"),
+}
+
+
+if not TYPE_CHECKING:
+    __getattr__ = lazy_names(__name__, _LAZY, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

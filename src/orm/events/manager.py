@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, lazy_module
 from ..errors import ValidationError
-from .args import EventArgs, FlushEventArgs, TransactionEventArgs
 from .hooks import ENTITY_EVENTS, FLUSH_EVENTS, TRANSACTION_EVENTS
-from .subscriber import EventSubscriber
 
 if TYPE_CHECKING:
     from typing import Any
@@ -25,6 +23,13 @@ if TYPE_CHECKING:
     from ..entity_manager import EntityManager
     from ..metadata.discovery import MetadataStorage
     from ..unit_of_work import ChangeSet, UnitOfWork
+    from . import args as _args
+    from . import subscriber as _subscriber
+    from .subscriber import EventSubscriber
+else:
+    # for the entities and ORMs that have listeners
+    _args = lazy_module(f"{__package__}.args", globals(), "_args")
+    _subscriber = lazy_module(f"{__package__}.subscriber", globals(), "_subscriber")
 
 __all__ = ["EventManager", "fire", "HOOK", "HOOK_WITH_ARGS", "HANDLER"]
 
@@ -55,7 +60,7 @@ if TYPE_CHECKING:
 def fire(entry: Listeners, entity: Any, em: EntityManager, change_set: ChangeSet | None) -> None:
     """Call the listeners of one event for one entity (hooks, then subscribers)."""
     listeners, needs_args = entry
-    args = EventArgs(entity, em, change_set) if needs_args else None
+    args = _args.EventArgs(entity, em, change_set) if needs_args else None
     for fn, mode in listeners:
         if mode == HOOK:
             fn(entity)
@@ -134,7 +139,7 @@ class EventManager:
         handlers: dict[str, Any] = {}
         for name in _ALL_EVENTS:
             impl = getattr(cls, name, None)
-            if impl is None or impl is getattr(EventSubscriber, name):
+            if impl is None or impl is getattr(_subscriber.EventSubscriber, name):
                 continue
             handler = getattr(subscriber, name)
             if not callable(handler):
@@ -215,14 +220,14 @@ class EventManager:
     def flush_event(self, name: str, em: EntityManager, uow: UnitOfWork) -> None:
         handlers = self._flush[name]
         if handlers:
-            args = FlushEventArgs(em, uow)
+            args = _args.FlushEventArgs(em, uow)
             for handler in handlers:
                 handler(args)
 
     def transaction_event(self, name: str, em: EntityManager) -> None:
         handlers = self._transaction[name]
         if handlers:
-            args = TransactionEventArgs(em)
+            args = _args.TransactionEventArgs(em)
             for handler in handlers:
                 handler(args)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from .._typing import TYPE_CHECKING, lazy_names
 from .declare import EntitySchema, entity
 from .options import PrimaryKey, Property
-from .relations import Cascade, ManyToMany, ManyToOne, OneToMany, OneToOne
+from .relations import ManyToMany, ManyToOne, OneToMany, OneToOne
 
 if TYPE_CHECKING:
+    from .cascade import Cascade
     from .discovery import MetadataStorage, discover, expand_entries
     from .model import EntityMetadata, PropertyMetadata, RelationMetadata
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Cascade": "cascade",
     "MetadataStorage": "discovery",
     "discover": "discovery",
     "expand_entries": "discovery",

@@ -9,10 +9,8 @@ All of it is generated once per class, as `dataclasses` does, so no instance pay
 
 from __future__ import annotations
 
-import functools
 import keyword
 import sys
-from collections.abc import Callable
 
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, TypeVar, dataclass_transform, get_origin, overload
@@ -20,6 +18,7 @@ from ..errors import MetadataError, ValidationError
 from .options import Property, PropertyOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["entity", "EntitySchema", "EntityDeclaration", "declaration_of"]
@@ -510,6 +509,8 @@ def _share_attribute_names(cls: type, names: tuple[str, ...]) -> None:
 def _prepare_then(user_init: Callable[..., None]) -> Callable[..., None]:
     """Wrap a user's own `__init__` so the ORM's attributes exist before the user's (see
     `core.init_entity` for why the order of first assignment matters)."""
+    import functools  # for the classes with an `__init__` of their own: not at `import orm`
+
     from .._backend import core
 
     @functools.wraps(user_init)

@@ -47,7 +47,7 @@ from .model import (
     RelationType,
 )
 from .options import KNOWN_OPTIONS
-from .relations import ON_DELETE, Cascade
+from .relations import ON_DELETE
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -309,6 +309,8 @@ def _build_relation(
                 entity=cls_name,
                 property=name,
             )
+    from .cascade import Cascade  # relations only: see orm.metadata.cascade
+
     cascade = opts.get("cascade") or ()
     if isinstance(cascade, (str, Cascade)):
         cascade = (cascade,)

@@ -144,7 +144,7 @@ class RelationMetadata:
         inversed_by: str | None = None,
         orphan_removal: bool = False,
     ) -> None:
-        from .relations import Cascade
+        from .cascade import Cascade
 
         self.kind = kind
         self.owner = owner

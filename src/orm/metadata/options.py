@@ -6,12 +6,11 @@ discovery, where the error can name the entity and the property.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .._markers import MISSING
 from .._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["PropertyOptions", "Property", "PrimaryKey", "KNOWN_OPTIONS"]

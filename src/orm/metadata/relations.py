@@ -7,8 +7,6 @@ classes defined later work), where a bad target can be reported naming both side
 
 from __future__ import annotations
 
-import enum
-
 from .._markers import MISSING
 from .._typing import TYPE_CHECKING
 from .options import PropertyOptions
@@ -17,19 +15,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "Cascade", "ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE",
+    "ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "RELATION_OPTIONS", "ON_DELETE",
 ]
 
 
-class Cascade(enum.StrEnum):
-    """Which operations on an entity also apply to the entities its relation holds (as in
-    MikroORM). `PERSIST` is the default: persisting an entity persists the new entities it
-    references."""
+def __getattr__(name: str) -> Any:
+    # `orm.metadata.relations.Cascade`, as before it moved to orm.metadata.cascade
+    if name == "Cascade":
+        from .cascade import Cascade
 
-    PERSIST = "persist"
-    MERGE = "merge"
-    REMOVE = "remove"
-    ALL = "all"
+        return Cascade
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: what `on_delete=` accepts (None: the database's default, which is `no action`)
@@ -95,7 +91,7 @@ def ManyToOne(  # noqa: N802 - reads as a declaration, like Property()
     *,
     nullable: bool | None = None,
     ref: bool = False,
-    cascade: Any = (Cascade.PERSIST,),
+    cascade: Any = ("persist",),
     on_delete: str | None = None,
     join_column: str | None = None,
     inversed_by: str | None = None,
@@ -120,7 +116,7 @@ def OneToOne(  # noqa: N802
     *,
     nullable: bool | None = None,
     ref: bool = False,
-    cascade: Any = (Cascade.PERSIST,),
+    cascade: Any = ("persist",),
     on_delete: str | None = None,
     join_column: str | None = None,
     inversed_by: str | None = None,
@@ -153,7 +149,7 @@ def OneToMany(  # noqa: N802
     entity: Any = None,
     *,
     mapped_by: str | None = None,
-    cascade: Any = (Cascade.PERSIST,),
+    cascade: Any = ("persist",),
     orphan_removal: bool = False,
     hidden: bool = False,
     **unknown: Any,
@@ -177,7 +173,7 @@ def ManyToMany(  # noqa: N802
     pivot_table: str | None = None,
     join_column: str | None = None,
     inverse_join_column: str | None = None,
-    cascade: Any = (Cascade.PERSIST,),
+    cascade: Any = ("persist",),
     hidden: bool = False,
     **unknown: Any,
 ) -> Any:

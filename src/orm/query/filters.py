@@ -9,10 +9,9 @@ condition (`{}`) is TRUE wherever it appears.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, lazy_module
 from ..entity.reference import Ref
 from ..errors import ValidationError
 from ..metadata.model import EntityMetadata, PropertyMetadata
@@ -21,6 +20,11 @@ from ..types import EnumType, IntegerType, Type, UuidType
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from . import order as _order
+    from .order import QueryOrder
+else:
+    _order = lazy_module(f"{__package__}.order", globals(), "_order")
 
 __all__ = ["compile_where", "OPERATORS", "normalize_where", "QueryOrder", "compile_order_by"]
 
@@ -31,13 +35,11 @@ OPERATORS = (
 )  # fmt: skip
 
 
-class QueryOrder(enum.StrEnum):
-    ASC = "asc"
-    DESC = "desc"
-    ASC_NULLS_FIRST = "asc nulls first"
-    ASC_NULLS_LAST = "asc nulls last"
-    DESC_NULLS_FIRST = "desc nulls first"
-    DESC_NULLS_LAST = "desc nulls last"
+def __getattr__(name: str) -> Any:
+    # `orm.query.filters.QueryOrder`, as before it moved to orm.query.order
+    if name == "QueryOrder":
+        return _order.QueryOrder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normalize_where(meta: EntityMetadata, where: Any) -> dict[str, Any]:
@@ -505,6 +507,7 @@ def compile_order_by(
     quote = platform.quote
     prefix = f"{quote(alias)}." if alias else ""
     parts = []
+    QueryOrder = _order.QueryOrder  # noqa: N806 - the class
     for name, direction in items:
         prop = meta.prop(name)
         if isinstance(direction, QueryOrder):

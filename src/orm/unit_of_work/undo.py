@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from .._markers import MISSING, REFERENCE, UNLOADED
 from .._typing import TYPE_CHECKING
+from .unit_of_work import map_key
 
 if TYPE_CHECKING:
     from typing import Any
@@ -43,20 +44,6 @@ def restore_value(entity: Any, name: str, before: Any) -> None:
             pass
     else:
         _object_setattr(entity, name, before)
-
-
-def map_key(meta: EntityMetadata, entity: Any) -> Any:
-    """The key the identity map holds `entity` under: the primary key it was loaded or
-    last written with (its snapshot's), which differs from the attribute while a new key
-    assigned by the user is not flushed yet."""
-    snap = entity._orm_snap
-    if type(snap) is not tuple:
-        return getattr(entity, meta.pk.name, None)
-    key = snap[meta.pk_index]
-    conv = meta.plan.to_python[meta.pk_index]
-    if conv is not None and key is not None and meta.plan.kinds[meta.pk_index] not in (1, 2, 3):
-        key = conv(key)
-    return key
 
 
 def _stored_state(

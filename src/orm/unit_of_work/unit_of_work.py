@@ -19,21 +19,42 @@ from .. import _gc, _retry
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
 from .._retry import FLUSH_RETRIES
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, lazy_module
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
-from . import commit_order, pivots
-from .cascade_remove import cascade_remove, forget_new_items
-from .undo import FlushUndo, map_key, restore_value
 
 if TYPE_CHECKING:
     from typing import Any
 
     from ..entity_manager import EntityManager
+    from . import cascade_remove as _cascade
+    from . import commit_order, pivots
+    from . import undo as _undo
+else:
+    # relations, removals, collections and nested transactions only: a flush of plain
+    # entities never imports them
+    commit_order = lazy_module(f"{__package__}.commit_order", globals(), "commit_order")
+    pivots = lazy_module(f"{__package__}.pivots", globals(), "pivots")
+    _cascade = lazy_module(f"{__package__}.cascade_remove", globals(), "_cascade")
+    _undo = lazy_module(f"{__package__}.undo", globals(), "_undo")
 
 __all__ = ["UnitOfWork", "ChangeSet"]
 
 _object_setattr = object.__setattr__
+
+
+def map_key(meta: EntityMetadata, entity: Any) -> Any:
+    """The key the identity map holds `entity` under: the primary key it was loaded or
+    last written with (its snapshot's), which differs from the attribute while a new key
+    assigned by the user is not flushed yet."""
+    snap = entity._orm_snap
+    if type(snap) is not tuple:
+        return getattr(entity, meta.pk.name, None)
+    key = snap[meta.pk_index]
+    conv = meta.plan.to_python[meta.pk_index]
+    if conv is not None and key is not None and meta.plan.kinds[meta.pk_index] not in _PYTHON_VALUED:
+        key = conv(key)
+    return key
 
 #: rows per multi-row INSERT statement (bounded further by SQLite's variable limit)
 INSERT_CHUNK = 500
@@ -220,7 +241,7 @@ class _FlushPlan:
     def revert(self) -> None:
         """The flush failed: give the entities back the values they had before it."""
         for entity, name, before in reversed(self.undo):
-            restore_value(entity, name, before)
+            _undo.restore_value(entity, name, before)
         self.undo.clear()
         for group, entity in self.cascaded:
             group.pop(id(entity), None)
@@ -328,7 +349,7 @@ class UnitOfWork:
             self.dirty.pop(id(entity), None)
             _object_setattr(entity, "_orm_uow", None)
             if meta.remove_cascades:
-                forget_new_items(self, meta, entity)
+                _cascade.forget_new_items(self, meta, entity)
             return
         if entity._orm_uow is not self:
             raise ValidationError(
@@ -616,7 +637,7 @@ class UnitOfWork:
         if relations and (self.new or self.dirty):
             ordered = commit_order.cascade_persist(self)
         if relations and self.removed or metadata.orphans and self.dirty:
-            cascade_remove(self, plan)
+            _cascade.cascade_remove(self, plan)
         if self.new:
             self._plan_inserts(plan)
             if ordered and not plan.preview:
@@ -738,7 +759,7 @@ class UnitOfWork:
                 plan.revert()
             _nothing_written(exc)
             raise
-        undo = FlushUndo.capture(self, plan) if nested else None
+        undo = _undo.FlushUndo.capture(self, plan) if nested else None
         self._apply(plan)
         if undo is not None:
             conn.on_rollback(undo.run)
