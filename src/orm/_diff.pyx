@@ -36,6 +36,8 @@ cdef object UNLOADED = _UNLOADED
 cdef str SNAP = "_orm_snap"
 cdef str UOW = "_orm_uow"
 cdef str DIRTY = "dirty"
+cdef str DICT = "__dict__"
+cdef str ENTITY = "entity"
 cdef object _object_new = object.__new__
 cdef object _fromisoformat = _datetime.fromisoformat
 
@@ -413,13 +415,15 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
             dirty.pop(id(entity), None)
 
 
-def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh):
+def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh,
+            list extra=None):
     """See orm._diff_py.hydrate. Takes ownership of `rows`: their tuples become snapshots."""
     _ready(plan)
     cdef list out = []
     cdef object cls = plan.cls
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
+    cdef Py_ssize_t width = n if extra is None else n + 1
     cdef Py_ssize_t k = 0
     cdef object pk_conv = <object>PyTuple_GET_ITEM(plan.to_python, pk_index)
     cdef object pk, entity, existing, snap_obj, row
@@ -446,11 +450,14 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     for row in rows:
         if type(row) is not tuple:
             raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
-        if PyTuple_GET_SIZE(row) != n:
+        if PyTuple_GET_SIZE(row) != width:
             raise ValueError(
                 f"hydrate: row {k} has {PyTuple_GET_SIZE(row)} values, the plan of "
-                f"{_name_of(cls)} has {n} columns")
+                f"{_name_of(cls)} has {n} columns"
+                + ("" if extra is None else " and one extra value"))
         k += 1
+        if extra is not None:
+            extra.append(<object>PyTuple_GET_ITEM(row, n))
         if managed:
             pk = <object>PyTuple_GET_ITEM(row, pk_index)
             if pk_conv is not None and pk is not None:
@@ -460,9 +467,12 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
                 existing = <object>found
                 snap_obj = PyObject_GetAttr(existing, SNAP)
                 if refresh or snap_obj is REFERENCE or _has_unloaded(snap_obj):
+                    # reads the first n values only: the extra one needs no slicing off
                     _refill(plan, existing, <tuple>row, refresh, dirty, maps, uow)
                 out.append(existing)
                 continue
+        if extra is not None:
+            row = row[:n]  # a new tuple of its own: _fill may patch it in place
         entity = _object_new(cls)
         snap = _fill(plan, entity, <tuple>row, maps, uow)
         if managed:
@@ -733,6 +743,95 @@ def group_by_type(entities, exclude):
         else:
             (<list>found).append(entity)
     return groups
+
+
+# -- populate (orm.entity.loader) -------------------------------------------------------
+
+def loaded_by_key(Plan plan not None, list entities not None):
+    """See orm._diff_py.loaded_by_key."""
+    _ready(plan)
+    cdef object name = <object>PyTuple_GET_ITEM(plan.names, plan.pk_index)
+    cdef dict out = {}
+    cdef object entity, snap, key
+    for entity in entities:
+        snap = PyObject_GetAttr(entity, SNAP)
+        if snap is REFERENCE or snap is None:
+            continue
+        key = PyObject_GetAttr(entity, name)
+        if PyDict_GetItemWithError(out, key) is NULL:
+            PyDict_SetItem(out, key, entity)
+    return out
+
+
+def relation_targets(list entities not None, str name not None, str key_name not None,
+                     ref_type):
+    """See orm._diff_py.relation_targets."""
+    cdef list targets = []
+    cdef list keys = []
+    cdef dict seen = {}
+    cdef object entity, value, ident
+    for entity in entities:
+        try:
+            value = PyObject_GetAttr(entity, name)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if type(value) is ref_type:
+            value = PyObject_GetAttr(value, ENTITY)
+        ident = id(value)
+        if PyDict_GetItemWithError(seen, ident) is not NULL:
+            continue
+        PyDict_SetItem(seen, ident, value)
+        targets.append(value)
+        if PyObject_GetAttr(value, SNAP) is REFERENCE:
+            keys.append(PyObject_GetAttr(value, key_name))
+    return targets, keys
+
+
+def group_by_key(list items not None, list keys not None, conv):
+    """See orm._diff_py.group_by_key."""
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(items)
+    cdef dict groups = {}
+    cdef dict seen = {}
+    cdef object item, key, ident
+    cdef PyObject* hit
+    if PyList_GET_SIZE(keys) != n:
+        raise ValueError(f"group_by_key: {n} items but {PyList_GET_SIZE(keys)} keys")
+    for k in range(n):
+        if k >= PyList_GET_SIZE(items) or k >= PyList_GET_SIZE(keys):
+            raise RuntimeError(_CHANGED_SIZE % "group_by_key")
+        item = <object>PyList_GET_ITEM(items, k)
+        key = <object>PyList_GET_ITEM(keys, k)
+        if conv is not None and key is not None:
+            key = conv(key)
+        ident = id(item)
+        hit = PyDict_GetItemWithError(groups, key)
+        if hit is NULL:
+            PyDict_SetItem(groups, key, {ident: item})
+        else:
+            PyDict_SetItem(<dict>hit, ident, item)
+        PyDict_SetItem(seen, ident, item)
+    return groups, list(seen.values())
+
+
+def fill_collections(dict owners not None, dict groups not None, str name not None, make):
+    """See orm._diff_py.fill_collections."""
+    cdef object key, owner, items, values, held
+    cdef PyObject* hit
+    for key, owner in owners.items():
+        hit = PyDict_GetItemWithError(groups, key)
+        items = {} if hit is NULL else <object>hit
+        values = PyObject_GetAttr(owner, DICT)
+        if type(values) is dict:
+            hit = PyDict_GetItemWithError(<dict>values, name)
+            held = None if hit is NULL else <object>hit
+        else:
+            held = values.get(name)
+        if held is None:
+            values[name] = make(owner, name, items)
+        else:
+            held._fill(items.values())
 
 
 def compute_changes(Plan plan not None, entities, list references=None):

@@ -248,7 +248,7 @@ def test_populate_loads_each_level_with_one_query(rel, log):
         em3.populate(articles, ["title"])
 
 
-def test_populate_many_targets_is_chunked_not_per_row(rel, log, monkeypatch):
+def test_populate_many_targets_is_chunked_not_per_row(rel, log, monkeypatch, database):
     from orm.entity import loader
 
     em = rel.em.fork()
@@ -259,7 +259,10 @@ def test_populate_many_targets_is_chunked_not_per_row(rel, log, monkeypatch):
     log.clear()
     found = em2.find(Article, {}, populate=["author"])
     selects = [s for s in log.sql() if s.startswith("select")]
-    assert len(selects) == 1 + 3  # 25 keys in chunks of 10
+    if database == "postgresql":  # the keys are one array parameter, whatever their count
+        assert len(selects) == 1 + 1 and "= any(" in selects[1]
+    else:
+        assert len(selects) == 1 + 3  # 25 keys in chunks of 10
     assert sorted(a.author.name for a in found) == sorted(a.name for a in authors)
 
 

@@ -280,9 +280,20 @@ _COLLECTIONS = ("1:m", "m:n")
 
 def _new_collection(owner: Any, name: str, items: Any) -> Any:
     """A new entity's collection: initialized, filled from the `__init__` argument."""
-    from ..entity.collection import Collection
+    return _collection_class()(owner, name, items)
 
-    return Collection(owner, name, items)
+
+#: orm.entity.collection.Collection once first needed (it imports this module's users)
+_collection: Any = None
+
+
+def _collection_class() -> Any:
+    global _collection
+    if _collection is None:
+        from ..entity.collection import Collection
+
+        _collection = Collection
+    return _collection
 
 
 class _CollectionSlot:
@@ -297,9 +308,8 @@ class _CollectionSlot:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        from ..entity.collection import Collection
-
-        collection = Collection(obj, self.name, initialized=False)
+        # the class is cached: a module-level import per access cost more than the rest
+        collection = (_collection or _collection_class())(obj, self.name, initialized=False)
         obj.__dict__[self.name] = collection
         return collection
 
