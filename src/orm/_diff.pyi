@@ -86,8 +86,8 @@ def relation_targets(
     entities: list[Any], name: str, key_name: str, ref_type: type
 ) -> tuple[list[Any], list[Any]]: ...
 def group_by_key(
-    items: list[Any], keys: list[Any], conv: Callable[[Any], Any] | None
-) -> tuple[dict[Any, dict[int, Any]], list[Any]]: ...
+    items: list[Any], keys: list[Any], conv: Callable[[Any], Any] | None, distinct: bool = True
+) -> tuple[dict[Any, dict[int, Any]], list[Any] | None]: ...
 def fill_collections(
     owners: dict[Any, Any],
     groups: dict[Any, dict[int, Any]],

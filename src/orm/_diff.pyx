@@ -19,7 +19,9 @@ from cpython.datetime cimport (
     PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND, datetime_tzinfo,
 )
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_CheckExact
-from cpython.long cimport PyLong_Check, PyLong_CheckExact, PyLong_AsLongLongAndOverflow
+from cpython.long cimport (
+    PyLong_Check, PyLong_CheckExact, PyLong_AsLongLongAndOverflow, PyLong_FromVoidPtr,
+)
 from cpython.float cimport PyFloat_Check, PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from libc.math cimport isnan
 from libc.stdio cimport snprintf
@@ -368,6 +370,17 @@ cdef bint _written(object entity, object name):
     return True
 
 
+cdef bint _written_here(object entity, object name) except -1:
+    """`_written` for an entity whose unset attributes raise (a reference, or a column a
+    partial load left out): asked of the instance dict, as the class-level slot is reached
+    only when the name is not there. Raising costs that slot a formatted message, for every
+    column of every reference a populate fills."""
+    cdef object values = PyObject_GetAttr(entity, DICT)
+    if type(values) is dict:
+        return name in <dict>values
+    return _written(entity, name)
+
+
 cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirty, dict maps,
                   object uow) except *:
     """See orm._diff_py._refill."""
@@ -398,7 +411,7 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
         if refresh:
             PyObject_GenericSetAttr(entity, name, value)
         elif reference or before is UNLOADED:
-            if i == plan.pk_index or not _written(entity, name):
+            if i == plan.pk_index or not _written_here(entity, name):
                 PyObject_GenericSetAttr(entity, name, value)
         else:
             snap.append(before)
@@ -779,7 +792,7 @@ def relation_targets(list entities not None, str name not None, str key_name not
             continue
         if type(value) is ref_type:
             value = PyObject_GetAttr(value, ENTITY)
-        ident = id(value)
+        ident = PyLong_FromVoidPtr(<void*>value)  # id(value)
         if PyDict_GetItemWithError(seen, ident) is not NULL:
             continue
         PyDict_SetItem(seen, ident, value)
@@ -789,7 +802,7 @@ def relation_targets(list entities not None, str name not None, str key_name not
     return targets, keys
 
 
-def group_by_key(list items not None, list keys not None, conv):
+def group_by_key(list items not None, list keys not None, conv, bint distinct=True):
     """See orm._diff_py.group_by_key."""
     cdef Py_ssize_t k, n = PyList_GET_SIZE(items)
     cdef dict groups = {}
@@ -805,14 +818,15 @@ def group_by_key(list items not None, list keys not None, conv):
         key = <object>PyList_GET_ITEM(keys, k)
         if conv is not None and key is not None:
             key = conv(key)
-        ident = id(item)
+        ident = PyLong_FromVoidPtr(<void*>item)  # id(item)
         hit = PyDict_GetItemWithError(groups, key)
         if hit is NULL:
             PyDict_SetItem(groups, key, {ident: item})
         else:
             PyDict_SetItem(<dict>hit, ident, item)
-        PyDict_SetItem(seen, ident, item)
-    return groups, list(seen.values())
+        if distinct:
+            PyDict_SetItem(seen, ident, item)
+    return groups, list(seen.values()) if distinct else None
 
 
 def fill_collections(dict owners not None, dict groups not None, str name not None, make):

@@ -693,12 +693,12 @@ def relation_targets(
 
 
 def group_by_key(
-    items: list[Any], keys: list[Any], conv: Any
-) -> tuple[dict[Any, dict[int, Any]], list[Any]]:
+    items: list[Any], keys: list[Any], conv: Any, distinct: bool = True
+) -> tuple[dict[Any, dict[int, Any]], list[Any] | None]:
     """Rows of a select-in query, each an item and the key of the owner it belongs to
     (`conv`, if not None, turns the database's key into the Python one): the items per
-    owner key as a collection's storage (id(item) -> item, in row order), and every
-    item once, in order of first appearance."""
+    owner key as a collection's storage (id(item) -> item, in row order), and, if
+    `distinct`, every item once, in order of first appearance (else None)."""
     _expect(items, list, "items")
     _expect(keys, list, "keys")
     if len(keys) != len(items):
@@ -713,8 +713,9 @@ def group_by_key(
         if group is None:
             group = groups[key] = {}
         group[id(item)] = item
-        seen[id(item)] = item
-    return groups, list(seen.values())
+        if distinct:
+            seen[id(item)] = item
+    return groups, list(seen.values()) if distinct else None
 
 
 def fill_collections(

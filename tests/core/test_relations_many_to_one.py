@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from orm import (
     EntitySchema,
+    FlushMode,
     ForeignKeyConstraintViolationException,
     ManyToOne,
     MetadataError,
@@ -947,3 +948,38 @@ def test_entities_persisted_by_cascade_get_their_create_hooks(connect):
         ("after", "Author", True), ("after", "Team", True),
         ("before", "Author", None), ("before", "Team", None),
     ]
+
+
+def test_populate_keeps_what_was_written_to_a_reference_and_fills_the_rest(rel):
+    em = rel.em.fork()
+    _, ann, *_ = seed(em)
+    fresh = rel.em.fork(flush_mode=FlushMode.COMMIT)  # no flush before the query
+    ref = fresh.get_reference(Author, ann.id)
+    ref.email = "new@x.io"  # written while only the key was known
+    articles = fresh.find(Article, {}, populate=["author"])
+    assert {a.author for a in articles if a.author.name == "Ann"} == {ref}
+    assert (ref.name, ref.email) == ("Ann", "new@x.io"), "the write wins, the rest is read"
+    fresh.flush()
+    assert rows(rel, "select name, email from author where id = ?", [ann.id]) == [
+        ("Ann", "new@x.io")
+    ]
+
+
+def test_populate_leaves_the_garbage_collector_as_it_found_it(rel):
+    import gc
+
+    em = rel.em.fork()
+    seed(em)
+    fresh = rel.em.fork()
+    assert gc.isenabled()
+    fresh.find(Article, {}, populate=["author", "author.team"])
+    assert gc.isenabled(), "paused while populating, resumed after"
+    gc.disable()
+    try:
+        rel.em.fork().find(Article, {}, populate=["author"])
+        assert not gc.isenabled(), "a collector the program paused stays paused"
+    finally:
+        gc.enable()
+    with pytest.raises(ValidationError):
+        fresh.populate(fresh.find(Article, {}), ["title"])
+    assert gc.isenabled()

@@ -93,7 +93,7 @@ def _populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree
         prop = meta.properties[name]
         target = prop.relation.target_meta  # type: ignore[union-attr]
         if prop.relation.kind == "m:n":  # type: ignore[union-attr]
-            children = _populate_pivot(em, meta, entities, prop)
+            children = _populate_pivot(em, meta, entities, prop, bool(subtree))
             if subtree and children:
                 _populate(em, target, children, subtree)
             continue
@@ -192,13 +192,14 @@ def _populate_collection(
 
 
 def _populate_pivot(
-    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
+    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any, items_wanted: bool
 ) -> list[Any]:
     """Fill `prop` (a ManyToMany, either side) of every entity with one query per chunk of
     owners (one in all on PostgreSQL), joining the pivot table: `select t.*, p.<own key>
     from <target> t join <pivot> p on p.<item key> = t.<key> where p.<own key> in (...)`.
     Every collection ends up initialized; unwritten changes (FlushMode.COMMIT) stay applied
-    on top of what was read. Returns the items (each once).
+    on top of what was read. Returns the items (each once) if `items_wanted` (a nested
+    populate goes on from them), else nothing.
 
     Per row, only compiled loops run: hydration (the owner's key rides along as an extra
     column), grouping by owner, and creating the owners' collections."""
@@ -215,12 +216,12 @@ def _populate_pivot(
     owned: list[Any] = []
     items = _select_in(em, target, sql[0], sql[1], pk_type, list(owners), owned)
     groups, children = core.group_by_key(
-        items, owned, pk_type.to_python if pk_type.converts else None
+        items, owned, pk_type.to_python if pk_type.converts else None, items_wanted
     )
     core.fill_collections(owners, groups, prop.name, Collection._loaded)
     if not prop.relation.owner:
         _pending_on_inverse(em, prop, owners)
-    return children
+    return children or []
 
 
 def _pivot_select(em: EntityManager, target: EntityMetadata, prop: Any) -> tuple[str, str]:
