@@ -92,7 +92,7 @@ def fill_collections(
     owners: dict[Any, Any],
     groups: dict[Any, dict[int, Any]],
     name: str,
-    make: Callable[[Any, str, dict[int, Any]], Any],
+    make: Callable[[Any, str, dict[int, Any]], Any] | type,
 ) -> None: ...
 def compute_changes(
     plan: Plan, entities: Iterable[Any], references: list[Any] | None = None

@@ -41,6 +41,25 @@ cdef str DIRTY = "dirty"
 cdef str DICT = "__dict__"
 cdef str ENTITY = "entity"
 cdef object _object_new = object.__new__
+cdef tuple _NO_ARGS = ()
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        object (*tp_new)(PyTypeObject*, PyObject*, PyObject*)
+    PyTypeObject PyBaseObject_Type
+
+
+cdef inline bint _plain_new(object cls):
+    """Whether `object.__new__(cls)` is what `cls` itself allocates with: then hydration
+    calls that allocator directly (a Python-level call of object.__new__ per row cost more
+    than filling the entity). Any other class keeps the checked call."""
+    return type(cls) is type and (<PyTypeObject*>cls).tp_new == PyBaseObject_Type.tp_new
+
+
+cdef inline object _new_instance(object cls, bint plain):
+    if plain:
+        return PyBaseObject_Type.tp_new(<PyTypeObject*>cls, <PyObject*>_NO_ARGS, NULL)
+    return _object_new(cls)
 cdef object _fromisoformat = _datetime.fromisoformat
 
 # Column kinds (see orm.metadata.discovery.column_kind). GENERIC columns keep the database
@@ -446,6 +465,7 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     cdef bint managed = identity_map is not None
     cdef object dirty = None
     cdef dict maps = None
+    cdef bint plain = _plain_new(cls)
     if managed:
         if type(identity_map) is not dict:
             raise TypeError(
@@ -486,7 +506,7 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
                 continue
         if extra is not None:
             row = row[:n]  # a new tuple of its own: _fill may patch it in place
-        entity = _object_new(cls)
+        entity = _new_instance(cls, plain)
         snap = _fill(plan, entity, <tuple>row, maps, uow)
         if managed:
             PyObject_GenericSetAttr(entity, SNAP, snap)
@@ -829,10 +849,21 @@ def group_by_key(list items not None, list keys not None, conv, bint distinct=Tr
     return groups, list(seen.values()) if distinct else None
 
 
+#: the slots of orm.entity.collection.Collection that `Collection._loaded` sets: a class
+#: with exactly these is built here directly (another layout goes through its `_loaded`)
+cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
+
+
 def fill_collections(dict owners not None, dict groups not None, str name not None, make):
     """See orm._diff_py.fill_collections."""
     cdef object key, owner, items, values, held
     cdef PyObject* hit
+    cdef bint direct = False
+    if isinstance(make, type):
+        direct = (_plain_new(make)
+                  and getattr(make, "__slots__", None) == _COLLECTION_SLOTS)
+        if not direct:
+            make = make._loaded
     for key, owner in owners.items():
         hit = PyDict_GetItemWithError(groups, key)
         items = {} if hit is NULL else <object>hit
@@ -843,7 +874,16 @@ def fill_collections(dict owners not None, dict groups not None, str name not No
         else:
             held = values.get(name)
         if held is None:
-            values[name] = make(owner, name, items)
+            if direct:  # what Collection._loaded does, without a Python call per owner
+                held = _new_instance(make, True)
+                PyObject_GenericSetAttr(held, "owner", owner)
+                PyObject_GenericSetAttr(held, "prop", name)
+                PyObject_GenericSetAttr(held, "_items", items)
+                PyObject_GenericSetAttr(held, "_dirty", False)
+                PyObject_GenericSetAttr(held, "_delta", None)
+            else:
+                held = make(owner, name, items)
+            values[name] = held
         else:
             held._fill(items.values())
 

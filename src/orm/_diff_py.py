@@ -724,9 +724,15 @@ def fill_collections(
     """Collection `name` of every owner (by key) gets the group of its key (none: empty).
     An owner without that collection yet gets `make(owner, name, group)` written straight
     into its instance dict; one that has it is `_fill`ed (which keeps unwritten changes).
-    Each group must be handed to one owner only: it becomes that collection's storage."""
+    Each group must be handed to one owner only: it becomes that collection's storage.
+
+    `make` may be the collection class itself: its `_loaded` is used (the compiled core
+    sets the slots that `Collection._loaded` sets directly, when the class has exactly
+    those)."""
     _expect(owners, dict, "owners")
     _expect(groups, dict, "groups")
+    if isinstance(make, type):
+        make = make._loaded
     for key, owner in owners.items():
         items = groups.get(key)
         if items is None:

@@ -431,3 +431,30 @@ def test_relation_targets_unwraps_refs_and_skips_what_cannot_be_read(orm, backen
     entities = [Holder(loaded), Holder(Ref(ref)), Holder(ref), Holder(None), Unreadable()]
     targets, keys = backend.relation_targets(entities, "author", "id", Ref)
     assert targets == [loaded, ref] and keys == [7]
+
+
+@pytest.mark.parametrize("backend", BOTH, ids=lambda m: m.BACKEND)
+def test_fill_collections_given_the_collection_class_builds_what_loaded_builds(backend):
+    from orm.entity.collection import Collection
+
+    class Owner:
+        pass
+
+    class Other(Collection):  # another slot layout: built by its own _loaded
+        __slots__ = ("extra",)
+
+        @classmethod
+        def _loaded(cls, owner, prop, items):
+            made = super()._loaded(owner, prop, items)
+            made.extra = "set"
+            return made
+
+    x = object()
+    for cls in (Collection, Other):
+        owner, group = Owner(), {id(x): x}
+        backend.fill_collections({1: owner}, {1: group}, "items", cls)
+        made, expected = owner.items, cls._loaded(owner, "items", group)
+        assert type(made) is cls and made.is_initialized() and not made.is_dirty()
+        for slot in ("owner", "prop", "_items", "_dirty", "_delta"):
+            assert getattr(made, slot) is getattr(expected, slot), slot
+        assert cls is Collection or made.extra == "set"

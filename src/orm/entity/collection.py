@@ -138,7 +138,8 @@ class Collection(Generic[T]):
     def _loaded(cls, owner: Any, prop: str, items: dict[int, Any]) -> Collection[Any]:
         """A loaded owner's collection as populate makes it: initialized with `items` (id ->
         item, taken as its storage, not copied) and clean, without going through
-        `__init__` or the owner's class attribute (one call per owner of a populate)."""
+        `__init__` or the owner's class attribute. The compiled core does the same itself
+        (orm._diff.fill_collections) while `__slots__` is what it expects."""
         self = _new(cls)
         self.owner = owner
         self.prop = prop

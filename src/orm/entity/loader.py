@@ -218,7 +218,7 @@ def _populate_pivot(
     groups, children = core.group_by_key(
         items, owned, pk_type.to_python if pk_type.converts else None, items_wanted
     )
-    core.fill_collections(owners, groups, prop.name, Collection._loaded)
+    core.fill_collections(owners, groups, prop.name, Collection)
     if not prop.relation.owner:
         _pending_on_inverse(em, prop, owners)
     return children or []
