@@ -1,6 +1,6 @@
 """`populate`: loading the targets of relations for entities already loaded, with one
-select-in query per relation and level (chunked under the database's variable limit),
-never one per row.
+select-in query per relation and level (on PostgreSQL the keys are one array parameter;
+elsewhere the lists are chunked under the database's variable limit), never one per row.
 
 The targets are already in the identity map as uninitialized references (hydration put
 them there); the query fills those very instances, so every entity pointing at a row sees

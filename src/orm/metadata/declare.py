@@ -280,20 +280,9 @@ _COLLECTIONS = ("1:m", "m:n")
 
 def _new_collection(owner: Any, name: str, items: Any) -> Any:
     """A new entity's collection: initialized, filled from the `__init__` argument."""
-    return _collection_class()(owner, name, items)
+    from ..entity.collection import Collection
 
-
-#: orm.entity.collection.Collection once first needed (it imports this module's users)
-_collection: Any = None
-
-
-def _collection_class() -> Any:
-    global _collection
-    if _collection is None:
-        from ..entity.collection import Collection
-
-        _collection = Collection
-    return _collection
+    return Collection(owner, name, items)
 
 
 class _CollectionSlot:
@@ -308,10 +297,24 @@ class _CollectionSlot:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        # the class is cached: a module-level import per access cost more than the rest
+        # the class is cached: an import statement here, run per access, cost more than
+        # making the collection
         collection = (_collection or _collection_class())(obj, self.name, initialized=False)
         obj.__dict__[self.name] = collection
         return collection
+
+
+#: orm.entity.collection.Collection once first needed (that module imports this one's users)
+_collection: Any = None
+
+
+def _collection_class() -> Any:
+    global _collection
+    if _collection is None:
+        from ..entity.collection import Collection
+
+        _collection = Collection
+    return _collection
 
 
 def _relation_optional(cls: type, raw: Any, opts: PropertyOptions) -> bool:
