@@ -19,7 +19,9 @@ from cpython.datetime cimport (
     PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND, datetime_tzinfo,
 )
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_CheckExact
-from cpython.long cimport PyLong_Check, PyLong_CheckExact, PyLong_AsLongLongAndOverflow
+from cpython.long cimport (
+    PyLong_Check, PyLong_CheckExact, PyLong_AsLongLongAndOverflow, PyLong_FromVoidPtr,
+)
 from cpython.float cimport PyFloat_Check, PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from libc.math cimport isnan
 from libc.stdio cimport snprintf
@@ -36,7 +38,28 @@ cdef object UNLOADED = _UNLOADED
 cdef str SNAP = "_orm_snap"
 cdef str UOW = "_orm_uow"
 cdef str DIRTY = "dirty"
+cdef str DICT = "__dict__"
+cdef str ENTITY = "entity"
 cdef object _object_new = object.__new__
+cdef tuple _NO_ARGS = ()
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        object (*tp_new)(PyTypeObject*, PyObject*, PyObject*)
+    PyTypeObject PyBaseObject_Type
+
+
+cdef inline bint _plain_new(object cls):
+    """Whether `object.__new__(cls)` is what `cls` itself allocates with: then hydration
+    calls that allocator directly (a Python-level call of object.__new__ per row cost more
+    than filling the entity). Any other class keeps the checked call."""
+    return type(cls) is type and (<PyTypeObject*>cls).tp_new == PyBaseObject_Type.tp_new
+
+
+cdef inline object _new_instance(object cls, bint plain):
+    if plain:
+        return PyBaseObject_Type.tp_new(<PyTypeObject*>cls, <PyObject*>_NO_ARGS, NULL)
+    return _object_new(cls)
 cdef object _fromisoformat = _datetime.fromisoformat
 
 # Column kinds (see orm.metadata.discovery.column_kind). GENERIC columns keep the database
@@ -366,6 +389,17 @@ cdef bint _written(object entity, object name):
     return True
 
 
+cdef bint _written_here(object entity, object name) except -1:
+    """`_written` for an entity whose unset attributes raise (a reference, or a column a
+    partial load left out): asked of the instance dict, as the class-level slot is reached
+    only when the name is not there. Raising costs that slot a formatted message, for every
+    column of every reference a populate fills."""
+    cdef object values = PyObject_GetAttr(entity, DICT)
+    if type(values) is dict:
+        return name in <dict>values
+    return _written(entity, name)
+
+
 cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirty, dict maps,
                   object uow) except *:
     """See orm._diff_py._refill."""
@@ -396,7 +430,7 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
         if refresh:
             PyObject_GenericSetAttr(entity, name, value)
         elif reference or before is UNLOADED:
-            if i == plan.pk_index or not _written(entity, name):
+            if i == plan.pk_index or not _written_here(entity, name):
                 PyObject_GenericSetAttr(entity, name, value)
         else:
             snap.append(before)
@@ -413,13 +447,15 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
             dirty.pop(id(entity), None)
 
 
-def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh):
+def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh,
+            list extra=None):
     """See orm._diff_py.hydrate. Takes ownership of `rows`: their tuples become snapshots."""
     _ready(plan)
     cdef list out = []
     cdef object cls = plan.cls
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
+    cdef Py_ssize_t width = n if extra is None else n + 1
     cdef Py_ssize_t k = 0
     cdef object pk_conv = <object>PyTuple_GET_ITEM(plan.to_python, pk_index)
     cdef object pk, entity, existing, snap_obj, row
@@ -429,6 +465,7 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     cdef bint managed = identity_map is not None
     cdef object dirty = None
     cdef dict maps = None
+    cdef bint plain = _plain_new(cls)
     if managed:
         if type(identity_map) is not dict:
             raise TypeError(
@@ -446,11 +483,14 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     for row in rows:
         if type(row) is not tuple:
             raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
-        if PyTuple_GET_SIZE(row) != n:
+        if PyTuple_GET_SIZE(row) != width:
             raise ValueError(
                 f"hydrate: row {k} has {PyTuple_GET_SIZE(row)} values, the plan of "
-                f"{_name_of(cls)} has {n} columns")
+                f"{_name_of(cls)} has {n} columns"
+                + ("" if extra is None else " and one extra value"))
         k += 1
+        if extra is not None:
+            extra.append(<object>PyTuple_GET_ITEM(row, n))
         if managed:
             pk = <object>PyTuple_GET_ITEM(row, pk_index)
             if pk_conv is not None and pk is not None:
@@ -460,10 +500,13 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
                 existing = <object>found
                 snap_obj = PyObject_GetAttr(existing, SNAP)
                 if refresh or snap_obj is REFERENCE or _has_unloaded(snap_obj):
+                    # reads the first n values only: the extra one needs no slicing off
                     _refill(plan, existing, <tuple>row, refresh, dirty, maps, uow)
                 out.append(existing)
                 continue
-        entity = _object_new(cls)
+        if extra is not None:
+            row = row[:n]  # a new tuple of its own: _fill may patch it in place
+        entity = _new_instance(cls, plain)
         snap = _fill(plan, entity, <tuple>row, maps, uow)
         if managed:
             PyObject_GenericSetAttr(entity, SNAP, snap)
@@ -733,6 +776,116 @@ def group_by_type(entities, exclude):
         else:
             (<list>found).append(entity)
     return groups
+
+
+# -- populate (orm.entity.loader) -------------------------------------------------------
+
+def loaded_by_key(Plan plan not None, list entities not None):
+    """See orm._diff_py.loaded_by_key."""
+    _ready(plan)
+    cdef object name = <object>PyTuple_GET_ITEM(plan.names, plan.pk_index)
+    cdef dict out = {}
+    cdef object entity, snap, key
+    for entity in entities:
+        snap = PyObject_GetAttr(entity, SNAP)
+        if snap is REFERENCE or snap is None:
+            continue
+        key = PyObject_GetAttr(entity, name)
+        if PyDict_GetItemWithError(out, key) is NULL:
+            PyDict_SetItem(out, key, entity)
+    return out
+
+
+def relation_targets(list entities not None, str name not None, str key_name not None,
+                     ref_type):
+    """See orm._diff_py.relation_targets."""
+    cdef list targets = []
+    cdef list keys = []
+    cdef dict seen = {}
+    cdef object entity, value, ident
+    for entity in entities:
+        try:
+            value = PyObject_GetAttr(entity, name)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if type(value) is ref_type:
+            value = PyObject_GetAttr(value, ENTITY)
+        ident = PyLong_FromVoidPtr(<void*>value)  # id(value)
+        if PyDict_GetItemWithError(seen, ident) is not NULL:
+            continue
+        PyDict_SetItem(seen, ident, value)
+        targets.append(value)
+        if PyObject_GetAttr(value, SNAP) is REFERENCE:
+            keys.append(PyObject_GetAttr(value, key_name))
+    return targets, keys
+
+
+def group_by_key(list items not None, list keys not None, conv, bint distinct=True):
+    """See orm._diff_py.group_by_key."""
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(items)
+    cdef dict groups = {}
+    cdef dict seen = {}
+    cdef object item, key, ident
+    cdef PyObject* hit
+    if PyList_GET_SIZE(keys) != n:
+        raise ValueError(f"group_by_key: {n} items but {PyList_GET_SIZE(keys)} keys")
+    for k in range(n):
+        if k >= PyList_GET_SIZE(items) or k >= PyList_GET_SIZE(keys):
+            raise RuntimeError(_CHANGED_SIZE % "group_by_key")
+        item = <object>PyList_GET_ITEM(items, k)
+        key = <object>PyList_GET_ITEM(keys, k)
+        if conv is not None and key is not None:
+            key = conv(key)
+        ident = PyLong_FromVoidPtr(<void*>item)  # id(item)
+        hit = PyDict_GetItemWithError(groups, key)
+        if hit is NULL:
+            PyDict_SetItem(groups, key, {ident: item})
+        else:
+            PyDict_SetItem(<dict>hit, ident, item)
+        if distinct:
+            PyDict_SetItem(seen, ident, item)
+    return groups, list(seen.values()) if distinct else None
+
+
+#: the slots of orm.entity.collection.Collection that `Collection._loaded` sets: a class
+#: with exactly these is built here directly (another layout goes through its `_loaded`)
+cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
+
+
+def fill_collections(dict owners not None, dict groups not None, str name not None, make):
+    """See orm._diff_py.fill_collections."""
+    cdef object key, owner, items, values, held
+    cdef PyObject* hit
+    cdef bint direct = False
+    if isinstance(make, type):
+        direct = (_plain_new(make)
+                  and getattr(make, "__slots__", None) == _COLLECTION_SLOTS)
+        if not direct:
+            make = make._loaded
+    for key, owner in owners.items():
+        hit = PyDict_GetItemWithError(groups, key)
+        items = {} if hit is NULL else <object>hit
+        values = PyObject_GetAttr(owner, DICT)
+        if type(values) is dict:
+            hit = PyDict_GetItemWithError(<dict>values, name)
+            held = None if hit is NULL else <object>hit
+        else:
+            held = values.get(name)
+        if held is None:
+            if direct:  # what Collection._loaded does, without a Python call per owner
+                held = _new_instance(make, True)
+                PyObject_GenericSetAttr(held, "owner", owner)
+                PyObject_GenericSetAttr(held, "prop", name)
+                PyObject_GenericSetAttr(held, "_items", items)
+                PyObject_GenericSetAttr(held, "_dirty", False)
+                PyObject_GenericSetAttr(held, "_delta", None)
+            else:
+                held = make(owner, name, items)
+            values[name] = held
+        else:
+            held._fill(items.values())
 
 
 def compute_changes(Plan plan not None, entities, list references=None):

@@ -362,6 +362,7 @@ def hydrate(
     identity_map: dict | None,
     uow: Any,
     refresh: bool,
+    extra: list[Any] | None = None,
 ) -> list[Any]:
     """Rows (in plan column order) to entities, snapshot taken in the same pass.
 
@@ -374,16 +375,23 @@ def hydrate(
     A relation column (the plan's `targets`) becomes the target entity from `uow`'s identity
     maps (`uow.identity_map`, by class), or a reference to it entered there, in this same
     pass; detached (`identity_map=None`) rows get detached references.
+
+    With `extra` (a list), every row has one more value after the plan's columns (the
+    owner's key in a populate query): appended to `extra`, in row order, and left out of
+    the entity and its snapshot.
     """
     _expect_plan(plan)
     _expect(rows, list, "rows")
     _expect_identity_map(identity_map)
+    if extra is not None:
+        _expect(extra, list, "extra")
     out: list[Any] = []
     append = out.append
     cls = plan.cls
     pk_index = plan.pk_index
     pk_conv = plan.to_python[pk_index]
     n = plan.n
+    width = n if extra is None else n + 1
     dirty = None
     maps = None
     if identity_map is not None:
@@ -398,11 +406,14 @@ def hydrate(
     for k, row in enumerate(rows):
         if type(row) is not tuple:
             raise TypeError(f"hydrate: row {k} is a {type(row).__name__}, not a tuple")
-        if len(row) != n:
+        if len(row) != width:
             raise ValueError(
                 f"hydrate: row {k} has {len(row)} values, the plan of {_name_of(cls)} has "
-                f"{n} columns"
+                f"{n} columns" + ("" if extra is None else " and one extra value")
             )
+        if extra is not None:
+            extra.append(row[n])
+            row = row[:n]
         if identity_map is not None:
             pk = row[pk_index]
             if pk_conv is not None and pk is not None:
@@ -630,6 +641,108 @@ def group_by_type(entities: Any, exclude: Any) -> dict[type, list[Any]]:
             bucket = groups[cls] = []
         bucket.append(entity)
     return groups
+
+
+# -- populate (orm.entity.loader): the per-row loops of loading relations ----------------
+
+
+def loaded_by_key(plan: Plan, entities: list[Any]) -> dict[Any, Any]:
+    """The loaded entities by primary key, the first of each key (references and new
+    entities left out: a reference's relations are not read, and no row points at an entity
+    not written yet)."""
+    _expect_plan(plan)
+    _expect(entities, list, "entities")
+    name = plan.names[plan.pk_index]
+    out: dict[Any, Any] = {}
+    for entity in entities:
+        snap = entity._orm_snap
+        if snap is REFERENCE or snap is None:
+            continue
+        key = getattr(entity, name)
+        if key not in out:
+            out[key] = entity
+    return out
+
+
+def relation_targets(
+    entities: list[Any], name: str, key_name: str, ref_type: type
+) -> tuple[list[Any], list[Any]]:
+    """What the entities' ManyToOne / OneToOne `name` points at, each target once (a `Ref`
+    unwrapped), and the keys of those that are uninitialized references. An entity whose
+    attribute cannot be read (itself a reference, or a partial load) is skipped."""
+    _expect(entities, list, "entities")
+    targets: list[Any] = []
+    keys: list[Any] = []
+    seen: set[int] = set()
+    for entity in entities:
+        try:
+            value = getattr(entity, name)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if type(value) is ref_type:
+            value = value.entity
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        targets.append(value)
+        if value._orm_snap is REFERENCE:
+            keys.append(getattr(value, key_name))
+    return targets, keys
+
+
+def group_by_key(
+    items: list[Any], keys: list[Any], conv: Any, distinct: bool = True
+) -> tuple[dict[Any, dict[int, Any]], list[Any] | None]:
+    """Rows of a select-in query, each an item and the key of the owner it belongs to
+    (`conv`, if not None, turns the database's key into the Python one): the items per
+    owner key as a collection's storage (id(item) -> item, in row order), and, if
+    `distinct`, every item once, in order of first appearance (else None)."""
+    _expect(items, list, "items")
+    _expect(keys, list, "keys")
+    if len(keys) != len(items):
+        raise ValueError(f"group_by_key: {len(items)} items but {len(keys)} keys")
+    groups: dict[Any, dict[int, Any]] = {}
+    seen: dict[int, Any] = {}
+    for k, item in enumerate(items):
+        key = keys[k]
+        if conv is not None and key is not None:
+            key = conv(key)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {}
+        group[id(item)] = item
+        if distinct:
+            seen[id(item)] = item
+    return groups, list(seen.values()) if distinct else None
+
+
+def fill_collections(
+    owners: dict[Any, Any], groups: dict[Any, dict[int, Any]], name: str, make: Any
+) -> None:
+    """Collection `name` of every owner (by key) gets the group of its key (none: empty).
+    An owner without that collection yet gets `make(owner, name, group)` written straight
+    into its instance dict; one that has it is `_fill`ed (which keeps unwritten changes).
+    Each group must be handed to one owner only: it becomes that collection's storage.
+
+    `make` may be the collection class itself: its `_loaded` is used (the compiled core
+    sets the slots that `Collection._loaded` sets directly, when the class has exactly
+    those)."""
+    _expect(owners, dict, "owners")
+    _expect(groups, dict, "groups")
+    if isinstance(make, type):
+        make = make._loaded
+    for key, owner in owners.items():
+        items = groups.get(key)
+        if items is None:
+            items = {}
+        values = owner.__dict__
+        held = values.get(name)
+        if held is None:
+            values[name] = make(owner, name, items)
+        else:
+            held._fill(items.values())
 
 
 def compute_changes(

@@ -341,14 +341,16 @@ class EntityManager:
         loaded: list[tuple[list[Any], list[int]]] | None = [] if meta.loads else None
 
         def consume(rows: list[tuple]) -> None:
-            if extra is not None:
+            keyed = extra  # hydrate takes the extra column off itself, in the same pass
+            if extra is not None and (props is not None or loaded is not None):
                 extra.extend(row[-1] for row in rows)
                 rows = [row[:-1] for row in rows]
+                keyed = None
             if props is not None:
                 rows = _pad_rows(meta, props, rows)
             states = None if loaded is None else _load_states(meta, rows, identity_map, refresh)
             try:
-                batch = hydrate(plan, rows, identity_map, uow, refresh)
+                batch = hydrate(plan, rows, identity_map, uow, refresh, keyed)
             except (ValueError, TypeError, ArithmeticError) as exc:
                 raise _unreadable(meta, rows, exc) from exc
             found.extend(batch)

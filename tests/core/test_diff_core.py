@@ -41,7 +41,8 @@ def test_backend_is_reported_and_the_compiled_one_is_preferred():
 
 def test_both_backends_expose_the_same_functions():
     names = {"Plan", "hydrate", "insert_rows", "finish_inserts", "compute_changes", "group_by_type", "primary_keys", "forget",
-             "init_entity", "apply_snapshots", "detach", "tracked_setattr", "BACKEND", "join_new"}
+             "init_entity", "apply_snapshots", "detach", "tracked_setattr", "BACKEND", "join_new",
+             "loaded_by_key", "relation_targets", "group_by_key", "fill_collections"}
     assert names <= set(dir(core)) and names <= set(dir(_diff_py))
 
 
@@ -339,3 +340,121 @@ def test_a_refreshed_entity_updates_only_the_column_changed_afterwards(em, orm, 
     assert log.writes() == [
         "begin", sql(orm, "update `everything` set `s` = 'y' where `id` = 1"), "commit"
     ], "only the changed column is written"
+
+
+# -- populate's loops (orm.entity.loader): those without a plan in both backends (a plan is
+# the active backend's; the twin runs this file itself, see tests/test_pure_python_twin.py)
+
+BOTH = [core] if core is _diff_py else [core, _diff_py]
+
+
+def test_hydrate_with_an_extra_column_collects_it_and_keeps_it_out(orm, stored):
+    plan = orm.metadata.get(User).plan
+    uow, im = FakeUoW(), {}
+    extra: list = []
+    rows = [(1, "A", "a@x", "pw", "", 3, None, stored, "k1"),
+            (1, "A", "a@x", "pw", "", 3, None, stored, "k2")]
+    first, again = core.hydrate(plan, rows, im, uow, False, extra)
+    assert extra == ["k1", "k2"] and first is again and im == {1: first}
+    assert len(first._orm_snap) == 8 and first.created_at == CREATED
+    with pytest.raises(ValueError, match=r"row 0 has 8 values, .* 8 columns and one extra"):
+        core.hydrate(plan, [(2, "B", "b@x", "pw", "", 3, None, stored)], im, uow, False, [])
+
+
+def test_loaded_by_key_leaves_out_references_and_new_entities(orm):
+    plan = orm.metadata.get(User).plan
+    loaded, twin, ref, new = (object.__new__(User) for _ in range(4))
+    for entity, key, snap in ((loaded, 1, ()), (twin, 1, ()), (ref, 2, REFERENCE), (new, 3, None)):
+        object.__setattr__(entity, "id", key)
+        object.__setattr__(entity, "_orm_snap", snap)
+    assert core.loaded_by_key(plan, [loaded, twin, ref, new]) == {1: loaded}
+    assert core.loaded_by_key(plan, [twin, loaded])[1] is twin, "the first of a key"
+
+
+@pytest.mark.parametrize("backend", BOTH, ids=lambda m: m.BACKEND)
+def test_group_by_key_groups_in_row_order_and_lists_each_item_once(backend):
+    a, b, c = object(), object(), object()
+    groups, items = backend.group_by_key([a, b, a, c, b], ["1", "1", "2", "2", "1"], int)
+    assert groups == {1: {id(a): a, id(b): b}, 2: {id(a): a, id(c): c}}
+    assert list(groups[1].values()) == [a, b] and items == [a, b, c]
+    assert backend.group_by_key([a], [1], None, False) == ({1: {id(a): a}}, None)
+    with pytest.raises(ValueError, match="2 items but 1 keys"):
+        backend.group_by_key([a, b], [1], None)
+
+
+@pytest.mark.parametrize("backend", BOTH, ids=lambda m: m.BACKEND)
+def test_fill_collections_makes_missing_ones_and_fills_the_others(backend):
+    class Owner:
+        pass
+
+    class Held:
+        def __init__(self):
+            self.filled = None
+
+        def _fill(self, items):
+            self.filled = list(items)
+
+    fresh, holding, empty = Owner(), Owner(), Owner()
+    held = holding.items = Held()
+    x, y = object(), object()
+    groups = {1: {id(x): x}, 2: {id(y): y}}
+    made = []
+
+    def make(owner, name, items):
+        made.append((owner, name, items))
+        return ("made", items)
+
+    backend.fill_collections({1: fresh, 2: holding, 3: empty}, groups, "items", make)
+    assert fresh.items == ("made", {id(x): x}) and fresh.items[1] is groups[1]
+    assert holding.items is held and held.filled == [y], "an existing one keeps its state"
+    assert empty.items == ("made", {}), "an owner without rows gets an empty collection"
+    assert [m[0] for m in made] == [fresh, empty]
+
+
+@pytest.mark.parametrize("backend", BOTH, ids=lambda m: m.BACKEND)
+def test_relation_targets_unwraps_refs_and_skips_what_cannot_be_read(orm, backend):
+    from orm import Ref
+
+    class Unreadable:
+        @property
+        def author(self):
+            raise ValidationError("not loaded")
+
+    class Holder:
+        def __init__(self, author):
+            self.author = author
+
+    loaded, ref = object.__new__(User), object.__new__(User)
+    object.__setattr__(loaded, "_orm_snap", ())
+    object.__setattr__(ref, "_orm_snap", REFERENCE)
+    object.__setattr__(ref, "id", 7)
+    entities = [Holder(loaded), Holder(Ref(ref)), Holder(ref), Holder(None), Unreadable()]
+    targets, keys = backend.relation_targets(entities, "author", "id", Ref)
+    assert targets == [loaded, ref] and keys == [7]
+
+
+@pytest.mark.parametrize("backend", BOTH, ids=lambda m: m.BACKEND)
+def test_fill_collections_given_the_collection_class_builds_what_loaded_builds(backend):
+    from orm.entity.collection import Collection
+
+    class Owner:
+        pass
+
+    class Other(Collection):  # another slot layout: built by its own _loaded
+        __slots__ = ("extra",)
+
+        @classmethod
+        def _loaded(cls, owner, prop, items):
+            made = super()._loaded(owner, prop, items)
+            made.extra = "set"
+            return made
+
+    x = object()
+    for cls in (Collection, Other):
+        owner, group = Owner(), {id(x): x}
+        backend.fill_collections({1: owner}, {1: group}, "items", cls)
+        made, expected = owner.items, cls._loaded(owner, "items", group)
+        assert type(made) is cls and made.is_initialized() and not made.is_dirty()
+        for slot in ("owner", "prop", "_items", "_dirty", "_delta"):
+            assert getattr(made, slot) is getattr(expected, slot), slot
+        assert cls is Collection or made.extra == "set"

@@ -529,7 +529,7 @@ def test_populate_one_query_per_level_joining_the_pivot(rem, log):
     assert len(queries(log)) >= 3
 
 
-def test_populate_chunks_under_the_variable_limit(rem, log):
+def test_populate_chunks_under_the_variable_limit(rem, log, database):
     tag = Tag(label="t")
     rem.persist([Article(title=f"a{i}", tags=[tag]) for i in range(30)]).flush()
     rem.clear()
@@ -537,7 +537,10 @@ def test_populate_chunks_under_the_variable_limit(rem, log):
     rem.connection.max_variables = 7
     log.clear()
     rem.populate(articles, ["tags"])
-    assert len(queries(log)) == 5  # ceil(30 / 7)
+    if database == "postgresql":  # the keys are one array parameter, whatever their count
+        assert len(queries(log)) == 1 and "= any(" in queries(log)[0]
+    else:
+        assert len(queries(log)) == 5  # ceil(30 / 7)
     assert all(a.tags.count() == 1 for a in articles)
     assert len({id(a.tags.get_items()[0]) for a in articles}) == 1
 

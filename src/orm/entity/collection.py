@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 T = TypeVar("T")
+_new = object.__new__
 
 __all__ = ["Collection"]
 
@@ -132,6 +133,20 @@ class Collection(Generic[T]):
             if delta:
                 return
         self._dirty = False
+
+    @classmethod
+    def _loaded(cls, owner: Any, prop: str, items: dict[int, Any]) -> Collection[Any]:
+        """A loaded owner's collection as populate makes it: initialized with `items` (id ->
+        item, taken as its storage, not copied) and clean, without going through
+        `__init__` or the owner's class attribute. The compiled core does the same itself
+        (orm._diff.fill_collections) while `__slots__` is what it expects."""
+        self = _new(cls)
+        self.owner = owner
+        self.prop = prop
+        self._items = items
+        self._dirty = False
+        self._delta = None
+        return self
 
     # -- many-to-many ----------------------------------------------------------------------
     def _record(self, item: Any, added: bool) -> None:

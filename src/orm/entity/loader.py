@@ -1,6 +1,6 @@
 """`populate`: loading the targets of relations for entities already loaded, with one
-select-in query per relation and level (chunked under the database's variable limit),
-never one per row.
+select-in query per relation and level (on PostgreSQL the keys are one array parameter;
+elsewhere the lists are chunked under the database's variable limit), never one per row.
 
 The targets are already in the identity map as uninitialized references (hydration put
 them there); the query fills those very instances, so every entity pointing at a row sees
@@ -9,11 +9,13 @@ it loaded.
 
 from __future__ import annotations
 
+from .. import _gc
+from .._backend import core
 from .._markers import REFERENCE
 from .._typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ..query.sql import ALIAS
-from .collection import _unwrap
+from .collection import Collection, _unwrap
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -75,14 +77,25 @@ def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> No
 
 def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree: dict) -> None:
     """Load the targets named by `tree` for `entities` (all of type `meta`), level by
-    level."""
+    level. The collector is paused throughout, as for a query (see orm._gc): filling the
+    collections of N owners allocates 2N containers, none of them garbage."""
+    collecting = _gc.is_enabled()
+    _gc.pause()
+    try:
+        _populate(em, meta, entities, tree)
+    finally:
+        if collecting:
+            _gc.resume()
+
+
+def _populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree: dict) -> None:
     for name, subtree in tree.items():
         prop = meta.properties[name]
         target = prop.relation.target_meta  # type: ignore[union-attr]
         if prop.relation.kind == "m:n":  # type: ignore[union-attr]
-            children = _populate_pivot(em, meta, entities, prop)
+            children = _populate_pivot(em, meta, entities, prop, bool(subtree))
             if subtree and children:
-                populate(em, target, children, subtree)
+                _populate(em, target, children, subtree)
             continue
         if not prop.relation.owner:  # type: ignore[union-attr]
             if prop.relation.kind == "1:1":  # type: ignore[union-attr]
@@ -92,44 +105,49 @@ def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree:
             else:
                 children = _populate_collection(em, meta, entities, prop)
             if subtree and children:
-                populate(em, target, children, subtree)
+                _populate(em, target, children, subtree)
             continue
-        seen: set[int] = set()
-        targets: list[Any] = []
-        keys: list[Any] = []
-        pk_name = target.pk.name
-        for entity in entities:
-            try:
-                value = getattr(entity, name)
-            except Exception:  # not loaded itself (a reference, a partial entity)
-                continue
-            if value is None:
-                continue
-            found = value.entity if type(value) is Ref else value
-            if id(found) in seen:
-                continue
-            seen.add(id(found))
-            targets.append(found)
-            if found._orm_snap is REFERENCE:
-                keys.append(getattr(found, pk_name))
+        # skipped: an entity not loaded itself (a reference, a partial entity)
+        targets, keys = core.relation_targets(entities, name, target.pk.name, Ref)
         if keys:
-            chunk = max(1, min(CHUNK, em.connection.max_variables))
-            for start in range(0, len(keys), chunk):
-                em.find(target.cls, {pk_name: {"$in": keys[start : start + chunk]}})
+            em._auto_flush(target, None)
+            head = em.sql.select(target, None)[0]
+            column = f"{em.sql.quote(ALIAS)}.{em.sql.quote(target.pk.field_name)}"
+            _select_in(em, target, f"{head} where ", column, target.pk.type, keys, None)
         if subtree:
             loaded = [t for t in targets if t._orm_snap is not REFERENCE]
-            populate(em, target, loaded, subtree)
+            _populate(em, target, loaded, subtree)
 
 
-def _stored(entities: list[Any], pk_name: str) -> dict[Any, Any]:
-    """The loaded entities by key (a collection is filled for those only: a reference's is
-    not read, and no row can point at an entity not written yet)."""
-    owners: dict[Any, Any] = {}
-    for entity in entities:
-        if entity._orm_snap is REFERENCE or entity._orm_snap is None:
-            continue
-        owners.setdefault(getattr(entity, pk_name), entity)
-    return owners
+def _select_in(
+    em: EntityManager,
+    target: EntityMetadata,
+    head: str,
+    column: str,
+    key_type: Any,
+    keys: list[Any],
+    extra: list[Any] | None,
+) -> list[Any]:
+    """Hydrate the `target` rows of `head` (a select ending in `where `) whose `column`
+    holds one of `keys` (Python values of the mapped type `key_type`): one array
+    parameter where the platform binds one (PostgreSQL: `= any(%s)`, one statement
+    whatever the count), else `in (...)` lists of at most CHUNK keys (and the connection's
+    variable limit). With `extra`, see EntityManager._load."""
+    if key_type.converts:
+        to_db = key_type.to_db
+        keys = [to_db(k) for k in keys]
+    platform = em.sql.platform
+    identity_map = em._uow.map_for(target.cls)
+    if platform.supports_any_array:
+        sql = head + platform.keys_condition(column, len(keys))
+        return em._load(target, sql, [keys], None, identity_map, False, extra)
+    found: list[Any] = []
+    chunk = max(1, min(CHUNK, em.connection.max_variables))
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        sql = head + platform.keys_condition(column, len(part))
+        found += em._load(target, sql, part, None, identity_map, False, extra)
+    return found
 
 
 def _populate_collection(
@@ -143,7 +161,7 @@ def _populate_collection(
     target = prop.relation.target_meta
     mapped_by = prop.relation.mapped_by
     pk_name = meta.pk.name
-    owners = _stored(entities, pk_name)
+    owners = core.loaded_by_key(meta.plan, entities)
     keys = list(owners)
     found: dict[Any, list[Any]] = {key: [] for key in keys}
     children: list[Any] = []
@@ -174,55 +192,51 @@ def _populate_collection(
 
 
 def _populate_pivot(
-    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any
+    em: EntityManager, meta: EntityMetadata, entities: list[Any], prop: Any, items_wanted: bool
 ) -> list[Any]:
     """Fill `prop` (a ManyToMany, either side) of every entity with one query per chunk of
-    owners, joining the pivot table: `select t.*, p.<own key> from <target> t join <pivot> p
-    on p.<item key> = t.<key> where p.<own key> in (...)`. Every collection ends up
-    initialized; unwritten changes (FlushMode.COMMIT) stay applied on top of what was read.
-    Returns the items (each once)."""
+    owners (one in all on PostgreSQL), joining the pivot table: `select t.*, p.<own key>
+    from <target> t join <pivot> p on p.<item key> = t.<key> where p.<own key> in (...)`.
+    Every collection ends up initialized; unwritten changes (FlushMode.COMMIT) stay applied
+    on top of what was read. Returns the items (each once) if `items_wanted` (a nested
+    populate goes on from them), else nothing.
+
+    Per row, only compiled loops run: hydration (the owner's key rides along as an extra
+    column), grouping by owner, and creating the owners' collections."""
     target = prop.relation.target_meta
-    pivot = prop.relation.pivot
-    own, other = pivot.columns(prop)
-    owners = _stored(entities, meta.pk.name)
-    keys = list(owners)
-    found: dict[Any, list[Any]] = {key: [] for key in keys}
-    children: dict[int, Any] = {}
-    if keys:
-        em._auto_flush(target, None)
-    sql = em.sql
-    quote = sql.quote
-    alias = quote(ALIAS)
-    pv = quote("p1")
-    head = (
-        f"select {sql.select_list(target)}, {pv}.{quote(own.field_name)} from "
-        f"{quote(target.table)} as {alias} join {quote(pivot.table)} as {pv} on "
-        f"{pv}.{quote(other.field_name)} = {alias}.{quote(target.pk.field_name)} where "
-        f"{pv}.{quote(own.field_name)} in "
-    )
+    owners = core.loaded_by_key(meta.plan, entities)
+    if not owners:
+        return []
+    em._auto_flush(target, None)
+    cache = ("populate", prop.name)
+    sql = meta.sql.get(cache)
+    if sql is None:
+        sql = meta.sql[cache] = _pivot_select(em, target, prop)
     pk_type = meta.pk.type
-    to_db = pk_type.to_db if pk_type.converts else None
-    to_python = pk_type.to_python if pk_type.converts else None
-    identity_map = em._uow.map_for(target.cls)
-    chunk = max(1, min(CHUNK, em.connection.max_variables))
-    for start in range(0, len(keys), chunk):
-        part = keys[start : start + chunk]
-        params = [to_db(k) for k in part] if to_db is not None else list(part)
-        statement = f"{head}({sql.platform.params(len(part))})"
-        owned: list[Any] = []
-        items = em._load(target, statement, params, None, identity_map, False, owned)
-        for item, key in zip(items, owned, strict=True):
-            if to_python is not None:
-                key = to_python(key)
-            found[key].append(item)
-            children[id(item)] = item
-    inverse = not prop.relation.owner
-    for key, entity in owners.items():
-        held = getattr(entity, prop.name)
-        held._fill(found[key])
-    if inverse:
+    owned: list[Any] = []
+    items = _select_in(em, target, sql[0], sql[1], pk_type, list(owners), owned)
+    groups, children = core.group_by_key(
+        items, owned, pk_type.to_python if pk_type.converts else None, items_wanted
+    )
+    core.fill_collections(owners, groups, prop.name, Collection)
+    if not prop.relation.owner:
         _pending_on_inverse(em, prop, owners)
-    return list(children.values())
+    return children or []
+
+
+def _pivot_select(em: EntityManager, target: EntityMetadata, prop: Any) -> tuple[str, str]:
+    """`select <target's columns>, p.<own key> from <target> join <pivot> ... where `, and
+    the pivot's column of the owners' keys (`p.<own key>`)."""
+    own, other = prop.relation.pivot.columns(prop)
+    quote = em.sql.quote
+    alias = quote(ALIAS)
+    owned = f"{quote('p1')}.{quote(own.field_name)}"
+    return (
+        f"select {em.sql.select_list(target)}, {owned} from {quote(target.table)} as {alias} "
+        f"join {quote(prop.relation.pivot.table)} as {quote('p1')} on {quote('p1')}."
+        f"{quote(other.field_name)} = {alias}.{quote(target.pk.field_name)} where ",
+        owned,
+    )
 
 
 def _pending_on_inverse(em: EntityManager, prop: Any, owners: dict[Any, Any]) -> None:

@@ -296,11 +296,24 @@ class _CollectionSlot:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        from ..entity.collection import Collection
-
-        collection = Collection(obj, self.name, initialized=False)
+        # the class is cached: an import statement here, run per access, cost more than
+        # making the collection
+        collection = (_collection or _collection_class())(obj, self.name, initialized=False)
         obj.__dict__[self.name] = collection
         return collection
+
+
+#: orm.entity.collection.Collection once first needed (that module imports this one's users)
+_collection: Any = None
+
+
+def _collection_class() -> Any:
+    global _collection
+    if _collection is None:
+        from ..entity.collection import Collection
+
+        _collection = Collection
+    return _collection
 
 
 def _relation_optional(cls: type, raw: Any, opts: PropertyOptions) -> bool:
