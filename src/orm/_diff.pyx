@@ -651,6 +651,44 @@ def join_new(entity, uow, dict group not None):
     PyObject_GenericSetAttr(entity, UOW, uow)
 
 
+def not_managed(list entities not None, uow):
+    """See orm._diff_py.not_managed."""
+    cdef object entity
+    for entity in entities:
+        if PyObject_GetAttr(entity, UOW) is not uow:
+            return entity
+    return None
+
+
+def pair_keys(list owners not None, list runs not None, dict generated not None,
+              str owner_pk not None, str item_pk not None):
+    """See orm._diff_py.pair_keys."""
+    cdef Py_ssize_t k, count = PyList_GET_SIZE(owners)
+    if count != PyList_GET_SIZE(runs):
+        raise ValueError("pair_keys: owners and runs differ in length")
+    cdef list flat = []
+    cdef list run
+    cdef object owner, item, key, item_key
+    cdef PyObject* found
+    for k in range(count):
+        if k >= PyList_GET_SIZE(owners) or k >= PyList_GET_SIZE(runs):
+            raise RuntimeError(_CHANGED_SIZE % "pair_keys")
+        owner = <object>PyList_GET_ITEM(owners, k)
+        run = <list?>PyList_GET_ITEM(runs, k)
+        found = PyDict_GetItemWithError(generated, id(owner))
+        key = <object>found if found is not NULL else None
+        if key is None:
+            key = PyObject_GetAttr(owner, owner_pk)
+        for item in run:
+            found = PyDict_GetItemWithError(generated, id(item))
+            item_key = <object>found if found is not NULL else None
+            if item_key is None:
+                item_key = PyObject_GetAttr(item, item_pk)
+            flat.append(key)
+            flat.append(item_key)
+    return flat
+
+
 def detach(entities):
     """See orm._diff_py.detach."""
     for entity in entities:

@@ -559,6 +559,39 @@ def join_new(entity: Any, uow: Any, group: dict) -> None:
     _object_setattr(entity, "_orm_uow", uow)
 
 
+def not_managed(entities: list, uow: Any) -> Any:
+    """The first entity that `uow` does not hold (None if it holds them all): the items a
+    flush pairs with an owner must be stored or persisted in it."""
+    _expect(entities, list, "entities")
+    for entity in entities:
+        if entity._orm_uow is not uow:
+            return entity
+    return None
+
+
+def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk: str) -> list:
+    """Many-to-many pairs as flat parameters (owner key, item key, ...): `runs[k]` holds the
+    items paired with `owners[k]`. A key is the one generated in this flush (`generated`:
+    id(entity) -> key), else the entity's own."""
+    _expect(owners, list, "owners")
+    _expect(runs, list, "runs")
+    _expect(generated, dict, "generated")
+    if len(owners) != len(runs):
+        raise ValueError("pair_keys: owners and runs differ in length")
+    get = generated.get
+    flat: list[Any] = []
+    for owner, run in zip(owners, runs):
+        _expect(run, list, "runs[k]")
+        key = get(id(owner))
+        if key is None:
+            key = getattr(owner, owner_pk)
+        for item in run:
+            item_key = get(id(item))
+            flat.append(key)
+            flat.append(getattr(item, item_pk) if item_key is None else item_key)
+    return flat
+
+
 def detach(entities: Any) -> None:
     """Entities leave their Unit of Work: no more tracking, no snapshot."""
     for entity in entities:
