@@ -580,7 +580,7 @@ def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk:
         raise ValueError("pair_keys: owners and runs differ in length")
     get = generated.get
     flat: list[Any] = []
-    for owner, run in zip(owners, runs):
+    for owner, run in zip(owners, runs, strict=True):
         _expect(run, list, "runs[k]")
         key = get(id(owner))
         if key is None:
