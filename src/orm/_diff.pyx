@@ -651,6 +651,63 @@ def join_new(entity, uow, dict group not None):
     PyObject_GenericSetAttr(entity, UOW, uow)
 
 
+cdef str _DELTA = "_delta"
+cdef str _ITEMS = "_items"
+cdef str _ENTITY = "entity"
+
+
+def new_targets(list entities not None, str name not None, target, ref, new_ids=None):
+    """See orm._diff_py.new_targets."""
+    cdef list positions = [], targets = [], strays = []
+    cdef Py_ssize_t k
+    cdef object entity, value
+    for k in range(PyList_GET_SIZE(entities)):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        try:
+            value = getattr(entity, name)
+        except Exception:  # not loaded (a reference, a partial entity)
+            continue
+        if value is None:
+            continue
+        if type(value) is ref:
+            value = PyObject_GetAttr(value, _ENTITY)
+        if type(value) is not target and not isinstance(value, target):
+            continue
+        if PyObject_GetAttr(value, SNAP) is not None:
+            continue
+        if new_ids is not None and id(value) not in new_ids:
+            strays.append(k)
+            continue
+        positions.append(k)
+        targets.append(value)
+    return positions, targets, strays
+
+
+def collection_items(list entities not None, str name not None, uow, dict registry not None,
+                     bint cascade):
+    """See orm._diff_py.collection_items."""
+    cdef dict found = {}
+    cdef object entity, held, items, item, state
+    cdef PyObject* ptr
+    for entity in entities:
+        state = PyObject_GetAttr(entity, "__dict__")
+        ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
+        if ptr is NULL:
+            continue
+        held = <object>ptr
+        if held is None:
+            continue
+        if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
+            PyDict_SetItem(registry, id(held), held)
+        items = PyObject_GetAttr(held, _ITEMS)
+        if not cascade or items is None:
+            continue
+        for item in (<dict?>items).values():
+            if PyObject_GetAttr(item, SNAP) is None and PyObject_GetAttr(item, UOW) is not uow:
+                PyDict_SetItem(found, id(item), item)
+    return list(found.values())
+
+
 def not_managed(list entities not None, uow):
     """See orm._diff_py.not_managed."""
     cdef object entity

@@ -559,6 +559,64 @@ def join_new(entity: Any, uow: Any, group: dict) -> None:
     _object_setattr(entity, "_orm_uow", uow)
 
 
+def new_targets(
+    entities: list, name: str, target: type, ref: type, new_ids: Any = None
+) -> tuple[list[int], list[Any], list[int]]:
+    """What a relation of each entity references when that is a new entity (no snapshot):
+    its position in `entities` and the target, in order. An entity whose attribute cannot
+    be read (not loaded) or holds something else than a `target` (or a `ref` around one)
+    is skipped. With `new_ids` (ids of the entities a flush inserts), targets outside it
+    are left out, their positions listed apart (the third list)."""
+    _expect(entities, list, "entities")
+    positions: list[int] = []
+    targets: list[Any] = []
+    strays: list[int] = []
+    for k, entity in enumerate(entities):
+        try:
+            value = getattr(entity, name)
+        except Exception:  # not loaded (a reference, a partial entity)
+            continue
+        if value is None:
+            continue
+        if type(value) is ref:
+            value = value.entity
+        if type(value) is not target and not isinstance(value, target):
+            continue
+        if value._orm_snap is not None:
+            continue
+        if new_ids is not None and id(value) not in new_ids:
+            strays.append(k)
+            continue
+        positions.append(k)
+        targets.append(value)
+    return positions, targets, strays
+
+
+def collection_items(
+    entities: list, name: str, uow: Any, registry: dict, cascade: bool
+) -> list[Any]:
+    """The collections `name` of entities a flush looks at: those with unwritten pairs join
+    `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
+    items of the initialized ones that `uow` does not hold yet are returned (in order, an
+    item once)."""
+    _expect(entities, list, "entities")
+    _expect(registry, dict, "registry")
+    found: dict[int, Any] = {}
+    for entity in entities:
+        held = entity.__dict__.get(name)
+        if held is None:
+            continue
+        if held._delta and entity._orm_uow is uow:
+            registry[id(held)] = held
+        items = held._items
+        if not cascade or items is None:
+            continue
+        for item in items.values():
+            if item._orm_snap is None and item._orm_uow is not uow:
+                found[id(item)] = item
+    return list(found.values())
+
+
 def not_managed(entities: list, uow: Any) -> Any:
     """The first entity that `uow` does not hold (None if it holds them all): the items a
     flush pairs with an owner must be stored or persisted in it."""
