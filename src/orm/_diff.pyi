@@ -82,6 +82,16 @@ def new_targets(
 def collection_items(
     entities: list[Any], name: str, uow: Any, registry: dict[int, Any], cascade: bool
 ) -> list[Any]: ...
+def pending_slots(
+    flat: list[Any], width: int, position: int, pending: type
+) -> tuple[list[int], list[Any]]: ...
+def fill_keys(
+    holder: list[Any], slots: list[int], targets: list[Any], keys: dict[int, Any], conv: Any
+) -> tuple[list[int], list[Any]] | None: ...
+def patch_keys(
+    snapshots: list[tuple[Any, ...]], rows: list[int], column: int, targets: list[Any],
+    keys: dict[int, Any], conv: Any,
+) -> None: ...
 def not_managed(entities: list[Any], uow: Any) -> Any: ...
 def pair_keys(
     owners: list[Any], runs: list[list[Any]], generated: dict[int, Any], owner_pk: str,

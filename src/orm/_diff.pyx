@@ -708,6 +708,76 @@ def collection_items(list entities not None, str name not None, uow, dict regist
     return list(found.values())
 
 
+def pending_slots(list flat not None, Py_ssize_t width, Py_ssize_t position, pending):
+    """See orm._diff_py.pending_slots."""
+    cdef list rows = [], targets = []
+    cdef Py_ssize_t k, at
+    cdef object value
+    if width <= 0 or not 0 <= position < width:
+        raise ValueError("pending_slots: position outside the row")
+    for k in range(PyList_GET_SIZE(flat) // width):
+        at = k * width + position
+        if at >= PyList_GET_SIZE(flat):
+            raise RuntimeError(_CHANGED_SIZE % "pending_slots")
+        value = <object>PyList_GET_ITEM(flat, at)
+        if type(value) is pending:
+            rows.append(k)
+            targets.append(PyObject_GetAttr(value, _ENTITY))
+    return rows, targets
+
+
+def fill_keys(list holder not None, list slots not None, list targets not None,
+              dict keys not None, conv):
+    """See orm._diff_py.fill_keys."""
+    cdef Py_ssize_t i, count = PyList_GET_SIZE(slots)
+    if count != PyList_GET_SIZE(targets):
+        raise ValueError("fill_keys: slots and targets differ in length")
+    cdef list waiting = [], left = []
+    cdef object at, target, key
+    cdef PyObject* found
+    for i in range(count):
+        if i >= PyList_GET_SIZE(slots) or i >= PyList_GET_SIZE(targets):
+            raise RuntimeError(_CHANGED_SIZE % "fill_keys")
+        at = <object>PyList_GET_ITEM(slots, i)
+        target = <object>PyList_GET_ITEM(targets, i)
+        found = PyDict_GetItemWithError(keys, id(target))
+        if found is NULL or <object>found is None:
+            waiting.append(at)
+            left.append(target)
+            continue
+        key = <object>found
+        holder[at] = key if conv is None else conv(key)
+    return (waiting, left) if waiting else None
+
+
+def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
+               list targets not None, dict keys not None, conv):
+    """See orm._diff_py.patch_keys."""
+    cdef Py_ssize_t i, j, n, count = PyList_GET_SIZE(rows)
+    if count != PyList_GET_SIZE(targets):
+        raise ValueError("patch_keys: rows and targets differ in length")
+    cdef object row, target, key, value
+    cdef tuple snap, out
+    for i in range(count):
+        if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
+            raise RuntimeError(_CHANGED_SIZE % "patch_keys")
+        row = <object>PyList_GET_ITEM(rows, i)
+        target = <object>PyList_GET_ITEM(targets, i)
+        key = keys[id(target)]
+        if conv is not None:
+            key = conv(key)
+        snap = <tuple?>snapshots[row]
+        n = PyTuple_GET_SIZE(snap)
+        if not 0 <= column < n:
+            raise IndexError("patch_keys: column outside the snapshot")
+        out = PyTuple_New(n)
+        for j in range(n):
+            value = key if j == column else <object>PyTuple_GET_ITEM(snap, j)
+            Py_INCREF(value)
+            PyTuple_SET_ITEM(out, j, value)
+        snapshots[row] = out
+
+
 def not_managed(list entities not None, uow):
     """See orm._diff_py.not_managed."""
     cdef object entity

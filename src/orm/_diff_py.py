@@ -617,6 +617,64 @@ def collection_items(
     return list(found.values())
 
 
+def pending_slots(flat: list, width: int, position: int, pending: type) -> tuple[list, list]:
+    """The rows of flat insert parameters (`width` a row) whose slot `position` holds a
+    `pending` (a PendingKey: the key of a new entity, generated later), and those entities."""
+    _expect(flat, list, "flat")
+    rows: list[int] = []
+    targets: list[Any] = []
+    if width <= 0 or not 0 <= position < width:
+        raise ValueError("pending_slots: position outside the row")
+    for k in range(len(flat) // width):
+        value = flat[k * width + position]
+        if type(value) is pending:
+            rows.append(k)
+            targets.append(value.entity)
+    return rows, targets
+
+
+def fill_keys(
+    holder: list, slots: list, targets: list, keys: dict, conv: Any
+) -> tuple[list, list] | None:
+    """Write into `holder[slots[i]]` the key generated for `targets[i]` (`keys`: id(entity)
+    -> key; `conv` to database form, if any): None when all were known, else the slots and
+    targets still waiting."""
+    _expect(holder, list, "holder")
+    _expect(slots, list, "slots")
+    _expect(targets, list, "targets")
+    _expect(keys, dict, "keys")
+    if len(slots) != len(targets):
+        raise ValueError("fill_keys: slots and targets differ in length")
+    waiting: list[int] = []
+    left: list[Any] = []
+    for at, target in zip(slots, targets, strict=True):
+        key = keys.get(id(target))
+        if key is None:
+            waiting.append(at)
+            left.append(target)
+            continue
+        holder[at] = key if conv is None else conv(key)
+    return (waiting, left) if waiting else None
+
+
+def patch_keys(
+    snapshots: list, rows: list, column: int, targets: list, keys: dict, conv: Any
+) -> None:
+    """After the commit: snapshot `rows` get, in `column`, the key generated for their
+    target instead of its placeholder."""
+    _expect(snapshots, list, "snapshots")
+    _expect(rows, list, "rows")
+    _expect(targets, list, "targets")
+    _expect(keys, dict, "keys")
+    if len(rows) != len(targets):
+        raise ValueError("patch_keys: rows and targets differ in length")
+    for row, target in zip(rows, targets, strict=True):
+        key = keys[id(target)]
+        snap = list(snapshots[row])
+        snap[column] = key if conv is None else conv(key)
+        snapshots[row] = tuple(snap)
+
+
 def not_managed(entities: list, uow: Any) -> Any:
     """The first entity that `uow` does not hold (None if it holds them all): the items a
     flush pairs with an owner must be stored or persisted in it."""

@@ -336,30 +336,35 @@ def _cycle(path: list[_Edge]) -> ValidationError:
 
 
 def _pending_in_inserts(plan: _FlushPlan, deferred: set[tuple[int, int]]) -> None:
-    """Record the slots of the insert parameters that wait for a generated key; slots of
-    deferred references get NULL (the fixup UPDATE writes them)."""
+    """Record the slots of the insert parameters that wait for a generated key, a relation
+    column at a time (the core finds them); slots of deferred references get NULL (the
+    fixup UPDATE writes them)."""
     for ins in plan.inserts:
         meta = ins.meta
         if not meta.relations or not ins.entities:
             continue
-        width = len(ins.flat) // len(ins.entities)
+        flat = ins.flat
+        width = len(flat) // len(ins.entities)
         pk_index = meta.pk_index
         for prop in meta.relations:
             c = prop.column_index
             position = c - 1 if ins.skip_pk and c > pk_index else c
-            flat = ins.flat
-            for k in range(len(ins.entities)):
-                at = k * width + position
-                value = flat[at]
-                pending = type(value) is PendingKey
-                if deferred and (id(ins.entities[k]), c) in deferred:
-                    flat[at] = None  # written by the fixup UPDATE
-                elif pending:
-                    plan.pending.append((flat, at, value.entity, prop.type.pk_to_db))
-                if pending:
-                    plan.snapshot_slots.append(
-                        (ins.snapshots, k, c, value.entity, prop.type.pk_to_db)
-                    )
+            rows, targets = core.pending_slots(flat, width, position, PendingKey)
+            if not rows:
+                continue
+            conv = prop.type.pk_to_db
+            plan.snapshot_slots.append((ins.snapshots, rows, c, targets, conv))
+            if deferred:
+                kept = [
+                    i for i, k in enumerate(rows) if (id(ins.entities[k]), c) not in deferred
+                ]
+                for k in rows:
+                    if (id(ins.entities[k]), c) in deferred:
+                        flat[k * width + position] = None  # written by the fixup UPDATE
+                rows = [rows[i] for i in kept]
+                targets = [targets[i] for i in kept]
+            if rows:
+                plan.pending.append(([k * width + position for k in rows], targets, flat, conv))
 
 
 def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
@@ -381,10 +386,9 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                     raise _not_persisted(meta, upd.entities[row], prop, value.entity)
                 if type(params) is not list:
                     params = upd.params[row] = list(params)
-                plan.pending.append((params, j, value.entity, prop.type.pk_to_db))
-                plan.snapshot_slots.append(
-                    (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
-                )
+                conv = prop.type.pk_to_db
+                plan.pending.append(([j], [value.entity], params, conv))
+                plan.snapshot_slots.append((upd.snapshots, [row], c, [value.entity], conv))
 
 
 def unlink_first(plan: _FlushPlan) -> None:
@@ -437,7 +441,7 @@ def pending_reference(
         prop = meta.properties[name]
         if not uow.is_new(value.entity):
             raise _not_persisted(meta, ref, prop, value.entity)
-        plan.pending.append((params, at, value.entity, prop.type.pk_to_db))
+        plan.pending.append(([at], [value.entity], params, prop.type.pk_to_db))
 
 
 def order_deletes(plan: _FlushPlan, ranks: dict[type, int]) -> None:
@@ -451,20 +455,15 @@ def resolve(plan: _FlushPlan) -> None:
     need them)."""
     keys = plan.keys
     remaining = []
-    for holder, at, target, conv in plan.pending:
-        key = keys.get(id(target))
-        if key is None:
-            remaining.append((holder, at, target, conv))
-            continue
-        holder[at] = key if conv is None else conv(key)
+    for slots, targets, holder, conv in plan.pending:
+        waiting = core.fill_keys(holder, slots, targets, keys, conv)
+        if waiting is not None:
+            remaining.append((*waiting, holder, conv))
     plan.pending = remaining
 
 
 def patch_snapshots(plan: _FlushPlan) -> None:
     """After the commit: the snapshots hold the keys written, not the placeholders."""
     keys = plan.keys
-    for snapshots, row, c, target, conv in plan.snapshot_slots:
-        key = keys[id(target)]
-        snap = list(snapshots[row])
-        snap[c] = key if conv is None else conv(key)
-        snapshots[row] = tuple(snap)
+    for snapshots, rows, c, targets, conv in plan.snapshot_slots:
+        core.patch_keys(snapshots, rows, c, targets, keys, conv)
