@@ -250,6 +250,15 @@ class Platform:
         tail = " on conflict do nothing" if stored else ""
         return f"insert into {self.quote(table)} ({a}, {b}) values {values}{tail}"
 
+    def pivot_arrays(
+        self, verb: str, table: str, columns: tuple[str, str], types: tuple[str, str],
+        stored: bool = True,
+    ) -> str | None:
+        """Where the database takes arrays: the pairs of a pivot `insert` or `delete` bound
+        as two arrays of the columns' `types`, one statement however many pairs; None
+        elsewhere (multi-row VALUES statements then)."""
+        return None
+
     def pivot_delete(self, table: str, columns: tuple[str, str], rows: int) -> str:
         """Pairs out of a pivot table, matched as row values against a select from the
         VALUES list (a bare `in (values ...)` makes SQLite scan the table; this form is a

@@ -107,6 +107,7 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
                 raise _not_managed(uow, owner, prop, unmanaged)
             if removing:
                 added = [item for item in added if not _removed(uow, item)]
+        if added:
             # an owner inserted by this flush has no stored pairs: nothing to skip
             runs = pairs.fresh if owner._orm_snap is None else pairs.inserts
             runs[0].append(owner)
@@ -143,29 +144,38 @@ def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[list[Any]
 
 
 def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
-    """Per pivot table: the removed pairs deleted, then the added ones inserted, each as
-    multi-row statements. An added pair of an owner stored before this flush may be
-    stored already (its collection was changed without being loaded): the database skips
-    it; those of owners this flush inserted are plain inserts."""
+    """Per pivot table: the removed pairs deleted, then the added ones inserted, as one
+    statement of two arrays where the platform takes them, else multi-row statements. An
+    added pair of an owner stored before this flush may be stored already (its collection
+    was changed without being loaded): the database skips it; those of owners this flush
+    inserted are plain inserts."""
     conn = uow.em.connection
     platform = uow.em.sql.platform
     chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
     for pivot, pairs in flush.pivots.items():
         columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
-        for runs, statement, stored in (
-            (pairs.deletes, platform.pivot_delete, True),
-            (pairs.inserts, platform.pivot_insert, True),
-            (pairs.fresh, platform.pivot_insert, False),
+        for runs, verb, stored in (
+            (pairs.deletes, "delete", True),
+            (pairs.inserts, "insert", True),
+            (pairs.fresh, "insert", False),
         ):
             if not runs[0]:
                 continue
             flat = _params(flush, pivot, runs)
+            types = (
+                platform.column_type(pivot.owner_column), platform.column_type(pivot.target_column)
+            )
+            arrays = platform.pivot_arrays(verb, pivot.table, columns, types, stored)
+            if arrays is not None:
+                conn.execute(arrays, [flat[0::2], flat[1::2]])
+                continue
             count = len(flat) // 2
             for start in range(0, count, chunk):
                 rows = min(chunk, count - start)
-                sql = statement(pivot.table, columns, rows) if stored else statement(
-                    pivot.table, columns, rows, stored=False
-                )
+                if verb == "delete":
+                    sql = platform.pivot_delete(pivot.table, columns, rows)
+                else:
+                    sql = platform.pivot_insert(pivot.table, columns, rows, stored)
                 conn.execute(sql, flat[2 * start : 2 * (start + rows)])
 
 
