@@ -778,6 +778,59 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
         snapshots[row] = out
 
 
+cdef str _OWNER = "owner"
+cdef str _PROP = "prop"
+
+
+def checked_items(items, target, ref):
+    """See orm._diff_py.checked_items."""
+    cdef dict found = {}
+    cdef object item
+    for item in items:
+        if type(item) is ref:
+            item = PyObject_GetAttr(item, _ENTITY)
+        if type(item) is not target and not isinstance(item, target):
+            return found, item
+        PyDict_SetItem(found, id(item), item)
+    return found, None
+
+
+def fresh_runs(collections, uow, unstored):
+    """See orm._diff_py.fresh_runs."""
+    cdef dict groups = {}
+    cdef list left = [], items
+    cdef object collection, owner, item, key, group, held
+    cdef bint managed
+    for collection in collections:
+        owner = PyObject_GetAttr(collection, _OWNER)
+        if (
+            PyObject_GetAttr(collection, _DELTA) is not unstored
+            or PyObject_GetAttr(owner, UOW) is not uow
+            or PyObject_GetAttr(owner, SNAP) is not None
+        ):
+            left.append(collection)
+            continue
+        held = PyObject_GetAttr(collection, _ITEMS)
+        items = list((<dict?>held).values())
+        managed = True
+        for item in items:
+            if PyObject_GetAttr(item, UOW) is not uow:
+                managed = False
+                break
+        if not managed:
+            left.append(collection)
+            continue
+        key = (type(owner), PyObject_GetAttr(collection, _PROP))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [], [])
+        if items:
+            (<list>(<tuple>group)[0]).append(owner)
+            (<list>(<tuple>group)[1]).append(items)
+        (<list>(<tuple>group)[2]).append(collection)
+    return groups, left
+
+
 def not_managed(list entities not None, uow):
     """See orm._diff_py.not_managed."""
     cdef object entity

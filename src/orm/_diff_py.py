@@ -675,6 +675,51 @@ def patch_keys(
         snapshots[row] = tuple(snap)
 
 
+def checked_items(items: Any, target: type, ref: type) -> tuple[dict, Any]:
+    """The items given to a new entity's collection, by id, in order, each once (a `ref`
+    unwrapped), and the first one that is not a `target` (None if all are: the items
+    are then all there)."""
+    found: dict[int, Any] = {}
+    for item in items:
+        if type(item) is ref:
+            item = item.entity
+        if type(item) is not target and not isinstance(item, target):
+            return found, item
+        found[id(item)] = item
+    return found, None
+
+
+def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
+    """The owning collections a flush writes whose pairs are simply their items: owner new
+    in `uow` (inserted by this flush), delta `unstored`, every item held by `uow`. By
+    (owner class, property): (owners, their items, the collections); the others are left
+    for the caller, in order."""
+    groups: dict[tuple[type, str], tuple[list, list, list]] = {}
+    left: list[Any] = []
+    for collection in collections:
+        owner = collection.owner
+        if (
+            collection._delta is not unstored
+            or owner._orm_uow is not uow
+            or owner._orm_snap is not None
+        ):
+            left.append(collection)
+            continue
+        items = list(collection._items.values())
+        if any(item._orm_uow is not uow for item in items):
+            left.append(collection)
+            continue
+        key = (type(owner), collection.prop)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [], [])
+        if items:
+            group[0].append(owner)
+            group[1].append(items)
+        group[2].append(collection)
+    return groups, left
+
+
 def not_managed(entities: list, uow: Any) -> Any:
     """The first entity that `uow` does not hold (None if it holds them all): the items a
     flush pairs with an owner must be stored or persisted in it."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from .._backend import core
 from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import ValidationError
 from .reference import Ref
@@ -254,12 +255,9 @@ class Collection(Generic[T]):
             return
         mine = self._items
         assert mine is not None
-        fresh: dict[int, Any] = {}
-        for raw in items:
-            item = raw.entity if type(raw) is Ref else raw
-            if type(item) is not target and not isinstance(item, target):
-                self._check(item)  # raises, naming the property
-            fresh[id(item)] = item
+        fresh, wrong = core.checked_items(items, target, Ref)
+        if wrong is not None:
+            self._check(wrong)  # raises, naming the property
         if not fresh:
             return
         mine.update(fresh)

@@ -82,7 +82,20 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
     props: dict[tuple[type, str], Any] = {}
     pivots = flush.pivots
     written = flush.collections
-    for collection in uow.collections.values():
+    collections: Any = uow.collections.values()
+    if not removing:
+        # the common shape of a new graph, sorted out by the core: new owners whose pairs
+        # are their items (UNSTORED), all managed
+        groups, collections = core.fresh_runs(collections, uow, UNSTORED)
+        for (cls, name), (owners, runs, held) in groups.items():
+            prop = props[(cls, name)] = uow.em.metadata.get(cls).properties[name]
+            pairs = pivots.get(prop.relation.pivot)
+            if pairs is None:
+                pairs = pivots[prop.relation.pivot] = Pairs()
+            pairs.fresh[0].extend(owners)
+            pairs.fresh[1].extend(runs)
+            written.extend([(collection, UNSTORED) for collection in held])
+    for collection in collections:
         delta = collection._delta
         owner = collection.owner
         if not delta or owner._orm_uow is not uow or (removing and _removed(uow, owner)):
