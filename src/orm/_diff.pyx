@@ -869,6 +869,22 @@ def pair_keys(list owners not None, list runs not None, dict generated not None,
     return flat
 
 
+def join_new_run(list entities not None, Py_ssize_t start, cls, uow, dict group not None):
+    """See orm._diff_py.join_new_run."""
+    cdef Py_ssize_t k = start
+    cdef object entity
+    if k < 0:
+        k = 0
+    while k < PyList_GET_SIZE(entities):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        if type(entity) is not cls or PyObject_GetAttr(entity, UOW) is not None:
+            break
+        PyDict_SetItem(group, id(entity), entity)
+        PyObject_GenericSetAttr(entity, UOW, uow)
+        k += 1
+    return k
+
+
 def detach(entities):
     """See orm._diff_py.detach."""
     for entity in entities:

@@ -753,6 +753,24 @@ def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk:
     return flat
 
 
+def join_new_run(entities: list, start: int, cls: type, uow: Any, group: dict) -> int:
+    """`join_new` for the entities from `start` on while they are of class `cls` exactly
+    and in no Unit of Work: returns the position of the first one that is not (or the
+    length), for the caller to persist it the long way."""
+    _expect(entities, list, "entities")
+    _expect(group, dict, "group")
+    k = start
+    count = len(entities)
+    while k < count:
+        entity = entities[k]
+        if type(entity) is not cls or entity._orm_uow is not None:
+            break
+        group[id(entity)] = entity
+        _object_setattr(entity, "_orm_uow", uow)
+        k += 1
+    return k
+
+
 def detach(entities: Any) -> None:
     """Entities leave their Unit of Work: no more tracking, no snapshot."""
     for entity in entities:

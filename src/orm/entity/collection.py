@@ -246,26 +246,27 @@ class Collection(Generic[T]):
         checked once, all before anything changes; an owning side's delta is UNSTORED, and
         an inverse side's items get the owner on their owning side, as `add` does. Clean,
         like a collection loaded with these items."""
-        sides = _sides(self.owner, self.prop)
-        target = self._target()
-        if sides is None or target is None or self.owner._orm_uow is not None:
+        owner = self.owner
+        cls = type(owner)
+        sides = getattr(cls, "_orm_many_to_many", None)
+        targets = getattr(cls, "_orm_collection_targets", None)
+        side = None if sides is None else sides.get(self.prop)
+        target = None if targets is None else targets.get(self.prop)
+        if side is None or target is None or owner._orm_uow is not None or self._items:
             for item in items:
                 self.add(item)
             self._dirty = False
             return
-        mine = self._items
-        assert mine is not None
         fresh, wrong = core.checked_items(items, target, Ref)
         if wrong is not None:
             self._check(wrong)  # raises, naming the property
         if not fresh:
             return
-        mine.update(fresh)
-        owning, other = sides
+        self._items = fresh
+        owning, other = side
         if owning:
             self._delta = UNSTORED
         if other is not None:
-            owner = self.owner
             for item in fresh.values():
                 back = self._other(item, other)
                 if back is not None:
