@@ -795,6 +795,37 @@ def checked_items(items, target, ref):
     return found, None
 
 
+cdef str _M2M = "_orm_many_to_many"
+cdef str _TARGETS = "_orm_collection_targets"
+
+
+def owning_collection(cls, owner, str prop not None, items, ref, unstored):
+    """See orm._diff_py.owning_collection."""
+    cdef object owner_cls = type(owner)
+    cdef object sides = getattr(owner_cls, _M2M, None)
+    cdef object targets = getattr(owner_cls, _TARGETS, None)
+    if type(sides) is not dict or type(targets) is not dict:
+        return None
+    cdef PyObject* side = PyDict_GetItem(<dict>sides, prop)
+    cdef PyObject* target = PyDict_GetItem(<dict>targets, prop)
+    if side is NULL or target is NULL or type(<object>side) is not tuple:
+        return None
+    if len(<tuple>side) != 2 or not (<tuple>side)[0] or (<tuple>side)[1] is not None:
+        return None
+    if PyObject_GetAttr(owner, UOW) is not None:
+        return None
+    found, wrong = checked_items(items, <object>target, ref)
+    if wrong is not None:
+        return None
+    collection = cls.__new__(cls)
+    PyObject_GenericSetAttr(collection, _OWNER, owner)
+    PyObject_GenericSetAttr(collection, _PROP, prop)
+    PyObject_GenericSetAttr(collection, _ITEMS, found)
+    PyObject_GenericSetAttr(collection, "_dirty", False)
+    PyObject_GenericSetAttr(collection, _DELTA, unstored if found else None)
+    return collection
+
+
 def fresh_runs(collections, uow, unstored):
     """See orm._diff_py.fresh_runs."""
     cdef dict groups = {}

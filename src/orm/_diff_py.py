@@ -689,6 +689,36 @@ def checked_items(items: Any, target: type, ref: type) -> tuple[dict, Any]:
     return found, None
 
 
+def owning_collection(
+    cls: type, owner: Any, prop: str, items: Any, ref: type, unstored: Any
+) -> Any:
+    """The common case of a new entity's constructor filling a many-to-many collection: the
+    owning side, no inverse side to keep in step, every item a target (a `ref` unwrapped).
+    A `cls` (Collection) built directly: items by id, clean, delta `unstored`. None
+    otherwise (the caller takes the long way, which also words the errors)."""
+    owner_cls = type(owner)
+    sides = getattr(owner_cls, "_orm_many_to_many", None)
+    targets = getattr(owner_cls, "_orm_collection_targets", None)
+    if sides is None or targets is None:
+        return None
+    side = sides.get(prop)
+    target = targets.get(prop)
+    if side is None or target is None or not side[0] or side[1] is not None:
+        return None
+    if owner._orm_uow is not None:
+        return None
+    found, wrong = checked_items(items, target, ref)
+    if wrong is not None:
+        return None
+    collection = _object_new(cls)
+    collection.owner = owner
+    collection.prop = prop
+    collection._items = found
+    collection._dirty = False
+    collection._delta = unstored if found else None
+    return collection
+
+
 def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
     """The owning collections a flush writes whose pairs are simply their items: owner new
     in `uow` (inserted by this flush), delta `unstored`, every item held by `uow`. By

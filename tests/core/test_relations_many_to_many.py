@@ -821,3 +821,13 @@ def test_rolled_back_pairs_of_a_new_owner_are_pending_again(rel, rem):
     assert pairs(rel) == [] and a.tags.is_dirty()
     rem.flush()  # the owner and every pair it holds now, none twice
     assert pairs(rel) == sorted([(a.id, x.id), (a.id, y.id)])
+
+
+def test_constructor_takes_any_iterable_and_still_refuses_a_wrong_item(rel, rem):
+    r1, r2 = Reader(name="r1"), Reader(name="r2")
+    tag = Tag(label="t", readers=(r for r in [r1, r2]))  # no inverse side: the core's case
+    assert list(tag.readers) == [r1, r2]
+    with pytest.raises(ValidationError, match=r"Tag\.readers holds Reader entities, got Tag"):
+        Tag(label="u", readers=(r for r in [r1, Tag(label="v")]))
+    rem.persist(tag).flush()
+    assert len(pairs(rel, "tag_readers", "tag_id, reader_id")) == 2

@@ -371,6 +371,12 @@ class Collection(Generic[T]):
 def constructed(owner: Any, prop: str, items: Iterable[Any] | None) -> Collection[Any]:
     """A new entity's collection (its generated `__init__`): initialized, filled with
     `items`."""
+    if items is not None:
+        if type(items) is not list and type(items) is not tuple:
+            items = list(items)  # read twice if the common case does not apply
+        made = core.owning_collection(Collection, owner, prop, items, Ref, UNSTORED)
+        if made is not None:  # the common case, in one call
+            return made  # type: ignore[no-any-return]
     collection: Collection[Any] = Collection(owner, prop)
     if items is not None:
         collection._fill_new(items)
