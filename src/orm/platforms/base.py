@@ -251,12 +251,11 @@ class Platform:
         return f"insert into {self.quote(table)} ({a}, {b}) values {values}{tail}"
 
     def pivot_arrays(
-        self, verb: str, table: str, columns: tuple[str, str], types: tuple[str, str],
-        stored: bool = True,
+        self, verb: str, table: str, columns: tuple[Any, Any], stored: bool = True
     ) -> str | None:
         """Where the database takes arrays: the pairs of a pivot `insert` or `delete` bound
-        as two arrays of the columns' `types`, one statement however many pairs; None
-        elsewhere (multi-row VALUES statements then)."""
+        as two arrays (one per pivot column, `columns` their properties), one statement
+        however many pairs; None elsewhere (multi-row VALUES statements then)."""
         return None
 
     def pivot_delete(self, table: str, columns: tuple[str, str], rows: int) -> str:

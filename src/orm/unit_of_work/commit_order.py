@@ -458,7 +458,7 @@ def resolve(plan: _FlushPlan) -> None:
     for slots, targets, holder, conv in plan.pending:
         waiting = core.fill_keys(holder, slots, targets, keys, conv)
         if waiting is not None:
-            remaining.append((*waiting, holder, conv))
+            remaining.append((waiting[0], waiting[1], holder, conv))
     plan.pending = remaining
 
 

@@ -146,7 +146,7 @@ def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> Validatio
 def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[list[Any]]]) -> list[Any]:
     """The pairs' keys in database form, flat (owner, item, owner, item, ...): generated in
     this flush, or their own."""
-    flat = core.pair_keys(
+    flat: list[Any] = core.pair_keys(
         runs[0], runs[1], flush.keys, pivot.owner_meta.pk.name, pivot.target_meta.pk.name
     )
     for start, meta in ((0, pivot.owner_meta), (1, pivot.target_meta)):
@@ -175,10 +175,9 @@ def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
             if not runs[0]:
                 continue
             flat = _params(flush, pivot, runs)
-            types = (
-                platform.column_type(pivot.owner_column), platform.column_type(pivot.target_column)
+            arrays = platform.pivot_arrays(
+                verb, pivot.table, (pivot.owner_column, pivot.target_column), stored
             )
-            arrays = platform.pivot_arrays(verb, pivot.table, columns, types, stored)
             if arrays is not None:
                 conn.execute(arrays, [flat[0::2], flat[1::2]])
                 continue
