@@ -694,6 +694,271 @@ def join_new(entity, uow, dict group not None):
     PyObject_GenericSetAttr(entity, UOW, uow)
 
 
+cdef str _DELTA = "_delta"
+cdef str _ITEMS = "_items"
+cdef str _ENTITY = "entity"
+
+
+def new_targets(list entities not None, str name not None, target, ref, new_ids=None):
+    """See orm._diff_py.new_targets."""
+    cdef list positions = [], targets = [], strays = []
+    cdef Py_ssize_t k
+    cdef object entity, value
+    for k in range(PyList_GET_SIZE(entities)):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        try:
+            value = getattr(entity, name)
+        except Exception:  # not loaded (a reference, a partial entity)
+            continue
+        if value is None:
+            continue
+        if type(value) is ref:
+            value = PyObject_GetAttr(value, _ENTITY)
+        if type(value) is not target and not isinstance(value, target):
+            continue
+        if PyObject_GetAttr(value, SNAP) is not None:
+            continue
+        if new_ids is not None and id(value) not in new_ids:
+            strays.append(k)
+            continue
+        positions.append(k)
+        targets.append(value)
+    return positions, targets, strays
+
+
+def collection_items(list entities not None, str name not None, uow, dict registry not None,
+                     bint cascade):
+    """See orm._diff_py.collection_items."""
+    cdef dict found = {}
+    cdef object entity, held, items, item, state
+    cdef PyObject* ptr
+    for entity in entities:
+        state = PyObject_GetAttr(entity, "__dict__")
+        ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
+        if ptr is NULL:
+            continue
+        held = <object>ptr
+        if held is None:
+            continue
+        if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
+            PyDict_SetItem(registry, id(held), held)
+        items = PyObject_GetAttr(held, _ITEMS)
+        if not cascade or items is None:
+            continue
+        for item in (<dict?>items).values():
+            if PyObject_GetAttr(item, SNAP) is None and PyObject_GetAttr(item, UOW) is not uow:
+                PyDict_SetItem(found, id(item), item)
+    return list(found.values())
+
+
+def pending_slots(list flat not None, Py_ssize_t width, Py_ssize_t position, pending):
+    """See orm._diff_py.pending_slots."""
+    cdef list rows = [], targets = []
+    cdef Py_ssize_t k, at
+    cdef object value
+    if width <= 0 or not 0 <= position < width:
+        raise ValueError("pending_slots: position outside the row")
+    for k in range(PyList_GET_SIZE(flat) // width):
+        at = k * width + position
+        if at >= PyList_GET_SIZE(flat):
+            raise RuntimeError(_CHANGED_SIZE % "pending_slots")
+        value = <object>PyList_GET_ITEM(flat, at)
+        if type(value) is pending:
+            rows.append(k)
+            targets.append(PyObject_GetAttr(value, _ENTITY))
+    return rows, targets
+
+
+def fill_keys(list holder not None, list slots not None, list targets not None,
+              dict keys not None, conv):
+    """See orm._diff_py.fill_keys."""
+    cdef Py_ssize_t i, count = PyList_GET_SIZE(slots)
+    if count != PyList_GET_SIZE(targets):
+        raise ValueError("fill_keys: slots and targets differ in length")
+    cdef list waiting = [], left = []
+    cdef object at, target, key
+    cdef PyObject* found
+    for i in range(count):
+        if i >= PyList_GET_SIZE(slots) or i >= PyList_GET_SIZE(targets):
+            raise RuntimeError(_CHANGED_SIZE % "fill_keys")
+        at = <object>PyList_GET_ITEM(slots, i)
+        target = <object>PyList_GET_ITEM(targets, i)
+        found = PyDict_GetItemWithError(keys, id(target))
+        if found is NULL or <object>found is None:
+            waiting.append(at)
+            left.append(target)
+            continue
+        key = <object>found
+        holder[at] = key if conv is None else conv(key)
+    return (waiting, left) if waiting else None
+
+
+def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
+               list targets not None, dict keys not None, conv):
+    """See orm._diff_py.patch_keys."""
+    cdef Py_ssize_t i, j, n, count = PyList_GET_SIZE(rows)
+    if count != PyList_GET_SIZE(targets):
+        raise ValueError("patch_keys: rows and targets differ in length")
+    cdef object row, target, key, value
+    cdef tuple snap, out
+    for i in range(count):
+        if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
+            raise RuntimeError(_CHANGED_SIZE % "patch_keys")
+        row = <object>PyList_GET_ITEM(rows, i)
+        target = <object>PyList_GET_ITEM(targets, i)
+        key = keys[id(target)]
+        if conv is not None:
+            key = conv(key)
+        snap = <tuple?>snapshots[row]
+        n = PyTuple_GET_SIZE(snap)
+        if not 0 <= column < n:
+            raise IndexError("patch_keys: column outside the snapshot")
+        out = PyTuple_New(n)
+        for j in range(n):
+            value = key if j == column else <object>PyTuple_GET_ITEM(snap, j)
+            Py_INCREF(value)
+            PyTuple_SET_ITEM(out, j, value)
+        snapshots[row] = out
+
+
+cdef str _OWNER = "owner"
+cdef str _PROP = "prop"
+
+
+def checked_items(items, target, ref):
+    """See orm._diff_py.checked_items."""
+    cdef dict found = {}
+    cdef object item
+    for item in items:
+        if type(item) is ref:
+            item = PyObject_GetAttr(item, _ENTITY)
+        if type(item) is not target and not isinstance(item, target):
+            return found, item
+        PyDict_SetItem(found, id(item), item)
+    return found, None
+
+
+cdef str _M2M = "_orm_many_to_many"
+cdef str _TARGETS = "_orm_collection_targets"
+
+
+def owning_collection(cls, owner, str prop not None, items, ref, unstored):
+    """See orm._diff_py.owning_collection."""
+    cdef object owner_cls = type(owner)
+    cdef object sides = getattr(owner_cls, _M2M, None)
+    cdef object targets = getattr(owner_cls, _TARGETS, None)
+    if type(sides) is not dict or type(targets) is not dict:
+        return None
+    cdef PyObject* side = PyDict_GetItem(<dict>sides, prop)
+    cdef PyObject* target = PyDict_GetItem(<dict>targets, prop)
+    if side is NULL or target is NULL or type(<object>side) is not tuple:
+        return None
+    if len(<tuple>side) != 2 or not (<tuple>side)[0] or (<tuple>side)[1] is not None:
+        return None
+    if PyObject_GetAttr(owner, UOW) is not None:
+        return None
+    found, wrong = checked_items(items, <object>target, ref)
+    if wrong is not None:
+        return None
+    collection = cls.__new__(cls)
+    PyObject_GenericSetAttr(collection, _OWNER, owner)
+    PyObject_GenericSetAttr(collection, _PROP, prop)
+    PyObject_GenericSetAttr(collection, _ITEMS, found)
+    PyObject_GenericSetAttr(collection, "_dirty", False)
+    PyObject_GenericSetAttr(collection, _DELTA, unstored if found else None)
+    return collection
+
+
+def fresh_runs(collections, uow, unstored):
+    """See orm._diff_py.fresh_runs."""
+    cdef dict groups = {}
+    cdef list left = [], items
+    cdef object collection, owner, item, key, group, held
+    cdef bint managed
+    for collection in collections:
+        owner = PyObject_GetAttr(collection, _OWNER)
+        if (
+            PyObject_GetAttr(collection, _DELTA) is not unstored
+            or PyObject_GetAttr(owner, UOW) is not uow
+            or PyObject_GetAttr(owner, SNAP) is not None
+        ):
+            left.append(collection)
+            continue
+        held = PyObject_GetAttr(collection, _ITEMS)
+        items = list((<dict?>held).values())
+        managed = True
+        for item in items:
+            if PyObject_GetAttr(item, UOW) is not uow:
+                managed = False
+                break
+        if not managed:
+            left.append(collection)
+            continue
+        key = (type(owner), PyObject_GetAttr(collection, _PROP))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [], [])
+        if items:
+            (<list>(<tuple>group)[0]).append(owner)
+            (<list>(<tuple>group)[1]).append(items)
+        (<list>(<tuple>group)[2]).append(collection)
+    return groups, left
+
+
+def not_managed(list entities not None, uow):
+    """See orm._diff_py.not_managed."""
+    cdef object entity
+    for entity in entities:
+        if PyObject_GetAttr(entity, UOW) is not uow:
+            return entity
+    return None
+
+
+def pair_keys(list owners not None, list runs not None, dict generated not None,
+              str owner_pk not None, str item_pk not None):
+    """See orm._diff_py.pair_keys."""
+    cdef Py_ssize_t k, count = PyList_GET_SIZE(owners)
+    if count != PyList_GET_SIZE(runs):
+        raise ValueError("pair_keys: owners and runs differ in length")
+    cdef list flat = []
+    cdef list run
+    cdef object owner, item, key, item_key
+    cdef PyObject* found
+    for k in range(count):
+        if k >= PyList_GET_SIZE(owners) or k >= PyList_GET_SIZE(runs):
+            raise RuntimeError(_CHANGED_SIZE % "pair_keys")
+        owner = <object>PyList_GET_ITEM(owners, k)
+        run = <list?>PyList_GET_ITEM(runs, k)
+        found = PyDict_GetItemWithError(generated, id(owner))
+        key = <object>found if found is not NULL else None
+        if key is None:
+            key = PyObject_GetAttr(owner, owner_pk)
+        for item in run:
+            found = PyDict_GetItemWithError(generated, id(item))
+            item_key = <object>found if found is not NULL else None
+            if item_key is None:
+                item_key = PyObject_GetAttr(item, item_pk)
+            flat.append(key)
+            flat.append(item_key)
+    return flat
+
+
+def join_new_run(list entities not None, Py_ssize_t start, cls, uow, dict group not None):
+    """See orm._diff_py.join_new_run."""
+    cdef Py_ssize_t k = start
+    cdef object entity
+    if k < 0:
+        k = 0
+    while k < PyList_GET_SIZE(entities):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        if type(entity) is not cls or PyObject_GetAttr(entity, UOW) is not None:
+            break
+        PyDict_SetItem(group, id(entity), entity)
+        PyObject_GenericSetAttr(entity, UOW, uow)
+        k += 1
+    return k
+
+
 def detach(entities):
     """See orm._diff_py.detach."""
     for entity in entities:

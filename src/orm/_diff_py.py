@@ -570,6 +570,248 @@ def join_new(entity: Any, uow: Any, group: dict) -> None:
     _object_setattr(entity, "_orm_uow", uow)
 
 
+def new_targets(
+    entities: list, name: str, target: type, ref: type, new_ids: Any = None
+) -> tuple[list[int], list[Any], list[int]]:
+    """What a relation of each entity references when that is a new entity (no snapshot):
+    its position in `entities` and the target, in order. An entity whose attribute cannot
+    be read (not loaded) or holds something else than a `target` (or a `ref` around one)
+    is skipped. With `new_ids` (ids of the entities a flush inserts), targets outside it
+    are left out, their positions listed apart (the third list)."""
+    _expect(entities, list, "entities")
+    positions: list[int] = []
+    targets: list[Any] = []
+    strays: list[int] = []
+    for k, entity in enumerate(entities):
+        try:
+            value = getattr(entity, name)
+        except Exception:  # not loaded (a reference, a partial entity)
+            continue
+        if value is None:
+            continue
+        if type(value) is ref:
+            value = value.entity
+        if type(value) is not target and not isinstance(value, target):
+            continue
+        if value._orm_snap is not None:
+            continue
+        if new_ids is not None and id(value) not in new_ids:
+            strays.append(k)
+            continue
+        positions.append(k)
+        targets.append(value)
+    return positions, targets, strays
+
+
+def collection_items(
+    entities: list, name: str, uow: Any, registry: dict, cascade: bool
+) -> list[Any]:
+    """The collections `name` of entities a flush looks at: those with unwritten pairs join
+    `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
+    items of the initialized ones that `uow` does not hold yet are returned (in order, an
+    item once)."""
+    _expect(entities, list, "entities")
+    _expect(registry, dict, "registry")
+    found: dict[int, Any] = {}
+    for entity in entities:
+        held = entity.__dict__.get(name)
+        if held is None:
+            continue
+        if held._delta and entity._orm_uow is uow:
+            registry[id(held)] = held
+        items = held._items
+        if not cascade or items is None:
+            continue
+        for item in items.values():
+            if item._orm_snap is None and item._orm_uow is not uow:
+                found[id(item)] = item
+    return list(found.values())
+
+
+def pending_slots(flat: list, width: int, position: int, pending: type) -> tuple[list, list]:
+    """The rows of flat insert parameters (`width` a row) whose slot `position` holds a
+    `pending` (a PendingKey: the key of a new entity, generated later), and those entities."""
+    _expect(flat, list, "flat")
+    rows: list[int] = []
+    targets: list[Any] = []
+    if width <= 0 or not 0 <= position < width:
+        raise ValueError("pending_slots: position outside the row")
+    for k in range(len(flat) // width):
+        value = flat[k * width + position]
+        if type(value) is pending:
+            rows.append(k)
+            targets.append(value.entity)
+    return rows, targets
+
+
+def fill_keys(
+    holder: list, slots: list, targets: list, keys: dict, conv: Any
+) -> tuple[list, list] | None:
+    """Write into `holder[slots[i]]` the key generated for `targets[i]` (`keys`: id(entity)
+    -> key; `conv` to database form, if any): None when all were known, else the slots and
+    targets still waiting."""
+    _expect(holder, list, "holder")
+    _expect(slots, list, "slots")
+    _expect(targets, list, "targets")
+    _expect(keys, dict, "keys")
+    if len(slots) != len(targets):
+        raise ValueError("fill_keys: slots and targets differ in length")
+    waiting: list[int] = []
+    left: list[Any] = []
+    for at, target in zip(slots, targets, strict=True):
+        key = keys.get(id(target))
+        if key is None:
+            waiting.append(at)
+            left.append(target)
+            continue
+        holder[at] = key if conv is None else conv(key)
+    return (waiting, left) if waiting else None
+
+
+def patch_keys(
+    snapshots: list, rows: list, column: int, targets: list, keys: dict, conv: Any
+) -> None:
+    """After the commit: snapshot `rows` get, in `column`, the key generated for their
+    target instead of its placeholder."""
+    _expect(snapshots, list, "snapshots")
+    _expect(rows, list, "rows")
+    _expect(targets, list, "targets")
+    _expect(keys, dict, "keys")
+    if len(rows) != len(targets):
+        raise ValueError("patch_keys: rows and targets differ in length")
+    for row, target in zip(rows, targets, strict=True):
+        key = keys[id(target)]
+        snap = list(snapshots[row])
+        snap[column] = key if conv is None else conv(key)
+        snapshots[row] = tuple(snap)
+
+
+def checked_items(items: Any, target: type, ref: type) -> tuple[dict, Any]:
+    """The items given to a new entity's collection, by id, in order, each once (a `ref`
+    unwrapped), and the first one that is not a `target` (None if all are: the items
+    are then all there)."""
+    found: dict[int, Any] = {}
+    for item in items:
+        if type(item) is ref:
+            item = item.entity
+        if type(item) is not target and not isinstance(item, target):
+            return found, item
+        found[id(item)] = item
+    return found, None
+
+
+def owning_collection(
+    cls: type, owner: Any, prop: str, items: Any, ref: type, unstored: Any
+) -> Any:
+    """The common case of a new entity's constructor filling a many-to-many collection: the
+    owning side, no inverse side to keep in step, every item a target (a `ref` unwrapped).
+    A `cls` (Collection) built directly: items by id, clean, delta `unstored`. None
+    otherwise (the caller takes the long way, which also words the errors)."""
+    owner_cls = type(owner)
+    sides = getattr(owner_cls, "_orm_many_to_many", None)
+    targets = getattr(owner_cls, "_orm_collection_targets", None)
+    if sides is None or targets is None:
+        return None
+    side = sides.get(prop)
+    target = targets.get(prop)
+    if side is None or target is None or not side[0] or side[1] is not None:
+        return None
+    if owner._orm_uow is not None:
+        return None
+    found, wrong = checked_items(items, target, ref)
+    if wrong is not None:
+        return None
+    collection = _object_new(cls)
+    collection.owner = owner
+    collection.prop = prop
+    collection._items = found
+    collection._dirty = False
+    collection._delta = unstored if found else None
+    return collection
+
+
+def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
+    """The owning collections a flush writes whose pairs are simply their items: owner new
+    in `uow` (inserted by this flush), delta `unstored`, every item held by `uow`. By
+    (owner class, property): (owners, their items, the collections); the others are left
+    for the caller, in order."""
+    groups: dict[tuple[type, str], tuple[list, list, list]] = {}
+    left: list[Any] = []
+    for collection in collections:
+        owner = collection.owner
+        if (
+            collection._delta is not unstored
+            or owner._orm_uow is not uow
+            or owner._orm_snap is not None
+        ):
+            left.append(collection)
+            continue
+        items = list(collection._items.values())
+        if any(item._orm_uow is not uow for item in items):
+            left.append(collection)
+            continue
+        key = (type(owner), collection.prop)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [], [])
+        if items:
+            group[0].append(owner)
+            group[1].append(items)
+        group[2].append(collection)
+    return groups, left
+
+
+def not_managed(entities: list, uow: Any) -> Any:
+    """The first entity that `uow` does not hold (None if it holds them all): the items a
+    flush pairs with an owner must be stored or persisted in it."""
+    _expect(entities, list, "entities")
+    for entity in entities:
+        if entity._orm_uow is not uow:
+            return entity
+    return None
+
+
+def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk: str) -> list:
+    """Many-to-many pairs as flat parameters (owner key, item key, ...): `runs[k]` holds the
+    items paired with `owners[k]`. A key is the one generated in this flush (`generated`:
+    id(entity) -> key), else the entity's own."""
+    _expect(owners, list, "owners")
+    _expect(runs, list, "runs")
+    _expect(generated, dict, "generated")
+    if len(owners) != len(runs):
+        raise ValueError("pair_keys: owners and runs differ in length")
+    get = generated.get
+    flat: list[Any] = []
+    for owner, run in zip(owners, runs, strict=True):
+        _expect(run, list, "runs[k]")
+        key = get(id(owner))
+        if key is None:
+            key = getattr(owner, owner_pk)
+        for item in run:
+            item_key = get(id(item))
+            flat.append(key)
+            flat.append(getattr(item, item_pk) if item_key is None else item_key)
+    return flat
+
+
+def join_new_run(entities: list, start: int, cls: type, uow: Any, group: dict) -> int:
+    """`join_new` for the entities from `start` on while they are of class `cls` exactly
+    and in no Unit of Work: returns the position of the first one that is not (or the
+    length), for the caller to persist it the long way."""
+    _expect(entities, list, "entities")
+    _expect(group, dict, "group")
+    k = start
+    count = len(entities)
+    while k < count:
+        entity = entities[k]
+        if type(entity) is not cls or entity._orm_uow is not None:
+            break
+        group[id(entity)] = entity
+        _object_setattr(entity, "_orm_uow", uow)
+        k += 1
+    return k
+
+
 def detach(entities: Any) -> None:
     """Entities leave their Unit of Work: no more tracking, no snapshot."""
     for entity in entities:

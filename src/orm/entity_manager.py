@@ -209,17 +209,30 @@ class EntityManager:
 
     def _persist_many(self, entities: Any) -> None:
         """`persist` of a list in one loop: the metadata lookup and the Unit of Work's method
-        resolved once, not one `persist` call per item (nested lists recurse)."""
+        resolved once, not one `persist` call per item (nested lists recurse); a run of new
+        entities of one class joins the Unit of Work in one call to the core."""
         metas = self._metas
-        persist = self._uow.persist
-        for item in entities:
+        uow = self._uow
+        persist = uow.persist
+        items = entities if type(entities) is list else list(entities)
+        k, count = 0, len(items)
+        while k < count:
+            item = items[k]
             meta = metas.get(type(item))
             if meta is None:
                 if isinstance(item, (list, tuple, set, frozenset)):
                     self._persist_many(item)
+                    k += 1
                     continue
                 meta = self.metadata.of_instance(item)
+            elif meta.generated_init and item._orm_uow is None and meta.cls is type(item):
+                group = uow.new.get(meta.cls)
+                if group is None:
+                    group = uow.new[meta.cls] = {}
+                k = core.join_new_run(items, k, meta.cls, uow, group)
+                continue
             persist(item, meta)
+            k += 1
 
     def remove(self, entity: Any) -> EntityManager:
         """Mark an entity (or a list) for DELETE at the next flush."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from .._backend import core
 from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import ValidationError
 from .reference import Ref
@@ -30,7 +31,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _new = object.__new__
 
-__all__ = ["Collection"]
+__all__ = ["Collection", "UNSTORED", "constructed"]
+
+
+class _Unstored:
+    """`Collection._delta` of a many-to-many owning side filled by its owner's constructor:
+    nothing is stored for the owner yet, so its pairs to write are exactly its items. One
+    marker instead of a change record per item (a new graph's collections cost one pass)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSTORED"
+
+
+UNSTORED: Any = _Unstored()
 
 
 def _unwrap(value: Any) -> Any:
@@ -119,6 +134,8 @@ class Collection(Generic[T]):
         """Loaded state from the database: initialized, clean. A many-to-many owning side's
         unwritten changes stay: applied to what was read (and dropped where the database
         already agrees)."""
+        if self._delta is UNSTORED:
+            self._delta = self._added()
         self._items = {id(i): i for i in items}
         delta = self._delta
         if delta:
@@ -149,16 +166,29 @@ class Collection(Generic[T]):
         return self
 
     # -- many-to-many ----------------------------------------------------------------------
+    def _added(self) -> dict[int, tuple[Any, bool]]:
+        """An UNSTORED delta spelt out: every item added."""
+        return {key: (item, True) for key, item in (self._items or {}).items()}
+
+    def _changes(self) -> list[tuple[Any, bool]]:
+        """The unwritten changes of an owning side, (item, added) pairs."""
+        delta = self._delta
+        if delta is UNSTORED:
+            return [(item, True) for item in (self._items or {}).values()]
+        return list(delta.values()) if delta else []
+
     def _record(self, item: Any, added: bool) -> None:
-        """A pair to write (owning side): cancels an opposite unwritten change."""
+        """A pair to write (owning side): cancels an opposite unwritten change. Nothing to
+        note while UNSTORED: the items (already changed) are the pairs to write."""
         delta = self._delta
         if delta is None:
             delta = self._delta = {}
-        prior = delta.get(id(item))
-        if prior is None:
-            delta[id(item)] = (item, added)
-        elif prior[1] is not added:
-            del delta[id(item)]  # back to the stored state
+        if delta is not UNSTORED:
+            prior = delta.get(id(item))
+            if prior is None:
+                delta[id(item)] = (item, added)
+            elif prior[1] is not added:
+                del delta[id(item)]  # back to the stored state
         self._dirty = True
         uow = self.owner._orm_uow
         if uow is not None:
@@ -224,6 +254,38 @@ class Collection(Generic[T]):
     def _unlink(self, item: Any) -> None:
         if self._items is not None and self._items.pop(id(item), None) is not None:
             self._dirty = True
+
+    def _fill_new(self, items: Iterable[Any]) -> None:
+        """The items given to the constructor of the owner, a new entity that no
+        EntityManager holds yet (nothing to cascade to, no stored pairs): each item's type
+        checked once, all before anything changes; an owning side's delta is UNSTORED, and
+        an inverse side's items get the owner on their owning side, as `add` does. Clean,
+        like a collection loaded with these items."""
+        owner = self.owner
+        cls = type(owner)
+        sides = getattr(cls, "_orm_many_to_many", None)
+        targets = getattr(cls, "_orm_collection_targets", None)
+        side = None if sides is None else sides.get(self.prop)
+        target = None if targets is None else targets.get(self.prop)
+        if side is None or target is None or owner._orm_uow is not None or self._items:
+            for item in items:
+                self.add(item)
+            self._dirty = False
+            return
+        fresh, wrong = core.checked_items(items, target, Ref)
+        if wrong is not None:
+            self._check(wrong)  # raises, naming the property
+        if not fresh:
+            return
+        self._items = fresh
+        owning, other = side
+        if owning:
+            self._delta = UNSTORED
+        if other is not None:
+            for item in fresh.values():
+                back = self._other(item, other)
+                if back is not None:
+                    back._pair(owner, True)
 
     # -- changes ---------------------------------------------------------------------------
     def add(self, *items: T) -> None:
@@ -319,6 +381,21 @@ class Collection(Generic[T]):
         if self._items is None:
             return f"<Collection {type(self.owner).__name__}.{self.prop} (not initialized)>"
         return f"<Collection {type(self.owner).__name__}.{self.prop} {list(self._items.values())!r}>"
+
+
+def constructed(owner: Any, prop: str, items: Iterable[Any] | None) -> Collection[Any]:
+    """A new entity's collection (its generated `__init__`): initialized, filled with
+    `items`."""
+    if items is not None:
+        if type(items) is not list and type(items) is not tuple:
+            items = list(items)  # read twice if the common case does not apply
+        made = core.owning_collection(Collection, owner, prop, items, Ref, UNSTORED)
+        if made is not None:  # the common case, in one call
+            return made  # type: ignore[no-any-return]
+    collection: Collection[Any] = Collection(owner, prop)
+    if items is not None:
+        collection._fill_new(items)
+    return collection
 
 
 def _join(owner: Any, collection_name: str, item: Any) -> None:

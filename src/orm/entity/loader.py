@@ -255,7 +255,7 @@ def _pending_on_inverse(em: EntityManager, prop: Any, owners: dict[Any, Any]) ->
     for collection in changed:
         if not collection._delta or not isinstance(collection.owner, owning):
             continue
-        for item, added in collection._delta.values():
+        for item, added in collection._changes():
             if id(item) in filled:
                 items = getattr(item, prop.name)._items
                 if added:

@@ -230,7 +230,9 @@ def _init_source(
             values.append(f"_ref({name})")
             continue
         if opts.get("relation") in _COLLECTIONS:
-            env["_coll"] = _new_collection
+            from ..entity.collection import constructed  # once per class, not per entity
+
+            env["_coll"] = constructed
             params.append(f"{name}=None")
             values.append(f"_coll(self, {name!r}, {name})")
             continue
@@ -275,13 +277,6 @@ def _init_source(
 
 #: the relation kinds a `Collection` holds: one-to-many and many-to-many
 _COLLECTIONS = ("1:m", "m:n")
-
-
-def _new_collection(owner: Any, name: str, items: Any) -> Any:
-    """A new entity's collection: initialized, filled from the `__init__` argument."""
-    from ..entity.collection import Collection
-
-    return Collection(owner, name, items)
 
 
 class _CollectionSlot:

@@ -266,14 +266,24 @@ class Platform:
         Every name is already quoted."""
         raise NotImplementedError(f"{type(self).__name__} has no update ... from (values ...)")
 
-    def pivot_insert(self, table: str, columns: tuple[str, str], rows: int) -> str:
-        """Pairs into a many-to-many's pivot table; a pair already there is skipped (an
-        owning side changed without being loaded cannot know)."""
+    def pivot_insert(
+        self, table: str, columns: tuple[str, str], rows: int, stored: bool = True
+    ) -> str:
+        """Pairs into a many-to-many's pivot table; where a pair may be `stored` already, it
+        is skipped (an owning side changed without being loaded cannot know). Pairs of an
+        owner just inserted cannot be, and skip the conflict check (measured ~18% slower)."""
         a, b = (self.quote(c) for c in columns)
         values = ", ".join([self.row(2)] * rows)
-        return (
-            f"insert into {self.quote(table)} ({a}, {b}) values {values} on conflict do nothing"
-        )
+        tail = " on conflict do nothing" if stored else ""
+        return f"insert into {self.quote(table)} ({a}, {b}) values {values}{tail}"
+
+    def pivot_arrays(
+        self, verb: str, table: str, columns: tuple[Any, Any], stored: bool = True
+    ) -> str | None:
+        """Where the database takes arrays: the pairs of a pivot `insert` or `delete` bound
+        as two arrays (one per pivot column, `columns` their properties), one statement
+        however many pairs; None elsewhere (multi-row VALUES statements then)."""
+        return None
 
     def pivot_delete(self, table: str, columns: tuple[str, str], rows: int) -> str:
         """Pairs out of a pivot table, matched as row values against a select from the

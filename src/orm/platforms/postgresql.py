@@ -220,6 +220,19 @@ class PostgresPlatform(Platform):
         one cached statement whatever the count)."""
         return f"{key} = any(%s)"
 
+    def pivot_arrays(
+        self, verb: str, table: str, columns: tuple[Any, Any], stored: bool = True
+    ) -> str | None:
+        """`unnest` of two arrays: no statement text growing with the pairs for the driver
+        to parse (multi-row VALUES of 150,000 pairs measured 5.6 s against 4.4 s)."""
+        a, b = (self.quote(c.field_name) for c in columns)
+        first, second = (self.column_type(c) for c in columns)
+        pairs = f"select * from unnest(%s::{first}[], %s::{second}[])"
+        if verb == "delete":
+            return f"delete from {self.quote(table)} where ({a}, {b}) in ({pairs})"
+        tail = " on conflict do nothing" if stored else ""
+        return f"insert into {self.quote(table)} ({a}, {b}) {pairs}{tail}"
+
     def reserve_keys(self) -> str:
         """The statement that takes `n` values from the sequence of an identity column;
         binds the quoted table name, the column's name and `n`."""

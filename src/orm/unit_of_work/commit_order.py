@@ -14,6 +14,7 @@ ValidationError before anything runs.
 
 from __future__ import annotations
 
+from .._backend import core
 from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
 from ..errors import ValidationError
@@ -39,73 +40,82 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     with Cascade.PERSIST, transitively (also when the relation was assigned after
     `persist`); a new entity referenced through a relation without it is a ValidationError.
     Values of the wrong class are left for the flush's check to refuse. Returns whether a
-    new entity references another new one (only then must the inserts be ordered)."""
+    new entity references another new one (only then must the inserts be ordered).
+
+    Works by entity type and relation, a column at a time (the core walks the entities):
+    the entities found new are persisted, then looked at in turn as a batch of their own."""
     metas = uow.em.metadata
     ordered = False
-    work: list[tuple[EntityMetadata, Any, bool]] = []
+    work: list[tuple[EntityMetadata, list[Any], bool]] = []
     for cls, group in uow.new.items():
         meta = metas.find(cls)
-        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
-            work.extend((meta, e, True) for e in group.values())
-    for entity in uow.dirty.values():
-        meta = metas.find(type(entity))
-        if meta is not None and (meta.relations or meta.collections or meta.inverse_ones):
-            work.append((meta, entity, False))
+        if meta is not None and group and _walks(meta):
+            work.append((meta, list(group.values()), True))
+    if uow.dirty:
+        for cls, found in core.group_by_type(uow.dirty.values(), ()).items():
+            meta = metas.find(cls)
+            if meta is not None and _walks(meta):
+                work.append((meta, found, False))
     new = uow.new
     while work:
-        meta, entity, is_new = work.pop()
+        meta, entities, is_new = work.pop()
         if meta.collections or meta.inverse_ones:
-            _cascade_collections(uow, meta, entity, work)
+            _cascade_collections(uow, meta, entities, work)
         for prop in meta.relations:
             relation = prop.relation
-            try:
-                value = getattr(entity, prop.name)
-            except Exception:  # not loaded (a reference, a partial entity): nothing to do
+            positions, targets, _ = core.new_targets(entities, prop.name, relation.target, Ref)
+            if not targets:
                 continue
-            if value is None:
-                continue
-            target = value.entity if type(value) is Ref else value
-            target_cls = type(target)
-            if target_cls is not relation.target and not isinstance(target, relation.target):  # type: ignore[union-attr]
-                continue
-            if target._orm_snap is not None:
-                continue  # stored
-            if target._orm_uow is not uow:
+            fresh = {id(t): t for t in targets if t._orm_uow is not uow}
+            if fresh:
                 if not relation.persist_cascade:  # type: ignore[union-attr]
-                    raise _not_persisted(meta, entity, prop, target)
+                    for k, target in zip(positions, targets, strict=True):
+                        if id(target) in fresh:
+                            raise _not_persisted(meta, entities[k], prop, target)
                 target_meta = relation.target_meta  # type: ignore[union-attr]
-                uow.persist(target, target_meta)  # refuses one new in another EntityManager
-                if target_meta.relations or target_meta.collections or target_meta.inverse_ones:
-                    work.append((target_meta, target, True))
+                persist = uow.persist
+                for target in fresh.values():
+                    persist(target, target_meta)  # refuses one new in another EntityManager
+                if _walks(target_meta):
+                    work.append((target_meta, list(fresh.values()), True))
             if is_new and not ordered:
-                group = new.get(target_cls)
-                ordered = group is not None and id(target) in group
+                ordered = any(
+                    (group := new.get(type(t))) is not None and id(t) in group for t in targets
+                )
     return ordered
 
 
-def _cascade_collections(uow: UnitOfWork, meta: EntityMetadata, entity: Any, work: list) -> None:
-    """The new items of an entity's initialized collections (and the new entity on its
-    inverse one-to-one sides) with Cascade.PERSIST; a many-to-many collection changed
+def _walks(meta: EntityMetadata) -> bool:
+    return bool(meta.relations or meta.collections or meta.inverse_ones)
+
+
+def _cascade_collections(
+    uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], work: list
+) -> None:
+    """The new items of the entities' initialized collections (and the new entities on
+    their inverse one-to-one sides) with Cascade.PERSIST; a many-to-many collection changed
     before its owner was managed joins the flush."""
     for prop in meta.collections:
-        held = entity.__dict__.get(prop.name)
-        if held is None:
-            continue
-        if held._delta and entity._orm_uow is uow:
-            uow.collections[id(held)] = held
-        if held._items is None or not prop.relation.persist_cascade:  # type: ignore[union-attr]
+        cascade = bool(prop.relation.persist_cascade)  # type: ignore[union-attr]
+        found = core.collection_items(entities, prop.name, uow, uow.collections, cascade)
+        if found:
+            target_meta = prop.relation.target_meta  # type: ignore[union-attr]
+            for item in found:
+                uow.persist(item, target_meta)
+            work.append((target_meta, found, True))
+    for prop in meta.inverse_ones:
+        if not prop.relation.persist_cascade:  # type: ignore[union-attr]
             continue
         target_meta = prop.relation.target_meta  # type: ignore[union-attr]
-        for item in list(held._items.values()):
-            if item._orm_snap is None and item._orm_uow is not uow:
+        found = {}
+        for entity in entities:
+            item = entity.__dict__.get(prop.name)
+            if item is not None and item._orm_snap is None and item._orm_uow is not uow:
+                found[id(item)] = item
+        if found:
+            for item in found.values():
                 uow.persist(item, target_meta)
-                work.append((target_meta, item, True))
-    for prop in meta.inverse_ones:
-        item = entity.__dict__.get(prop.name)
-        if item is not None and prop.relation.persist_cascade:  # type: ignore[union-attr]
-            if item._orm_snap is None and item._orm_uow is not uow:
-                uow.persist(item, prop.relation.target_meta)  # type: ignore[union-attr]
-                work.append((prop.relation.target_meta, item, True))  # type: ignore[union-attr]
+            work.append((target_meta, list(found.values()), True))
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
@@ -134,49 +144,60 @@ class _Edge:
 def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     """Split and order `plan.inserts` so every row comes after the new rows it references,
     and record the parameter slots to fill with keys generated during the flush (see the
-    module docstring). Entities without references to new entities cost one attribute read
-    per relation."""
+    module docstring). The references are found a relation at a time (the core walks the
+    entities); the common shape, new rows referencing new rows that reference none, makes
+    two layers without building the reference graph."""
     from .unit_of_work import _Insert
 
-    edges: dict[int, list[_Edge]] = {}
     new_ids: set[int] = set()
     for ins in plan.inserts:
-        new_ids.update(id(e) for e in ins.entities)
+        new_ids.update(map(id, ins.entities))
+    found: list[tuple[_Insert, Any, list[int], list[Any]]] = []
     for ins in plan.inserts:
         meta = ins.meta
-        if not meta.relations:
-            continue
         for prop in meta.relations:
-            name = prop.name
-            for entity in ins.entities:
-                target = _target_of(getattr(entity, name, None))
-                if target is None or not isinstance(target, prop.relation.target):
-                    continue
-                if id(target) in new_ids:
-                    edges.setdefault(id(entity), []).append(_Edge(entity, meta, prop, target))
-                elif target._orm_snap is None and getattr(target, prop.type.pk_name, None) is None:
-                    raise _not_persisted(meta, entity, prop, target)
-    if not edges:
+            positions, targets, strays = core.new_targets(
+                ins.entities, prop.name, prop.relation.target, Ref, new_ids
+            )
+            for k in strays:
+                target = _target_of(getattr(ins.entities[k], prop.name))
+                if getattr(target, prop.type.pk_name, None) is None:
+                    raise _not_persisted(meta, ins.entities[k], prop, target)
+            if targets:
+                found.append((ins, prop, positions, targets))
+    if not found:
         _pending_in_inserts(plan, set())
         return
-    level, deferred = _layers(edges)
+    sources = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
+    deferred: list[_Edge] = []
+    if all(sources.isdisjoint(map(id, targets)) for _, _, _, targets in found):
+        level = dict.fromkeys(sources, 1)  # no target references a new row: two layers
+    else:
+        edges: dict[int, list[_Edge]] = {}
+        for ins, prop, positions, targets in found:
+            for k, target in zip(positions, targets, strict=True):
+                entity = ins.entities[k]
+                edges.setdefault(id(entity), []).append(_Edge(entity, ins.meta, prop, target))
+        level, deferred = _layers(edges)
     deferred_slots = {(id(e.entity), e.prop.column_index) for e in deferred}
     ordered: list[tuple[int, int, _Insert]] = []
+    get = level.get
     for position, ins in enumerate(plan.inserts):
+        depths = [get(id(entity), 0) for entity in ins.entities]
+        if not depths or min(depths) == max(depths):
+            ordered.append((depths[0] if depths else 0, position, ins))
+            continue
         count = len(ins.entities)
-        width = len(ins.flat) // count if count else 0
+        width = len(ins.flat) // count
         layers: dict[int, list[int]] = {}
-        for k, entity in enumerate(ins.entities):
-            layers.setdefault(level.get(id(entity), 0), []).append(k)
+        for k, depth in enumerate(depths):
+            layers.setdefault(depth, []).append(k)
         for depth, rows in layers.items():
-            if len(layers) == 1:
-                part = ins
-            else:
-                part = _Insert(
-                    ins.meta, ins.skip_pk, [ins.entities[k] for k in rows],
-                    [v for k in rows for v in ins.flat[k * width : (k + 1) * width]],
-                    [ins.snapshots[k] for k in rows],
-                )
+            part = _Insert(
+                ins.meta, ins.skip_pk, [ins.entities[k] for k in rows],
+                [v for k in rows for v in ins.flat[k * width : (k + 1) * width]],
+                [ins.snapshots[k] for k in rows],
+            )
             ordered.append((depth, position, part))
     ordered.sort(key=lambda item: (item[0], item[1]))
     plan.inserts = [part for _, _, part in ordered]
@@ -315,30 +336,35 @@ def _cycle(path: list[_Edge]) -> ValidationError:
 
 
 def _pending_in_inserts(plan: _FlushPlan, deferred: set[tuple[int, int]]) -> None:
-    """Record the slots of the insert parameters that wait for a generated key; slots of
-    deferred references get NULL (the fixup UPDATE writes them)."""
+    """Record the slots of the insert parameters that wait for a generated key, a relation
+    column at a time (the core finds them); slots of deferred references get NULL (the
+    fixup UPDATE writes them)."""
     for ins in plan.inserts:
         meta = ins.meta
         if not meta.relations or not ins.entities:
             continue
-        width = len(ins.flat) // len(ins.entities)
+        flat = ins.flat
+        width = len(flat) // len(ins.entities)
         pk_index = meta.pk_index
         for prop in meta.relations:
             c = prop.column_index
             position = c - 1 if ins.skip_pk and c > pk_index else c
-            flat = ins.flat
-            for k in range(len(ins.entities)):
-                at = k * width + position
-                value = flat[at]
-                pending = type(value) is PendingKey
-                if deferred and (id(ins.entities[k]), c) in deferred:
-                    flat[at] = None  # written by the fixup UPDATE
-                elif pending:
-                    plan.pending.append((flat, at, value.entity, prop.type.pk_to_db))
-                if pending:
-                    plan.snapshot_slots.append(
-                        (ins.snapshots, k, c, value.entity, prop.type.pk_to_db)
-                    )
+            rows, targets = core.pending_slots(flat, width, position, PendingKey)
+            if not rows:
+                continue
+            conv = prop.type.pk_to_db
+            plan.snapshot_slots.append((ins.snapshots, rows, c, targets, conv))
+            if deferred:
+                kept = [
+                    i for i, k in enumerate(rows) if (id(ins.entities[k]), c) not in deferred
+                ]
+                for k in rows:
+                    if (id(ins.entities[k]), c) in deferred:
+                        flat[k * width + position] = None  # written by the fixup UPDATE
+                rows = [rows[i] for i in kept]
+                targets = [targets[i] for i in kept]
+            if rows:
+                plan.pending.append(([k * width + position for k in rows], targets, flat, conv))
 
 
 def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
@@ -360,10 +386,9 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                     raise _not_persisted(meta, upd.entities[row], prop, value.entity)
                 if type(params) is not list:
                     params = upd.params[row] = list(params)
-                plan.pending.append((params, j, value.entity, prop.type.pk_to_db))
-                plan.snapshot_slots.append(
-                    (upd.snapshots, row, c, value.entity, prop.type.pk_to_db)
-                )
+                conv = prop.type.pk_to_db
+                plan.pending.append(([j], [value.entity], params, conv))
+                plan.snapshot_slots.append((upd.snapshots, [row], c, [value.entity], conv))
 
 
 def unlink_first(plan: _FlushPlan) -> None:
@@ -473,7 +498,7 @@ def pending_reference(
         prop = meta.properties[name]
         if not uow.is_new(value.entity):
             raise _not_persisted(meta, ref, prop, value.entity)
-        plan.pending.append((params, at, value.entity, prop.type.pk_to_db))
+        plan.pending.append(([at], [value.entity], params, prop.type.pk_to_db))
 
 
 def order_deletes(plan: _FlushPlan, ranks: dict[type, int]) -> None:
@@ -487,20 +512,15 @@ def resolve(plan: _FlushPlan) -> None:
     need them)."""
     keys = plan.keys
     remaining = []
-    for holder, at, target, conv in plan.pending:
-        key = keys.get(id(target))
-        if key is None:
-            remaining.append((holder, at, target, conv))
-            continue
-        holder[at] = key if conv is None else conv(key)
+    for slots, targets, holder, conv in plan.pending:
+        waiting = core.fill_keys(holder, slots, targets, keys, conv)
+        if waiting is not None:
+            remaining.append((waiting[0], waiting[1], holder, conv))
     plan.pending = remaining
 
 
 def patch_snapshots(plan: _FlushPlan) -> None:
     """After the commit: the snapshots hold the keys written, not the placeholders."""
     keys = plan.keys
-    for snapshots, row, c, target, conv in plan.snapshot_slots:
-        key = keys[id(target)]
-        snap = list(snapshots[row])
-        snap[c] = key if conv is None else conv(key)
-        snapshots[row] = tuple(snap)
+    for snapshots, rows, c, targets, conv in plan.snapshot_slots:
+        core.patch_keys(snapshots, rows, c, targets, keys, conv)

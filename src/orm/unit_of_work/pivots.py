@@ -12,7 +12,9 @@ pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
 
 from __future__ import annotations
 
+from .._backend import core
 from .._typing import TYPE_CHECKING
+from ..entity.collection import UNSTORED
 from ..errors import ValidationError
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from ..metadata.model import EntityMetadata
     from .unit_of_work import UnitOfWork, _FlushPlan
 
-__all__ = ["cascade", "plan", "write", "applied", "forget", "touches", "PIVOT_CHUNK"]
+__all__ = ["cascade", "plan", "write", "applied", "forget", "touches", "undo", "PIVOT_CHUNK"]
 
 #: pairs per pivot statement (bounded further by the connection's variable limit)
 PIVOT_CHUNK = 500
@@ -46,7 +48,7 @@ def cascade(uow: UnitOfWork) -> None:
         if not delta or collection.owner._orm_uow is not uow:
             continue
         prop = None
-        for item, added in list(delta.values()):
+        for item, added in collection._changes():
             if added and item._orm_uow is None and item._orm_snap is None:
                 prop = prop or _property(uow, collection)
                 if prop.relation.persist_cascade:
@@ -59,19 +61,17 @@ def _removed(uow: UnitOfWork, entity: Any) -> bool:
 
 
 class Pairs:
-    """The pairs one flush writes to one pivot table, as parallel lists of owning
-    entities and items (the keys are read per column when the statements are built)."""
+    """The pairs one flush writes to one pivot table, as runs: an owning entity and the
+    items paired with it (the keys are read when the statements are built). `fresh`: the
+    pairs of owners inserted by this flush, which cannot be stored yet (plain inserts);
+    `inserts`: pairs that may be (a pair added to a collection never loaded)."""
 
-    __slots__ = ("insert_owners", "insert_items", "delete_owners", "delete_items")
+    __slots__ = ("fresh", "inserts", "deletes")
 
     def __init__(self) -> None:
-        self.insert_owners: list[Any] = []
-        self.insert_items: list[Any] = []
-        self.delete_owners: list[Any] = []
-        self.delete_items: list[Any] = []
-
-    def __len__(self) -> int:
-        return len(self.insert_items) + len(self.delete_items)
+        self.fresh: tuple[list[Any], list[list[Any]]] = ([], [])
+        self.inserts: tuple[list[Any], list[list[Any]]] = ([], [])
+        self.deletes: tuple[list[Any], list[list[Any]]] = ([], [])
 
 
 def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
@@ -82,7 +82,20 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
     props: dict[tuple[type, str], Any] = {}
     pivots = flush.pivots
     written = flush.collections
-    for collection in uow.collections.values():
+    collections: Any = uow.collections.values()
+    if not removing:
+        # the common shape of a new graph, sorted out by the core: new owners whose pairs
+        # are their items (UNSTORED), all managed
+        groups, collections = core.fresh_runs(collections, uow, UNSTORED)
+        for (cls, name), (owners, runs, held) in groups.items():
+            prop = props[(cls, name)] = uow.em.metadata.get(cls).properties[name]
+            pairs = pivots.get(prop.relation.pivot)
+            if pairs is None:
+                pairs = pivots[prop.relation.pivot] = Pairs()
+            pairs.fresh[0].extend(owners)
+            pairs.fresh[1].extend(runs)
+            written.extend([(collection, UNSTORED) for collection in held])
+    for collection in collections:
         delta = collection._delta
         owner = collection.owner
         if not delta or owner._orm_uow is not uow or (removing and _removed(uow, owner)):
@@ -94,18 +107,24 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
         pairs = pivots.get(prop.relation.pivot)
         if pairs is None:
             pairs = pivots[prop.relation.pivot] = Pairs()
-        added = [item for item, add in delta.values() if add]
-        if len(added) != len(delta):
-            gone = [item for item, add in delta.values() if not add]
-            pairs.delete_owners += [owner] * len(gone)
-            pairs.delete_items += gone
-        for item in added:
-            if item._orm_uow is not uow:
-                raise _not_managed(uow, owner, prop, item)
-        if removing:
-            added = [item for item in added if not _removed(uow, item)]
-        pairs.insert_owners += [owner] * len(added)
-        pairs.insert_items += added
+        if delta is UNSTORED:
+            added = list(collection._items.values())
+        else:
+            added = [item for item, add in delta.values() if add]
+            if len(added) != len(delta):
+                pairs.deletes[0].append(owner)
+                pairs.deletes[1].append([item for item, add in delta.values() if not add])
+        if added:
+            unmanaged = core.not_managed(added, uow)
+            if unmanaged is not None:
+                raise _not_managed(uow, owner, prop, unmanaged)
+            if removing:
+                added = [item for item in added if not _removed(uow, item)]
+        if added:
+            # an owner inserted by this flush has no stored pairs: nothing to skip
+            runs = pairs.fresh if owner._orm_snap is None else pairs.inserts
+            runs[0].append(owner)
+            runs[1].append(added)
         written.append((collection, delta))  # the very dict: see `applied`
 
 
@@ -124,41 +143,52 @@ def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> Validatio
     )
 
 
-def _keys(flush: _FlushPlan, meta: EntityMetadata, entities: list[Any]) -> list[Any]:
-    """The ends' keys in database form: generated in this flush, or their own."""
-    get = flush.keys.get
-    name = meta.pk.name
-    keys = [get(id(e)) for e in entities]
-    if None in keys:
-        keys = [getattr(e, name) if k is None else k for e, k in zip(entities, keys, strict=True)]
-    pk_type = meta.pk.type
-    return [pk_type.to_db(k) for k in keys] if pk_type.converts else keys
+def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[list[Any]]]) -> list[Any]:
+    """The pairs' keys in database form, flat (owner, item, owner, item, ...): generated in
+    this flush, or their own."""
+    flat: list[Any] = core.pair_keys(
+        runs[0], runs[1], flush.keys, pivot.owner_meta.pk.name, pivot.target_meta.pk.name
+    )
+    for start, meta in ((0, pivot.owner_meta), (1, pivot.target_meta)):
+        pk_type = meta.pk.type
+        if pk_type.converts:
+            flat[start::2] = [pk_type.to_db(k) for k in flat[start::2]]
+    return flat
 
 
 def write(uow: UnitOfWork, flush: _FlushPlan) -> None:
-    """Per pivot table: the removed pairs deleted, then the added ones inserted, each as
-    multi-row statements (an added pair already stored, possible when the owning side was
-    changed without being loaded, is skipped by the database)."""
+    """Per pivot table: the removed pairs deleted, then the added ones inserted, as one
+    statement of two arrays where the platform takes them, else multi-row statements. An
+    added pair of an owner stored before this flush may be stored already (its collection
+    was changed without being loaded): the database skips it; those of owners this flush
+    inserted are plain inserts."""
     conn = uow.em.connection
     platform = uow.em.sql.platform
     chunk = max(1, min(PIVOT_CHUNK, conn.max_variables // 2))
     for pivot, pairs in flush.pivots.items():
         columns = (pivot.owner_column.field_name, pivot.target_column.field_name)
-        for owners, items, statement in (
-            (pairs.delete_owners, pairs.delete_items, platform.pivot_delete),
-            (pairs.insert_owners, pairs.insert_items, platform.pivot_insert),
+        for runs, verb, stored in (
+            (pairs.deletes, "delete", True),
+            (pairs.inserts, "insert", True),
+            (pairs.fresh, "insert", False),
         ):
-            if not items:
+            if not runs[0]:
                 continue
-            count = len(items)
-            flat: list[Any] = [None] * (2 * count)
-            flat[0::2] = _keys(flush, pivot.owner_meta, owners)
-            flat[1::2] = _keys(flush, pivot.target_meta, items)
+            flat = _params(flush, pivot, runs)
+            arrays = platform.pivot_arrays(
+                verb, pivot.table, (pivot.owner_column, pivot.target_column), stored
+            )
+            if arrays is not None:
+                conn.execute(arrays, [flat[0::2], flat[1::2]])
+                continue
+            count = len(flat) // 2
             for start in range(0, count, chunk):
                 rows = min(chunk, count - start)
-                conn.execute(
-                    statement(pivot.table, columns, rows), flat[2 * start : 2 * (start + rows)]
-                )
+                if verb == "delete":
+                    sql = platform.pivot_delete(pivot.table, columns, rows)
+                else:
+                    sql = platform.pivot_insert(pivot.table, columns, rows, stored)
+                conn.execute(sql, flat[2 * start : 2 * (start + rows)])
 
 
 def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
@@ -171,7 +201,7 @@ def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
         if delta is written:
             collection._delta = None
             collection._dirty = False
-        elif delta:  # pragma: no cover - defensive: changed meanwhile
+        elif delta and written is not UNSTORED:  # pragma: no cover - defensive
             for key, change in written.items():
                 if delta.get(key) == change:
                     del delta[key]
@@ -203,16 +233,22 @@ def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
                     for key in gone & items.keys():
                         del items[key]
                 delta = held._delta
-                if delta:
+                if delta and delta is not UNSTORED:  # (UNSTORED: the items are the pairs)
                     for key in gone & delta.keys():
                         del delta[key]
 
 
-def undo(uow: UnitOfWork, written: list[tuple[Any, dict[int, tuple[Any, bool]]]]) -> None:
+def undo(uow: UnitOfWork, written: list[tuple[Any, Any]]) -> None:
     """The transaction around a flush was rolled back: the pairs it wrote are pending
-    again, composed with what changed since (added then removed again: nothing to do)."""
+    again, composed with what changed since (added then removed again: nothing to do).
+    A collection that had no stored pairs has none again: all its items are pending."""
     for collection, changes in written:
         if collection.owner._orm_uow is not uow:
+            continue
+        if changes is UNSTORED:
+            collection._delta = UNSTORED
+            collection._dirty = True
+            uow.collections[id(collection)] = collection
             continue
         for item, added in changes.values():
             collection._record(item, added)

@@ -207,12 +207,13 @@ class _FlushPlan:
         #: a preview (compute_change_sets) runs no hooks and changes no entity
         self.preview = preview
         #: relations (see orm.unit_of_work.commit_order): parameter slots waiting for a key
-        #: generated in this flush (holder, index, target entity, key converter), snapshot
-        #: slots to complete after the commit, references written by a later UPDATE
-        #: (meta, entity, column index, target, key converter), and the keys of the rows
-        #: inserted so far (id(entity) -> key)
-        self.pending: list[tuple[Any, int, Any, Any]] = []
-        self.snapshot_slots: list[tuple[list[tuple], int, int, Any, Any]] = []
+        #: generated in this flush, by holder (indexes, target entities, holder, key
+        #: converter), snapshot slots to complete after the commit (snapshots, rows, column,
+        #: targets, key converter), references written by a later UPDATE (meta, entity,
+        #: column index, target, key converter), and the keys of the rows inserted so far
+        #: (id(entity) -> key)
+        self.pending: list[tuple[list[int], list[Any], list[Any], Any]] = []
+        self.snapshot_slots: list[tuple[list[tuple], list[int], int, list[Any], Any]] = []
         self.fixups: list[tuple[EntityMetadata, Any, int, Any, Any]] = []
         self.keys: dict[int, Any] = {}
         #: many-to-many: pivot table -> the pairs to delete and insert; and the
@@ -807,14 +808,9 @@ class UnitOfWork:
                 self._check_generated_keys(ins, plan)
             pk_name = ins.meta.pk.name
             if not ins.skip_pk:
-                for e in ins.entities:
-                    keys[id(e)] = getattr(e, pk_name)
-            elif ins.keys is not None:
-                for e, key in zip(ins.entities, ins.keys, strict=True):
-                    keys[id(e)] = key
+                keys.update((id(e), getattr(e, pk_name)) for e in ins.entities)
             else:
-                for k, e in enumerate(ins.entities):
-                    keys[id(e)] = ins.first_id + k
+                keys.update(zip(map(id, ins.entities), self._generated_keys(ins), strict=True))
         if plan.pending:
             commit_order.resolve(plan)
         conn = self.em.connection
