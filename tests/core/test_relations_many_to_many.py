@@ -620,6 +620,42 @@ def test_to_object(rem):
     assert "readers" not in y  # not populated
 
 
+def test_compute_change_sets_lists_the_pairs_a_flush_would_write(rel, rem, log):
+    """Under the owning collection's name in the owner's change set, whichever side was
+    changed, loaded or not; nothing written by asking; exactly what the flush then writes."""
+    ids = seed(rem)
+    a1, a2, a3 = (rem.find_one(Article, ids[t]) for t in ("a1", "a2", "a3"))
+    x, y, z = (rem.find_one(Tag, ids[label]) for label in "xyz")
+    rem.populate([a1], ["tags"])
+    rem.populate([z], ["articles"])
+    a1.tags.remove(x)
+    a1.tags.add(z)
+    a1.title = "a1!"
+    z.articles.add(a3)  # through the inverse side: a3.tags is not loaded
+    new = Article(title="a4", tags=[y, z])
+    rem.persist(new)
+    uow = rem.get_unit_of_work()
+    log.clear()
+    sets = {(cs.type, cs.entity.title): cs.payload for cs in uow.compute_change_sets()}
+    assert writes(log) == []
+    assert sets[("update", "a1!")] == {
+        "title": "a1!", "tags": {"added": [z], "removed": [x]},
+    }
+    assert sets[("update", "a3")] == {"tags": {"added": [z], "removed": []}}
+    assert sets[("create", "a4")]["tags"] == {"added": [y, z], "removed": []}
+    assert ("update", "a2") not in sets
+
+    rem.remove(a1)  # its pairs go with its row: nothing of its collection is listed
+    sets = {(cs.type, cs.entity.title): cs.payload for cs in uow.compute_change_sets()}
+    assert sets[("delete", "a1!")] == {}
+    assert ("update", "a1!") not in sets
+    rem.flush()
+    assert pairs(rel) == sorted([
+        (ids["a2"], ids["y"]), (ids["a3"], ids["z"]), (new.id, ids["y"]), (new.id, ids["z"]),
+    ])
+    assert uow.compute_change_sets() == []
+
+
 # -- numbers ----------------------------------------------------------------------------------
 def test_statements_for_one_tag_changed_on_a_tenth_of_a_thousand_articles(rel, rem, log):
     old, new = Tag(label="old"), Tag(label="new")

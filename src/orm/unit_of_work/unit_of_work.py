@@ -683,7 +683,36 @@ class UnitOfWork:
         for dele in plan.deletes:
             for e in dele.entities:
                 out.append(ChangeSet("delete", e, dele.meta.class_name, {}))
+        if self.collections:
+            self._collection_change_sets(plan, out)
         return out
+
+    def _collection_change_sets(self, plan: _FlushPlan, out: list[ChangeSet]) -> None:
+        """The pivot pairs a flush would write, under the owning collection's name in its
+        owner's change set (`{"added": [...], "removed": [...]}`; an "update" with only that
+        when the owner's columns did not change). An owner or item being removed takes its
+        pairs with it (`on delete cascade`), so those are left out, as the flush does."""
+        removed = {id(e) for dele in plan.deletes for e in dele.entities}
+        by_owner = {id(cs.entity): cs for cs in out if cs.type != "delete"}
+        metas = self.em.metadata
+        for collection in self.collections.values():
+            owner = collection.owner
+            if owner._orm_uow is not self or id(owner) in removed:
+                continue
+            added, gone = [], []
+            for item, add in collection._changes():
+                if not add:
+                    gone.append(item)
+                elif id(item) not in removed:
+                    added.append(item)
+            if not added and not gone:
+                continue
+            change_set = by_owner.get(id(owner))
+            if change_set is None:
+                name = metas.get(type(owner)).class_name
+                change_set = by_owner[id(owner)] = ChangeSet("update", owner, name, {})
+                out.append(change_set)
+            change_set.payload[collection.prop] = {"added": added, "removed": gone}
 
     # -- flush ------------------------------------------------------------------------------
     def commit(self) -> None:
