@@ -320,6 +320,33 @@ def test_removing_a_new_author_forgets_its_new_articles(rel, rem):
     assert not rem.get_unit_of_work().get_persist_stack()
 
 
+@pytest.mark.parametrize("through", ["many_to_one", "collection"])
+def test_removing_a_new_author_that_a_stored_article_was_moved_to(rel, rem, through):
+    """The stored article goes with the removed author (Cascade.REMOVE), and the author,
+    forgotten by em.remove(), is not persisted again through that article's relation at
+    the flush: one outcome, the change sets and the rows agreeing."""
+    ann_id, bob_id = seed(rem, articles=1, remarks=1)
+    article = rem.find_one(Article, {"author": ann_id}, populate=["remarks"])
+    remark = article.remarks.get_items()[0]
+    new = Author(name="New")
+    if through == "many_to_one":
+        article.author = new
+    else:
+        new.articles.add(article)
+    rem.persist(new)
+    rem.remove(new)
+    uow = rem.get_unit_of_work()
+    assert sorted((cs.type, type(cs.entity).__name__) for cs in uow.compute_change_sets()) == [
+        ("delete", "Article"), ("delete", "Remark"),
+    ]
+    rem.flush()
+    assert rows(rel, "select name from author order by id") == [("Ann",), ("Bob",)]
+    assert rows(rel, "select title from article") == [("bob's",)]
+    assert rows(rel, "select body from remark") == [("kept",)]
+    assert new.id is None and not rem.get_unit_of_work().get_persist_stack()
+    assert remark not in rem.find(Remark, {})
+
+
 def test_a_query_flushes_a_pending_removal_that_cascades_to_its_type_first(rel, rem):
     """FlushMode.AUTO: the articles (and remarks) a pending removal takes are not found."""
     ann_id, bob_id = seed(rem, articles=2, remarks=1)

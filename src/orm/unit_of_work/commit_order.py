@@ -52,7 +52,11 @@ def cascade_persist(uow: UnitOfWork) -> bool:
         if meta is not None and group and _walks(meta):
             work.append((meta, list(group.values()), True))
     if uow.dirty:
-        for cls, found in core.group_by_type(uow.dirty.values(), ()).items():
+        # an entity being removed cascades nothing: its relations are not written (else a
+        # new owner removed before the flush, that a removed child still points at, would
+        # be persisted again and inserted, while the child is deleted)
+        removed = {key for group in uow.removed.values() for key in group}
+        for cls, found in core.group_by_type(uow.dirty.values(), removed).items():
             meta = metas.find(cls)
             if meta is not None and _walks(meta):
                 work.append((meta, found, False))
