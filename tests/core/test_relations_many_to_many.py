@@ -620,6 +620,71 @@ def test_to_object(rem):
     assert "readers" not in y  # not populated
 
 
+def test_assigning_a_collection_property_sets_its_items(rel, rem):
+    """`article.tags = [...]` (a SQLAlchemy habit) is `article.tags.set([...])`: the property
+    stays the tracked Collection, the other side follows, the flush writes the pairs, and
+    the EntityManager keeps working (it used to hold a plain list that broke every flush)."""
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    a2 = rem.find_one(Article, ids["a2"])
+    x, z = rem.find_one(Tag, ids["x"]), rem.find_one(Tag, ids["z"], populate=["articles"])
+    tags = a1.tags
+    a1.tags = [z, x]
+    assert a1.tags is tags and sorted(t.label for t in a1.tags) == ["x", "z"]
+    assert a1 in z.articles
+    a1.tags = a1.tags  # assigning itself changes nothing
+    a2.title = "a2!"  # an unrelated change, written by the same flush
+    rem.flush()
+    assert pairs(rel) == sorted([
+        (ids["a1"], ids["x"]), (ids["a1"], ids["z"]), (ids["a2"], ids["y"]),
+    ])
+    a1.tags = ()
+    z.articles = (a for a in [a1])  # any iterable, from either side
+    rem.flush()
+    assert pairs(rel) == sorted([(ids["a1"], ids["z"]), (ids["a2"], ids["y"])])
+    assert rows(rel, "select title from article where id = ?", (ids["a2"],)) == [("a2!",)]
+
+
+@pytest.mark.parametrize("value", [None, "xy", 3, "tag"])
+def test_assigning_a_collection_property_something_else_is_refused(rem, value):
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    a1.title = "a1!"
+    tags = a1.tags
+    if value == "tag":
+        value = rem.find_one(Tag, ids["z"])  # one entity, not a list of them
+    with pytest.raises(ValidationError, match=r"Article\.tags is a collection: give it an "
+                       r"iterable of Tag entities \(a list; \[\] to empty it\), got .* "
+                       r"Nothing was changed\.") as info:
+        a1.tags = value
+    assert info.value.property == "tags"
+    with pytest.raises(ValidationError, match=r"Article\.tags is a collection"):
+        a1.tags.set(value)
+    assert a1.tags is tags and sorted(t.label for t in a1.tags) == ["x", "y"]
+    rem.flush()  # the EntityManager still works: the other change is written
+    rem.clear()
+    assert rem.find_one(Article, ids["a1"]).title == "a1!"
+
+
+def test_truth_of_a_collection_is_whether_it_holds_items(rem):
+    ids = seed(rem)
+    a1, a3 = (rem.find_one(Article, ids[t]) for t in ("a1", "a3"))
+    with pytest.raises(ValidationError, match=r"Article\.tags is not initialized"):
+        bool(a1.tags)  # never a guess, never a hidden query
+    rem.populate([a1, a3], ["tags"])
+    assert a1.tags and not a3.tags
+    assert not Article(title="new").tags
+
+
+def test_removing_an_item_of_another_class_is_refused(rem):
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    x = rem.find_one(Tag, ids["x"])
+    with pytest.raises(ValidationError, match=r"Article\.tags holds Tag entities, got Article"):
+        a1.tags.remove(x, a1)  # checked before anything changes
+    assert x in a1.tags
+
+
 def test_compute_change_sets_lists_the_pairs_a_flush_would_write(rel, rem, log):
     """Under the owning collection's name in the owner's change set, whichever side was
     changed, loaded or not; nothing written by asking; exactly what the flush then writes."""

@@ -316,16 +316,15 @@ class Collection(Generic[T]):
         """Remove items; each one's owning relation is set to None (the flush writes NULL,
         or refuses a NOT NULL column)."""
         mine = self._require()
+        checked = [self._check(raw) for raw in items]  # all of them, before any change
         sides = _sides(self.owner, self.prop)
         if sides is not None:
-            for raw in items:
-                item = _unwrap(raw)
+            for item in checked:
                 if id(item) in mine:
                     self._change(item, False, sides)
             return
         mapped_by = self._mapped_by()
-        for raw in items:
-            item = _unwrap(raw)
+        for item in checked:
             if id(item) in mine:
                 setattr(item, mapped_by, None)
 
@@ -333,7 +332,7 @@ class Collection(Generic[T]):
         self.remove(*list(self._require().values()))
 
     def set(self, items: Iterable[T]) -> None:
-        wanted = [self._check(i) for i in items]
+        wanted = [self._check(i) for i in _iterable(self.owner, self.prop, items)]
         keep = {id(i) for i in wanted}
         self.remove(*[i for i in list(self._require().values()) if id(i) not in keep])
         self.add(*wanted)
@@ -358,7 +357,9 @@ class Collection(Generic[T]):
         return self.contains(item)
 
     def __bool__(self) -> bool:
-        return True
+        """Whether it holds any item, as a list is (`if article.tags:`); an uninitialized
+        collection raises, as `len()` does, rather than guess."""
+        return bool(self._require())
 
     def load(self) -> Collection[T]:
         """Load the items with one query (through the owner's EntityManager)."""
@@ -433,6 +434,41 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
     return __init__
+
+
+def _iterable(owner: Any, name: str, value: Any) -> Iterable[Any]:
+    """What `set()` or an assignment to a collection property may take: an iterable of
+    entities (a list, a tuple, another collection, a generator), not None, a string or a
+    single entity."""
+    if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        target = getattr(type(owner), "_orm_collection_targets", {}).get(name)
+        what = target.__name__ if isinstance(target, type) else "target"
+        raise ValidationError(
+            f"{type(owner).__name__}.{name} is a collection: give it an iterable of {what} "
+            f"entities (a list; [] to empty it), got {type(value).__name__} {value!r:.60}. "
+            f"Nothing was changed.",
+            entity=owner,
+            property=name,
+        )
+    return value
+
+
+def collection_setattr(names: set[str], inner: Any) -> Any:
+    """`__setattr__` of a class with collection properties: assigning one
+    (`article.tags = [a, b]`, as with a SQLAlchemy relationship list) is its `set()`, so the
+    property stays the Collection the Unit of Work tracks, and both sides stay in step."""
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name not in names:
+            inner(self, name, value)
+            return
+        current = self.__dict__.get(name)
+        if value is current and current is not None:
+            return  # `article.tags = article.tags`
+        getattr(self, name).set(list(_iterable(self, name, value)))
+
+    __setattr__._orm_collections = names  # type: ignore[attr-defined]
+    return __setattr__
 
 
 def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
