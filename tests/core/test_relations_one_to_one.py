@@ -97,6 +97,24 @@ def test_a_wrong_class_is_refused():
 
 
 # -- flush --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["x", 5, "member of another class"])
+def test_a_wrong_value_on_the_owning_side_is_refused_with_nothing_changed(rem, value):
+    ann_id, _, profile_id = seed(rem)
+    ann = rem.find_one(Member, ann_id, populate=["profile"])
+    profile = ann.profile
+    if value == "member of another class":
+        value = Profile(bio="not a member")
+    with pytest.raises(ValidationError, match=r"Invalid value for Profile\.member: expected a "
+                       r"Member entity or None, got .* Nothing was changed\.") as info:
+        profile.member = value
+    assert info.value.property == "member"
+    assert profile.member is ann and ann.profile is profile
+    with pytest.raises(ValidationError, match=r"Invalid value for Profile\.member"):
+        Profile(bio="b", member=value)
+    assert ann.profile is profile
+    rem.flush()
+
+
 def test_the_flush_writes_only_the_owning_foreign_key(rel, rem):
     ann_id, bob_id, profile_id = seed(rem)
     assert rows(rel, "select member_id from profile") == [(ann_id,)]

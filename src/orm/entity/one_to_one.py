@@ -82,12 +82,28 @@ def _linked(owning: Any, mapped_by: str, inverse_name: str, old: Any, new: Any) 
     _persist_cascade(new, inverse_name, owning)
 
 
-def _owning_setattr(ones: dict[str, str], inner: Any) -> Any:
+def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
+    """An owning one-to-one takes an entity of its target class (or None): anything else
+    would be refused at flush, but the partners would be unlinked by then, so it is
+    refused here, with nothing changed."""
+    if value is not None and not isinstance(value, target):
+        raise ValidationError(
+            f"Invalid value for {type(owning).__name__}.{name}: expected a "
+            f"{target.__name__} entity or None, got {type(value).__name__} "
+            f"{value!r:.60}. Nothing was changed.",
+            entity=owning,
+            property=name,
+        )
+
+
+def _owning_setattr(ones: dict[str, tuple[str, type]], inner: Any) -> Any:
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        inverse_name = ones.get(name)
-        if inverse_name is None:
+        side = ones.get(name)
+        if side is None:
             inner(self, name, value)
             return
+        inverse_name, target = side
+        _check_partner(self, name, _unwrap(value), target)
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
         new = _unwrap(self.__dict__.get(name))
@@ -97,10 +113,12 @@ def _owning_setattr(ones: dict[str, str], inner: Any) -> Any:
     return __setattr__
 
 
-def _owning_init(ones: dict[str, str], init: Any) -> Any:
+def _owning_init(ones: dict[str, tuple[str, type]], init: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        for name, inverse_name in ones.items():
+        for name, (_, target) in ones.items():
+            _check_partner(self, name, _unwrap(self.__dict__.get(name)), target)
+        for name, (inverse_name, _) in ones.items():
             new = _unwrap(self.__dict__.get(name))
             if new is not None:
                 _linked(self, name, inverse_name, None, new)
@@ -165,7 +183,9 @@ def install_inverse_one(cls: type, name: str, target: type, mapped_by: str) -> N
     _registry(cls, "_orm_inverse_one_sides", _inverse_setattr, _inverse_init)[name] = (
         mapped_by, target
     )
-    _registry(target, "_orm_inverse_ones", _owning_setattr, _owning_init)[mapped_by] = name
+    _registry(target, "_orm_inverse_ones", _owning_setattr, _owning_init)[mapped_by] = (
+        name, cls
+    )
 
 
 def populate_inverse_one(em: Any, meta: Any, entities: list[Any], prop: Any) -> list[Any]:
