@@ -582,6 +582,10 @@ class EntityManager:
             em._uow.unregister(entity, meta)
             return None
         em._hydrate(meta, rows, refresh=True, detached=False)
+        if meta.collections or meta.inverse_ones:
+            loaded = _forget_relation_sides(em._uow, meta, entity)
+            if loaded:
+                em.populate([entity], loaded)
         if em.connection.in_own_transaction:
             em._note_loaded(meta, [entity])
         if meta.loads:
@@ -937,6 +941,28 @@ class EntityManager:
             raise
         if outer:
             events.transaction_event("after_transaction_commit", tx)
+
+
+def _forget_relation_sides(uow: Any, meta: EntityMetadata, entity: Any) -> list[str]:
+    """A refreshed entity's collections and inverse one-to-ones go back to "not loaded":
+    their unflushed changes, a many-to-many's pending pairs included, are discarded with
+    the columns'. Returns those that were loaded, for `refresh` to read again (the same
+    Collection objects are filled, so references to them see it)."""
+    values = entity.__dict__
+    loaded = []
+    for prop in meta.collections:
+        held = values.get(prop.name)
+        if held is not None:
+            if held._items is not None:
+                loaded.append(prop.name)
+            held._items = None
+            held._delta = None
+            held._dirty = False
+            uow.collections.pop(id(held), None)
+    for prop in meta.inverse_ones:
+        if values.pop(prop.name, MISSING) is not MISSING:
+            loaded.append(prop.name)
+    return loaded
 
 
 def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) -> Any:

@@ -685,6 +685,29 @@ def test_removing_an_item_of_another_class_is_refused(rem):
     assert x in a1.tags
 
 
+def test_refresh_discards_pending_pairs_and_reloads_loaded_collections(rel, rem, log):
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    a2 = rem.find_one(Article, ids["a2"])  # tags not loaded: a change through the other side
+    z = rem.find_one(Tag, ids["z"], populate=["articles"])
+    tags = a1.tags
+    a1.tags.set([z])
+    z.articles.add(a2)
+    a1.title = "changed"
+    # a2 first: reading a1's tags again is a query across the pivot, which (FlushMode.AUTO)
+    # flushes the pending pairs of others first
+    assert rem.refresh(a2) is a2 and rem.refresh(a1) is a1
+    assert a1.title == "a1" and a1.tags is tags
+    assert sorted(t.label for t in a1.tags) == ["x", "y"]  # read again: it was loaded
+    assert not a2.tags.is_initialized()
+    log.clear()
+    rem.flush()
+    assert writes(log) == []
+    assert pairs(rel) == sorted([
+        (ids["a1"], ids["x"]), (ids["a1"], ids["y"]), (ids["a2"], ids["y"]),
+    ])
+
+
 def test_compute_change_sets_lists_the_pairs_a_flush_would_write(rel, rem, log):
     """Under the owning collection's name in the owner's change set, whichever side was
     changed, loaded or not; nothing written by asking; exactly what the flush then writes."""
