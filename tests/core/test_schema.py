@@ -329,6 +329,11 @@ def test_failed_update_changes_nothing(connect):
         info.value
     )
     assert "give required a literal default=" in str(info.value)
+    # the column does not exist yet: no advice to fill it
+    assert "Declare required nullable=True first, update the schema, fill the column" in str(
+        info.value
+    )
+    assert "Fill those rows first" not in str(info.value)
     assert (info.value.entity, info.value.property) == ("Item", "required")
     assert [c[0] for c in columns(o, "item")] == ["id", "name", "legacy", "size"]
     assert rows(o, "select name from `item`") == [("a",)]

@@ -470,12 +470,22 @@ class SchemaGenerator:
                     "its default_factory runs only for new entities" if has_factory
                     else "it has no default"
                 )
+                if live is None:  # nothing to fill yet: the column does not exist
+                    fix = (
+                        f"Declare {prop.name} nullable=True first, update the schema, fill "
+                        f"the column (update {meta.table} set {prop.field_name} = ...), then "
+                        f"make it NOT NULL; or give {prop.name} a literal default=..."
+                    )
+                else:
+                    fix = (
+                        f"Fill those rows first (update {meta.table} set {prop.field_name} = "
+                        f"... where {prop.field_name} is null), or give {prop.name} a literal "
+                        f"default=..."
+                    )
                 raise ValidationError(
                     f"Cannot update the schema of {meta.class_name}: {prop.name} becomes NOT "
                     f"NULL, but column {prop.field_name!r} of table {meta.table!r} {why} "
-                    f"{_rows(nulls)}, and {reason}. Fill those rows first (update "
-                    f"{meta.table} set {prop.field_name} = ... where {prop.field_name} is "
-                    f"null), or give {prop.name} a literal default=...; nothing was changed.",
+                    f"{_rows(nulls)}, and {reason}. {fix}; nothing was changed.",
                     entity=meta.class_name, property=prop.name,
                 )
 
