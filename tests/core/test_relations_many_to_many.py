@@ -666,6 +666,20 @@ def test_assigning_a_collection_property_something_else_is_refused(rem, value):
     assert rem.find_one(Article, ids["a1"]).title == "a1!"
 
 
+@pytest.mark.parametrize("value", ["one tag", [None], "xy", ["tag", None]])
+def test_the_constructor_refuses_what_is_not_a_list_of_entities(value):
+    """Never a bare TypeError, and a None item is not silently dropped."""
+    tag = Tag(label="t")
+    if value == "one tag":
+        value = tag
+    elif isinstance(value, list):
+        value = [tag if v == "tag" else v for v in value]
+    with pytest.raises(ValidationError, match=r"Article\.tags (is a collection|holds Tag "
+                                              r"entities, got NoneType)"):
+        Article(title="a", tags=value)
+    assert list(tag.articles) == []
+
+
 def test_truth_of_a_collection_is_whether_it_holds_items(rem):
     ids = seed(rem)
     a1, a3 = (rem.find_one(Article, ids[t]) for t in ("a1", "a3"))

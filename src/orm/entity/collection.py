@@ -389,7 +389,9 @@ def constructed(owner: Any, prop: str, items: Iterable[Any] | None) -> Collectio
     `items`."""
     if items is not None:
         if type(items) is not list and type(items) is not tuple:
-            items = list(items)  # read twice if the common case does not apply
+            items = list(_iterable(owner, prop, items))  # read twice if not the common case
+        if None in items:  # the core's check would take a None item for "all checked"
+            Collection(owner, prop)._check(None)  # raises, naming the property
         made = core.owning_collection(Collection, owner, prop, items, Ref, UNSTORED)
         if made is not None:  # the common case, in one call
             return made  # type: ignore[no-any-return]
