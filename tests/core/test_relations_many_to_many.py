@@ -598,6 +598,17 @@ def test_filter_across_a_many_to_many(rem):
         rem.find(Article, {"tags": Reader(name="r")})
 
 
+def test_filter_a_many_to_many_by_its_items_with_in(rem):
+    ids = seed(rem)
+    x = rem.find_one(Tag, ids["x"])
+    titles = lambda where: sorted(a.title for a in rem.find(Article, where))  # noqa: E731
+    assert titles({"tags": {"$in": [ids["x"], ids["y"]]}}) == ["a1", "a2"]
+    assert titles({"tags": {"$in": [x]}}) == ["a1"]
+    assert titles({"tags": {"$in": []}}) == []
+    assert titles({"$not": {"tags": {"$in": [ids["y"]]}}}) == ["a3"]
+    assert [t.label for t in rem.find(Tag, {"articles": {"$in": [ids["a2"]]}})] == ["y"]
+
+
 def test_auto_flush_before_a_query_across_the_pivot(rem):
     ids = seed(rem)
     a3 = rem.find_one(Article, ids["a3"], populate=["tags"])

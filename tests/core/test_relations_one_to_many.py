@@ -243,6 +243,19 @@ def test_to_object_nests_populated_and_leaves_out_uninitialized(rem):
 
 
 # -- filters ------------------------------------------------------------------------------
+def test_filter_a_collection_by_its_items_with_in(rem):
+    """MikroORM's `{"posts": {"$in": [...]}}`: the writers holding any of those posts,
+    given as entities, Refs or keys."""
+    ann_id, bob_id, p1_id, p2_id = seed(rem)
+    p2 = rem.find_one(Post, p2_id)
+    assert [w.id for w in rem.find(Writer, {"posts": {"$in": [p1_id]}})] == [ann_id]
+    assert [w.id for w in rem.find(Writer, {"posts": {"$in": [p2, 999]}})] == [ann_id]
+    assert rem.find(Writer, {"posts": {"$in": []}}) == []
+    assert [w.id for w in rem.find(Writer, {"$not": {"posts": {"$in": [p1_id]}}})] == [bob_id]
+    with pytest.raises(ValidationError, match=r"Writer\.posts"):
+        rem.find(Writer, {"posts": {"$in": 3}})
+
+
 def test_filter_across_a_collection(rem):
     ann_id, bob_id, *_ = seed(rem)
     found = rem.find(Writer, {"posts": {"title": "two"}})

@@ -223,6 +223,22 @@ class _Compiler:
                 property=prop.name,
             )
 
+    def items_in(self, prop: PropertyMetadata, items: Any) -> Any:
+        """`{"tags": {"$in": [...]}}` (MikroORM's spelling): rows holding any of these
+        items (entities, Refs or keys); for a many-to-many the list itself, for a one-to-many
+        or inverse one-to-one the condition on the items' keys."""
+        if not isinstance(items, _SEQUENCES):
+            raise self.invalid(prop, "$in", items, "a list of items or keys")
+        if prop.relation.kind == "m:n":  # type: ignore[union-attr]
+            return list(items)
+        target = prop.relation.target_meta  # type: ignore[union-attr]
+        keys = []
+        for item in items:
+            item = item.entity if type(item) is Ref else item
+            keys.append(getattr(item, target.pk.name, None) if isinstance(item, target.cls)
+                        else item)
+        return {target.pk.name: {"$in": keys}}
+
     def pivot_filter(self, prop: PropertyMetadata, value: Any) -> str:
         """`{"tags": {"label": "a"}}` on a ManyToMany (either side): the rows paired, in
         the pivot table, with at least one item that matches (`id in (select article_id
@@ -295,9 +311,11 @@ class _Compiler:
         if isinstance(key, str) and key.startswith("$"):
             return self.logical(key, value)
         prop = self.meta.prop(key)
-        if prop.relation is not None and prop.relation.kind == "m:n":
-            return self.pivot_filter(prop, value)
-        if prop.relation is not None and not prop.relation.owner:
+        if prop.relation is not None and (prop.relation.kind == "m:n" or not prop.relation.owner):
+            if isinstance(value, Mapping) and list(value) == ["$in"]:
+                value = self.items_in(prop, value["$in"])
+            if prop.relation.kind == "m:n":
+                return self.pivot_filter(prop, value)
             return self.collection_filter(prop, value)
         if not prop.persist:
             raise ValidationError(
