@@ -695,6 +695,8 @@ def test_removing_a_referenced_parent_fails_and_can_be_retried(rel):
         em.flush()
     assert "still referenced" in str(failed.value)
     assert "remove or reassign the rows that reference it first" in str(failed.value)
+    if rel.platform.name == "sqlite":  # the statement's table names the entity
+        assert "an Author row is still referenced" in str(failed.value)
     assert rows(rel, "select count(*) from `author` where id = ?", (ann.id,)) == [(1,)]
     # fix the cause: the Unit of Work still holds the removal
     for art in em.find(Article, {"author": author}):

@@ -47,7 +47,8 @@ def _foreign_key_hint(sql: str, resolve_column: Any) -> str:
     if found is not None and resolve_column is not None:
         entity = resolve_column(found.group(1), "")[0]
     if deleted:
-        what = f"a {entity} row" if entity else "the row"
+        article = "an" if entity and entity[0].lower() in "aeiou" else "a"
+        what = f"{article} {entity} row" if entity else "the row"
         return (
             f"{what} is still referenced by another row's foreign key: remove or reassign "
             f"the rows that reference it first, or let the relation cascade the delete"
