@@ -864,3 +864,19 @@ def test_constructor_takes_any_iterable_and_still_refuses_a_wrong_item(rel, rem)
         Tag(label="u", readers=(r for r in [r1, Tag(label="v")]))
     rem.persist(tag).flush()
     assert len(pairs(rel, "tag_readers", "tag_id, reader_id")) == 2
+
+
+def test_a_pickled_or_copied_new_owner_writes_its_constructor_pairs(rel, rem):
+    import copy
+    import pickle
+
+    x, y = Tag(label="x"), Tag(label="y")
+    rem.persist([x, y]).flush()
+    rem.clear()
+    made = Article(title="a", tags=[Tag(label="n1"), Tag(label="n2")])
+    clones = [pickle.loads(pickle.dumps(made)), copy.deepcopy(made)]
+    rem.persist(clones).flush()
+    assert len(pairs(rel)) == 4 and memory_pairs(clones) == pairs(rel)
+    clones[0].tags.remove(clones[0].tags.get_items()[0])
+    rem.flush()
+    assert len(pairs(rel)) == 3 and memory_pairs(clones) == pairs(rel)
