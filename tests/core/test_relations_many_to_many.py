@@ -880,3 +880,19 @@ def test_a_pickled_or_copied_new_owner_writes_its_constructor_pairs(rel, rem):
     clones[0].tags.remove(clones[0].tags.get_items()[0])
     rem.flush()
     assert len(pairs(rel)) == 3 and memory_pairs(clones) == pairs(rel)
+
+
+def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_again(rel, rem):
+    x, y = Tag(label="x"), Tag(label="y")
+    a = Article(title="a", tags=[x, y])  # constructor-filled
+    b = Article(title="b")
+    b.tags.add(x)  # a change record
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            rem.persist([a, b])
+            rem.flush()
+            rem.clear()  # lets go of a and b: the rollback cannot make them pending again
+            raise RuntimeError("abort")
+    assert pairs(rel) == [] and a.id is None and b.id is None
+    rem.persist([a, b]).flush()
+    assert len(pairs(rel)) == 3 and memory_pairs([a, b]) == pairs(rel)
