@@ -896,3 +896,19 @@ def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_ag
     assert pairs(rel) == [] and a.id is None and b.id is None
     rem.persist([a, b]).flush()
     assert len(pairs(rel)) == 3 and memory_pairs([a, b]) == pairs(rel)
+
+
+def test_an_upserted_owner_writes_its_pairs_at_the_next_flush(rel, rem):
+    x, y, z = Tag(label="x"), Tag(label="y"), Tag(label="z")
+    rem.persist([x, y, z]).flush()
+    rem.persist(Article(id=8, title="stored", tags=[z])).flush()
+    rem.clear()
+    x, y = rem.find_one(Tag, x.id), rem.find_one(Tag, y.id)
+    rem.upsert(Article(id=7, title="a", tags=[x, y]))  # a new row
+    rem.flush()
+    assert pairs(rel) == sorted([(7, x.id), (7, y.id), (8, z.id)])
+    rem.clear()
+    x = rem.find_one(Tag, x.id)
+    rem.upsert(Article(id=8, title="b", tags=[x]))  # the row exists: its pairs stay
+    rem.flush()
+    assert pairs(rel) == sorted([(7, x.id), (7, y.id), (8, x.id), (8, z.id)])
