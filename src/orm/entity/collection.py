@@ -95,6 +95,14 @@ class Collection(Generic[T]):
         )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if len(state) == 2:  # pickled before __getstate__ existed: (None, slot values)
+            slots = state[1]
+            items, delta = slots.get("_items"), slots.get("_delta")
+            state = (
+                slots["owner"], slots["prop"], None if items is None else list(items.values()),
+                slots.get("_dirty", False),
+                list(delta.values()) if type(delta) is dict else delta,
+            )
         self.owner, self.prop, items, self._dirty, delta = state
         self._items = None if items is None else {id(i): i for i in items}
         if type(delta) is list:
