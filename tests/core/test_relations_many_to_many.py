@@ -912,3 +912,18 @@ def test_an_upserted_owner_writes_its_pairs_at_the_next_flush(rel, rem):
     rem.upsert(Article(id=8, title="b", tags=[x]))  # the row exists: its pairs stay
     rem.flush()
     assert pairs(rel) == sorted([(7, x.id), (7, y.id), (8, x.id), (8, z.id)])
+
+
+def test_a_collection_pickled_in_the_slot_state_format_is_keyed_again(rel):
+    from orm.entity.collection import Collection as Held
+
+    x = Tag(label="x")
+    owner = Article(title="a")
+    stale = 12345  # the id() x had in the process that pickled it
+    state = (None, {"owner": owner, "prop": "tags", "_items": {stale: x}, "_dirty": True,
+                    "_delta": {stale: (x, True)}})
+    held = Held.__new__(Held)
+    held.__setstate__(state)
+    assert x in held and held._delta == {id(x): (x, True)} and held.is_dirty()
+    held.remove(x)
+    assert held.count() == 0 and held._delta == {}
