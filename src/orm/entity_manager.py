@@ -817,6 +817,14 @@ class EntityManager:
             group = em._uow.new.get(meta.cls)
             if group is not None:
                 group.pop(id(instance), None)  # written now: no second INSERT at flush
+            if meta.collections:
+                # the upsert wrote the row only: the pairs its many-to-many collections
+                # hold (or were changed by) are for the next flush, which a managed, clean
+                # entity's collections would otherwise never reach
+                for prop in meta.collections:
+                    held = instance.__dict__.get(prop.name)
+                    if held is not None and held._delta:
+                        em._uow.collections[id(held)] = held
         return result
 
     # -- native queries ---------------------------------------------------------------------

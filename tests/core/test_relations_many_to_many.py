@@ -1013,3 +1013,66 @@ def test_constructor_takes_any_iterable_and_still_refuses_a_wrong_item(rel, rem)
         Tag(label="u", readers=(r for r in [r1, Tag(label="v")]))
     rem.persist(tag).flush()
     assert len(pairs(rel, "tag_readers", "tag_id, reader_id")) == 2
+
+
+def test_a_pickled_or_copied_new_owner_writes_its_constructor_pairs(rel, rem):
+    import copy
+    import pickle
+
+    x, y = Tag(label="x"), Tag(label="y")
+    rem.persist([x, y]).flush()
+    rem.clear()
+    made = Article(title="a", tags=[Tag(label="n1"), Tag(label="n2")])
+    clones = [pickle.loads(pickle.dumps(made)), copy.deepcopy(made)]
+    rem.persist(clones).flush()
+    assert len(pairs(rel)) == 4 and memory_pairs(clones) == pairs(rel)
+    clones[0].tags.remove(clones[0].tags.get_items()[0])
+    rem.flush()
+    assert len(pairs(rel)) == 3 and memory_pairs(clones) == pairs(rel)
+
+
+def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_again(rel, rem):
+    x, y = Tag(label="x"), Tag(label="y")
+    a = Article(title="a", tags=[x, y])  # constructor-filled
+    b = Article(title="b")
+    b.tags.add(x)  # a change record
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            rem.persist([a, b])
+            rem.flush()
+            rem.clear()  # lets go of a and b: the rollback cannot make them pending again
+            raise RuntimeError("abort")
+    assert pairs(rel) == [] and a.id is None and b.id is None
+    rem.persist([a, b]).flush()
+    assert len(pairs(rel)) == 3 and memory_pairs([a, b]) == pairs(rel)
+
+
+def test_an_upserted_owner_writes_its_pairs_at_the_next_flush(rel, rem):
+    x, y, z = Tag(label="x"), Tag(label="y"), Tag(label="z")
+    rem.persist([x, y, z]).flush()
+    rem.persist(Article(id=8, title="stored", tags=[z])).flush()
+    rem.clear()
+    x, y = rem.find_one(Tag, x.id), rem.find_one(Tag, y.id)
+    rem.upsert(Article(id=7, title="a", tags=[x, y]))  # a new row
+    rem.flush()
+    assert pairs(rel) == sorted([(7, x.id), (7, y.id), (8, z.id)])
+    rem.clear()
+    x = rem.find_one(Tag, x.id)
+    rem.upsert(Article(id=8, title="b", tags=[x]))  # the row exists: its pairs stay
+    rem.flush()
+    assert pairs(rel) == sorted([(7, x.id), (7, y.id), (8, x.id), (8, z.id)])
+
+
+def test_a_collection_pickled_in_the_slot_state_format_is_keyed_again(rel):
+    from orm.entity.collection import Collection as Held
+
+    x = Tag(label="x")
+    owner = Article(title="a")
+    stale = 12345  # the id() x had in the process that pickled it
+    state = (None, {"owner": owner, "prop": "tags", "_items": {stale: x}, "_dirty": True,
+                    "_delta": {stale: (x, True)}})
+    held = Held.__new__(Held)
+    held.__setstate__(state)
+    assert x in held and held._delta == {id(x): (x, True)} and held.is_dirty()
+    held.remove(x)
+    assert held.count() == 0 and held._delta == {}

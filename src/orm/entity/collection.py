@@ -44,6 +44,11 @@ class _Unstored:
     def __repr__(self) -> str:
         return "UNSTORED"
 
+    def __reduce__(self) -> str:
+        """The one marker, also through pickle and copy: the flush tells it by identity,
+        and a second instance would read as a change record."""
+        return "UNSTORED"
+
 
 UNSTORED: Any = _Unstored()
 
@@ -75,6 +80,34 @@ class Collection(Generic[T]):
             for item in items:
                 self.add(item)
             self._dirty = False
+
+    # -- copies ----------------------------------------------------------------------------
+    def __getstate__(self) -> tuple[Any, ...]:
+        """Items and changes as lists: their dicts are keyed by `id()`, which a copy (pickle,
+        `copy.deepcopy`) does not keep, so `remove` or `contains` would not find them."""
+        items, delta = self._items, self._delta
+        return (
+            self.owner,
+            self.prop,
+            None if items is None else list(items.values()),
+            self._dirty,
+            list(delta.values()) if delta and delta is not UNSTORED else delta,
+        )
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if len(state) == 2:  # pickled before __getstate__ existed: (None, slot values)
+            slots = state[1]
+            items, delta = slots.get("_items"), slots.get("_delta")
+            state = (
+                slots["owner"], slots["prop"], None if items is None else list(items.values()),
+                slots.get("_dirty", False),
+                list(delta.values()) if type(delta) is dict else delta,
+            )
+        self.owner, self.prop, items, self._dirty, delta = state
+        self._items = None if items is None else {id(i): i for i in items}
+        if type(delta) is list:
+            delta = {id(change[0]): change for change in delta}
+        self._delta = delta
 
     # -- metadata --------------------------------------------------------------------------
     def _mapped_by(self) -> str:

@@ -155,7 +155,9 @@ class FlushUndo:
 
     def _forget_generated(self) -> None:
         """The Unit of Work was cleared since, so its bookkeeping is gone; the entities it
-        let go of still must not keep keys and values of rows that were rolled back."""
+        let go of still must not keep keys and values of rows that were rolled back, nor
+        count as written the pairs of an owner whose row was rolled back (persisted again,
+        it would be inserted without them)."""
         for meta, entities, skip_pk in self.inserts:
             if skip_pk:
                 for entity in entities:
@@ -164,6 +166,20 @@ class FlushUndo:
         for entity, name, before, after in reversed(self.assigned):
             if entity._orm_uow is None and getattr(entity, name, MISSING) is after:
                 restore_value(entity, name, before)
+        if self.pivots:
+            # an owner this flush inserted is new again, its pairs rolled back with it: all
+            # its items are pairs to write, should it be persisted again
+            from ..entity.collection import UNSTORED
+
+            inserted = {id(e) for _, entities, _ in self.inserts for e in entities}
+            for collection, _ in self.pivots:
+                owner = collection.owner
+                if (
+                    id(owner) in inserted and owner._orm_uow is None
+                    and owner._orm_snap is None and collection._items is not None
+                ):
+                    collection._delta = UNSTORED
+                    collection._dirty = True
 
     def _undo_reference(self, meta: EntityMetadata, entity: Any, written: set[int]) -> None:
         """An uninitialized reference with writes again; or, if a query has loaded its row
