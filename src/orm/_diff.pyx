@@ -165,6 +165,10 @@ cdef class Plan:
     # per column: what hydration turns a relation's key into (see the twin's `_reference`),
     # None for a scalar column; None altogether for an entity without relations
     cdef readonly tuple targets
+    # per column: a relation whose target's key goes to the database as it is, (target
+    # class, key attribute, class standing for a key still to be generated); None otherwise,
+    # None altogether when no column is one (see the twin's `_check_keys`)
+    cdef readonly tuple keys
     cdef int kind_of[MAX_COLUMNS]
     # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
     # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
@@ -176,7 +180,7 @@ cdef class Plan:
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
                  tuple to_python not None, tuple to_db not None, tuple compare not None,
                  tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
-                 tuple kinds=None, tuple targets=None):
+                 tuple kinds=None, tuple targets=None, tuple keys=None):
         cdef Py_ssize_t i, n = len(names)
         cdef object name, kind, field, column
         where = f"Plan of {_name_of(cls)}"
@@ -203,6 +207,8 @@ cdef class Plan:
                 f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
         if targets is not None:
             _check_targets(where, names, targets, to_python, kinds)
+        if keys is not None:
+            _check_keys(where, names, keys, to_db)
         for i in range(n):
             self.kind_of[i] = kinds[i]
             # borrowed pointers: the plan keeps `accepts` (and so these types) alive
@@ -225,6 +231,7 @@ cdef class Plan:
         self.on_invalid = on_invalid
         self.kinds = kinds
         self.targets = targets
+        self.keys = keys
         self.ready = True
 
 
@@ -279,6 +286,25 @@ cdef object _reference(tuple target, object value, dict maps, object uow):
         if maps is not None:
             im[key] = found
     return found if wrapper is None else wrapper(found)
+
+
+def _check_keys(str where, tuple names, tuple keys, tuple to_db):
+    """See the twin's `_check_keys` (same checks, same messages)."""
+    cdef Py_ssize_t i
+    if len(keys) != len(names):
+        raise ValueError(f"{where}: keys has {len(keys)} entries for {len(names)} columns")
+    for i in range(len(keys)):
+        key = keys[i]
+        if key is None:
+            continue
+        if (type(key) is not tuple or len(key) != 3 or not isinstance(key[0], type)
+                or type(key[1]) is not str or not isinstance(key[2], type)):
+            raise TypeError(
+                f"{where}: the keys entry of column {names[i]} must be a tuple (target "
+                f"class, key attribute, pending key class), got {key!r}")
+        if to_db[i] is None:
+            raise ValueError(
+                f"{where}: column {names[i]} has a keys entry but no to_db to fall back on")
 
 
 cdef inline int _ready(Plan plan) except -1:
@@ -566,8 +592,26 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     _check(plan, entity, i, value)
     if value is None:
         return None
+    if plan.keys is not None:
+        conv = <object>PyTuple_GET_ITEM(plan.keys, i)
+        if conv is not None and type(value) is <object>PyTuple_GET_ITEM(<tuple>conv, 0):
+            return _direct_key(<tuple>conv, value)
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
     return value if conv is None else _to_db(plan, i, conv, value, entity)
+
+
+cdef object _direct_key(tuple direct, object target):
+    """The key of a relation's target entity, as RelationType.to_db gives it for a target
+    of exactly the class and a key without conversion: the key, or a pending key around the
+    target. The pending key is made as its __init__ would (its one slot `entity` set),
+    without the Python-level call."""
+    cdef object key = getattr(target, <object>PyTuple_GET_ITEM(direct, 1), None)
+    if key is not None:
+        return key
+    cdef object pending = <object>PyTuple_GET_ITEM(direct, 2)
+    key = _object_new(pending)
+    PyObject_GenericSetAttr(key, ENTITY, target)
+    return key
 
 
 def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
