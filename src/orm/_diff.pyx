@@ -104,6 +104,12 @@ cdef object _iso_datetime(object value):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
+cdef inline object _id(object value):
+    """id(value) without the call through the builtins module (the loops below key their
+    dicts by identity, several times per entity)."""
+    return PyLong_FromVoidPtr(<void*>value)
+
+
 cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value, object entity):
     cdef int kind = plan.kind_of[i]
     if kind == KIND_DATETIME and PyDateTime_CheckExact(value) and datetime_tzinfo(value) is None:
@@ -333,9 +339,9 @@ def tracked_setattr(self, name, value):
     if uow is not None:
         dirty = PyObject_GetAttr(uow, DIRTY)
         if type(dirty) is dict:
-            PyDict_SetItem(dirty, id(self), self)
+            PyDict_SetItem(dirty, _id(self), self)
         else:
-            dirty[id(self)] = self
+            dirty[_id(self)] = self
 
 
 def init_entity(entity, tuple names not None, tuple values not None):
@@ -468,9 +474,9 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
     PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
     if refresh and complete:
         if type(dirty) is dict:
-            (<dict>dirty).pop(id(entity), None)
+            (<dict>dirty).pop(_id(entity), None)
         else:
-            dirty.pop(id(entity), None)
+            dirty.pop(_id(entity), None)
 
 
 def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh,
@@ -734,7 +740,7 @@ def apply_snapshots(list entities not None, list snapshots not None):
 
 def join_new(entity, uow, dict group not None):
     """See orm._diff_py.join_new."""
-    PyDict_SetItem(group, id(entity), entity)
+    PyDict_SetItem(group, _id(entity), entity)
     PyObject_GenericSetAttr(entity, UOW, uow)
 
 
@@ -762,7 +768,7 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             continue
         if PyObject_GetAttr(value, SNAP) is not None:
             continue
-        if new_ids is not None and id(value) not in new_ids:
+        if new_ids is not None and _id(value) not in new_ids:
             strays.append(k)
             continue
         positions.append(k)
@@ -785,13 +791,13 @@ def collection_items(list entities not None, str name not None, uow, dict regist
         if held is None:
             continue
         if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
-            PyDict_SetItem(registry, id(held), held)
+            PyDict_SetItem(registry, _id(held), held)
         items = PyObject_GetAttr(held, _ITEMS)
         if not cascade or items is None:
             continue
         for item in (<dict?>items).values():
             if PyObject_GetAttr(item, SNAP) is None and PyObject_GetAttr(item, UOW) is not uow:
-                PyDict_SetItem(found, id(item), item)
+                PyDict_SetItem(found, _id(item), item)
     return list(found.values())
 
 
@@ -827,7 +833,7 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
             raise RuntimeError(_CHANGED_SIZE % "fill_keys")
         at = <object>PyList_GET_ITEM(slots, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        found = PyDict_GetItemWithError(keys, id(target))
+        found = PyDict_GetItemWithError(keys, _id(target))
         if found is NULL or <object>found is None:
             waiting.append(at)
             left.append(target)
@@ -850,7 +856,7 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
             raise RuntimeError(_CHANGED_SIZE % "patch_keys")
         row = <object>PyList_GET_ITEM(rows, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        key = keys[id(target)]
+        key = keys[_id(target)]
         if conv is not None:
             key = conv(key)
         snap = <tuple?>snapshots[row]
@@ -871,6 +877,10 @@ cdef str _PROP = "prop"
 
 def checked_items(items, target, ref):
     """See orm._diff_py.checked_items."""
+    return _checked_items(items, target, ref)
+
+
+cdef tuple _checked_items(object items, object target, object ref):
     cdef dict found = {}
     cdef object item
     for item in items:
@@ -878,7 +888,7 @@ def checked_items(items, target, ref):
             item = PyObject_GetAttr(item, _ENTITY)
         if type(item) is not target and not isinstance(item, target):
             return found, item
-        PyDict_SetItem(found, id(item), item)
+        PyDict_SetItem(found, _id(item), item)
     return found, None
 
 
@@ -901,10 +911,11 @@ def owning_collection(cls, owner, str prop not None, items, ref, unstored):
         return None
     if PyObject_GetAttr(owner, UOW) is not None:
         return None
-    found, wrong = checked_items(items, <object>target, ref)
+    found, wrong = _checked_items(items, <object>target, ref)
     if wrong is not None:
         return None
-    collection = cls.__new__(cls)
+    # object's allocator straight away when it is the class's own (see _plain_new)
+    collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
     PyObject_GenericSetAttr(collection, _OWNER, owner)
     PyObject_GenericSetAttr(collection, _PROP, prop)
     PyObject_GenericSetAttr(collection, _ITEMS, found)
@@ -973,12 +984,12 @@ def pair_keys(list owners not None, list runs not None, dict generated not None,
             raise RuntimeError(_CHANGED_SIZE % "pair_keys")
         owner = <object>PyList_GET_ITEM(owners, k)
         run = <list?>PyList_GET_ITEM(runs, k)
-        found = PyDict_GetItemWithError(generated, id(owner))
+        found = PyDict_GetItemWithError(generated, _id(owner))
         key = <object>found if found is not NULL else None
         if key is None:
             key = PyObject_GetAttr(owner, owner_pk)
         for item in run:
-            found = PyDict_GetItemWithError(generated, id(item))
+            found = PyDict_GetItemWithError(generated, _id(item))
             item_key = <object>found if found is not NULL else None
             if item_key is None:
                 item_key = PyObject_GetAttr(item, item_pk)
@@ -997,7 +1008,7 @@ def join_new_run(list entities not None, Py_ssize_t start, cls, uow, dict group 
         entity = <object>PyList_GET_ITEM(entities, k)
         if type(entity) is not cls or PyObject_GetAttr(entity, UOW) is not None:
             break
-        PyDict_SetItem(group, id(entity), entity)
+        PyDict_SetItem(group, _id(entity), entity)
         PyObject_GenericSetAttr(entity, UOW, uow)
         k += 1
     return k
@@ -1076,7 +1087,7 @@ def group_by_type(entities, exclude):
     cdef PyObject* found
     cdef bint check = bool(exclude)
     for entity in entities:
-        if check and id(entity) in exclude:
+        if check and _id(entity) in exclude:
             continue
         cls = type(entity)
         found = PyDict_GetItem(groups, cls)
