@@ -34,6 +34,8 @@ class Plan:
     @property
     def targets(self) -> tuple[Any, ...] | None: ...
     @property
+    def keys(self) -> tuple[Any, ...] | None: ...
+    @property
     def kinds(self) -> tuple[int, ...]:
         """Per column: 0 generic, 1 datetime, 2 boolean, 3 other value type, 4 blob."""
     def __init__(
@@ -50,6 +52,7 @@ class Plan:
         on_invalid: Callable[[Any, int, Any], None],
         kinds: tuple[int, ...] | None = None,
         targets: tuple[Any, ...] | None = None,
+        keys: tuple[Any, ...] | None = None,
     ) -> None: ...
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None: ...

@@ -104,6 +104,12 @@ cdef object _iso_datetime(object value):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
+cdef inline object _id(object value):
+    """id(value) without the call through the builtins module (the loops below key their
+    dicts by identity, several times per entity)."""
+    return PyLong_FromVoidPtr(<void*>value)
+
+
 cdef inline object _to_db(Plan plan, Py_ssize_t i, object conv, object value, object entity):
     cdef int kind = plan.kind_of[i]
     if kind == KIND_DATETIME and PyDateTime_CheckExact(value) and datetime_tzinfo(value) is None:
@@ -165,6 +171,10 @@ cdef class Plan:
     # per column: what hydration turns a relation's key into (see the twin's `_reference`),
     # None for a scalar column; None altogether for an entity without relations
     cdef readonly tuple targets
+    # per column: a relation whose target's key goes to the database as it is, (target
+    # class, key attribute, class standing for a key still to be generated); None otherwise,
+    # None altogether when no column is one (see the twin's `_check_keys`)
+    cdef readonly tuple keys
     cdef int kind_of[MAX_COLUMNS]
     # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
     # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
@@ -176,7 +186,7 @@ cdef class Plan:
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
                  tuple to_python not None, tuple to_db not None, tuple compare not None,
                  tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
-                 tuple kinds=None, tuple targets=None):
+                 tuple kinds=None, tuple targets=None, tuple keys=None):
         cdef Py_ssize_t i, n = len(names)
         cdef object name, kind, field, column
         where = f"Plan of {_name_of(cls)}"
@@ -203,6 +213,8 @@ cdef class Plan:
                 f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
         if targets is not None:
             _check_targets(where, names, targets, to_python, kinds)
+        if keys is not None:
+            _check_keys(where, names, keys, to_db)
         for i in range(n):
             self.kind_of[i] = kinds[i]
             # borrowed pointers: the plan keeps `accepts` (and so these types) alive
@@ -225,6 +237,7 @@ cdef class Plan:
         self.on_invalid = on_invalid
         self.kinds = kinds
         self.targets = targets
+        self.keys = keys
         self.ready = True
 
 
@@ -281,6 +294,25 @@ cdef object _reference(tuple target, object value, dict maps, object uow):
     return found if wrapper is None else wrapper(found)
 
 
+def _check_keys(str where, tuple names, tuple keys, tuple to_db):
+    """See the twin's `_check_keys` (same checks, same messages)."""
+    cdef Py_ssize_t i
+    if len(keys) != len(names):
+        raise ValueError(f"{where}: keys has {len(keys)} entries for {len(names)} columns")
+    for i in range(len(keys)):
+        key = keys[i]
+        if key is None:
+            continue
+        if (type(key) is not tuple or len(key) != 3 or not isinstance(key[0], type)
+                or type(key[1]) is not str or not isinstance(key[2], type)):
+            raise TypeError(
+                f"{where}: the keys entry of column {names[i]} must be a tuple (target "
+                f"class, key attribute, pending key class), got {key!r}")
+        if to_db[i] is None:
+            raise ValueError(
+                f"{where}: column {names[i]} has a keys entry but no to_db to fall back on")
+
+
 cdef inline int _ready(Plan plan) except -1:
     if not plan.ready:
         raise ValueError(_UNINITIALIZED)
@@ -307,9 +339,9 @@ def tracked_setattr(self, name, value):
     if uow is not None:
         dirty = PyObject_GetAttr(uow, DIRTY)
         if type(dirty) is dict:
-            PyDict_SetItem(dirty, id(self), self)
+            PyDict_SetItem(dirty, _id(self), self)
         else:
-            dirty[id(self)] = self
+            dirty[_id(self)] = self
 
 
 def init_entity(entity, tuple names not None, tuple values not None):
@@ -442,9 +474,9 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
     PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
     if refresh and complete:
         if type(dirty) is dict:
-            (<dict>dirty).pop(id(entity), None)
+            (<dict>dirty).pop(_id(entity), None)
         else:
-            dirty.pop(id(entity), None)
+            dirty.pop(_id(entity), None)
 
 
 def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh,
@@ -566,8 +598,26 @@ cdef inline object _db_value(Plan plan, object entity, Py_ssize_t i, object valu
     _check(plan, entity, i, value)
     if value is None:
         return None
+    if plan.keys is not None:
+        conv = <object>PyTuple_GET_ITEM(plan.keys, i)
+        if conv is not None and type(value) is <object>PyTuple_GET_ITEM(<tuple>conv, 0):
+            return _direct_key(<tuple>conv, value)
     conv = <object>PyTuple_GET_ITEM(plan.to_db, i)
     return value if conv is None else _to_db(plan, i, conv, value, entity)
+
+
+cdef object _direct_key(tuple direct, object target):
+    """The key of a relation's target entity, as RelationType.to_db gives it for a target
+    of exactly the class and a key without conversion: the key, or a pending key around the
+    target. The pending key is made as its __init__ would (its one slot `entity` set),
+    without the Python-level call."""
+    cdef object key = getattr(target, <object>PyTuple_GET_ITEM(direct, 1), None)
+    if key is not None:
+        return key
+    cdef object pending = <object>PyTuple_GET_ITEM(direct, 2)
+    key = _object_new(pending)
+    PyObject_GenericSetAttr(key, ENTITY, target)
+    return key
 
 
 def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
@@ -690,7 +740,7 @@ def apply_snapshots(list entities not None, list snapshots not None):
 
 def join_new(entity, uow, dict group not None):
     """See orm._diff_py.join_new."""
-    PyDict_SetItem(group, id(entity), entity)
+    PyDict_SetItem(group, _id(entity), entity)
     PyObject_GenericSetAttr(entity, UOW, uow)
 
 
@@ -718,7 +768,7 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             continue
         if PyObject_GetAttr(value, SNAP) is not None:
             continue
-        if new_ids is not None and id(value) not in new_ids:
+        if new_ids is not None and _id(value) not in new_ids:
             strays.append(k)
             continue
         positions.append(k)
@@ -741,13 +791,13 @@ def collection_items(list entities not None, str name not None, uow, dict regist
         if held is None:
             continue
         if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
-            PyDict_SetItem(registry, id(held), held)
+            PyDict_SetItem(registry, _id(held), held)
         items = PyObject_GetAttr(held, _ITEMS)
         if not cascade or items is None:
             continue
         for item in (<dict?>items).values():
             if PyObject_GetAttr(item, SNAP) is None and PyObject_GetAttr(item, UOW) is not uow:
-                PyDict_SetItem(found, id(item), item)
+                PyDict_SetItem(found, _id(item), item)
     return list(found.values())
 
 
@@ -783,7 +833,7 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
             raise RuntimeError(_CHANGED_SIZE % "fill_keys")
         at = <object>PyList_GET_ITEM(slots, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        found = PyDict_GetItemWithError(keys, id(target))
+        found = PyDict_GetItemWithError(keys, _id(target))
         if found is NULL or <object>found is None:
             waiting.append(at)
             left.append(target)
@@ -806,7 +856,7 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
             raise RuntimeError(_CHANGED_SIZE % "patch_keys")
         row = <object>PyList_GET_ITEM(rows, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        key = keys[id(target)]
+        key = keys[_id(target)]
         if conv is not None:
             key = conv(key)
         snap = <tuple?>snapshots[row]
@@ -827,6 +877,10 @@ cdef str _PROP = "prop"
 
 def checked_items(items, target, ref):
     """See orm._diff_py.checked_items."""
+    return _checked_items(items, target, ref)
+
+
+cdef tuple _checked_items(object items, object target, object ref):
     cdef dict found = {}
     cdef object item
     for item in items:
@@ -834,7 +888,7 @@ def checked_items(items, target, ref):
             item = PyObject_GetAttr(item, _ENTITY)
         if type(item) is not target and not isinstance(item, target):
             return found, item
-        PyDict_SetItem(found, id(item), item)
+        PyDict_SetItem(found, _id(item), item)
     return found, None
 
 
@@ -857,10 +911,11 @@ def owning_collection(cls, owner, str prop not None, items, ref, unstored):
         return None
     if PyObject_GetAttr(owner, UOW) is not None:
         return None
-    found, wrong = checked_items(items, <object>target, ref)
+    found, wrong = _checked_items(items, <object>target, ref)
     if wrong is not None:
         return None
-    collection = cls.__new__(cls)
+    # object's allocator straight away when it is the class's own (see _plain_new)
+    collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
     PyObject_GenericSetAttr(collection, _OWNER, owner)
     PyObject_GenericSetAttr(collection, _PROP, prop)
     PyObject_GenericSetAttr(collection, _ITEMS, found)
@@ -929,12 +984,12 @@ def pair_keys(list owners not None, list runs not None, dict generated not None,
             raise RuntimeError(_CHANGED_SIZE % "pair_keys")
         owner = <object>PyList_GET_ITEM(owners, k)
         run = <list?>PyList_GET_ITEM(runs, k)
-        found = PyDict_GetItemWithError(generated, id(owner))
+        found = PyDict_GetItemWithError(generated, _id(owner))
         key = <object>found if found is not NULL else None
         if key is None:
             key = PyObject_GetAttr(owner, owner_pk)
         for item in run:
-            found = PyDict_GetItemWithError(generated, id(item))
+            found = PyDict_GetItemWithError(generated, _id(item))
             item_key = <object>found if found is not NULL else None
             if item_key is None:
                 item_key = PyObject_GetAttr(item, item_pk)
@@ -953,7 +1008,7 @@ def join_new_run(list entities not None, Py_ssize_t start, cls, uow, dict group 
         entity = <object>PyList_GET_ITEM(entities, k)
         if type(entity) is not cls or PyObject_GetAttr(entity, UOW) is not None:
             break
-        PyDict_SetItem(group, id(entity), entity)
+        PyDict_SetItem(group, _id(entity), entity)
         PyObject_GenericSetAttr(entity, UOW, uow)
         k += 1
     return k
@@ -1032,7 +1087,7 @@ def group_by_type(entities, exclude):
     cdef PyObject* found
     cdef bint check = bool(exclude)
     for entity in entities:
-        if check and id(entity) in exclude:
+        if check and _id(entity) in exclude:
             continue
         cls = type(entity)
         found = PyDict_GetItem(groups, cls)

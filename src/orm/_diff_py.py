@@ -121,6 +121,7 @@ class Plan:
         "kinds",
         "python_valued",
         "targets",
+        "keys",
     )
 
     def __init__(
@@ -137,6 +138,7 @@ class Plan:
         on_invalid: Any,
         kinds: tuple[int, ...] | None = None,
         targets: tuple[Any, ...] | None = None,
+        keys: tuple[Any, ...] | None = None,
     ) -> None:
         _expect(names, tuple, "names")
         pk_index = operator.index(pk_index)
@@ -176,6 +178,8 @@ class Plan:
             raise ValueError(f"{where}: pk_index {pk_index} is not a column index (0 to {n - 1})")
         if targets is not None:
             _check_targets(where, names, targets, to_python, kinds)
+        if keys is not None:
+            _check_keys(where, names, keys, to_db)
         init = _object_setattr
         init(self, "cls", cls)
         init(self, "names", names)
@@ -191,6 +195,7 @@ class Plan:
         init(self, "kinds", kinds)
         init(self, "python_valued", tuple(k in _PYTHON_VALUED for k in kinds))
         init(self, "targets", targets)
+        init(self, "keys", keys)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"attribute '{name}' of '{__name__}.Plan' objects is not writable")
@@ -225,6 +230,34 @@ def _check_targets(
             raise ValueError(
                 f"{where}: column {names[i]} is a relation: its to_python must be None and "
                 f"its kind 0"
+            )
+
+
+def _check_keys(where: str, names: tuple, keys: Any, to_db: tuple) -> None:
+    """A relation column whose target's key goes to the database as it is: (target class,
+    its key's attribute name, the class standing for a key still to be generated). A value
+    of exactly that class is turned into its key (or a pending key) without the column's
+    to_db, which still handles everything else (a Ref, a subclass, a wrong value)."""
+    _expect(keys, tuple, "keys")
+    if len(keys) != len(names):
+        raise ValueError(f"{where}: keys has {len(keys)} entries for {len(names)} columns")
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if (
+            type(key) is not tuple
+            or len(key) != 3
+            or not isinstance(key[0], type)
+            or type(key[1]) is not str
+            or not isinstance(key[2], type)
+        ):
+            raise TypeError(
+                f"{where}: the keys entry of column {names[i]} must be a tuple (target "
+                f"class, key attribute, pending key class), got {key!r}"
+            )
+        if to_db[i] is None:
+            raise ValueError(
+                f"{where}: column {names[i]} has a keys entry but no to_db to fall back on"
             )
 
 
@@ -461,6 +494,16 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
     _check(plan, entity, i, value)
     if value is None:
         return None
+    keys = plan.keys
+    if keys is not None:
+        direct = keys[i]
+        if direct is not None and type(value) is direct[0]:
+            key = getattr(value, direct[1], None)
+            if key is not None:
+                return key
+            pending = object.__new__(direct[2])  # as the compiled core: no __init__ call
+            pending.entity = value
+            return pending
     conv = plan.to_db[i]
     if conv is None:
         return value

@@ -102,3 +102,80 @@ def test_bad_targets_are_refused_alike():
     ]
     for changes in bad:
         assert _error(core, **changes) == _error(_diff_py, **changes), changes
+
+
+class _Writer(Author):
+    """A subclass of the target: not the exact class the direct path reads."""
+
+
+@pytest.mark.parametrize("backend", CORES)
+def test_direct_keys_read_the_target_key_and_leave_the_rest_to_to_db(backend):
+    from orm.metadata.model import PendingKey
+
+    calls = []
+
+    def to_db(value):
+        calls.append(value)
+        return ("converted", value)
+
+    plan = _plan(
+        backend,
+        to_db=(None, None, to_db),
+        keys=(None, None, (Author, "id", PendingKey)),
+    )
+    stored, new, other = object.__new__(Author), object.__new__(Author), object.__new__(_Writer)
+    object.__setattr__(stored, "id", 5)
+    object.__setattr__(new, "id", None)
+    object.__setattr__(other, "id", 6)
+    wrapped = Ref(stored)
+    rows = []
+    for i, author in enumerate((stored, new, wrapped, other, None)):
+        art = object.__new__(Article)
+        object.__setattr__(art, "id", i)
+        object.__setattr__(art, "title", "t")
+        object.__setattr__(art, "author", author)
+        rows.append(art)
+    flat, snapshots = backend.insert_rows(plan, rows, False)
+    keys = flat[2::3]
+    assert keys[0] == 5, "a stored target's key as it is, without to_db"
+    pending = keys[1]
+    assert type(pending) is PendingKey and pending.entity is new
+    assert repr(pending) == "<key of new Author>"
+    assert keys[2:] == [("converted", wrapped), ("converted", other), None]
+    assert calls == [wrapped, other], "only a Ref and a subclass go through to_db"
+    assert [s[2] for s in snapshots] == keys
+
+
+def test_bad_keys_are_refused_alike():
+    if core is _diff_py:
+        pytest.skip("the compiled core is not loaded")
+    from orm.metadata.model import PendingKey
+
+    direct = (Author, "id", PendingKey)
+    bad = [
+        dict(keys=(None, None)),
+        dict(keys=(None, None, (Author, "id")), to_db=(None, None, str)),
+        dict(keys=(None, None, (Author, 1, PendingKey)), to_db=(None, None, str)),
+        dict(keys=(None, None, (Author, "id", "PendingKey")), to_db=(None, None, str)),
+        dict(keys=(None, None, direct)),  # no to_db to fall back on
+    ]
+    for changes in bad:
+        assert _error(core, **changes) == _error(_diff_py, **changes), changes
+
+
+def test_plan_keys_only_for_keys_written_as_they_are():
+    from orm import ORM
+    from orm.metadata.model import PendingKey
+    from tests.core.relation_models import Image, Team
+
+    orm = ORM.init(db_name=":memory:", entities=[Article, Author, Team, Image])
+    try:
+        plan = orm.em.metadata.get(Article).plan
+        direct = (Author, "id", PendingKey)
+        # cover: an Image's UUID key is converted on its way to the database
+        assert dict(zip(plan.names, plan.keys, strict=True)) == {
+            "id": None, "title": None, "author": direct, "reviewer": direct, "cover": None
+        }
+        assert orm.em.metadata.get(Team).plan.keys is None, "no relation"
+    finally:
+        orm.close()

@@ -41,6 +41,7 @@ from .declare import (
 )
 from .model import (
     EntityMetadata,
+    PendingKey,
     PivotMetadata,
     PropertyMetadata,
     RelationMetadata,
@@ -876,10 +877,23 @@ def _relation_target(prop: PropertyMetadata) -> Any:
     )
 
 
+def _direct_key(prop: PropertyMetadata) -> Any:
+    """What the core needs to write a relation's foreign key without calling
+    `RelationType.to_db` per row, when that call would only read the target's key: (target
+    class, its key's attribute, `PendingKey`); None for any other column."""
+    mapped = prop.type
+    if type(mapped) is not RelationType or mapped.pk_to_db is not None or not mapped.pk_name:
+        return None
+    return (mapped._target, mapped.pk_name, PendingKey)
+
+
 def _build_plan(meta: EntityMetadata) -> Any:
     cols = meta.columns
     holder = [meta]
     targets = tuple(_relation_target(p) for p in cols) if meta.relations else None
+    keys = tuple(_direct_key(p) for p in cols) if meta.relations else None
+    if keys is not None and not any(keys):
+        keys = None
     return core.Plan(
         meta.cls,
         tuple(p.name for p in cols),
@@ -897,6 +911,7 @@ def _build_plan(meta: EntityMetadata) -> Any:
         _invalid_value_reporter(holder),
         tuple(column_kind(p.type) for p in cols),
         targets,
+        keys,
     )
 
 
