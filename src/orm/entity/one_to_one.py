@@ -83,9 +83,9 @@ def _linked(owning: Any, mapped_by: str, inverse_name: str, old: Any, new: Any) 
 
 
 def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
-    """An owning one-to-one takes an entity of its target class (or None): anything else
-    would be refused at flush, but the partners would be unlinked by then, so it is
-    refused here, with nothing changed."""
+    """Either side of a one-to-one takes an entity of its target class (or None): anything
+    else would be refused at flush (or never written), but the partners would be unlinked
+    by then, so it is refused here, with nothing changed."""
     if value is not None and not isinstance(value, target):
         raise ValidationError(
             f"Invalid value for {type(owning).__name__}.{name}: expected a "
@@ -134,14 +134,7 @@ def _inverse_setattr(sides: dict[str, tuple[str, type]], inner: Any) -> Any:
             return
         mapped_by, target = side
         value = _unwrap(value)
-        if value is not None and not isinstance(value, target):
-            raise ValidationError(
-                f"Invalid value for {type(self).__name__}.{name}: expected a "
-                f"{target.__name__} entity or None, got {type(value).__name__} "
-                f"{value!r:.60}.",
-                entity=self,
-                property=name,
-            )
+        _check_partner(self, name, value, target)
         old = _unwrap(self.__dict__.get(name))
         if old is not None and old is not value and _unwrap(old.__dict__.get(mapped_by)) is self:
             setattr(old, mapped_by, None)  # the owning side: NULL written at flush
