@@ -600,11 +600,11 @@ def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
     if "_orm_collection_targets" not in meta.cls.__dict__:
         meta.cls._orm_collection_targets = {}
     meta.cls._orm_collection_targets[prop.name] = prop.relation.target  # type: ignore[union-attr]
-    names = getattr(meta.cls.__dict__.get("__setattr__"), "_orm_collections", None)
-    if names is None:
+    names = meta.cls.__dict__.get("_orm_collection_names")
+    if names is None:  # once per class, however often discovery runs
         from ..entity.collection import collection_setattr
 
-        names = set()
+        names = meta.cls._orm_collection_names = set()
         meta.cls.__setattr__ = collection_setattr(names, meta.cls.__setattr__)
     names.add(prop.name)
 
