@@ -284,9 +284,10 @@ class SchemaGenerator:
         and the live foreign keys no longer wanted as they are. A new column brings its
         foreign key with it, and a dropped one takes its own away."""
         wanted = self._foreign_keys(meta)
+        kept = {p.field_name for p in meta.columns}
         live = [
             key for key in self.platform.live_foreign_keys(self.connection, meta.table)
-            if key.column in {p.field_name for p in meta.columns}
+            if key.column in kept
         ]
         missing = [
             prop for key, prop in wanted.items()

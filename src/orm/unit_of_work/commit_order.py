@@ -395,6 +395,16 @@ def pending_updates(uow: UnitOfWork, plan: _FlushPlan) -> None:
                 plan.snapshot_slots.append((upd.snapshots, [row], c, [value.entity], conv))
 
 
+def _unique_keys(upd: Any) -> list[int]:
+    """Where, among an update's changed columns, its unique foreign keys (owning
+    one-to-ones) are."""
+    columns = upd.meta.columns
+    return [
+        j for j, c in enumerate(upd.changed)
+        if columns[c].unique and columns[c].relation is not None
+    ]
+
+
 def unlink_first(plan: _FlushPlan) -> None:
     """Rows whose unique foreign key (an owning OneToOne) is set to NULL are updated before
     the rows of the same table that take a value: a profile moved to a member whose own
@@ -407,10 +417,7 @@ def unlink_first(plan: _FlushPlan) -> None:
     out: list[_Update] = []
     for upd in plan.updates:
         meta = upd.meta
-        unique = [
-            j for j, c in enumerate(upd.changed)
-            if meta.columns[c].unique and meta.columns[c].relation is not None
-        ] if meta.relations else None
+        unique = _unique_keys(upd) if meta.relations else None
         if not unique:
             out.append(upd)
             continue
@@ -449,11 +456,7 @@ def release_taken(plan: _FlushPlan) -> None:
         meta = upd.meta
         if not meta.relations or meta.version is not None or meta.pk_index in upd.changed:
             continue
-        at = [
-            j for j, c in enumerate(upd.changed)
-            if meta.columns[c].unique and meta.columns[c].relation is not None
-            and meta.columns[c].nullable
-        ]
+        at = [j for j in _unique_keys(upd) if meta.columns[upd.changed[j]].nullable]
         if not at:
             continue
         candidates.append((upd, at))
