@@ -229,6 +229,11 @@ class EntityManager:
                 group = uow.new.get(meta.cls)
                 if group is None:
                     group = uow.new[meta.cls] = {}
+                if uow.removed:
+                    end = k + 1
+                    while end < count and type(items[end]) is meta.cls:
+                        end += 1
+                    uow.refuse_removed_items(items[k:end], meta)  # before any joins
                 k = core.join_new_run(items, k, meta.cls, uow, group)
                 continue
             persist(item, meta)

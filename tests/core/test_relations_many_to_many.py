@@ -291,6 +291,45 @@ def test_an_entity_of_another_entity_manager_is_refused(rel, rem):
     )
 
 
+def test_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
+    """Adding (or persisting a new owner holding) an entity after `em.remove()` would have
+    the flush delete it and drop the link: refused, nothing changed; persisting it again
+    cancels the removal and the link is written. Removing after adding deletes it."""
+    ids = seed(rem)
+    a3 = rem.find_one(Article, ids["a3"], populate=["tags"])
+    z = rem.find_one(Tag, ids["z"])
+    rem.remove(z)
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot add Tag .* to Article\.tags: it is marked for removal in this "
+        r"EntityManager \(em\.remove\(\)\)\. Call em\.persist\(\) on it first",
+    ):
+        a3.tags.add(z)
+    assert a3.tags.count() == 0 and not a3.tags.is_dirty()
+    fresh = Article(title="new", tags=[z])
+    for persist in (lambda: rem.persist(fresh), lambda: rem.persist([fresh])):
+        with pytest.raises(
+            ValidationError,
+            match=r"Cannot persist Article .*: Article\.tags holds Tag .*, which is marked for "
+            r"removal in this EntityManager",
+        ) as raised:
+            persist()
+        assert raised.value.property == "tags"
+        assert not wrap(fresh).is_managed()
+    rem.persist(z)  # keeps it after all
+    a3.tags.add(z)
+    rem.persist(fresh)
+    rem.flush()
+    assert (ids["a3"], ids["z"]) in pairs(rel) and (fresh.id, ids["z"]) in pairs(rel)
+    # the last call wins: added, then removed, the tag goes with its links
+    y = rem.find_one(Tag, ids["y"])
+    a3.tags.add(y)
+    rem.remove(y)
+    rem.flush()
+    assert ids["y"] not in [t for _, t in pairs(rel)]
+    assert rows(rel, f"select id from tag where id = {ids['y']}") == []
+
+
 # -- flush ----------------------------------------------------------------------------------
 def test_pivot_rows_equal_the_collections_and_a_second_flush_writes_nothing(
     rel, rem, log, database

@@ -157,6 +157,26 @@ def test_a_value_that_is_not_the_target_entity_is_refused_with_nothing_changed(r
     assert ann.posts.load().count() == 2
 
 
+def test_adding_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
+    """`add` of a child after `em.remove(child)`: the flush would delete it and the move
+    would be lost, so it is refused with nothing changed; `em.persist` keeps it."""
+    ann_id, bob_id, p1_id, _ = seed(rem)
+    bob = rem.find_one(Writer, {"id": bob_id}, populate=["posts"])
+    post = rem.find_one(Post, {"id": p1_id})
+    rem.remove(post)
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot add Post .* to Writer\.posts: it is marked for removal in this "
+        r"EntityManager",
+    ):
+        bob.posts.add(post)
+    assert post.writer is not bob and bob.posts.count() == 0
+    rem.persist(post)
+    bob.posts.add(post)
+    rem.flush()
+    assert rows(rel, f"select writer_id from post where id = {p1_id}") == [(bob_id,)]
+
+
 @pytest.mark.parametrize("how", ["constructor", "assignment"])
 @pytest.mark.parametrize("loaded", [False, True], ids=["not-populated", "populated"])
 def test_new_item_pointed_at_a_managed_owner_is_saved(rel, rem, how, loaded):

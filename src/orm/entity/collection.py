@@ -265,8 +265,20 @@ class Collection(Generic[T]):
 
     def _check_manager(self, item: Any) -> None:
         """An item managed by (or new in) another EntityManager cannot be paired with an
-        entity of this one: its key and state belong to that one."""
+        entity of this one: its key and state belong to that one. Nor can one this
+        EntityManager is about to delete: the flush would drop the new link with the row,
+        so adding it after `em.remove()` is refused rather than lost (the last call wins:
+        removing an item after adding it deletes it, links included)."""
         uow, theirs = self.owner._orm_uow, item._orm_uow
+        if uow is not None and theirs is uow and uow.is_removed(item):
+            name = type(item).__name__
+            raise ValidationError(
+                f"Cannot add {name} {item!r:.60} to {type(self.owner).__name__}.{self.prop}: "
+                f"it is marked for removal in this EntityManager (em.remove()). Call "
+                f"em.persist() on it first to keep it, or leave it out.",
+                entity=self.owner,
+                property=self.prop,
+            )
         if uow is not None and theirs is not None and theirs is not uow:
             cls = type(self.owner).__name__
             state = "new in" if item._orm_snap is None else "managed by"
@@ -341,6 +353,7 @@ class Collection(Generic[T]):
             item = self._check(raw)
             if id(item) in mine:
                 continue
+            self._check_manager(item)
             setattr(item, mapped_by, self.owner)  # moves it between collections too
             self._link(item)  # (the owner's __init__ may not have stored this collection yet)
             _cascade(self.owner, self.prop, item)

@@ -303,6 +303,10 @@ class UnitOfWork:
         group = self.new.get(type(entity))
         return group is not None and id(entity) in group
 
+    def is_removed(self, entity: Any) -> bool:
+        group = self.removed.get(type(entity))
+        return group is not None and id(entity) in group
+
     def persist(self, entity: Any, meta: EntityMetadata) -> None:
         """A new entity joins this Unit of Work at once (`_orm_uow` set, no snapshot yet):
         another EntityManager then refuses it, instead of both inserting it."""
@@ -322,10 +326,35 @@ class UnitOfWork:
             )
         if not meta.generated_init:
             self._apply_defaults(entity, meta)
+        if self.removed:
+            self.refuse_removed_items([entity], meta)
         group = self.new.get(meta.cls)
         if group is None:
             group = self.new[meta.cls] = {}
         core.join_new(entity, self, group)  # in C: a third of what object.__setattr__ costs
+
+    def refuse_removed_items(self, entities: list[Any], meta: EntityMetadata) -> None:
+        """New entities whose collections hold an entity this Unit of Work is about to
+        delete: the flush would drop those links with the row, so persisting them after
+        `remove()` is refused rather than lost, as `Collection.add` refuses it. Called only
+        while something is marked for removal."""
+        if not meta.collections:
+            return
+        for entity in entities:
+            values = entity.__dict__
+            for prop in meta.collections:
+                items = getattr(values.get(prop.name), "_items", None)
+                for item in items.values() if items else ():
+                    if self.is_removed(item):
+                        raise ValidationError(
+                            f"Cannot persist {meta.class_name} {entity!r:.60}: "
+                            f"{meta.class_name}.{prop.name} holds {type(item).__name__} "
+                            f"{item!r:.60}, which is marked for removal in this "
+                            f"EntityManager (em.remove()). Call em.persist() on that one "
+                            f"first to keep it, or take it out of the collection.",
+                            entity=entity,
+                            property=prop.name,
+                        )
 
     @staticmethod
     def _apply_defaults(entity: Any, meta: EntityMetadata) -> None:
