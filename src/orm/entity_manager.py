@@ -1046,12 +1046,20 @@ def _load_states(
     meta: EntityMetadata, rows: list[tuple], identity_map: dict[Any, Any] | None, refresh: bool
 ) -> list[int]:
     """For each row, before it is hydrated, what hydrating it will do (core.hydrate's
-    rules); only queries of a type with on_init / on_load listeners pay for it."""
+    rules); only queries of a type with on_init / on_load listeners pay for it. A key
+    read twice (a tag reached through the pivot rows of several articles) is created or
+    filled by its first row only: the hooks fire once per entity."""
     if identity_map is None:
         return [_CREATED] * len(rows)
     states = []
+    seen = set()
     for row in rows:
-        existing = identity_map.get(meta.row_key(row))
+        key = meta.row_key(row)
+        if key in seen:
+            states.append(_UNTOUCHED)
+            continue
+        seen.add(key)
+        existing = identity_map.get(key)
         if existing is None:
             states.append(_CREATED)
             continue

@@ -11,6 +11,8 @@ import pytest
 
 from orm import (
     Cascade,
+    EventArgs,
+    EventSubscriber,
     Collection,
     FlushMode,
     ManyToMany,
@@ -572,6 +574,34 @@ def test_populate_one_query_per_level_joining_the_pivot(rem, log):
     log.clear()
     rem.find(Tag, {}, populate=["*"])
     assert len(queries(log)) >= 3
+
+
+def test_a_tag_shared_by_articles_is_created_and_loaded_once(rel):
+    """Populate reads a shared tag once per pivot row (y is a1's and a2's): its on_init
+    and on_load hooks still fire once, as for any query."""
+    events = []
+
+    class Loads(EventSubscriber):
+        def get_subscribed_entities(self) -> list:
+            return [Tag]
+
+        def on_init(self, args: EventArgs) -> None:
+            events.append(("on_init", args.entity.label))
+
+        def on_load(self, args: EventArgs) -> None:
+            events.append(("on_load", args.entity.label))
+
+    ids = seed(rel.em.fork())
+    rel.em.get_event_manager().register_subscriber(Loads())
+    reader = rel.em.fork()
+    reader.find(Article, {}, populate=["tags"])
+    assert sorted(events) == [
+        ("on_init", "x"), ("on_init", "y"), ("on_load", "x"), ("on_load", "y")
+    ]
+    events.clear()
+    reader.find(Tag, {"id": ids["y"]})
+    reader.populate(reader.find(Article, {}), ["tags"])
+    assert events == [], "tags already loaded are returned untouched"
 
 
 def test_populate_chunks_under_the_variable_limit(rem, log, database):
