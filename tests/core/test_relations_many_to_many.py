@@ -11,9 +11,9 @@ import pytest
 
 from orm import (
     Cascade,
+    Collection,
     EventArgs,
     EventSubscriber,
-    Collection,
     FlushMode,
     ManyToMany,
     ManyToOne,
