@@ -24,7 +24,7 @@ from orm import (
     wrap,
 )
 from tests.core.many_to_many_models import MODELS, Article, Person, Reader, Tag
-from tests.databases import rows
+from tests.databases import execute, rows
 
 
 @pytest.fixture
@@ -97,6 +97,56 @@ def test_update_schema_adds_a_missing_pivot_table(rel):
     assert len(creates) == 1 and "article_tags" in creates[0]
     rel.schema.update_schema()
     assert rows(rel, "select count(*) from article_tags") == [(0,)]
+    assert rel.schema.get_update_schema_sql() == ""
+
+
+@pytest.mark.parametrize(
+    "ddl, problem",
+    [
+        ("create table article_tags (article_id {key} not null references article (id) on "
+         "update cascade on delete cascade, label_id {key} not null, "
+         "primary key (article_id, label_id))", r"it has no column 'tag_id'"),
+        ("create table article_tags (article_id {key} not null, tag_id {key} not null, "
+         "primary key (article_id, tag_id))",
+         r"column 'article_id' is not a foreign key to 'article' \(on update cascade on "
+         r"delete cascade\); column 'tag_id' is not a foreign key to 'tag' .*"),
+        ("create table article_tags (article_id {key} not null references article (id) on "
+         "update cascade on delete cascade, tag_id {other} not null references tag (id) on "
+         "update cascade on delete cascade, primary key (article_id, tag_id))",
+         r"column 'tag_id' is (text|integer); it should be (integer|bigint), in the primary key"),
+    ],
+    ids=["column-missing", "no-foreign-key", "wrong-type"],
+)
+def test_update_schema_refuses_a_pivot_table_that_differs(rel, database, ddl, problem):
+    """A pivot table whose columns or foreign keys differ would lose or strand pairs (the
+    `on delete cascade` is what deletes a removed entity's pairs): refused, nothing changed.
+    A missing index on its second column is added."""
+    execute(rel, "drop table article_tags")
+    pg = database == "postgresql"
+    execute(rel, ddl.format(key="bigint" if pg else "integer", other="integer" if pg else "text"))
+    execute(rel, "insert into article (title) values ('kept')")
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot update the schema of Article\.tags: its pivot table 'article_tags' "
+        rf"exists but differs \({problem}\)\. update_schema does not rebuild a pivot table",
+    ) as raised:
+        rel.schema.update_schema()
+    assert raised.value.property == "tags"
+    assert rows(rel, "select title from article") == [("kept",)]
+    with pytest.raises(ValidationError):
+        rel.schema.get_update_schema_sql()
+
+
+def test_update_schema_adds_a_missing_pivot_index(rel):
+    index = next(
+        s.split(" ")[2] for s in rel.schema.get_create_schema_sql().split(";\n")
+        if s.startswith("create index") and "article_tags" in s
+    )
+    execute(rel, f"drop index {index}")
+    assert rel.schema.update_schema() == [
+        s for s in rel.schema.get_create_schema_sql().split(";\n")
+        if s.startswith("create index") and "article_tags" in s
+    ]
     assert rel.schema.get_update_schema_sql() == ""
 
 

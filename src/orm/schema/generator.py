@@ -164,15 +164,62 @@ class SchemaGenerator:
             f"{self.platform.column_definition(c)} {self._references(c)}" for c in columns
         )
         key = ", ".join(self.quote(c.field_name) for c in columns)
-        second = pivot.target_column.field_name
-        index = self.platform.fit_identifier(
-            self.naming.index_name(pivot.table, [second], "index")
-        )
         return [
             f"create table {self.quote(pivot.table)} ({definitions}, primary key ({key}))",
-            f"create index {self.quote(index)} on {self.quote(pivot.table)} "
-            f"({self.quote(second)})",
+            self._pivot_index(pivot)[1],
         ]
+
+    def _pivot_index(self, pivot: PivotMetadata) -> tuple[str, str]:
+        """The index on a pivot's second column (the first leads the primary key): its name
+        and the statement creating it."""
+        second = pivot.target_column.field_name
+        name = self.platform.fit_identifier(self.naming.index_name(pivot.table, [second], "index"))
+        sql = f"create index {self.quote(name)} on {self.quote(pivot.table)} ({self.quote(second)})"
+        return name, sql
+
+    def _pivot_diff(self, pivot: PivotMetadata) -> list[str]:
+        """An existing pivot table checked against its many-to-many: both key columns, of
+        the right type, in the primary key, each a foreign key `on delete cascade` (what
+        deletes the pairs of a removed entity). One that differs is refused, not rebuilt:
+        its pairs would have to be carried over, which only its owner knows how to do. The
+        index on the second column is created if it is missing."""
+        live_cols = {c.name: c for c in self._live_columns(pivot.table)}
+        live_keys = self.platform.live_foreign_keys(self.connection, pivot.table)
+        problems = []
+        for column in (pivot.owner_column, pivot.target_column):
+            name = column.field_name
+            wanted_type = self.platform.column_type(column)
+            live = live_cols.get(name)
+            target = column.relation.target_meta  # type: ignore[union-attr]
+            key = _ForeignKey(name, target.table, target.pk.field_name, "cascade", "cascade")
+            if live is None:
+                problems.append(f"it has no column {name!r}")
+            elif not self.platform.same_type(wanted_type, live.type) or not live.pk:
+                problems.append(
+                    f"column {name!r} is {(live.type or 'untyped').lower()}"
+                    f"{'' if live.pk else ' outside the primary key'}; it should be "
+                    f"{wanted_type}, in the primary key"
+                )
+            elif key not in live_keys:
+                problems.append(
+                    f"column {name!r} is not a foreign key to {target.table!r} "
+                    f"(on update cascade on delete cascade)"
+                )
+        if problems:
+            owner = pivot.owner_meta.class_name
+            raise ValidationError(
+                f"Cannot update the schema of {owner}.{pivot.prop.name}: its pivot table "
+                f"{pivot.table!r} exists but differs ({'; '.join(problems)}). update_schema "
+                f"does not rebuild a pivot table, whose pairs would have to be carried over: "
+                f"alter it to match, point the relation at it (pivot_table, join_column), or "
+                f"drop it if its pairs can go (update_schema then creates it). Nothing was "
+                f"changed.",
+                entity=owner, property=pivot.prop.name,
+            )
+        index, create = self._pivot_index(pivot)
+        if index in {i.name for i in self._live_indexes(pivot.table)}:
+            return []
+        return [create]
 
     def _drop_pivots(self) -> list[str]:
         suffix = self.platform.drop_table_suffix
@@ -548,6 +595,9 @@ class SchemaGenerator:
         for meta in metas:
             if meta.table in live:
                 statements += self._table_diff(meta)
+        for pivot in self.metadata.pivots:
+            if pivot.table in live:
+                statements += self._pivot_diff(pivot)
         return statements if live else self._namespace(statements)
 
     # -- run --------------------------------------------------------------------------------
