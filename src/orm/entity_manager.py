@@ -204,6 +204,8 @@ class EntityManager:
                 em._persist_many(entity)
                 return em
             meta = em.metadata.of_instance(entity)
+        if em._uow.removed:
+            em._uow.refuse_removed_items([entity], meta)
         em._uow.persist(entity, meta)
         return em
 
@@ -236,6 +238,8 @@ class EntityManager:
                     uow.refuse_removed_items(items[k:end], meta)  # before any joins
                 k = core.join_new_run(items, k, meta.cls, uow, group)
                 continue
+            if uow.removed:
+                uow.refuse_removed_items([item], meta)
             persist(item, meta)
             k += 1
 

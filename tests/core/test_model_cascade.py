@@ -128,7 +128,18 @@ class CascadeMachine(RuleBasedStateMachine):
             # persisted again by cascade from it, as SQLAlchemy's save-update does
             return
         self.em.remove(entity)
+        self._mark_removed(entity)
+
+    def _mark_removed(self, entity: object) -> None:
+        """`em.remove()` of a new entity forgets it at once and removes what its cascading
+        sides hold: new items forgotten in turn, stored ones (moved to it) marked for
+        removal, and so no longer movable elsewhere; a stored entity's items go at the
+        flush (`_gone`), unless moved to a live owner before it."""
         self.removed.add(id(entity))
+        if entity._orm_snap is None:
+            for item in self.articles + self.remarks:
+                if self.owner.get(id(item)) is entity and id(item) not in self.removed:
+                    self._mark_removed(item)
 
     @rule()
     def flush(self) -> None:

@@ -181,26 +181,42 @@ def test_before_delete_runs_for_the_cascaded_entities(connect, log):
     assert counts(orm) == (1, 1, 1)
 
 
-def test_rollback_makes_the_cascaded_removals_pending_again(rel, rem):
-    ann_id, _ = seed(rem, articles=2, remarks=1)
-    ann = rem.find_one(Author, {"id": ann_id})
-
+def _remove_and_roll_back(rel, rem, ann):
     with pytest.raises(RuntimeError):
         with rem.transaction():
             rem.remove(ann).flush()  # this EntityManager's flush, in the transaction
             assert counts(rel) == (1, 1, 1)
             raise RuntimeError("abort")
     assert counts(rel) == (2, 3, 3)
+
+
+def test_rollback_makes_the_removal_pending_again_and_the_next_flush_cascades(rel, rem):
+    """After the rollback the removal stack is again what em.remove() was given; what it
+    cascaded to is managed again, under its keys, and goes with it at the next flush."""
+    ann_id, _ = seed(rem, articles=2, remarks=1)
+    ann = rem.find_one(Author, {"id": ann_id})
     uow = rem.get_unit_of_work()
-    pending = uow.get_removal_stack()
-    assert ann in pending
-    assert sorted(type(e).__name__ for e in pending) == [
-        "Article", "Article", "Author", "Remark", "Remark"
-    ]
-    for held in pending:  # the entities are managed again, under their keys
-        assert uow.get_identity_map()[type(held)][held.id] is held
+    _remove_and_roll_back(rel, rem, ann)
+    assert uow.get_removal_stack() == [ann]
+    for cls in (Article, Remark):
+        for held in rem.find(cls, {}):
+            assert uow.get_identity_map()[cls][held.id] is held
     rem.flush()
     assert counts(rel) == (1, 1, 1)
+
+
+def test_an_item_moved_after_the_rollback_is_kept(rel, rem):
+    """The cascade is worked out again at the next flush, from things as they are then: an
+    article moved to another author meanwhile stays, with its remark."""
+    ann_id, bob_id = seed(rem, articles=2, remarks=1)
+    ann = rem.find_one(Author, {"id": ann_id}, populate=["articles"])
+    bob = rem.find_one(Author, {"id": bob_id}, populate=["articles"])
+    _remove_and_roll_back(rel, rem, ann)
+    moved = next(a for a in ann.articles if a.title == "a0")
+    bob.articles.add(moved)
+    rem.flush()
+    assert rows(rel, "select title from article order by title") == [("a0",), ("bob's",)]
+    assert counts(rel) == (1, 2, 2)
 
 
 # -- orphan_removal -----------------------------------------------------------------------

@@ -170,6 +170,13 @@ def test_adding_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
         r"EntityManager",
     ):
         bob.posts.add(post)
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot point Post .* at Writer .* through writer: it is marked for removal in "
+        r"this EntityManager \(em\.remove\(\)\), and the flush would delete it\. Call "
+        r"em\.persist\(\) on it first to keep it\. Nothing was changed\.",
+    ):
+        post.writer = bob
     assert post.writer is not bob and bob.posts.count() == 0
     rem.persist(post)
     bob.posts.add(post)

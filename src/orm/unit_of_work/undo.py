@@ -69,7 +69,7 @@ class FlushUndo:
     """What one committed-to-a-savepoint flush changed, and how to take it back."""
 
     __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned",
-                 "pivots")  # fmt: skip
+                 "pivots", "cascaded")  # fmt: skip
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
@@ -89,6 +89,8 @@ class FlushUndo:
         self.assigned: list[tuple[Any, str, Any, Any]] = []
         #: many-to-many collections and the pairs written from each
         self.pivots: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
+        #: ids of the entities deleted by Cascade.REMOVE / orphan_removal, not by em.remove()
+        self.cascaded: set[int] = set()
 
     @classmethod
     def capture(cls, uow: UnitOfWork, plan: _FlushPlan) -> FlushUndo:
@@ -102,6 +104,7 @@ class FlushUndo:
             for ref in plan.reference_updates
         ]
         undo.deletes = [_stored_state(d.meta, d.entities) for d in plan.deletes]
+        undo.cascaded = {id(entity) for _, entity in plan.cascaded}
         undo.assigned = [
             (entity, name, before, getattr(entity, name, MISSING))
             for entity, name, before in plan.undo
@@ -117,6 +120,7 @@ class FlushUndo:
         if uow.generation != self.generation:
             self._forget_generated()
             return
+        cascaded = self.cascaded
         for meta, entities, snaps, keys in reversed(self.deletes):
             im = uow.map_for(meta.cls)
             removed = uow.removed.setdefault(meta.cls, {})
@@ -137,7 +141,12 @@ class FlushUndo:
                 _object_setattr(entity, "_orm_uow", uow)
                 _object_setattr(entity, "_orm_snap", snap)
                 im[key] = entity
-                removed[id(entity)] = entity
+                if id(entity) in cascaded:
+                    # the next flush cascades again from what em.remove() was given, as
+                    # things are then: moved to another owner meanwhile, it stays
+                    uow.dirty[id(entity)] = entity
+                else:
+                    removed[id(entity)] = entity
         for meta, entities, snaps, keys, written in reversed(self.updates):
             self._undo_updates(meta, entities, snaps, keys, written)
         for meta, entity, written in reversed(self.references):

@@ -326,8 +326,6 @@ class UnitOfWork:
             )
         if not meta.generated_init:
             self._apply_defaults(entity, meta)
-        if self.removed:
-            self.refuse_removed_items([entity], meta)
         group = self.new.get(meta.cls)
         if group is None:
             group = self.new[meta.cls] = {}
@@ -336,8 +334,9 @@ class UnitOfWork:
     def refuse_removed_items(self, entities: list[Any], meta: EntityMetadata) -> None:
         """New entities whose collections hold an entity this Unit of Work is about to
         delete: the flush would drop those links with the row, so persisting them after
-        `remove()` is refused rather than lost, as `Collection.add` refuses it. Called only
-        while something is marked for removal."""
+        `remove()` is refused rather than lost, as `Collection.add` refuses it. For
+        `em.persist()` (not for the flush's cascade), only while something is marked for
+        removal."""
         if not meta.collections:
             return
         for entity in entities:
