@@ -531,7 +531,9 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             return
         if value is not None:
             _check_owner(self, name, _unwrap(value))  # before anything changes
-            _check_not_removed(self, name, _unwrap(value))
+            uow = self._orm_uow
+            if uow is not None and uow.removed:
+                _check_not_removed(self, name, _unwrap(value))
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
         new = _unwrap(self.__dict__.get(name))
@@ -567,10 +569,7 @@ def _check_not_removed(item: Any, name: str, owner: Any) -> None:
     """Pointing an entity marked for removal at another owner moves it into that owner's
     collection, which `Collection.add` refuses (the flush would delete it all the same):
     refused here too, with nothing changed."""
-    uow = item._orm_uow
-    if uow is None or not uow.removed or not uow.is_removed(item):
-        return
-    if owner is _unwrap(item.__dict__.get(name)):
+    if not item._orm_uow.is_removed(item) or owner is _unwrap(item.__dict__.get(name)):
         return
     raise ValidationError(
         f"Cannot point {type(item).__name__} {item!r:.60} at {type(owner).__name__} "
