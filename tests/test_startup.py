@@ -77,6 +77,11 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.unit_of_work.pivots",
     "orm.unit_of_work.cascade_remove",
     "orm.unit_of_work.lifecycle",
+    # update_schema's diff; os (with stat and posixpath): the environment, the working
+    # directory and a file database's absolute path are read without it
+    "orm.schema.update",
+    "os",
+    "posixpath",
 )
 
 #: what `import orm` leaves to the first use of `orm.ORM` (and the other lazily imported public
@@ -203,9 +208,12 @@ with em.transaction() as tx:
     locked = tx.find_one(Member, {{"name": "a"}}, lock_mode=LockMode.PESSIMISTIC_WRITE)
     tx.remove(tx.find_one(Team, team.id))
 modes = [str(orm.em.fork(flush_mode=m).flush_mode) for m in ("commit", FlushMode.ALWAYS)]
+updates = orm.schema.update_schema()
+where = orm.connection.describe()
 left = orm.em.fork().count(Member)
 orm.close()
 print(json.dumps({{"names": names, "locked": locked.name, "left": left, "modes": modes,
+                  "updates": updates, "where": where,
                   "seen": sorted(set(map(tuple, seen))), "same": [old_cascade is Cascade,
                   old_order is QueryOrder]}}))
 """)
@@ -214,6 +222,8 @@ print(json.dumps({{"names": names, "locked": locked.name, "left": left, "modes":
         "locked": "a",
         "left": 0,
         "modes": ["FlushMode.COMMIT", "FlushMode.ALWAYS"],
+        "updates": [],
+        "where": str(db),
         "seen": [["flush", None], ["load", "a"], ["load", "b"]],
         "same": [True, True],
     }

@@ -10,13 +10,13 @@ configuration. `ORM.init()` without arguments and the `orm` command line share t
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
 from ._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import os
     from pathlib import Path
     from typing import Any
 
@@ -261,14 +261,12 @@ def define_config(**options: Any) -> Options:
             raise ValidationError(
                 f"Unknown debug namespace(s) {bad}; known: {', '.join(DEBUG_NAMESPACES)}"
             )
-    if isinstance(opts.db_name, os.PathLike):
-        opts.db_name = os.fspath(opts.db_name)
+    opts.db_name = _fspath(opts.db_name)
     if not isinstance(opts.db_name, str) and not (driver == "postgresql" and opts.db_name is None):
         raise ValidationError(
             f"db_name must be a file name (str or Path) or ':memory:', not {opts.db_name!r}"
         )
-    if isinstance(opts.base_dir, os.PathLike):
-        opts.base_dir = os.fspath(opts.base_dir)
+    opts.base_dir = _fspath(opts.base_dir)
     opts.entities = _entity_list(opts.entities)
     if not isinstance(opts.subscribers, (list, tuple)):
         raise ValidationError(
@@ -385,9 +383,27 @@ def _entity_list(entities: Any) -> list[Any]:
     string must not be split into characters)."""
     if entities is None:
         return []
-    if isinstance(entities, (str, os.PathLike, type)) or not hasattr(entities, "__iter__"):
+    if isinstance(entities, (str, type)) or _is_path_like(entities):
+        return [entities]
+    if not hasattr(entities, "__iter__"):
         return [entities]
     return list(entities)
+
+
+def _is_path_like(value: Any) -> bool:
+    """`isinstance(value, os.PathLike)` without importing `os` (a script that names its
+    database by a `str` never needs it): the ABC checks for `__fspath__` on the class."""
+    return getattr(type(value), "__fspath__", None) is not None
+
+
+def _fspath(value: Any) -> Any:
+    """`os.fspath` of a path-like value (`pathlib` imported `os` already for a `Path`); any
+    other value as it is, for the checks that follow."""
+    if _is_path_like(value):
+        import os
+
+        return os.fspath(value)
+    return value
 
 
 def merge_config(base: Options, **overrides: Any) -> Options:
@@ -486,6 +502,7 @@ def config_candidates(explicit: str | os.PathLike[str] | None = None,
                       cwd: Path | None = None) -> list[ConfigCandidate]:
     """Every place the config search looks at, in order (a ConfigError for an unreadable
     pyproject.toml)."""
+    import os
     from pathlib import Path
 
     cwd = cwd or Path.cwd()
@@ -514,8 +531,6 @@ def config_search_paths(explicit: str | os.PathLike[str] | None = None,
 
 # -- loading ------------------------------------------------------------------------------------
 
-_ORM_DIR = os.path.dirname(os.path.realpath(__file__))
-
 #: loaded config modules: path -> (checksum of the source, module); a file is executed again
 #: only when it changed
 _LOADED: dict[str, tuple[int, Any]] = {}
@@ -524,15 +539,17 @@ _LOADED: dict[str, tuple[int, Any]] = {}
 def describe_exception(exc: BaseException) -> str:
     """One line for an exception raised by user code: the last line of its traceback plus
     where it was raised (the deepest frame outside this package and importlib)."""
+    import os
     import traceback
 
     if isinstance(exc, SyntaxError):
         where = f"{exc.filename}, line {exc.lineno}" if exc.filename else f"line {exc.lineno}"
         return f"{type(exc).__name__}: {exc.msg} ({where})"
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    orm_dir = os.path.dirname(os.path.realpath(__file__))
     frames = [
         f for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith("<") and not f.filename.startswith(_ORM_DIR)
+        if not f.filename.startswith("<") and not f.filename.startswith(orm_dir)
     ]
     if frames:
         return f"{last} (at {frames[-1].filename}, line {frames[-1].lineno})"
