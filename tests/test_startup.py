@@ -77,9 +77,11 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.unit_of_work.pivots",
     "orm.unit_of_work.cascade_remove",
     "orm.unit_of_work.lifecycle",
-    # update_schema's diff; os (with stat and posixpath): the environment, the working
-    # directory and a file database's absolute path are read without it
+    # update_schema's diff, the pause before a retry; os (with stat and posixpath): the
+    # environment, the working directory and a file database's absolute path are read
+    # without it
     "orm.schema.update",
+    "orm._retry",
     "os",
     "posixpath",
 )
