@@ -84,6 +84,8 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm._retry",
     # the 13 exceptions for what the database refused, created by the first use of one
     "orm._driver_errors",
+    # the search for a config file (ORM.init() without options, the command line)
+    "orm.config_files",
     "os",
     "posixpath",
 )
