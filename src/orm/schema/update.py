@@ -1,6 +1,6 @@
 """`update_schema`'s diff of the metadata against the live database (what it does: see
 orm.schema.generator). Imported by the first `update_schema` or `get_update_schema_sql`: a
-script that creates its schema (or only uses it) never loads these 30 KB of bytecode."""
+script that creates its schema (or only uses it) never loads these 27 KB of bytecode."""
 
 from __future__ import annotations
 
