@@ -77,6 +77,17 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.unit_of_work.pivots",
     "orm.unit_of_work.cascade_remove",
     "orm.unit_of_work.lifecycle",
+    # update_schema's diff, the pause before a retry; os (with stat and posixpath): the
+    # environment, the working directory and a file database's absolute path are read
+    # without it
+    "orm.schema.update",
+    "orm._retry",
+    # the 13 exceptions for what the database refused, created by the first use of one
+    "orm._driver_errors",
+    # the search for a config file (ORM.init() without options, the command line)
+    "orm.config_files",
+    "os",
+    "posixpath",
 )
 
 #: what `import orm` leaves to the first use of `orm.ORM` (and the other lazily imported public
@@ -203,9 +214,12 @@ with em.transaction() as tx:
     locked = tx.find_one(Member, {{"name": "a"}}, lock_mode=LockMode.PESSIMISTIC_WRITE)
     tx.remove(tx.find_one(Team, team.id))
 modes = [str(orm.em.fork(flush_mode=m).flush_mode) for m in ("commit", FlushMode.ALWAYS)]
+updates = orm.schema.update_schema()
+where = orm.connection.describe()
 left = orm.em.fork().count(Member)
 orm.close()
 print(json.dumps({{"names": names, "locked": locked.name, "left": left, "modes": modes,
+                  "updates": updates, "where": where,
                   "seen": sorted(set(map(tuple, seen))), "same": [old_cascade is Cascade,
                   old_order is QueryOrder]}}))
 """)
@@ -214,8 +228,54 @@ print(json.dumps({{"names": names, "locked": locked.name, "left": left, "modes":
         "locked": "a",
         "left": 0,
         "modes": ["FlushMode.COMMIT", "FlushMode.ALWAYS"],
+        "updates": [],
+        "where": str(db),
         "seen": [["flush", None], ["load", "a"], ["load", "b"]],
         "same": [True, True],
+    }
+
+
+def test_the_driver_errors_are_created_on_first_use(tmp_path: Path) -> None:
+    """In a fresh interpreter: a refused statement raises the exception of `orm.errors` it
+    always did (`orm.UniqueConstraintViolationException`, the same class however imported,
+    shown and pickled as `orm.errors`'s), created only by that first use."""
+    db = tmp_path / "refused.db"
+    out = _run(f"""
+import json, pickle, sys
+import orm
+from orm import ORM, PrimaryKey, Property, entity
+
+@entity()
+class Tag:
+    id: int = PrimaryKey()
+    name: str = Property(unique=True)
+
+db = ORM.init(db_name={str(db)!r}, entities=[Tag])
+db.schema.create_schema()
+before = "orm._driver_errors" in sys.modules
+em = db.em.fork()
+em.persist(Tag(name="a")).flush()
+try:
+    db.em.fork().persist(Tag(name="a")).flush()
+except orm.errors.DriverException as exc:
+    caught = exc
+db.close()
+from orm.errors import ConstraintViolationException, UniqueConstraintViolationException
+print(json.dumps({{
+    "before": before, "type": repr(type(caught)),
+    "same": type(caught) is UniqueConstraintViolationException is orm.UniqueConstraintViolationException,
+    "base": isinstance(caught, ConstraintViolationException),
+    "pickled": type(pickle.loads(pickle.dumps(caught))) is type(caught),
+    "listed": "DeadlockException" in dir(orm.errors) and orm.DeadlockException.retryable,
+}}))
+""")
+    assert out == {
+        "before": False,
+        "type": "<class 'orm.errors.UniqueConstraintViolationException'>",
+        "same": True,
+        "base": True,
+        "pickled": True,
+        "listed": True,
     }
 
 

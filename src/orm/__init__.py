@@ -19,25 +19,12 @@ from ._backend import diff_backend
 from ._typing import TYPE_CHECKING, lazy_names
 from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
 from .errors import (
-    CheckConstraintViolationException,
     ConnectionException,
-    ConstraintViolationException,
-    DeadlockException,
     DriverException,
-    ForeignKeyConstraintViolationException,
-    InvalidFieldNameException,
-    LockWaitTimeoutException,
     MetadataError,
     NotFoundError,
-    NotNullConstraintViolationException,
     OptimisticLockError,
     ORMError,
-    ReadOnlyException,
-    SerializationFailureException,
-    SyntaxErrorException,
-    TableExistsException,
-    TableNotFoundException,
-    UniqueConstraintViolationException,
     ValidationError,
 )
 from .metadata.declare import EntitySchema, entity
@@ -51,6 +38,21 @@ if TYPE_CHECKING:
     from .core import ORM
     from .entity.collection import Collection
     from .entity_manager import EntityManager
+    from .errors import (
+        CheckConstraintViolationException,
+        ConstraintViolationException,
+        DeadlockException,
+        ForeignKeyConstraintViolationException,
+        InvalidFieldNameException,
+        LockWaitTimeoutException,
+        NotNullConstraintViolationException,
+        ReadOnlyException,
+        SerializationFailureException,
+        SyntaxErrorException,
+        TableExistsException,
+        TableNotFoundException,
+        UniqueConstraintViolationException,
+    )
     from .events import (
         EventArgs,
         EventManager,
@@ -94,6 +96,25 @@ _LAZY = {
     "SchemaGenerator": "schema",
     "ChangeSet": "unit_of_work",
     "UnitOfWork": "unit_of_work",
+    # what the database refused: created on first use (see orm.errors)
+    **dict.fromkeys(
+        [
+            "ConstraintViolationException",
+            "UniqueConstraintViolationException",
+            "NotNullConstraintViolationException",
+            "ForeignKeyConstraintViolationException",
+            "CheckConstraintViolationException",
+            "TableNotFoundException",
+            "TableExistsException",
+            "InvalidFieldNameException",
+            "SyntaxErrorException",
+            "LockWaitTimeoutException",
+            "ReadOnlyException",
+            "SerializationFailureException",
+            "DeadlockException",
+        ],
+        "errors",
+    ),
     **dict.fromkeys(
         [
             "EventArgs",

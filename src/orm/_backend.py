@@ -6,12 +6,13 @@ selects the pure-Python twin `orm._diff_py`. Both expose the same functions.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
+
+from ._typing import getenv
 
 core: ModuleType
 
-if os.environ.get("ORM_PURE_PYTHON", "").strip().lower() in {"1", "true", "yes", "on"}:
+if (getenv("ORM_PURE_PYTHON") or "").strip().lower() in {"1", "true", "yes", "on"}:
     from . import _diff_py as core
 else:
     try:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["pause", "FLUSH_RETRIES"]
-
-#: how often a flush outside any transaction is run again after a retryable failure
-FLUSH_RETRIES = 3
+__all__ = ["pause"]
 
 _BASE = 0.005
 _CAP = 0.5

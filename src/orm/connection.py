@@ -81,6 +81,9 @@ class Connection:
 
     #: the driver's exception classes, mapped to ours through `platform.map_error`
     _driver_errors: tuple[type[BaseException], ...] = ()
+    #: the database as messages name it (never with a password); a subclass sets it, or
+    #: makes it a property computed on first use
+    _label: str = ""
 
     def __init__(
         self,
@@ -94,8 +97,6 @@ class Connection:
         self.log_queries = log_queries
         self.timeout = timeout
         self._resolve_column = resolve_column
-        #: the database as messages name it (never with a password)
-        self._label = ""
         #: how many parameters one statement may bind
         self.max_variables = 999
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 from ._typing import TYPE_CHECKING, contextmanager
-from .config import Options, define_config, load_config, merge_config
+from .config import Options, define_config, merge_config
 from .connection import Connection
 from .entity_manager import EntityManager, flush_mode_of
 from .errors import ValidationError
@@ -121,6 +121,8 @@ class ORM:
         """Start the ORM from a `define_config()` result, from keyword options, or (with no
         arguments) from the config file found by the search in `orm.config`."""
         if config is None and not options:
+            from .config_files import load_config  # the search: see orm.config
+
             config, _ = load_config()
         elif config is None:
             config = define_config(**options)

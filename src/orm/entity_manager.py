@@ -9,11 +9,11 @@ way to serve stale data. `fork()` gives a fresh one.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 from collections.abc import Callable, Iterator, Mapping
 
-from . import _gc, _retry
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import TypeVar as _TypeVarWithDefault
 
-    from . import locking
+    from . import _retry, locking
     from .core import ORM
     from .entity import loader as _loader
     from .events.manager import EventManager
@@ -43,6 +43,8 @@ else:
     # relations' populate only
     _loader = lazy_module(f"{__package__}.entity.loader", globals(), "_loader")
     _undo = lazy_module(f"{__package__}.unit_of_work.undo", globals(), "_undo")
+    # the pause before a retry: only a transaction the database asked to rerun needs it
+    _retry = lazy_module(f"{__package__}._retry", globals(), "_retry")
 
 __all__ = ["EntityManager", "FlushMode"]
 
@@ -381,13 +383,13 @@ class EntityManager:
 
         conn = em.connection
         noted = identity_map is not None and conn.in_own_transaction
-        collecting = _gc.is_enabled()
-        _gc.pause()  # see orm._gc
+        collecting = gc.isenabled()
+        gc.disable()  # the collector is paused as for a flush (see UnitOfWork.commit)
         try:
             conn.query_chunks(sql, params, consume)
         finally:
             if collecting:
-                _gc.resume()
+                gc.enable()
         if identity_map is not None and (props is not None or uow.partial):
             uow.note_partial(found)
         if noted and found:

@@ -77,67 +77,62 @@ class DriverException(ORMError):
         self.property = property
 
 
-class ConstraintViolationException(DriverException):
-    """A constraint of the schema refused the data."""
-
-
-class UniqueConstraintViolationException(ConstraintViolationException):
-    pass
-
-
-class NotNullConstraintViolationException(ConstraintViolationException):
-    pass
-
-
-class ForeignKeyConstraintViolationException(ConstraintViolationException):
-    pass
-
-
-class CheckConstraintViolationException(ConstraintViolationException):
-    pass
-
-
-class TableNotFoundException(DriverException):
-    pass
-
-
-class TableExistsException(DriverException):
-    pass
-
-
-class InvalidFieldNameException(DriverException):
-    pass
-
-
-class SyntaxErrorException(DriverException):
-    pass
-
-
 class ConnectionException(DriverException):
     pass
 
 
-class LockWaitTimeoutException(DriverException):
-    pass
+if TYPE_CHECKING:
+    from ._driver_errors import (
+        CheckConstraintViolationException,
+        ConstraintViolationException,
+        DeadlockException,
+        ForeignKeyConstraintViolationException,
+        InvalidFieldNameException,
+        LockWaitTimeoutException,
+        NotNullConstraintViolationException,
+        ReadOnlyException,
+        SerializationFailureException,
+        SyntaxErrorException,
+        TableExistsException,
+        TableNotFoundException,
+        UniqueConstraintViolationException,
+    )
+else:
+
+    def __getattr__(name: str) -> type[DriverException]:
+        """The exceptions for what the database refused (constraints, locks, missing
+        tables...) are created by the first use of one of them (orm._driver_errors): a
+        script whose statements all succeed never needs these 13 classes."""
+        if name not in _DRIVER_ERRORS:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from . import _driver_errors
+
+        value: type[DriverException] = getattr(_driver_errors, name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_DRIVER_ERRORS))
 
 
-class ReadOnlyException(DriverException):
-    pass
-
-
-class SerializationFailureException(DriverException):
-    """PostgreSQL (SQLSTATE 40001) could not serialize this transaction with a concurrent
-    one and aborted it: roll back and run the whole transaction again."""
-
-    retryable = True
-
-
-class DeadlockException(DriverException):
-    """PostgreSQL (SQLSTATE 40P01) found this transaction and another waiting on each
-    other's locks and aborted this one: roll back and run the whole transaction again."""
-
-    retryable = True
-
+#: the exceptions orm._driver_errors defines, given by this module on first use
+_DRIVER_ERRORS = frozenset(
+    [
+        "ConstraintViolationException",
+        "UniqueConstraintViolationException",
+        "NotNullConstraintViolationException",
+        "ForeignKeyConstraintViolationException",
+        "CheckConstraintViolationException",
+        "TableNotFoundException",
+        "TableExistsException",
+        "InvalidFieldNameException",
+        "SyntaxErrorException",
+        "LockWaitTimeoutException",
+        "ReadOnlyException",
+        "SerializationFailureException",
+        "DeadlockException",
+    ]
+)
 
 __all__ = [
     "ORMError",

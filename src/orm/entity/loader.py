@@ -9,7 +9,8 @@ it loaded.
 
 from __future__ import annotations
 
-from .. import _gc
+import gc
+
 from .._backend import core
 from .._markers import REFERENCE
 from .._typing import TYPE_CHECKING
@@ -77,15 +78,15 @@ def _all(meta: EntityMetadata, node: dict[str, Any], seen: frozenset[Any]) -> No
 
 def populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree: dict) -> None:
     """Load the targets named by `tree` for `entities` (all of type `meta`), level by
-    level. The collector is paused throughout, as for a query (see orm._gc): filling the
-    collections of N owners allocates 2N containers, none of them garbage."""
-    collecting = _gc.is_enabled()
-    _gc.pause()
+    level. The collector is paused throughout, as for a flush (see UnitOfWork.commit):
+    filling the collections of N owners allocates 2N containers, none of them garbage."""
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         _populate(em, meta, entities, tree)
     finally:
         if collecting:
-            _gc.resume()
+            gc.enable()
 
 
 def _populate(em: EntityManager, meta: EntityMetadata, entities: list[Any], tree: dict) -> None:

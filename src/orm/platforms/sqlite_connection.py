@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from _thread import RLock  # threading's RLock, without importing threading
 from functools import lru_cache
 
 from .. import errors
-from .._typing import TYPE_CHECKING
+from .._typing import TYPE_CHECKING, getcwd
 from ..connection import Connection, ResolveColumn, TransactionState
 from .sqlite import SqlitePlatform
 
@@ -109,18 +108,12 @@ class SqliteConnection(Connection):
         #: threads (request contexts) take turns instead of interleaving their statements
         self._lock = RLock()
         self._tx = TransactionState()
-        #: the database as the user named it (plus the absolute path of a file), for messages
-        #: about the file itself: not a database, cannot be opened
-        self._label = repr(db_name)
+        #: a file's name and the working directory it is relative to, for `_label`
+        self._file: tuple[str, str] | None = None
+        self._label_text: str | None = repr(db_name)
         if db_name != ":memory:" and not db_name.startswith("file:"):
-            # os.path rather than pathlib: opening a database must not import pathlib
-            absolute = os.path.realpath(os.path.expanduser(db_name))
-            self._label += f" ({absolute})"
-            folder = os.path.dirname(absolute)
-            if not os.path.isdir(folder):
-                raise errors.ConnectionException(
-                    f"Cannot open database {db_name!r}: folder {folder!r} does not exist."
-                )
+            self._file = (db_name, getcwd())
+            self._label_text = None
         try:
             raw = sqlite3.connect(
                 db_name,
@@ -132,6 +125,11 @@ class SqliteConnection(Connection):
                 uri=db_name.startswith("file:"),
             )
         except sqlite3.Error as exc:
+            folder = self._folder()
+            if folder is not None and not _is_folder(folder):
+                raise errors.ConnectionException(
+                    f"Cannot open database {db_name!r}: folder {folder!r} does not exist."
+                ) from None
             raise errors.ConnectionException(
                 f"Cannot open database {db_name!r}: {exc}"
             ) from exc
@@ -163,6 +161,34 @@ class SqliteConnection(Connection):
         #: how many `?` one statement may hold
         self.max_variables = limit
         platform.max_parameters = limit
+
+    @property
+    def _label(self) -> str:
+        """The database as the user named it, plus the absolute path of a file, for messages
+        about the file itself (not a database, cannot be opened) and `describe()`. Made on
+        first use: resolving the path imports `os.path` (with `os`, about 2 M instructions),
+        which a script whose statements all succeed never needs."""
+        if self._label_text is None:
+            assert self._file is not None
+            self._label_text = f"{self._file[0]!r} ({self._absolute()})"
+        return self._label_text
+
+    def _absolute(self) -> str:
+        """The file's absolute path (symbolic links resolved), from the working directory
+        the database was opened in; os.path rather than pathlib, which imports more."""
+        import os.path
+
+        assert self._file is not None
+        name, cwd = self._file
+        return os.path.realpath(os.path.join(cwd, os.path.expanduser(name)))
+
+    def _folder(self) -> str | None:
+        """The folder a file database is in (None for `:memory:` and URIs)."""
+        if self._file is None:
+            return None
+        import os.path
+
+        return os.path.dirname(self._absolute())
 
     def _set_journal_mode(self, raw: sqlite3.Connection, mode: str) -> None:
         """`pragma journal_mode`, which answers with the mode the database is in after it:
@@ -245,3 +271,9 @@ class SqliteConnection(Connection):
                 f"connection. Keep transactions short, finish a transaction on the thread "
                 f"that began it, or raise the `timeout` option."
             )
+
+
+def _is_folder(path: str) -> bool:
+    import os.path
+
+    return os.path.isdir(path)

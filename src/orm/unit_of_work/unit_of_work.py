@@ -15,10 +15,10 @@ those marked for removal. A flush:
 
 from __future__ import annotations
 
-from .. import _gc, _retry
+import gc
+
 from .._backend import core
 from .._markers import MISSING, REFERENCE, UNLOADED, is_set
-from .._retry import FLUSH_RETRIES
 from .._typing import TYPE_CHECKING, lazy_module
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
@@ -26,6 +26,7 @@ from ..metadata.model import EntityMetadata
 if TYPE_CHECKING:
     from typing import Any
 
+    from .. import _retry
     from ..entity_manager import EntityManager
     from . import cascade_remove as _cascade
     from . import commit_order, pivots
@@ -37,8 +38,13 @@ else:
     pivots = lazy_module(f"{__package__}.pivots", globals(), "pivots")
     _cascade = lazy_module(f"{__package__}.cascade_remove", globals(), "_cascade")
     _undo = lazy_module(f"{__package__}.undo", globals(), "_undo")
+    # the pause before a retry: only a flush the database asked to run again needs it
+    _retry = lazy_module("orm._retry", globals(), "_retry")
 
 __all__ = ["UnitOfWork", "ChangeSet"]
+
+#: how often a flush outside any transaction is run again after a retryable failure
+FLUSH_RETRIES = 3
 
 _object_setattr = object.__setattr__
 
@@ -762,8 +768,15 @@ class UnitOfWork:
                 "it (after_* hooks, after_flush), flush again once it returned, or use "
                 "after_transaction_commit."
             )
-        collecting = _gc.is_enabled()
-        _gc.pause()  # see orm._gc
+        # The cyclic garbage collector is paused while the flush runs, and the collection it
+        # owes happens afterwards, as usual: writing tens of thousands of entities allocates
+        # as many containers, and each allocation burst triggers collections that walk every
+        # tracked object (all the entities already loaded included), which cost more than
+        # the work itself (finishing a 50,000-row INSERT: 57 ms with collections, 21 ms
+        # without). Nothing the flush allocates is garbage. Pausing costs two C calls, so
+        # it is done for every flush, query and populate (entity_manager, entity.loader).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             attempt = 0
             while True:
@@ -778,7 +791,7 @@ class UnitOfWork:
                     _retry.pause(attempt)
         finally:
             if collecting:
-                _gc.resume()
+                gc.enable()
 
     def _commit(self) -> None:
         if self.em._events.flush_active:
