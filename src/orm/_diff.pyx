@@ -29,11 +29,12 @@ from libc.stdio cimport snprintf
 import_datetime()
 from datetime import datetime as _datetime
 
-from orm._markers import REFERENCE as _REFERENCE, UNLOADED as _UNLOADED
+from orm._markers import DELETED as _DELETED, REFERENCE as _REFERENCE, UNLOADED as _UNLOADED
 
 BACKEND = "cython"
 
 cdef object REFERENCE = _REFERENCE
+cdef object DELETED = _DELETED
 cdef object UNLOADED = _UNLOADED
 cdef str SNAP = "_orm_snap"
 cdef str UOW = "_orm_uow"
@@ -1008,6 +1009,8 @@ def join_new_run(list entities not None, Py_ssize_t start, cls, uow, dict group 
         entity = <object>PyList_GET_ITEM(entities, k)
         if type(entity) is not cls or PyObject_GetAttr(entity, UOW) is not None:
             break
+        if PyObject_GetAttr(entity, SNAP) is DELETED:
+            break  # persisted again after its row was deleted: the long way
         PyDict_SetItem(group, _id(entity), entity)
         PyObject_GenericSetAttr(entity, UOW, uow)
         k += 1
@@ -1077,7 +1080,7 @@ def forget(Plan plan not None, list entities not None, identity_map):
                 del idmap[key]
     for entity in entities:
         PyObject_GenericSetAttr(entity, UOW, None)
-        PyObject_GenericSetAttr(entity, SNAP, None)
+        PyObject_GenericSetAttr(entity, SNAP, DELETED)
 
 
 def group_by_type(entities, exclude):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import operator
 
-from ._markers import REFERENCE, UNLOADED, is_set
+from ._markers import DELETED, REFERENCE, UNLOADED, is_set
 from ._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -849,6 +849,8 @@ def join_new_run(entities: list, start: int, cls: type, uow: Any, group: dict) -
         entity = entities[k]
         if type(entity) is not cls or entity._orm_uow is not None:
             break
+        if entity._orm_snap is DELETED:
+            break  # persisted again after its row was deleted: the long way
         group[id(entity)] = entity
         _object_setattr(entity, "_orm_uow", uow)
         k += 1
@@ -902,7 +904,8 @@ def _stored_key(plan: Plan, entity: Any) -> Any:
 
 
 def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None:
-    """After a committed DELETE: the entities leave the identity map and are detached."""
+    """After a committed DELETE: the entities leave the identity map and are detached,
+    their snapshot `DELETED` (no cascade takes them for new entities)."""
     _expect_plan(plan)
     _expect(entities, list, "entities")
     _expect_identity_map(identity_map)
@@ -911,7 +914,9 @@ def forget(plan: Plan, entities: list[Any], identity_map: dict | None) -> None:
             key = _stored_key(plan, entity)
             if identity_map.get(key) is entity:
                 del identity_map[key]
-    detach(entities)
+    for entity in entities:
+        _object_setattr(entity, "_orm_uow", None)
+        _object_setattr(entity, "_orm_snap", DELETED)
 
 
 def group_by_type(entities: Any, exclude: Any) -> dict[type, list[Any]]:

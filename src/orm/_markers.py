@@ -28,6 +28,10 @@ class _Marker:
 
 #: `_orm_snap` of an uninitialized reference: only its primary key is known.
 REFERENCE = _Marker("REFERENCE")
+#: `_orm_snap` of an entity whose row a flush deleted: detached, as after `em.clear()`, but
+#: never taken for a new entity, so no cascade inserts it again behind the user's back (an
+#: explicit `em.persist()` does, as a new row).
+DELETED = _Marker("DELETED")
 #: a snapshot slot for a column that a partial load (`fields=`) did not read.
 UNLOADED = _Marker("UNLOADED")
 #: "no value given" in generated `__init__`s and options.

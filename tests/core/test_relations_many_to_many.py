@@ -1195,3 +1195,23 @@ def test_a_collection_pickled_in_the_slot_state_format_is_keyed_again(rel):
     assert x in held and held._delta == {id(x): (x, True)} and held.is_dirty()
     held.remove(x)
     assert held.count() == 0 and held._delta == {}
+
+
+def test_a_deleted_owner_persisted_again_writes_its_pairs(rel, rem):
+    """`em.persist()` of an article whose row a flush deleted inserts it as a new row with
+    its tags (its pivot rows went with the row); a deleted tag cannot be added."""
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    rem.remove(a1).flush()
+    assert (ids["a1"], ids["x"]) not in pairs(rel)
+    rem.persist(a1).flush()
+    assert sorted(t for a, t in pairs(rel) if a == a1.id) == sorted([ids["x"], ids["y"]])
+    assert rem.get_unit_of_work().compute_change_sets() == []
+    z = rem.find_one(Tag, ids["z"])
+    rem.remove(z).flush()
+    with pytest.raises(ValidationError, match=r"Cannot add Tag .* to Article\.tags: its row "
+                       r"was deleted by a flush"):
+        a1.tags.add(z)
+    rem.flush()
+    assert rows(rel, f"select count(*) from tag where id = {ids['z']}") == [(0,)]
+

@@ -332,3 +332,29 @@ def test_removing_a_parent_with_children_is_refused_and_retryable(rel, rem):
     rem.flush()  # the same Unit of Work, retried with the children removed
     assert rows(rel, "select count(*) from post where id = ?", [p1_id]) == [(0,)]
     assert rows(rel, "select count(*) from note", []) == [(0,)]
+
+
+# -- a deleted row stays deleted --------------------------------------------------------------
+def test_a_deleted_item_leaves_the_collection_and_no_later_flush_inserts_it(rel, rem):
+    """The flush that deletes a post takes it out of its writer's loaded collection; the
+    post is never taken for a new one again (a cascade from the writer would insert its
+    row anew); `em.persist()` inserts it again on purpose, as a new row."""
+    ann_id, _, p1_id, _ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts", "posts.notes"])
+    post = next(p for p in ann.posts if p.id == p1_id)
+    for note in list(post.notes):
+        rem.remove(note)
+    rem.remove(post).flush()
+    assert post not in ann.posts and [p.title for p in ann.posts] == ["two"]
+    assert "one" not in str(wrap(ann).to_object())
+    assert not wrap(post).is_managed()
+    ann.name = "Ann B."
+    rem.flush()
+    assert rows(rel, "select title from post order by title") == [("two",)]
+    with pytest.raises(ValidationError, match=r"Cannot add Post .* to Writer\.posts: its row "
+                       r"was deleted by a flush\. em\.persist\(\) it to insert it again"):
+        ann.posts.add(post)
+    rem.persist(post).flush()
+    assert rows(rel, "select title, writer_id from post order by title") == [
+        ("one", ann_id), ("two", ann_id)
+    ]

@@ -292,3 +292,15 @@ def test_an_owning_side_holding_a_ref_is_kept_in_step(connect):
     assert egg.nest is None
     em.flush()
     assert rows(orm, "select nest_id from egg") == [(None,)]
+
+
+def test_a_deleted_profile_leaves_its_member_and_is_not_inserted_again(rel, rem):
+    ann_id, _, profile_id = seed(rem)
+    ann = rem.find_one(Member, {"id": ann_id}, populate=["profile"])
+    profile = ann.profile
+    rem.remove(profile).flush()
+    assert ann.profile is None
+    ann.name = "Ann B."
+    rem.flush()
+    assert rows(rel, f"select count(*) from profile where id = {profile_id}") == [(0,)]
+

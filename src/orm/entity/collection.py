@@ -13,7 +13,7 @@ never scans collections). A change made through the inverse side is applied to t
 collection too (initialized or not: an uninitialized one keeps only the change).
 
 A loaded entity's collection is uninitialized until `populate` or `load()` fills it;
-reading its items before then is a ValidationError, never a hidden query.
+reading or changing its items before then is a ValidationError, never a hidden query.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from .._backend import core
+from .._markers import DELETED
 from .._typing import TYPE_CHECKING, Generic, TypeVar
 from ..errors import ValidationError
 from .reference import Ref
@@ -137,7 +138,7 @@ class Collection(Generic[T]):
             raise ValidationError(
                 f"{cls}.{self.prop} is not initialized: populate it "
                 f"(populate=[{self.prop!r}] or em.populate(entities, [{self.prop!r}])) or call "
-                f"{cls.lower()}.{self.prop}.load() before reading its items.",
+                f"{cls.lower()}.{self.prop}.load() before reading or changing its items.",
                 entity=self.owner,
                 property=self.prop,
             )
@@ -270,6 +271,15 @@ class Collection(Generic[T]):
         so adding it after `em.remove()` is refused rather than lost (the last call wins:
         removing an item after adding it deletes it, links included)."""
         uow, theirs = self.owner._orm_uow, item._orm_uow
+        if theirs is None and item._orm_snap is DELETED:
+            name = type(item).__name__
+            raise ValidationError(
+                f"Cannot add {name} {item!r:.60} to {type(self.owner).__name__}.{self.prop}: "
+                f"its row was deleted by a flush. em.persist() it to insert it again as a "
+                f"new row, or add another {name}.",
+                entity=self.owner,
+                property=self.prop,
+            )
         if uow is not None and theirs is uow and uow.is_removed(item):
             name = type(item).__name__
             raise ValidationError(

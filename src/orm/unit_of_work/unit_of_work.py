@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 
 from .._backend import core
-from .._markers import MISSING, REFERENCE, UNLOADED, is_set
+from .._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, lazy_module
 from ..errors import DriverException, OptimisticLockError, ValidationError
 from ..metadata.model import EntityMetadata
@@ -330,6 +330,8 @@ class UnitOfWork:
                 f"flush it there, or load the row in this one (em.find_one).",
                 entity=entity,
             )
+        if entity._orm_snap is DELETED:
+            _revive(entity, meta)
         if not meta.generated_init:
             self._apply_defaults(entity, meta)
         group = self.new.get(meta.cls)
@@ -1154,6 +1156,10 @@ class UnitOfWork:
                 pivots.forget(self, dele.meta, dele.entities)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
+        for dele in plan.deletes:
+            cls = dele.meta.cls
+            if hasattr(cls, "_orm_inverses") or hasattr(cls, "_orm_inverse_ones"):
+                _leave_inverse_sides(dele.meta, dele.entities)
         for ins in plan.inserts:
             if ins.meta.watched:
                 self._watch(ins.meta, ins.entities)
@@ -1167,3 +1173,47 @@ class UnitOfWork:
         self.new = {}
         self.removed = {}
         self.dirty.clear()
+
+
+def _revive(entity: Any, meta: EntityMetadata) -> None:
+    """`em.persist()` of an entity whose row a flush deleted: a new entity again, to be
+    inserted as a new row, its many-to-many items all pairs to write (their pivot rows went
+    with the row)."""
+    from ..entity.collection import UNSTORED
+
+    _object_setattr(entity, "_orm_snap", None)
+    for prop in meta.collections:
+        held = entity.__dict__.get(prop.name)
+        relation = prop.relation
+        if held is not None and held._items and relation.pivot is not None and relation.owner:  # type: ignore[union-attr]
+            held._delta = UNSTORED
+            held._dirty = True
+
+
+def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any]) -> None:
+    """Deleted entities leave the in-memory inverse sides that held them: the loaded
+    collection of the owner their ManyToOne points at, the inverse one-to-one of their
+    partner. Left there, the next flush would find them through it. (An owner deleted by
+    the same flush keeps them: it is gone too, and shows what went with it.)"""
+    from ..entity.collection import _unwrap as _target
+
+    cls = meta.cls
+    inverses = getattr(cls, "_orm_inverses", None) or {}
+    ones = getattr(cls, "_orm_inverse_ones", None) or {}
+    for entity in entities:
+        values = entity.__dict__
+        for name, collection_name in inverses.items():
+            owner = _target(values.get(name))
+            if owner is None or owner._orm_snap is DELETED:
+                continue
+            held = owner.__dict__.get(collection_name)
+            if held is not None:
+                held._unlink(entity)
+        for name, (inverse_name, _) in ones.items():
+            partner = _target(values.get(name))
+            if partner is None or partner._orm_snap is DELETED:
+                continue
+            if _target(partner.__dict__.get(inverse_name)) is entity:
+                _object_setattr(partner, inverse_name, None)
+
+
