@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # `importlib.util` and `zlib` inside the functions that need them: a script that passes its
 # options to `ORM.init(...)` never searches, and must not pay for these imports at start-up.
 
-from .errors import ValidationError
+from .errors import ValidationError, _short
 from .naming import NamingStrategy, UnderscoreNamingStrategy
 
 __all__ = [
@@ -269,7 +269,7 @@ def define_config(**options: Any) -> Options:
     if not isinstance(opts.subscribers, (list, tuple)):
         raise ValidationError(
             f"subscribers must be a list of EventSubscriber instances, not "
-            f"{opts.subscribers!r:.80}"
+            f"{_short(opts.subscribers, 80)}"
         )
     opts.subscribers = list(opts.subscribers)
     return opts

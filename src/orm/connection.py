@@ -51,7 +51,7 @@ def _unbindable(exc: Exception, sql: str, params: Any) -> errors.ValidationError
         bad = ints[0] if ints else None
         reason = "it does not fit the database's 64-bit integers"
     return errors.ValidationError(
-        f"The value {bad!r:.60} cannot be stored or compared: {reason}. Fix the value; "
+        f"The value {errors._short(bad, 60)} cannot be stored or compared: {reason}. Fix the value; "
         f"nothing of this statement was written. The statement was: {sql}"
     )
 

@@ -18,7 +18,7 @@ from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
 from .entity.reference import Ref
-from .errors import DriverException, NotFoundError, ValidationError
+from .errors import DriverException, NotFoundError, ValidationError, _short
 from .events.manager import HANDLER, fire
 from .metadata.model import EntityMetadata, PropertyMetadata
 from .query.filters import compile_where, normalize_where
@@ -578,7 +578,7 @@ class EntityManager:
         meta = em.metadata.of_instance(entity)
         if entity._orm_uow is not em._uow or entity._orm_snap is None:  # type: ignore[attr-defined]
             raise ValidationError(
-                f"Cannot refresh {meta.class_name} {entity!r:.80}: it is not managed by this "
+                f"Cannot refresh {meta.class_name} {_short(entity, 80)}: it is not managed by this "
                 f"EntityManager (persist and flush it, or load it here first).",
                 entity=entity,
             )
@@ -725,7 +725,7 @@ class EntityManager:
             owner = instance._orm_uow
             if owner is not None and owner is not em._uow:
                 raise ValidationError(
-                    f"{meta.class_name} {instance!r:.80} is managed by another EntityManager "
+                    f"{meta.class_name} {_short(instance, 80)} is managed by another EntityManager "
                     f"(id {owner.em.id}); upsert it there.",
                     entity=instance,
                 )
@@ -1023,7 +1023,7 @@ def _unreadable(meta: EntityMetadata, rows: list[tuple], exc: Exception) -> Vali
                 key = row[meta.pk_index]
                 return ValidationError(
                     f"The {meta.class_name} row with {meta.pk.name} = {key!r} holds "
-                    f"{value!r:.60} in {prop.field_name!r}, which {meta.class_name}."
+                    f"{_short(value, 60)} in {prop.field_name!r}, which {meta.class_name}."
                     f"{prop.name} ({prop.type.describe()}) cannot read: {err}. Fix the stored "
                     f"value, or map the column with a type that reads it.",
                     entity=meta.cls,

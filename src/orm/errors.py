@@ -13,6 +13,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, at most about `limit` characters: a long one (an entity
+    with many properties) is cut after its last whole `name=value` that fits, and closed
+    (`Tag(id=2, label='b', ...)`), never in the middle of a value."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    head = cut.find("(")
+    comma = cut.rfind(", ")
+    if text.endswith(")") and 0 < head < comma:
+        return f"{cut[:comma]}, ...)"
+    return f"{cut}..."
+
+
 class ORMError(Exception):
     """Base of every exception this package raises."""
 

@@ -20,7 +20,13 @@ import enum
 
 from ._markers import REFERENCE
 from ._typing import TYPE_CHECKING
-from .errors import LockWaitTimeoutException, NotFoundError, OptimisticLockError, ValidationError
+from .errors import (
+    LockWaitTimeoutException,
+    NotFoundError,
+    OptimisticLockError,
+    ValidationError,
+    _short,
+)
 from .unit_of_work.unit_of_work import map_key
 
 if TYPE_CHECKING:
@@ -182,7 +188,7 @@ def lock(em: EntityManager, entity: Any, lock_mode: Any, lock_version: Any = Non
     expected = _versions(meta, mode, lock_version)
     if entity._orm_uow is not em._uow or entity._orm_snap is None:
         raise ValidationError(
-            f"Cannot lock {meta.class_name} {entity!r:.80}: it is not managed by this "
+            f"Cannot lock {meta.class_name} {_short(entity, 80)}: it is not managed by this "
             f"EntityManager (load it here, or persist and flush it, first).",
             entity=entity,
         )

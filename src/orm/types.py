@@ -14,6 +14,7 @@ import types as _pytypes
 from datetime import UTC, date, datetime, time
 
 from ._typing import TYPE_CHECKING, get_args, get_origin
+from .errors import _short
 
 if TYPE_CHECKING:
     import enum
@@ -181,7 +182,7 @@ def value_problem(mapped: Type, value: Any) -> str | None:
     checks it (accepted Python types, the conversion, then what sqlite3 can store), or None.
     Only error paths call it: the message, not the hot loops."""
     if mapped.python_types and not isinstance(value, mapped.python_types):
-        return f"got {type(value).__name__} {value!r:.60}"
+        return f"got {type(value).__name__} {_short(value, 60)}"
     if value.__class__ is bool and bool not in mapped.python_types and mapped.python_types:
         # an int to isinstance, but PostgreSQL refuses a boolean in a number column, and
         # SQLite would store 1 where the entity holds True
@@ -190,10 +191,10 @@ def value_problem(mapped: Type, value: Any) -> str | None:
         try:
             mapped.to_db(value)
         except (TypeError, ValueError, OverflowError) as exc:
-            return f"got {type(value).__name__} {value!r:.60}, which it cannot convert ({exc})"
+            return f"got {type(value).__name__} {_short(value, 60)}, which it cannot convert ({exc})"
         return None
     reason = unstorable(value)
-    return f"got {type(value).__name__} {value!r:.60}: {reason}" if reason else None
+    return f"got {type(value).__name__} {_short(value, 60)}: {reason}" if reason else None
 
 
 class CheckedIntegerType(Type):

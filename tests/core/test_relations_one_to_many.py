@@ -168,8 +168,11 @@ def test_adding_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
         ValidationError,
         match=r"Cannot add Post .* to Writer\.posts: it is marked for removal in this "
         r"EntityManager",
-    ):
+    ) as raised:
         bob.posts.add(post)
+    # a long entity is shown up to its last whole property, never cut inside a value
+    assert f"Cannot add Post Post(id={p1_id}, title='one', " in str(raised.value)
+    assert ", ...) to Writer.posts" in str(raised.value)
     with pytest.raises(
         ValidationError,
         match=r"Cannot point Post .* at Writer .* through writer: it is marked for removal in "

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from .._backend import core
 from .._markers import DELETED
 from .._typing import TYPE_CHECKING, Generic, TypeVar
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class Collection(Generic[T]):
             cls = type(self.owner).__name__
             raise ValidationError(
                 f"{cls}.{self.prop} holds {target.__name__} entities, got "
-                f"{type(item).__name__} ({item!r:.80}).",
+                f"{type(item).__name__} ({_short(item, 80)}).",
                 entity=self.owner,
                 property=self.prop,
             )
@@ -274,7 +274,7 @@ class Collection(Generic[T]):
         if theirs is None and item._orm_snap is DELETED:
             name = type(item).__name__
             raise ValidationError(
-                f"Cannot add {name} {item!r:.60} to {type(self.owner).__name__}.{self.prop}: "
+                f"Cannot add {name} {_short(item, 60)} to {type(self.owner).__name__}.{self.prop}: "
                 f"its row was deleted by a flush. em.persist() it to insert it again as a "
                 f"new row, or add another {name}.",
                 entity=self.owner,
@@ -283,7 +283,7 @@ class Collection(Generic[T]):
         if uow is not None and theirs is uow and uow.is_removed(item):
             name = type(item).__name__
             raise ValidationError(
-                f"Cannot add {name} {item!r:.60} to {type(self.owner).__name__}.{self.prop}: "
+                f"Cannot add {name} {_short(item, 60)} to {type(self.owner).__name__}.{self.prop}: "
                 f"it is marked for removal in this EntityManager (em.remove()). Call "
                 f"em.persist() on it first to keep it, or leave it out.",
                 entity=self.owner,
@@ -293,7 +293,7 @@ class Collection(Generic[T]):
             cls = type(self.owner).__name__
             state = "new in" if item._orm_snap is None else "managed by"
             raise ValidationError(
-                f"Cannot add {type(item).__name__} {item!r:.60} to {cls}.{self.prop}: it is "
+                f"Cannot add {type(item).__name__} {_short(item, 60)} to {cls}.{self.prop}: it is "
                 f"{state} another EntityManager (id {theirs.em.id}). Load it in this one "
                 f"(em.find_one / em.get_reference) and add that instance.",
                 entity=self.owner,
@@ -503,7 +503,7 @@ def _iterable(owner: Any, name: str, value: Any) -> Iterable[Any]:
         what = target.__name__ if isinstance(target, type) else "target"
         raise ValidationError(
             f"{type(owner).__name__}.{name} is a collection: give it an iterable of {what} "
-            f"entities (a list; [] to empty it), got {type(value).__name__} {value!r:.60}. "
+            f"entities (a list; [] to empty it), got {type(value).__name__} {_short(value, 60)}. "
             f"Nothing was changed.",
             entity=owner,
             property=name,
@@ -569,7 +569,7 @@ def _check_owner(item: Any, name: str, owner: Any) -> None:
     if target is not None and not isinstance(owner, target):
         raise ValidationError(
             f"Invalid value for {type(item).__name__}.{name}: expected a {target.__name__} "
-            f"entity or None, got {type(owner).__name__} {owner!r:.60}. Nothing was changed.",
+            f"entity or None, got {type(owner).__name__} {_short(owner, 60)}. Nothing was changed.",
             entity=item,
             property=name,
         )
@@ -582,8 +582,8 @@ def _check_not_removed(item: Any, name: str, owner: Any) -> None:
     if not item._orm_uow.is_removed(item) or owner is _unwrap(item.__dict__.get(name)):
         return
     raise ValidationError(
-        f"Cannot point {type(item).__name__} {item!r:.60} at {type(owner).__name__} "
-        f"{owner!r:.60} through {name}: it is marked for removal in this EntityManager "
+        f"Cannot point {type(item).__name__} {_short(item, 60)} at {type(owner).__name__} "
+        f"{_short(owner, 60)} through {name}: it is marked for removal in this EntityManager "
         f"(em.remove()), and the flush would delete it. Call em.persist() on it first to "
         f"keep it. Nothing was changed.",
         entity=item,

@@ -15,7 +15,7 @@ Installed at discovery, once per class: a class attribute explaining the unknown
 from __future__ import annotations
 
 from .._typing import TYPE_CHECKING
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
         raise ValidationError(
             f"Invalid value for {type(owning).__name__}.{name}: expected a "
             f"{target.__name__} entity or None, got {type(value).__name__} "
-            f"{value!r:.60}. Nothing was changed.",
+            f"{_short(value, 60)}. Nothing was changed.",
             entity=owning,
             property=name,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .._markers import REFERENCE
 from .._typing import TYPE_CHECKING, Generic, TypeVar
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 
 if TYPE_CHECKING:
     from typing import Any
@@ -44,7 +44,7 @@ class Ref(Generic[T]):
             entity = entity.entity
         if getattr(type(entity), "_orm_declaration", None) is None:
             raise ValidationError(
-                f"Ref() takes an entity, got {type(entity).__name__} {entity!r:.60}",
+                f"Ref() takes an entity, got {type(entity).__name__} {_short(entity, 60)}",
                 entity=entity,
             )
         self.entity = entity

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 
 from .._markers import REFERENCE, is_set
 from .._typing import TYPE_CHECKING, Generic, TypeVar
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError, _short
 
 if TYPE_CHECKING:
     from typing import Any, Self
@@ -24,7 +24,7 @@ def _declaration(entity: Any) -> Any:
     decl = getattr(type(entity), "_orm_declaration", None)
     if decl is None:
         raise ValidationError(
-            f"wrap() needs an entity, got {type(entity).__name__} {entity!r:.80}",
+            f"wrap() needs an entity, got {type(entity).__name__} {_short(entity, 80)}",
             entity=entity,
         )
     return decl

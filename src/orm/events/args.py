@@ -4,6 +4,7 @@ for a flush, `TransactionEventArgs` for a database transaction (MikroORM's names
 from __future__ import annotations
 
 from .._typing import TYPE_CHECKING, Generic, TypeVar
+from ..errors import _short
 
 if TYPE_CHECKING:
     from ..entity_manager import EntityManager
@@ -30,7 +31,7 @@ class EventArgs(Generic[T]):
         self.change_set = change_set
 
     def __repr__(self) -> str:
-        return f"EventArgs(entity={self.entity!r:.80}, em={self.em!r}, change_set={self.change_set!r})"
+        return f"EventArgs(entity={_short(self.entity, 80)}, em={self.em!r}, change_set={self.change_set!r})"
 
 
 class FlushEventArgs:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import FunctionType
 
 from .._typing import TYPE_CHECKING, TypeVar, overload
-from ..errors import MetadataError
+from ..errors import MetadataError, _short
 
 if TYPE_CHECKING:
     from typing import Any
@@ -83,7 +83,7 @@ class LifecycleHook:
         if not isinstance(fn, FunctionType):
             raise TypeError(
                 f"@{self.event} marks an entity method (a plain `def` in the class body), "
-                f"not a {type(fn).__name__}: {fn!r:.80}"
+                f"not a {type(fn).__name__}: {_short(fn, 80)}"
             )
         events = getattr(fn, _MARK, ())
         if self.event not in events:

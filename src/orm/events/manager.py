@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._typing import TYPE_CHECKING, lazy_module
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 from .hooks import ENTITY_EVENTS, FLUSH_EVENTS, TRANSACTION_EVENTS
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class EventManager:
         if isinstance(wanted, (str, type)) or not isinstance(wanted, Iterable):
             raise ValidationError(
                 f"{shown}.get_subscribed_entities() must return a list of entity classes "
-                f"(or None for all), got {wanted!r:.80}"
+                f"(or None for all), got {_short(wanted, 80)}"
             )
         classes = []
         for item in wanted:
@@ -173,7 +173,7 @@ class EventManager:
                 classes.append(item)  # a base class: its registered subclasses
             else:
                 known = ", ".join(m.class_name for m in self._metadata) or "none"
-                named = item.__qualname__ if isinstance(item, type) else f"{item!r:.60}"
+                named = item.__qualname__ if isinstance(item, type) else f"{_short(item, 60)}"
                 raise ValidationError(
                     f"{shown}.get_subscribed_entities() names {named}, which is not an "
                     f"entity of this ORM nor a base class of one (known: {known}); its "

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from .._backend import core
 from .._markers import MISSING
 from .._typing import TYPE_CHECKING
-from ..errors import MetadataError, ValidationError
+from ..errors import MetadataError, ValidationError, _short
 from ..events.hooks import collect_hooks
 from ..naming import NamingStrategy
 from ..types import (
@@ -166,7 +166,7 @@ class MetadataStorage:
         if meta is None:
             if declaration_of(type(obj)) is None:
                 raise ValidationError(
-                    f"Trying to use {type(obj).__name__} {obj!r:.80} as an entity, but it is not "
+                    f"Trying to use {type(obj).__name__} {_short(obj, 80)} as an entity, but it is not "
                     f"one: declare its class with @entity() or EntitySchema and register it in "
                     f"`entities`.",
                     entity=obj,
@@ -817,7 +817,7 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
         if value is None:
             problem = "got None, but the property is not nullable"
         else:
-            problem = value_problem(prop.type, value) or f"got {type(value).__name__} {value!r:.60}"
+            problem = value_problem(prop.type, value) or f"got {type(value).__name__} {_short(value, 60)}"
         if operation is None:
             advice = "Fix the value and flush again; nothing of this flush was written."
         else:

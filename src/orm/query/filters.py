@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .._typing import TYPE_CHECKING, lazy_module
 from ..entity.reference import Ref
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
 from ..types import EnumType, IntegerType, Type, UuidType
@@ -120,7 +120,7 @@ class _Compiler:
     ) -> ValidationError:
         return ValidationError(
             f"Invalid value for {op} on {self.meta.class_name}.{prop.name} in a filter: got "
-            f"{type(value).__name__} {value!r:.60}; expected {expected}",
+            f"{type(value).__name__} {_short(value, 60)}; expected {expected}",
             entity=self.meta.cls,
             property=prop.name,
         )
@@ -218,7 +218,7 @@ class _Compiler:
                 f"{'the inverse one-to-one' if prop.relation.kind == '1:1' else 'a collection'}"  # type: ignore[union-attr]
                 f" of {target.class_name}) takes conditions on {target.class_name}, e.g. "
                 f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}{extra}; got "
-                f"{conditions!r:.60}",
+                f"{_short(conditions, 60)}",
                 entity=self.meta.cls,
                 property=prop.name,
             )
@@ -332,7 +332,7 @@ class _Compiler:
                     raise ValidationError(
                         f"The filter on {self.meta.class_name}.{prop.name} mixes operators "
                         f"({', '.join(ops)}) with other keys ({', '.join(map(repr, others))}) "
-                        f"in {value!r:.80}; operators start with '$' (supported: "
+                        f"in {_short(value, 80)}; operators start with '$' (supported: "
                         f"{', '.join(OPERATORS)})",
                         entity=self.meta.cls,
                         property=prop.name,
@@ -346,7 +346,7 @@ class _Compiler:
             if value and not prop.type.mutable:
                 first = next(iter(value))
                 raise ValidationError(
-                    f"Invalid filter on {self.meta.class_name}.{prop.name}: {value!r:.80} is "
+                    f"Invalid filter on {self.meta.class_name}.{prop.name}: {_short(value, 80)} is "
                     f"not a value of its type ({prop.type.describe()}) and {first!r} is not an "
                     f"operator (operators start with '$'; supported: {', '.join(OPERATORS)})",
                     entity=self.meta.cls,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from .._backend import core
 from .._typing import TYPE_CHECKING
 from ..entity.reference import Ref
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 from ..metadata.model import EntityMetadata, PendingKey
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _cascade_collections(
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
     return ValidationError(
         f"{meta.class_name}.{prop.name} references a new {type(target).__name__} "
-        f"{target!r:.60} that is not persisted: persist it too (or keep Cascade.PERSIST on "
+        f"{_short(target, 60)} that is not persisted: persist it too (or keep Cascade.PERSIST on "
         f"the relation). Nothing of this flush was written.",
         entity=entity,
         property=prop.name,

@@ -20,7 +20,7 @@ import gc
 from .._backend import core
 from .._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, lazy_module
-from ..errors import DriverException, OptimisticLockError, ValidationError
+from ..errors import DriverException, OptimisticLockError, ValidationError, _short
 from ..metadata.model import EntityMetadata
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class UnitOfWork:
         if owner is not None:
             state = "new in" if entity._orm_snap is None else "managed by"
             raise ValidationError(
-                f"{meta.class_name} {entity!r:.80} is already {state} another EntityManager "
+                f"{meta.class_name} {_short(entity, 80)} is already {state} another EntityManager "
                 f"(id {owner.em.id}); an entity belongs to one EntityManager: persist and "
                 f"flush it there, or load the row in this one (em.find_one).",
                 entity=entity,
@@ -354,9 +354,9 @@ class UnitOfWork:
                 for item in items.values() if items else ():
                     if self.is_removed(item):
                         raise ValidationError(
-                            f"Cannot persist {meta.class_name} {entity!r:.60}: "
+                            f"Cannot persist {meta.class_name} {_short(entity, 60)}: "
                             f"{meta.class_name}.{prop.name} holds {type(item).__name__} "
-                            f"{item!r:.60}, which is marked for removal in this "
+                            f"{_short(item, 60)}, which is marked for removal in this "
                             f"EntityManager (em.remove()). Call em.persist() on that one "
                             f"first to keep it, or take it out of the collection.",
                             entity=entity,
@@ -390,7 +390,7 @@ class UnitOfWork:
             return
         if entity._orm_uow is not self:
             raise ValidationError(
-                f"Cannot remove {meta.class_name} {entity!r:.80}: it is not managed by this "
+                f"Cannot remove {meta.class_name} {_short(entity, 80)}: it is not managed by this "
                 f"EntityManager. Load it (find_one / get_reference) first, or use "
                 f"em.native_delete().",
                 entity=entity,
@@ -545,7 +545,7 @@ class UnitOfWork:
                 raise ValidationError(
                     f"A new {meta.class_name} with {pk_name} = {key!r} cannot be inserted: "
                     f"this EntityManager already holds another instance for that key "
-                    f"({held!r:.80}). If its row was deleted elsewhere, em.refresh() it (it "
+                    f"({_short(held, 80)}). If its row was deleted elsewhere, em.refresh() it (it "
                     f"returns None and lets it go); if the new one replaces it, remove it "
                     f"and flush first. Nothing of this flush was written.",
                     entity=entity,
