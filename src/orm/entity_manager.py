@@ -414,16 +414,19 @@ class EntityManager:
             )
 
     def _fire_loaded(self, meta: EntityMetadata, loaded: list[tuple[list[Any], list[int]]]) -> None:
-        """After a query: `on_init` for the instances it created, then `on_load` for every
-        entity it filled from its row (created, a reference or partial entity completed, or
-        refreshed), in row order; entities the identity map already held fully loaded are
-        returned untouched and get neither."""
+        """After a query: `on_init` for the instances it created, and for the references
+        it filled that had none yet (one a relation's value made, not `get_reference`),
+        then `on_load` for every entity it filled from its row (created, a reference or
+        partial entity completed, or refreshed), in row order; entities the identity map
+        already held fully loaded are returned untouched and get neither."""
         init = meta.listeners.get("on_init")
         load = meta.listeners.get("on_load")
         if init is not None:
+            inited = self._uow.inited
             for batch, states in loaded:
                 for entity, state in zip(batch, states, strict=True):
-                    if state == _CREATED:
+                    if state == _CREATED or (state == _REFILLED and entity not in inited):
+                        inited.add(entity)
                         fire(init, entity, self, None)
         if load is not None:
             for batch, states in loaded:
@@ -619,6 +622,7 @@ class EntityManager:
         _object_setattr(ref, "_orm_uow", em._uow)
         im[pk] = ref
         if meta.loads and "on_init" in meta.listeners:
+            em._uow.inited.add(ref)
             fire(meta.listeners["on_init"], ref, em, None)
         return ref  # type: ignore[no-any-return]
 
@@ -1044,8 +1048,9 @@ def _matches_any_row(em: EntityManager, meta: EntityMetadata, cond: dict[str, An
 
 
 #: how a query's row reached its entity (for on_init / on_load): a new instance, an entity
-#: filled from it (a reference, a partial entity, a refresh), or one left as it was
-_CREATED, _FILLED, _UNTOUCHED = 0, 1, 2
+#: filled from it (a partial entity, a refresh), a reference filled from it, or one left as
+#: it was
+_CREATED, _FILLED, _UNTOUCHED, _REFILLED = 0, 1, 2, 3
 
 
 def _load_states(
@@ -1070,7 +1075,9 @@ def _load_states(
             states.append(_CREATED)
             continue
         snap = existing._orm_snap
-        if refresh or snap is REFERENCE or (type(snap) is tuple and UNLOADED in snap):
+        if snap is REFERENCE:
+            states.append(_REFILLED)
+        elif refresh or (type(snap) is tuple and UNLOADED in snap):
             states.append(_FILLED)
         else:
             states.append(_UNTOUCHED)

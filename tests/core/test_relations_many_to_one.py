@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from orm import (
     EntitySchema,
+    EventArgs,
+    EventSubscriber,
     FlushMode,
     ForeignKeyConstraintViolationException,
     ManyToOne,
@@ -985,3 +987,40 @@ def test_populate_leaves_the_garbage_collector_as_it_found_it(rel):
     with pytest.raises(ValidationError):
         fresh.populate(fresh.find(Article, {}), ["title"])
     assert gc.isenabled()
+
+
+def test_a_reference_made_for_a_relation_gets_on_init_once_when_first_loaded(rel, rem):
+    """A relation's value is an uninitialized reference the ORM created: its on_init fires
+    when it is first filled (by populate, `init()` or a query), just before its on_load,
+    and never twice; a `get_reference` fires it at once."""
+    events = []
+
+    class Hooks(EventSubscriber):
+        def get_subscribed_entities(self) -> list:
+            return [Author]
+
+        def on_init(self, args: EventArgs) -> None:
+            events.append(("on_init", args.entity.id))
+
+        def on_load(self, args: EventArgs) -> None:
+            events.append(("on_load", args.entity.id))
+
+    _, ann, _, _, _ = seed(rem)
+    rel.em.get_event_manager().register_subscriber(Hooks())
+    reader = rel.em.fork()
+    reader.find(Article, {"author": ann.id}, populate=["author"])
+    assert events == [("on_init", ann.id), ("on_load", ann.id)]
+    events.clear()
+    reader = rel.em.fork()
+    article = reader.find(Article, {"author": ann.id})[0]
+    assert events == [], "a reference: created, not loaded yet"
+    wrap(article.author).init()
+    reader.find(Author, {})
+    assert events[:2] == [("on_init", ann.id), ("on_load", ann.id)]
+    assert events.count(("on_init", ann.id)) == 1
+    events.clear()
+    reader = rel.em.fork()
+    ref = reader.get_reference(Author, ann.id)
+    wrap(ref).init()
+    assert events == [("on_init", ann.id), ("on_load", ann.id)]
+

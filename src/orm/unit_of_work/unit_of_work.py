@@ -275,6 +275,7 @@ class UnitOfWork:
         #: managed entities written to since their snapshot (id -> entity)
         self.dirty: dict[int, Any] = {}
         self.removed: dict[type, dict[int, Any]] = {}
+        self._inited: Any = None
         #: ids of managed entities a partial load (`fields=`) left incomplete: a lookup by
         #: key must query for them instead of answering from the identity map
         self.partial: set[int] = set()
@@ -308,6 +309,17 @@ class UnitOfWork:
     def is_new(self, entity: Any) -> bool:
         group = self.new.get(type(entity))
         return group is not None and id(entity) in group
+
+    @property
+    def inited(self) -> Any:
+        """The references whose on_init fired (made by get_reference, or filled by their
+        first load), so that it fires once per instance: a WeakSet made on first use (only
+        entity types with on_init listeners ask for it)."""
+        if self._inited is None:
+            import weakref
+
+            self._inited = weakref.WeakSet()
+        return self._inited
 
     def is_removed(self, entity: Any) -> bool:
         group = self.removed.get(type(entity))
