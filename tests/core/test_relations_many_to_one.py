@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from orm import (
     EntitySchema,
+    QueryOrder,
     EventArgs,
     EventSubscriber,
     FlushMode,
@@ -1023,4 +1024,26 @@ def test_a_reference_made_for_a_relation_gets_on_init_once_when_first_loaded(rel
     ref = reader.get_reference(Author, ann.id)
     wrap(ref).init()
     assert events == [("on_init", ann.id), ("on_load", ann.id)]
+
+
+def test_order_by_through_a_many_to_one(rem, log):
+    """`{"author": {"name": "desc"}}` orders by the author's column (nested too), one
+    statement, each article once; a collection or a column given a dict is refused."""
+    _, ann, bob, a1, a2 = seed(rem)
+    a3 = Article(title="three", author=bob)
+    rem.persist(a3).flush()
+    reader = rem.fork()
+    log.clear()
+    found = reader.find(Article, {}, order_by=[{"author": {"name": "desc"}}, {"id": "asc"}])
+    assert [a.title for a in found] == ["three", "one", "two"]
+    assert len(log.sql()) == 1
+    found = reader.find(
+        Article, {}, order_by={"author": {"team": {"name": QueryOrder.ASC_NULLS_FIRST}}, "id": "desc"}
+    )
+    assert [a.title for a in found] == ["three", "two", "one"]
+    with pytest.raises(ValidationError, match=r"order_by on Article: title is not a relation; "
+                       r"order by a column, or through a ManyToOne"):
+        reader.find(Article, {}, order_by={"title": {"x": "asc"}})
+    with pytest.raises(ValidationError, match=r"order_by on Team: name is not a relation"):
+        reader.find(Article, {}, order_by={"author": {"team": {"name": {"x": "asc"}}}})
 

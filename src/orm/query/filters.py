@@ -510,7 +510,9 @@ def compile_where(
 def compile_order_by(
     meta: EntityMetadata, order_by: Any, platform: Platform, alias: str | None
 ) -> str:
-    """`{"created_at": "desc", "id": QueryOrder.ASC}` (or a list of such dicts) -> SQL."""
+    """`{"created_at": "desc", "id": QueryOrder.ASC}` (or a list of such dicts) -> SQL.
+    A ManyToOne (or owning one-to-one) path orders by the target's column:
+    `{"author": {"name": "asc"}}`, nested too; see `_order_terms`."""
     if not order_by:
         return ""
     items: list[tuple[str, Any]] = []
@@ -522,12 +524,43 @@ def compile_order_by(
                 entity=meta.cls,
             )
         items.extend(part.items())
+    return ", ".join(f"{expr} {text}" for expr, text in _order_terms(meta, items, platform, alias, 0))
+
+
+def _order_terms(
+    meta: EntityMetadata, items: list[tuple[str, Any]], platform: Platform, alias: str | None,
+    depth: int,
+) -> list[tuple[str, str]]:
+    """(`<column>`, `asc|desc...`) per item; through a ManyToOne, the target's column as a scalar
+    subquery on the foreign key (`(select o1.name from author as o1 where o1.id =
+    u0.author_id) asc`): no join, so each row stays one row, and a NULL key orders as NULL."""
     quote = platform.quote
     prefix = f"{quote(alias)}." if alias else ""
     parts = []
     QueryOrder = _order.QueryOrder  # noqa: N806 - the class
     for name, direction in items:
         prop = meta.prop(name)
+        relation = prop.relation
+        if isinstance(direction, Mapping) and relation is not None and prop.column_index >= 0:
+            target = relation.target_meta
+            inner = f"o{depth + 1}"
+            head = (
+                f"(select {{}} from {quote(target.table)} as {quote(inner)} where "
+                f"{quote(inner)}.{quote(target.pk.field_name)} = {prefix}{quote(prop.field_name)})"
+            )
+            terms = _order_terms(target, list(direction.items()), platform, inner, depth + 1)
+            parts.extend((head.format(column), text) for column, text in terms)
+            continue
+        if isinstance(direction, Mapping):
+            raise ValidationError(
+                f"order_by on {meta.class_name}: {name} is "
+                + ("a collection (several rows each), which cannot order the rows"
+                   if relation is not None else "not a relation")
+                + "; order by a column, or through a ManyToOne: "
+                "{'<relation>': {'<column>': 'asc'}}",
+                entity=meta.cls,
+                property=name,
+            )
         if isinstance(direction, QueryOrder):
             text = direction.value
         elif direction in (1, "1"):
@@ -543,5 +576,5 @@ def compile_order_by(
                 entity=meta.cls,
                 property=name,
             )
-        parts.append(f"{prefix}{quote(prop.field_name)} {text}")
-    return ", ".join(parts)
+        parts.append((f"{prefix}{quote(prop.field_name)}", text))
+    return parts
