@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from orm import (
     EntitySchema,
-    QueryOrder,
     EventArgs,
     EventSubscriber,
     FlushMode,
@@ -19,6 +18,7 @@ from orm import (
     MetadataError,
     PrimaryKey,
     Property,
+    QueryOrder,
     Ref,
     ValidationError,
     entity,
