@@ -638,19 +638,23 @@ class EntityManager:
             meta.prop(key)
 
     def _relation_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        """A relation given by its target's primary key (`{"author": 3}`, as MikroORM
-        allows in create/assign) becomes a reference to that row (no query)."""
-        if not meta.relations:
+        """A relation given by its target's primary key (`{"author": 3}`, and in a
+        collection's list, `{"tags": [1, 2]}`, as MikroORM allows in create/assign)
+        becomes a reference to that row (no query)."""
+        if not meta.relations and not meta.collections:
             return data
         out = dict(data)
         for prop in meta.relations:
             value = out.get(prop.name)
-            if (
-                value is not None
-                and type(value) is not Ref
-                and getattr(type(value), "_orm_declaration", None) is None
-            ):
+            if value is not None and _is_key(value):
                 out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
+        for prop in meta.collections:
+            value = out.get(prop.name)
+            if isinstance(value, (list, tuple)) and any(_is_key(v) for v in value):
+                target = prop.relation.target  # type: ignore[union-attr]
+                out[prop.name] = [
+                    self.get_reference(target, v) if _is_key(v) else v for v in value
+                ]
         return out
 
     def create(self, entity: type[T] | str, data: Mapping[str, Any], *, persist: bool = True) -> T:
@@ -1095,3 +1099,15 @@ def _pad_rows(meta: EntityMetadata, props: list[Any], rows: list[tuple]) -> list
             full[i] = row[j]
         out.append(tuple(full))
     return out
+
+
+def _is_key(value: Any) -> bool:
+    """A value given for a relation in create/assign data that stands for its target's
+    primary key: not None, not an entity, not a Ref (a wrong key type is the reference's
+    error to raise)."""
+    return (
+        value is not None
+        and type(value) is not Ref
+        and getattr(type(value), "_orm_declaration", None) is None
+    )
+

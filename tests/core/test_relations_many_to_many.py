@@ -1215,3 +1215,20 @@ def test_a_deleted_owner_persisted_again_writes_its_pairs(rel, rem):
     rem.flush()
     assert rows(rel, f"select count(*) from tag where id = {ids['z']}") == [(0,)]
 
+
+def test_create_and_assign_take_keys_in_a_collection(rel, rem, log):
+    """`{"tags": [key, ...]}` in em.create / em.assign (as MikroORM allows): references to
+    those rows, no query; a key of the wrong type names the target's key."""
+    ids = seed(rem)
+    log.clear()
+    article = rem.create(Article, {"title": "keys", "tags": [ids["x"], ids["z"]]})
+    assert queries(log) == []
+    rem.flush()
+    assert sorted(t for a, t in pairs(rel) if a == article.id) == sorted([ids["x"], ids["z"]])
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    rem.assign(a1, {"tags": [ids["z"]]})
+    rem.flush()
+    assert [t for a, t in pairs(rel) if a == ids["a1"]] == [ids["z"]]
+    with pytest.raises(ValidationError, match=r"'abc' is not a valid primary key for Tag\.id"):
+        rem.assign(a1, {"tags": ["abc"]})
+
