@@ -92,6 +92,7 @@ def test_new_entity_collection_is_initialized_and_in_step(rem):
     assert bob.posts.get_items()[0].title == "y" and bob.posts.get_items()[0].writer is bob
     bob.posts.add(p)  # moves p from Ann to Bob
     assert p.writer is bob and p not in ann.posts and bob.posts.count() == 2
+    assert bob.posts[0].title == "y" and bob.posts[-1] is p and bob.posts[0:] == [bob.posts[0], p]
     p.writer = ann  # the owning side moves it back
     assert p in ann.posts and p not in bob.posts
     ann.posts.remove(p)
@@ -105,7 +106,7 @@ def test_loaded_collection_is_uninitialized_and_never_queries(rem, log):
     ann = rem.find_one(Writer, {"id": ann_id})
     log.clear()
     assert not ann.posts.is_initialized()
-    for touch in (len, list, lambda c: c.count(), lambda c: c.get_items()):
+    for touch in (len, list, lambda c: c.count(), lambda c: c.get_items(), lambda c: c[0]):
         with pytest.raises(ValidationError, match=r"Writer\.posts is not initialized.*load\(\)"):
             touch(ann.posts)
     assert queries(log) == []

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 
 from .._backend import core
 from .._markers import DELETED
-from .._typing import TYPE_CHECKING, Generic, TypeVar
+from .._typing import TYPE_CHECKING, Generic, TypeVar, overload
 from ..errors import ValidationError, _short
 from .reference import Ref
 
@@ -411,6 +411,15 @@ class Collection(Generic[T]):
 
     def __contains__(self, item: Any) -> bool:
         return self.contains(item)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        """The items in the order they joined, as a list indexes them (`article.tags[0]`,
+        `[-1]`, slices give a list); read-only: changes go through add / remove / set."""
+        return list(self._require().values())[index]
 
     def __bool__(self) -> bool:
         """Whether it holds any item, as a list is (`if article.tags:`); an uninitialized
