@@ -1232,3 +1232,16 @@ def test_create_and_assign_take_keys_in_a_collection(rel, rem, log):
     with pytest.raises(ValidationError, match=r"'abc' is not a valid primary key for Tag\.id"):
         rem.assign(a1, {"tags": ["abc"]})
 
+
+def test_a_collection_filter_of_none_says_how_to_find_rows_with_none(rem):
+    ids = seed(rem)
+    with pytest.raises(
+        ValidationError,
+        match=r"The filter on Article\.tags \(a collection of Tag\) takes conditions on Tag.*"
+        r"got None \(for Article rows with none: \{'\$not': \{'tags': \{'id': "
+        r"\{'\$ne': None\}\}\}\}\)",
+    ):
+        rem.find(Article, {"tags": None})
+    found = rem.find(Article, {"$not": {"tags": {"id": {"$ne": None}}}})
+    assert [a.id for a in found] == [ids["a3"]]
+

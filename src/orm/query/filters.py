@@ -218,7 +218,12 @@ class _Compiler:
                 f"{'the inverse one-to-one' if prop.relation.kind == '1:1' else 'a collection'}"  # type: ignore[union-attr]
                 f" of {target.class_name}) takes conditions on {target.class_name}, e.g. "
                 f"{{{prop.name!r}: {{{target.pk.name!r}: ...}}}}{extra}; got "
-                f"{_short(conditions, 60)}",
+                f"{_short(conditions, 60)}"
+                + (
+                    f" (for {self.meta.class_name} rows with none: {{'$not': {{{prop.name!r}: "
+                    f"{{{target.pk.name!r}: {{'$ne': None}}}}}}}})"
+                    if conditions is None or conditions == {} else ""
+                ),
                 entity=self.meta.cls,
                 property=prop.name,
             )
