@@ -100,13 +100,19 @@ def checked_items(items: Iterable[Any], target: type, ref: type) -> tuple[dict[i
 def owning_collection(
     cls: type, owner: Any, prop: str, items: Iterable[Any], ref: type, unstored: Any
 ) -> Any: ...
+def new_collection(
+    cls: type, owner: Any, prop: str, items: Any, ref: type, unstored: Any,
+    slow: Callable[[Any, str, Any], Any],
+) -> Any: ...
 def fresh_runs(
     collections: Iterable[Any], uow: Any, unstored: Any
-) -> tuple[dict[tuple[type, str], tuple[list[Any], list[list[Any]], list[Any]]], list[Any]]: ...
+) -> tuple[
+    dict[tuple[type, str], tuple[list[Any], list[dict[int, Any]], list[Any]]], list[Any]
+]: ...
 def not_managed(entities: list[Any], uow: Any) -> Any: ...
 def pair_keys(
-    owners: list[Any], runs: list[list[Any]], generated: dict[int, Any], owner_pk: str,
-    item_pk: str,
+    owners: list[Any], runs: list[list[Any]] | list[dict[int, Any]], generated: dict[int, Any],
+    owner_pk: str, item_pk: str,
 ) -> list[Any]: ...
 def join_new_run(
     entities: list[Any], start: int, cls: type, uow: Any, group: dict[int, Any]

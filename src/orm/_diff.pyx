@@ -9,7 +9,9 @@ It sees only plain data and the per-type plans, never the EntityManager.
 
 cimport cython
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr, Py_TYPE
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
+from cpython.dict cimport (
+    PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem, PyDict_Next, PyDict_Size,
+)
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
@@ -47,6 +49,18 @@ cdef extern from "Python.h":
     ctypedef struct PyTypeObject:
         object (*tp_new)(PyTypeObject*, PyObject*, PyObject*)
     PyTypeObject PyBaseObject_Type
+    PyTypeObject PyMemberDescr_Type
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    int T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
 
 
 cdef inline bint _plain_new(object cls):
@@ -615,7 +629,10 @@ cdef object _direct_key(tuple direct, object target):
     if key is not None:
         return key
     cdef object pending = <object>PyTuple_GET_ITEM(direct, 2)
-    key = _object_new(pending)
+    # object's allocator straight away when it is the class's own (see _plain_new): one per
+    # row referencing a new entity, where the Python-level object.__new__ call cost as much
+    # as the rest of the row
+    key = _new_instance(pending, _plain_new(pending))
     PyObject_GenericSetAttr(key, ENTITY, target)
     return key
 
@@ -782,6 +799,7 @@ def collection_items(list entities not None, str name not None, uow, dict regist
     cdef dict found = {}
     cdef object entity, held, items, item, state
     cdef PyObject* ptr
+    cdef bint slotted
     for entity in entities:
         state = PyObject_GetAttr(entity, "__dict__")
         ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
@@ -790,9 +808,10 @@ def collection_items(list entities not None, str name not None, uow, dict regist
         held = <object>ptr
         if held is None:
             continue
-        if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
+        slotted = _slotted(held)
+        if _slot(held, S_DELTA, slotted) and PyObject_GetAttr(entity, UOW) is uow:
             PyDict_SetItem(registry, _id(held), held)
-        items = PyObject_GetAttr(held, _ITEMS)
+        items = _slot(held, S_ITEMS, slotted)
         if not cascade or items is None:
             continue
         for item in (<dict?>items).values():
@@ -846,10 +865,10 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
 def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
                list targets not None, dict keys not None, conv):
     """See orm._diff_py.patch_keys."""
-    cdef Py_ssize_t i, j, n, count = PyList_GET_SIZE(rows)
+    cdef Py_ssize_t i, j, n, at, count = PyList_GET_SIZE(rows)
     if count != PyList_GET_SIZE(targets):
         raise ValueError("patch_keys: rows and targets differ in length")
-    cdef object row, target, key, value
+    cdef object row, target, key, value, old
     cdef tuple snap, out
     for i in range(count):
         if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
@@ -859,20 +878,111 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
         key = keys[_id(target)]
         if conv is not None:
             key = conv(key)
-        snap = <tuple?>snapshots[row]
+        at = row
+        if at < 0:
+            at += PyList_GET_SIZE(snapshots)
+        if not 0 <= at < PyList_GET_SIZE(snapshots):
+            raise IndexError("patch_keys: row outside the snapshots")
+        snap = <tuple?>PyList_GET_ITEM(snapshots, at)
         n = PyTuple_GET_SIZE(snap)
         if not 0 <= column < n:
             raise IndexError("patch_keys: column outside the snapshot")
+        if Py_REFCNT(snap) <= 2:
+            # only `snapshots` and this loop see the tuple (insert_rows made it, nothing
+            # has handed it out yet): the key goes in in place, as in finish_inserts
+            old = <object>PyTuple_GET_ITEM(snap, column)
+            Py_INCREF(key)
+            PyTuple_SET_ITEM(snap, column, key)
+            Py_DECREF(old)
+            old = None
+            continue
         out = PyTuple_New(n)
         for j in range(n):
             value = key if j == column else <object>PyTuple_GET_ITEM(snap, j)
             Py_INCREF(value)
             PyTuple_SET_ITEM(out, j, value)
-        snapshots[row] = out
+        snapshots[at] = out
 
 
 cdef str _OWNER = "owner"
 cdef str _PROP = "prop"
+cdef str _DIRTY = "_dirty"
+
+
+# -- the slots of orm.entity.collection.Collection, read and written at their offsets ------
+#
+# A collection's five slots are read and written several times per collection by the walks
+# of a flush (and set once per new collection by its owner's constructor); through the
+# member descriptors each access costs a type lookup and a descriptor call (about 150-200
+# instructions), at its offset a load. The offsets are taken from the class's own member
+# descriptors the first time a class with exactly these slots is seen (the class is kept
+# referenced, so its address cannot be reused by another one); any other object goes
+# through getattr/setattr, as before.
+
+#: the slots, in the order of the offsets below (Collection.__slots__)
+cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
+cdef object _layout_cls = None
+cdef Py_ssize_t _SLOT_OFFSETS[5]
+cdef enum:
+    S_OWNER = 0
+    S_PROP = 1
+    S_ITEMS = 2
+    S_DIRTY = 3
+    S_DELTA = 4
+
+
+cdef bint _slotted(object obj) except -1:
+    """Whether obj's class is the collection layout whose slot offsets are known (learnt
+    here on first sight: exactly Collection's slots, each an object member descriptor)."""
+    global _layout_cls
+    cdef object cls = type(obj)
+    if cls is _layout_cls:
+        return True
+    if _layout_cls is not None or type(cls) is not type:
+        return False
+    if getattr(cls, "__slots__", None) != _COLLECTION_SLOTS:
+        return False
+    cdef Py_ssize_t i
+    cdef Py_ssize_t offsets[5]
+    cdef object descr
+    cdef PyMemberDef* member
+    for i in range(5):
+        descr = cls.__dict__.get(_COLLECTION_SLOTS[i])
+        if descr is None or Py_TYPE(descr) != &PyMemberDescr_Type:
+            return False
+        member = (<PyMemberDescrObject*>descr).d_member
+        if member.type != T_OBJECT_EX or member.flags != 0 or member.offset <= 0:
+            return False
+        offsets[i] = member.offset
+    for i in range(5):
+        _SLOT_OFFSETS[i] = offsets[i]
+    _layout_cls = cls
+    return True
+
+
+cdef inline object _slot(object obj, int i, bint slotted):
+    """obj.<slot i>: at its offset when `slotted`, else through getattr; an unset slot raises
+    AttributeError either way."""
+    if not slotted:
+        return PyObject_GetAttr(obj, <object>PyTuple_GET_ITEM(_COLLECTION_SLOTS, i))
+    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>obj) + _SLOT_OFFSETS[i]))[0]
+    if value is NULL:
+        raise AttributeError(
+            f"'{type(obj).__name__}' object has no attribute '{_COLLECTION_SLOTS[i]}'")
+    return <object>value
+
+
+cdef inline int _set_slot(object obj, int i, object value, bint slotted) except -1:
+    if not slotted:
+        PyObject_GenericSetAttr(obj, <object>PyTuple_GET_ITEM(_COLLECTION_SLOTS, i), value)
+        return 0
+    cdef PyObject** at = <PyObject**>((<char*><PyObject*>obj) + _SLOT_OFFSETS[i])
+    cdef PyObject* old = at[0]
+    Py_INCREF(value)
+    at[0] = <PyObject*>value
+    if old is not NULL:
+        Py_DECREF(<object>old)
+    return 0
 
 
 def checked_items(items, target, ref):
@@ -896,16 +1006,19 @@ cdef str _M2M = "_orm_many_to_many"
 cdef str _TARGETS = "_orm_collection_targets"
 
 
-def owning_collection(cls, owner, str prop not None, items, ref, unstored):
-    """See orm._diff_py.owning_collection."""
+cdef object _owning_collection(object cls, object owner, str prop, object items, object ref,
+                               object unstored):
+    """owning_collection; items a list or tuple holding no None (the caller checked)."""
     cdef object owner_cls = type(owner)
     cdef object sides = getattr(owner_cls, _M2M, None)
     cdef object targets = getattr(owner_cls, _TARGETS, None)
     if type(sides) is not dict or type(targets) is not dict:
         return None
-    cdef PyObject* side = PyDict_GetItem(<dict>sides, prop)
-    cdef PyObject* target = PyDict_GetItem(<dict>targets, prop)
-    if side is NULL or target is NULL or type(<object>side) is not tuple:
+    cdef PyObject* side = PyDict_GetItemWithError(<dict>sides, prop)
+    if side is NULL or type(<object>side) is not tuple:
+        return None
+    cdef PyObject* target = PyDict_GetItemWithError(<dict>targets, prop)
+    if target is NULL:
         return None
     if len(<tuple>side) != 2 or not (<tuple>side)[0] or (<tuple>side)[1] is not None:
         return None
@@ -914,48 +1027,96 @@ def owning_collection(cls, owner, str prop not None, items, ref, unstored):
     found, wrong = _checked_items(items, <object>target, ref)
     if wrong is not None:
         return None
+    return _make_collection(cls, owner, prop, found, unstored if found else None)
+
+
+cdef object _make_collection(object cls, object owner, str prop, object items, object delta):
+    """A `cls` (Collection) holding `items`, clean, without its __init__."""
     # object's allocator straight away when it is the class's own (see _plain_new)
-    collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
-    PyObject_GenericSetAttr(collection, _OWNER, owner)
-    PyObject_GenericSetAttr(collection, _PROP, prop)
-    PyObject_GenericSetAttr(collection, _ITEMS, found)
-    PyObject_GenericSetAttr(collection, "_dirty", False)
-    PyObject_GenericSetAttr(collection, _DELTA, unstored if found else None)
+    cdef object collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
+    cdef bint slotted = _slotted(collection)
+    _set_slot(collection, S_OWNER, owner, slotted)
+    _set_slot(collection, S_PROP, prop, slotted)
+    _set_slot(collection, S_ITEMS, items, slotted)
+    _set_slot(collection, S_DIRTY, False, slotted)
+    _set_slot(collection, S_DELTA, delta, slotted)
     return collection
+
+
+def owning_collection(cls, owner, str prop not None, items, ref, unstored):
+    """See orm._diff_py.owning_collection."""
+    return _owning_collection(cls, owner, prop, items, ref, unstored)
+
+
+def new_collection(cls, owner, str prop not None, items, ref, unstored, slow):
+    """See orm._diff_py.new_collection."""
+    cdef object made
+    cdef Py_ssize_t i, n
+    if items is None:
+        return _make_collection(cls, owner, prop, {}, None)
+    if type(items) is list:
+        n = PyList_GET_SIZE(items)
+        for i in range(n):
+            if <object>PyList_GET_ITEM(items, i) is None:
+                return slow(owner, prop, items)
+    elif type(items) is tuple:
+        n = PyTuple_GET_SIZE(items)
+        for i in range(n):
+            if <object>PyTuple_GET_ITEM(items, i) is None:
+                return slow(owner, prop, items)
+    else:
+        return slow(owner, prop, items)
+    made = _owning_collection(cls, owner, prop, items, ref, unstored)
+    return made if made is not None else slow(owner, prop, items)
 
 
 def fresh_runs(collections, uow, unstored):
     """See orm._diff_py.fresh_runs."""
     cdef dict groups = {}
-    cdef list left = [], items
-    cdef object collection, owner, item, key, group, held
-    cdef bint managed
+    cdef list left = []
+    cdef object collection, owner, item, key, group, held, prop, cls
+    cdef object last_cls = None, last_prop = None, last_group = None
+    cdef PyObject* value
+    cdef Py_ssize_t pos
+    cdef bint managed, slotted
     for collection in collections:
-        owner = PyObject_GetAttr(collection, _OWNER)
+        slotted = _slotted(collection)
+        owner = _slot(collection, S_OWNER, slotted)
         if (
-            PyObject_GetAttr(collection, _DELTA) is not unstored
+            _slot(collection, S_DELTA, slotted) is not unstored
             or PyObject_GetAttr(owner, UOW) is not uow
             or PyObject_GetAttr(owner, SNAP) is not None
         ):
             left.append(collection)
             continue
-        held = PyObject_GetAttr(collection, _ITEMS)
-        items = list((<dict?>held).values())
+        held = _slot(collection, S_ITEMS, slotted)
+        if type(held) is not dict:
+            raise TypeError(
+                f"fresh_runs: a collection's _items must be a dict, not {type(held).__name__}")
         managed = True
-        for item in items:
+        pos = 0
+        while PyDict_Next(<dict>held, &pos, NULL, &value):
+            item = <object>value
             if PyObject_GetAttr(item, UOW) is not uow:
                 managed = False
                 break
+        item = None
         if not managed:
             left.append(collection)
             continue
-        key = (type(owner), PyObject_GetAttr(collection, _PROP))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([], [], [])
-        if items:
+        cls = type(owner)
+        prop = _slot(collection, S_PROP, slotted)
+        if cls is last_cls and prop is last_prop:  # the common run: one (class, property)
+            group = last_group
+        else:
+            key = (cls, prop)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ([], [], [])
+            last_cls, last_prop, last_group = cls, prop, group
+        if PyDict_Size(<dict>held):
             (<list>(<tuple>group)[0]).append(owner)
-            (<list>(<tuple>group)[1]).append(items)
+            (<list>(<tuple>group)[1]).append(held)
         (<list>(<tuple>group)[2]).append(collection)
     return groups, left
 
@@ -969,32 +1130,47 @@ def not_managed(list entities not None, uow):
     return None
 
 
+cdef inline object _pair_key(object entity, dict generated, object pk):
+    """An entity's key for a pivot row: its own, else the one generated in this flush."""
+    cdef object key = PyObject_GetAttr(entity, pk)
+    cdef PyObject* found
+    if key is None:
+        found = PyDict_GetItemWithError(generated, _id(entity))
+        if found is not NULL:
+            key = <object>found
+    return key
+
+
 def pair_keys(list owners not None, list runs not None, dict generated not None,
               str owner_pk not None, str item_pk not None):
     """See orm._diff_py.pair_keys."""
-    cdef Py_ssize_t k, count = PyList_GET_SIZE(owners)
+    cdef Py_ssize_t k, pos, count = PyList_GET_SIZE(owners)
     if count != PyList_GET_SIZE(runs):
         raise ValueError("pair_keys: owners and runs differ in length")
     cdef list flat = []
-    cdef list run
-    cdef object owner, item, key, item_key
+    cdef object owner, run, item, key
     cdef PyObject* found
+    cdef PyObject* value
     for k in range(count):
         if k >= PyList_GET_SIZE(owners) or k >= PyList_GET_SIZE(runs):
             raise RuntimeError(_CHANGED_SIZE % "pair_keys")
         owner = <object>PyList_GET_ITEM(owners, k)
-        run = <list?>PyList_GET_ITEM(runs, k)
+        run = <object>PyList_GET_ITEM(runs, k)
+        # an owner is most often new in this flush, an item most often stored
         found = PyDict_GetItemWithError(generated, _id(owner))
         key = <object>found if found is not NULL else None
         if key is None:
             key = PyObject_GetAttr(owner, owner_pk)
-        for item in run:
-            found = PyDict_GetItemWithError(generated, _id(item))
-            item_key = <object>found if found is not NULL else None
-            if item_key is None:
-                item_key = PyObject_GetAttr(item, item_pk)
-            flat.append(key)
-            flat.append(item_key)
+        if type(run) is dict:
+            pos = 0
+            while PyDict_Next(<dict>run, &pos, NULL, &value):
+                item = <object>value
+                flat.append(key)
+                flat.append(_pair_key(item, generated, item_pk))
+        else:
+            for item in <list?>run:
+                flat.append(key)
+                flat.append(_pair_key(item, generated, item_pk))
     return flat
 
 
@@ -1169,11 +1345,6 @@ def group_by_key(list items not None, list keys not None, conv, bint distinct=Tr
     return groups, list(seen.values()) if distinct else None
 
 
-#: the slots of orm.entity.collection.Collection that `Collection._loaded` sets: a class
-#: with exactly these is built here directly (another layout goes through its `_loaded`)
-cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
-
-
 def fill_collections(dict owners not None, dict groups not None, str name not None, make):
     """See orm._diff_py.fill_collections."""
     cdef object key, owner, items, values, held
@@ -1195,12 +1366,7 @@ def fill_collections(dict owners not None, dict groups not None, str name not No
             held = values.get(name)
         if held is None:
             if direct:  # what Collection._loaded does, without a Python call per owner
-                held = _new_instance(make, True)
-                PyObject_GenericSetAttr(held, "owner", owner)
-                PyObject_GenericSetAttr(held, "prop", name)
-                PyObject_GenericSetAttr(held, "_items", items)
-                PyObject_GenericSetAttr(held, "_dirty", False)
-                PyObject_GenericSetAttr(held, "_delta", None)
+                held = _make_collection(make, owner, name, items, None)
             else:
                 held = make(owner, name, items)
             values[name] = held

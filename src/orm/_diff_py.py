@@ -773,6 +773,27 @@ def owning_collection(
     return collection
 
 
+def new_collection(
+    cls: type, owner: Any, prop: str, items: Any, ref: type, unstored: Any, slow: Any
+) -> Any:
+    """A new entity's collection, as its generated `__init__` makes it: no items given, an
+    empty `cls` (Collection); a list or tuple of targets for the owning side of a
+    many-to-many, `owning_collection`'s; anything else `slow(owner, prop, items)` (which
+    also words the errors). One call per collection in the common cases."""
+    if items is None:
+        collection = _object_new(cls)
+        collection.owner = owner
+        collection.prop = prop
+        collection._items = {}
+        collection._dirty = False
+        collection._delta = None
+        return collection
+    if (type(items) is not list and type(items) is not tuple) or any(i is None for i in items):
+        return slow(owner, prop, items)
+    made = owning_collection(cls, owner, prop, items, ref, unstored)
+    return made if made is not None else slow(owner, prop, items)
+
+
 def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
     """The owning collections a flush writes whose pairs are simply their items: owner new
     in `uow` (inserted by this flush), delta `unstored`, every item held by `uow`. By
@@ -789,8 +810,11 @@ def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
         ):
             left.append(collection)
             continue
-        items = list(collection._items.values())
-        if any(item._orm_uow is not uow for item in items):
+        items = collection._items
+        if type(items) is not dict:
+            raise TypeError(
+                f"fresh_runs: a collection's _items must be a dict, not {type(items).__name__}")
+        if any(item._orm_uow is not uow for item in items.values()):
             left.append(collection)
             continue
         key = (type(owner), collection.prop)
@@ -799,7 +823,7 @@ def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
             group = groups[key] = ([], [], [])
         if items:
             group[0].append(owner)
-            group[1].append(items)
+            group[1].append(items)  # the very dict: nothing changes it before the pairs are read
         group[2].append(collection)
     return groups, left
 
@@ -816,8 +840,9 @@ def not_managed(entities: list, uow: Any) -> Any:
 
 def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk: str) -> list:
     """Many-to-many pairs as flat parameters (owner key, item key, ...): `runs[k]` holds the
-    items paired with `owners[k]`. A key is the one generated in this flush (`generated`:
-    id(entity) -> key), else the entity's own."""
+    items paired with `owners[k]` (a list, or a collection's id -> item dict). A key is the
+    entity's own, or the one generated in this flush (`generated`: id(entity) -> key) while
+    its own is None."""
     _expect(owners, list, "owners")
     _expect(runs, list, "runs")
     _expect(generated, dict, "generated")
@@ -826,14 +851,20 @@ def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk:
     get = generated.get
     flat: list[Any] = []
     for owner, run in zip(owners, runs, strict=True):
-        _expect(run, list, "runs[k]")
+        if type(run) is dict:
+            run = run.values()
+        else:
+            _expect(run, list, "runs[k]")
+        # an owner is most often new in this flush (its key generated), an item most often
+        # stored (its key its own): each is looked for where it most likely is first; an
+        # entity never has both (a new one's key attribute is None until the flush ends)
         key = get(id(owner))
         if key is None:
             key = getattr(owner, owner_pk)
         for item in run:
-            item_key = get(id(item))
+            item_key = getattr(item, item_pk)
             flat.append(key)
-            flat.append(getattr(item, item_pk) if item_key is None else item_key)
+            flat.append(get(id(item)) if item_key is None else item_key)
     return flat
 
 

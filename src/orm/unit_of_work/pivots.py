@@ -62,15 +62,17 @@ def _removed(uow: UnitOfWork, entity: Any) -> bool:
 
 class Pairs:
     """The pairs one flush writes to one pivot table, as runs: an owning entity and the
-    items paired with it (the keys are read when the statements are built). `fresh`: the
+    items paired with it, a list, or the collection's own id -> item dict where its items
+    are exactly the pairs (nothing changes it between the plan and the statements; the
+    keys are read when the statements are built). `fresh`: the
     pairs of owners inserted by this flush, which cannot be stored yet (plain inserts);
     `inserts`: pairs that may be (a pair added to a collection never loaded)."""
 
     __slots__ = ("fresh", "inserts", "deletes")
 
     def __init__(self) -> None:
-        self.fresh: tuple[list[Any], list[list[Any]]] = ([], [])
-        self.inserts: tuple[list[Any], list[list[Any]]] = ([], [])
+        self.fresh: tuple[list[Any], list[Any]] = ([], [])
+        self.inserts: tuple[list[Any], list[Any]] = ([], [])
         self.deletes: tuple[list[Any], list[list[Any]]] = ([], [])
 
 
@@ -143,7 +145,7 @@ def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> Validatio
     )
 
 
-def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[list[Any]]]) -> list[Any]:
+def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[Any]]) -> list[Any]:
     """The pairs' keys in database form, flat (owner, item, owner, item, ...): generated in
     this flush, or their own."""
     flat: list[Any] = core.pair_keys(
