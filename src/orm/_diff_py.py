@@ -828,6 +828,24 @@ def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
     return groups, left
 
 
+def settle(written: list) -> list:
+    """After a commit: each collection still holding the very changes a flush wrote (its
+    `_delta` is them) is clean (delta None, not dirty); the (collection, changes) pairs of
+    the others are returned, in order."""
+    _expect(written, list, "written")
+    left = []
+    for pair in written:
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError("settle: (collection, changes) pairs expected")
+        collection, changes = pair
+        if collection._delta is changes:
+            collection._delta = None
+            collection._dirty = False
+        else:
+            left.append(pair)
+    return left
+
+
 def not_managed(entities: list, uow: Any) -> Any:
     """The first entity that `uow` does not hold (None if it holds them all): the items a
     flush pairs with an owner must be stored or persisted in it."""

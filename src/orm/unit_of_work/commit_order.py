@@ -172,10 +172,14 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     if not found:
         _pending_in_inserts(plan, set())
         return
-    sources = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
     deferred: list[_Edge] = []
-    if all(sources.isdisjoint(map(id, targets)) for _, _, _, targets in found):
-        level = dict.fromkeys(sources, 1)  # no target references a new row: two layers
+    level: dict[int, int] | None = None
+    if not _targets_are_sources(found):
+        # no target references a new row: two layers, the rows referencing new rows (at
+        # the positions found, by insert) after the others, no graph by entity
+        referencing: dict[int, list[list[int]]] = {}
+        for ins, _, positions, _ in found:
+            referencing.setdefault(id(ins), []).append(positions)
     else:
         edges: dict[int, list[_Edge]] = {}
         for ins, prop, positions, targets in found:
@@ -185,9 +189,12 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
         level, deferred = _layers(edges)
     deferred_slots = {(id(e.entity), e.prop.column_index) for e in deferred}
     ordered: list[tuple[int, int, _Insert]] = []
-    get = level.get
     for position, ins in enumerate(plan.inserts):
-        depths = [get(id(entity), 0) for entity in ins.entities]
+        if level is None:
+            depths = _two_layers(len(ins.entities), referencing.get(id(ins)))
+        else:
+            get = level.get
+            depths = [get(id(entity), 0) for entity in ins.entities]
         if not depths or min(depths) == max(depths):
             ordered.append((depths[0] if depths else 0, position, ins))
             continue
@@ -209,6 +216,33 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
         conv = edge.prop.type.pk_to_db
         plan.fixups.append((edge.meta, edge.entity, edge.prop.column_index, edge.target, conv))
     _pending_in_inserts(plan, deferred_slots)
+
+
+def _targets_are_sources(found: list[tuple[Any, Any, list[int], list[Any]]]) -> bool:
+    """Whether a new entity referenced by a new row may itself reference a new row. By
+    class first: a target is an instance of its relation's target class, so where none of
+    the classes of the inserts' entities is a subclass of a target class (authors
+    referenced by articles, say) no target can be among them; else by identity."""
+    inserts = {id(ins): ins for ins, _, _, _ in found}
+    sources = {cls for ins in inserts.values() for cls in set(map(type, ins.entities))}
+    if not any(
+        issubclass(cls, prop.relation.target) for _, prop, _, _ in found for cls in sources
+    ):
+        return False
+    ids = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
+    return not all(ids.isdisjoint(map(id, targets)) for _, _, _, targets in found)
+
+
+def _two_layers(count: int, referencing: list[list[int]] | None) -> list[int]:
+    """The layer of each of an insert's `count` rows when targets reference nothing new: 1
+    at the positions referencing a new row (a list per relation), else 0. A single value
+    when all rows share it."""
+    if not referencing or not count:
+        return [0] if count else []
+    if any(len(positions) == count for positions in referencing):
+        return [1]  # (positions are distinct rows, so one list of all of them: every row)
+    rows = set().union(*referencing)
+    return [1 if k in rows else 0 for k in range(count)]
 
 
 def _layers(edges: dict[int, list[_Edge]]) -> tuple[dict[int, int], list[_Edge]]:

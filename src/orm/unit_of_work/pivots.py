@@ -12,6 +12,8 @@ pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from .._backend import core
 from .._typing import TYPE_CHECKING
 from ..entity.collection import UNSTORED
@@ -96,7 +98,7 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
                 pairs = pivots[prop.relation.pivot] = Pairs()
             pairs.fresh[0].extend(owners)
             pairs.fresh[1].extend(runs)
-            written.extend([(collection, UNSTORED) for collection in held])
+            written.extend(zip(held, repeat(UNSTORED)))
     for collection in collections:
         delta = collection._delta
         owner = collection.owner
@@ -198,12 +200,9 @@ def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
     can change a collection between the plan and this point but the flush itself, so a
     collection still holding the dict the plan read is simply clean; the dict stays with
     the undo record (FlushUndo), untouched."""
-    for collection, written in flush.collections:
+    for collection, written in core.settle(flush.collections):  # the others: clean now
         delta = collection._delta
-        if delta is written:
-            collection._delta = None
-            collection._dirty = False
-        elif delta and written is not UNSTORED:  # pragma: no cover - defensive
+        if delta and written is not UNSTORED:  # pragma: no cover - defensive
             for key, change in written.items():
                 if delta.get(key) == change:
                     del delta[key]
