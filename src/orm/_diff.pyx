@@ -873,19 +873,21 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
     if count != PyList_GET_SIZE(targets):
         raise ValueError("fill_keys: slots and targets differ in length")
     cdef list waiting = [], left = []
-    cdef object at, target, key
+    cdef object at, target, key = None, last = None
     cdef PyObject* found
     for i in range(count):
         if i >= PyList_GET_SIZE(slots) or i >= PyList_GET_SIZE(targets):
             raise RuntimeError(_CHANGED_SIZE % "fill_keys")
         at = <object>PyList_GET_ITEM(slots, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        found = PyDict_GetItemWithError(keys, _id(target))
-        if found is NULL or <object>found is None:
+        if target is not last:  # rows referencing one entity mostly come in runs
+            found = PyDict_GetItemWithError(keys, _id(target))
+            key = <object>found if found is not NULL else None
+            last = target
+        if key is None:
             waiting.append(at)
             left.append(target)
             continue
-        key = <object>found
         holder[at] = key if conv is None else conv(key)
     return (waiting, left) if waiting else None
 
@@ -896,16 +898,17 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
     cdef Py_ssize_t i, j, n, at, count = PyList_GET_SIZE(rows)
     if count != PyList_GET_SIZE(targets):
         raise ValueError("patch_keys: rows and targets differ in length")
-    cdef object row, target, key, value, old
+    cdef object row, target, key, value, old, stored = None, last = None
     cdef tuple snap, out
     for i in range(count):
         if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
             raise RuntimeError(_CHANGED_SIZE % "patch_keys")
         row = <object>PyList_GET_ITEM(rows, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        key = keys[_id(target)]
-        if conv is not None:
-            key = conv(key)
+        if target is not last:  # rows referencing one entity mostly come in runs
+            stored = keys[_id(target)]
+            last = target
+        key = stored if conv is None else conv(stored)
         at = row
         if at < 0:
             at += PyList_GET_SIZE(snapshots)
