@@ -787,8 +787,14 @@ cdef str _ENTITY = "entity"
 def new_targets(list entities not None, str name not None, target, ref, new_ids=None):
     """See orm._diff_py.new_targets."""
     cdef list positions = [], targets = [], strays = []
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, at
     cdef object entity, value
+    # what was found for a value seen before in this call (see _seen_slot): 0 stored, 1 new
+    # and in new_ids (or no new_ids), 2 new and not in them
+    cdef PyObject* seen[SEEN_SIZE]
+    cdef char outcome[SEEN_SIZE]
+    cdef char found
+    memset(seen, 0, sizeof(seen))
     for k in range(PyList_GET_SIZE(entities)):
         entity = <object>PyList_GET_ITEM(entities, k)
         try:
@@ -801,14 +807,58 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             value = PyObject_GetAttr(value, _ENTITY)
         if type(value) is not target and not isinstance(value, target):
             continue
-        if PyObject_GetAttr(value, SNAP) is not None:
+        at = _seen_slot(<PyObject*>value)
+        if seen[at] == <PyObject*>value:
+            found = outcome[at]
+        else:
+            if PyObject_GetAttr(value, SNAP) is not None:
+                found = 0
+            elif new_ids is not None and _id(value) not in new_ids:
+                found = 2
+            else:
+                found = 1
+            seen[at] = <PyObject*>value
+            outcome[at] = found
+        if found == 0:
             continue
-        if new_ids is not None and _id(value) not in new_ids:
+        if found == 2:
             strays.append(k)
             continue
         positions.append(k)
         targets.append(value)
     return positions, targets, strays
+
+
+def not_held(list entities not None, uow):
+    """See orm._diff_py.not_held."""
+    cdef dict found = {}
+    cdef PyObject* seen[SEEN_SIZE]  # looked at already (see _seen_slot)
+    cdef PyObject* ptr
+    cdef Py_ssize_t k, at
+    cdef object entity
+    memset(seen, 0, sizeof(seen))
+    for k in range(PyList_GET_SIZE(entities)):
+        ptr = PyList_GET_ITEM(entities, k)
+        at = _seen_slot(ptr)
+        if seen[at] == ptr:
+            continue
+        entity = <object>ptr
+        if PyObject_GetAttr(entity, UOW) is not uow:
+            PyDict_SetItem(found, _id(entity), entity)
+        seen[at] = ptr
+    return found
+
+
+def with_key(list entities not None, str name not None):
+    """See orm._diff_py.with_key."""
+    cdef list out = []
+    cdef Py_ssize_t k
+    cdef object entity
+    for k in range(PyList_GET_SIZE(entities)):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        if getattr(entity, name, None) is not None:
+            out.append(entity)
+    return out
 
 
 def collection_items(list entities not None, str name not None, uow, dict registry not None,

@@ -646,6 +646,19 @@ def new_targets(
     return positions, targets, strays
 
 
+def not_held(entities: list, uow: Any) -> dict[int, Any]:
+    """The entities `uow` does not hold, by id, in order, each once (a list referencing the
+    same entity many times: the targets of a relation)."""
+    _expect(entities, list, "entities")
+    return {id(e): e for e in entities if e._orm_uow is not uow}
+
+
+def with_key(entities: list, name: str) -> list:
+    """The entities whose attribute `name` (their primary key) is set and not None."""
+    _expect(entities, list, "entities")
+    return [e for e in entities if getattr(e, name, None) is not None]
+
+
 def collection_items(
     entities: list, name: str, uow: Any, registry: dict, cascade: bool
 ) -> list[Any]:

@@ -70,7 +70,7 @@ def cascade_persist(uow: UnitOfWork) -> bool:
             positions, targets, _ = core.new_targets(entities, prop.name, relation.target, Ref)
             if not targets:
                 continue
-            fresh = {id(t): t for t in targets if t._orm_uow is not uow}
+            fresh = core.not_held(targets, uow)
             if fresh:
                 if not relation.persist_cascade:  # type: ignore[union-attr]
                     for k, target in zip(positions, targets, strict=True):
