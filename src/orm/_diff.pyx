@@ -669,6 +669,16 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
     cdef Py_ssize_t k = 0, e
     cdef object entity, value, v
     cdef tuple snap
+    # a relation column's value in the row before and what it gave: rows referencing one
+    # entity mostly come in runs (the articles of an author), and the same entity gives the
+    # same key, or shares the one PendingKey (each slot of it is filled with that key)
+    cdef list before = None, gave = None
+    if plan.keys is not None:
+        before = PyList_New(0)
+        gave = PyList_New(0)
+        for i in range(n):
+            before.append(None)
+            gave.append(None)
     for e in range(count):
         # the slots of `flat` and `snapshots` are counted from `entities` as it was
         if e >= PyList_GET_SIZE(entities):
@@ -680,7 +690,15 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
                 v = None  # generated: the value the entity holds (None) is neither bound nor read
             else:
                 value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
-                v = _db_value(plan, entity, i, value)
+                if (before is not None and value is not None
+                        and value is <object>PyList_GET_ITEM(before, i)
+                        and <object>PyTuple_GET_ITEM(plan.keys, i) is not None):
+                    v = <object>PyList_GET_ITEM(gave, i)
+                else:
+                    v = _db_value(plan, entity, i, value)
+                    if before is not None:
+                        before[i] = value
+                        gave[i] = v
                 Py_INCREF(v)
                 PyList_SET_ITEM(flat, k, v)
                 k += 1
