@@ -86,7 +86,8 @@ def new_targets(
 def not_held(entities: list[Any], uow: Any) -> dict[int, Any]: ...
 def with_key(entities: list[Any], name: str) -> list[Any]: ...
 def collection_items(
-    entities: list[Any], name: str, uow: Any, registry: dict[int, Any], cascade: bool
+    entities: list[Any], name: str, uow: Any, registry: dict[int, Any], cascade: bool,
+    direct: bool = False,
 ) -> list[Any]: ...
 def pending_slots(
     flat: list[Any], width: int, position: int, pending: type

@@ -880,7 +880,7 @@ def with_key(list entities not None, str name not None):
 
 
 def collection_items(list entities not None, str name not None, uow, dict registry not None,
-                     bint cascade):
+                     bint cascade, bint direct=False):
     """See orm._diff_py.collection_items."""
     cdef dict found = {}
     cdef object entity, held, items, item, state
@@ -890,11 +890,14 @@ def collection_items(list entities not None, str name not None, uow, dict regist
     cdef bint slotted
     memset(seen, 0, sizeof(seen))
     for entity in entities:
-        state = PyObject_GetAttr(entity, "__dict__")
-        ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
-        if ptr is NULL:
-            continue
-        held = <object>ptr
+        if direct:
+            held = PyObject_GetAttr(entity, name)
+        else:
+            state = PyObject_GetAttr(entity, DICT)
+            ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
+            if ptr is NULL:
+                continue
+            held = <object>ptr
         if held is None:
             continue
         slotted = _slotted(held)

@@ -660,17 +660,19 @@ def with_key(entities: list, name: str) -> list:
 
 
 def collection_items(
-    entities: list, name: str, uow: Any, registry: dict, cascade: bool
+    entities: list, name: str, uow: Any, registry: dict, cascade: bool, direct: bool = False
 ) -> list[Any]:
     """The collections `name` of entities a flush looks at: those with unwritten pairs join
     `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
     items of the initialized ones that `uow` does not hold yet are returned (in order, an
-    item once)."""
+    item once). A collection never made is not made here (read from the instance dict),
+    unless `direct`: the entities' constructor made theirs (new entities of a generated
+    `__init__`), so it is read as an attribute (no instance dict made for the lookup)."""
     _expect(entities, list, "entities")
     _expect(registry, dict, "registry")
     found: dict[int, Any] = {}
     for entity in entities:
-        held = entity.__dict__.get(name)
+        held = getattr(entity, name) if direct else entity.__dict__.get(name)
         if held is None:
             continue
         if held._delta and entity._orm_uow is uow:

@@ -112,6 +112,20 @@ def test_relation_walks_agree(seed):
             for core, registry in zip((C, P), registries, strict=True)
         ]
         assert results[0] == results[1] and registries[0] == registries[1]
+        # read as attributes: the nodes holding a collection (as new entities of a generated
+        # __init__ all do), then all of them (an AttributeError in both cores)
+        held = [n for n in nodes if hasattr(n, "tags")]
+        for group in (held, nodes):
+            registries = [{}, {}]
+            results = []
+            for core, registry in zip((C, P), registries, strict=True):
+                try:
+                    results.append(
+                        core.collection_items(group, "tags", uow, registry, cascade, True)
+                    )
+                except AttributeError:
+                    results.append("AttributeError")
+            assert results[0] == results[1] and registries[0] == registries[1]
     for items in (nodes, [Box(n) for n in nodes], nodes + [Other()]):
         _both("checked_items", items, Node, Box)
 

@@ -64,7 +64,7 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     while work:
         meta, entities, is_new = work.pop()
         if meta.collections or meta.inverse_ones:
-            _cascade_collections(uow, meta, entities, work)
+            _cascade_collections(uow, meta, entities, work, is_new)
         for prop in meta.relations:
             relation = prop.relation
             positions, targets, _ = core.new_targets(entities, prop.name, relation.target, Ref)
@@ -94,14 +94,18 @@ def _walks(meta: EntityMetadata) -> bool:
 
 
 def _cascade_collections(
-    uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], work: list
+    uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], work: list, is_new: bool
 ) -> None:
     """The new items of the entities' initialized collections (and the new entities on
     their inverse one-to-one sides) with Cascade.PERSIST; a many-to-many collection changed
-    before its owner was managed joins the flush."""
+    before its owner was managed joins the flush. New entities of a generated `__init__`
+    hold every collection (made by it), so theirs are read as attributes."""
+    direct = is_new and meta.generated_init
     for prop in meta.collections:
         cascade = bool(prop.relation.persist_cascade)  # type: ignore[union-attr]
-        found = core.collection_items(entities, prop.name, uow, uow.collections, cascade)
+        found = core.collection_items(
+            entities, prop.name, uow, uow.collections, cascade, direct
+        )
         if found:
             target_meta = prop.relation.target_meta  # type: ignore[union-attr]
             for item in found:
