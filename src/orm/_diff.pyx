@@ -802,7 +802,16 @@ cdef str _ITEMS = "_items"
 cdef str _ENTITY = "entity"
 
 
-def new_targets(list entities not None, str name not None, target, ref, new_ids=None):
+cdef bint _in_group(dict groups, object entity) except -1:
+    """Whether `entity` is in groups[type(entity)] (class -> {id: entity})."""
+    cdef PyObject* group = PyDict_GetItemWithError(groups, type(entity))
+    if group is NULL:
+        return False
+    return _id(entity) in <object>group
+
+
+def new_targets(list entities not None, str name not None, target, ref, new_ids=None,
+                dict new_groups=None):
     """See orm._diff_py.new_targets."""
     cdef list positions = [], targets = [], strays = []
     cdef Py_ssize_t k, at
@@ -832,6 +841,8 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             if PyObject_GetAttr(value, SNAP) is not None:
                 found = 0
             elif new_ids is not None and _id(value) not in new_ids:
+                found = 2
+            elif new_groups is not None and not _in_group(new_groups, value):
                 found = 2
             else:
                 found = 1

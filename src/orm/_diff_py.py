@@ -614,13 +614,16 @@ def join_new(entity: Any, uow: Any, group: dict) -> None:
 
 
 def new_targets(
-    entities: list, name: str, target: type, ref: type, new_ids: Any = None
+    entities: list, name: str, target: type, ref: type, new_ids: Any = None,
+    new_groups: dict | None = None,
 ) -> tuple[list[int], list[Any], list[int]]:
     """What a relation of each entity references when that is a new entity (no snapshot):
     its position in `entities` and the target, in order. An entity whose attribute cannot
     be read (not loaded) or holds something else than a `target` (or a `ref` around one)
-    is skipped. With `new_ids` (ids of the entities a flush inserts), targets outside it
-    are left out, their positions listed apart (the third list)."""
+    is skipped. With `new_ids` (ids of the entities a flush inserts), or `new_groups` (the
+    same entities by class: class -> {id: entity}, as the Unit of Work holds them, looked
+    up by the target's class), targets outside them are left out, their positions listed
+    apart (the third list)."""
     _expect(entities, list, "entities")
     positions: list[int] = []
     targets: list[Any] = []
@@ -639,6 +642,9 @@ def new_targets(
         if value._orm_snap is not None:
             continue
         if new_ids is not None and id(value) not in new_ids:
+            strays.append(k)
+            continue
+        if new_groups is not None and id(value) not in new_groups.get(type(value), ()):
             strays.append(k)
             continue
         positions.append(k)

@@ -103,6 +103,11 @@ def test_relation_walks_agree(seed):
     new_ids = {id(n) for n in nodes if n._orm_snap is None and w["rnd"].random() < 0.5}
     _both("new_targets", nodes, "ref", Node, Box)
     _both("new_targets", nodes, "ref", Node, Box, new_ids)
+    groups: dict[type, dict[int, Any]] = {}
+    for n in nodes:
+        if id(n) in new_ids:
+            groups.setdefault(type(n), {})[id(n)] = n
+    _both("new_targets", nodes, "ref", Node, Box, None, groups)
     _both("relation_targets", nodes, "ref", "id", Box)
     _both("not_managed", nodes, uow)
     for cascade in (False, True):

@@ -157,15 +157,22 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     two layers without building the reference graph."""
     from .unit_of_work import _Insert
 
-    new_ids: set[int] = set()
-    for ins in plan.inserts:
-        new_ids.update(map(id, ins.entities))
+    new_ids: set[int] | None = None
+    new_groups: dict[type, dict[int, Any]] | None = uow.new
+    if any(ins.meta.has_hooks for ins in plan.inserts):
+        # an on_create value may have persisted or removed entities after the inserts were
+        # planned: the inserts' own entities
+        new_ids, new_groups = set(), None
+        for ins in plan.inserts:
+            new_ids.update(map(id, ins.entities))
+    # else the entities the flush inserts are exactly the Unit of Work's new ones: the core
+    # looks a target up in its class's group (no set of every inserted entity's id)
     found: list[tuple[_Insert, Any, list[int], list[Any]]] = []
     for ins in plan.inserts:
         meta = ins.meta
         for prop in meta.relations:
             positions, targets, strays = core.new_targets(
-                ins.entities, prop.name, prop.relation.target, Ref, new_ids
+                ins.entities, prop.name, prop.relation.target, Ref, new_ids, new_groups
             )
             for k in strays:
                 target = _target_of(getattr(ins.entities[k], prop.name))
