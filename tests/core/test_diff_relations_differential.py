@@ -160,6 +160,34 @@ def test_pivot_plans_and_keys_agree(seed):
     assert states[0] == states[1]
 
 
+@pytest.mark.parametrize("seed", range(50))
+def test_settling_written_collections_agrees(seed):
+    """After a commit: a collection still holding the changes written is clean, the others
+    are handed back, in order; the same state left by both cores."""
+    rnd = random.Random(seed)
+    states = []
+    for core in (C, P):
+        rnd.seed(seed)
+        written = []
+        holders = []
+        for _ in range(rnd.randint(0, 8)):
+            holder = Holder()
+            holder.owner, holder.prop, holder._items, holder._dirty = None, "tags", {}, True
+            changes = rnd.choice([UNSTORED, {1: (None, True)}])
+            holder._delta = changes if rnd.random() < 0.6 else rnd.choice([None, {}, UNSTORED])
+            holders.append(holder)
+            written.append((holder, changes))
+        left = core.settle(written)
+        states.append((
+            [written.index(pair) for pair in left],
+            [(h._delta is None, h._dirty) for h in holders],
+        ))
+    assert states[0] == states[1]
+    for core in (C, P):
+        with pytest.raises(TypeError):
+            core.settle([(Holder(),)])
+
+
 @pytest.mark.parametrize("seed", range(150))
 def test_pending_slots_and_key_fills_agree(seed):
     rnd = random.Random(seed)
