@@ -167,6 +167,41 @@ orm.close()
     assert unexpected == [], f"the tiny script imports {unexpected}"
 
 
+RELATIONS_AT_INIT = """
+import sys
+from orm import ORM, Collection, ManyToMany, ManyToOne, PrimaryKey, entity
+
+@entity()
+class Tag:
+    id: int = PrimaryKey()
+
+@entity()
+class Author:
+    id: int = PrimaryKey()
+
+@entity()
+class Article:
+    id: int = PrimaryKey()
+    author: Author = ManyToOne()
+    {tags}
+
+orm = ORM.init(db_name=":memory:", entities=[Tag, Author, Article])
+import json
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("orm.unit_of_work."))))
+"""
+
+
+def test_relations_load_the_insert_order_at_init_not_at_the_first_flush() -> None:
+    """Entities with relations: ORM.init loads the insert ordering (and, with a many-to-many,
+    the pivot plans), which the first flush would otherwise load (compile, without cached
+    bytecode) while it writes."""
+    loaded = _run(RELATIONS_AT_INIT.format(tags="tags: Collection[Tag] = ManyToMany()"))
+    assert "orm.unit_of_work.commit_order" in loaded and "orm.unit_of_work.pivots" in loaded
+    loaded = _run(RELATIONS_AT_INIT.format(tags=""))
+    assert "orm.unit_of_work.commit_order" in loaded
+    assert "orm.unit_of_work.pivots" not in loaded
+
+
 def test_what_a_tiny_script_leaves_out_works_on_first_use(tmp_path: Path) -> None:
     """In a fresh interpreter, where none of NOT_IN_A_TINY_SCRIPT is imported yet: relations
     with their cascades, a removal, hooks and a subscriber, an ordered query, a lock, a

@@ -9,7 +9,9 @@ It sees only plain data and the per-type plans, never the EntityManager.
 
 cimport cython
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyObject_GetAttr, Py_TYPE
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem
+from cpython.dict cimport (
+    PyDict_GetItem, PyDict_GetItemWithError, PyDict_SetItem, PyDict_Next, PyDict_Size,
+)
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
@@ -25,6 +27,7 @@ from cpython.long cimport (
 from cpython.float cimport PyFloat_Check, PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from libc.math cimport isnan
 from libc.stdio cimport snprintf
+from libc.string cimport memset
 
 import_datetime()
 from datetime import datetime as _datetime
@@ -48,6 +51,18 @@ cdef extern from "Python.h":
     ctypedef struct PyTypeObject:
         object (*tp_new)(PyTypeObject*, PyObject*, PyObject*)
     PyTypeObject PyBaseObject_Type
+    PyTypeObject PyMemberDescr_Type
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    int T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
 
 
 cdef inline bint _plain_new(object cls):
@@ -103,6 +118,23 @@ cdef object _iso_datetime(object value):
                      PyDateTime_GET_DAY(value), PyDateTime_DATE_GET_HOUR(value),
                      PyDateTime_DATE_GET_MINUTE(value), PyDateTime_DATE_GET_SECOND(value))
     return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+# -- entities seen before in the same call --------------------------------------------------
+#
+# The items of many collections are mostly the same few entities (a pool of tags), and a
+# walk over the collections reads the same attributes of each one again (about 200
+# instructions a read). A walk that reads only plain attributes, so runs no code that could
+# free an item, remembers the items it has looked at in a small table on its stack,
+# direct-mapped by address: a hit is an item it has seen, alive all along (the collections
+# it walks hold it), so the answer is the one it got then. A miss only costs the read.
+
+cdef enum:
+    SEEN_SIZE = 1024
+
+
+cdef inline Py_ssize_t _seen_slot(PyObject* p) noexcept nogil:
+    return (<size_t>p >> 4) & (SEEN_SIZE - 1)
 
 
 cdef inline object _id(object value):
@@ -616,7 +648,10 @@ cdef object _direct_key(tuple direct, object target):
     if key is not None:
         return key
     cdef object pending = <object>PyTuple_GET_ITEM(direct, 2)
-    key = _object_new(pending)
+    # object's allocator straight away when it is the class's own (see _plain_new): one per
+    # row referencing a new entity, where the Python-level object.__new__ call cost as much
+    # as the rest of the row
+    key = _new_instance(pending, _plain_new(pending))
     PyObject_GenericSetAttr(key, ENTITY, target)
     return key
 
@@ -635,6 +670,16 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
     cdef Py_ssize_t k = 0, e
     cdef object entity, value, v
     cdef tuple snap
+    # a relation column's value in the row before and what it gave: rows referencing one
+    # entity mostly come in runs (the articles of an author), and the same entity gives the
+    # same key, or shares the one PendingKey (each slot of it is filled with that key)
+    cdef list before = None, gave = None
+    if plan.keys is not None:
+        before = PyList_New(0)
+        gave = PyList_New(0)
+        for i in range(n):
+            before.append(None)
+            gave.append(None)
     for e in range(count):
         # the slots of `flat` and `snapshots` are counted from `entities` as it was
         if e >= PyList_GET_SIZE(entities):
@@ -646,7 +691,15 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
                 v = None  # generated: the value the entity holds (None) is neither bound nor read
             else:
                 value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), None)
-                v = _db_value(plan, entity, i, value)
+                if (before is not None and value is not None
+                        and value is <object>PyList_GET_ITEM(before, i)
+                        and <object>PyTuple_GET_ITEM(plan.keys, i) is not None):
+                    v = <object>PyList_GET_ITEM(gave, i)
+                else:
+                    v = _db_value(plan, entity, i, value)
+                    if before is not None:
+                        before[i] = value
+                        gave[i] = v
                 Py_INCREF(v)
                 PyList_SET_ITEM(flat, k, v)
                 k += 1
@@ -750,11 +803,26 @@ cdef str _ITEMS = "_items"
 cdef str _ENTITY = "entity"
 
 
-def new_targets(list entities not None, str name not None, target, ref, new_ids=None):
+cdef bint _in_group(dict groups, object entity) except -1:
+    """Whether `entity` is in groups[type(entity)] (class -> {id: entity})."""
+    cdef PyObject* group = PyDict_GetItemWithError(groups, type(entity))
+    if group is NULL:
+        return False
+    return _id(entity) in <object>group
+
+
+def new_targets(list entities not None, str name not None, target, ref, new_ids=None,
+                dict new_groups=None):
     """See orm._diff_py.new_targets."""
     cdef list positions = [], targets = [], strays = []
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, at
     cdef object entity, value
+    # what was found for a value seen before in this call (see _seen_slot): 0 stored, 1 new
+    # and in new_ids (or no new_ids), 2 new and not in them
+    cdef PyObject* seen[SEEN_SIZE]
+    cdef char outcome[SEEN_SIZE]
+    cdef char found
+    memset(seen, 0, sizeof(seen))
     for k in range(PyList_GET_SIZE(entities)):
         entity = <object>PyList_GET_ITEM(entities, k)
         try:
@@ -767,9 +835,23 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             value = PyObject_GetAttr(value, _ENTITY)
         if type(value) is not target and not isinstance(value, target):
             continue
-        if PyObject_GetAttr(value, SNAP) is not None:
+        at = _seen_slot(<PyObject*>value)
+        if seen[at] == <PyObject*>value:
+            found = outcome[at]
+        else:
+            if PyObject_GetAttr(value, SNAP) is not None:
+                found = 0
+            elif new_ids is not None and _id(value) not in new_ids:
+                found = 2
+            elif new_groups is not None and not _in_group(new_groups, value):
+                found = 2
+            else:
+                found = 1
+            seen[at] = <PyObject*>value
+            outcome[at] = found
+        if found == 0:
             continue
-        if new_ids is not None and _id(value) not in new_ids:
+        if found == 2:
             strays.append(k)
             continue
         positions.append(k)
@@ -777,28 +859,75 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
     return positions, targets, strays
 
 
+def not_held(list entities not None, uow):
+    """See orm._diff_py.not_held."""
+    cdef dict found = {}
+    cdef PyObject* seen[SEEN_SIZE]  # looked at already (see _seen_slot)
+    cdef PyObject* ptr
+    cdef Py_ssize_t k, at
+    cdef object entity
+    memset(seen, 0, sizeof(seen))
+    for k in range(PyList_GET_SIZE(entities)):
+        ptr = PyList_GET_ITEM(entities, k)
+        at = _seen_slot(ptr)
+        if seen[at] == ptr:
+            continue
+        entity = <object>ptr
+        if PyObject_GetAttr(entity, UOW) is not uow:
+            PyDict_SetItem(found, _id(entity), entity)
+        seen[at] = ptr
+    return found
+
+
+def with_key(list entities not None, str name not None):
+    """See orm._diff_py.with_key."""
+    cdef list out = []
+    cdef Py_ssize_t k
+    cdef object entity
+    for k in range(PyList_GET_SIZE(entities)):
+        entity = <object>PyList_GET_ITEM(entities, k)
+        if getattr(entity, name, None) is not None:
+            out.append(entity)
+    return out
+
+
 def collection_items(list entities not None, str name not None, uow, dict registry not None,
-                     bint cascade):
+                     bint cascade, bint direct=False):
     """See orm._diff_py.collection_items."""
     cdef dict found = {}
     cdef object entity, held, items, item, state
     cdef PyObject* ptr
+    cdef PyObject* seen[SEEN_SIZE]  # items looked at already (see _seen_slot)
+    cdef Py_ssize_t pos, at
+    cdef bint slotted
+    memset(seen, 0, sizeof(seen))
     for entity in entities:
-        state = PyObject_GetAttr(entity, "__dict__")
-        ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
-        if ptr is NULL:
-            continue
-        held = <object>ptr
+        if direct:
+            held = PyObject_GetAttr(entity, name)
+        else:
+            state = PyObject_GetAttr(entity, DICT)
+            ptr = PyDict_GetItem(state, name) if type(state) is dict else NULL
+            if ptr is NULL:
+                continue
+            held = <object>ptr
         if held is None:
             continue
-        if PyObject_GetAttr(held, _DELTA) and PyObject_GetAttr(entity, UOW) is uow:
+        slotted = _slotted(held)
+        if _slot(held, S_DELTA, slotted) and PyObject_GetAttr(entity, UOW) is uow:
             PyDict_SetItem(registry, _id(held), held)
-        items = PyObject_GetAttr(held, _ITEMS)
+        items = _slot(held, S_ITEMS, slotted)
         if not cascade or items is None:
             continue
-        for item in (<dict?>items).values():
+        pos = 0
+        while PyDict_Next(<dict?>items, &pos, NULL, &ptr):
+            at = _seen_slot(ptr)
+            if seen[at] == ptr:
+                continue  # looked at already: found then, or not new
+            item = <object>ptr
             if PyObject_GetAttr(item, SNAP) is None and PyObject_GetAttr(item, UOW) is not uow:
                 PyDict_SetItem(found, _id(item), item)
+            seen[at] = ptr
+        item = None
     return list(found.values())
 
 
@@ -827,19 +956,21 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
     if count != PyList_GET_SIZE(targets):
         raise ValueError("fill_keys: slots and targets differ in length")
     cdef list waiting = [], left = []
-    cdef object at, target, key
+    cdef object at, target, key = None, last = None
     cdef PyObject* found
     for i in range(count):
         if i >= PyList_GET_SIZE(slots) or i >= PyList_GET_SIZE(targets):
             raise RuntimeError(_CHANGED_SIZE % "fill_keys")
         at = <object>PyList_GET_ITEM(slots, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        found = PyDict_GetItemWithError(keys, _id(target))
-        if found is NULL or <object>found is None:
+        if target is not last:  # rows referencing one entity mostly come in runs
+            found = PyDict_GetItemWithError(keys, _id(target))
+            key = <object>found if found is not NULL else None
+            last = target
+        if key is None:
             waiting.append(at)
             left.append(target)
             continue
-        key = <object>found
         holder[at] = key if conv is None else conv(key)
     return (waiting, left) if waiting else None
 
@@ -847,33 +978,125 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
 def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
                list targets not None, dict keys not None, conv):
     """See orm._diff_py.patch_keys."""
-    cdef Py_ssize_t i, j, n, count = PyList_GET_SIZE(rows)
+    cdef Py_ssize_t i, j, n, at, count = PyList_GET_SIZE(rows)
     if count != PyList_GET_SIZE(targets):
         raise ValueError("patch_keys: rows and targets differ in length")
-    cdef object row, target, key, value
+    cdef object row, target, key, value, old, stored = None, last = None
     cdef tuple snap, out
     for i in range(count):
         if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
             raise RuntimeError(_CHANGED_SIZE % "patch_keys")
         row = <object>PyList_GET_ITEM(rows, i)
         target = <object>PyList_GET_ITEM(targets, i)
-        key = keys[_id(target)]
-        if conv is not None:
-            key = conv(key)
-        snap = <tuple?>snapshots[row]
+        if target is not last:  # rows referencing one entity mostly come in runs
+            stored = keys[_id(target)]
+            last = target
+        key = stored if conv is None else conv(stored)
+        at = row
+        if at < 0:
+            at += PyList_GET_SIZE(snapshots)
+        if not 0 <= at < PyList_GET_SIZE(snapshots):
+            raise IndexError("patch_keys: row outside the snapshots")
+        snap = <tuple?>PyList_GET_ITEM(snapshots, at)
         n = PyTuple_GET_SIZE(snap)
         if not 0 <= column < n:
             raise IndexError("patch_keys: column outside the snapshot")
+        if Py_REFCNT(snap) <= 2:
+            # only `snapshots` and this loop see the tuple (insert_rows made it, nothing
+            # has handed it out yet): the key goes in in place, as in finish_inserts
+            old = <object>PyTuple_GET_ITEM(snap, column)
+            Py_INCREF(key)
+            PyTuple_SET_ITEM(snap, column, key)
+            Py_DECREF(old)
+            old = None
+            continue
         out = PyTuple_New(n)
         for j in range(n):
             value = key if j == column else <object>PyTuple_GET_ITEM(snap, j)
             Py_INCREF(value)
             PyTuple_SET_ITEM(out, j, value)
-        snapshots[row] = out
+        snapshots[at] = out
 
 
 cdef str _OWNER = "owner"
 cdef str _PROP = "prop"
+cdef str _DIRTY = "_dirty"
+
+
+# -- the slots of orm.entity.collection.Collection, read and written at their offsets ------
+#
+# A collection's five slots are read and written several times per collection by the walks
+# of a flush (and set once per new collection by its owner's constructor); through the
+# member descriptors each access costs a type lookup and a descriptor call (about 150-200
+# instructions), at its offset a load. The offsets are taken from the class's own member
+# descriptors the first time a class with exactly these slots is seen (the class is kept
+# referenced, so its address cannot be reused by another one); any other object goes
+# through getattr/setattr, as before.
+
+#: the slots, in the order of the offsets below (Collection.__slots__)
+cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
+cdef object _layout_cls = None
+cdef Py_ssize_t _SLOT_OFFSETS[5]
+cdef enum:
+    S_OWNER = 0
+    S_PROP = 1
+    S_ITEMS = 2
+    S_DIRTY = 3
+    S_DELTA = 4
+
+
+cdef bint _slotted(object obj) except -1:
+    """Whether obj's class is the collection layout whose slot offsets are known (learnt
+    here on first sight: exactly Collection's slots, each an object member descriptor)."""
+    global _layout_cls
+    cdef object cls = type(obj)
+    if cls is _layout_cls:
+        return True
+    if _layout_cls is not None or type(cls) is not type:
+        return False
+    if getattr(cls, "__slots__", None) != _COLLECTION_SLOTS:
+        return False
+    cdef Py_ssize_t i
+    cdef Py_ssize_t offsets[5]
+    cdef object descr
+    cdef PyMemberDef* member
+    for i in range(5):
+        descr = cls.__dict__.get(_COLLECTION_SLOTS[i])
+        if descr is None or Py_TYPE(descr) != &PyMemberDescr_Type:
+            return False
+        member = (<PyMemberDescrObject*>descr).d_member
+        if member.type != T_OBJECT_EX or member.flags != 0 or member.offset <= 0:
+            return False
+        offsets[i] = member.offset
+    for i in range(5):
+        _SLOT_OFFSETS[i] = offsets[i]
+    _layout_cls = cls
+    return True
+
+
+cdef inline object _slot(object obj, int i, bint slotted):
+    """obj.<slot i>: at its offset when `slotted`, else through getattr; an unset slot raises
+    AttributeError either way."""
+    if not slotted:
+        return PyObject_GetAttr(obj, <object>PyTuple_GET_ITEM(_COLLECTION_SLOTS, i))
+    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>obj) + _SLOT_OFFSETS[i]))[0]
+    if value is NULL:
+        raise AttributeError(
+            f"'{type(obj).__name__}' object has no attribute '{_COLLECTION_SLOTS[i]}'")
+    return <object>value
+
+
+cdef inline int _set_slot(object obj, int i, object value, bint slotted) except -1:
+    if not slotted:
+        PyObject_GenericSetAttr(obj, <object>PyTuple_GET_ITEM(_COLLECTION_SLOTS, i), value)
+        return 0
+    cdef PyObject** at = <PyObject**>((<char*><PyObject*>obj) + _SLOT_OFFSETS[i])
+    cdef PyObject* old = at[0]
+    Py_INCREF(value)
+    at[0] = <PyObject*>value
+    if old is not NULL:
+        Py_DECREF(<object>old)
+    return 0
 
 
 def checked_items(items, target, ref):
@@ -897,16 +1120,19 @@ cdef str _M2M = "_orm_many_to_many"
 cdef str _TARGETS = "_orm_collection_targets"
 
 
-def owning_collection(cls, owner, str prop not None, items, ref, unstored):
-    """See orm._diff_py.owning_collection."""
+cdef object _owning_collection(object cls, object owner, str prop, object items, object ref,
+                               object unstored):
+    """owning_collection; items a list or tuple holding no None (the caller checked)."""
     cdef object owner_cls = type(owner)
     cdef object sides = getattr(owner_cls, _M2M, None)
     cdef object targets = getattr(owner_cls, _TARGETS, None)
     if type(sides) is not dict or type(targets) is not dict:
         return None
-    cdef PyObject* side = PyDict_GetItem(<dict>sides, prop)
-    cdef PyObject* target = PyDict_GetItem(<dict>targets, prop)
-    if side is NULL or target is NULL or type(<object>side) is not tuple:
+    cdef PyObject* side = PyDict_GetItemWithError(<dict>sides, prop)
+    if side is NULL or type(<object>side) is not tuple:
+        return None
+    cdef PyObject* target = PyDict_GetItemWithError(<dict>targets, prop)
+    if target is NULL:
         return None
     if len(<tuple>side) != 2 or not (<tuple>side)[0] or (<tuple>side)[1] is not None:
         return None
@@ -915,50 +1141,123 @@ def owning_collection(cls, owner, str prop not None, items, ref, unstored):
     found, wrong = _checked_items(items, <object>target, ref)
     if wrong is not None:
         return None
+    return _make_collection(cls, owner, prop, found, unstored if found else None)
+
+
+cdef object _make_collection(object cls, object owner, str prop, object items, object delta):
+    """A `cls` (Collection) holding `items`, clean, without its __init__."""
     # object's allocator straight away when it is the class's own (see _plain_new)
-    collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
-    PyObject_GenericSetAttr(collection, _OWNER, owner)
-    PyObject_GenericSetAttr(collection, _PROP, prop)
-    PyObject_GenericSetAttr(collection, _ITEMS, found)
-    PyObject_GenericSetAttr(collection, "_dirty", False)
-    PyObject_GenericSetAttr(collection, _DELTA, unstored if found else None)
+    cdef object collection = _new_instance(cls, True) if _plain_new(cls) else cls.__new__(cls)
+    cdef bint slotted = _slotted(collection)
+    _set_slot(collection, S_OWNER, owner, slotted)
+    _set_slot(collection, S_PROP, prop, slotted)
+    _set_slot(collection, S_ITEMS, items, slotted)
+    _set_slot(collection, S_DIRTY, False, slotted)
+    _set_slot(collection, S_DELTA, delta, slotted)
     return collection
+
+
+def owning_collection(cls, owner, str prop not None, items, ref, unstored):
+    """See orm._diff_py.owning_collection."""
+    return _owning_collection(cls, owner, prop, items, ref, unstored)
+
+
+def new_collection(cls, owner, str prop not None, items, ref, unstored, slow):
+    """See orm._diff_py.new_collection."""
+    cdef object made
+    cdef Py_ssize_t i, n
+    if items is None:
+        return _make_collection(cls, owner, prop, {}, None)
+    if type(items) is list:
+        n = PyList_GET_SIZE(items)
+        for i in range(n):
+            if <object>PyList_GET_ITEM(items, i) is None:
+                return slow(owner, prop, items)
+    elif type(items) is tuple:
+        n = PyTuple_GET_SIZE(items)
+        for i in range(n):
+            if <object>PyTuple_GET_ITEM(items, i) is None:
+                return slow(owner, prop, items)
+    else:
+        return slow(owner, prop, items)
+    made = _owning_collection(cls, owner, prop, items, ref, unstored)
+    return made if made is not None else slow(owner, prop, items)
 
 
 def fresh_runs(collections, uow, unstored):
     """See orm._diff_py.fresh_runs."""
     cdef dict groups = {}
-    cdef list left = [], items
-    cdef object collection, owner, item, key, group, held
-    cdef bint managed
+    cdef list left = []
+    cdef object collection, owner, item, key, group, held, prop, cls
+    cdef object last_cls = None, last_prop = None, last_group = None
+    cdef PyObject* value
+    cdef PyObject* seen[SEEN_SIZE]  # items found held by uow (see _seen_slot)
+    cdef Py_ssize_t pos, at
+    cdef bint managed, slotted
+    memset(seen, 0, sizeof(seen))
     for collection in collections:
-        owner = PyObject_GetAttr(collection, _OWNER)
+        slotted = _slotted(collection)
+        owner = _slot(collection, S_OWNER, slotted)
         if (
-            PyObject_GetAttr(collection, _DELTA) is not unstored
+            _slot(collection, S_DELTA, slotted) is not unstored
             or PyObject_GetAttr(owner, UOW) is not uow
             or PyObject_GetAttr(owner, SNAP) is not None
         ):
             left.append(collection)
             continue
-        held = PyObject_GetAttr(collection, _ITEMS)
-        items = list((<dict?>held).values())
+        held = _slot(collection, S_ITEMS, slotted)
+        if type(held) is not dict:
+            raise TypeError(
+                f"fresh_runs: a collection's _items must be a dict, not {type(held).__name__}")
         managed = True
-        for item in items:
+        pos = 0
+        while PyDict_Next(<dict>held, &pos, NULL, &value):
+            at = _seen_slot(value)
+            if seen[at] == value:
+                continue
+            item = <object>value
             if PyObject_GetAttr(item, UOW) is not uow:
                 managed = False
                 break
+            seen[at] = value
+        item = None
         if not managed:
             left.append(collection)
             continue
-        key = (type(owner), PyObject_GetAttr(collection, _PROP))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([], [], [])
-        if items:
+        cls = type(owner)
+        prop = _slot(collection, S_PROP, slotted)
+        if cls is last_cls and prop is last_prop:  # the common run: one (class, property)
+            group = last_group
+        else:
+            key = (cls, prop)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ([], [], [])
+            last_cls, last_prop, last_group = cls, prop, group
+        if PyDict_Size(<dict>held):
             (<list>(<tuple>group)[0]).append(owner)
-            (<list>(<tuple>group)[1]).append(items)
+            (<list>(<tuple>group)[1]).append(held)
         (<list>(<tuple>group)[2]).append(collection)
     return groups, left
+
+
+def settle(list written not None):
+    """See orm._diff_py.settle."""
+    cdef list left = []
+    cdef object pair, collection, changes
+    cdef bint slotted
+    for pair in written:
+        if type(pair) is not tuple or PyTuple_GET_SIZE(pair) != 2:
+            raise TypeError("settle: (collection, changes) pairs expected")
+        collection = <object>PyTuple_GET_ITEM(pair, 0)
+        changes = <object>PyTuple_GET_ITEM(pair, 1)
+        slotted = _slotted(collection)
+        if _slot(collection, S_DELTA, slotted) is changes:
+            _set_slot(collection, S_DELTA, None, slotted)
+            _set_slot(collection, S_DIRTY, False, slotted)
+        else:
+            left.append(pair)
+    return left
 
 
 def not_managed(list entities not None, uow):
@@ -970,32 +1269,64 @@ def not_managed(list entities not None, uow):
     return None
 
 
+cdef inline object _pair_key(object entity, dict generated, object pk):
+    """An entity's key for a pivot row: its own, else the one generated in this flush."""
+    cdef object key = PyObject_GetAttr(entity, pk)
+    cdef PyObject* found
+    if key is None:
+        found = PyDict_GetItemWithError(generated, _id(entity))
+        if found is not NULL:
+            key = <object>found
+    return key
+
+
+cdef int _append_pair(list flat, object key, PyObject* item, dict generated, object pk,
+                      PyObject** seen, PyObject** keys) except -1:
+    """Append (key, the item's key) to flat; an item seen before in this call gives the key
+    read then (`keys`, held by `flat`; see _seen_slot)."""
+    cdef Py_ssize_t at = _seen_slot(item)
+    cdef object item_key
+    flat.append(key)
+    if seen[at] == item:
+        flat.append(<object>keys[at])
+        return 0
+    item_key = _pair_key(<object>item, generated, pk)
+    flat.append(item_key)
+    seen[at] = item
+    keys[at] = <PyObject*>item_key
+    return 0
+
+
 def pair_keys(list owners not None, list runs not None, dict generated not None,
               str owner_pk not None, str item_pk not None):
     """See orm._diff_py.pair_keys."""
-    cdef Py_ssize_t k, count = PyList_GET_SIZE(owners)
+    cdef Py_ssize_t k, pos, count = PyList_GET_SIZE(owners)
     if count != PyList_GET_SIZE(runs):
         raise ValueError("pair_keys: owners and runs differ in length")
     cdef list flat = []
-    cdef list run
-    cdef object owner, item, key, item_key
+    cdef object owner, run, item, key
     cdef PyObject* found
+    cdef PyObject* value
+    cdef PyObject* seen[SEEN_SIZE]
+    cdef PyObject* keys[SEEN_SIZE]
+    memset(seen, 0, sizeof(seen))
     for k in range(count):
         if k >= PyList_GET_SIZE(owners) or k >= PyList_GET_SIZE(runs):
             raise RuntimeError(_CHANGED_SIZE % "pair_keys")
         owner = <object>PyList_GET_ITEM(owners, k)
-        run = <list?>PyList_GET_ITEM(runs, k)
+        run = <object>PyList_GET_ITEM(runs, k)
+        # an owner is most often new in this flush, an item most often stored
         found = PyDict_GetItemWithError(generated, _id(owner))
         key = <object>found if found is not NULL else None
         if key is None:
             key = PyObject_GetAttr(owner, owner_pk)
-        for item in run:
-            found = PyDict_GetItemWithError(generated, _id(item))
-            item_key = <object>found if found is not NULL else None
-            if item_key is None:
-                item_key = PyObject_GetAttr(item, item_pk)
-            flat.append(key)
-            flat.append(item_key)
+        if type(run) is dict:
+            pos = 0
+            while PyDict_Next(<dict>run, &pos, NULL, &value):
+                _append_pair(flat, key, value, generated, item_pk, seen, keys)
+        else:
+            for item in <list?>run:
+                _append_pair(flat, key, <PyObject*>item, generated, item_pk, seen, keys)
     return flat
 
 
@@ -1172,11 +1503,6 @@ def group_by_key(list items not None, list keys not None, conv, bint distinct=Tr
     return groups, list(seen.values()) if distinct else None
 
 
-#: the slots of orm.entity.collection.Collection that `Collection._loaded` sets: a class
-#: with exactly these is built here directly (another layout goes through its `_loaded`)
-cdef tuple _COLLECTION_SLOTS = ("owner", "prop", "_items", "_dirty", "_delta")
-
-
 def fill_collections(dict owners not None, dict groups not None, str name not None, make):
     """See orm._diff_py.fill_collections."""
     cdef object key, owner, items, values, held
@@ -1198,12 +1524,7 @@ def fill_collections(dict owners not None, dict groups not None, str name not No
             held = values.get(name)
         if held is None:
             if direct:  # what Collection._loaded does, without a Python call per owner
-                held = _new_instance(make, True)
-                PyObject_GenericSetAttr(held, "owner", owner)
-                PyObject_GenericSetAttr(held, "prop", name)
-                PyObject_GenericSetAttr(held, "_items", items)
-                PyObject_GenericSetAttr(held, "_dirty", False)
-                PyObject_GenericSetAttr(held, "_delta", None)
+                held = _make_collection(make, owner, name, items, None)
             else:
                 held = make(owner, name, items)
             values[name] = held

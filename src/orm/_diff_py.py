@@ -614,13 +614,16 @@ def join_new(entity: Any, uow: Any, group: dict) -> None:
 
 
 def new_targets(
-    entities: list, name: str, target: type, ref: type, new_ids: Any = None
+    entities: list, name: str, target: type, ref: type, new_ids: Any = None,
+    new_groups: dict | None = None,
 ) -> tuple[list[int], list[Any], list[int]]:
     """What a relation of each entity references when that is a new entity (no snapshot):
     its position in `entities` and the target, in order. An entity whose attribute cannot
     be read (not loaded) or holds something else than a `target` (or a `ref` around one)
-    is skipped. With `new_ids` (ids of the entities a flush inserts), targets outside it
-    are left out, their positions listed apart (the third list)."""
+    is skipped. With `new_ids` (ids of the entities a flush inserts), or `new_groups` (the
+    same entities by class: class -> {id: entity}, as the Unit of Work holds them, looked
+    up by the target's class), targets outside them are left out, their positions listed
+    apart (the third list)."""
     _expect(entities, list, "entities")
     positions: list[int] = []
     targets: list[Any] = []
@@ -641,23 +644,41 @@ def new_targets(
         if new_ids is not None and id(value) not in new_ids:
             strays.append(k)
             continue
+        if new_groups is not None and id(value) not in new_groups.get(type(value), ()):
+            strays.append(k)
+            continue
         positions.append(k)
         targets.append(value)
     return positions, targets, strays
 
 
+def not_held(entities: list, uow: Any) -> dict[int, Any]:
+    """The entities `uow` does not hold, by id, in order, each once (a list referencing the
+    same entity many times: the targets of a relation)."""
+    _expect(entities, list, "entities")
+    return {id(e): e for e in entities if e._orm_uow is not uow}
+
+
+def with_key(entities: list, name: str) -> list:
+    """The entities whose attribute `name` (their primary key) is set and not None."""
+    _expect(entities, list, "entities")
+    return [e for e in entities if getattr(e, name, None) is not None]
+
+
 def collection_items(
-    entities: list, name: str, uow: Any, registry: dict, cascade: bool
+    entities: list, name: str, uow: Any, registry: dict, cascade: bool, direct: bool = False
 ) -> list[Any]:
     """The collections `name` of entities a flush looks at: those with unwritten pairs join
     `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
     items of the initialized ones that `uow` does not hold yet are returned (in order, an
-    item once)."""
+    item once). A collection never made is not made here (read from the instance dict),
+    unless `direct`: the entities' constructor made theirs (new entities of a generated
+    `__init__`), so it is read as an attribute (no instance dict made for the lookup)."""
     _expect(entities, list, "entities")
     _expect(registry, dict, "registry")
     found: dict[int, Any] = {}
     for entity in entities:
-        held = entity.__dict__.get(name)
+        held = getattr(entity, name) if direct else entity.__dict__.get(name)
         if held is None:
             continue
         if held._delta and entity._orm_uow is uow:
@@ -773,6 +794,27 @@ def owning_collection(
     return collection
 
 
+def new_collection(
+    cls: type, owner: Any, prop: str, items: Any, ref: type, unstored: Any, slow: Any
+) -> Any:
+    """A new entity's collection, as its generated `__init__` makes it: no items given, an
+    empty `cls` (Collection); a list or tuple of targets for the owning side of a
+    many-to-many, `owning_collection`'s; anything else `slow(owner, prop, items)` (which
+    also words the errors). One call per collection in the common cases."""
+    if items is None:
+        collection = _object_new(cls)
+        collection.owner = owner
+        collection.prop = prop
+        collection._items = {}
+        collection._dirty = False
+        collection._delta = None
+        return collection
+    if (type(items) is not list and type(items) is not tuple) or any(i is None for i in items):
+        return slow(owner, prop, items)
+    made = owning_collection(cls, owner, prop, items, ref, unstored)
+    return made if made is not None else slow(owner, prop, items)
+
+
 def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
     """The owning collections a flush writes whose pairs are simply their items: owner new
     in `uow` (inserted by this flush), delta `unstored`, every item held by `uow`. By
@@ -789,8 +831,11 @@ def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
         ):
             left.append(collection)
             continue
-        items = list(collection._items.values())
-        if any(item._orm_uow is not uow for item in items):
+        items = collection._items
+        if type(items) is not dict:
+            raise TypeError(
+                f"fresh_runs: a collection's _items must be a dict, not {type(items).__name__}")
+        if any(item._orm_uow is not uow for item in items.values()):
             left.append(collection)
             continue
         key = (type(owner), collection.prop)
@@ -799,9 +844,27 @@ def fresh_runs(collections: Any, uow: Any, unstored: Any) -> tuple[dict, list]:
             group = groups[key] = ([], [], [])
         if items:
             group[0].append(owner)
-            group[1].append(items)
+            group[1].append(items)  # the very dict: nothing changes it before the pairs are read
         group[2].append(collection)
     return groups, left
+
+
+def settle(written: list) -> list:
+    """After a commit: each collection still holding the very changes a flush wrote (its
+    `_delta` is them) is clean (delta None, not dirty); the (collection, changes) pairs of
+    the others are returned, in order."""
+    _expect(written, list, "written")
+    left = []
+    for pair in written:
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError("settle: (collection, changes) pairs expected")
+        collection, changes = pair
+        if collection._delta is changes:
+            collection._delta = None
+            collection._dirty = False
+        else:
+            left.append(pair)
+    return left
 
 
 def not_managed(entities: list, uow: Any) -> Any:
@@ -816,8 +879,9 @@ def not_managed(entities: list, uow: Any) -> Any:
 
 def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk: str) -> list:
     """Many-to-many pairs as flat parameters (owner key, item key, ...): `runs[k]` holds the
-    items paired with `owners[k]`. A key is the one generated in this flush (`generated`:
-    id(entity) -> key), else the entity's own."""
+    items paired with `owners[k]` (a list, or a collection's id -> item dict). A key is the
+    entity's own, or the one generated in this flush (`generated`: id(entity) -> key) while
+    its own is None."""
     _expect(owners, list, "owners")
     _expect(runs, list, "runs")
     _expect(generated, dict, "generated")
@@ -826,14 +890,20 @@ def pair_keys(owners: list, runs: list, generated: dict, owner_pk: str, item_pk:
     get = generated.get
     flat: list[Any] = []
     for owner, run in zip(owners, runs, strict=True):
-        _expect(run, list, "runs[k]")
+        if type(run) is dict:
+            run = run.values()
+        else:
+            _expect(run, list, "runs[k]")
+        # an owner is most often new in this flush (its key generated), an item most often
+        # stored (its key its own): each is looked for where it most likely is first; an
+        # entity never has both (a new one's key attribute is None until the flush ends)
         key = get(id(owner))
         if key is None:
             key = getattr(owner, owner_pk)
         for item in run:
-            item_key = get(id(item))
+            item_key = getattr(item, item_pk)
             flat.append(key)
-            flat.append(getattr(item, item_pk) if item_key is None else item_key)
+            flat.append(get(id(item)) if item_key is None else item_key)
     return flat
 
 

@@ -41,6 +41,18 @@ def _callback_handler(callback: Callable[[str], None]) -> logging.Handler:
     return _CallbackHandler(logging.INFO)
 
 
+def _relation_flush_modules(metadata: Any) -> None:
+    """Entities with relations are flushed through the insert ordering (and pivot tables
+    through their module): imported here, once their relations are known, rather than by
+    the first flush, which would otherwise pay for loading (without cached bytecode,
+    compiling) them in the middle of writing. A script without relations never loads
+    them (tests/test_startup.py)."""
+    from .unit_of_work import commit_order  # noqa: F401
+
+    if metadata.pivots:
+        from .unit_of_work import pivots  # noqa: F401
+
+
 class ORM:
     """The entry point: `ORM.init(config)` or `with ORM.init(...) as orm:`."""
 
@@ -63,6 +75,8 @@ class ORM:
                 log=config.debug_enabled("discovery"),
                 platform=self.platform,
             )
+            if self.metadata.has_relations:
+                _relation_flush_modules(self.metadata)
             self.sql = SqlBuilder(self.platform)
             #: subscribers and listener tables, shared by every EntityManager of this ORM
             self.events = EventManager(self.metadata)

@@ -451,7 +451,10 @@ class Collection(Generic[T]):
 
 def constructed(owner: Any, prop: str, items: Iterable[Any] | None) -> Collection[Any]:
     """A new entity's collection (its generated `__init__`): initialized, filled with
-    `items`."""
+    `items`. The long way, for what `core.new_collection` (which the generated `__init__`
+    calls) leaves to it: items of another kind than a list or tuple, a None among them, an
+    inverse side or a one-to-many to keep in step, an item of the wrong class (worded
+    here)."""
     if items is not None:
         if type(items) is not list and type(items) is not tuple:
             items = list(_iterable(owner, prop, items))  # read twice if not the common case

@@ -230,11 +230,16 @@ def _init_source(
             values.append(f"_ref({name})")
             continue
         if opts.get("relation") in _COLLECTIONS:
-            from ..entity.collection import constructed  # once per class, not per entity
+            # once per class, not per entity
+            from ..entity.collection import UNSTORED, Collection, constructed
+            from ..entity.reference import Ref
 
-            env["_coll"] = constructed
+            # the core makes the common collections (none given; a list or tuple of targets
+            # for an owning many-to-many) in one call, `constructed` the others
+            env.update(_coll=core.new_collection, _Coll=Collection, _Ref=Ref,
+                       _UNSTORED=UNSTORED, _slow=constructed)
             params.append(f"{name}=None")
-            values.append(f"_coll(self, {name!r}, {name})")
+            values.append(f"_coll(_Coll, self, {name!r}, {name}, _Ref, _UNSTORED, _slow)")
             continue
         if opts.get("relation"):
             params.append(f"{name}=None" if _relation_optional(cls, raw, opts) else name)

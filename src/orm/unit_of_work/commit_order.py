@@ -64,13 +64,13 @@ def cascade_persist(uow: UnitOfWork) -> bool:
     while work:
         meta, entities, is_new = work.pop()
         if meta.collections or meta.inverse_ones:
-            _cascade_collections(uow, meta, entities, work)
+            _cascade_collections(uow, meta, entities, work, is_new)
         for prop in meta.relations:
             relation = prop.relation
             positions, targets, _ = core.new_targets(entities, prop.name, relation.target, Ref)
             if not targets:
                 continue
-            fresh = {id(t): t for t in targets if t._orm_uow is not uow}
+            fresh = core.not_held(targets, uow)
             if fresh:
                 if not relation.persist_cascade:  # type: ignore[union-attr]
                     for k, target in zip(positions, targets, strict=True):
@@ -94,14 +94,18 @@ def _walks(meta: EntityMetadata) -> bool:
 
 
 def _cascade_collections(
-    uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], work: list
+    uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], work: list, is_new: bool
 ) -> None:
     """The new items of the entities' initialized collections (and the new entities on
     their inverse one-to-one sides) with Cascade.PERSIST; a many-to-many collection changed
-    before its owner was managed joins the flush."""
+    before its owner was managed joins the flush. New entities of a generated `__init__`
+    hold every collection (made by it), so theirs are read as attributes."""
+    direct = is_new and meta.generated_init
     for prop in meta.collections:
         cascade = bool(prop.relation.persist_cascade)  # type: ignore[union-attr]
-        found = core.collection_items(entities, prop.name, uow, uow.collections, cascade)
+        found = core.collection_items(
+            entities, prop.name, uow, uow.collections, cascade, direct
+        )
         if found:
             target_meta = prop.relation.target_meta  # type: ignore[union-attr]
             for item in found:
@@ -153,15 +157,22 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     two layers without building the reference graph."""
     from .unit_of_work import _Insert
 
-    new_ids: set[int] = set()
-    for ins in plan.inserts:
-        new_ids.update(map(id, ins.entities))
+    new_ids: set[int] | None = None
+    new_groups: dict[type, dict[int, Any]] | None = uow.new
+    if any(ins.meta.has_hooks for ins in plan.inserts):
+        # an on_create value may have persisted or removed entities after the inserts were
+        # planned: the inserts' own entities
+        new_ids, new_groups = set(), None
+        for ins in plan.inserts:
+            new_ids.update(map(id, ins.entities))
+    # else the entities the flush inserts are exactly the Unit of Work's new ones: the core
+    # looks a target up in its class's group (no set of every inserted entity's id)
     found: list[tuple[_Insert, Any, list[int], list[Any]]] = []
     for ins in plan.inserts:
         meta = ins.meta
         for prop in meta.relations:
             positions, targets, strays = core.new_targets(
-                ins.entities, prop.name, prop.relation.target, Ref, new_ids
+                ins.entities, prop.name, prop.relation.target, Ref, new_ids, new_groups
             )
             for k in strays:
                 target = _target_of(getattr(ins.entities[k], prop.name))
@@ -172,10 +183,14 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
     if not found:
         _pending_in_inserts(plan, set())
         return
-    sources = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
     deferred: list[_Edge] = []
-    if all(sources.isdisjoint(map(id, targets)) for _, _, _, targets in found):
-        level = dict.fromkeys(sources, 1)  # no target references a new row: two layers
+    level: dict[int, int] | None = None
+    if not _targets_are_sources(found):
+        # no target references a new row: two layers, the rows referencing new rows (at
+        # the positions found, by insert) after the others, no graph by entity
+        referencing: dict[int, list[list[int]]] = {}
+        for ins, _, positions, _ in found:
+            referencing.setdefault(id(ins), []).append(positions)
     else:
         edges: dict[int, list[_Edge]] = {}
         for ins, prop, positions, targets in found:
@@ -185,9 +200,12 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
         level, deferred = _layers(edges)
     deferred_slots = {(id(e.entity), e.prop.column_index) for e in deferred}
     ordered: list[tuple[int, int, _Insert]] = []
-    get = level.get
     for position, ins in enumerate(plan.inserts):
-        depths = [get(id(entity), 0) for entity in ins.entities]
+        if level is None:
+            depths = _two_layers(len(ins.entities), referencing.get(id(ins)))
+        else:
+            get = level.get
+            depths = [get(id(entity), 0) for entity in ins.entities]
         if not depths or min(depths) == max(depths):
             ordered.append((depths[0] if depths else 0, position, ins))
             continue
@@ -209,6 +227,33 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
         conv = edge.prop.type.pk_to_db
         plan.fixups.append((edge.meta, edge.entity, edge.prop.column_index, edge.target, conv))
     _pending_in_inserts(plan, deferred_slots)
+
+
+def _targets_are_sources(found: list[tuple[Any, Any, list[int], list[Any]]]) -> bool:
+    """Whether a new entity referenced by a new row may itself reference a new row. By
+    class first: a target is an instance of its relation's target class, so where none of
+    the classes of the inserts' entities is a subclass of a target class (authors
+    referenced by articles, say) no target can be among them; else by identity."""
+    inserts = {id(ins): ins for ins, _, _, _ in found}
+    sources = {cls for ins in inserts.values() for cls in set(map(type, ins.entities))}
+    if not any(
+        issubclass(cls, prop.relation.target) for _, prop, _, _ in found for cls in sources
+    ):
+        return False
+    ids = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
+    return not all(ids.isdisjoint(map(id, targets)) for _, _, _, targets in found)
+
+
+def _two_layers(count: int, referencing: list[list[int]] | None) -> list[int]:
+    """The layer of each of an insert's `count` rows when targets reference nothing new: 1
+    at the positions referencing a new row (a list per relation), else 0. A single value
+    when all rows share it."""
+    if not referencing or not count:
+        return [0] if count else []
+    if any(len(positions) == count for positions in referencing):
+        return [1]  # (positions are distinct rows, so one list of all of them: every row)
+    rows = set().union(*referencing)
+    return [1 if k in rows else 0 for k in range(count)]
 
 
 def _layers(edges: dict[int, list[_Edge]]) -> tuple[dict[int, int], list[_Edge]]:

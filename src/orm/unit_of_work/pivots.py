@@ -12,6 +12,8 @@ pending, and a rolled-back transaction makes them pending again (`FlushUndo`).
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from .._backend import core
 from .._typing import TYPE_CHECKING
 from ..entity.collection import UNSTORED
@@ -62,15 +64,17 @@ def _removed(uow: UnitOfWork, entity: Any) -> bool:
 
 class Pairs:
     """The pairs one flush writes to one pivot table, as runs: an owning entity and the
-    items paired with it (the keys are read when the statements are built). `fresh`: the
+    items paired with it, a list, or the collection's own id -> item dict where its items
+    are exactly the pairs (nothing changes it between the plan and the statements; the
+    keys are read when the statements are built). `fresh`: the
     pairs of owners inserted by this flush, which cannot be stored yet (plain inserts);
     `inserts`: pairs that may be (a pair added to a collection never loaded)."""
 
     __slots__ = ("fresh", "inserts", "deletes")
 
     def __init__(self) -> None:
-        self.fresh: tuple[list[Any], list[list[Any]]] = ([], [])
-        self.inserts: tuple[list[Any], list[list[Any]]] = ([], [])
+        self.fresh: tuple[list[Any], list[Any]] = ([], [])
+        self.inserts: tuple[list[Any], list[Any]] = ([], [])
         self.deletes: tuple[list[Any], list[list[Any]]] = ([], [])
 
 
@@ -94,7 +98,7 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
                 pairs = pivots[prop.relation.pivot] = Pairs()
             pairs.fresh[0].extend(owners)
             pairs.fresh[1].extend(runs)
-            written.extend([(collection, UNSTORED) for collection in held])
+            written.extend(zip(held, repeat(UNSTORED)))
     for collection in collections:
         delta = collection._delta
         owner = collection.owner
@@ -143,7 +147,7 @@ def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> Validatio
     )
 
 
-def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[list[Any]]]) -> list[Any]:
+def _params(flush: _FlushPlan, pivot: Any, runs: tuple[list[Any], list[Any]]) -> list[Any]:
     """The pairs' keys in database form, flat (owner, item, owner, item, ...): generated in
     this flush, or their own."""
     flat: list[Any] = core.pair_keys(
@@ -196,12 +200,9 @@ def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
     can change a collection between the plan and this point but the flush itself, so a
     collection still holding the dict the plan read is simply clean; the dict stays with
     the undo record (FlushUndo), untouched."""
-    for collection, written in flush.collections:
+    for collection, written in core.settle(flush.collections):  # the others: clean now
         delta = collection._delta
-        if delta is written:
-            collection._delta = None
-            collection._dirty = False
-        elif delta and written is not UNSTORED:  # pragma: no cover - defensive
+        if delta and written is not UNSTORED:  # pragma: no cover - defensive
             for key, change in written.items():
                 if delta.get(key) == change:
                     del delta[key]

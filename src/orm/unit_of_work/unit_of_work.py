@@ -507,7 +507,7 @@ class UnitOfWork:
             pk_name = meta.pk.name
             if meta.pk.autoincrement:
                 # one pass; the common case (every key generated) builds no second list
-                given = [e for e in entities if getattr(e, pk_name, None) is not None]
+                given = core.with_key(entities, pk_name)
                 if given:
                     generated = [e for e in entities if getattr(e, pk_name, None) is None]
                 else:
