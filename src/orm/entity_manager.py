@@ -664,6 +664,13 @@ class EntityManager:
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
         data = em._relation_data(meta, data)
+        if em._uow.removed and meta.collections:
+            # before the instance exists: built with a managed owner, it would join the
+            # Unit of Work at once, and the refusal would come too late
+            for prop in meta.collections:
+                value = data.get(prop.name)
+                if isinstance(value, (list, tuple)):
+                    em._uow.refuse_removed(meta, None, prop.name, value)
         if meta.generated_init:
             obj = meta.cls(**data)
         else:
@@ -1110,4 +1117,3 @@ def _is_key(value: Any) -> bool:
         and type(value) is not Ref
         and getattr(type(value), "_orm_declaration", None) is None
     )
-

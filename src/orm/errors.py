@@ -23,6 +23,8 @@ def _short(value: object, limit: int = 60) -> str:
     cut = text[:limit]
     head = cut.find("(")
     comma = cut.rfind(", ")
+    while head < comma and (cut.count("'", 0, comma) % 2 or cut.count('"', 0, comma) % 2):
+        comma = cut.rfind(", ", 0, comma)  # that one is inside a quoted value
     if text.endswith(")") and 0 < head < comma:
         return f"{cut[:comma]}, ...)"
     return f"{cut}..."

@@ -1044,6 +1044,26 @@ def test_order_by_through_a_many_to_one(rem, log):
     with pytest.raises(ValidationError, match=r"order_by on Article: title is not a relation; "
                        r"order by a column, or through a ManyToOne"):
         reader.find(Article, {}, order_by={"title": {"x": "asc"}})
+    with pytest.raises(ValidationError, match=r"order_by on Article: author is given no column "
+                       r"to order by; name one"):
+        reader.find(Article, {}, order_by={"author": {}})
     with pytest.raises(ValidationError, match=r"order_by on Team: name is not a relation"):
         reader.find(Article, {}, order_by={"author": {"team": {"name": {"x": "asc"}}}})
+
+
+def test_a_long_value_in_a_message_is_cut_between_properties_never_inside_a_quote():
+    from orm.errors import _short
+
+    class Shown:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def __repr__(self) -> str:
+            return self.text
+
+    assert _short(Shown("Tag(id=2, label='b', articles=<Collection Tag.articles (not loaded)>)")) \
+        == "Tag(id=2, label='b', ...)"
+    assert _short(Shown("Tag(id=None, label='a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p')")) \
+        == "Tag(id=None, ...)"
+    assert _short(Shown("short")) == "short"
 

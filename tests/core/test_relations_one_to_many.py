@@ -362,3 +362,45 @@ def test_a_deleted_item_leaves_the_collection_and_no_later_flush_inserts_it(rel,
     assert rows(rel, "select title, writer_id from post order by title") == [
         ("one", ann_id), ("two", ann_id)
     ]
+
+
+def test_a_new_item_holding_a_removed_entity_cannot_join_a_managed_owner(rel, rem):
+    """Built with a managed writer, a new post joins its Unit of Work at once: one whose
+    notes hold a note marked for removal there is refused first, nothing changed."""
+    ann_id, _, p1_id, _ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    note = rem.find_one(Note, {"body": "n1"})
+    rem.remove(note)
+    with pytest.raises(ValidationError, match=r"marked for removal in this EntityManager"):
+        Post(title="new", writer=ann, notes=[note])
+    assert [p.title for p in ann.posts] == ["one", "two"] and note.post.id == p1_id
+    rem.flush()
+    assert rows(rel, "select count(*) from post where title = 'new'") == [(0,)]
+
+
+def test_a_deleted_post_cannot_be_pointed_at_a_writer_and_a_rollback_puts_it_back(rel, rem):
+    ann_id, bob_id, p1_id, _ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts", "posts.notes"])
+    bob = rem.find_one(Writer, {"id": bob_id}, populate=["posts"])
+    post = next(p for p in ann.posts if p.id == p1_id)
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            for note in list(post.notes):
+                rem.remove(note)
+            rem.remove(post).flush()
+            assert post not in ann.posts
+            raise RuntimeError("abort")
+    assert post in ann.posts, "the row is back: so is the post in its writer's collection"
+    for note in list(post.notes):
+        rem.persist(note)  # keep them after all
+    rem.persist(post)
+    rem.flush()
+    assert rows(rel, f"select count(*) from post where id = {p1_id}") == [(1,)]
+    for note in list(post.notes):
+        rem.remove(note)
+    rem.remove(post).flush()
+    with pytest.raises(ValidationError, match=r"Cannot point Post .* through writer: the row of "
+                       r"Post .* was deleted by a flush"):
+        post.writer = bob
+    assert post not in bob.posts
+

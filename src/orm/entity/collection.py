@@ -264,6 +264,15 @@ class Collection(Generic[T]):
         if back is not None:
             back._pair(self.owner, added)
 
+    def _joinable(self, items: Iterable[Any], mine: dict[int, Any]) -> list[Any]:
+        """The items, each checked (class, EntityManager, removal) before any of them
+        changes anything: a refused `add` or `set` leaves the collection as it was."""
+        checked = [self._check(raw) for raw in items]
+        for item in checked:
+            if id(item) not in mine:
+                self._check_manager(item)
+        return checked
+
     def _check_manager(self, item: Any) -> None:
         """An item managed by (or new in) another EntityManager cannot be paired with an
         entity of this one: its key and state belong to that one. Nor can one this
@@ -348,22 +357,19 @@ class Collection(Generic[T]):
         its previous owner's initialized collection); for a many-to-many, the item's side
         gets the owner too."""
         mine = self._require()
+        checked = self._joinable(items, mine)  # all of them, before any change
         sides = _sides(self.owner, self.prop)
         if sides is not None:
-            for raw in items:
-                item = self._check(raw)
+            for item in checked:
                 if id(item) in mine:
                     continue
-                self._check_manager(item)
                 _cascade(self.owner, self.prop, item)  # first: a persisted item's side
                 self._change(item, True, sides)  # registers its change with the flush
             return
         mapped_by = self._mapped_by()
-        for raw in items:
-            item = self._check(raw)
+        for item in checked:
             if id(item) in mine:
                 continue
-            self._check_manager(item)
             setattr(item, mapped_by, self.owner)  # moves it between collections too
             self._link(item)  # (the owner's __init__ may not have stored this collection yet)
             _cascade(self.owner, self.prop, item)
@@ -388,7 +394,7 @@ class Collection(Generic[T]):
         self.remove(*list(self._require().values()))
 
     def set(self, items: Iterable[T]) -> None:
-        wanted = [self._check(i) for i in _iterable(self.owner, self.prop, items)]
+        wanted = self._joinable(_iterable(self.owner, self.prop, items), self._require())
         keep = {id(i) for i in wanted}
         self.remove(*[i for i in list(self._require().values()) if id(i) not in keep])
         self.add(*wanted)
@@ -500,6 +506,8 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
             owner = _unwrap(values.get(name))
             if owner is not None:
                 _check_owner(self, name, owner)
+                if owner._orm_uow is not None and owner._orm_uow.removed:
+                    _check_new_item(owner, self)
                 _join(owner, collection_name, self)
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
@@ -556,6 +564,9 @@ def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
             uow = self._orm_uow
             if uow is not None and uow.removed:
                 _check_not_removed(self, name, _unwrap(value))
+            owner_uow = _unwrap(value)._orm_uow
+            if owner_uow is not None and owner_uow.removed:
+                _check_new_item(_unwrap(value), self)
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
         new = _unwrap(self.__dict__.get(name))
@@ -585,6 +596,27 @@ def _check_owner(item: Any, name: str, owner: Any) -> None:
             entity=item,
             property=name,
         )
+    gone = item if item._orm_snap is DELETED else owner if owner._orm_snap is DELETED else None
+    if gone is not None:
+        raise ValidationError(
+            f"Cannot point {type(item).__name__} {_short(item, 60)} at {type(owner).__name__} "
+            f"{_short(owner, 60)} through {name}: the row of {type(gone).__name__} "
+            f"{_short(gone, 60)} was deleted by a flush. em.persist() it to insert it again "
+            f"as a new row. Nothing was changed.",
+            entity=item,
+            property=name,
+        )
+
+
+def _check_new_item(owner: Any, item: Any) -> None:
+    """A new item about to join a managed owner joins its Unit of Work at once (cascade
+    persist): its collections may not hold an entity that Unit of Work is about to delete
+    (as `em.persist()` refuses), checked before anything changes."""
+    uow = owner._orm_uow
+    if uow is not None and uow.removed and item._orm_uow is not uow and item._orm_snap is None:
+        meta = uow.em.metadata.find(type(item))
+        if meta is not None:
+            uow.refuse_removed_items([item], meta)
 
 
 def _check_not_removed(item: Any, name: str, owner: Any) -> None:

@@ -546,6 +546,13 @@ def _order_terms(
     for name, direction in items:
         prop = meta.prop(name)
         relation = prop.relation
+        if isinstance(direction, Mapping) and not direction:
+            raise ValidationError(
+                f"order_by on {meta.class_name}: {name} is given no column to order by; "
+                f"name one, e.g. {{{name!r}: {{'id': 'asc'}}}}",
+                entity=meta.cls,
+                property=name,
+            )
         if isinstance(direction, Mapping) and relation is not None and prop.column_index >= 0:
             target = relation.target_meta
             inner = f"o{depth + 1}"
@@ -559,8 +566,12 @@ def _order_terms(
         if isinstance(direction, Mapping):
             raise ValidationError(
                 f"order_by on {meta.class_name}: {name} is "
-                + ("a collection (several rows each), which cannot order the rows"
-                   if relation is not None else "not a relation")
+                + (
+                    "not a relation" if relation is None
+                    else "the inverse side of a one-to-one, which holds no column (order "
+                    "from the other side)" if relation.kind == "1:1"
+                    else "a collection (several rows each), which cannot order the rows"
+                )
                 + "; order by a column, or through a ManyToOne: "
                 "{'<relation>': {'<column>': 'asc'}}",
                 entity=meta.cls,

@@ -35,6 +35,13 @@ class SchemaUpdate(SchemaGenerator):
                 statements += self._pivot_diff(pivot)
         return statements if live else self._namespace(statements)
 
+    def _same_key_type(self, wanted: str, live: str) -> bool:
+        """A pivot column's type as its pairs need it: on SQLite its affinity (`int` and
+        `integer` store and compare keys alike), elsewhere the type itself."""
+        if self.platform.name != "sqlite":
+            return self.platform.same_type(wanted, live)
+        return _affinity(wanted) == _affinity(live)
+
     def _pivot_diff(self, pivot: PivotMetadata) -> list[str]:
         """An existing pivot table checked against its many-to-many: both key columns, of
         the right type, in the primary key, each a foreign key `on delete cascade` (what
@@ -52,7 +59,7 @@ class SchemaUpdate(SchemaGenerator):
             key = _ForeignKey(name, target.table, target.pk.field_name, "cascade", "cascade")
             if live is None:
                 problems.append(f"it has no column {name!r}")
-            elif not self.platform.same_type(wanted_type, live.type) or not live.pk:
+            elif not self._same_key_type(wanted_type, live.type) or not live.pk:
                 problems.append(
                     f"column {name!r} is {(live.type or 'untyped').lower()}"
                     f"{'' if live.pk else ' outside the primary key'}; it should be "
@@ -383,3 +390,18 @@ class SchemaUpdate(SchemaGenerator):
 
 def _rows(n: int) -> str:
     return "1 row" if n == 1 else f"{n} rows"
+
+
+def _affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared column type (its rules, in their order)."""
+    t = (declared or "").upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if not t or "BLOB" in t:
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+

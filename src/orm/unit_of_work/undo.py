@@ -69,7 +69,7 @@ class FlushUndo:
     """What one committed-to-a-savepoint flush changed, and how to take it back."""
 
     __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned",
-                 "pivots", "cascaded")  # fmt: skip
+                 "pivots", "cascaded", "left")  # fmt: skip
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
@@ -91,6 +91,8 @@ class FlushUndo:
         self.pivots: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
         #: ids of the entities deleted by Cascade.REMOVE / orphan_removal, not by em.remove()
         self.cascaded: set[int] = set()
+        #: the inverse sides the deleted entities left, filled as the results are applied
+        self.left: list[tuple[Any, Any, str, Any]] = []
 
     @classmethod
     def capture(cls, uow: UnitOfWork, plan: _FlushPlan) -> FlushUndo:
@@ -105,6 +107,7 @@ class FlushUndo:
         ]
         undo.deletes = [_stored_state(d.meta, d.entities) for d in plan.deletes]
         undo.cascaded = {id(entity) for _, entity in plan.cascaded}
+        undo.left = plan.left  # the same list: `_apply` fills it after this
         undo.assigned = [
             (entity, name, before, getattr(entity, name, MISSING))
             for entity, name, before in plan.undo
@@ -147,6 +150,12 @@ class FlushUndo:
                     uow.dirty[id(entity)] = entity
                 else:
                     removed[id(entity)] = entity
+        for held, partner, name, value in reversed(self.left):
+            # the rows are back: so are the entities in the inverse sides they left
+            if held is not None:
+                held._link(value)
+            elif partner.__dict__.get(name) is None:
+                _object_setattr(partner, name, value)
         for meta, entities, snaps, keys, written in reversed(self.updates):
             self._undo_updates(meta, entities, snaps, keys, written)
         for meta, entity, written in reversed(self.references):

@@ -231,6 +231,9 @@ class _FlushPlan:
         #: (their group, entity, Unit of Work), taken back if the flush fails
         self.cascaded: list[tuple[dict[int, Any], Any]] = []
         self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
+        #: what deleted entities left (see _leave_inverse_sides): (a collection or None,
+        #: the one-to-one partner or None, the inverse property, the entity), for a rollback
+        self.left: list[tuple[Any, Any, str, Any]] = []
         #: whether the transaction was begun while planning (to load what a removal
         #: cascades to), and what to run just before it begins
         self.began = False
@@ -363,17 +366,27 @@ class UnitOfWork:
             values = entity.__dict__
             for prop in meta.collections:
                 items = getattr(values.get(prop.name), "_items", None)
-                for item in items.values() if items else ():
-                    if self.is_removed(item):
-                        raise ValidationError(
-                            f"Cannot persist {meta.class_name} {_short(entity, 60)}: "
-                            f"{meta.class_name}.{prop.name} holds {type(item).__name__} "
-                            f"{_short(item, 60)}, which is marked for removal in this "
-                            f"EntityManager (em.remove()). Call em.persist() on that one "
-                            f"first to keep it, or take it out of the collection.",
-                            entity=entity,
-                            property=prop.name,
-                        )
+                if items:
+                    self.refuse_removed(meta, entity, prop.name, items.values())
+
+    def refuse_removed(
+        self, meta: EntityMetadata, entity: Any, name: str, items: Any
+    ) -> None:
+        """`refuse_removed_items` for one collection's items (`entity` None: the entity
+        `em.create()` is about to build)."""
+        for item in items:
+            if self.is_removed(item):
+                what = f"persist {meta.class_name} {_short(entity, 60)}" if entity is not None else (
+                    f"create {meta.class_name}"
+                )
+                raise ValidationError(
+                    f"Cannot {what}: {meta.class_name}.{name} holds {type(item).__name__} "
+                    f"{_short(item, 60)}, which is marked for removal in this EntityManager "
+                    f"(em.remove()). Call em.persist() on that one first to keep it, or take "
+                    f"it out of the collection.",
+                    entity=entity if entity is not None else meta.cls,
+                    property=name,
+                )
 
     @staticmethod
     def _apply_defaults(entity: Any, meta: EntityMetadata) -> None:
@@ -1171,7 +1184,7 @@ class UnitOfWork:
         for dele in plan.deletes:
             cls = dele.meta.cls
             if hasattr(cls, "_orm_inverses") or hasattr(cls, "_orm_inverse_ones"):
-                _leave_inverse_sides(dele.meta, dele.entities)
+                _leave_inverse_sides(dele.meta, dele.entities, plan.left)
         for ins in plan.inserts:
             if ins.meta.watched:
                 self._watch(ins.meta, ins.entities)
@@ -1202,7 +1215,7 @@ def _revive(entity: Any, meta: EntityMetadata) -> None:
             held._dirty = True
 
 
-def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any]) -> None:
+def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) -> None:
     """Deleted entities leave the in-memory inverse sides that held them: the loaded
     collection of the owner their ManyToOne points at, the inverse one-to-one of their
     partner. Left there, the next flush would find them through it. (An owner deleted by
@@ -1219,13 +1232,15 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any]) -> None:
             if owner is None or owner._orm_snap is DELETED:
                 continue
             held = owner.__dict__.get(collection_name)
-            if held is not None:
+            if held is not None and held._items is not None and id(entity) in held._items:
                 held._unlink(entity)
+                left.append((held, None, collection_name, entity))
         for name, (inverse_name, _) in ones.items():
             partner = _target(values.get(name))
             if partner is None or partner._orm_snap is DELETED:
                 continue
             if _target(partner.__dict__.get(inverse_name)) is entity:
+                left.append((None, partner, inverse_name, partner.__dict__[inverse_name]))
                 _object_setattr(partner, inverse_name, None)
 
 
