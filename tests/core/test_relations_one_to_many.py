@@ -362,6 +362,7 @@ def test_a_deleted_item_leaves_the_collection_and_no_later_flush_inserts_it(rel,
     assert rows(rel, "select title, writer_id from post order by title") == [
         ("one", ann_id), ("two", ann_id)
     ]
+    assert post in ann.posts, "inserted again, it is back in its writer's collection"
 
 
 def test_a_new_item_holding_a_removed_entity_cannot_join_a_managed_owner(rel, rem):

@@ -1203,10 +1203,22 @@ class UnitOfWork:
 def _revive(entity: Any, meta: EntityMetadata) -> None:
     """`em.persist()` of an entity whose row a flush deleted: a new entity again, to be
     inserted as a new row, its many-to-many items all pairs to write (their pivot rows went
-    with the row)."""
+    with the row), and back in the loaded inverse sides of the owners it points at (which
+    the delete took it out of)."""
     from ..entity.collection import UNSTORED
+    from ..entity.collection import _unwrap as _target
 
     _object_setattr(entity, "_orm_snap", None)
+    values = entity.__dict__
+    for name, collection_name in (getattr(meta.cls, "_orm_inverses", None) or {}).items():
+        owner = _target(values.get(name))
+        held = None if owner is None else owner.__dict__.get(collection_name)
+        if held is not None:
+            held._link(entity)
+    for name, (inverse_name, _) in (getattr(meta.cls, "_orm_inverse_ones", None) or {}).items():
+        partner = _target(values.get(name))
+        if partner is not None and partner.__dict__.get(inverse_name) is None:
+            _object_setattr(partner, inverse_name, entity)
     for prop in meta.collections:
         held = entity.__dict__.get(prop.name)
         relation = prop.relation
