@@ -357,9 +357,10 @@ class UnitOfWork:
     def refuse_removed_items(self, entities: list[Any], meta: EntityMetadata) -> None:
         """New entities whose collections hold an entity this Unit of Work is about to
         delete: the flush would drop those links with the row, so persisting them after
-        `remove()` is refused rather than lost, as `Collection.add` refuses it. For
-        `em.persist()` (not for the flush's cascade), only while something is marked for
-        removal."""
+        `remove()` is refused rather than lost, as `Collection.add` refuses it. Asked by
+        `em.persist()` and by a new entity joining a managed owner, only while something is
+        marked for removal; not by the flush's cascade, which cannot tell whether the link
+        or the removal came last."""
         if not meta.collections:
             return
         for entity in entities:
