@@ -667,9 +667,11 @@ class EntityManager:
         if em._uow.removed and meta.collections:
             # before the instance exists: built with a managed owner, it would join the
             # Unit of Work at once, and the refusal would come too late
+            data = dict(data)
             for prop in meta.collections:
                 value = data.get(prop.name)
-                if isinstance(value, (list, tuple)):
+                if _many(value):
+                    data[prop.name] = value = list(value)  # a generator is read once
                     em._uow.refuse_removed(meta, None, prop.name, value)
         if meta.generated_init:
             obj = meta.cls(**data)
@@ -689,6 +691,15 @@ class EntityManager:
         meta = self.metadata.of_instance(entity)
         self._check_data(meta, data)
         data = self._relation_data(meta, data)
+        if meta.collections:
+            # every collection's new items checked before any property changes
+            data = dict(data)
+            for prop in meta.collections:
+                value = data.get(prop.name)
+                if _many(value):
+                    data[prop.name] = value = list(value)
+                    held = getattr(entity, prop.name)
+                    held._joinable(value, held._require())
         for key, value in data.items():
             setattr(entity, key, value)
         return entity
@@ -1117,3 +1128,14 @@ def _is_key(value: Any) -> bool:
         and type(value) is not Ref
         and getattr(type(value), "_orm_declaration", None) is None
     )
+
+
+def _many(value: Any) -> bool:
+    """A collection's value in create/assign data: an iterable of items (a list, a tuple,
+    a set, a generator, another collection), not a string or a mapping."""
+    return (
+        value is not None
+        and hasattr(value, "__iter__")
+        and not isinstance(value, (str, bytes, Mapping))
+    )
+

@@ -405,3 +405,56 @@ def test_a_deleted_post_cannot_be_pointed_at_a_writer_and_a_rollback_puts_it_bac
         post.writer = bob
     assert post not in bob.posts
 
+
+def test_a_rollback_leaves_a_post_moved_since_with_its_new_writer(rel, rem):
+    """The rollback puts a deleted post back only where it still points: one persisted
+    again and moved to another writer inside the transaction stays there alone."""
+    ann_id, bob_id, _, p2_id = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    bob = rem.find_one(Writer, {"id": bob_id}, populate=["posts"])
+    p2 = next(p for p in ann.posts if p.id == p2_id)
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            rem.remove(p2).flush()
+            rem.persist(p2)
+            p2.writer = bob
+            rem.flush()
+            raise RuntimeError("abort")
+    assert p2 in bob.posts and p2 not in ann.posts and p2.writer is bob
+
+
+def test_a_refused_set_or_add_of_several_items_changes_nothing(rel, rem):
+    """Every new item is checked (including what it holds) before any item moves."""
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    note = rem.find_one(Note, {"body": "n1"})
+    bad = Post(title="bad")
+    note.post = bad
+    rem.remove(note)
+    ok = Post(title="ok")
+    for change in (lambda: ann.posts.set([bad]), lambda: ann.posts.add(ok, bad)):
+        with pytest.raises(ValidationError, match=r"marked for removal"):
+            change()
+        assert [p.title for p in ann.posts] == ["one", "two"] and ok.writer is None
+    with pytest.raises(ValidationError, match=r"marked for removal"):
+        rem.assign(ann, {"name": "changed", "posts": [bad]})
+    assert ann.name == "Ann"
+    rem.flush()
+    assert rows(rel, "select title, writer_id from post order by title") == [
+        ("one", ann_id), ("two", ann_id)
+    ]
+
+
+def test_a_removed_new_post_leaves_its_writer_and_is_never_inserted(rel, rem):
+    """`em.remove()` of a new post forgets it and takes it out of its writer's loaded
+    collection: a later flush of the writer does not persist it again."""
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one(Writer, {"id": ann_id}, populate=["posts"])
+    fresh = Post(title="fresh", writer=ann)  # persisted at once by cascade
+    rem.remove(fresh)
+    assert fresh not in ann.posts
+    rem.flush()
+    ann.name = "Ann B."
+    rem.flush()
+    assert rows(rel, "select count(*) from post where title = 'fresh'") == [(0,)]
+

@@ -268,9 +268,21 @@ class Collection(Generic[T]):
         """The items, each checked (class, EntityManager, removal) before any of them
         changes anything: a refused `add` or `set` leaves the collection as it was."""
         checked = [self._check(raw) for raw in items]
+        owner = self.owner
+        if owner._orm_snap is DELETED and checked:
+            raise ValidationError(
+                f"Cannot change {type(owner).__name__}.{self.prop} of {_short(owner, 60)}: its "
+                f"row was deleted by a flush. em.persist() it to insert it again first.",
+                entity=owner,
+                property=self.prop,
+            )
+        uow = owner._orm_uow
+        checking = uow is not None and uow.removed
         for item in checked:
             if id(item) not in mine:
                 self._check_manager(item)
+                if checking:
+                    _check_new_item(owner, item)
         return checked
 
     def _check_manager(self, item: Any) -> None:
@@ -502,13 +514,16 @@ def inverse_init(inverses: dict[str, str], init: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         values = self.__dict__
+        joins = []
         for name, collection_name in inverses.items():
             owner = _unwrap(values.get(name))
             if owner is not None:
-                _check_owner(self, name, owner)
+                _check_owner(self, name, owner)  # every owner, before it joins any
                 if owner._orm_uow is not None and owner._orm_uow.removed:
                     _check_new_item(owner, self)
-                _join(owner, collection_name, self)
+                joins.append((owner, collection_name))
+        for owner, collection_name in joins:
+            _join(owner, collection_name, self)
 
     __init__._orm_inverse = True  # type: ignore[attr-defined]
     return __init__

@@ -150,10 +150,14 @@ class FlushUndo:
                     uow.dirty[id(entity)] = entity
                 else:
                     removed[id(entity)] = entity
+        if self.left:
+            from ..entity.collection import _unwrap
         for held, partner, name, value in reversed(self.left):
-            # the rows are back: so are the entities in the inverse sides they left
+            # the rows are back: so are the entities in the inverse sides they left, where
+            # they still point (one moved to another owner since stays there)
             if held is not None:
-                held._link(value)
+                if _unwrap(value.__dict__.get(name)) is partner:
+                    held._link(value)
             elif partner.__dict__.get(name) is None:
                 _object_setattr(partner, name, value)
         for meta, entities, snaps, keys, written in reversed(self.updates):

@@ -231,8 +231,9 @@ class _FlushPlan:
         #: (their group, entity, Unit of Work), taken back if the flush fails
         self.cascaded: list[tuple[dict[int, Any], Any]] = []
         self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
-        #: what deleted entities left (see _leave_inverse_sides): (a collection or None,
-        #: the one-to-one partner or None, the inverse property, the entity), for a rollback
+        #: what deleted entities left (see _leave_inverse_sides), for a rollback: (the
+        #: owner's collection, the owner, the entity's ManyToOne, the entity), or (None, the
+        #: one-to-one partner, its inverse property, what it held)
         self.left: list[tuple[Any, Any, str, Any]] = []
         #: whether the transaction was begun while planning (to load what a removal
         #: cascades to), and what to run just before it begins
@@ -411,6 +412,11 @@ class UnitOfWork:
             del group[id(entity)]  # never written: simply forgotten
             self.dirty.pop(id(entity), None)
             _object_setattr(entity, "_orm_uow", None)
+            cls = meta.cls
+            if hasattr(cls, "_orm_inverses") or hasattr(cls, "_orm_inverse_ones"):
+                # out of its owners' loaded collections too, or a later flush of an owner
+                # would persist it again by cascade: the removal was the last word
+                _leave_inverse_sides(meta, [entity], [])
             if meta.remove_cascades:
                 _cascade.forget_new_items(self, meta, entity)
             return
@@ -1247,7 +1253,7 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) 
             held = owner.__dict__.get(collection_name)
             if held is not None and held._items is not None and id(entity) in held._items:
                 held._unlink(entity)
-                left.append((held, None, collection_name, entity))
+                left.append((held, owner, name, entity))
         for name, (inverse_name, _) in ones.items():
             partner = _target(values.get(name))
             if partner is None or partner._orm_snap is DELETED:
