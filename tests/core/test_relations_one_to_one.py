@@ -303,4 +303,9 @@ def test_a_deleted_profile_leaves_its_member_and_is_not_inserted_again(rel, rem)
     ann.name = "Ann B."
     rem.flush()
     assert rows(rel, f"select count(*) from profile where id = {profile_id}") == [(0,)]
+    bob = rem.find_one(Member, {"name": "Bob"}, populate=["profile"])
+    for link in (lambda: setattr(profile, "member", bob), lambda: setattr(bob, "profile", profile)):
+        with pytest.raises(ValidationError, match=r"the row of Profile .* was deleted by a flush"):
+            link()
+    assert bob.profile is None
 

@@ -14,6 +14,7 @@ Installed at discovery, once per class: a class attribute explaining the unknown
 
 from __future__ import annotations
 
+from .._markers import DELETED
 from .._typing import TYPE_CHECKING
 from ..errors import ValidationError, _short
 from .reference import Ref
@@ -91,6 +92,16 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
             f"Invalid value for {type(owning).__name__}.{name}: expected a "
             f"{target.__name__} entity or None, got {type(value).__name__} "
             f"{_short(value, 60)}. Nothing was changed.",
+            entity=owning,
+            property=name,
+        )
+    if value is not None and DELETED in (owning._orm_snap, value._orm_snap):
+        gone = owning if owning._orm_snap is DELETED else value
+        raise ValidationError(
+            f"Cannot link {type(owning).__name__}.{name} to {type(value).__name__} "
+            f"{_short(value, 60)}: the row of {type(gone).__name__} {_short(gone, 60)} was "
+            f"deleted by a flush. em.persist() it to insert it again as a new row. Nothing "
+            f"was changed.",
             entity=owning,
             property=name,
         )
