@@ -219,6 +219,9 @@ class EntityManager:
         uow = self._uow
         persist = uow.persist
         items = entities if type(entities) is list else list(entities)
+        if uow.removed:  # all of them checked before any joins (see refuse_removed_items)
+            for item in _flat(items):
+                uow.refuse_removed_items([item], metas.get(type(item)) or self.metadata.of_instance(item))
         k, count = 0, len(items)
         while k < count:
             item = items[k]
@@ -233,15 +236,8 @@ class EntityManager:
                 group = uow.new.get(meta.cls)
                 if group is None:
                     group = uow.new[meta.cls] = {}
-                if uow.removed:
-                    end = k + 1
-                    while end < count and type(items[end]) is meta.cls:
-                        end += 1
-                    uow.refuse_removed_items(items[k:end], meta)  # before any joins
                 k = core.join_new_run(items, k, meta.cls, uow, group)
                 continue
-            if uow.removed:
-                uow.refuse_removed_items([item], meta)
             persist(item, meta)
             k += 1
 
@@ -1138,4 +1134,13 @@ def _many(value: Any) -> bool:
         and hasattr(value, "__iter__")
         and not isinstance(value, (str, bytes, Mapping))
     )
+
+
+def _flat(items: Any) -> Iterator[Any]:
+    """The entities of a (possibly nested) list given to `persist`."""
+    for item in items:
+        if isinstance(item, (list, tuple, set, frozenset)):
+            yield from _flat(item)
+        else:
+            yield item
 

@@ -370,7 +370,8 @@ def test_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
         a3.tags.add(z)
     assert a3.tags.count() == 0 and not a3.tags.is_dirty()
     fresh = Article(title="new", tags=[z])
-    for persist in (lambda: rem.persist(fresh), lambda: rem.persist([fresh])):
+    ok = Article(title="ok")
+    for persist in (lambda: rem.persist(fresh), lambda: rem.persist([ok, [fresh]])):
         with pytest.raises(
             ValidationError,
             match=r"Cannot persist Article .*: Article\.tags holds Tag .*, which is marked for "
@@ -384,6 +385,8 @@ def test_an_entity_marked_for_removal_is_refused_not_dropped(rel, rem):
     rem.persist(fresh)
     rem.flush()
     assert (ids["a3"], ids["z"]) in pairs(rel) and (fresh.id, ids["z"]) in pairs(rel)
+    # the refused list was refused as a whole: the article before the bad one did not join
+    assert rows(rel, "select count(*) from article where title = 'ok'") == [(0,)]
     # the last call wins: added, then removed, the tag goes with its links
     y = rem.find_one(Tag, ids["y"])
     a3.tags.add(y)
