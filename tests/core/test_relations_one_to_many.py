@@ -458,3 +458,19 @@ def test_a_removed_new_post_leaves_its_writer_and_is_never_inserted(rel, rem):
     rem.flush()
     assert rows(rel, "select count(*) from post where title = 'fresh'") == [(0,)]
 
+
+def test_a_delete_rolled_back_after_clear_leaves_a_detached_entity_not_a_deleted_one(rel, rem):
+    """`em.clear()` drops the bookkeeping, but the rollback still brings the row back: the
+    old instance is an ordinary detached entity, which a query can load again."""
+    _, bob_id, _, p2_id = seed(rem)
+    post = rem.find_one(Post, {"id": p2_id})
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            rem.remove(post).flush()
+            rem.clear()
+            raise RuntimeError("abort")
+    assert rows(rel, f"select count(*) from post where id = {p2_id}") == [(1,)]
+    bob = rem.find_one(Writer, {"id": bob_id}, populate=["posts"])
+    bob.posts.add(post)  # a detached entity, as after clear(): not refused as a deleted one
+    assert post in bob.posts
+

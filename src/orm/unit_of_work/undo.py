@@ -20,7 +20,7 @@ transaction (entities it may have shown data that is now rolled back): they are 
 
 from __future__ import annotations
 
-from .._markers import MISSING, REFERENCE, UNLOADED
+from .._markers import DELETED, MISSING, REFERENCE, UNLOADED
 from .._typing import TYPE_CHECKING
 from .unit_of_work import map_key
 
@@ -179,7 +179,12 @@ class FlushUndo:
         """The Unit of Work was cleared since, so its bookkeeping is gone; the entities it
         let go of still must not keep keys and values of rows that were rolled back, nor
         count as written the pairs of an owner whose row was rolled back (persisted again,
-        it would be inserted without them)."""
+        it would be inserted without them); and one whose delete was rolled back is a
+        detached entity again, not a deleted one (its row is back)."""
+        for _, entities, _, _ in self.deletes:
+            for entity in entities:
+                if entity._orm_uow is None and entity._orm_snap is DELETED:
+                    _object_setattr(entity, "_orm_snap", None)
         for meta, entities, skip_pk in self.inserts:
             if skip_pk:
                 for entity in entities:
