@@ -19,6 +19,7 @@ from ._backend import diff_backend
 from ._typing import TYPE_CHECKING, lazy_names
 from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
 from .errors import (
+    _DRIVER_ERRORS,
     ConnectionException,
     DriverException,
     MetadataError,
@@ -97,24 +98,7 @@ _LAZY = {
     "ChangeSet": "unit_of_work",
     "UnitOfWork": "unit_of_work",
     # what the database refused: created on first use (see orm.errors)
-    **dict.fromkeys(
-        [
-            "ConstraintViolationException",
-            "UniqueConstraintViolationException",
-            "NotNullConstraintViolationException",
-            "ForeignKeyConstraintViolationException",
-            "CheckConstraintViolationException",
-            "TableNotFoundException",
-            "TableExistsException",
-            "InvalidFieldNameException",
-            "SyntaxErrorException",
-            "LockWaitTimeoutException",
-            "ReadOnlyException",
-            "SerializationFailureException",
-            "DeadlockException",
-        ],
-        "errors",
-    ),
+    **dict.fromkeys(sorted(_DRIVER_ERRORS), "errors"),
     **dict.fromkeys(
         [
             "EventArgs",

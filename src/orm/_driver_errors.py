@@ -8,23 +8,10 @@ documented, pickled and shown.
 
 from __future__ import annotations
 
-from .errors import DriverException
+from .errors import _DRIVER_ERRORS, DriverException
 
-__all__ = [
-    "ConstraintViolationException",
-    "UniqueConstraintViolationException",
-    "NotNullConstraintViolationException",
-    "ForeignKeyConstraintViolationException",
-    "CheckConstraintViolationException",
-    "TableNotFoundException",
-    "TableExistsException",
-    "InvalidFieldNameException",
-    "SyntaxErrorException",
-    "LockWaitTimeoutException",
-    "ReadOnlyException",
-    "SerializationFailureException",
-    "DeadlockException",
-]
+#: the names orm.errors lists as given by this module (one list, there)
+__all__ = sorted(_DRIVER_ERRORS)
 
 
 class ConstraintViolationException(DriverException):
@@ -85,20 +72,6 @@ class DeadlockException(DriverException):
     retryable = True
 
 
-for _cls in (
-    ConstraintViolationException,
-    UniqueConstraintViolationException,
-    NotNullConstraintViolationException,
-    ForeignKeyConstraintViolationException,
-    CheckConstraintViolationException,
-    TableNotFoundException,
-    TableExistsException,
-    InvalidFieldNameException,
-    SyntaxErrorException,
-    LockWaitTimeoutException,
-    ReadOnlyException,
-    SerializationFailureException,
-    DeadlockException,
-):
-    _cls.__module__ = "orm.errors"
-del _cls
+for _name in __all__:  # each name orm.errors lists must be defined above
+    globals()[_name].__module__ = "orm.errors"
+del _name
