@@ -10,7 +10,14 @@ from __future__ import annotations
 import sys
 
 from ._typing import TYPE_CHECKING
-from .config import CONFIG_TEMPLATE, DEFAULT_CONFIG_PATHS, Options, define_config, merge_config
+from .config import (
+    _SEARCH,
+    CONFIG_TEMPLATE,
+    DEFAULT_CONFIG_PATHS,
+    Options,
+    define_config,
+    merge_config,
+)
 from .errors import ORMError, ValidationError
 
 if TYPE_CHECKING:
@@ -18,17 +25,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = [
-    "ConfigError",
-    "ConfigCandidate",
-    "find_pyproject",
-    "pyproject_config_paths",
-    "config_candidates",
-    "config_search_paths",
-    "describe_exception",
-    "load_config_file",
-    "load_config",
-]
+#: the names orm.config lists as given by this module (one list, there)
+__all__ = sorted(_SEARCH)
 
 
 class ConfigError(ORMError):
