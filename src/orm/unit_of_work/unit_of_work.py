@@ -412,11 +412,9 @@ class UnitOfWork:
             del group[id(entity)]  # never written: simply forgotten
             self.dirty.pop(id(entity), None)
             _object_setattr(entity, "_orm_uow", None)
-            cls = meta.cls
-            if hasattr(cls, "_orm_inverses") or hasattr(cls, "_orm_inverse_ones"):
-                # out of its owners' loaded collections too, or a later flush of an owner
-                # would persist it again by cascade: the removal was the last word
-                _leave_inverse_sides(meta, [entity], [])
+            # out of its owners' loaded collections too, or a later flush of an owner would
+            # persist it again by cascade: the removal was the last word
+            _leave_inverse_sides(meta, [entity], [])
             if meta.remove_cascades:
                 _cascade.forget_new_items(self, meta, entity)
             return
@@ -1189,9 +1187,7 @@ class UnitOfWork:
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         for dele in plan.deletes:
-            cls = dele.meta.cls
-            if hasattr(cls, "_orm_inverses") or hasattr(cls, "_orm_inverse_ones"):
-                _leave_inverse_sides(dele.meta, dele.entities, plan.left)
+            _leave_inverse_sides(dele.meta, dele.entities, plan.left)
         for ins in plan.inserts:
             if ins.meta.watched:
                 self._watch(ins.meta, ins.entities)
@@ -1239,11 +1235,13 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) 
     collection of the owner their ManyToOne points at, the inverse one-to-one of their
     partner. Left there, the next flush would find them through it. (An owner deleted by
     the same flush keeps them: it is gone too, and shows what went with it.)"""
-    from ..entity.collection import _unwrap as _target
-
     cls = meta.cls
     inverses = getattr(cls, "_orm_inverses", None) or {}
     ones = getattr(cls, "_orm_inverse_ones", None) or {}
+    if not inverses and not ones:
+        return
+    from ..entity.collection import _unwrap as _target
+
     for entity in entities:
         values = entity.__dict__
         for name, collection_name in inverses.items():
