@@ -636,7 +636,8 @@ class EntityManager:
     def _relation_data(self, meta: EntityMetadata, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """A relation given by its target's primary key (`{"author": 3}`, and in a
         collection's list, `{"tags": [1, 2]}`, as MikroORM allows in create/assign)
-        becomes a reference to that row (no query)."""
+        becomes a reference to that row (no query). A collection's items come back as a
+        list (a generator or a set read once, here)."""
         if not meta.relations and not meta.collections:
             return data
         out = dict(data)
@@ -646,11 +647,10 @@ class EntityManager:
                 out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
         for prop in meta.collections:
             value = out.get(prop.name)
-            if isinstance(value, (list, tuple)) and any(_is_key(v) for v in value):
-                target = prop.relation.target  # type: ignore[union-attr]
-                out[prop.name] = [
-                    self.get_reference(target, v) if _is_key(v) else v for v in value
-                ]
+            if not _many(value):
+                continue
+            target = prop.relation.target  # type: ignore[union-attr]
+            out[prop.name] = [self.get_reference(target, v) if _is_key(v) else v for v in value]
         return out
 
     def create(self, entity: type[T] | str, data: Mapping[str, Any], *, persist: bool = True) -> T:
@@ -663,11 +663,9 @@ class EntityManager:
         if em._uow.removed and meta.collections:
             # before the instance exists: built with a managed owner, it would join the
             # Unit of Work at once, and the refusal would come too late
-            data = dict(data)
             for prop in meta.collections:
                 value = data.get(prop.name)
-                if _many(value):
-                    data[prop.name] = value = list(value)  # a generator is read once
+                if type(value) is list:  # (_relation_data made every collection's a list)
                     em._uow.refuse_removed(meta, None, prop.name, value)
         if meta.generated_init:
             obj = meta.cls(**data)
@@ -687,15 +685,12 @@ class EntityManager:
         meta = self.metadata.of_instance(entity)
         self._check_data(meta, data)
         data = self._relation_data(meta, data)
-        if meta.collections:
+        for prop in meta.collections:
             # every collection's new items checked before any property changes
-            data = dict(data)
-            for prop in meta.collections:
-                value = data.get(prop.name)
-                if _many(value):
-                    data[prop.name] = value = list(value)
-                    held = getattr(entity, prop.name)
-                    held._joinable(value, held._require())
+            value = data.get(prop.name)
+            if type(value) is list:  # (_relation_data made every collection's a list)
+                held = getattr(entity, prop.name)
+                held._joinable(value, held._require())
         for key, value in data.items():
             setattr(entity, key, value)
         return entity

@@ -1239,6 +1239,9 @@ def test_create_and_assign_take_keys_in_a_collection(rel, rem, log):
     assert queries(log) == []
     rem.flush()
     assert sorted(t for a, t in pairs(rel) if a == article.id) == sorted([ids["x"], ids["z"]])
+    from_set = rem.create(Article, {"title": "set", "tags": {ids["y"]}})  # any iterable
+    rem.flush()
+    assert [t for a, t in pairs(rel) if a == from_set.id] == [ids["y"]]
     a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
     rem.assign(a1, {"tags": [ids["z"]]})
     rem.flush()
