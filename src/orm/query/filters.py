@@ -556,12 +556,12 @@ def _order_terms(
         if isinstance(direction, Mapping) and relation is not None and prop.column_index >= 0:
             target = relation.target_meta
             inner = f"o{depth + 1}"
-            head = (
-                f"(select {{}} from {quote(target.table)} as {quote(inner)} where "
-                f"{quote(inner)}.{quote(target.pk.field_name)} = {prefix}{quote(prop.field_name)})"
+            source = (
+                f"from {quote(target.table)} as {quote(inner)} where "
+                f"{quote(inner)}.{quote(target.pk.field_name)} = {prefix}{quote(prop.field_name)}"
             )
             terms = _order_terms(target, list(direction.items()), platform, inner, depth + 1)
-            parts.extend((head.format(column), text) for column, text in terms)
+            parts.extend((f"(select {column} {source})", text) for column, text in terms)
             continue
         if isinstance(direction, Mapping):
             raise ValidationError(
