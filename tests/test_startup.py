@@ -467,3 +467,29 @@ def test_lazy_public_names_are_the_modules_objects() -> None:
         "entity": True,
         "types": "_TypeMap",
     }
+
+
+#: counts the collector's passes during the package's imports, and says whether it is on
+COLLECTIONS_DURING_IMPORT = """
+import gc, json
+{setup}
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+import orm
+from orm import ORM, EntityManager, Collection
+during = len(passes)
+print(json.dumps({{"passes": during, "enabled": gc.isenabled()}}))
+"""
+
+
+def test_importing_the_package_pauses_the_collector_and_restores_it() -> None:
+    """Nothing an import allocates is garbage: without the pause `import orm` and the lazy
+    imports behind `from orm import ORM, ...` cost about a dozen collections."""
+    result = _run(COLLECTIONS_DURING_IMPORT.format(setup=""))
+    # at most the pass owed once each pause ends: `import orm`, then the lazy `orm.core`
+    # (which brings EntityManager's and Collection's modules with it)
+    assert result["enabled"] and result["passes"] <= 2, result
+    # a program that switched the collector off keeps it off
+    assert _run(COLLECTIONS_DURING_IMPORT.format(setup="gc.disable()")) == {
+        "passes": 0, "enabled": False,
+    }

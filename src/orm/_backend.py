@@ -6,9 +6,10 @@ selects the pure-Python twin `orm._diff_py`. Both expose the same functions.
 
 from __future__ import annotations
 
-from types import ModuleType
+from ._typing import TYPE_CHECKING, getenv
 
-from ._typing import getenv
+if TYPE_CHECKING:
+    from types import ModuleType
 
 core: ModuleType
 

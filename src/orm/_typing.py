@@ -18,6 +18,7 @@ the package beyond sqlite3's own).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 TYPE_CHECKING = False
@@ -106,7 +107,13 @@ def lazy_names(package: str, table: dict[str, str], namespace: dict[str, object]
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(__import__(f"{package}.{module}", fromlist=[name]), name)
+        collecting = gc.isenabled()
+        gc.disable()  # nothing an import allocates is garbage (see orm/__init__.py)
+        try:
+            value = getattr(__import__(f"{package}.{module}", fromlist=[name]), name)
+        finally:
+            if collecting:
+                gc.enable()
         namespace[name] = value
         return value
 

@@ -10,7 +10,6 @@ Python values it accepts (checked at flush), how to convert to and from the data
 from __future__ import annotations
 
 import sys
-import types as _pytypes
 from datetime import UTC, date, datetime, time
 
 from ._typing import TYPE_CHECKING, get_args, get_origin
@@ -671,12 +670,16 @@ _BY_CLASS_NAME: dict[tuple[str, str], type[Type]] = {
 }
 
 
+#: `types.UnionType` (what `X | None` is), without importing `types`
+_UNION_TYPE = type(int | None)
+
+
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """`X | None` / `Optional[X]` -> (X, True); anything else -> (annotation, False)."""
     origin = get_origin(annotation)
     # typing.Union (Optional[X]) exists only once a module has imported typing
     typing = sys.modules.get("typing")
-    if origin is _pytypes.UnionType or (typing is not None and origin is typing.Union):
+    if origin is _UNION_TYPE or (typing is not None and origin is typing.Union):
         args = [a for a in get_args(annotation) if a is not type(None)]
         nullable = len(args) < len(get_args(annotation))
         if len(args) == 1:
