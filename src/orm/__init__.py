@@ -15,18 +15,11 @@ them would undo that.
 
 from __future__ import annotations
 
-import gc as _gc
+from ._typing import TYPE_CHECKING, import_pause, lazy_names
 
-# Importing orm creates a few thousand objects that live as long as the program (classes,
-# functions, their code); the cyclic collector's passes over them, triggered by their very
-# allocation, find nothing to free and cost about a tenth of a small script's start-up. It is
-# paused while the package and its lazily imported modules load (see `_typing.lazy_names`),
-# and runs as usual afterwards.
-_collecting = _gc.isenabled()
-_gc.disable()
-try:
+# the collector rests while the package loads (see `_typing.import_pause`)
+with import_pause():
     from ._backend import diff_backend
-    from ._typing import TYPE_CHECKING, lazy_names
     from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
     from .errors import (
         _DRIVER_ERRORS,
@@ -42,9 +35,6 @@ try:
     from .metadata.options import PrimaryKey, Property
     from .metadata.relations import ManyToMany, ManyToOne, OneToMany, OneToOne
     from .types import Type, t, types
-finally:
-    if _collecting:
-        _gc.enable()
 
 if TYPE_CHECKING:
     from .config import Options, define_config
