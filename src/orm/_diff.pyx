@@ -892,10 +892,10 @@ def with_key(list entities not None, str name not None):
 
 
 def collection_items(list entities not None, str name not None, uow, dict registry not None,
-                     bint cascade, bint direct=False):
+                     bint cascade, bint direct=False, unstored=None):
     """See orm._diff_py.collection_items."""
     cdef dict found = {}
-    cdef object entity, held, items, item, state
+    cdef object entity, held, items, item, state, delta
     cdef PyObject* ptr
     cdef PyObject* seen[SEEN_SIZE]  # items looked at already (see _seen_slot)
     cdef Py_ssize_t pos, at
@@ -913,9 +913,13 @@ def collection_items(list entities not None, str name not None, uow, dict regist
         if held is None:
             continue
         slotted = _slotted(held)
-        if _slot(held, S_DELTA, slotted) and PyObject_GetAttr(entity, UOW) is uow:
-            PyDict_SetItem(registry, _id(held), held)
+        delta = _slot(held, S_DELTA, slotted)
         items = _slot(held, S_ITEMS, slotted)
+        if unstored is not None and delta is not unstored and items:
+            _set_slot(held, S_DELTA, unstored, slotted)
+            delta = unstored
+        if delta and PyObject_GetAttr(entity, UOW) is uow:
+            PyDict_SetItem(registry, _id(held), held)
         if not cascade or items is None:
             continue
         pos = 0

@@ -666,14 +666,19 @@ def with_key(entities: list, name: str) -> list:
 
 
 def collection_items(
-    entities: list, name: str, uow: Any, registry: dict, cascade: bool, direct: bool = False
+    entities: list, name: str, uow: Any, registry: dict, cascade: bool, direct: bool = False,
+    unstored: Any = None,
 ) -> list[Any]:
     """The collections `name` of entities a flush looks at: those with unwritten pairs join
     `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
     items of the initialized ones that `uow` does not hold yet are returned (in order, an
     item once). A collection never made is not made here (read from the instance dict),
     unless `direct`: the entities' constructor made theirs (new entities of a generated
-    `__init__`), so it is read as an attribute (no instance dict made for the lookup)."""
+    `__init__`), so it is read as an attribute (no instance dict made for the lookup).
+    `unstored` (the UNSTORED marker) is given for the owning side of a many-to-many of new
+    entities: an owner about to be inserted has no stored pairs, so all the items of its
+    collection are pairs to write, whatever changes it recorded (a `copy.copy` or an
+    unpickled copy of a loaded entity carries the original's)."""
     _expect(entities, list, "entities")
     _expect(registry, dict, "registry")
     found: dict[int, Any] = {}
@@ -681,6 +686,8 @@ def collection_items(
         held = getattr(entity, name) if direct else entity.__dict__.get(name)
         if held is None:
             continue
+        if unstored is not None and held._delta is not unstored and held._items:
+            held._delta = unstored
         if held._delta and entity._orm_uow is uow:
             registry[id(held)] = held
         items = held._items

@@ -1164,6 +1164,52 @@ def test_a_pickled_or_copied_new_owner_writes_its_constructor_pairs(rel, rem):
     assert len(pairs(rel)) == 3 and memory_pairs(clones) == pairs(rel)
 
 
+def test_a_shallow_copy_gets_its_own_collections_and_writes_its_pairs_as_new(rel, rem):
+    """`copy.copy` used to share the original's Collection objects: a tag added to the
+    copy was written as the original's pair, and the copy, inserted, got none."""
+    import copy
+
+    ids = seed(rem)
+    a1 = rem.find_one_or_fail(Article, ids["a1"], populate=["tags"])
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    clone = copy.copy(a1)
+    assert clone.tags is not a1.tags and clone.tags.owner is clone
+    assert list(clone.tags) == list(a1.tags)
+    clone.id = None
+    clone.title = "a copy"
+    clone.tags.add(z)
+    assert [t.label for t in a1.tags] == ["x", "y"]  # the original is untouched
+    rem.persist(clone).flush()
+    assert pairs(rel) == sorted([
+        (ids["a1"], ids["x"]), (ids["a1"], ids["y"]), (ids["a2"], ids["y"]),
+        (clone.id, ids["x"]), (clone.id, ids["y"]), (clone.id, ids["z"]),
+    ])
+    # an uninitialized collection is copied uninitialized, still the copy's own
+    a2 = rem.find_one_or_fail(Article, ids["a2"])
+    other = copy.copy(a2)
+    assert other.tags is not a2.tags and other.tags.owner is other
+    assert not other.tags.is_initialized()
+
+
+def test_a_new_owner_writes_all_its_items_whatever_its_collection_recorded(rel, rem):
+    """An owner inserted by the flush has no stored pairs: a collection that recorded
+    changes as a loaded one does (here a copy of a loaded article with a tag added, given a
+    new key) still has each of its items written, not only the recorded ones."""
+    import copy
+
+    ids = seed(rem)
+    a1 = rem.find_one_or_fail(Article, ids["a1"], populate=["tags"])
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    a1.tags.add(z)  # recorded: z added to a stored owner
+    clone = copy.copy(a1)
+    clone.id = None
+    rem.persist(clone).flush()
+    assert [p for p in pairs(rel) if p[0] == clone.id] == sorted(
+        (clone.id, ids[label]) for label in ("x", "y", "z")
+    )
+    assert (ids["a1"], ids["z"]) in pairs(rel)  # the original's own change, written too
+
+
 def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_again(rel, rem):
     x, y = Tag(label="x"), Tag(label="y")
     a = Article(title="a", tags=[x, y])  # constructor-filled

@@ -387,6 +387,7 @@ def _make_init(cls: type, props: dict[str, PropertyOptions], annotations: dict[s
 
 
 _ORM_STATE = ("_orm_uow", "_orm_snap")
+_NO_OPTIONS: dict[str, Any] = {}
 
 
 def _entity_getstate(self: Any) -> dict[str, Any]:
@@ -401,11 +402,29 @@ def _entity_getstate(self: Any) -> dict[str, Any]:
 
 
 def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
+    """A collection of another owner is `copy.copy`'s: the copy gets its own collection of the
+    same items. Sharing the original's would write the copy's changes as the original's
+    pairs (its owner is the original) and none as the copy's. `copy.deepcopy` and pickle
+    hand over collections already owned by this copy."""
     from .._backend import core
 
     core.init_entity(self, (), ())  # the ORM's own attributes first (see init_entity)
+    props = type(self)._orm_declaration.properties
     for name, value in state.items():
+        if (
+            props.get(name, _NO_OPTIONS).get("relation") in _COLLECTIONS
+            and getattr(value, "owner", self) is not self
+        ):
+            value = _own_copy(value, self)
         object.__setattr__(self, name, value)
+
+
+def _own_copy(collection: Any, owner: Any) -> Any:
+    """A collection like `collection` (its items, whether it is initialized, its unwritten
+    changes) owned by `owner`, made as pickle makes one."""
+    copied = type(collection).__new__(type(collection))
+    copied.__setstate__((owner, *collection.__getstate__()[1:]))
+    return copied
 
 
 class _Shown(str):

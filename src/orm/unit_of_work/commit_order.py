@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .._backend import core
 from .._typing import TYPE_CHECKING
+from ..entity.collection import UNSTORED
 from ..entity.reference import Ref
 from ..errors import ValidationError, _short
 from ..metadata.model import EntityMetadata, PendingKey
@@ -102,9 +103,13 @@ def _cascade_collections(
     hold every collection (made by it), so theirs are read as attributes."""
     direct = is_new and meta.generated_init
     for prop in meta.collections:
-        cascade = bool(prop.relation.persist_cascade)  # type: ignore[union-attr]
+        relation: Any = prop.relation
+        cascade = bool(relation.persist_cascade)
+        # a new owner's pairs are all its items, whatever its collection recorded before
+        owning = relation.kind == "m:n" and relation.owner  # type: ignore[union-attr]
+        unstored = UNSTORED if is_new and owning else None
         found = core.collection_items(
-            entities, prop.name, uow, uow.collections, cascade, direct
+            entities, prop.name, uow, uow.collections, cascade, direct, unstored
         )
         if found:
             target_meta = prop.relation.target_meta  # type: ignore[union-attr]
