@@ -1274,6 +1274,15 @@ def test_a_deleted_owner_persisted_again_writes_its_pairs(rel, rem):
         a1.tags.add(z)
     rem.flush()
     assert rows(rel, f"select count(*) from tag where id = {ids['z']}") == [(0,)]
+    # a new article built holding it: the flush says the row was deleted, not that the
+    # tag is new
+    rem.persist(Article(title="holds a deleted tag", tags=[z]))
+    with pytest.raises(ValidationError, match=r"Article\.tags holds Tag .*, whose row was "
+                       r"deleted by a flush: em\.persist\(\) it to insert it again"):
+        rem.flush()
+    assert rows(rel, "select count(*) from article where title = 'holds a deleted tag'") == [
+        (0,)
+    ]
 
 
 def test_create_and_assign_take_keys_in_a_collection(rel, rem, log):

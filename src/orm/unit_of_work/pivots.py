@@ -15,9 +15,10 @@ from __future__ import annotations
 from itertools import repeat
 
 from .._backend import core
+from .._markers import DELETED
 from .._typing import TYPE_CHECKING
 from ..entity.collection import UNSTORED
-from ..errors import ValidationError
+from ..errors import ValidationError, _short
 
 if TYPE_CHECKING:
     from typing import Any
@@ -134,7 +135,10 @@ def plan(uow: UnitOfWork, flush: _FlushPlan) -> None:
 
 def _not_managed(uow: UnitOfWork, owner: Any, prop: Any, item: Any) -> ValidationError:
     cls = type(owner).__name__
-    if item._orm_uow is None:
+    if item._orm_snap is DELETED:
+        why = (f"{type(item).__name__} {_short(item, 60)}, whose row was deleted by a flush: "
+               f"em.persist() it to insert it again as a new row, or leave it out")
+    elif item._orm_uow is None:
         why = (f"a new {type(item).__name__} that is not persisted: persist it too (or keep "
                f"Cascade.PERSIST on the relation)")
     else:
