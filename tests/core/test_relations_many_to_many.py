@@ -572,6 +572,39 @@ def test_rollback_then_undoing_the_change_in_memory_writes_nothing(rel, rem, log
     assert (ids["a3"], ids["z"]) not in pairs(rel)
 
 
+def test_a_rolled_back_delete_puts_the_entity_back_in_the_collections_it_left(rel, rem):
+    """A flush deleting a tag takes it out of the loaded collections holding it (its pivot
+    rows went with it) and drops the unwritten pairs to it. Rolled back, the rows are back:
+    so are the tag in those collections and the pending pairs, else a later change would be
+    computed from a collection that no longer matches the database."""
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    a3 = rem.find_one(Article, ids["a3"], populate=["tags"])
+    x = next(t for t in a1.tags if t.label == "x")
+    y = next(t for t in a1.tags if t.label == "y")
+    loaded_x = rem.find_one(Tag, ids["x"], populate=["articles", "readers"])
+    assert loaded_x is x and [a.title for a in x.articles] == ["a1"]
+    reader = Reader(name="r")
+    x.readers.add(reader)  # x's own unwritten pair
+    a3.tags.add(x)  # a pair to x not written yet
+    with pytest.raises(RuntimeError):
+        with rem.transaction():
+            rem.remove(x)
+            rem.flush()
+            assert x not in a1.tags and x not in a3.tags
+            raise RuntimeError("abort")
+    assert pairs(rel) == sorted([(ids["a1"], ids["x"]), (ids["a1"], ids["y"]),
+                                 (ids["a2"], ids["y"])])
+    assert [t.label for t in a1.tags] == ["y", "x"] and x in a3.tags
+    rem.persist(x)  # keep the tag after all
+    a1.tags.set([y])  # computed against a collection that holds x again
+    rem.flush()
+    assert pairs(rel) == sorted([(ids["a1"], ids["y"]), (ids["a2"], ids["y"]),
+                                 (ids["a3"], ids["x"])])
+    assert rows(rel, "select count(*) from tag_readers") == [(1,)]
+    assert memory_pairs([a1, a3]) == [p for p in pairs(rel) if p[0] in (ids["a1"], ids["a3"])]
+
+
 def test_a_failed_flush_keeps_the_change_pending(rel, rem):
     ids = seed(rem)
     a3 = rem.find_one(Article, ids["a3"], populate=["tags"])

@@ -213,9 +213,11 @@ def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
     uow.collections = {}
 
 
-def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
+def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], left: list) -> None:
     """Deleted entities leave the many-to-many collections held in memory (their pivot rows
-    went with them, `on delete cascade`), and their own unwritten pairs are dropped."""
+    went with them, `on delete cascade`), and their own unwritten pairs are dropped. What
+    was taken out is noted in `left` (as `(collection, None, None, (items, changes))`) for
+    a rollback, which brings the rows back: see `restore`."""
     metas = uow.em.metadata
     holders = metas.m2m_holders.get(meta.cls)
     gone = {id(e) for e in entities}
@@ -223,6 +225,7 @@ def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
         for prop in meta.collections:
             held = entity.__dict__.get(prop.name)
             if held is not None and held._delta:
+                left.append((held, None, None, ((), held._delta)))
                 held._delta = None
     if not holders:
         return
@@ -234,13 +237,32 @@ def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any]) -> None:
                 if held is None:
                     continue
                 items = held._items
-                if items:
-                    for key in gone & items.keys():
-                        del items[key]
+                taken = [items.pop(key) for key in gone & items.keys()] if items else []
                 delta = held._delta
+                dropped: dict[int, Any] = {}
                 if delta and delta is not UNSTORED:  # (UNSTORED: the items are the pairs)
-                    for key in gone & delta.keys():
-                        del delta[key]
+                    dropped = {key: delta.pop(key) for key in gone & delta.keys()}
+                if taken or dropped:
+                    left.append((held, None, None, (taken, dropped)))
+
+
+def restore(uow: UnitOfWork, collection: Any, taken: Any, dropped: Any) -> None:
+    """A rollback undid a flush that deleted entities: their pivot rows are back, so they
+    are back in the collections `forget` took them out of, and the unwritten changes it
+    dropped are pending again (of collections still of this Unit of Work)."""
+    if collection.owner._orm_uow is not uow:
+        return
+    items = collection._items
+    if items is not None:
+        for item in taken:
+            items.setdefault(id(item), item)
+    if dropped is UNSTORED:
+        collection._delta = UNSTORED
+        collection._dirty = True
+        uow.collections[id(collection)] = collection
+        return
+    for item, added in dropped.values():
+        collection._record(item, added)
 
 
 def undo(uow: UnitOfWork, written: list[tuple[Any, Any]]) -> None:

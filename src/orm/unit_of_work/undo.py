@@ -92,7 +92,8 @@ class FlushUndo:
         #: ids of the entities deleted by Cascade.REMOVE / orphan_removal, not by em.remove()
         self.cascaded: set[int] = set()
         #: the inverse sides the deleted entities left, filled as the results are applied
-        self.left: list[tuple[Any, Any, str, Any]] = []
+        #: (many-to-many collections too: name None, see pivots.forget)
+        self.left: list[tuple[Any, Any, str | None, Any]] = []
 
     @classmethod
     def capture(cls, uow: UnitOfWork, plan: _FlushPlan) -> FlushUndo:
@@ -155,7 +156,11 @@ class FlushUndo:
         for held, partner, name, value in reversed(self.left):
             # the rows are back: so are the entities in the inverse sides they left, where
             # they still point (one moved to another owner since stays there)
-            if held is not None:
+            if name is None:  # a many-to-many collection (pivots.forget)
+                from .pivots import restore
+
+                restore(uow, held, *value)
+            elif held is not None:
                 if _unwrap(value.__dict__.get(name)) is partner:
                     held._link(value)
             elif partner.__dict__.get(name) is None:

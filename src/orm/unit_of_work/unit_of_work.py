@@ -233,8 +233,10 @@ class _FlushPlan:
         self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
         #: what deleted entities left (see _leave_inverse_sides), for a rollback: (the
         #: owner's collection, the owner, the entity's ManyToOne, the entity), or (None, the
-        #: one-to-one partner, its inverse property, what it held)
-        self.left: list[tuple[Any, Any, str, Any]] = []
+        #: one-to-one partner, its inverse property, what it held), or (a many-to-many
+        #: collection, None, None, (the items taken out, the changes dropped)): see
+        #: pivots.forget
+        self.left: list[tuple[Any, Any, str | None, Any]] = []
         #: whether the transaction was begun while planning (to load what a removal
         #: cascades to), and what to run just before it begins
         self.began = False
@@ -1183,7 +1185,7 @@ class UnitOfWork:
             pivots.applied(self, plan)
         if self.em.metadata.m2m_holders:
             for dele in plan.deletes:
-                pivots.forget(self, dele.meta, dele.entities)
+                pivots.forget(self, dele.meta, dele.entities, plan.left)
         for dele in plan.deletes:
             core.forget(dele.meta.plan, dele.entities, self.identity_map.get(dele.meta.cls))
         for dele in plan.deletes:
