@@ -1318,6 +1318,23 @@ def test_a_deleted_owner_persisted_again_writes_its_pairs(rel, rem):
     ]
 
 
+def test_a_deleted_tag_persisted_again_writes_the_pairs_its_inverse_side_holds(rel, rem):
+    """The inverse side of a deleted tag still lists its articles (what went with it);
+    `em.persist()` of the tag inserts it as a new row with those links: the articles'
+    owning collections take it back, so its pairs are written, as a deleted owner's are."""
+    ids = seed(rem)
+    y = rem.find_one(Tag, ids["y"], populate=["articles"])
+    a1, a2 = rem.find(Article, {"id": {"$in": [ids["a1"], ids["a2"]]}}, populate=["tags"],
+                      order_by={"id": "asc"})
+    rem.remove(y).flush()
+    assert y not in a1.tags and [a.title for a in y.articles] == ["a1", "a2"]
+    rem.persist(y).flush()
+    assert rows(rel, f"select label from tag where id = {y.id}") == [("y",)]
+    assert sorted(a for a, t in pairs(rel) if t == y.id) == [ids["a1"], ids["a2"]]
+    assert y in a1.tags and y in a2.tags
+    assert rem.get_unit_of_work().compute_change_sets() == []
+
+
 def test_create_and_assign_take_keys_in_a_collection(rel, rem, log):
     """`{"tags": [key, ...]}` in em.create / em.assign (as MikroORM allows): references to
     those rows, no query; a key of the wrong type names the target's key."""

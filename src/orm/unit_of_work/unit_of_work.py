@@ -1208,8 +1208,8 @@ class UnitOfWork:
 def _revive(entity: Any, meta: EntityMetadata) -> None:
     """`em.persist()` of an entity whose row a flush deleted: a new entity again, to be
     inserted as a new row, its many-to-many items all pairs to write (their pivot rows went
-    with the row), and back in the loaded inverse sides of the owners it points at (which
-    the delete took it out of)."""
+    with the row; on an inverse side, through the items' owning side), and back in the
+    loaded inverse sides of the owners it points at (which the delete took it out of)."""
     from ..entity.collection import UNSTORED
     from ..entity.collection import _unwrap as _target
 
@@ -1226,10 +1226,18 @@ def _revive(entity: Any, meta: EntityMetadata) -> None:
             _object_setattr(partner, inverse_name, entity)
     for prop in meta.collections:
         held = entity.__dict__.get(prop.name)
-        relation = prop.relation
-        if held is not None and held._items and relation.pivot is not None and relation.owner:  # type: ignore[union-attr]
+        relation: Any = prop.relation
+        if held is None or not held._items or relation.pivot is None:
+            continue
+        if relation.owner:
             held._delta = UNSTORED
             held._dirty = True
+            continue
+        # the inverse side: its pairs are written by the items' owning side, which the
+        # delete took it out of; the items still stored take it back (and so write them)
+        for item in list(held._items.values()):
+            if item._orm_uow is not None and item._orm_snap is not DELETED:
+                held._other(item, relation.other)._pair(entity, True)
 
 
 def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) -> None:
