@@ -1368,6 +1368,34 @@ def test_a_collection_filter_of_none_says_how_to_find_rows_with_none(rem):
     assert [a.id for a in found] == [ids["a3"]]
 
 
+def test_a_new_entity_brought_along_by_cascade_may_not_hold_a_removed_one(rel, rem):
+    """`em.persist(Article(tags=[Tag(readers=[removed])]))`: the new tag comes along by
+    Cascade.PERSIST, and the flush would drop its pair to the removed reader without a word.
+    Refused as for the article's own collection, before anything joins; so is adding such a
+    tag to a managed article. Removing after persisting still deletes (the last call)."""
+    ids = seed(rem)
+    r = Reader(name="r")
+    rem.persist(r).flush()
+    rem.remove(r)
+    with pytest.raises(ValidationError, match=r"Cannot persist Tag .*: Tag\.readers holds "
+                       r"Reader .*which is marked for removal"):
+        rem.persist(Article(title="n", tags=[Tag(label="deep", readers=[r])]))
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    with pytest.raises(ValidationError, match=r"Tag\.readers holds Reader .*marked for removal"):
+        a1.tags.add(Tag(label="deeper", readers=[r]))
+    assert sorted(t.label for t in a1.tags) == ["x", "y"]
+    rem.flush()
+    assert rows(rel, "select count(*) from tag where label in ('deep', 'deeper')") == [(0,)]
+    assert rows(rel, "select count(*) from reader") == [(0,)]
+    # persisted first, removed after: the removal is the last word
+    r2 = Reader(name="r2")
+    rem.persist(r2).flush()
+    rem.persist(Article(title="m", tags=[Tag(label="kept", readers=[r2])]))
+    rem.remove(r2).flush()
+    assert rows(rel, "select count(*) from tag where label = 'kept'") == [(1,)]
+    assert rows(rel, "select count(*) from tag_readers") == [(0,)]
+
+
 def test_a_refused_set_or_create_changes_nothing(rel, rem):
     """`set()` (and so `em.assign`) checks every item before it takes any out; `em.create`
     checks before the entity exists; a new article built with a removed tag is refused

@@ -360,18 +360,45 @@ class UnitOfWork:
     def refuse_removed_items(self, entities: list[Any], meta: EntityMetadata) -> None:
         """New entities whose collections hold an entity this Unit of Work is about to
         delete: the flush would drop those links with the row, so persisting them after
-        `remove()` is refused rather than lost, as `Collection.add` refuses it. Asked by
+        `remove()` is refused rather than lost, as `Collection.add` refuses it. So are the
+        new entities they bring along through Cascade.PERSIST (`Writer(posts=[Post(tags=
+        [removed])])`), which the flush would take in without a word. Asked by
         `em.persist()` and by a new entity joining a managed owner, only while something is
         marked for removal; not by the flush's cascade, which cannot tell whether the link
-        or the removal came last."""
-        if not meta.collections:
-            return
-        for entity in entities:
-            values = entity.__dict__
-            for prop in meta.collections:
-                items = getattr(values.get(prop.name), "_items", None)
-                if items:
+        or the removal came last (the last call wins: removing after persisting deletes)."""
+        from ..entity.collection import _unwrap
+
+        metas = self.em.metadata
+        seen = {id(e) for e in entities}
+        work = [(meta, entities)]
+
+        def bring(item: Any) -> None:
+            """A new entity the flush's cascade would persist with them: checked too."""
+            item = _unwrap(item)
+            if (
+                item is not None and item._orm_snap is None and item._orm_uow is None
+                and id(item) not in seen
+            ):
+                found = metas.find(type(item))
+                if found is not None:
+                    seen.add(id(item))
+                    work.append((found, [item]))
+
+        while work:
+            meta, batch = work.pop()
+            for entity in batch:
+                values = entity.__dict__
+                for prop in meta.collections:
+                    items = getattr(values.get(prop.name), "_items", None)
+                    if not items:
+                        continue
                     self.refuse_removed(meta, entity, prop.name, items.values())
+                    if prop.relation.persist_cascade:  # type: ignore[union-attr]
+                        for item in items.values():
+                            bring(item)
+                for prop in (*meta.relations, *meta.inverse_ones):
+                    if prop.relation.persist_cascade:  # type: ignore[union-attr]
+                        bring(values.get(prop.name))
 
     def refuse_removed(
         self, meta: EntityMetadata, entity: Any, name: str, items: Any
