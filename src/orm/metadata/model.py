@@ -297,11 +297,13 @@ class RelationType(Type):
 
 
 def _relation_db_value(
-    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool
+    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool,
+    operation: str | None = None,
 ) -> Any:
     """A relation's value in native queries and upserts: the target entity (or a Ref), or
     its primary key, -> the key in database form; anything else, or a target not stored
-    yet, is the flush's ValidationError."""
+    yet, is the flush's ValidationError (its advice naming `operation`, as for the other
+    columns)."""
     from ..entity.reference import Ref
 
     target = prop.relation.target_meta  # type: ignore[union-attr]
@@ -309,14 +311,14 @@ def _relation_db_value(
         try:
             key = target.python_key(value)
         except ValidationError:
-            meta.plan.on_invalid(owner, prop.column_index, value)
+            meta.plan.on_invalid(owner, prop.column_index, value, operation)
             raise
         pk_type = target.pk.type
         return pk_type.to_db(key) if pk_type.converts else key
     try:
         db = prop.type.to_db(value)
     except TypeError:
-        meta.plan.on_invalid(owner, prop.column_index, value)
+        meta.plan.on_invalid(owner, prop.column_index, value, operation)
         raise
     if isinstance(db, PendingKey) and not pending:
         raise ValidationError(
@@ -435,7 +437,7 @@ class EntityMetadata:
         for key, value in data.items():
             prop = self.prop(key)
             if value is not None and prop.relation is not None:
-                value = _relation_db_value(self, prop, value, owner, pending)
+                value = _relation_db_value(self, prop, value, owner, pending, operation)
                 fields.append(prop.field_name)
                 values.append(value)
                 continue
