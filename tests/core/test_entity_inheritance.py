@@ -81,8 +81,18 @@ class Scroll:
     editor: Scribe | None = ManyToOne(nullable=True)
 
 
-MODELS = [Guild, Topic, Scribe, Star, Scroll]
-TABLES = ("guild", "topic", "scribe", "star", "scroll", "scribe_topics", "star_topics")
+@entity()
+class Folio(Scroll):
+    """Inherits three owning ManyToOnes, two of them with an inverse side (on Scribe and
+    Star) that lists Scroll rows; no collection of its own."""
+
+    pages: int = 1
+
+
+MODELS = [Guild, Topic, Scribe, Star, Scroll, Folio]
+TABLES = (
+    "guild", "topic", "scribe", "star", "scroll", "folio", "scribe_topics", "star_topics"
+)
 
 
 @entity()
@@ -401,6 +411,32 @@ def test_a_relation_to_the_sub_entity_loads_and_filters_its_rows(inh, em):
     assert em2.find(Scribe, {"scrolls": {"title": "b"}}) == []
 
 
+def test_inherited_many_to_ones_with_an_inverse_side_are_one_directional(inh, em):
+    """Folio inherits Scroll's ManyToOnes (and Scroll's `__setattr__`, which keeps
+    Scribe.scrolls and Star.scrolls in step for scrolls): a folio is in the folio table,
+    which those sides never list, so it joins none of them."""
+    scribe, star = stored_pair(em)
+    em.populate([scribe, star], ["scrolls"])
+    folio = Folio(title="f", pages=9)
+    em.persist(folio)
+    folio.scribe = scribe
+    folio.star = star
+    assert list(scribe.scrolls) == [] and list(star.scrolls) == []
+    scroll = Scroll(title="s", scribe=scribe)
+    assert list(scribe.scrolls) == [scroll]
+    em.persist(scroll).flush()
+    assert rows(inh, "select scribe_id, star_id, pages from `folio`") == [(scribe.id, star.id, 9)]
+    em2 = inh.em.fork()
+    [loaded] = em2.find(Folio, {"scribe": {"name": "plain"}}, populate=["scribe", "star"])
+    assert loaded.scribe.name == "plain" and type(loaded.star) is Star
+    [plain] = em2.find(Scribe, {}, populate=["scrolls"])
+    assert [s.title for s in plain.scrolls] == ["s"]
+    folio.scribe = star  # no assignment check for the copy: the flush refuses it
+    with pytest.raises(ValidationError, match=r"Folio\.scribe: expected a Scribe entity, got "
+                       r"Star .*own table"):
+        em.flush()
+
+
 def test_cascade_remove_takes_the_base_entities_only(inh, em):
     """Guild.scribes cascades removal: the Scribe rows pointing at the guild go, the Star
     rows (another table, whose Guild.stars does not cascade) stay, also a star pointed at
@@ -428,6 +464,117 @@ def test_cascade_persist_through_an_inherited_relation_and_the_own_inverse_side(
     assert em.get_unit_of_work().is_new(newcomer)
     em.flush()
     assert rows(inh, "select name, guild_id from `star`") == [("new", guild.id)]
+
+
+def test_a_sub_entity_calling_the_base_init_joins_no_inverse_side_of_the_base(connect):
+    """`super().__init__()` runs the base class's `__init__`, which links a new entity to
+    the inverse sides of its relations: for the base's own entities only."""
+
+    @entity()
+    class Rack:
+        id: int = PrimaryKey()
+        bins: Collection[Bin] = OneToMany(mapped_by="rack")
+
+    @entity()
+    class Bin:
+        id: int = PrimaryKey()
+        rack: Rack | None = ManyToOne(nullable=True)
+
+    @entity()
+    class Crate(Bin):
+        def __init__(self, **values):
+            super().__init__(**values)
+
+    @entity()
+    class PlatinumCard(Card):
+        def __init__(self, **values):
+            super().__init__(**values)
+
+    orm = connect([Rack, Bin, Crate, *CARDS, PlatinumCard])
+    rack, member = Rack(), Member(name="m")
+    crate, card = Crate(rack=rack), PlatinumCard(code="p", member=member)
+    assert list(rack.bins) == [] and member.card is None
+    assert crate.rack is rack and card.member is member
+    orm.em.fork().persist([crate, card]).flush()
+    assert rows(orm, "select rack_id from `crate`") == [(rack.id,)]
+    assert rows(orm, "select member_id from `platinum_card`") == [(member.id,)]
+
+
+def test_a_relation_redeclared_as_a_column_on_the_sub_entity_is_a_column(connect):
+    @entity()
+    class Bag:
+        id: int = PrimaryKey()
+        things: Collection[Thing] = ManyToMany()
+
+    @entity()
+    class Pouch(Bag):
+        things: str = ""  # not a collection here
+
+    @entity()
+    class Thing:
+        id: int = PrimaryKey()
+
+    @entity()
+    class Guest(Member):
+        card: str = ""  # not the inverse one-to-one here
+
+    orm = connect([Bag, Pouch, Thing, *CARDS, Guest])
+    pouch, guest = Pouch(things="a"), Guest(name="g", card="gold")
+    pouch.things = "b"
+    guest.card = "silver"
+    orm.em.fork().persist([pouch, guest]).flush()
+    assert rows(orm, "select things from `pouch`") == [("b",)]
+    assert rows(orm, "select card from `guest`") == [("silver",)]
+
+
+def test_a_plain_base_class_shares_properties_between_entities(connect):
+    """The pattern for entities that only share properties: a plain (non-@entity) base
+    class declaring them. Each entity has them in its own table (its own pivot table); an
+    inherited `inversed_by` naming another entity's inverse side makes a one-directional
+    copy."""
+
+    class Staff:
+        id: int = PrimaryKey()
+        name: str
+        office: Office | None = ManyToOne(nullable=True, inversed_by="clerks")
+        skills: Collection[Skill] = ManyToMany()
+
+    @entity()
+    class Clerk(Staff):
+        pass
+
+    @entity()
+    class Boss(Staff):
+        budget: int = 0
+
+    @entity()
+    class Office:
+        id: int = PrimaryKey()
+        clerks: Collection[Clerk] = OneToMany(mapped_by="office")
+
+    @entity()
+    class Skill:
+        id: int = PrimaryKey()
+        label: str
+
+    orm = connect([Clerk, Boss, Office, Skill])
+    assert orm.em.get_metadata(Boss).properties["office"].relation.inversed_by is None
+    em = orm.em.fork()
+    office, typing = Office(), Skill(label="typing")
+    clerk = Clerk(name="c", office=office, skills=[typing])
+    boss = Boss(name="b", budget=5, office=office, skills=[typing])
+    assert list(office.clerks) == [clerk]
+    em.persist([clerk, boss]).flush()
+    assert clerk.id == boss.id
+    assert rows(orm, "select office_id, budget from `boss`") == [(office.id, 5)]
+    assert rows(orm, "select boss_id, skill_id from `boss_skills`") == [(boss.id, typing.id)]
+    em2 = orm.em.fork()
+    [loaded] = em2.find(Office, {}, populate=["clerks"])
+    assert [c.name for c in loaded.clerks] == ["c"]
+    [boss2] = em2.find(Boss, {"skills": {"label": "typing"}}, populate=["office", "skills"])
+    assert boss2.office is loaded and [s.label for s in boss2.skills] == ["typing"]
+    with pytest.raises(ValidationError, match=r"Office\.clerks holds Clerk entities, got Boss"):
+        loaded.clerks.add(boss2)
 
 
 # -- inverse sides that cannot be right are metadata errors --------------------------------
@@ -593,6 +740,9 @@ def test_an_inherited_owning_one_to_one_is_one_directional(connect):
     )):
         member.card = gold
     assert member.card is card and card.member is member
+    gold.member = member  # GoldCard inherits Card's __setattr__ with the relation: no link
+    assert member.card is card and card.member is member
+    gold.member = other
     em.persist([card, gold]).flush()
     assert card.id == gold.id
     assert rows(orm, "select member_id from `gold_card`") == [(other.id,)]
