@@ -271,6 +271,9 @@ def test_native_writes_refuse_a_sub_entity_for_the_base(inh, em):
     with pytest.raises(ValidationError, match=r"Scroll\.editor: .*got Star .*own table.*call "
                        r"upsert\(\) again; nothing was written"):
         em.upsert(Scroll, {"id": 7, "title": "u", "editor": star})
+    with pytest.raises(ValidationError, match=r"Scroll\.editor: .*got Star .*own table.*call "
+                       r"native_update\(\) again; nothing was written"):
+        em.native_update(Scroll, {"id": 1}, {"editor": star})
     assert counts(inh, ("scroll",)) == {"scroll": 0}
 
 
