@@ -833,7 +833,7 @@ def new_targets(list entities not None, str name not None, target, ref, new_ids=
             continue
         if type(value) is ref:
             value = PyObject_GetAttr(value, _ENTITY)
-        if type(value) is not target and not isinstance(value, target):
+        if type(value) is not target:
             continue
         at = _seen_slot(<PyObject*>value)
         if seen[at] == <PyObject*>value:
@@ -1114,7 +1114,7 @@ cdef tuple _checked_items(object items, object target, object ref):
     for item in items:
         if type(item) is ref:
             item = PyObject_GetAttr(item, _ENTITY)
-        if type(item) is not target and not isinstance(item, target):
+        if type(item) is not target:
             return found, item
         PyDict_SetItem(found, _id(item), item)
     return found, None

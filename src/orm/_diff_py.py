@@ -619,8 +619,9 @@ def new_targets(
 ) -> tuple[list[int], list[Any], list[int]]:
     """What a relation of each entity references when that is a new entity (no snapshot):
     its position in `entities` and the target, in order. An entity whose attribute cannot
-    be read (not loaded) or holds something else than a `target` (or a `ref` around one)
-    is skipped. With `new_ids` (ids of the entities a flush inserts), or `new_groups` (the
+    be read (not loaded) or holds something else than an entity of exactly the class
+    `target` (or a `ref` around one; a subclass's entity is stored in its own table) is
+    skipped. With `new_ids` (ids of the entities a flush inserts), or `new_groups` (the
     same entities by class: class -> {id: entity}, as the Unit of Work holds them, looked
     up by the target's class), targets outside them are left out, their positions listed
     apart (the third list)."""
@@ -637,7 +638,7 @@ def new_targets(
             continue
         if type(value) is ref:
             value = value.entity
-        if type(value) is not target and not isinstance(value, target):
+        if type(value) is not target:
             continue
         if value._orm_snap is not None:
             continue
@@ -759,13 +760,14 @@ def patch_keys(
 
 def checked_items(items: Any, target: type, ref: type) -> tuple[dict, Any]:
     """The items given to a new entity's collection, by id, in order, each once (a `ref`
-    unwrapped), and the first one that is not a `target` (None if all are: the items
-    are then all there)."""
+    unwrapped), and the first one that is not of exactly the class `target` (None if all
+    are: the items are then all there). A subclass's entity is not one: a sub-entity is
+    stored in its own table."""
     found: dict[int, Any] = {}
     for item in items:
         if type(item) is ref:
             item = item.entity
-        if type(item) is not target and not isinstance(item, target):
+        if type(item) is not target:
             return found, item
         found[id(item)] = item
     return found, None

@@ -30,6 +30,31 @@ def _short(value: object, limit: int = 60) -> str:
     return f"{cut}..."
 
 
+def _own_table(expected: type, given: object, table: str | None = None) -> str:
+    """Why an entity of a class related to `expected` by inheritance is not a value of a
+    relation to `expected` (`" (Special is an entity of its own, ...)"`), or "" for any
+    other value. Each @entity() class is stored in its own table, so a relation holds
+    exactly one class: its target's. Only error paths call it."""
+    cls = type(given)
+    if cls is expected:
+        return ""
+    if "_orm_declaration" not in cls.__dict__:
+        if not issubclass(cls, expected):
+            return ""
+        return (
+            f" ({cls.__name__} is a subclass of {expected.__name__} but not an entity "
+            f"itself: it has no table, and the relation holds {expected.__name__} entities "
+            f"only)"
+        )
+    if not (issubclass(cls, expected) or issubclass(expected, cls)):
+        return ""
+    where = f"{expected.__name__}'s table {table!r}" if table else f"{expected.__name__}'s"
+    return (
+        f" ({cls.__name__} is an entity of its own, stored in its own table, not in "
+        f"{where}: the relation holds {expected.__name__} entities only)"
+    )
+
+
 class ORMError(Exception):
     """Base of every exception this package raises."""
 

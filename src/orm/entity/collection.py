@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from .._backend import core
 from .._markers import DELETED
 from .._typing import TYPE_CHECKING, Generic, TypeVar, overload
-from ..errors import ValidationError, _short
+from ..errors import ValidationError, _own_table, _short
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -145,13 +145,15 @@ class Collection(Generic[T]):
         return items
 
     def _check(self, item: Any) -> Any:
+        """The item (a Ref unwrapped) if it is an entity of exactly the target class (an
+        entity of a sub-entity class is stored in its own table), else ValidationError."""
         item = _unwrap(item)
         target = self._target()
-        if target is not None and not isinstance(item, target):
+        if target is not None and type(item) is not target:
             cls = type(self.owner).__name__
             raise ValidationError(
                 f"{cls}.{self.prop} holds {target.__name__} entities, got "
-                f"{type(item).__name__} ({_short(item, 80)}).",
+                f"{type(item).__name__} ({_short(item, 80)}){_own_table(target, item)}.",
                 entity=self.owner,
                 property=self.prop,
             )
@@ -507,12 +509,15 @@ def _cascade(owner: Any, collection_name: str, item: Any) -> None:
             uow.persist(item, prop.relation.target_meta)
 
 
-def inverse_init(inverses: dict[str, str], init: Any) -> Any:
+def inverse_init(cls: type, inverses: dict[str, str], init: Any) -> Any:
     """`__init__` of such a class: a new entity built with its owner in hand joins the
-    owner's initialized collection."""
+    owner's initialized collection. Not for an instance of a subclass (calling it through
+    `super().__init__()`): a sub-entity has relations of its own (see `inverse_setattr`)."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
+        if type(self) is not cls:
+            return
         values = self.__dict__
         joins = []
         for name, collection_name in inverses.items():
@@ -546,13 +551,15 @@ def _iterable(owner: Any, name: str, value: Any) -> Iterable[Any]:
     return value
 
 
-def collection_setattr(names: set[str], inner: Any) -> Any:
+def collection_setattr(cls: type, names: set[str], inner: Any) -> Any:
     """`__setattr__` of a class with collection properties: assigning one
     (`article.tags = [a, b]`, as with a SQLAlchemy relationship list) is its `set()`, so the
-    property stays the Collection the Unit of Work tracks, and both sides stay in step."""
+    property stays the Collection the Unit of Work tracks, and both sides stay in step.
+    Only for instances of `cls` itself: a subclass inherits the method, not the metadata
+    (a sub-entity gets a wrapper of its own for its own collections)."""
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
-        if name not in names:
+        if name not in names or type(self) is not cls:
             inner(self, name, value)
             return
         current = self.__dict__.get(name)
@@ -564,14 +571,19 @@ def collection_setattr(names: set[str], inner: Any) -> Any:
     return __setattr__
 
 
-def inverse_setattr(inverses: dict[str, str], inner: Any) -> Any:
+def inverse_setattr(cls: type, inverses: dict[str, str], inner: Any) -> Any:
     """`__setattr__` of a class whose ManyToOne has an inverse collection: assigning the
     relation moves the entity between the initialized collections of the old and new
-    owners (the foreign key, written at flush, stays the one source of truth)."""
+    owners (the foreign key, written at flush, stays the one source of truth).
+
+    Only for instances of `cls` itself. A sub-entity inherits this method with the
+    ManyToOne, but its rows are in its own table, which the inverse collection (read
+    through `cls`'s foreign key column) never lists: its copy of the relation is
+    one-directional, unless an inverse side of its own wraps its class again."""
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
         collection_name = inverses.get(name)
-        if collection_name is None:
+        if collection_name is None or type(self) is not cls:
             inner(self, name, value)
             return
         if value is not None:
@@ -603,11 +615,13 @@ def _check_owner(item: Any, name: str, owner: Any) -> None:
     """A ManyToOne with an inverse collection takes an entity of its target class (or
     None): anything else would be refused at flush, but the collections would be changed
     by then, so it is refused here, with nothing changed."""
-    target = getattr(type(item), "_orm_inverse_owners", {}).get(name)
-    if target is not None and not isinstance(owner, target):
+    owners = type(item).__dict__.get("_orm_inverse_owners")
+    target = None if owners is None else owners.get(name)
+    if target is not None and type(owner) is not target:
         raise ValidationError(
             f"Invalid value for {type(item).__name__}.{name}: expected a {target.__name__} "
-            f"entity or None, got {type(owner).__name__} {_short(owner, 60)}. Nothing was changed.",
+            f"entity or None, got {type(owner).__name__} {_short(owner, 60)}"
+            f"{_own_table(target, owner)}. Nothing was changed.",
             entity=item,
             property=name,
         )

@@ -254,7 +254,7 @@ def _pending_on_inverse(em: EntityManager, prop: Any, owners: dict[Any, Any]) ->
         if held is not None and id(held) not in uow.collections:
             changed.append(held)
     for collection in changed:
-        if not collection._delta or not isinstance(collection.owner, owning):
+        if not collection._delta or type(collection.owner) is not owning:
             continue
         for item, added in collection._changes():
             if id(item) in filled:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .._markers import DELETED
 from .._typing import TYPE_CHECKING
-from ..errors import ValidationError, _short
+from ..errors import ValidationError, _own_table, _short
 from .reference import Ref
 
 if TYPE_CHECKING:
@@ -84,14 +84,15 @@ def _linked(owning: Any, mapped_by: str, inverse_name: str, old: Any, new: Any) 
 
 
 def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
-    """Either side of a one-to-one takes an entity of its target class (or None): anything
-    else would be refused at flush (or never written), but the partners would be unlinked
-    by then, so it is refused here, with nothing changed."""
-    if value is not None and not isinstance(value, target):
+    """Either side of a one-to-one takes an entity of exactly its target class (or None;
+    a sub-entity is stored in its own table): anything else would be refused at flush (or
+    never written), but the partners would be unlinked by then, so it is refused here,
+    with nothing changed."""
+    if value is not None and type(value) is not target:
         raise ValidationError(
             f"Invalid value for {type(owning).__name__}.{name}: expected a "
             f"{target.__name__} entity or None, got {type(value).__name__} "
-            f"{_short(value, 60)}. Nothing was changed.",
+            f"{_short(value, 60)}{_own_table(target, value)}. Nothing was changed.",
             entity=owning,
             property=name,
         )
@@ -107,10 +108,10 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
         )
 
 
-def _owning_setattr(ones: dict[str, tuple[str, type]], inner: Any) -> Any:
+def _owning_setattr(cls: type, ones: dict[str, tuple[str, type]], inner: Any) -> Any:
     def __setattr__(self: Any, name: str, value: Any) -> None:
         side = ones.get(name)
-        if side is None:
+        if side is None or type(self) is not cls:  # a subclass: see _registry
             inner(self, name, value)
             return
         inverse_name, target = side
@@ -124,9 +125,11 @@ def _owning_setattr(ones: dict[str, tuple[str, type]], inner: Any) -> Any:
     return __setattr__
 
 
-def _owning_init(ones: dict[str, tuple[str, type]], init: Any) -> Any:
+def _owning_init(cls: type, ones: dict[str, tuple[str, type]], init: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
+        if type(self) is not cls:  # a subclass's `super().__init__()`: see _registry
+            return
         for name, (_, target) in ones.items():
             _check_partner(self, name, _unwrap(self.__dict__.get(name)), target)
         for name, (inverse_name, _) in ones.items():
@@ -137,10 +140,10 @@ def _owning_init(ones: dict[str, tuple[str, type]], init: Any) -> Any:
     return __init__
 
 
-def _inverse_setattr(sides: dict[str, tuple[str, type]], inner: Any) -> Any:
+def _inverse_setattr(cls: type, sides: dict[str, tuple[str, type]], inner: Any) -> Any:
     def __setattr__(self: Any, name: str, value: Any) -> None:
         side = sides.get(name)
-        if side is None:
+        if side is None or type(self) is not cls:  # a subclass: see _registry
             inner(self, name, value)
             return
         mapped_by, target = side
@@ -156,9 +159,11 @@ def _inverse_setattr(sides: dict[str, tuple[str, type]], inner: Any) -> Any:
     return __setattr__
 
 
-def _inverse_init(sides: dict[str, tuple[str, type]], init: Any) -> Any:
+def _inverse_init(cls: type, sides: dict[str, tuple[str, type]], init: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
+        if type(self) is not cls:  # a subclass's `super().__init__()`: see _registry
+            return
         for name in sides:
             value = self.__dict__.get(name)
             if value is not None:
@@ -170,13 +175,16 @@ def _inverse_init(sides: dict[str, tuple[str, type]], init: Any) -> Any:
 
 def _registry(cls: type, attr: str, make_setattr: Any, make_init: Any) -> dict[str, Any]:
     """The class's dict of the properties its wrappers handle, the wrappers installed the
-    first time (discovery may run again for the same classes)."""
+    first time (discovery may run again for the same classes). The wrappers act on
+    instances of `cls` itself only: a subclass inherits them with the properties, but a
+    sub-entity is stored in its own table, so the partner's side (read through `cls`'s
+    foreign key) never holds it; its own discovery installs its own wrappers."""
     held = cls.__dict__.get(attr)
     if held is None:
         held = {}
         setattr(cls, attr, held)
-        cls.__setattr__ = make_setattr(held, cls.__setattr__)  # type: ignore[assignment]
-        cls.__init__ = make_init(held, cls.__init__)  # type: ignore[misc]
+        cls.__setattr__ = make_setattr(cls, held, cls.__setattr__)  # type: ignore[assignment]
+        cls.__init__ = make_init(cls, held, cls.__init__)  # type: ignore[misc]
     return held
 
 

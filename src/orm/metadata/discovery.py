@@ -479,6 +479,7 @@ def _resolve_relations(
                     target.cls, frozenset()
                 ) | {meta.cls}
         _finish_entity(meta, platform)
+    _one_directional_copies(metas)
     for meta, prop in inverses:
         if prop.relation.kind == "m:n":  # type: ignore[union-attr]
             _resolve_many_inverse(meta, prop)
@@ -548,8 +549,9 @@ def _resolve_inverse(
     one = relation.kind == "1:1"  # type: ignore[union-attr]
     back_kind, back_name = ("1:1", "owning OneToOne") if one else ("m:1", "ManyToOne")
     back = target.properties.get(mapped_by) if isinstance(mapped_by, str) else None
+    declared = "OneToOne" if one else "OneToMany"
     if back is None or back.relation is None or back.relation.kind != back_kind or (
-        not back.relation.owner or not issubclass(meta.cls, back.relation.target)
+        not back.relation.owner or back.relation.target is not meta.cls
     ):
         if back is None:
             why = f"{target.class_name}.{mapped_by} does not exist" if mapped_by else (
@@ -557,9 +559,10 @@ def _resolve_inverse(
         elif back.relation is None or back.relation.kind != back_kind or not back.relation.owner:
             why = f"{target.class_name}.{mapped_by} is not a{'n' if one else ''} {back_name}"
         else:
+            _refuse_base_inverse(meta, prop, f"{declared}(mapped_by={mapped_by!r})", back,
+                                 target, back_name)
             why = (f"{target.class_name}.{mapped_by} points at "
                    f"{back.relation.target.__name__}, not {meta.class_name}")
-        declared = "OneToOne" if one else "OneToMany"
         raise MetadataError(
             f"{side} = {declared}(mapped_by={mapped_by!r}) must name the {back_name} on "
             f"{target.class_name} that points back at {meta.class_name}: {why}.",
@@ -584,14 +587,61 @@ def _resolve_inverse(
         target.cls._orm_inverses = inverses
         from ..entity.collection import inverse_init, inverse_setattr
 
-        target.cls.__setattr__ = inverse_setattr(inverses, target.cls.__setattr__)
-        if not getattr(target.cls.__init__, "_orm_inverse", False):
-            target.cls.__init__ = inverse_init(inverses, target.cls.__init__)
+        target.cls.__setattr__ = inverse_setattr(target.cls, inverses, target.cls.__setattr__)
+        if not getattr(target.cls.__dict__["__init__"], "_orm_inverse", False):
+            target.cls.__init__ = inverse_init(target.cls, inverses, target.cls.__init__)
     inverses[mapped_by] = prop.name
     owners = target.cls.__dict__.get("_orm_inverse_owners")
     if owners is None:
         owners = target.cls._orm_inverse_owners = {}
     owners[mapped_by] = meta.cls  # what the relation may point at (checked on assignment)
+
+
+def inherited_from(cls: type, name: str) -> type | None:
+    """The base class `cls` inherited its property `name` from (an entity class, or a
+    plain base class declaring properties; the nearest one), None when `cls` declares it
+    itself."""
+    options = declaration_of(cls).properties.get(name)  # type: ignore[union-attr]
+    for base in cls.__mro__[1:]:
+        decl = declaration_of(base)
+        held = base.__dict__.get(name) if decl is None else decl.properties.get(name)
+        if held is options:
+            return base
+    return None
+
+
+def _refuse_base_inverse(
+    meta: EntityMetadata,
+    prop: PropertyMetadata,
+    declared: str,
+    back: PropertyMetadata,
+    target: EntityMetadata,
+    back_name: str,
+) -> None:
+    """An inverse side whose `mapped_by` relation points at a base entity of its class
+    (typically inherited with the base's properties) would read the base table's keys as
+    its own: the owning side holds keys of the base's rows, and a sub-entity's rows are
+    in its own table, with keys of their own. A MetadataError saying what to do instead;
+    nothing when the relation points at some other class (the caller's error)."""
+    base = back.relation.target  # type: ignore[union-attr]
+    if not issubclass(meta.cls, base):
+        return
+    cls_name = meta.class_name
+    source = inherited_from(meta.cls, prop.name)
+    how = f" (inherited from {source.__name__})" if source is not None else ""
+    article = "an" if back_name.startswith("o") else "a"
+    raise MetadataError(
+        f"{cls_name}.{prop.name} = {declared}{how} cannot be read: {target.class_name}."
+        f"{back.name} points at {base.__name__} and holds keys of {base.__name__} rows, while "
+        f"{cls_name} is an entity of its own, stored in its own table {meta.table!r} with "
+        f"keys of its own, so {cls_name}.{prop.name} would list the {target.class_name} "
+        f"entities of other rows. Declare {prop.name} on {cls_name} with mapped_by naming {article} "
+        f"{back_name} on {target.class_name} that points at {cls_name}, or, if {cls_name} "
+        f"only shares {base.__name__}'s properties, declare them on a plain (non-@entity) "
+        f"base class that both entity classes extend.",
+        entity=cls_name,
+        property=prop.name,
+    )
 
 
 def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
@@ -605,7 +655,7 @@ def _collection_target(meta: EntityMetadata, prop: PropertyMetadata) -> None:
         from ..entity.collection import collection_setattr
 
         names = meta.cls._orm_collection_names = set()
-        meta.cls.__setattr__ = collection_setattr(names, meta.cls.__setattr__)
+        meta.cls.__setattr__ = collection_setattr(meta.cls, names, meta.cls.__setattr__)
     names.add(prop.name)
 
 
@@ -732,7 +782,9 @@ def _resolve_many_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
     elif not back.relation.owner:
         why = (f"{target.class_name}.{mapped_by} is itself an inverse side "
                f"(mapped_by={back.relation.mapped_by!r}); one side must own the pivot table")
-    elif not issubclass(meta.cls, back.relation.target):
+    elif back.relation.target is not meta.cls:
+        _refuse_base_inverse(meta, prop, f"ManyToMany(mapped_by={mapped_by!r})", back, target,
+                             "owning ManyToMany")
         why = (f"{target.class_name}.{mapped_by} points at "
                f"{back.relation.target.__name__}, not {meta.class_name}")
     elif back.relation.inversed_by not in (None, prop.name):
@@ -754,6 +806,30 @@ def _resolve_many_inverse(meta: EntityMetadata, prop: PropertyMetadata) -> None:
     _many_to_many_sides(target.cls)[mapped_by] = (True, prop.name)
 
 
+def _one_directional_copies(metas: list[EntityMetadata]) -> None:
+    """An owning relation inherited with its `inversed_by` (from a base entity, or a plain
+    base class) names an inverse side mapped by another class's copy of it (the base
+    entity's): that side lists the rows of that class's table (or pivot table) only, never
+    this one's. This class's copy, which writes its own column (or pivot table), is then
+    one-directional: no inverse side to keep in step in memory. (Declared on the class
+    itself, such an `inversed_by` is the MetadataError of `_check_inversed_by`.)"""
+    for meta in metas:
+        for prop in meta.properties.values():
+            relation = prop.relation
+            if relation is None or not relation.owner or not relation.inversed_by:
+                continue
+            back = relation.target_meta.properties.get(relation.inversed_by)
+            if back is None or back.relation is None or back.relation.owner or (
+                back.relation.mapped_by != prop.name or back.relation.target is meta.cls
+            ):
+                continue
+            if inherited_from(meta.cls, prop.name) is None:
+                continue
+            relation.inversed_by = None
+            if relation.kind == "m:n":
+                _many_to_many_sides(meta.cls)[prop.name] = (True, None)
+
+
 def _check_many_inversed_by(storage: MetadataStorage) -> None:
     """An owning ManyToMany's `inversed_by` must name a ManyToMany(mapped_by=...) pointing
     back at it (two owning sides would write two pivot tables for one relation)."""
@@ -766,6 +842,7 @@ def _check_many_inversed_by(storage: MetadataStorage) -> None:
         back = target.properties.get(name)
         if back is None or back.relation is None or back.relation.kind != "m:n" or (
             back.relation.owner or back.relation.mapped_by != prop.name
+            or back.relation.target is not meta.cls
         ):
             if back is None:
                 why = f"{target.class_name}.{name} does not exist"
@@ -774,8 +851,10 @@ def _check_many_inversed_by(storage: MetadataStorage) -> None:
             elif back.relation.owner:
                 why = (f"{target.class_name}.{name} is an owning side too (it has no "
                        f"mapped_by); declare it ManyToMany(mapped_by={prop.name!r})")
-            else:
+            elif back.relation.mapped_by != prop.name:
                 why = f"{target.class_name}.{name} is mapped_by={back.relation.mapped_by!r}"
+            else:
+                why = _other_inverse(meta, target, back)
             raise MetadataError(
                 f"{meta.class_name}.{prop.name} = ManyToMany(inversed_by={name!r}) must name "
                 f"a ManyToMany(mapped_by={prop.name!r}) on {target.class_name}: {why}.",
@@ -794,16 +873,42 @@ def _check_inversed_by(metas: list[EntityMetadata]) -> None:
             back = target.properties.get(name)
             if back is None or back.relation is None or back.relation.owner or (
                 back.relation.mapped_by != prop.name
-            ):
+            ) or back.relation.target is not meta.cls:
                 one = prop.relation.kind == "1:1"  # type: ignore[union-attr]
                 declared, inverse = ("OneToOne", "OneToOne") if one else ("ManyToOne", "OneToMany")
+                why = (
+                    f"{target.class_name}.{name} is not one" if back is None
+                    or back.relation is None or back.relation.owner
+                    or back.relation.mapped_by != prop.name
+                    else _other_inverse(meta, target, back)
+                )
                 raise MetadataError(
                     f"{meta.class_name}.{prop.name} = {declared}(inversed_by={name!r}) must "
                     f"name a {inverse}(mapped_by={prop.name!r}) on {target.class_name}; "
-                    f"{target.class_name}.{name} is not one.",
+                    f"{why}.",
                     entity=meta.class_name,
                     property=prop.name,
                 )
+
+
+def _other_inverse(meta: EntityMetadata, target: EntityMetadata, back: PropertyMetadata) -> str:
+    """Why an inverse side named by `meta`'s `inversed_by` is not this relation's: it is
+    mapped by the relation of another class (a base entity's, whose rows it lists)."""
+    other = back.relation.target  # type: ignore[union-attr]
+    return (
+        f"{target.class_name}.{back.name} is the inverse side of "
+        f"{other.__name__}.{back.relation.mapped_by} and lists {other.__name__} "  # type: ignore[union-attr]
+        f"entities, not {meta.class_name} ones ({meta.class_name} is stored in its own table "
+        f"{meta.table!r}); declare an inverse side of its own on {target.class_name} and name "
+        f"that, or leave inversed_by out"
+    )
+
+
+def _target_of(value: Any) -> type:
+    """The class of a relation's value, a Ref's entity's for a Ref."""
+    from ..entity.reference import Ref
+
+    return type(value.entity) if type(value) is Ref else type(value)
 
 
 def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
@@ -816,6 +921,8 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
         expected = prop.type.describe()
         if value is None:
             problem = "got None, but the property is not nullable"
+        elif prop.relation is not None and _target_of(value) is not prop.relation.target:
+            problem = prop.type.problem(value)  # type: ignore[attr-defined]
         else:
             problem = value_problem(prop.type, value) or f"got {type(value).__name__} {_short(value, 60)}"
         if operation is None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from .._markers import MISSING
 from .._typing import TYPE_CHECKING
-from ..errors import ValidationError
+from ..errors import ValidationError, _own_table, _short
 from ..types import Type, unstorable
 
 if TYPE_CHECKING:
@@ -253,17 +253,30 @@ class RelationType(Type):
         self._ref = Ref
 
     def to_db(self, value: Any) -> Any:
+        """The target's key in database form. Only an entity of exactly the target class
+        is one: a sub-entity (an @entity() subclass) is stored in its own table, so its
+        key names a row of that table, never of the target's."""
         cls = type(value)
         if cls is self._ref:
             value = value.entity
             cls = type(value)
-        if cls is not self._target and not isinstance(value, self._target):
-            raise TypeError(f"expected a {self._target.__name__} entity")
+        if cls is not self._target:
+            raise TypeError(self.problem(value))
         key = getattr(value, self.pk_name, None)
         if key is None:
             return PendingKey(value)
         conv = self.pk_to_db
         return key if conv is None else conv(key)
+
+    def problem(self, value: Any) -> str:
+        """What is wrong with `value` (a Ref unwrapped), which is not a target entity:
+        the words of the flush's ValidationError (error paths only)."""
+        target = self.relation.target_meta
+        given = value.entity if type(value) is self._ref else value
+        return (
+            f"got {type(given).__name__} {_short(given, 60)}"
+            f"{_own_table(target.cls, given, target.table)}"
+        )
 
     def describe(self) -> str:
         name = self.relation.target.__name__
@@ -284,11 +297,13 @@ class RelationType(Type):
 
 
 def _relation_db_value(
-    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool
+    meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool,
+    operation: str | None = None,
 ) -> Any:
     """A relation's value in native queries and upserts: the target entity (or a Ref), or
     its primary key, -> the key in database form; anything else, or a target not stored
-    yet, is the flush's ValidationError."""
+    yet, is the flush's ValidationError (its advice naming `operation`, as for the other
+    columns)."""
     from ..entity.reference import Ref
 
     target = prop.relation.target_meta  # type: ignore[union-attr]
@@ -296,14 +311,14 @@ def _relation_db_value(
         try:
             key = target.python_key(value)
         except ValidationError:
-            meta.plan.on_invalid(owner, prop.column_index, value)
+            meta.plan.on_invalid(owner, prop.column_index, value, operation)
             raise
         pk_type = target.pk.type
         return pk_type.to_db(key) if pk_type.converts else key
     try:
         db = prop.type.to_db(value)
     except TypeError:
-        meta.plan.on_invalid(owner, prop.column_index, value)
+        meta.plan.on_invalid(owner, prop.column_index, value, operation)
         raise
     if isinstance(db, PendingKey) and not pending:
         raise ValidationError(
@@ -422,7 +437,7 @@ class EntityMetadata:
         for key, value in data.items():
             prop = self.prop(key)
             if value is not None and prop.relation is not None:
-                value = _relation_db_value(self, prop, value, owner, pending)
+                value = _relation_db_value(self, prop, value, owner, pending, operation)
                 fields.append(prop.field_name)
                 values.append(value)
                 continue

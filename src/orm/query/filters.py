@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .._typing import TYPE_CHECKING, lazy_module
 from ..entity.reference import Ref
-from ..errors import ValidationError, _short
+from ..errors import ValidationError, _own_table, _short
 from ..metadata.model import EntityMetadata, PropertyMetadata
 from ..platforms.base import Platform
 from ..types import EnumType, IntegerType, Type, UuidType
@@ -132,7 +132,7 @@ class _Compiler:
         if prop.relation is not None:
             return self.relation_key(prop, value, op)
         mapped = prop.type
-        if prop.primary and isinstance(value, self.meta.cls):
+        if prop.primary and type(value) is self.meta.cls:
             value = getattr(value, prop.name)
         if value.__class__ is bool and mapped.python_types and bool not in mapped.python_types:
             # True == 1 in Python, and SQLite would compare it so; PostgreSQL refuses to
@@ -170,12 +170,15 @@ class _Compiler:
         expected = (
             f"a {target.class_name} entity or its primary key ({target.pk.type.describe()})"
         )
-        if isinstance(entity, target.cls):
+        if type(entity) is target.cls:
             value = getattr(entity, target.pk.name, None)
             if value is None:
                 raise self.invalid(prop, op, entity, f"{expected}; this one is not stored yet")
         elif getattr(type(entity), "_orm_declaration", None) is not None:
-            raise self.invalid(prop, op, entity, expected)
+            # (an entity of a sub-entity class too: its key names a row of its own table)
+            raise self.invalid(
+                prop, op, entity, expected + _own_table(target.cls, entity, target.table)
+            )
         try:
             return _Compiler(target, self.platform, None).value(target.pk, value, op)
         except ValidationError:
@@ -240,8 +243,14 @@ class _Compiler:
         keys = []
         for item in items:
             item = item.entity if type(item) is Ref else item
-            keys.append(getattr(item, target.pk.name, None) if isinstance(item, target.cls)
-                        else item)
+            if type(item) is target.cls:
+                item = getattr(item, target.pk.name, None)
+            elif getattr(type(item), "_orm_declaration", None) is not None:
+                raise self.invalid(
+                    prop, "$in", item, f"{target.class_name} entities or their keys"
+                    + _own_table(target.cls, item, target.table)
+                )
+            keys.append(item)  # a key: checked as one by value()
         return {target.pk.name: {"$in": keys}}
 
     def pivot_filter(self, prop: PropertyMetadata, value: Any) -> str:
@@ -291,6 +300,8 @@ class _Compiler:
 
     def expected(self, prop: PropertyMetadata, op: str, value: Any) -> str:
         text = prop.type.describe()
+        if prop.primary:  # an entity of a sub-entity class, say, for this entity's key
+            text += _own_table(self.meta.cls, value, self.meta.table)
         if isinstance(value, _SEQUENCES) and op in ("$eq", "$ne"):
             text += " (for a list of values use $in / $nin)"
         elif isinstance(value, Mapping):

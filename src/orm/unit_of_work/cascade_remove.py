@@ -159,7 +159,7 @@ def _load(
         uow.flushing = flushing
     owners = {id(parent): parent for parent in parents}
     seen = {id(child) for child in found}
-    unflushed = [e for e in uow.dirty.values() if isinstance(e, target.cls)]
+    unflushed = [e for e in uow.dirty.values() if type(e) is target.cls]
     unflushed.extend((uow.new.get(target.cls) or {}).values())
     found.extend(e for e in unflushed if id(e) not in seen)
     items: dict[int, list[Any]] = {key: [] for key in owners}

@@ -236,14 +236,12 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
 
 def _targets_are_sources(found: list[tuple[Any, Any, list[int], list[Any]]]) -> bool:
     """Whether a new entity referenced by a new row may itself reference a new row. By
-    class first: a target is an instance of its relation's target class, so where none of
-    the classes of the inserts' entities is a subclass of a target class (authors
-    referenced by articles, say) no target can be among them; else by identity."""
+    class first: a target is an entity of exactly its relation's target class, so where
+    none of the classes of the inserts' entities is a target class (authors referenced by
+    articles, say) no target can be among them; else by identity."""
     inserts = {id(ins): ins for ins, _, _, _ in found}
     sources = {cls for ins in inserts.values() for cls in set(map(type, ins.entities))}
-    if not any(
-        issubclass(cls, prop.relation.target) for _, prop, _, _ in found for cls in sources
-    ):
+    if not any(prop.relation.target in sources for _, prop, _, _ in found):
         return False
     ids = {id(ins.entities[k]) for ins, _, positions, _ in found for k in positions}
     return not all(ids.isdisjoint(map(id, targets)) for _, _, _, targets in found)

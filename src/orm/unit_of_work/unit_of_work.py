@@ -20,7 +20,7 @@ import gc
 from .._backend import core
 from .._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, lazy_module
-from ..errors import DriverException, OptimisticLockError, ValidationError, _short
+from ..errors import DriverException, OptimisticLockError, ValidationError, _own_table, _short
 from ..metadata.model import EntityMetadata
 
 if TYPE_CHECKING:
@@ -333,7 +333,15 @@ class UnitOfWork:
 
     def persist(self, entity: Any, meta: EntityMetadata) -> None:
         """A new entity joins this Unit of Work at once (`_orm_uow` set, no snapshot yet):
-        another EntityManager then refuses it, instead of both inserting it."""
+        another EntityManager then refuses it, instead of both inserting it. `meta` must be
+        the entity's own: the flush inserts it into `meta`'s table (a cascade passes its
+        relation's target, which the relation's checks made sure the entity is of)."""
+        if type(entity) is not meta.cls:
+            raise ValidationError(
+                f"Cannot persist {type(entity).__name__} {_short(entity, 60)} as a "
+                f"{meta.class_name}{_own_table(meta.cls, entity, meta.table)}.",
+                entity=entity,
+            )
         owner = entity._orm_uow
         if owner is self:
             group = self.removed.get(meta.cls)
@@ -1242,12 +1250,13 @@ def _revive(entity: Any, meta: EntityMetadata) -> None:
 
     _object_setattr(entity, "_orm_snap", None)
     values = entity.__dict__
-    for name, collection_name in (getattr(meta.cls, "_orm_inverses", None) or {}).items():
+    own = meta.cls.__dict__  # not a base entity's: see orm.entity.collection.inverse_setattr
+    for name, collection_name in (own.get("_orm_inverses") or {}).items():
         owner = _target(values.get(name))
         held = None if owner is None else owner.__dict__.get(collection_name)
         if held is not None:
             held._link(entity)
-    for name, (inverse_name, _) in (getattr(meta.cls, "_orm_inverse_ones", None) or {}).items():
+    for name, (inverse_name, _) in (own.get("_orm_inverse_ones") or {}).items():
         partner = _target(values.get(name))
         if partner is not None and partner.__dict__.get(inverse_name) is None:
             _object_setattr(partner, inverse_name, entity)
@@ -1273,8 +1282,8 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) 
     partner. Left there, the next flush would find them through it. (An owner deleted by
     the same flush keeps them: it is gone too, and shows what went with it.)"""
     cls = meta.cls
-    inverses = getattr(cls, "_orm_inverses", None) or {}
-    ones = getattr(cls, "_orm_inverse_ones", None) or {}
+    inverses = cls.__dict__.get("_orm_inverses") or {}  # the class's own (see _revive)
+    ones = cls.__dict__.get("_orm_inverse_ones") or {}
     if not inverses and not ones:
         return
     from ..entity.collection import _unwrap as _target
