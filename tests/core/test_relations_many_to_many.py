@@ -1416,3 +1416,23 @@ def test_a_refused_set_or_create_changes_nothing(rel, rem):
     assert sorted(t for a, t in pairs(rel) if a == ids["a1"]) == sorted([ids["x"], ids["y"]])
     assert rows(rel, "select count(*) from article where title = 'new'") == [(0,)]
 
+
+
+def test_a_shallow_copy_of_a_tag_lists_no_articles(rel, rem):
+    """The inverse side of a copy holds what points at the copy: no article's `tags` holds
+    it, so its `articles` is empty (listing the original's would let a change through the
+    copy rewrite the original's pairs)."""
+    import copy
+
+    ids = seed(rem)
+    y = rem.find_one_or_fail(Tag, ids["y"], populate=["articles"])
+    clone = copy.copy(y)
+    assert clone.articles is not y.articles and list(clone.articles) == []
+    assert sorted(a.title for a in y.articles) == ["a1", "a2"]
+    clone.id = None
+    clone.label = "y2"
+    rem.persist(clone).flush()
+    assert sorted(p for p in pairs(rel) if p[1] == ids["y"]) == [
+        (ids["a1"], ids["y"]), (ids["a2"], ids["y"])
+    ]
+    assert [p for p in pairs(rel) if p[1] == clone.id] == []

@@ -474,3 +474,40 @@ def test_a_delete_rolled_back_after_clear_leaves_a_detached_entity_not_a_deleted
     bob.posts.add(post)  # a detached entity, as after clear(): not refused as a deleted one
     assert post in bob.posts
 
+
+
+def test_a_shallow_copy_lists_no_posts_and_changes_none_of_the_originals(rel, rem):
+    """`copy.copy(writer)` gets a `posts` collection of its own, holding what points at the
+    copy: nothing (the posts' writer is the original). It used to share the original's
+    collection, and removing a post through the copy set that post's writer to None."""
+    import copy
+
+    ann_id, _, p1_id, p2_id = seed(rem)
+    ann = rem.find_one_or_fail(Writer, ann_id, populate=["posts"])
+    clone = copy.copy(ann)
+    assert clone.posts is not ann.posts and clone.posts.owner is clone
+    assert clone.posts.is_initialized() and list(clone.posts) == []
+    clone.posts.remove(*ann.posts)  # not the copy's: nothing happens
+    assert sorted(p.title for p in ann.posts) == ["one", "two"]
+    assert all(p.writer is ann for p in ann.posts)
+    clone.id = None
+    clone.name = "Ann's copy"
+    rem.persist(clone).flush()
+    assert rows(rel, f"select count(*) from post where writer_id = {ann_id}") == [(2,)]
+    moved = Post(title="three", writer=clone)
+    rem.persist(moved).flush()
+    assert list(clone.posts) == [moved]
+
+
+def test_removing_a_post_that_points_at_another_writer_only_fixes_the_list(rel, rem):
+    """A collection out of step with its items (a post listed under a writer it does not
+    point at) gives the post up without changing where it points."""
+    ann_id, bob_id, p1_id, _ = seed(rem)
+    ann = rem.find_one_or_fail(Writer, ann_id, populate=["posts"])
+    bob = rem.find_one_or_fail(Writer, bob_id, populate=["posts"])
+    p1 = rem.find_one_or_fail(Post, p1_id)
+    bob.posts._items[id(p1)] = p1  # out of step, as a copied list used to be
+    bob.posts.remove(p1)
+    assert p1.writer is ann and p1 in ann.posts and p1 not in bob.posts
+    rem.flush()
+    assert rows(rel, f"select writer_id from post where id = {p1_id}") == [(ann_id,)]

@@ -401,8 +401,12 @@ class Collection(Generic[T]):
             return
         mapped_by = self._mapped_by()
         for item in checked:
-            if id(item) in mine:
+            if id(item) not in mine:
+                continue
+            if _unwrap(item.__dict__.get(mapped_by)) is self.owner:
                 setattr(item, mapped_by, None)
+            else:  # it points at another owner: only this list was out of step
+                self._unlink(item)
 
     def remove_all(self) -> None:
         self.remove(*list(self._require().values()))

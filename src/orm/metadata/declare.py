@@ -402,8 +402,8 @@ def _entity_getstate(self: Any) -> dict[str, Any]:
 
 
 def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
-    """A collection of another owner is `copy.copy`'s: the copy gets its own collection of the
-    same items. Sharing the original's would write the copy's changes as the original's
+    """A collection of another owner is `copy.copy`'s: the copy gets its own (see
+    `_own_copy`). Sharing the original's would write the copy's changes as the original's
     pairs (its owner is the original) and none as the copy's. `copy.deepcopy` and pickle
     hand over collections already owned by this copy."""
     from .._backend import core
@@ -411,19 +411,26 @@ def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
     core.init_entity(self, (), ())  # the ORM's own attributes first (see init_entity)
     props = type(self)._orm_declaration.properties
     for name, value in state.items():
-        if (
-            props.get(name, _NO_OPTIONS).get("relation") in _COLLECTIONS
-            and getattr(value, "owner", self) is not self
-        ):
-            value = _own_copy(value, self)
+        options = props.get(name, _NO_OPTIONS)
+        if options.get("relation") in _COLLECTIONS and getattr(value, "owner", self) is not self:
+            value = _own_copy(value, self, owning=options.get("relation") == "m:n" and not
+                              options.get("mapped_by"))
         object.__setattr__(self, name, value)
 
 
-def _own_copy(collection: Any, owner: Any) -> Any:
-    """A collection like `collection` (its items, whether it is initialized, its unwritten
-    changes) owned by `owner`, made as pickle makes one."""
+def _own_copy(collection: Any, owner: Any, owning: bool) -> Any:
+    """The collection `owner`, a shallow copy, gets for the original's `collection`, made
+    as pickle makes one. The owning side of a many-to-many holds the same items (and
+    unwritten changes): the copy owns its pairs. An inverse side holds what points at the
+    copy, which is nothing yet: the items' owning sides point at the original, and listing
+    them would let a change through the copy's side rewrite the original's rows (removing
+    a post from the copy's `posts` would set its writer to None). Either is initialized
+    when the original's is."""
+    state = collection.__getstate__()
+    if not owning and state[2] is not None:
+        state = (state[0], state[1], [], False, None)
     copied = type(collection).__new__(type(collection))
-    copied.__setstate__((owner, *collection.__getstate__()[1:]))
+    copied.__setstate__((owner, *state[1:]))
     return copied
 
 
