@@ -63,6 +63,51 @@ def test_mapped_by_must_name_the_many_to_one_pointing_back(connect):
         connect([Shelf, Book], create=False)
 
 
+def test_an_option_of_the_foreign_key_side_on_an_inverse_side_says_where_it_belongs(connect):
+    """`nullable` on a OneToMany (or an inverse OneToOne) used to be "unknown option(s)
+    nullable; known options: entity, nullable, ...": a contradiction."""
+    from orm import OneToOne
+
+    @entity()
+    class Shelf:
+        id: int = PrimaryKey()
+        books: Collection[Book] = OneToMany(mapped_by="shelf", nullable=True)
+
+    @entity()
+    class Book:
+        id: int = PrimaryKey()
+        shelf: Shelf = ManyToOne()
+
+    with pytest.raises(MetadataError, match=r"Shelf\.books = OneToMany\(mapped_by='shelf'\) is "
+                       r"the inverse side and has no column: nullable belongs on the side "
+                       r"holding the foreign key, the target's 'shelf'\. The options of this "
+                       r"side: entity, mapped_by, cascade, orphan_removal, hidden\."):
+        connect([Shelf, Book], create=False)
+
+    @entity()
+    class Person:
+        id: int = PrimaryKey()
+        card: Card | None = OneToOne(mapped_by="owner", nullable=True, on_delete="cascade")
+
+    @entity()
+    class Card:
+        id: int = PrimaryKey()
+        owner: Person = OneToOne(inversed_by="card")
+
+    with pytest.raises(MetadataError, match=r"Person\.card = OneToOne\(mapped_by='owner'\) is "
+                       r"the inverse side and has no column: nullable, on_delete belong on "):
+        connect([Person, Card], create=False)
+
+    @entity()
+    class Crate:
+        id: int = PrimaryKey()
+        items: Collection[Book] = OneToMany(mapped_by="shelf", colour="red")
+
+    with pytest.raises(MetadataError, match=r"Crate\.items has unknown option\(s\) colour; "
+                       r"known options: entity, mapped_by, cascade, orphan_removal, hidden\."):
+        connect([Crate, Book], create=False)
+
+
 def test_inversed_by_must_name_the_collection(connect):
     @entity()
     class Rack:

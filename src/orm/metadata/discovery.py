@@ -275,6 +275,13 @@ _RELATION_KNOWN = (
     "entity, nullable, ref, cascade, on_delete, join_column, inversed_by, index, hidden "
     "(ManyToMany: mapped_by, pivot_table, inverse_join_column)"
 )
+#: the options of an inverse side (it has no column), by relation kind
+_INVERSE_KNOWN = {
+    "1:1": "entity, mapped_by, cascade, hidden",
+    "1:m": "entity, mapped_by, cascade, orphan_removal, hidden",
+}
+#: options of the side holding the foreign key only
+_OWNING_ONLY = ("nullable", "ref", "on_delete", "join_column", "inversed_by", "index")
 
 
 def _build_relation(
@@ -294,9 +301,26 @@ def _build_relation(
             property=name,
         )
     if opts.unknown:
+        known = _RELATION_KNOWN
+        owning_only = sorted(set(opts.unknown) & set(_OWNING_ONLY))
+        kind = opts.get("relation")
+        if not opts.get("owner", True) and kind in _INVERSE_KNOWN:
+            declared = "OneToOne" if kind == "1:1" else "OneToMany"
+            known = _INVERSE_KNOWN[kind]
+            if owning_only:
+                mapped_by = opts.get("mapped_by")
+                raise MetadataError(
+                    f"{cls_name}.{name} = {declared}(mapped_by={mapped_by!r}) is the inverse "
+                    f"side and has no column: {', '.join(owning_only)} "
+                    f"{'belongs' if len(owning_only) == 1 else 'belong'} on the side holding "
+                    f"the foreign key, the target's {mapped_by!r}. The options of this side: "
+                    f"{known}.",
+                    entity=cls_name,
+                    property=name,
+                )
         raise MetadataError(
             f"{cls_name}.{name} has unknown option(s) {', '.join(sorted(opts.unknown))}; "
-            f"known options: {_RELATION_KNOWN}.",
+            f"known options: {known}.",
             entity=cls_name,
             property=name,
         )
