@@ -220,8 +220,10 @@ class EntityManager:
         persist = uow.persist
         items = entities if type(entities) is list else list(entities)
         if uow.removed:  # all of them checked before any joins (see refuse_removed_items)
-            for item in _flat(items):
-                uow.refuse_removed_items([item], metas.get(type(item)) or self.metadata.of_instance(item))
+            uow.refuse_removed_graph([
+                (metas.get(type(item)) or self.metadata.of_instance(item), [item])
+                for item in _flat(items)
+            ])
         k, count = 0, len(items)
         while k < count:
             item = items[k]

@@ -520,7 +520,6 @@ def test_a_delete_rolled_back_after_clear_leaves_a_detached_entity_not_a_deleted
     assert post in bob.posts
 
 
-
 def test_a_shallow_copy_lists_no_posts_and_changes_none_of_the_originals(rel, rem):
     """`copy.copy(writer)` gets a `posts` collection of its own, holding what points at the
     copy: nothing (the posts' writer is the original). It used to share the original's
@@ -556,3 +555,40 @@ def test_removing_a_post_that_points_at_another_writer_only_fixes_the_list(rel, 
     assert p1.writer is ann and p1 in ann.posts and p1 not in bob.posts
     rem.flush()
     assert rows(rel, f"select writer_id from post where id = {p1_id}") == [(ann_id,)]
+
+
+@pytest.mark.parametrize("removed", ["writer", "post", "kept"])
+def test_persisting_a_graph_while_something_is_marked_for_removal_reads_each_entity_once(
+    rel, rem, monkeypatch, removed
+):
+    """With an entity marked for removal, `em.persist()` looks through the new entities it
+    brings along for a collection holding it. Where no collection can hold it (none
+    reached holds writers) nothing is looked at; where one can, each new entity is looked
+    at once for the whole list, not once per entity it is reached from (200 posts of one
+    new writer, each bringing the writer and so its 200 posts: 40,000 looks); a removal
+    cancelled by `em.persist()` leaves nothing marked."""
+    from orm.metadata.discovery import MetadataStorage
+
+    _, bob_id, _, p2_id = seed(rem)
+    if removed == "post":
+        rem.remove(rem.find_one_or_fail(Post, p2_id))
+    else:
+        bob = rem.find_one_or_fail(Writer, bob_id)
+        rem.remove(bob)
+        if removed == "kept":
+            rem.persist(bob)  # the removal cancelled
+    looked = []
+    find = MetadataStorage.find
+    monkeypatch.setattr(
+        MetadataStorage, "find", lambda self, cls: looked.append(cls) or find(self, cls)
+    )
+    writer = Writer(name="new")
+    posts = [Post(title=f"p{k}", writer=writer) for k in range(200)]
+    rem.persist(posts)
+    assert looked == ([Writer] if removed == "post" else [])  # the writer they bring
+    looked.clear()
+    rem.persist(Post(title="lone", writer=writer))  # the other posts are persisted already
+    assert looked == ([Writer] if removed == "post" else [])
+    monkeypatch.undo()
+    rem.flush()
+    assert rows(rel, "select count(*) from post where writer_id = ?", (writer.id,)) == [(201,)]

@@ -279,12 +279,13 @@ class Collection(Generic[T]):
                 property=self.prop,
             )
         uow = owner._orm_uow
-        checking = uow is not None and uow.removed
+        joining = []
         for item in checked:
             if id(item) not in mine:
                 self._check_manager(item)
-                if checking:
-                    _check_new_item(owner, item)
+                joining.append(item)
+        if uow is not None and uow.removed and joining:
+            _check_new_items(owner, joining)  # one look through what they bring along
         return checked
 
     def _check_manager(self, item: Any) -> None:
@@ -645,11 +646,24 @@ def _check_new_item(owner: Any, item: Any) -> None:
     """A new item about to join a managed owner joins its Unit of Work at once (cascade
     persist): its collections may not hold an entity that Unit of Work is about to delete
     (as `em.persist()` refuses), checked before anything changes."""
+    _check_new_items(owner, [item])
+
+
+def _check_new_items(owner: Any, items: list[Any]) -> None:
+    """`_check_new_item` for the items of one `add` or `set`, in one look (an entity they
+    share is read once)."""
     uow = owner._orm_uow
-    if uow is not None and uow.removed and item._orm_uow is not uow and item._orm_snap is None:
-        meta = uow.em.metadata.find(type(item))
-        if meta is not None:
-            uow.refuse_removed_items([item], meta)
+    if uow is None or not uow.removed:
+        return
+    metas = uow.em.metadata
+    roots = []
+    for item in items:
+        if item._orm_uow is not uow and item._orm_snap is None:
+            meta = metas.find(type(item))
+            if meta is not None:
+                roots.append((meta, [item]))
+    if roots:
+        uow.refuse_removed_graph(roots)
 
 
 def _check_not_removed(item: Any, name: str, owner: Any) -> None:

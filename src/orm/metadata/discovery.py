@@ -128,6 +128,9 @@ class MetadataStorage:
         self.orphans: dict[type, list[PropertyMetadata]] = {}
         #: class -> the classes whose removal cascades to it (see _removal_sources)
         self.removed_by: dict[type, frozenset[type]] = {}
+        #: class -> the classes held by the collections its new entities may bring into a
+        #: flush (filled on first use: see unit_of_work._reached_targets)
+        self.reached_targets: dict[type, frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())

@@ -374,11 +374,26 @@ class UnitOfWork:
         `em.persist()` and by a new entity joining a managed owner, only while something is
         marked for removal; not by the flush's cascade, which cannot tell whether the link
         or the removal came last (the last call wins: removing after persisting deletes)."""
+        self.refuse_removed_graph([(meta, entities)])
+
+    def refuse_removed_graph(self, roots: list[tuple[EntityMetadata, list[Any]]]) -> None:
+        """`refuse_removed_items` for several roots at once (`em.persist()` of a list): an
+        entity reached from several of them is read once. Only the collections that can
+        hold a class with entities marked for removal are read, and only the relations
+        leading to such collections are followed (see `_reached_targets`): a graph that
+        cannot hold one costs nothing."""
+        removed = self.removed
+        removing = {cls for cls, group in removed.items() if group}
+        if not removing:
+            return  # (a removal cancelled by persist() leaves its class's group empty)
         from ..entity.collection import _unwrap
 
         metas = self.em.metadata
-        seen = {id(e) for e in entities}
-        work = [(meta, entities)]
+        seen = {id(e) for _, batch in roots for e in batch}
+        work = [
+            (meta, batch) for meta, batch in roots
+            if not removing.isdisjoint(_reached_targets(metas, meta))
+        ]
 
         def bring(item: Any) -> None:
             """A new entity the flush's cascade would persist with them: checked too."""
@@ -392,21 +407,41 @@ class UnitOfWork:
                     seen.add(id(item))
                     work.append((found, [item]))
 
+        def leads(prop: Any) -> bool:
+            """Whether the flush's cascade through `prop` may bring a collection that can
+            hold an entity marked for removal."""
+            relation = prop.relation
+            return bool(relation.persist_cascade) and not removing.isdisjoint(
+                _reached_targets(metas, relation.target_meta)
+            )
+
+        plans: dict[type, tuple[list[Any], list[Any], list[Any]]] = {}
         while work:
             meta, batch = work.pop()
+            plan = plans.get(meta.cls)
+            if plan is None:
+                plan = plans[meta.cls] = (
+                    [
+                        (prop, removed[prop.relation.target])  # type: ignore[union-attr]
+                        for prop in meta.collections if prop.relation.target in removing  # type: ignore[union-attr]
+                    ],
+                    [prop for prop in meta.collections if leads(prop)],
+                    [prop for prop in (*meta.relations, *meta.inverse_ones) if leads(prop)],
+                )
+            read, many, one = plan
             for entity in batch:
                 values = entity.__dict__
-                for prop in meta.collections:
+                for prop, group in read:
                     items = getattr(values.get(prop.name), "_items", None)
-                    if not items:
-                        continue
-                    self.refuse_removed(meta, entity, prop.name, items.values())
-                    if prop.relation.persist_cascade:  # type: ignore[union-attr]
+                    if items and not group.keys().isdisjoint(items.keys()):  # both by id
+                        self.refuse_removed(meta, entity, prop.name, items.values())
+                for prop in many:
+                    items = getattr(values.get(prop.name), "_items", None)
+                    if items:
                         for item in items.values():
                             bring(item)
-                for prop in (*meta.relations, *meta.inverse_ones):
-                    if prop.relation.persist_cascade:  # type: ignore[union-attr]
-                        bring(values.get(prop.name))
+                for prop in one:
+                    bring(values.get(prop.name))
 
     def refuse_removed(
         self, meta: EntityMetadata, entity: Any, name: str, items: Any
@@ -1238,6 +1273,31 @@ class UnitOfWork:
         self.new = {}
         self.removed = {}
         self.dirty.clear()
+
+
+def _reached_targets(metas: Any, meta: EntityMetadata) -> frozenset[type]:
+    """The classes the collections of `meta`'s entities hold, and those of every entity
+    class they may bring along through Cascade.PERSIST (transitively): where an entity
+    marked for removal could be held in a graph of new entities (`refuse_removed_graph`).
+    Computed once per class and metadata."""
+    cache: dict[type, frozenset[type]] = metas.reached_targets
+    found = cache.get(meta.cls)
+    if found is not None:
+        return found
+    targets: set[type] = set()
+    seen = {meta.cls}
+    todo = [meta]
+    while todo:
+        current = todo.pop()
+        for prop in current.collections:
+            targets.add(prop.relation.target)  # type: ignore[union-attr]
+        for prop in (*current.collections, *current.relations, *current.inverse_ones):
+            relation: Any = prop.relation
+            if relation.persist_cascade and relation.target not in seen:
+                seen.add(relation.target)
+                todo.append(relation.target_meta)
+    found = cache[meta.cls] = frozenset(targets)
+    return found
 
 
 def _revive(entity: Any, meta: EntityMetadata) -> None:
