@@ -892,7 +892,7 @@ def with_key(list entities not None, str name not None):
 
 
 def collection_items(list entities not None, str name not None, uow, dict registry not None,
-                     bint cascade, bint direct=False, unstored=None):
+                     bint cascade, bint direct=False, unstored=None, list unpaired=None):
     """See orm._diff_py.collection_items."""
     cdef dict found = {}
     cdef object entity, held, items, item, state, delta
@@ -916,6 +916,8 @@ def collection_items(list entities not None, str name not None, uow, dict regist
         delta = _slot(held, S_DELTA, slotted)
         items = _slot(held, S_ITEMS, slotted)
         if unstored is not None and delta is not unstored and items:
+            if unpaired is not None and not _all_added(delta, items):
+                unpaired.append(held)
             _set_slot(held, S_DELTA, unstored, slotted)
             delta = unstored
         if delta and PyObject_GetAttr(entity, UOW) is uow:
@@ -933,6 +935,24 @@ def collection_items(list entities not None, str name not None, uow, dict regist
             seen[at] = ptr
         item = None
     return list(found.values())
+
+
+cdef bint _all_added(object delta, object items) except -1:
+    """See orm._diff_py._all_added."""
+    cdef PyObject* key
+    cdef PyObject* change
+    cdef Py_ssize_t pos = 0
+    if type(delta) is not dict or type(items) is not dict:
+        return False
+    if PyDict_Size(delta) < PyDict_Size(items):
+        return False
+    while PyDict_Next(<dict>items, &pos, &key, NULL):
+        change = PyDict_GetItem(<dict>delta, <object>key)
+        if change is NULL or type(<object>change) is not tuple \
+                or PyTuple_GET_SIZE(<object>change) != 2 \
+                or <object>PyTuple_GET_ITEM(<object>change, 1) is not True:
+            return False
+    return True
 
 
 def pending_slots(list flat not None, Py_ssize_t width, Py_ssize_t position, pending):

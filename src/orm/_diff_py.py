@@ -668,7 +668,7 @@ def with_key(entities: list, name: str) -> list:
 
 def collection_items(
     entities: list, name: str, uow: Any, registry: dict, cascade: bool, direct: bool = False,
-    unstored: Any = None,
+    unstored: Any = None, unpaired: list | None = None,
 ) -> list[Any]:
     """The collections `name` of entities a flush looks at: those with unwritten pairs join
     `registry` (id -> collection) when their owner is in `uow`; with `cascade`, the new
@@ -679,7 +679,9 @@ def collection_items(
     `unstored` (the UNSTORED marker) is given for the owning side of a many-to-many of new
     entities: an owner about to be inserted has no stored pairs, so all the items of its
     collection are pairs to write, whatever changes it recorded (a `copy.copy` or an
-    unpickled copy of a loaded entity carries the original's)."""
+    unpickled copy of a loaded entity carries the original's). Such a collection whose
+    changes did not record every item as added (so their other sides were never told: a
+    copy's items) is appended to `unpaired`, when given."""
     _expect(entities, list, "entities")
     _expect(registry, dict, "registry")
     found: dict[int, Any] = {}
@@ -688,6 +690,8 @@ def collection_items(
         if held is None:
             continue
         if unstored is not None and held._delta is not unstored and held._items:
+            if unpaired is not None and not _all_added(held._delta, held._items):
+                unpaired.append(held)
             held._delta = unstored
         if held._delta and entity._orm_uow is uow:
             registry[id(held)] = held
@@ -698,6 +702,17 @@ def collection_items(
             if item._orm_snap is None and item._orm_uow is not uow:
                 found[id(item)] = item
     return list(found.values())
+
+
+def _all_added(delta: Any, items: dict) -> bool:
+    """Whether the changes `delta` record every one of `items` as added."""
+    if not delta or len(delta) < len(items):
+        return False
+    for key in items:
+        change = delta.get(key)
+        if change is None or change[1] is not True:
+            return False
+    return True
 
 
 def pending_slots(flat: list, width: int, position: int, pending: type) -> tuple[list, list]:

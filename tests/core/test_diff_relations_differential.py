@@ -79,7 +79,11 @@ def _world(seed: int) -> dict[str, Any]:
             holder.owner, holder.prop, holder._dirty = node, "tags", False
             chosen = rnd.sample(nodes, min(len(nodes), rnd.randint(0, 4)))
             holder._items = None if rnd.random() < 0.15 else {id(n): n for n in chosen}
-            holder._delta = rnd.choice([None, UNSTORED, {}, {id(n): (n, True) for n in chosen}])
+            holder._delta = rnd.choice([
+                None, UNSTORED, {}, {id(n): (n, True) for n in chosen},
+                {id(n): (n, True) for n in chosen[1:]},  # an item not recorded
+                {id(n): (n, k > 0) for k, n in enumerate(chosen)},  # one recorded removed
+            ])
             node.tags = holder
     return {"rnd": rnd, "uows": uows, "nodes": nodes}
 
@@ -133,6 +137,31 @@ def test_relation_walks_agree(seed):
             assert results[0] == results[1] and registries[0] == registries[1]
     for items in (nodes, [Box(n) for n in nodes], nodes + [Other()]):
         _both("checked_items", items, Node, Box)
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_new_owners_collections_agree(seed):
+    """`collection_items` given UNSTORED (the owning collections of new owners) changes the
+    collections: each core gets a world of its own, the same one, and leaves the same
+    deltas, registry and `unpaired` list (by the nodes' positions)."""
+    outcomes = []
+    for core in (C, P):
+        w = _world(seed)
+        nodes, uow = w["nodes"], w["uows"][0]
+        where = {id(n): k for k, n in enumerate(nodes)}
+        registry: dict[int, Any] = {}
+        unpaired: list[Any] = []
+        found = core.collection_items(nodes, "tags", uow, registry, True, False, UNSTORED,
+                                      unpaired)
+        holders = [n.__dict__.get("tags") for n in nodes]
+        position = {id(h): k for k, h in enumerate(holders) if h is not None}
+        outcomes.append((
+            [where[id(n)] for n in found],
+            sorted(position[key] for key in registry),
+            [position[id(h)] for h in unpaired],
+            [None if h is None else (h._delta is UNSTORED, h._delta is None) for h in holders],
+        ))
+    assert outcomes[0] == outcomes[1]
 
 
 @pytest.mark.parametrize("seed", range(150))

@@ -1243,6 +1243,28 @@ def test_a_new_owner_writes_all_its_items_whatever_its_collection_recorded(rel, 
     assert (ids["a1"], ids["z"]) in pairs(rel)  # the original's own change, written too
 
 
+def test_a_persisted_copy_joins_the_inverse_sides_of_the_items_it_writes_pairs_for(rel, rem):
+    """The pairs of a copy of a loaded article, inserted with a key of its own, are all its
+    tags: the loaded inverse sides of those tags list it then, as they list an article
+    built with them, else a change made through them is computed without it (here
+    `x.articles.set([a1])` left the copy's pair to x in the table)."""
+    import copy
+
+    ids = seed(rem)
+    a1 = rem.find_one_or_fail(Article, ids["a1"], populate=["tags"])
+    x = rem.find_one_or_fail(Tag, ids["x"], populate=["articles"])
+    clone = copy.copy(a1)
+    assert [a.title for a in x.articles] == ["a1"]  # a copy changes nothing by itself
+    clone.id = None
+    clone.title = "a copy"
+    rem.persist(clone).flush()
+    assert [a.title for a in x.articles] == ["a1", "a copy"]
+    x.articles.set([a1])
+    rem.flush()
+    assert [p for p in pairs(rel) if p[1] == ids["x"]] == [(ids["a1"], ids["x"])]
+    assert memory_pairs([a1, clone]) == [p for p in pairs(rel) if p[0] in (a1.id, clone.id)]
+
+
 def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_again(rel, rem):
     x, y = Tag(label="x"), Tag(label="y")
     a = Article(title="a", tags=[x, y])  # constructor-filled

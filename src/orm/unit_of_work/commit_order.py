@@ -108,9 +108,12 @@ def _cascade_collections(
         # a new owner's pairs are all its items, whatever its collection recorded before
         owning = relation.kind == "m:n" and relation.owner  # type: ignore[union-attr]
         unstored = UNSTORED if is_new and owning else None
+        unpaired: list[Any] | None = [] if unstored is not None and relation.other else None
         found = core.collection_items(
-            entities, prop.name, uow, uow.collections, cascade, direct, unstored
+            entities, prop.name, uow, uow.collections, cascade, direct, unstored, unpaired
         )
+        if unpaired:
+            _pair_inverse_sides(unpaired, relation.other)
         if found:
             target_meta = prop.relation.target_meta  # type: ignore[union-attr]
             for item in found:
@@ -129,6 +132,19 @@ def _cascade_collections(
             for item in found.values():
                 uow.persist(item, target_meta)
             work.append((target_meta, list(found.values()), True))
+
+
+def _pair_inverse_sides(collections: list[Any], inverse: str) -> None:
+    """Owning collections of new owners whose items are now all pairs to write, though the
+    items were never told (a copy of a loaded entity holds the original's items): their
+    loaded inverse sides list the owner, as they list one built with those items, so a
+    change made through them is computed with it."""
+    for collection in collections:
+        owner = collection.owner
+        for item in collection._items.values():
+            back = item.__dict__.get(inverse)
+            if back is not None:
+                back._link(owner)
 
 
 def _not_persisted(meta: EntityMetadata, entity: Any, prop: Any, target: Any) -> ValidationError:
