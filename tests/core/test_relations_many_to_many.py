@@ -1263,6 +1263,21 @@ def test_a_persisted_copy_joins_the_inverse_sides_of_the_items_it_writes_pairs_f
     rem.flush()
     assert [p for p in pairs(rel) if p[1] == ids["x"]] == [(ids["a1"], ids["x"])]
     assert memory_pairs([a1, clone]) == [p for p in pairs(rel) if p[0] in (a1.id, clone.id)]
+    # whatever the original's collection recorded: a new article's (built with its tags, or
+    # given them by add()), a loaded one's tags all added since it was loaded
+    a3 = rem.find_one_or_fail(Article, ids["a3"], populate=["tags"])
+    a3.tags.add(x)
+    built = Article(title="built", tags=[x])
+    added = Article(title="added")
+    added.tags.add(x)
+    copies = [copy.copy(original) for original in (a3, built, added)]
+    for made in copies:
+        made.id = None
+    rem.persist([built, added, *copies]).flush()
+    assert all(made in x.articles for made in copies)
+    x.articles.set([a1])
+    rem.flush()
+    assert [p for p in pairs(rel) if p[1] == ids["x"]] == [(ids["a1"], ids["x"])]
 
 
 def test_pairs_of_owners_rolled_back_after_a_clear_are_written_when_persisted_again(rel, rem):

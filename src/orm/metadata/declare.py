@@ -420,15 +420,18 @@ def _entity_setstate(self: Any, state: dict[str, Any]) -> None:
 
 def _own_copy(collection: Any, owner: Any, owning: bool) -> Any:
     """The collection `owner`, a shallow copy, gets for the original's `collection`, made
-    as pickle makes one. The owning side of a many-to-many holds the same items (and
-    unwritten changes): the copy owns its pairs. An inverse side holds what points at the
-    copy, which is nothing yet: the items' owning sides point at the original, and listing
-    them would let a change through the copy's side rewrite the original's rows (removing
-    a post from the copy's `posts` would set its writer to None). Either is initialized
-    when the original's is."""
+    as pickle makes one. The owning side of a many-to-many holds the same items: the copy
+    owns its pairs. Initialized, it records no changes: what the original's recorded says
+    nothing of the copy's pairs, nor of the items' inverse sides, which list the original
+    only; inserted, the copy writes all its items as pairs and joins those inverse sides
+    (see commit_order._pair_inverse_sides). An inverse side holds what points at the copy,
+    which is nothing yet: the items' owning sides point at the original, and listing them
+    would let a change through the copy's side rewrite the original's rows (removing a post
+    from the copy's `posts` would set its writer to None). Either is initialized when the
+    original's is."""
     state = collection.__getstate__()
-    if not owning and state[2] is not None:
-        state = (state[0], state[1], [], False, None)
+    if state[2] is not None:
+        state = (state[0], state[1], state[2] if owning else [], False, None)
     copied = type(collection).__new__(type(collection))
     copied.__setstate__((owner, *state[1:]))
     return copied
