@@ -1433,6 +1433,26 @@ def test_a_new_entity_brought_along_by_cascade_may_not_hold_a_removed_one(rel, r
     assert rows(rel, "select count(*) from tag_readers") == [(0,)]
 
 
+def test_a_removed_new_tag_leaves_the_collections_holding_it_and_is_never_inserted(rel, rem):
+    """`em.remove()` of a new tag, after it was added to a managed article: the removal is
+    the last word, as for a new post of a writer. The tag used to stay in `a1.tags`, whose
+    flush persisted it again by cascade and wrote the pair."""
+    ids = seed(rem)
+    a1 = rem.find_one_or_fail(Article, ids["a1"], populate=["tags"])
+    fresh = Article(title="fresh")
+    tag = Tag(label="new")
+    rem.persist([tag, fresh])
+    a1.tags.add(tag)
+    fresh.tags.add(tag)
+    rem.remove(tag)
+    assert tag not in a1.tags and tag not in fresh.tags
+    rem.flush()
+    assert rows(rel, "select count(*) from tag where label = 'new'") == [(0,)]
+    assert pairs(rel) == sorted([(ids["a1"], ids["x"]), (ids["a1"], ids["y"]),
+                                 (ids["a2"], ids["y"])])
+    assert rows(rel, "select count(*) from article where title = 'fresh'") == [(1,)]
+
+
 def test_a_refused_set_or_create_changes_nothing(rel, rem):
     """`set()` (and so `em.assign`) checks every item before it takes any out; `em.create`
     checks before the entity exists; a new article built with a removed tag is refused

@@ -215,7 +215,8 @@ def applied(uow: UnitOfWork, flush: _FlushPlan) -> None:
 
 def forget(uow: UnitOfWork, meta: EntityMetadata, entities: list[Any], left: list) -> None:
     """Deleted entities leave the many-to-many collections held in memory (their pivot rows
-    went with them, `on delete cascade`), and their own unwritten pairs are dropped. What
+    went with them, `on delete cascade`), and their own unwritten pairs are dropped; so do
+    new entities `em.remove()` forgets (their pairs were never written). What
     was taken out is noted in `left` (as `(collection, None, None, (items, changes))`) for
     a rollback, which brings the rows back: see `restore`."""
     metas = uow.em.metadata

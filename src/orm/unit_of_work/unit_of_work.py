@@ -487,6 +487,8 @@ class UnitOfWork:
             # out of its owners' loaded collections too, or a later flush of an owner would
             # persist it again by cascade: the removal was the last word
             _leave_inverse_sides(meta, [entity], [])
+            if self.em.metadata.m2m_holders.get(meta.cls):
+                pivots.forget(self, meta, [entity], [])  # and out of the many-to-many ones
             if meta.remove_cascades:
                 _cascade.forget_new_items(self, meta, entity)
             return
