@@ -479,7 +479,7 @@ gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info[
 import orm
 from orm import ORM, EntityManager, Collection
 during = len(passes)
-print(json.dumps({{"passes": during, "enabled": gc.isenabled()}}))
+print(json.dumps({{"passes": during, "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
 
 
@@ -491,12 +491,18 @@ def test_importing_the_package_pauses_the_collector_and_restores_it(tmp_path: Pa
     cached = {"PYTHONPYCACHEPREFIX": str(tmp_path), "PYTHONDONTWRITEBYTECODE": ""}
     script = COLLECTIONS_DURING_IMPORT.format(setup="")
     _run(script, **cached)
-    # not even the pass the allocations are owed: they join the oldest generation
-    assert _run(script, **cached) == {"passes": 0, "enabled": True}
+    result = _run(script, **cached)
+    assert result["enabled"], result
+    if result["frozen"]:
+        # an interpreter that starts with frozen objects (CPython 3.12): the pause only,
+        # then the pass owed after `import orm` and the one after the lazy `orm.core`
+        assert result["passes"] <= 2, result
+    else:
+        # not even the pass the allocations are owed: they join the oldest generation
+        assert result["passes"] == 0, result
     # a program that switched the collector off keeps it off
-    assert _run(COLLECTIONS_DURING_IMPORT.format(setup="gc.disable()"), **cached) == {
-        "passes": 0, "enabled": False,
-    }
+    off = _run(COLLECTIONS_DURING_IMPORT.format(setup="gc.disable()"), **cached)
+    assert (off["passes"], off["enabled"]) == (0, False), off
 
 
 FROZEN_AND_GARBAGE = """

@@ -107,7 +107,9 @@ class import_pause:
     of being walked once more by the pass the allocations are owed; a program's garbage made
     before the import is still found, by the next full collection. A program that froze
     objects of its own (`gc.get_freeze_count()`) keeps them frozen: then only the pause is
-    taken. A collector switched off stays off."""
+    taken (so on CPython 3.12, which starts with frozen objects of its own). A collector
+    switched off stays off. The switch is the interpreter's: another thread's `gc.disable()`
+    made during the pause is undone when it ends, as with the flush's pause."""
 
     __slots__ = ("_collecting",)
 
