@@ -1453,6 +1453,28 @@ def test_a_removed_new_tag_leaves_the_collections_holding_it_and_is_never_insert
     assert rows(rel, "select count(*) from article where title = 'fresh'") == [(1,)]
 
 
+def test_persisting_what_is_managed_or_cancelled_in_the_same_call_is_not_refused(rel, rem):
+    """`em.persist(article)` of a managed article whose tag was then marked for removal
+    changes nothing (MikroORM code persists after every change): the pair was stored before
+    the removal, which wins. A list that cancels the removals it depends on is kept whole."""
+    ids = seed(rem)
+    a1 = rem.find_one(Article, ids["a1"], populate=["tags"])
+    x = next(t for t in a1.tags if t.label == "x")
+    rem.remove(x)
+    rem.persist(a1)
+    rem.persist([a1])
+    rem.flush()
+    assert rows(rel, f"select count(*) from tag where id = {ids['x']}") == [(0,)]
+    assert sorted(t for a, t in pairs(rel) if a == ids["a1"]) == [ids["y"]]
+    y = next(t for t in a1.tags if t.label == "y")
+    rem.remove(a1)
+    rem.remove(y)
+    fresh = Article(title="fresh", tags=[y])
+    rem.persist([a1, fresh, y])  # every removal it depends on cancelled by the same call
+    rem.flush()
+    assert sorted(t for a, t in pairs(rel) if a in (ids["a1"], fresh.id)) == [ids["y"]] * 2
+
+
 def test_a_refused_set_or_create_changes_nothing(rel, rem):
     """`set()` (and so `em.assign`) checks every item before it takes any out; `em.create`
     checks before the entity exists; a new article built with a removed tag is refused

@@ -368,7 +368,9 @@ class UnitOfWork:
     def refuse_removed_items(self, entities: list[Any], meta: EntityMetadata) -> None:
         """New entities whose collections hold an entity this Unit of Work is about to
         delete: the flush would drop those links with the row, so persisting them after
-        `remove()` is refused rather than lost, as `Collection.add` refuses it. So are the
+        `remove()` is refused rather than lost, as `Collection.add` refuses it. (Persisting
+        an entity the Unit of Work holds already changes nothing: its links were there
+        before the removal, which wins, or were checked as they were made.) So are the
         new entities they bring along through Cascade.PERSIST (`Writer(posts=[Post(tags=
         [removed])])`), which the flush would take in without a word. Asked by
         `em.persist()` and by a new entity joining a managed owner, only while something is
@@ -390,9 +392,14 @@ class UnitOfWork:
 
         metas = self.em.metadata
         seen = {id(e) for _, batch in roots for e in batch}
+        # persist() cancels the removal of what it is given: those may be held
+        cancelled = {key for key in seen if any(key in removed[cls] for cls in removing)}
+        # an entity this Unit of Work holds already is not read: its links were there
+        # before the removal (which wins) or were checked as they were made
         work = [
-            (meta, batch) for meta, batch in roots
+            (meta, joining) for meta, batch in roots
             if not removing.isdisjoint(_reached_targets(metas, meta))
+            and (joining := [e for e in batch if e._orm_uow is not self])
         ]
 
         def bring(item: Any) -> None:
@@ -434,7 +441,13 @@ class UnitOfWork:
                 for prop, group in read:
                     items = getattr(values.get(prop.name), "_items", None)
                     if items and not group.keys().isdisjoint(items.keys()):  # both by id
-                        self.refuse_removed(meta, entity, prop.name, items.values())
+                        # an entity persisted in the same call is kept after all
+                        held = group.keys() & items.keys()
+                        if not held <= cancelled:
+                            self.refuse_removed(
+                                meta, entity, prop.name,
+                                [items[key] for key in held - cancelled],
+                            )
                 for prop in many:
                     items = getattr(values.get(prop.name), "_items", None)
                     if items:
