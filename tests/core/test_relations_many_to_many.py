@@ -1475,6 +1475,31 @@ def test_persisting_what_is_managed_or_cancelled_in_the_same_call_is_not_refused
     assert sorted(t for a, t in pairs(rel) if a in (ids["a1"], fresh.id)) == [ids["y"]] * 2
 
 
+def test_articles_persisted_one_by_one_with_a_new_tag_do_not_read_each_other(
+    rel, rem, monkeypatch
+):
+    """While an article is marked for removal, `em.persist(article)` looks at the new tag
+    it brings, but not back through the tag's `articles` (the article's siblings): a loop
+    of single persists reads each once."""
+    from orm.metadata.discovery import MetadataStorage
+
+    ids = seed(rem)
+    rem.remove(rem.find_one_or_fail(Article, ids["a3"]))
+    looked = []
+    find = MetadataStorage.find
+    monkeypatch.setattr(
+        MetadataStorage, "find", lambda self, cls: looked.append(cls) or find(self, cls)
+    )
+    shared = Tag(label="shared")
+    articles = [Article(title=f"n{k}", tags=[shared]) for k in range(100)]
+    for article in articles:
+        rem.persist(article)
+    assert looked == [Tag] * 100
+    monkeypatch.undo()
+    rem.flush()
+    assert len([p for p in pairs(rel) if p[1] == shared.id]) == 100
+
+
 def test_a_refused_set_or_create_changes_nothing(rel, rem):
     """`set()` (and so `em.assign`) checks every item before it takes any out; `em.create`
     checks before the entity exists; a new article built with a removed tag is refused

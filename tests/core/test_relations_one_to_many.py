@@ -589,6 +589,16 @@ def test_persisting_a_graph_while_something_is_marked_for_removal_reads_each_ent
     looked.clear()
     rem.persist(Post(title="lone", writer=writer))  # the other posts are persisted already
     assert looked == ([Writer] if removed == "post" else [])
+    looked.clear()
+    one_by_one = Writer(name="one by one")
+    singles = [Post(title=f"s{k}", writer=one_by_one) for k in range(200)]
+    for post in singles:  # the writer, never persisted itself, is brought each time
+        rem.persist(post)
+    # its posts, reached back from it, are not looked through again for every post
+    assert looked == ([Writer] * 200 if removed == "post" else [])
     monkeypatch.undo()
     rem.flush()
     assert rows(rel, "select count(*) from post where writer_id = ?", (writer.id,)) == [(201,)]
+    assert rows(rel, "select count(*) from post where writer_id = ?", (one_by_one.id,)) == [
+        (200,)
+    ]

@@ -397,13 +397,17 @@ class UnitOfWork:
         # an entity this Unit of Work holds already is not read: its links were there
         # before the removal (which wins) or were checked as they were made
         work = [
-            (meta, joining) for meta, batch in roots
+            (meta, joining, None) for meta, batch in roots
             if not removing.isdisjoint(_reached_targets(metas, meta))
             and (joining := [e for e in batch if e._orm_uow is not self])
         ]
 
-        def bring(item: Any) -> None:
-            """A new entity the flush's cascade would persist with them: checked too."""
+        def bring(item: Any, back: str | None) -> None:
+            """A new entity the flush's cascade would persist with them: checked too, but
+            not back through the side it was reached from (`back`): from a post up to its
+            new writer, the writer's posts are the post's siblings, each persisted on its
+            own or reached from the writer; walking them from every post persisted one by
+            one would read them all again each time."""
             item = _unwrap(item)
             if (
                 item is not None and item._orm_snap is None and item._orm_uow is None
@@ -412,7 +416,7 @@ class UnitOfWork:
                 found = metas.find(type(item))
                 if found is not None:
                     seen.add(id(item))
-                    work.append((found, [item]))
+                    work.append((found, [item], back))
 
         def leads(prop: Any) -> bool:
             """Whether the flush's cascade through `prop` may bring a collection that can
@@ -424,7 +428,7 @@ class UnitOfWork:
 
         plans: dict[type, tuple[list[Any], list[Any], list[Any]]] = {}
         while work:
-            meta, batch = work.pop()
+            meta, batch, skip = work.pop()
             plan = plans.get(meta.cls)
             if plan is None:
                 plan = plans[meta.cls] = (
@@ -432,8 +436,11 @@ class UnitOfWork:
                         (prop, removed[prop.relation.target])  # type: ignore[union-attr]
                         for prop in meta.collections if prop.relation.target in removing  # type: ignore[union-attr]
                     ],
-                    [prop for prop in meta.collections if leads(prop)],
-                    [prop for prop in (*meta.relations, *meta.inverse_ones) if leads(prop)],
+                    [(prop, _back_side(meta, prop)) for prop in meta.collections if leads(prop)],
+                    [
+                        (prop, _back_side(meta, prop))
+                        for prop in (*meta.relations, *meta.inverse_ones) if leads(prop)
+                    ],
                 )
             read, many, one = plan
             for entity in batch:
@@ -448,13 +455,17 @@ class UnitOfWork:
                                 meta, entity, prop.name,
                                 [items[key] for key in held - cancelled],
                             )
-                for prop in many:
+                for prop, back in many:
+                    if prop.name == skip:
+                        continue
                     items = getattr(values.get(prop.name), "_items", None)
                     if items:
-                        for item in items.values():
-                            bring(item)
-                for prop in one:
-                    bring(values.get(prop.name))
+                        # those this Unit of Work holds already are not read again
+                        for item in core.not_held(list(items.values()), self).values():
+                            bring(item, back)
+                for prop, back in one:
+                    if prop.name != skip:
+                        bring(values.get(prop.name), back)
 
     def refuse_removed(
         self, meta: EntityMetadata, entity: Any, name: str, items: Any
@@ -1313,6 +1324,22 @@ def _reached_targets(metas: Any, meta: EntityMetadata) -> frozenset[type]:
                 todo.append(relation.target_meta)
     found = cache[meta.cls] = frozenset(targets)
     return found
+
+
+def _back_side(meta: EntityMetadata, prop: Any) -> str | None:
+    """The property of `prop`'s target that points back at `meta`'s entity through the same
+    relation, or None: the ManyToOne an inverse side is mapped by, the other side of a
+    many-to-many, the collection or inverse one-to-one mapped by a ManyToOne or OneToOne."""
+    relation = prop.relation
+    if not relation.owner:
+        return relation.mapped_by
+    if relation.kind == "m:n":
+        return getattr(relation, "other", None) or relation.inversed_by
+    back = (meta.cls.__dict__.get("_orm_inverses") or {}).get(prop.name)
+    if back is None:
+        one = (meta.cls.__dict__.get("_orm_inverse_ones") or {}).get(prop.name)
+        back = one[0] if one else None
+    return back or relation.inversed_by
 
 
 def _revive(entity: Any, meta: EntityMetadata) -> None:
