@@ -131,6 +131,9 @@ class MetadataStorage:
         #: class -> the classes held by the collections its new entities may bring into a
         #: flush (filled on first use: see unit_of_work._reached_targets)
         self.reached_targets: dict[type, frozenset[type]] = {}
+        #: (class, property) -> the same, for the entities of that class reached back through
+        #: the property's other side (see unit_of_work._reached_past)
+        self.reached_past: dict[tuple[type, str | None], frozenset[type]] = {}
 
     def __iter__(self):
         return iter(self._by_class.values())

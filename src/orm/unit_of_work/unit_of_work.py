@@ -394,20 +394,21 @@ class UnitOfWork:
         seen = {id(e) for _, batch in roots for e in batch}
         # persist() cancels the removal of what it is given: those may be held
         cancelled = {key for key in seen if any(key in removed[cls] for cls in removing)}
-        # an entity this Unit of Work holds already is not read: its links were there
-        # before the removal (which wins) or were checked as they were made
-        work = [
-            (meta, joining, None) for meta, batch in roots
-            if not removing.isdisjoint(_reached_targets(metas, meta))
-            and (joining := [e for e in batch if e._orm_uow is not self])
-        ]
+        # an entity this Unit of Work holds already is not read itself: its links were there
+        # before the removal (which wins) or were checked as they were made. The new ones it
+        # holds are: `Article(tags=[held, removed])` fills `held.articles` without a check
+        work: list[tuple[EntityMetadata, list[Any], str | None, bool]] = []
+        for meta, batch in roots:
+            if not removing.isdisjoint(_reached_targets(metas, meta)):
+                joining = [e for e in batch if e._orm_uow is not self]
+                if joining:
+                    work.append((meta, joining, None, True))
+                if len(joining) < len(batch):
+                    work.append((meta, [e for e in batch if e._orm_uow is self], None, False))
 
         def bring(item: Any, back: str | None) -> None:
             """A new entity the flush's cascade would persist with them: checked too, but
-            not back through the side it was reached from (`back`): from a post up to its
-            new writer, the writer's posts are the post's siblings, each persisted on its
-            own or reached from the writer; walking them from every post persisted one by
-            one would read them all again each time."""
+            not back through `back`, the side it was reached from (see `skip`)."""
             item = _unwrap(item)
             if (
                 item is not None and item._orm_snap is None and item._orm_uow is None
@@ -416,7 +417,7 @@ class UnitOfWork:
                 found = metas.find(type(item))
                 if found is not None:
                     seen.add(id(item))
-                    work.append((found, [item], back))
+                    work.append((found, [item], back, True))
 
         def leads(prop: Any) -> bool:
             """Whether the flush's cascade through `prop` may bring a collection that can
@@ -426,9 +427,23 @@ class UnitOfWork:
                 _reached_targets(metas, relation.target_meta)
             )
 
+        def skip(meta: EntityMetadata, prop: Any) -> str | None:
+            """The side of `prop`'s target not to walk back through. A single entity there
+            is the one it was reached from. A collection there holds that one's siblings
+            (from a post up to its new writer, the writer's posts): those are skipped only
+            where nothing they reach apart from the writer can hold an entity marked for
+            removal, so that posts persisted one by one do not each read all the others;
+            the siblings' tags, say, are read (the flush brings the siblings too)."""
+            back = _back_side(meta, prop)
+            kind = prop.relation.kind
+            if back is None or kind in ("1:m", "1:1"):
+                return back
+            past = _reached_past(metas, meta, prop.name if kind == "m:1" else None)
+            return back if removing.isdisjoint(past) else None
+
         plans: dict[type, tuple[list[Any], list[Any], list[Any]]] = {}
         while work:
-            meta, batch, skip = work.pop()
+            meta, batch, back, read_them = work.pop()
             plan = plans.get(meta.cls)
             if plan is None:
                 plan = plans[meta.cls] = (
@@ -436,13 +451,15 @@ class UnitOfWork:
                         (prop, removed[prop.relation.target])  # type: ignore[union-attr]
                         for prop in meta.collections if prop.relation.target in removing  # type: ignore[union-attr]
                     ],
-                    [(prop, _back_side(meta, prop)) for prop in meta.collections if leads(prop)],
+                    [(prop, skip(meta, prop)) for prop in meta.collections if leads(prop)],
                     [
-                        (prop, _back_side(meta, prop))
+                        (prop, skip(meta, prop))
                         for prop in (*meta.relations, *meta.inverse_ones) if leads(prop)
                     ],
                 )
             read, many, one = plan
+            if not read_them:
+                read = []
             for entity in batch:
                 values = entity.__dict__
                 for prop, group in read:
@@ -455,17 +472,17 @@ class UnitOfWork:
                                 meta, entity, prop.name,
                                 [items[key] for key in held - cancelled],
                             )
-                for prop, back in many:
-                    if prop.name == skip:
+                for prop, side in many:
+                    if prop.name == back:
                         continue
                     items = getattr(values.get(prop.name), "_items", None)
                     if items:
                         # those this Unit of Work holds already are not read again
                         for item in core.not_held(list(items.values()), self).values():
-                            bring(item, back)
-                for prop, back in one:
-                    if prop.name != skip:
-                        bring(values.get(prop.name), back)
+                            bring(item, side)
+                for prop, side in one:
+                    if prop.name != back:
+                        bring(values.get(prop.name), side)
 
     def refuse_removed(
         self, meta: EntityMetadata, entity: Any, name: str, items: Any
@@ -1323,6 +1340,37 @@ def _reached_targets(metas: Any, meta: EntityMetadata) -> frozenset[type]:
                 seen.add(relation.target)
                 todo.append(relation.target_meta)
     found = cache[meta.cls] = frozenset(targets)
+    return found
+
+
+def _reached_past(metas: Any, meta: EntityMetadata, past: str | None) -> frozenset[type]:
+    """`_reached_targets` for entities of `meta` reached back through their property `past`
+    (a ManyToOne, whose target they were reached from: not walked), not counting the
+    single entity a one-to-many or one-to-one leads back to either, transitively: what
+    the siblings of a new post bring that its writer does not (`refuse_removed_graph`)."""
+    cache: dict[tuple[type, str | None], frozenset[type]] = metas.reached_past
+    found = cache.get((meta.cls, past))
+    if found is not None:
+        return found
+    targets: set[type] = set()
+    seen = {(meta.cls, past)}
+    todo = [(meta, past)]
+    while todo:
+        current, skipped = todo.pop()
+        for prop in (*current.collections, *current.relations, *current.inverse_ones):
+            relation: Any = prop.relation
+            if prop.name == skipped:
+                continue
+            if prop in current.collections:
+                targets.add(relation.target)
+            if not relation.persist_cascade:
+                continue
+            # the single entity on the other side of a 1:m or 1:1 is the current one
+            back = _back_side(current, prop) if relation.kind in ("1:m", "1:1") else None
+            if (relation.target, back) not in seen:
+                seen.add((relation.target, back))
+                todo.append((relation.target_meta, back))
+    found = cache[(meta.cls, past)] = frozenset(targets)
     return found
 
 
