@@ -1582,3 +1582,33 @@ def test_a_shallow_copy_of_a_tag_lists_no_articles(rel, rem):
         (ids["a1"], ids["y"]), (ids["a2"], ids["y"])
     ]
     assert [p for p in pairs(rel) if p[1] == clone.id] == []
+
+
+def test_a_new_article_holding_a_managed_tag_is_persisted_by_the_next_flush(rel, rem):
+    """As a post built with a managed writer joins the writer's EntityManager, an article
+    built with (or given) a managed tag is persisted by the next flush, Cascade.PERSIST
+    from `Tag.articles`, loaded or not: it used to be left out without a word. One that
+    lets go of the tag again, or is given to `em.remove()`, is not; nor after `em.clear()`."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])  # z.articles not loaded
+    built = Article(title="built", tags=[z])
+    given = Article(title="given")
+    given.tags.add(z)
+    let_go = Article(title="let go", tags=[z])
+    let_go.tags.remove(z)
+    removed = Article(title="removed", tags=[z])
+    rem.remove(removed)
+    # a query of articles (FlushMode.AUTO) flushes them first
+    assert sorted(a.title for a in rem.find(Article, {"title": {"$in": ["built", "given"]}})) == [
+        "built", "given"
+    ]
+    assert built.id is not None and given.id is not None
+    assert sorted(a for a, t in pairs(rel) if t == ids["z"]) == sorted([built.id, given.id])
+    assert rows(rel, "select count(*) from article where title in ('let go', 'removed')") == [
+        (0,)
+    ]
+    forgotten = Article(title="forgotten", tags=[z])
+    rem.clear()
+    rem.flush()
+    assert forgotten.id is None
+    assert rows(rel, "select count(*) from article where title = 'forgotten'") == [(0,)]

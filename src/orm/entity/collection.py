@@ -242,8 +242,11 @@ class Collection(Generic[T]):
             else:
                 del items[id(item)]
             self._dirty = True
-        if _sides(self.owner, self.prop)[0]:  # type: ignore[index]
+        owning, other = _sides(self.owner, self.prop)  # type: ignore[misc]
+        if owning:
             self._record(item, added)
+        elif added and other is not None:
+            _enroll(self, item, other)
 
     def _other(self, item: Any, other: str | None) -> Collection[Any] | None:
         if other is None:
@@ -492,6 +495,21 @@ def constructed(owner: Any, prop: str, items: Iterable[Any] | None) -> Collectio
     if items is not None:
         collection._fill_new(items)
     return collection
+
+
+def _enroll(collection: Any, item: Any, other: str) -> None:
+    """`item`, a new entity no EntityManager holds, now holds the managed owner of
+    `collection`, an inverse many-to-many side (`Article(tags=[managed_tag])`): the next
+    flush persists it (Cascade.PERSIST), as a post built with a managed writer joins the
+    writer's EntityManager at once. It cannot join at once: it may still be under
+    construction. The flush persists it if its `other` collection still holds the owner."""
+    uow = collection.owner._orm_uow
+    if uow is None or item._orm_snap is not None or item._orm_uow is not None:
+        return
+    cls = type(collection.owner)
+    meta = uow.em._metas.get(cls) or uow.em.metadata.get(cls)
+    if meta.properties[collection.prop].relation.persist_cascade:
+        uow.enrolled[id(item)] = (item, collection.owner, other)
 
 
 def _join(owner: Any, collection_name: str, item: Any) -> None:

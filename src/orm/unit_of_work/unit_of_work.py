@@ -295,6 +295,11 @@ class UnitOfWork:
         #: many-to-many owning collections changed since the last flush (id -> collection):
         #: registered by the collection when it changes, so a flush never scans for them
         self.collections: dict[int, Any] = {}
+        #: new entities that took a managed entity into a many-to-many collection whose
+        #: inverse side cascades persist (id -> (entity, that managed entity, the entity's
+        #: collection)): the next flush persists those still holding it (see
+        #: collection._enroll)
+        self.enrolled: dict[int, tuple[Any, Any, str]] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -533,6 +538,8 @@ class UnitOfWork:
             if meta.remove_cascades:
                 _cascade.forget_new_items(self, meta, entity)
             return
+        if self.enrolled.pop(id(entity), None) is not None and entity._orm_uow is None:
+            return  # a new entity the next flush would have persisted: it will not
         if entity._orm_uow is not self:
             raise ValidationError(
                 f"Cannot remove {meta.class_name} {_short(entity, 80)}: it is not managed by this "
@@ -569,6 +576,7 @@ class UnitOfWork:
         self.removed = {}
         self.partial = set()
         self.collections = {}
+        self.enrolled = {}
 
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
@@ -579,9 +587,23 @@ class UnitOfWork:
         self.dirty.pop(id(entity), None)
         core.detach([entity])
 
+    def _persist_enrolled(self) -> None:
+        """Persist the new entities enrolled by the managed entities they took into a
+        many-to-many collection (see `enrolled`), those that still hold one."""
+        enrolled, self.enrolled = self.enrolled, {}
+        metas = self.em.metadata
+        for entity, owner, name in enrolled.values():
+            if entity._orm_snap is not None or entity._orm_uow is not None:
+                continue  # persisted (or loaded) since
+            held = getattr(entity.__dict__.get(name), "_items", None)
+            if owner._orm_uow is self and held and id(owner) in held:
+                self.persist(entity, metas.get(type(entity)))
+
     def has_changes_for(self, meta: EntityMetadata) -> bool:
         """Whether a query over `meta` could miss unflushed work (FlushMode.AUTO)."""
         cls = meta.cls
+        if self.enrolled and any(type(e) is cls for e, _, _ in self.enrolled.values()):
+            return True
         if self.new.get(cls) or self.removed.get(cls):
             return True
         metas = self.em.metadata
@@ -814,6 +836,8 @@ class UnitOfWork:
         metadata = self.em.metadata
         relations = metadata.has_relations
         ordered = False
+        if self.enrolled and not plan.preview:
+            self._persist_enrolled()
         if self.collections and not plan.preview:
             pivots.cascade(self)
         if relations and (self.new or self.dirty):
