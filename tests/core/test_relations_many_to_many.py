@@ -1612,3 +1612,116 @@ def test_a_new_article_holding_a_managed_tag_is_persisted_by_the_next_flush(rel,
     rem.flush()
     assert forgotten.id is None
     assert rows(rel, "select count(*) from article where title = 'forgotten'") == [(0,)]
+
+
+def test_a_new_article_persisted_by_the_flush_keeps_every_managed_tag_it_holds(rel, rem):
+    """Each managed tag an article takes enrolls it: letting go of the last one taken (or
+    of any one) leaves it enrolled by those it still holds. A tag marked for removal
+    enrolls nothing: the flush deletes it, and an entity being removed cascades nothing."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    x = rem.find_one_or_fail(Tag, ids["x"])
+    y = rem.find_one_or_fail(Tag, ids["y"])
+    built = Article(title="built", tags=[z, x])
+    built.tags.remove(x)
+    given = Article(title="given")
+    given.tags.add(z)
+    given.tags.add(x)
+    given.tags.remove(x)
+    rem.remove(y)
+    after = Article(title="after removal", tags=[y])
+    rem.flush()
+    assert built.id is not None and given.id is not None
+    assert sorted(a for a, t in pairs(rel) if t == ids["z"]) == sorted([built.id, given.id])
+    assert after.id is None and wrap(after).get_entity_manager() is None
+    assert rows(rel, "select count(*) from article where title = 'after removal'") == [(0,)]
+    before = Article(title="before removal", tags=[x])
+    rem.remove(x)
+    rem.flush()
+    assert before.id is None
+    assert rows(rel, "select count(*) from article where title = 'before removal'") == [(0,)]
+
+
+def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):
+    """The flush persists such an article before `on_flush` (whose change sets list it)
+    and before the `before_create` handlers (which run for it, and for one an `on_flush`
+    handler builds); a flush with handlers that fails drops what it persisted, and the
+    retry persists the article again."""
+    seen: list[tuple[str, str]] = []
+    failing: list[bool] = []
+    handler_built: list[Article] = []
+
+    class Watcher(EventSubscriber):
+        def on_flush(self, args):
+            seen.extend((cs.type, cs.name) for cs in args.uow.compute_change_sets())
+            if failing and not handler_built:
+                handler_built.append(Article(title="by on_flush", tags=[z]))
+
+        def before_create(self, args):
+            seen.append(("before_create", getattr(args.entity, "title", "")))
+
+        def after_flush(self, args):
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Watcher()])
+    em = orm.em.fork()
+    ids = seed(em)
+    seen.clear()
+    z = em.find_one_or_fail(Tag, ids["z"])
+    built = Article(title="built", tags=[z])
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert seen == [("create", "Article"), ("before_create", "built"),
+                    ("before_create", "by on_flush")]
+    assert handler_built[0]._orm_uow is None  # dropped: the retry's handlers build again
+    assert rows(orm, "select count(*) from article where title = 'built'") == [(0,)]
+    failing.clear()
+    em.flush()
+    assert built.id is not None
+    assert (built.id, ids["z"]) in pairs(orm)
+
+
+def test_a_query_across_the_pivot_flushes_a_new_article_holding_a_managed_tag(rel, rem):
+    """FlushMode.AUTO: a query of tags filtered across `articles` reads the pivot table,
+    which the pending article's pairs are to join."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    built = Article(title="built", tags=[z])
+    found = rem.find(Tag, {"articles": {"title": "built"}})
+    assert found == [z]
+    assert built.id is not None
+
+
+def test_a_new_entity_enrolled_through_two_collections_keeps_both(connect):
+    """An entity enrolled by managed entities through two of its collections stays
+    enrolled through the one it still holds after letting go of the other."""
+
+    @entity()
+    class Crate:
+        id: int = PrimaryKey()
+        labels: Collection[Label] = ManyToMany(inversed_by="crates")
+        stickers: Collection[Sticker] = ManyToMany(inversed_by="crates")
+
+    @entity()
+    class Label:
+        id: int = PrimaryKey()
+        crates: Collection[Crate] = ManyToMany(mapped_by="labels")
+
+    @entity()
+    class Sticker:
+        id: int = PrimaryKey()
+        crates: Collection[Crate] = ManyToMany(mapped_by="stickers")
+
+    orm = connect([Crate, Label, Sticker])
+    em = orm.em.fork()
+    label, sticker = Label(), Sticker()
+    em.persist([label, sticker]).flush()
+    crate = Crate(labels=[label], stickers=[sticker])
+    crate.labels.remove(label)  # the first to enroll it
+    em.flush()
+    assert crate.id is not None
+    assert rows(orm, "select crate_id, sticker_id from crate_stickers") == [
+        (crate.id, sticker.id)
+    ]

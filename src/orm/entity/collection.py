@@ -502,14 +502,20 @@ def _enroll(collection: Any, item: Any, other: str) -> None:
     `collection`, an inverse many-to-many side (`Article(tags=[managed_tag])`): the next
     flush persists it (Cascade.PERSIST), as a post built with a managed writer joins the
     writer's EntityManager at once. It cannot join at once: it may still be under
-    construction. The flush persists it if its `other` collection still holds the owner."""
+    construction. The flush persists it if its `other` collection still holds an entity
+    of that Unit of Work (not marked for removal): it may take several, and let go of any
+    of them, so the names are kept, not the owner."""
     uow = collection.owner._orm_uow
     if uow is None or item._orm_snap is not None or item._orm_uow is not None:
         return
     cls = type(collection.owner)
     meta = uow.em._metas.get(cls) or uow.em.metadata.get(cls)
     if meta.properties[collection.prop].relation.persist_cascade:
-        uow.enrolled[id(item)] = (item, collection.owner, other)
+        entry = uow.enrolled.get(id(item))
+        if entry is None:
+            uow.enrolled[id(item)] = (item, (other,))
+        elif other not in entry[1]:
+            uow.enrolled[id(item)] = (item, (*entry[1], other))
 
 
 def _join(owner: Any, collection_name: str, item: Any) -> None:

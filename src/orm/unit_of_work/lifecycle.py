@@ -53,14 +53,17 @@ _object_setattr = object.__setattr__
 class _Pending:
     """The new and removed entities before a flush's handlers ran, to take back what they
     added if the flush fails (copies of the groups: a dict copy costs a fraction of
-    building a set of their keys)."""
+    building a set of their keys). The enrolled entities too (`uow.enrolled`): the flush
+    persists them, so dropping those it must enroll them again, or the retry would leave
+    them out."""
 
-    __slots__ = ("uow", "new", "removed")
+    __slots__ = ("uow", "new", "removed", "enrolled")
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.new = {cls: group.copy() for cls, group in uow.new.items() if group}
         self.removed = {cls: group.copy() for cls, group in uow.removed.items() if group}
+        self.enrolled = uow.enrolled.copy()
 
     def drop(self) -> None:
         uow = self.uow
@@ -75,6 +78,10 @@ class _Pending:
             before = self.removed.get(cls, {})
             for key in [k for k in group if k not in before]:
                 del group[key]
+        enrolled = uow.enrolled
+        for key, entry in self.enrolled.items():
+            if entry[0]._orm_uow is None and entry[0]._orm_snap is None:
+                enrolled.setdefault(key, entry)
 
 
 def _value(entity: Any, name: str) -> Any:
@@ -126,6 +133,8 @@ def _run_before_events(uow: UnitOfWork, plan: _FlushPlan) -> None:
     updates = frozenset(m.cls for m in metas if "before_update" in m.listeners)
     for _ in range(MAX_ROUNDS):
         ran = False
+        if uow.enrolled:  # those built by a handler: their handlers run too
+            uow.persist_enrolled()
         if metas.has_relations:
             # the new entities reached by cascade persist are created too: their handlers run
             commit_order.cascade_persist(uow)
@@ -255,6 +264,8 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
     try:
         try:
             events.flush_event("before_flush", em, uow)
+            if uow.enrolled:  # on_flush's change sets list them
+                uow.persist_enrolled()
             events.flush_event("on_flush", em, uow)
             _run_before_events(uow, plan)
             uow._compute(plan)

@@ -296,10 +296,10 @@ class UnitOfWork:
         #: registered by the collection when it changes, so a flush never scans for them
         self.collections: dict[int, Any] = {}
         #: new entities that took a managed entity into a many-to-many collection whose
-        #: inverse side cascades persist (id -> (entity, that managed entity, the entity's
-        #: collection)): the next flush persists those still holding it (see
+        #: inverse side cascades persist (id -> (entity, the names of those collections of
+        #: the entity)): the next flush persists those still holding one (see
         #: collection._enroll)
-        self.enrolled: dict[int, tuple[Any, Any, str]] = {}
+        self.enrolled: dict[int, tuple[Any, tuple[str, ...]]] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -587,22 +587,33 @@ class UnitOfWork:
         self.dirty.pop(id(entity), None)
         core.detach([entity])
 
-    def _persist_enrolled(self) -> None:
+    def persist_enrolled(self) -> None:
         """Persist the new entities enrolled by the managed entities they took into a
-        many-to-many collection (see `enrolled`), those that still hold one."""
+        many-to-many collection (see `enrolled`), those that still hold one this Unit of
+        Work is not about to delete (an entity being removed cascades nothing, as in
+        commit_order.cascade_persist). Called by the flush before anything reads the new
+        entities: the event path before `on_flush` and the `before_create` handlers."""
         enrolled, self.enrolled = self.enrolled, {}
         metas = self.em.metadata
-        for entity, owner, name in enrolled.values():
+        removed = self.removed
+        for entity, names in enrolled.values():
             if entity._orm_snap is not None or entity._orm_uow is not None:
                 continue  # persisted (or loaded) since
-            held = getattr(entity.__dict__.get(name), "_items", None)
-            if owner._orm_uow is self and held and id(owner) in held:
-                self.persist(entity, metas.get(type(entity)))
+            values = entity.__dict__
+            for name in names:
+                held = getattr(values.get(name), "_items", None)
+                if held and any(
+                    item._orm_uow is self
+                    and not ((group := removed.get(type(item))) and id(item) in group)
+                    for item in held.values()
+                ):
+                    self.persist(entity, metas.get(type(entity)))
+                    break
 
     def has_changes_for(self, meta: EntityMetadata) -> bool:
         """Whether a query over `meta` could miss unflushed work (FlushMode.AUTO)."""
         cls = meta.cls
-        if self.enrolled and any(type(e) is cls for e, _, _ in self.enrolled.values()):
+        if self.enrolled and any(type(e) is cls for e, _ in self.enrolled.values()):
             return True
         if self.new.get(cls) or self.removed.get(cls):
             return True
@@ -629,9 +640,10 @@ class UnitOfWork:
 
     def has_pivot_changes_for(self, meta: EntityMetadata) -> bool:
         """Whether unwritten many-to-many pairs involve `meta` (a query over it may read
-        the pivot table: populate, a filter across the relation). Not a change of its rows,
-        so a refresh under a lock loses nothing."""
-        return bool(self.collections) and pivots.touches(self.em.metadata, meta.cls)
+        the pivot table: populate, a filter across the relation), those of an enrolled new
+        entity included. Not a change of its rows, so a refresh under a lock loses nothing."""
+        pending = self.collections or self.enrolled
+        return bool(pending) and pivots.touches(self.em.metadata, meta.cls)
 
     def _mutable_changes(self, meta: EntityMetadata) -> bool:
         cls = meta.cls
@@ -837,7 +849,7 @@ class UnitOfWork:
         relations = metadata.has_relations
         ordered = False
         if self.enrolled and not plan.preview:
-            self._persist_enrolled()
+            self.persist_enrolled()
         if self.collections and not plan.preview:
             pivots.cascade(self)
         if relations and (self.new or self.dirty):
