@@ -1598,6 +1598,11 @@ def test_a_new_article_holding_a_managed_tag_is_persisted_by_the_next_flush(rel,
     let_go.tags.remove(z)
     removed = Article(title="removed", tags=[z])
     rem.remove(removed)
+    loaded_z = rem.find_one_or_fail(Tag, ids["x"], populate=["articles"])
+    dropped = Article(title="dropped", tags=[loaded_z])
+    assert dropped in loaded_z.articles
+    rem.remove(dropped)  # it leaves the loaded inverse side too
+    assert dropped not in loaded_z.articles
     # a query of articles (FlushMode.AUTO) flushes them first
     assert sorted(a.title for a in rem.find(Article, {"title": {"$in": ["built", "given"]}})) == [
         "built", "given"

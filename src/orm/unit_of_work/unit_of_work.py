@@ -539,7 +539,10 @@ class UnitOfWork:
                 _cascade.forget_new_items(self, meta, entity)
             return
         if self.enrolled.pop(id(entity), None) is not None and entity._orm_uow is None:
-            return  # a new entity the next flush would have persisted: it will not
+            # a new entity the next flush would have persisted: it will not, and it leaves
+            # the loaded many-to-many collections that listed it
+            pivots.forget(self, meta, [entity], [])
+            return
         if entity._orm_uow is not self:
             raise ValidationError(
                 f"Cannot remove {meta.class_name} {_short(entity, 80)}: it is not managed by this "
