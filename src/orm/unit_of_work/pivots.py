@@ -257,13 +257,7 @@ def restore(uow: UnitOfWork, collection: Any, taken: Any, dropped: Any) -> None:
     if items is not None:
         for item in taken:
             items.setdefault(id(item), item)
-    if dropped is UNSTORED:
-        collection._delta = UNSTORED
-        collection._dirty = True
-        uow.collections[id(collection)] = collection
-        return
-    for item, added in dropped.values():
-        collection._record(item, added)
+    _pending_again(uow, collection, dropped)
 
 
 def undo(uow: UnitOfWork, written: list[tuple[Any, Any]]) -> None:
@@ -271,12 +265,17 @@ def undo(uow: UnitOfWork, written: list[tuple[Any, Any]]) -> None:
     again, composed with what changed since (added then removed again: nothing to do).
     A collection that had no stored pairs has none again: all its items are pending."""
     for collection, changes in written:
-        if collection.owner._orm_uow is not uow:
-            continue
-        if changes is UNSTORED:
-            collection._delta = UNSTORED
-            collection._dirty = True
-            uow.collections[id(collection)] = collection
-            continue
-        for item, added in changes.values():
-            collection._record(item, added)
+        if collection.owner._orm_uow is uow:
+            _pending_again(uow, collection, changes)
+
+
+def _pending_again(uow: UnitOfWork, collection: Any, changes: Any) -> None:
+    """`changes` (UNSTORED: all the items; else id -> (item, added)) are to be written
+    again by `collection`, composed with what it recorded since."""
+    if changes is UNSTORED:
+        collection._delta = UNSTORED
+        collection._dirty = True
+        uow.collections[id(collection)] = collection
+        return
+    for item, added in changes.values():
+        collection._record(item, added)
