@@ -714,6 +714,28 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
     return flat, snapshots
 
 
+cdef tuple _with_item(tuple snap, Py_ssize_t i, object value):
+    """`snap` with item `i` set to `value`. A snapshot only the caller's list and variable
+    hold (insert_rows made it, nothing has handed it out yet) takes it in place; one that
+    someone else holds is left alone, and a completed copy is returned for the list."""
+    cdef Py_ssize_t j, n
+    cdef object old, v
+    cdef tuple out
+    if Py_REFCNT(snap) <= 2:  # `snap` is borrowed here: the list's and the caller's
+        old = <object>PyTuple_GET_ITEM(snap, i)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(snap, i, value)
+        Py_DECREF(old)
+        return snap
+    n = PyTuple_GET_SIZE(snap)
+    out = PyTuple_New(n)
+    for j in range(n):
+        v = value if j == i else <object>PyTuple_GET_ITEM(snap, j)
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, j, v)
+    return out
+
+
 def finish_inserts(Plan plan not None, list entities not None, list snapshots not None,
                    bint skip_pk, long long first_id, uow, dict identity_map not None,
                    list keys=None):
@@ -722,8 +744,8 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots no
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
     cdef object pk_name = <object>PyTuple_GET_ITEM(plan.names, pk_index)
-    cdef Py_ssize_t k, j, count = PyList_GET_SIZE(entities)
-    cdef object entity, pk, old, snap, v
+    cdef Py_ssize_t k, count = PyList_GET_SIZE(entities)
+    cdef object entity, pk, snap
     cdef tuple copy
     if PyList_GET_SIZE(snapshots) != count:
         raise ValueError(
@@ -750,21 +772,8 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots no
                     raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
                 pk = <object>PyList_GET_ITEM(keys, k)
             PyObject_GenericSetAttr(entity, pk_name, pk)
-            if Py_REFCNT(snap) <= 2:
-                # only `snapshots` and this loop see the tuple (insert_rows made it): fill
-                # in its key in place
-                old = <object>PyTuple_GET_ITEM(snap, pk_index)
-                Py_INCREF(pk)
-                PyTuple_SET_ITEM(snap, pk_index, pk)
-                Py_DECREF(old)
-                old = None
-            else:
-                # someone else holds it: leave theirs alone, give `snapshots` the completed copy
-                copy = PyTuple_New(n)
-                for j in range(n):
-                    v = pk if j == pk_index else <object>PyTuple_GET_ITEM(snap, j)
-                    Py_INCREF(v)
-                    PyTuple_SET_ITEM(copy, j, v)
+            copy = _with_item(<tuple>snap, pk_index, pk)  # a tuple: checked above
+            if copy is not snap:
                 if k >= PyList_GET_SIZE(snapshots):  # setting the key may have run user code
                     raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
                 snapshots[k] = copy
@@ -1002,10 +1011,10 @@ def fill_keys(list holder not None, list slots not None, list targets not None,
 def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
                list targets not None, dict keys not None, conv):
     """See orm._diff_py.patch_keys."""
-    cdef Py_ssize_t i, j, n, at, count = PyList_GET_SIZE(rows)
+    cdef Py_ssize_t i, n, at, count = PyList_GET_SIZE(rows)
     if count != PyList_GET_SIZE(targets):
         raise ValueError("patch_keys: rows and targets differ in length")
-    cdef object row, target, key, value, old, stored = None, last = None
+    cdef object row, target, key, stored = None, last = None
     cdef tuple snap, out
     for i in range(count):
         if i >= PyList_GET_SIZE(rows) or i >= PyList_GET_SIZE(targets):
@@ -1025,21 +1034,9 @@ def patch_keys(list snapshots not None, list rows not None, Py_ssize_t column,
         n = PyTuple_GET_SIZE(snap)
         if not 0 <= column < n:
             raise IndexError("patch_keys: column outside the snapshot")
-        if Py_REFCNT(snap) <= 2:
-            # only `snapshots` and this loop see the tuple (insert_rows made it, nothing
-            # has handed it out yet): the key goes in in place, as in finish_inserts
-            old = <object>PyTuple_GET_ITEM(snap, column)
-            Py_INCREF(key)
-            PyTuple_SET_ITEM(snap, column, key)
-            Py_DECREF(old)
-            old = None
-            continue
-        out = PyTuple_New(n)
-        for j in range(n):
-            value = key if j == column else <object>PyTuple_GET_ITEM(snap, j)
-            Py_INCREF(value)
-            PyTuple_SET_ITEM(out, j, value)
-        snapshots[at] = out
+        out = _with_item(snap, column, key)
+        if out is not snap:
+            snapshots[at] = out
 
 
 cdef str _OWNER = "owner"
