@@ -508,9 +508,7 @@ def _enroll(collection: Any, item: Any, other: str) -> None:
     uow = collection.owner._orm_uow
     if uow is None or item._orm_snap is not None or item._orm_uow is not None:
         return
-    cls = type(collection.owner)
-    meta = uow.em._metas.get(cls) or uow.em.metadata.get(cls)
-    if meta.properties[collection.prop].relation.persist_cascade:
+    if _persisting(uow, collection.owner, collection.prop) is not None:
         entry = uow.enrolled.get(id(item))
         if entry is None:
             uow.enrolled[id(item)] = (item, (other,))
@@ -533,9 +531,17 @@ def _join(owner: Any, collection_name: str, item: Any) -> None:
 def _cascade(owner: Any, collection_name: str, item: Any) -> None:
     uow = owner._orm_uow
     if uow is not None and item._orm_snap is None and item._orm_uow is not uow:
-        prop = uow.em.metadata.get(type(owner)).properties[collection_name]
-        if prop.relation.persist_cascade:
-            uow.persist(item, prop.relation.target_meta)
+        relation = _persisting(uow, owner, collection_name)
+        if relation is not None:
+            uow.persist(item, relation.target_meta)
+
+
+def _persisting(uow: Any, owner: Any, name: str) -> Any:
+    """The relation `name` of `owner`, a managed entity, if it cascades persist
+    (Cascade.PERSIST), else None."""
+    cls = type(owner)
+    relation = (uow.em._metas.get(cls) or uow.em.metadata.get(cls)).properties[name].relation
+    return relation if relation.persist_cascade else None
 
 
 def inverse_init(cls: type, inverses: dict[str, str], init: Any) -> Any:

@@ -106,7 +106,7 @@ def _cascade_collections(
         relation: Any = prop.relation
         cascade = bool(relation.persist_cascade)
         # a new owner's pairs are all its items, whatever its collection recorded before
-        owning = relation.kind == "m:n" and relation.owner  # type: ignore[union-attr]
+        owning = relation.kind == "m:n" and relation.owner
         unstored = UNSTORED if is_new and owning else None
         unpaired: list[Any] | None = [] if unstored is not None and relation.other else None
         found = core.collection_items(
@@ -115,7 +115,7 @@ def _cascade_collections(
         if unpaired:
             _pair_inverse_sides(unpaired, relation.other)
         if found:
-            target_meta = prop.relation.target_meta  # type: ignore[union-attr]
+            target_meta = relation.target_meta
             for item in found:
                 uow.persist(item, target_meta)
             work.append((target_meta, found, True))
