@@ -153,12 +153,11 @@ class FlushUndo:
                     removed[id(entity)] = entity
         if self.left:
             from ..entity.collection import _unwrap
+            from .pivots import restore
         for held, partner, name, value in reversed(self.left):
             # the rows are back: so are the entities in the inverse sides they left, where
             # they still point (one moved to another owner since stays there)
             if name is None:  # a many-to-many collection (pivots.forget)
-                from .pivots import restore
-
                 restore(uow, held, *value)
             elif held is not None:
                 if _unwrap(value.__dict__.get(name)) is partner:
