@@ -1647,6 +1647,50 @@ def test_a_new_article_persisted_by_the_flush_keeps_every_managed_tag_it_holds(r
     assert rows(rel, "select count(*) from article where title = 'before removal'") == [(0,)]
 
 
+def test_a_new_article_the_flush_persists_may_not_take_a_tag_after_its_removal(rel, rem):
+    """An article enrolled by a managed tag that took another tag after `em.remove()` of
+    that one: the flush would insert the article and drop the link with the tag's row.
+    The flush is refused instead, nothing written, and goes through once the link is
+    taken out (or the removal cancelled). Taken before the removal, the link goes with the
+    tag's row (the last call wins), in memory too."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    x = rem.find_one_or_fail(Tag, ids["x"])
+    y = rem.find_one_or_fail(Tag, ids["y"])
+    before = Article(title="before", tags=[z, y])
+    rem.remove(y)  # after the link: the link goes with the row
+    rem.remove(x)
+    after = Article(title="after", tags=[z, x])  # after the removal: refused, not dropped
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot persist Article .* \(new, persisted by the flush because it holds an "
+        r"entity this EntityManager manages, through Cascade\.PERSIST\): Article\.tags holds "
+        r"Tag .*label='x'.*, which is marked for removal in this EntityManager",
+    ) as raised:
+        rem.flush()
+    assert raised.value.entity is after and raised.value.property == "tags"
+    assert rows(rel, "select count(*) from article where title in ('before', 'after')") == [
+        (0,)
+    ]
+    assert rows(rel, f"select count(*) from tag where id in ({ids['x']}, {ids['y']})") == [(2,)]
+    assert after.id is None and before.id is None
+    after.tags.remove(x)
+    rem.flush()
+    assert sorted((a, t) for a, t in pairs(rel) if a in (before.id, after.id)) == sorted(
+        [(before.id, ids["z"]), (after.id, ids["z"])]
+    )
+    assert rows(rel, f"select count(*) from tag where id in ({ids['x']}, {ids['y']})") == [(0,)]
+    assert y not in before.tags
+    # a removal cancelled by em.persist() keeps a link made while it stood
+    w = Tag(label="w")
+    rem.persist(w).flush()
+    rem.remove(w)
+    kept = Article(title="kept", tags=[z, w])
+    rem.persist(w)
+    rem.flush()
+    assert sorted(t for a, t in pairs(rel) if a == kept.id) == sorted([ids["z"], w.id])
+
+
 def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):
     """The flush persists such an article before `on_flush` (whose change sets list it)
     and before the `before_create` handlers (which run for it, and for one an `on_flush`

@@ -300,6 +300,11 @@ class UnitOfWork:
         #: the entity)): the next flush persists those still holding one (see
         #: collection._enroll)
         self.enrolled: dict[int, tuple[Any, tuple[str, ...]]] = {}
+        #: the links of enrolled entities to an entity when it was marked for removal
+        #: ((id of the enrolled one, id of the removed one) -> both): the removal came last,
+        #: so the flush drops them with its row; a link made after the removal is refused
+        #: (see persist_enrolled). The entities are held so that their ids stay theirs
+        self.links_removed: dict[tuple[int, int], tuple[Any, Any]] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -490,13 +495,14 @@ class UnitOfWork:
                         bring(values.get(prop.name), side)
 
     def refuse_removed(
-        self, meta: EntityMetadata, entity: Any, name: str, items: Any
+        self, meta: EntityMetadata, entity: Any, name: str, items: Any, why: str = ""
     ) -> None:
         """`refuse_removed_items` for one collection's items (`entity` None: the entity
-        `em.create()` is about to build)."""
+        `em.create()` is about to build); `why` says why it is being persisted, if the
+        user did not ask."""
         for item in items:
             if self.is_removed(item):
-                what = f"persist {meta.class_name} {_short(entity, 60)}" if entity is not None else (
+                what = f"persist {meta.class_name} {_short(entity, 60)}{why}" if entity is not None else (
                     f"create {meta.class_name}"
                 )
                 raise ValidationError(
@@ -554,6 +560,20 @@ class UnitOfWork:
         if group is None:
             group = self.removed[meta.cls] = {}
         group[id(entity)] = entity
+        if self.enrolled:
+            self._note_links_removed(entity)
+
+    def _note_links_removed(self, entity: Any) -> None:
+        """`entity`, now marked for removal, may be in the collections of new entities the
+        next flush persists (`enrolled`): those links were made before the removal, which
+        wins, so the flush may drop them (see `links_removed`)."""
+        key = id(entity)
+        for owner, names in self.enrolled.values():
+            values = owner.__dict__
+            for name in names:
+                items = getattr(values.get(name), "_items", None)
+                if items and key in items:
+                    self.links_removed[(id(owner), key)] = (owner, entity)
 
     def note_partial(self, entities: list[Any]) -> None:
         """After a query: remember which of its entities are still partially loaded."""
@@ -580,6 +600,7 @@ class UnitOfWork:
         self.partial = set()
         self.collections = {}
         self.enrolled = {}
+        self.links_removed = {}
 
     def unregister(self, entity: Any, meta: EntityMetadata) -> None:
         im = self.identity_map.get(meta.cls)
@@ -595,10 +616,16 @@ class UnitOfWork:
         many-to-many collection (see `enrolled`), those that still hold one this Unit of
         Work is not about to delete (an entity being removed cascades nothing, as in
         commit_order.cascade_persist). Called by the flush before anything reads the new
-        entities: the event path before `on_flush` and the `before_create` handlers."""
-        enrolled, self.enrolled = self.enrolled, {}
+        entities: the event path before `on_flush` and the `before_create` handlers.
+
+        One that took an entity after it was marked for removal (`em.remove(x);
+        Article(tags=[z, x])`) is refused, all of them checked before any is persisted:
+        the flush would drop that link with the row, as `em.persist()` refuses it. A link
+        made before the removal is dropped: the removal came last (`links_removed`)."""
+        enrolled = self.enrolled
         metas = self.em.metadata
         removed = self.removed
+        joining = []
         for entity, names in enrolled.values():
             if entity._orm_snap is not None or entity._orm_uow is not None:
                 continue  # persisted (or loaded) since
@@ -610,8 +637,30 @@ class UnitOfWork:
                     and not ((group := removed.get(type(item))) and id(item) in group)
                     for item in held.values()
                 ):
-                    self.persist(entity, metas.get(type(entity)))
+                    joining.append((entity, names))
                     break
+        if any(removed.values()):
+            for entity, names in joining:
+                self._refuse_links_after_removal(entity, names)
+        self.enrolled = {}
+        for entity, _ in joining:
+            self.persist(entity, metas.get(type(entity)))
+
+    def _refuse_links_after_removal(self, entity: Any, names: tuple[str, ...]) -> None:
+        meta = self.em.metadata.get(type(entity))
+        values = entity.__dict__
+        for name in names:
+            held = getattr(values.get(name), "_items", None)
+            if held:
+                self.refuse_removed(
+                    meta, entity, name,
+                    [
+                        item for key, item in held.items()
+                        if (id(entity), key) not in self.links_removed
+                    ],
+                    " (new, persisted by the flush because it holds an entity this "
+                    "EntityManager manages, through Cascade.PERSIST)",
+                )
 
     def has_changes_for(self, meta: EntityMetadata) -> bool:
         """Whether a query over `meta` could miss unflushed work (FlushMode.AUTO)."""
@@ -1354,6 +1403,7 @@ class UnitOfWork:
                     self.watched.pop(id(entity), None)
         self.new = {}
         self.removed = {}
+        self.links_removed = {}
         self.dirty.clear()
 
 
