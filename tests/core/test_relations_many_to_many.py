@@ -23,6 +23,7 @@ from orm import (
     entity,
     wrap,
 )
+from orm.unit_of_work.pivots import PIVOT_CHUNK, PIVOT_INSERT_CHUNK, _chunk_sizes
 from tests.core.many_to_many_models import MODELS, Article, Person, Reader, Tag
 from tests.databases import execute, rows
 
@@ -1137,6 +1138,42 @@ def test_pairs_of_new_owners_are_plain_inserts_and_of_stored_ones_skip_stored_pa
     assert len(pivot) == 2
     assert sum("on conflict do nothing" in s for s in pivot) == 1  # a3's pair may be stored
     assert (ids["a3"], ids["z"]) in pairs(rel) and (made.id, ids["z"]) in pairs(rel)
+
+
+@pytest.mark.parametrize(
+    "n, sizes",
+    [
+        (PIVOT_INSERT_CHUNK - 1, [PIVOT_CHUNK] * 3 + [PIVOT_CHUNK - 1]),
+        (PIVOT_INSERT_CHUNK, [PIVOT_INSERT_CHUNK]),
+        (2 * PIVOT_INSERT_CHUNK + PIVOT_CHUNK + 1, [PIVOT_INSERT_CHUNK] * 2 + [PIVOT_CHUNK, 1]),
+    ],
+)
+def test_pivot_inserts_in_statements_of_few_sizes(rel, rem, log, database, n, sizes):
+    """On SQLite, pairs go in statements of PIVOT_INSERT_CHUNK pairs while that many are
+    left (fewer, larger statements: measured faster), then of PIVOT_CHUNK, then the rest;
+    every pair is written, those of new owners and of stored ones alike."""
+    assert PIVOT_INSERT_CHUNK % PIVOT_CHUNK == 0 and 3 * PIVOT_CHUNK < PIVOT_INSERT_CHUNK
+    tag, other = Tag(label="t"), Tag(label="u")
+    articles = [Article(title=f"a{i}", tags=[tag]) for i in range(n)]
+    log.clear()
+    rem.persist([*articles, other]).flush()
+    for a in articles:  # stored owners: their pairs may be stored already
+        a.tags.add(other)
+    rem.flush()
+    inserts = [m for m in writes(log) if m.startswith("insert") and "article_tags" in m]
+    if database == "sqlite":
+        assert [m.count("), (") + 1 for m in inserts] == sizes * 2
+        assert all("on conflict do nothing" in m for m in inserts[len(sizes):])
+    else:  # two arrays, one statement per flush
+        assert len(inserts) == 2
+    assert pairs(rel) == sorted((a.id, t.id) for a in articles for t in (tag, other))
+
+
+def test_pivot_chunk_sizes_keep_under_the_variable_limit():
+    assert _chunk_sizes(0, 2000, 500, 16383) == []
+    assert _chunk_sizes(4501, 2000, 500, 16383) == [2000, 2000, 500, 1]
+    assert _chunk_sizes(1200, 2000, 500, 499) == [499, 499, 202]  # SQLite before 3.32
+    assert _chunk_sizes(7, 2000, 500, 3) == [3, 3, 1]
 
 
 def test_pivot_writes_are_one_statement_of_two_arrays_on_postgresql(rel, rem, log, database):
