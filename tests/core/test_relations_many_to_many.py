@@ -1728,6 +1728,124 @@ def test_a_new_article_the_flush_persists_may_not_take_a_tag_after_its_removal(r
     assert sorted(t for a, t in pairs(rel) if a == kept.id) == sorted([ids["z"], w.id])
 
 
+def test_a_link_taken_again_after_the_removal_is_refused_too(rel, rem):
+    """A link noted at the removal stops counting as made before it once it is let go:
+    taken again (add, set), it is refused like any link made after the removal; so is
+    one made after a removal cancelled and made again, or after a second `em.remove()`."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    x = rem.find_one_or_fail(Tag, ids["x"])
+    y = rem.find_one_or_fail(Tag, ids["y"])
+    again = Article(title="again", tags=[z, x])
+    by_set = Article(title="by set", tags=[z, y])
+    rem.remove(x)
+    rem.remove(y)
+    again.tags.remove(x)
+    again.tags.add(x)
+    by_set.tags.set([z])
+    by_set.tags.set([z, y])
+    for bad, tag in ((again, x), (by_set, y)):
+        with pytest.raises(ValidationError, match=r"Article\.tags holds Tag") as raised:
+            rem.flush()
+        assert raised.value.entity is bad
+        bad.tags.remove(tag)
+    rem.persist(x)  # cancelled: its links are kept, then it is removed again
+    again.tags.add(x)
+    rem.remove(x)
+    rem.flush()
+    assert rows(rel, f"select count(*) from tag where id in ({ids['x']}, {ids['y']})") == [(0,)]
+    w = Tag(label="w")
+    rem.persist(w).flush()
+    rem.remove(w)
+    twice = Article(title="twice", tags=[z, w])
+    rem.remove(w)  # marked already: the link stays one made after the removal
+    with pytest.raises(ValidationError, match=r"Article\.tags holds Tag"):
+        rem.flush()
+    assert rows(rel, "select count(*) from article where title = 'twice'") == [(0,)]
+    assert twice.id is None
+
+
+def test_a_link_made_after_a_removal_through_any_collection_is_refused(connect):
+    """The flush persists an enrolled entity whole: a removed entity in a collection it
+    was not enrolled through (whose inverse side does not cascade) is refused too."""
+
+    @entity()
+    class Crate:
+        id: int = PrimaryKey()
+        labels: Collection[Label] = ManyToMany(inversed_by="crates")
+        stickers: Collection[Sticker] = ManyToMany(inversed_by="crates")
+
+    @entity()
+    class Label:
+        id: int = PrimaryKey()
+        crates: Collection[Crate] = ManyToMany(mapped_by="labels")
+
+    @entity()
+    class Sticker:
+        id: int = PrimaryKey()
+        crates: Collection[Crate] = ManyToMany(mapped_by="stickers", cascade=[])
+
+    orm = connect([Crate, Label, Sticker])
+    em = orm.em.fork()
+    label, sticker, kept = Label(), Sticker(), Sticker()
+    em.persist([label, sticker, kept]).flush()
+    before = Crate(labels=[label], stickers=[kept])
+    em.remove(kept)  # after the link: it goes with the row
+    em.remove(sticker)
+    crate = Crate(labels=[label], stickers=[sticker])
+    with pytest.raises(ValidationError, match=r"Crate\.stickers holds Sticker") as raised:
+        em.flush()
+    assert raised.value.entity is crate
+    assert rows(orm, "select count(*) from crate") == [(0,)]
+    crate.stickers.remove(sticker)
+    em.flush()
+    assert before.id is not None and crate.id is not None
+    assert rows(orm, "select count(*) from crate_stickers") == [(0,)]
+    assert rows(orm, "select count(*) from sticker") == [(0,)]
+
+
+def test_removals_and_the_flush_events_failing(connect):
+    """A flush with handlers that fails after writing keeps what it noted at the
+    removals: the retry drops the link made before the removal, as the first try would
+    have. A flush refused after `on_flush` built an article drops that article: the
+    retry's handler builds it again, and it is inserted once."""
+    failing: list[bool] = []
+    on: list[Tag] = []
+    built: list[Article] = []
+
+    class Watcher(EventSubscriber):
+        def on_flush(self, args):
+            if on:
+                built.append(Article(title=f"audit {len(built)}", tags=list(on)))
+
+        def after_flush(self, args):
+            if failing:
+                failing.clear()
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Watcher()])
+    em = orm.em.fork()
+    ids = seed(em)
+    z = em.find_one_or_fail(Tag, ids["z"])
+    x = em.find_one_or_fail(Tag, ids["x"])
+    linked = Article(title="linked", tags=[z, x])
+    em.remove(x)  # after the link
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    em.flush()
+    assert linked.id is not None
+    assert sorted(t for a, t in pairs(orm) if a == linked.id) == [ids["z"]]
+    y = em.find_one_or_fail(Tag, ids["y"])
+    em.remove(y)
+    on.extend([z, y])  # the handler links y after its removal: refused
+    with pytest.raises(ValidationError, match=r"Article\.tags holds Tag"):
+        em.flush()
+    em.persist(y)
+    em.flush()
+    assert rows(orm, "select title from article where title like 'audit%'") == [("audit 1",)]
+
+
 def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):
     """The flush persists such an article before `on_flush` (whose change sets list it)
     and before the `before_create` handlers (which run for it, and for one an `on_flush`

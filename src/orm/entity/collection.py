@@ -262,6 +262,10 @@ class Collection(Generic[T]):
         else:
             del mine[id(item)]
         self._dirty = True
+        for uow in (item._orm_uow, self.owner._orm_uow):
+            if uow is not None and uow.links_removed:  # a link noted at a removal is gone
+                uow.forget_links_removed(self.owner, item)
+                uow.forget_links_removed(item, self.owner)
         owning, other = sides
         if owning:
             self._record(item, added)

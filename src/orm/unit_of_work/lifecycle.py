@@ -55,15 +55,17 @@ class _Pending:
     added if the flush fails (copies of the groups: a dict copy costs a fraction of
     building a set of their keys). The enrolled entities too (`uow.enrolled`): the flush
     persists them, so dropping those it must enroll them again, or the retry would leave
-    them out."""
+    them out (and only those: what the handlers built, they build again); and the links
+    noted at removals (`uow.links_removed`), which a flush forgets as it writes."""
 
-    __slots__ = ("uow", "new", "removed", "enrolled")
+    __slots__ = ("uow", "new", "removed", "enrolled", "links_removed")
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.new = {cls: group.copy() for cls, group in uow.new.items() if group}
         self.removed = {cls: group.copy() for cls, group in uow.removed.items() if group}
         self.enrolled = uow.enrolled.copy()
+        self.links_removed = uow.links_removed.copy()
 
     def drop(self) -> None:
         uow = self.uow
@@ -78,10 +80,13 @@ class _Pending:
             before = self.removed.get(cls, {})
             for key in [k for k in group if k not in before]:
                 del group[key]
-        enrolled = uow.enrolled
-        for key, entry in self.enrolled.items():
-            if entry[0]._orm_uow is None and entry[0]._orm_snap is None:
-                enrolled.setdefault(key, entry)
+        # those enrolled before the flush, still new; not those its handlers built (the
+        # retry's handlers build them again)
+        uow.enrolled = {
+            key: entry for key, entry in self.enrolled.items()
+            if entry[0]._orm_uow is None and entry[0]._orm_snap is None
+        }
+        uow.links_removed = self.links_removed
 
 
 def _value(entity: Any, name: str) -> Any:

@@ -355,8 +355,10 @@ class UnitOfWork:
         owner = entity._orm_uow
         if owner is self:
             group = self.removed.get(meta.cls)
-            if group is not None:
-                group.pop(id(entity), None)  # persist after remove cancels the removal
+            if group is not None and group.pop(id(entity), None) is not None:
+                # persist after remove cancels the removal, and so what it noted
+                if self.links_removed:
+                    self.forget_links_removed(None, entity)
             return
         if owner is not None:
             state = "new in" if entity._orm_snap is None else "managed by"
@@ -559,6 +561,8 @@ class UnitOfWork:
         group = self.removed.get(meta.cls)
         if group is None:
             group = self.removed[meta.cls] = {}
+        if id(entity) in group:
+            return  # marked already: the links made since came after that removal
         group[id(entity)] = entity
         if self.enrolled:
             self._note_links_removed(entity)
@@ -568,12 +572,23 @@ class UnitOfWork:
         next flush persists (`enrolled`): those links were made before the removal, which
         wins, so the flush may drop them (see `links_removed`)."""
         key = id(entity)
-        for owner, names in self.enrolled.values():
+        metas = self.em.metadata
+        for owner, _ in self.enrolled.values():
             values = owner.__dict__
-            for name in names:
-                items = getattr(values.get(name), "_items", None)
+            for prop in metas.get(type(owner)).collections:
+                items = getattr(values.get(prop.name), "_items", None)
                 if items and key in items:
                     self.links_removed[(id(owner), key)] = (owner, entity)
+
+    def forget_links_removed(self, owner: Any, item: Any) -> None:
+        """The link of `owner` (None: of every owner) to `item` noted at its removal is
+        gone: taken out of the collection (taken again, it is a new link), or the removal
+        cancelled."""
+        if owner is not None:
+            self.links_removed.pop((id(owner), id(item)), None)
+            return
+        for key in [k for k, (_, held) in self.links_removed.items() if held is item]:
+            del self.links_removed[key]
 
     def note_partial(self, entities: list[Any]) -> None:
         """After a query: remember which of its entities are still partially loaded."""
@@ -640,20 +655,22 @@ class UnitOfWork:
                     joining.append((entity, names))
                     break
         if any(removed.values()):
-            for entity, names in joining:
-                self._refuse_links_after_removal(entity, names)
+            for entity, _ in joining:
+                self._refuse_links_after_removal(entity)
         self.enrolled = {}
         for entity, _ in joining:
             self.persist(entity, metas.get(type(entity)))
 
-    def _refuse_links_after_removal(self, entity: Any, names: tuple[str, ...]) -> None:
+    def _refuse_links_after_removal(self, entity: Any) -> None:
+        """Every collection of `entity`, not only those it was enrolled through: the flush
+        persists it whole."""
         meta = self.em.metadata.get(type(entity))
         values = entity.__dict__
-        for name in names:
-            held = getattr(values.get(name), "_items", None)
+        for prop in meta.collections:
+            held = getattr(values.get(prop.name), "_items", None)
             if held:
                 self.refuse_removed(
-                    meta, entity, name,
+                    meta, entity, prop.name,
                     [
                         item for key, item in held.items()
                         if (id(entity), key) not in self.links_removed
