@@ -19,6 +19,7 @@ from orm import (
     ManyToOne,
     MetadataError,
     PrimaryKey,
+    UniqueConstraintViolationException,
     ValidationError,
     entity,
     wrap,
@@ -1844,6 +1845,31 @@ def test_removals_and_the_flush_events_failing(connect):
     em.persist(y)
     em.flush()
     assert rows(orm, "select title from article where title like 'audit%'") == [("audit 1",)]
+
+
+def test_a_failed_flush_enrolls_the_new_article_again(rel, rem):
+    """A flush that fails (here: a duplicate key) leaves an article it persisted through
+    a managed tag enrolled as before, not persisted: letting go of the tag before the
+    retry leaves it out, as it would have before the first try; keeping it, the retry
+    inserts it."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    let_go = Article(title="let go", tags=[z])
+    kept = Article(title="kept", tags=[z])
+    clash = Tag(label="clash")
+    clash.id = ids["x"]
+    rem.persist(clash)
+    with pytest.raises(UniqueConstraintViolationException):
+        rem.flush()
+    assert wrap(let_go).get_entity_manager() is None
+    let_go.tags.remove(z)
+    rem.remove(clash)
+    rem.flush()
+    assert let_go.id is None and kept.id is not None
+    assert rows(rel, "select title from article where title in ('let go', 'kept')") == [
+        ("kept",)
+    ]
+    assert (kept.id, ids["z"]) in pairs(rel)
 
 
 def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):

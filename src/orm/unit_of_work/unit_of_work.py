@@ -231,6 +231,9 @@ class _FlushPlan:
         #: (their group, entity, Unit of Work), taken back if the flush fails
         self.cascaded: list[tuple[dict[int, Any], Any]] = []
         self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
+        #: the enrolled entities this flush persisted (Unit of Work, key, entry of
+        #: `enrolled`): enrolled again if it fails
+        self.enrolled: list[tuple[Any, int, tuple[Any, tuple[str, ...]]]] = []
         #: what deleted entities left (see _leave_inverse_sides), for a rollback: (the
         #: owner's collection, the owner, the entity's ManyToOne, the entity), or (None, the
         #: one-to-one partner, its inverse property, what it held), or (a many-to-many
@@ -264,6 +267,16 @@ class _FlushPlan:
                 group[id(entity)] = entity
                 _object_setattr(entity, "_orm_uow", uow)
         self.forgotten.clear()
+        for uow, key, entry in self.enrolled:
+            entity = entry[0]
+            group = uow.new.get(type(entity))
+            if entity._orm_uow is uow and group is not None and group.pop(key, None) is not None:
+                # persisted by this flush only: whether the retry persists it depends on
+                # what it holds then, as before
+                uow.dirty.pop(key, None)
+                _object_setattr(entity, "_orm_uow", None)
+                uow.enrolled.setdefault(key, entry)
+        self.enrolled.clear()
 
     def __bool__(self) -> bool:
         return bool(
@@ -626,12 +639,14 @@ class UnitOfWork:
         self.dirty.pop(id(entity), None)
         core.detach([entity])
 
-    def persist_enrolled(self) -> None:
+    def persist_enrolled(self, plan: _FlushPlan | None = None) -> None:
         """Persist the new entities enrolled by the managed entities they took into a
         many-to-many collection (see `enrolled`), those that still hold one this Unit of
         Work is not about to delete (an entity being removed cascades nothing, as in
         commit_order.cascade_persist). Called by the flush before anything reads the new
-        entities: the event path before `on_flush` and the `before_create` handlers.
+        entities: the event path before `on_flush` and the `before_create` handlers. With
+        the flush's `plan` (the path without handlers), a failed flush enrolls them again
+        (the event path's `_Pending` does that for its own).
 
         One that took an entity after it was marked for removal (`em.remove(x);
         Article(tags=[z, x])`) is refused, all of them checked before any is persisted:
@@ -657,6 +672,11 @@ class UnitOfWork:
         if any(removed.values()):
             for entity, _ in joining:
                 self._refuse_links_after_removal(entity)
+        if plan is not None:
+            joined = {id(entity) for entity, _ in joining}
+            plan.enrolled.extend(
+                (self, key, entry) for key, entry in enrolled.items() if key in joined
+            )
         self.enrolled = {}
         for entity, _ in joining:
             self.persist(entity, metas.get(type(entity)))
@@ -918,7 +938,7 @@ class UnitOfWork:
         relations = metadata.has_relations
         ordered = False
         if self.enrolled and not plan.preview:
-            self.persist_enrolled()
+            self.persist_enrolled(plan)
         if self.collections and not plan.preview:
             pivots.cascade(self)
         if relations and (self.new or self.dirty):
