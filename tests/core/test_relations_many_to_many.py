@@ -1872,6 +1872,110 @@ def test_a_failed_flush_enrolls_the_new_article_again(rel, rem):
     assert (kept.id, ids["z"]) in pairs(rel)
 
 
+def test_a_link_noted_at_a_removal_is_one_collection_s(connect):
+    """A removed entity in two collections of an enrolled entity, both linked before the
+    removal: letting go of it in one leaves the other's link noted, dropped with the row;
+    taking it again in the first is refused."""
+
+    @entity()
+    class Crate:
+        id: int = PrimaryKey()
+        labels: Collection[Label] = ManyToMany(inversed_by="crates")
+        featured: Collection[Label] = ManyToMany(inversed_by="featured_in")
+
+    @entity()
+    class Label:
+        id: int = PrimaryKey()
+        crates: Collection[Crate] = ManyToMany(mapped_by="labels")
+        featured_in: Collection[Crate] = ManyToMany(mapped_by="featured")
+
+    orm = connect([Crate, Label])
+    em = orm.em.fork()
+    z, x = Label(), Label()
+    em.persist([z, x]).flush()
+    kept = Crate(labels=[z, x], featured=[x])
+    again = Crate(labels=[z, x], featured=[x])
+    em.remove(x)
+    kept.featured.remove(x)  # kept.labels still holds x, linked before the removal
+    again.featured.remove(x)
+    again.featured.add(x)  # a link made after the removal
+    with pytest.raises(ValidationError, match=r"Crate\.featured holds Label") as raised:
+        em.flush()
+    assert raised.value.entity is again
+    again.featured.remove(x)
+    em.flush()
+    assert kept.id is not None and again.id is not None
+    assert sorted(rows(orm, "select crate_id, label_id from crate_labels")) == sorted(
+        [(kept.id, z.id), (again.id, z.id)]
+    )
+    assert rows(orm, "select count(*) from label") == [(1,)]
+
+
+def test_a_failed_flush_takes_back_what_an_enrolled_article_brought(rel, rem):
+    """What the flush persisted by cascade from an article it persisted through a managed
+    tag (a new tag, its new reader) is taken back with the article when the flush fails:
+    the article letting go of the managed tag before the retry leaves all of it out."""
+    ids = seed(rem)
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    reader = Reader(name="r")
+    fresh = Tag(label="fresh", readers=[reader])
+    article = Article(title="a", tags=[z, fresh])
+    clash = Tag(label="clash")
+    clash.id = ids["x"]
+    rem.persist(clash)
+    with pytest.raises(UniqueConstraintViolationException):
+        rem.flush()
+    for entity in (article, fresh, reader):
+        assert wrap(entity).get_entity_manager() is None
+    article.tags.remove(z)
+    rem.remove(clash)
+    rem.flush()
+    assert rows(rel, "select count(*) from article where title = 'a'") == [(0,)]
+    assert rows(rel, "select count(*) from tag where label = 'fresh'") == [(0,)]
+    assert rows(rel, "select count(*) from reader") == [(0,)]
+
+
+def test_adding_to_a_removed_entity_s_collection_is_refused(rel, rem):
+    """Adding to the collection of an entity marked for removal (`x.articles.add(a)`)
+    would be dropped with its row: refused, nothing changed, as `a.tags.add(x)` is."""
+    ids = seed(rem)
+    x = rem.find_one_or_fail(Tag, ids["x"], populate=["articles"])
+    z = rem.find_one_or_fail(Tag, ids["z"])
+    a = Article(title="a", tags=[z])
+    rem.remove(x)
+    for add in (lambda: x.articles.add(a), lambda: x.articles.add(Article(title="b"))):
+        with pytest.raises(
+            ValidationError,
+            match=r"Cannot add to Tag\.articles of .*: it is marked for removal in this "
+            r"EntityManager",
+        ) as raised:
+            add()
+        assert raised.value.entity is x and raised.value.property == "articles"
+    assert a not in x.articles and x not in a.tags
+    x.articles.remove(*list(x.articles))  # taking out is fine
+    rem.flush()
+    assert sorted(t for i, t in pairs(rel) if i == a.id) == [ids["z"]]
+    assert rows(rel, "select count(*) from article where title = 'b'") == [(0,)]
+
+
+def test_joining_through_a_kept_tag_lets_a_link_made_before_the_removal_go(rel, rem):
+    """An article holding a tag linked before that tag's removal, added to a managed
+    tag's inverse side: it joins, as through its own side, and the link noted at the
+    removal goes with the row. An `em.persist()` after the removal is refused."""
+    ids = seed(rem)
+    x = rem.find_one_or_fail(Tag, ids["x"])
+    z = rem.find_one_or_fail(Tag, ids["z"], populate=["articles"])
+    a = Article(title="a", tags=[x])
+    b = Article(title="b", tags=[x])
+    rem.remove(x)
+    with pytest.raises(ValidationError, match=r"Cannot persist Article .*Article\.tags holds"):
+        rem.persist(b)
+    z.articles.add(a)
+    rem.flush()
+    assert a.id is not None and sorted(t for i, t in pairs(rel) if i == a.id) == [ids["z"]]
+    assert rows(rel, f"select count(*) from tag where id = {ids['x']}") == [(0,)]
+
+
 def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):
     """The flush persists such an article before `on_flush` (whose change sets list it)
     and before the `before_create` handlers (which run for it, and for one an `on_flush`

@@ -602,3 +602,22 @@ def test_persisting_a_graph_while_something_is_marked_for_removal_reads_each_ent
     assert rows(rel, "select count(*) from post where writer_id = ?", (one_by_one.id,)) == [
         (200,)
     ]
+
+
+def test_adding_to_the_posts_of_a_writer_marked_for_removal_is_refused(rel, rem):
+    """The new post would point at a row the flush deletes: refused, nothing changed;
+    kept after `em.persist()` of the writer."""
+    writer = Writer(name="w")
+    rem.persist(writer).flush()
+    rem.remove(writer)
+    post = Post(title="p")
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot add to Writer\.posts of .*: it is marked for removal in this EntityManager",
+    ):
+        writer.posts.add(post)
+    assert post.writer is None and post not in writer.posts
+    rem.persist(writer)
+    writer.posts.add(post)
+    rem.flush()
+    assert rows(rel, "select writer_id from post") == [(writer.id,)]

@@ -264,8 +264,9 @@ class Collection(Generic[T]):
         self._dirty = True
         for uow in (item._orm_uow, self.owner._orm_uow):
             if uow is not None and uow.links_removed:  # a link noted at a removal is gone
-                uow.forget_links_removed(self.owner, item)
-                uow.forget_links_removed(item, self.owner)
+                uow.forget_links_removed(self.owner, self.prop, item)
+                if sides[1] is not None:  # the same pair, seen from the item's side
+                    uow.forget_links_removed(item, sides[1], self.owner)
         owning, other = sides
         if owning:
             self._record(item, added)
@@ -291,6 +292,15 @@ class Collection(Generic[T]):
             if id(item) not in mine:
                 self._check_manager(item)
                 joining.append(item)
+        if joining and uow is not None and uow.removed and uow.is_removed(owner):
+            raise ValidationError(
+                f"Cannot add to {type(owner).__name__}.{self.prop} of {_short(owner, 60)}: it "
+                f"is marked for removal in this EntityManager (em.remove()), and the flush "
+                f"would drop the new link with its row. Call em.persist() on it first to keep "
+                f"it. Nothing was changed.",
+                entity=owner,
+                property=self.prop,
+            )
         if uow is not None and uow.removed and joining:
             _check_new_items(owner, joining)  # one look through what they bring along
         return checked
@@ -697,7 +707,9 @@ def _check_new_items(owner: Any, items: list[Any]) -> None:
             if meta is not None:
                 roots.append((meta, [item]))
     if roots:
-        uow.refuse_removed_graph(roots)
+        # joining by cascade, as the flush persists an enrolled entity: a link it made
+        # before a removal goes with the row (see UnitOfWork.links_removed)
+        uow.refuse_removed_graph(roots, noted_ok=True)
 
 
 def _check_not_removed(item: Any, name: str, owner: Any) -> None:

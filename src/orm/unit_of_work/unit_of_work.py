@@ -231,9 +231,9 @@ class _FlushPlan:
         #: (their group, entity, Unit of Work), taken back if the flush fails
         self.cascaded: list[tuple[dict[int, Any], Any]] = []
         self.forgotten: list[tuple[dict[int, Any], Any, Any]] = []
-        #: the enrolled entities this flush persisted (Unit of Work, key, entry of
-        #: `enrolled`): enrolled again if it fails
-        self.enrolled: list[tuple[Any, int, tuple[Any, tuple[str, ...]]]] = []
+        #: the new entities before this flush persisted enrolled ones (lifecycle._Pending),
+        #: to take back what they brought if it fails: they are enrolled again
+        self.before_enrolled: Any = None
         #: what deleted entities left (see _leave_inverse_sides), for a rollback: (the
         #: owner's collection, the owner, the entity's ManyToOne, the entity), or (None, the
         #: one-to-one partner, its inverse property, what it held), or (a many-to-many
@@ -267,16 +267,11 @@ class _FlushPlan:
                 group[id(entity)] = entity
                 _object_setattr(entity, "_orm_uow", uow)
         self.forgotten.clear()
-        for uow, key, entry in self.enrolled:
-            entity = entry[0]
-            group = uow.new.get(type(entity))
-            if entity._orm_uow is uow and group is not None and group.pop(key, None) is not None:
-                # persisted by this flush only: whether the retry persists it depends on
-                # what it holds then, as before
-                uow.dirty.pop(key, None)
-                _object_setattr(entity, "_orm_uow", None)
-                uow.enrolled.setdefault(key, entry)
-        self.enrolled.clear()
+        if self.before_enrolled is not None:
+            # whether the retry persists them (and what they bring along) depends on what
+            # they hold then, as before this flush
+            self.before_enrolled.drop()
+            self.before_enrolled = None
 
     def __bool__(self) -> bool:
         return bool(
@@ -314,10 +309,11 @@ class UnitOfWork:
         #: collection._enroll)
         self.enrolled: dict[int, tuple[Any, tuple[str, ...]]] = {}
         #: the links of enrolled entities to an entity when it was marked for removal
-        #: ((id of the enrolled one, id of the removed one) -> both): the removal came last,
-        #: so the flush drops them with its row; a link made after the removal is refused
-        #: (see persist_enrolled). The entities are held so that their ids stay theirs
-        self.links_removed: dict[tuple[int, int], tuple[Any, Any]] = {}
+        #: ((id of the enrolled one, its collection, id of the removed one) -> both): the
+        #: removal came last, so the flush drops them with its row; a link made after the
+        #: removal is refused (see persist_enrolled). The entities are held so that their
+        #: ids stay theirs
+        self.links_removed: dict[tuple[int, str, int], tuple[Any, Any]] = {}
 
     # -- state ------------------------------------------------------------------------------
     def map_for(self, cls: type) -> dict[Any, Any]:
@@ -371,7 +367,7 @@ class UnitOfWork:
             if group is not None and group.pop(id(entity), None) is not None:
                 # persist after remove cancels the removal, and so what it noted
                 if self.links_removed:
-                    self.forget_links_removed(None, entity)
+                    self.forget_links_removed(None, None, entity)
             return
         if owner is not None:
             state = "new in" if entity._orm_snap is None else "managed by"
@@ -403,12 +399,16 @@ class UnitOfWork:
         or the removal came last (the last call wins: removing after persisting deletes)."""
         self.refuse_removed_graph([(meta, entities)])
 
-    def refuse_removed_graph(self, roots: list[tuple[EntityMetadata, list[Any]]]) -> None:
+    def refuse_removed_graph(
+        self, roots: list[tuple[EntityMetadata, list[Any]]], noted_ok: bool = False
+    ) -> None:
         """`refuse_removed_items` for several roots at once (`em.persist()` of a list): an
         entity reached from several of them is read once. Only the collections that can
         hold a class with entities marked for removal are read, and only the relations
         leading to such collections are followed (see `_reached_targets`): a graph that
-        cannot hold one costs nothing."""
+        cannot hold one costs nothing. `noted_ok`: the links noted at a removal
+        (`links_removed`) are let through, for entities joining by cascade rather than by
+        `em.persist()`, which comes after the removal."""
         removed = self.removed
         removing = {cls for cls, group in removed.items() if group}
         if not removing:
@@ -492,6 +492,11 @@ class UnitOfWork:
                     if items and not group.keys().isdisjoint(items.keys()):  # both by id
                         # an entity persisted in the same call is kept after all
                         held = group.keys() & items.keys()
+                        if noted_ok and self.links_removed:
+                            held = {
+                                key for key in held
+                                if (id(entity), prop.name, key) not in self.links_removed
+                            }
                         if not held <= cancelled:
                             self.refuse_removed(
                                 meta, entity, prop.name,
@@ -591,14 +596,14 @@ class UnitOfWork:
             for prop in metas.get(type(owner)).collections:
                 items = getattr(values.get(prop.name), "_items", None)
                 if items and key in items:
-                    self.links_removed[(id(owner), key)] = (owner, entity)
+                    self.links_removed[(id(owner), prop.name, key)] = (owner, entity)
 
-    def forget_links_removed(self, owner: Any, item: Any) -> None:
-        """The link of `owner` (None: of every owner) to `item` noted at its removal is
-        gone: taken out of the collection (taken again, it is a new link), or the removal
-        cancelled."""
+    def forget_links_removed(self, owner: Any, name: str | None, item: Any) -> None:
+        """The link of `owner`'s collection `name` (owner None: of every owner) to `item`
+        noted at its removal is gone: taken out of the collection (taken again, it is a new
+        link), or the removal cancelled."""
         if owner is not None:
-            self.links_removed.pop((id(owner), id(item)), None)
+            self.links_removed.pop((id(owner), name, id(item)), None)  # type: ignore[arg-type]
             return
         for key in [k for k, (_, held) in self.links_removed.items() if held is item]:
             del self.links_removed[key]
@@ -672,11 +677,10 @@ class UnitOfWork:
         if any(removed.values()):
             for entity, _ in joining:
                 self._refuse_links_after_removal(entity)
-        if plan is not None:
-            joined = {id(entity) for entity, _ in joining}
-            plan.enrolled.extend(
-                (self, key, entry) for key, entry in enrolled.items() if key in joined
-            )
+        if plan is not None and joining:
+            from .lifecycle import _Pending  # imports this module
+
+            plan.before_enrolled = _Pending(self)
         self.enrolled = {}
         for entity, _ in joining:
             self.persist(entity, metas.get(type(entity)))
@@ -693,7 +697,7 @@ class UnitOfWork:
                     meta, entity, prop.name,
                     [
                         item for key, item in held.items()
-                        if (id(entity), key) not in self.links_removed
+                        if (id(entity), prop.name, key) not in self.links_removed
                     ],
                     " (new, persisted by the flush because it holds an entity this "
                     "EntityManager manages, through Cascade.PERSIST)",
