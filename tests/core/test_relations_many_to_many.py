@@ -1925,8 +1925,8 @@ def test_a_failed_flush_takes_back_what_an_enrolled_article_brought(rel, rem):
     rem.persist(clash)
     with pytest.raises(UniqueConstraintViolationException):
         rem.flush()
-    for entity in (article, fresh, reader):
-        assert wrap(entity).get_entity_manager() is None
+    for held in (article, fresh, reader):
+        assert wrap(held).get_entity_manager() is None
     article.tags.remove(z)
     rem.remove(clash)
     rem.flush()
