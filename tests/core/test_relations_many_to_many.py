@@ -1960,19 +1960,28 @@ def test_adding_to_a_removed_entity_s_collection_is_refused(rel, rem):
 
 def test_joining_through_a_kept_tag_lets_a_link_made_before_the_removal_go(rel, rem):
     """An article holding a tag linked before that tag's removal, added to a managed
-    tag's inverse side: it joins, as through its own side, and the link noted at the
-    removal goes with the row. An `em.persist()` after the removal is refused."""
+    tag's inverse side, or brought along by a tag given to `em.persist()`: it joins, as
+    through its own side, and the link noted at the removal goes with the row. An
+    `em.persist()` of the article itself after the removal is refused."""
     ids = seed(rem)
     x = rem.find_one_or_fail(Tag, ids["x"])
     z = rem.find_one_or_fail(Tag, ids["z"], populate=["articles"])
     a = Article(title="a", tags=[x])
     b = Article(title="b", tags=[x])
+    c = Article(title="c", tags=[x])
+    d = Article(title="d", tags=[x])
     rem.remove(x)
     with pytest.raises(ValidationError, match=r"Cannot persist Article .*Article\.tags holds"):
         rem.persist(b)
     z.articles.add(a)
+    # brought along by a persisted new tag, in whichever order: joins the same way
+    rem.persist(Tag(label="t2", articles=[c]))
+    t3 = Tag(label="t3")
+    rem.persist(t3)
+    t3.articles.add(d)
     rem.flush()
     assert a.id is not None and sorted(t for i, t in pairs(rel) if i == a.id) == [ids["z"]]
+    assert [len([t for i, t in pairs(rel) if i == e.id]) for e in (c, d)] == [1, 1]
     assert rows(rel, f"select count(*) from tag where id = {ids['x']}") == [(0,)]
 
 

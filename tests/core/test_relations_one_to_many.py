@@ -604,11 +604,13 @@ def test_persisting_a_graph_while_something_is_marked_for_removal_reads_each_ent
     ]
 
 
-def test_adding_to_the_posts_of_a_writer_marked_for_removal_is_refused(rel, rem):
-    """The new post would point at a row the flush deletes: refused, nothing changed;
-    kept after `em.persist()` of the writer."""
-    writer = Writer(name="w")
-    rem.persist(writer).flush()
+def test_linking_a_post_to_a_writer_marked_for_removal_is_refused_both_ways(rel, rem):
+    """The new post would point at a row the flush deletes: refused, nothing changed,
+    whether through `writer.posts`, `post.writer` or the constructor; kept after
+    `em.persist()` of the writer."""
+    writer, other = Writer(name="w"), Writer(name="other")
+    moved = Post(title="m", writer=other)
+    rem.persist([writer, other]).flush()
     rem.remove(writer)
     post = Post(title="p")
     with pytest.raises(
@@ -617,7 +619,18 @@ def test_adding_to_the_posts_of_a_writer_marked_for_removal_is_refused(rel, rem)
     ):
         writer.posts.add(post)
     assert post.writer is None and post not in writer.posts
+    for point in (lambda: setattr(moved, "writer", writer), lambda: Post(title="n", writer=writer)):
+        with pytest.raises(
+            ValidationError,
+            match=r"Cannot point Post\.writer at .*: it is marked for removal in this EntityManager",
+        ) as raised:
+            point()
+        assert raised.value.property == "writer"
+    assert moved.writer is other and moved in other.posts
+    moved.writer = other  # the same owner again: nothing new
     rem.persist(writer)
     writer.posts.add(post)
     rem.flush()
-    assert rows(rel, "select writer_id from post") == [(writer.id,)]
+    assert sorted(rows(rel, "select title, writer_id from post")) == [
+        ("m", other.id), ("p", writer.id)
+    ]

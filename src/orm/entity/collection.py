@@ -292,15 +292,8 @@ class Collection(Generic[T]):
             if id(item) not in mine:
                 self._check_manager(item)
                 joining.append(item)
-        if joining and uow is not None and uow.removed and uow.is_removed(owner):
-            raise ValidationError(
-                f"Cannot add to {type(owner).__name__}.{self.prop} of {_short(owner, 60)}: it "
-                f"is marked for removal in this EntityManager (em.remove()), and the flush "
-                f"would drop the new link with its row. Call em.persist() on it first to keep "
-                f"it. Nothing was changed.",
-                entity=owner,
-                property=self.prop,
-            )
+        if joining and uow is not None and uow.removed:
+            _refuse_removed_owner(owner, self.prop)
         if uow is not None and uow.removed and joining:
             _check_new_items(owner, joining)  # one look through what they bring along
         return checked
@@ -574,6 +567,7 @@ def inverse_init(cls: type, inverses: dict[str, str], init: Any) -> Any:
             if owner is not None:
                 _check_owner(self, name, owner)  # every owner, before it joins any
                 if owner._orm_uow is not None and owner._orm_uow.removed:
+                    _refuse_removed_owner(owner, collection_name, self, name)
                     _check_new_item(owner, self)
                 joins.append((owner, collection_name))
         for owner, collection_name in joins:
@@ -642,6 +636,8 @@ def inverse_setattr(cls: type, inverses: dict[str, str], inner: Any) -> Any:
                 _check_not_removed(self, name, _unwrap(value))
             owner_uow = _unwrap(value)._orm_uow
             if owner_uow is not None and owner_uow.removed:
+                if _unwrap(value) is not _unwrap(self.__dict__.get(name)):
+                    _refuse_removed_owner(_unwrap(value), collection_name, self, name)
                 _check_new_item(_unwrap(value), self)
         old = _unwrap(self.__dict__.get(name))
         inner(self, name, value)
@@ -684,6 +680,31 @@ def _check_owner(item: Any, name: str, owner: Any) -> None:
             entity=item,
             property=name,
         )
+
+
+def _refuse_removed_owner(
+    owner: Any, collection_name: str, item: Any = None, name: str | None = None
+) -> None:
+    """A new link to an owner marked for removal, made through its collection or (`item`,
+    `name`) through the item's ManyToOne: the flush deletes the owner's row, so the link
+    could not be written (a many-to-many pair would go with the row, a foreign key would
+    fail). Refused, nothing changed, both ways alike."""
+    uow = owner._orm_uow
+    if uow is None or not uow.is_removed(owner):
+        return
+    where = f"{type(owner).__name__}.{collection_name} of {_short(owner, 60)}"
+    if item is None:
+        what, entity, prop = f"add to {where}", owner, collection_name
+    else:
+        what = f"point {type(item).__name__}.{name} at {_short(owner, 60)}"
+        entity, prop = item, name
+    raise ValidationError(
+        f"Cannot {what}: it is marked for removal in this EntityManager (em.remove()), so "
+        f"the flush deletes its row and the new link could not be written. Call "
+        f"em.persist() on it first to keep it. Nothing was changed.",
+        entity=entity,
+        property=prop,
+    )
 
 
 def _check_new_item(owner: Any, item: Any) -> None:

@@ -406,9 +406,10 @@ class UnitOfWork:
         entity reached from several of them is read once. Only the collections that can
         hold a class with entities marked for removal are read, and only the relations
         leading to such collections are followed (see `_reached_targets`): a graph that
-        cannot hold one costs nothing. `noted_ok`: the links noted at a removal
-        (`links_removed`) are let through, for entities joining by cascade rather than by
-        `em.persist()`, which comes after the removal."""
+        cannot hold one costs nothing. The links noted at a removal (`links_removed`) are
+        let through for the entities brought along by cascade, and for the roots too with
+        `noted_ok` (joining by cascade): `em.persist()` of an entity after a removal is the
+        last call for its own links."""
         removed = self.removed
         removing = {cls for cls, group in removed.items() if group}
         if not removing:
@@ -422,14 +423,18 @@ class UnitOfWork:
         # an entity this Unit of Work holds already is not read itself: its links were there
         # before the removal (which wins) or were checked as they were made. The new ones it
         # holds are: `Article(tags=[held, removed])` fills `held.articles` without a check
-        work: list[tuple[EntityMetadata, list[Any], str | None, bool]] = []
+        # (meta, entities, side not to walk back through, read their collections, whether
+        # they are roots: a root's links noted at a removal count only with `noted_ok`)
+        work: list[tuple[EntityMetadata, list[Any], str | None, bool, bool]] = []
         for meta, batch in roots:
             if not removing.isdisjoint(_reached_targets(metas, meta)):
                 joining = [e for e in batch if e._orm_uow is not self]
                 if joining:
-                    work.append((meta, joining, None, True))
+                    work.append((meta, joining, None, True, True))
                 if len(joining) < len(batch):
-                    work.append((meta, [e for e in batch if e._orm_uow is self], None, False))
+                    work.append(
+                        (meta, [e for e in batch if e._orm_uow is self], None, False, True)
+                    )
 
         def bring(item: Any, back: str | None) -> None:
             """A new entity the flush's cascade would persist with them: checked too, but
@@ -442,7 +447,7 @@ class UnitOfWork:
                 found = metas.find(type(item))
                 if found is not None:
                     seen.add(id(item))
-                    work.append((found, [item], back, True))
+                    work.append((found, [item], back, True, False))
 
         def leads(prop: Any) -> bool:
             """Whether the flush's cascade through `prop` may bring a collection that can
@@ -468,7 +473,7 @@ class UnitOfWork:
 
         plans: dict[type, tuple[list[Any], list[Any], list[Any]]] = {}
         while work:
-            meta, batch, back, read_them = work.pop()
+            meta, batch, back, read_them, root = work.pop()
             plan = plans.get(meta.cls)
             if plan is None:
                 plan = plans[meta.cls] = (
@@ -492,7 +497,7 @@ class UnitOfWork:
                     if items and not group.keys().isdisjoint(items.keys()):  # both by id
                         # an entity persisted in the same call is kept after all
                         held = group.keys() & items.keys()
-                        if noted_ok and self.links_removed:
+                        if (noted_ok or not root) and self.links_removed:
                             held = {
                                 key for key in held
                                 if (id(entity), prop.name, key) not in self.links_removed
