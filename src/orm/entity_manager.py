@@ -662,6 +662,7 @@ class EntityManager:
         meta = em.metadata.get(entity)
         em._check_data(meta, data)
         data = em._relation_data(meta, data)
+        em._refuse_removed_targets(meta, data)
         if em._uow.removed and meta.collections:
             # before the instance exists: built with a managed owner, it would join the
             # Unit of Work at once, and the refusal would come too late
@@ -687,6 +688,7 @@ class EntityManager:
         meta = self.metadata.of_instance(entity)
         self._check_data(meta, data)
         data = self._relation_data(meta, data)
+        self._refuse_removed_targets(meta, data, entity)
         for prop in meta.collections:
             # every collection's new items checked before any property changes
             value = data.get(prop.name)
@@ -696,6 +698,40 @@ class EntityManager:
         for key, value in data.items():
             setattr(entity, key, value)
         return entity
+
+    def _refuse_removed_targets(
+        self, meta: EntityMetadata, data: Mapping[str, Any], entity: Any = None
+    ) -> None:
+        """`create` / `assign` (of `entity`): a relation given an entity marked for removal
+        that it does not hold already is refused before anything changes, as assigning it
+        would be (a ManyToOne without an inverse side would fail at the flush instead, with
+        a foreign-key error): the flush deletes that row, so the link could not be
+        written."""
+        uow = self._uow
+        if not uow.removed:
+            return
+        for prop in (*meta.relations, *meta.inverse_ones):
+            if prop.name not in data:
+                continue
+            target = data[prop.name]
+            if type(target) is Ref:
+                target = target.entity
+            if getattr(target, "_orm_uow", None) is not uow or not uow.is_removed(target):
+                continue
+            held = None if entity is None else entity.__dict__.get(prop.name)
+            if target is held or (type(held) is Ref and held.entity is target):
+                continue
+            what = f"create {meta.class_name}" if entity is None else (
+                f"assign {meta.class_name}.{prop.name} of {_short(entity, 60)}"
+            )
+            raise ValidationError(
+                f"Cannot {what}: {prop.name} is given {type(target).__name__} "
+                f"{_short(target, 60)}, which is marked for removal in this EntityManager "
+                f"(em.remove()), so the flush deletes its row and the link could not be "
+                f"written. Call em.persist() on it first to keep it. Nothing was changed.",
+                entity=entity if entity is not None else meta.cls,
+                property=prop.name,
+            )
 
     @staticmethod
     def _insert_values(

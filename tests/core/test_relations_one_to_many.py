@@ -634,3 +634,48 @@ def test_linking_a_post_to_a_writer_marked_for_removal_is_refused_both_ways(rel,
     assert sorted(rows(rel, "select title, writer_id from post")) == [
         ("m", other.id), ("p", writer.id)
     ]
+
+
+def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_anything(
+    rel, rem, connect
+):
+    """`em.assign` checks the writer before it sets the title; `em.create` checks it before
+    the instance exists, also for a class with an `__init__` of its own (whose values it
+    sets directly)."""
+    writer, other = Writer(name="w"), Writer(name="other")
+    post = Post(title="p", writer=other)
+    rem.persist([writer, other]).flush()
+    rem.remove(writer)
+    message = r"writer is given Writer .*, which is marked for removal in this EntityManager"
+    with pytest.raises(ValidationError, match=r"Cannot assign Post\.writer of .*: " + message):
+        rem.assign(post, {"title": "changed", "writer": writer})
+    assert post.title == "p" and post.writer is other
+    with pytest.raises(ValidationError, match=r"Cannot create Post: " + message):
+        rem.create(Post, {"title": "n", "writer": writer.id})
+    rem.assign(post, {"title": "same writer", "writer": other})  # held already: fine
+
+    @entity()
+    class Author:
+        id: int = PrimaryKey()
+        name: str
+        books: Collection[Book] = OneToMany(mapped_by="author")
+
+    @entity()
+    class Book:
+        id: int = PrimaryKey()
+        title: str
+        author: Author | None = ManyToOne(nullable=True, inversed_by="books")
+
+        def __init__(self, title: str = "", author: Author | None = None) -> None:
+            self.title = title
+            self.author = author
+
+    orm = connect([Author, Book])
+    em = orm.em.fork()
+    author = Author(name="a")
+    em.persist(author).flush()
+    em.remove(author)
+    with pytest.raises(ValidationError, match=r"Cannot create Book: author is given Author"):
+        em.create(Book, {"title": "c", "author": author})
+    em.flush()
+    assert rows(orm, "select count(*) from author") == [(0,)]

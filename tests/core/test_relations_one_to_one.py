@@ -309,3 +309,32 @@ def test_a_deleted_profile_leaves_its_member_and_is_not_inserted_again(rel, rem)
             link()
     assert bob.profile is None
 
+
+
+def test_a_new_partner_of_a_member_marked_for_removal_is_refused(rel, rem):
+    """The flush deletes the member (and, by cascade, what it holds then): a new profile
+    linked to it, from either side, would be dropped without a word. Refused, nothing
+    changed; re-linking the partner it has is not new; after `em.persist()` of the member
+    the link is kept."""
+    member, other = Member(name="m"), Member(name="o")
+    kept = Profile(bio="kept", member=other)
+    rem.persist([member, other]).flush()
+    rem.remove(member)
+    message = r"Cannot link .*: Member .* is marked for removal in this EntityManager"
+    fresh = Profile(bio="fresh")
+    for link in (
+        lambda: Profile(bio="built", member=member),
+        lambda: setattr(member, "profile", fresh),
+        lambda: setattr(fresh, "member", member),
+        lambda: setattr(kept, "member", member),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            link()
+    assert member.profile is None and fresh.member is None
+    assert kept.member is other and other.profile is kept
+    rem.persist(member)
+    member.profile = fresh
+    rem.flush()
+    assert sorted(rows(rel, "select bio, member_id from profile")) == [
+        ("fresh", member.id), ("kept", other.id)
+    ]

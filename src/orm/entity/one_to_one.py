@@ -96,6 +96,8 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
             entity=owning,
             property=name,
         )
+    if value is not None and value is not _unwrap(owning.__dict__.get(name)):
+        _check_kept(owning, name, value)
     if value is not None and DELETED in (owning._orm_snap, value._orm_snap):
         gone = owning if owning._orm_snap is DELETED else value
         raise ValidationError(
@@ -106,6 +108,25 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
             entity=owning,
             property=name,
         )
+
+
+def _check_kept(owning: Any, name: str, value: Any) -> None:
+    """A new link between partners, one of them marked for removal: the flush deletes its
+    row, so the link could not be written (a foreign key to nothing, or a new partner
+    dropped with it by cascade). Refused, as a new link to such an entity through a
+    collection or a ManyToOne is."""
+    for end in (owning, value):
+        uow = end._orm_uow
+        if uow is not None and uow.removed and uow.is_removed(end):
+            raise ValidationError(
+                f"Cannot link {type(owning).__name__}.{name} to {type(value).__name__} "
+                f"{_short(value, 60)}: {type(end).__name__} {_short(end, 60)} is marked for "
+                f"removal in this EntityManager (em.remove()), so the flush deletes its row "
+                f"and the new link could not be written. Call em.persist() on it first to "
+                f"keep it. Nothing was changed.",
+                entity=owning,
+                property=name,
+            )
 
 
 def _owning_setattr(cls: type, ones: dict[str, tuple[str, type]], inner: Any) -> Any:
@@ -131,7 +152,10 @@ def _owning_init(cls: type, ones: dict[str, tuple[str, type]], init: Any) -> Any
         if type(self) is not cls:  # a subclass's `super().__init__()`: see _registry
             return
         for name, (_, target) in ones.items():
-            _check_partner(self, name, _unwrap(self.__dict__.get(name)), target)
+            held = _unwrap(self.__dict__.get(name))
+            _check_partner(self, name, held, target)
+            if held is not None:
+                _check_kept(self, name, held)  # (held is this new entity's own value)
         for name, (inverse_name, _) in ones.items():
             new = _unwrap(self.__dict__.get(name))
             if new is not None:
