@@ -710,25 +710,34 @@ class EntityManager:
         uow = self._uow
         if not uow.removed:
             return
+        removing = entity is not None and uow.is_removed(entity)
         for prop in (*meta.relations, *meta.inverse_ones):
             if prop.name not in data:
                 continue
             target = data[prop.name]
             if type(target) is Ref:
                 target = target.entity
-            if getattr(target, "_orm_uow", None) is not uow or not uow.is_removed(target):
+            if target is None:
                 continue
-            held = None if entity is None else entity.__dict__.get(prop.name)
-            if target is held or (type(held) is Ref and held.entity is target):
+            gone = getattr(target, "_orm_uow", None) is uow and uow.is_removed(target)
+            if not (gone or removing):
                 continue
+            if entity is not None:
+                held = _ref_entity(entity.__dict__.get(prop.name))
+                back = prop.relation.mapped_by  # type: ignore[union-attr]
+                if target is held or (
+                    back is not None and _ref_entity(target.__dict__.get(back)) is entity
+                ):
+                    continue  # the link it has (an unloaded inverse side may not show it)
             what = f"create {meta.class_name}" if entity is None else (
                 f"assign {meta.class_name}.{prop.name} of {_short(entity, 60)}"
             )
+            marked = target if gone else entity
             raise ValidationError(
-                f"Cannot {what}: {prop.name} is given {type(target).__name__} "
-                f"{_short(target, 60)}, which is marked for removal in this EntityManager "
-                f"(em.remove()), so the flush deletes its row and the link could not be "
-                f"written. Call em.persist() on it first to keep it. Nothing was changed.",
+                f"Cannot {what}: {type(marked).__name__} {_short(marked, 60)} is marked for "
+                f"removal in this EntityManager (em.remove()), so the flush deletes its row "
+                f"and the new link to {prop.name} could not be written. Call em.persist() on "
+                f"it first to keep it. Nothing was changed.",
                 entity=entity if entity is not None else meta.cls,
                 property=prop.name,
             )
@@ -1177,3 +1186,7 @@ def _flat(items: Any) -> Iterator[Any]:
         else:
             yield item
 
+
+def _ref_entity(value: Any) -> Any:
+    """The entity a relation value holds (a `Ref` unwrapped)."""
+    return value.entity if type(value) is Ref else value

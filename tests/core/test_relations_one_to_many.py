@@ -646,7 +646,7 @@ def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_an
     post = Post(title="p", writer=other)
     rem.persist([writer, other]).flush()
     rem.remove(writer)
-    message = r"writer is given Writer .*, which is marked for removal in this EntityManager"
+    message = r"Writer .* is marked for removal in this EntityManager .* new link to writer"
     with pytest.raises(ValidationError, match=r"Cannot assign Post\.writer of .*: " + message):
         rem.assign(post, {"title": "changed", "writer": writer})
     assert post.title == "p" and post.writer is other
@@ -675,7 +675,7 @@ def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_an
     author = Author(name="a")
     em.persist(author).flush()
     em.remove(author)
-    with pytest.raises(ValidationError, match=r"Cannot create Book: author is given Author"):
+    with pytest.raises(ValidationError, match=r"Cannot create Book: Author .* is marked for"):
         em.create(Book, {"title": "c", "author": author})
     em.flush()
     assert rows(orm, "select count(*) from author") == [(0,)]

@@ -338,3 +338,35 @@ def test_a_new_partner_of_a_member_marked_for_removal_is_refused(rel, rem):
     assert sorted(rows(rel, "select bio, member_id from profile")) == [
         ("fresh", member.id), ("kept", other.id)
     ]
+
+
+def test_a_member_marked_for_removal_keeps_its_profile_link_and_assign_changes_nothing(
+    rel, rem
+):
+    """Re-linking the profile a member has, its inverse side not loaded, is not a new
+    link: accepted. `em.assign` of a new partner to a member marked for removal is
+    refused before any property changes."""
+    ann, bob, cat = Member(name="ann"), Member(name="bob"), Member(name="cat")
+    p, q, r = Profile(bio="p", member=ann), Profile(bio="q"), Profile(bio="r", member=cat)
+    rem.persist([ann, bob, cat, q]).flush()
+    rem.clear()
+    ann = rem.find_one_or_fail(Member, {"name": "ann"})  # ann.profile not loaded
+    cat = rem.find_one_or_fail(Member, {"name": "cat"})
+    p = rem.find_one_or_fail(Profile, {"bio": "p"})
+    q = rem.find_one_or_fail(Profile, {"bio": "q"})
+    r = rem.find_one_or_fail(Profile, {"bio": "r"})
+    bob = rem.find_one_or_fail(Member, {"name": "bob"})
+    rem.remove(ann)
+    rem.remove(cat)
+    ann.profile = p
+    rem.assign(cat, {"profile": r})
+    with pytest.raises(
+        ValidationError,
+        match=r"Cannot assign Member\.profile of .*: Member .* is marked for removal",
+    ):
+        rem.assign(ann, {"name": "changed", "profile": q})
+    assert ann.name == "ann" and q.member is None
+    rem.remove(p)
+    with pytest.raises(ValidationError, match=r"Cannot assign Profile\.member of .*: Profile"):
+        rem.assign(p, {"bio": "changed", "member": bob})
+    assert p.bio == "p"

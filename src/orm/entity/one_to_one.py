@@ -83,7 +83,9 @@ def _linked(owning: Any, mapped_by: str, inverse_name: str, old: Any, new: Any) 
     _persist_cascade(new, inverse_name, owning)
 
 
-def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
+def _check_partner(
+    owning: Any, name: str, value: Any, target: type, back: str | None = None
+) -> None:
     """Either side of a one-to-one takes an entity of exactly its target class (or None;
     a sub-entity is stored in its own table): anything else would be refused at flush (or
     never written), but the partners would be unlinked by then, so it is refused here,
@@ -96,7 +98,12 @@ def _check_partner(owning: Any, name: str, value: Any, target: type) -> None:
             entity=owning,
             property=name,
         )
-    if value is not None and value is not _unwrap(owning.__dict__.get(name)):
+    if (
+        value is not None and value is not _unwrap(owning.__dict__.get(name))
+        # the partner's owning side (`back`) may hold the link an unloaded inverse side
+        # does not show yet: not a new one
+        and (back is None or _unwrap(value.__dict__.get(back)) is not owning)
+    ):
         _check_kept(owning, name, value)
     if value is not None and DELETED in (owning._orm_snap, value._orm_snap):
         gone = owning if owning._orm_snap is DELETED else value
@@ -172,7 +179,7 @@ def _inverse_setattr(cls: type, sides: dict[str, tuple[str, type]], inner: Any) 
             return
         mapped_by, target = side
         value = _unwrap(value)
-        _check_partner(self, name, value, target)
+        _check_partner(self, name, value, target, mapped_by)
         old = _unwrap(self.__dict__.get(name))
         if old is not None and old is not value and _unwrap(old.__dict__.get(mapped_by)) is self:
             setattr(old, mapped_by, None)  # the owning side: NULL written at flush
