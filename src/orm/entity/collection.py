@@ -294,7 +294,6 @@ class Collection(Generic[T]):
                 joining.append(item)
         if joining and uow is not None and uow.removed:
             _refuse_removed_owner(owner, self.prop)
-        if uow is not None and uow.removed and joining:
             _check_new_items(owner, joining)  # one look through what they bring along
         return checked
 
