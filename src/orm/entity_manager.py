@@ -700,12 +700,14 @@ class EntityManager:
         return entity
 
     def _refuse_removed_targets(
-        self, meta: EntityMetadata, data: Mapping[str, Any], entity: Any = None
+        self, meta: EntityMetadata, data: Mapping[str, Any], entity: Any = None,
+        verb: str = "create",
     ) -> None:
-        """`create` / `assign` (of `entity`): a relation given an entity marked for removal
-        that it does not hold already is refused before anything changes, as assigning it
-        would be (a ManyToOne without an inverse side would fail at the flush instead, with
-        a foreign-key error): the flush deletes that row, so the link could not be
+        """`create`, `upsert` (`verb`) / `assign` (of `entity`): a relation given an entity
+        marked for removal that it does not hold already is refused before anything
+        changes, as assigning it would be (a ManyToOne without an inverse side would fail at
+        the flush instead, with a foreign-key error, or lose an upserted row to the
+        database's ON DELETE CASCADE): the flush deletes that row, so the link could not be
         written."""
         uow = self._uow
         if not uow.removed:
@@ -729,7 +731,7 @@ class EntityManager:
                     back is not None and _ref_entity(target.__dict__.get(back)) is entity
                 ):
                     continue  # the link it has (an unloaded inverse side may not show it)
-            what = f"create {meta.class_name}" if entity is None else (
+            what = f"{verb} {meta.class_name}" if entity is None else (
                 f"assign {meta.class_name}.{prop.name} of {_short(entity, 60)}"
             )
             marked = target if gone else entity
@@ -814,6 +816,7 @@ class EntityManager:
                     fire((handlers, True), data, em, None)
             em._check_data(meta, data)
         data = {k: v for k, v in data.items() if not (k == meta.pk.name and v is None)}
+        em._refuse_removed_targets(meta, data, verb="upsert")
         target = [meta.pk] if meta.pk.name in data else [
             p for p in meta.columns if p.unique and p.name in data
         ][:1]

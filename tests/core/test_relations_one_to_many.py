@@ -652,6 +652,9 @@ def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_an
     assert post.title == "p" and post.writer is other
     with pytest.raises(ValidationError, match=r"Cannot create Post: " + message):
         rem.create(Post, {"title": "n", "writer": writer.id})
+    with pytest.raises(ValidationError, match=r"Cannot upsert Post: " + message):
+        rem.upsert(Post, {"id": post.id, "title": "u", "writer": writer})
+    assert rows(rel, f"select title from post where id = {post.id}") == [("p",)]
     rem.assign(post, {"title": "same writer", "writer": other})  # held already: fine
 
     @entity()
