@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
-from .entity.reference import Ref
+from .entity.reference import Ref, _unwrap
 from .errors import DriverException, NotFoundError, ValidationError, _short
 from .events.manager import HANDLER, fire
 from .metadata.model import EntityMetadata, PropertyMetadata
@@ -716,19 +716,17 @@ class EntityManager:
         for prop in (*meta.relations, *meta.inverse_ones):
             if prop.name not in data:
                 continue
-            target = data[prop.name]
-            if type(target) is Ref:
-                target = target.entity
+            target = _unwrap(data[prop.name])
             if target is None:
                 continue
             gone = getattr(target, "_orm_uow", None) is uow and uow.is_removed(target)
             if not (gone or removing):
                 continue
             if entity is not None:
-                held = _ref_entity(entity.__dict__.get(prop.name))
+                held = _unwrap(entity.__dict__.get(prop.name))
                 back = prop.relation.mapped_by  # type: ignore[union-attr]
                 if target is held or (
-                    back is not None and _ref_entity(target.__dict__.get(back)) is entity
+                    back is not None and _unwrap(target.__dict__.get(back)) is entity
                 ):
                     continue  # the link it has (an unloaded inverse side may not show it)
             what = f"{verb} {meta.class_name}" if entity is None else (
@@ -1188,8 +1186,3 @@ def _flat(items: Any) -> Iterator[Any]:
             yield from _flat(item)
         else:
             yield item
-
-
-def _ref_entity(value: Any) -> Any:
-    """The entity a relation value holds (a `Ref` unwrapped)."""
-    return value.entity if type(value) is Ref else value

@@ -24,7 +24,7 @@ from .._backend import core
 from .._markers import DELETED
 from .._typing import TYPE_CHECKING, Generic, TypeVar, overload
 from ..errors import ValidationError, _own_table, _short
-from .reference import Ref
+from .reference import Ref, _unwrap
 
 if TYPE_CHECKING:
     from typing import Any
@@ -52,10 +52,6 @@ class _Unstored:
 
 
 UNSTORED: Any = _Unstored()
-
-
-def _unwrap(value: Any) -> Any:
-    return value.entity if type(value) is Ref else value
 
 
 def _sides(owner: Any, prop: str) -> tuple[bool, str | None] | None:

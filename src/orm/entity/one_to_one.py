@@ -17,7 +17,7 @@ from __future__ import annotations
 from .._markers import DELETED
 from .._typing import TYPE_CHECKING
 from ..errors import ValidationError, _own_table, _short
-from .reference import Ref
+from .reference import _unwrap
 
 if TYPE_CHECKING:
     from typing import Any
@@ -26,10 +26,6 @@ __all__ = ["install_inverse_one"]
 
 _object_setattr = object.__setattr__
 _MISSING = object()
-
-
-def _unwrap(value: Any) -> Any:
-    return value.entity if type(value) is Ref else value
 
 
 class _InverseOneSlot:

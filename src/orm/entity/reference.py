@@ -91,6 +91,11 @@ class Ref(Generic[T]):
         return f"Ref<{type(self.entity).__name__}>({self.id!r}{state})"
 
 
+def _unwrap(value: Any) -> Any:
+    """The entity a relation value holds: a `Ref` unwrapped, anything else as it is."""
+    return value.entity if type(value) is Ref else value
+
+
 def ref(entity: T) -> Ref[T]:
     """A `Ref` around `entity` (an entity already wrapped is returned as it is)."""
     if isinstance(entity, Ref):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .._markers import MISSING, UNLOADED
 from .._typing import TYPE_CHECKING
-from ..entity.reference import Ref
+from ..entity.reference import _unwrap as _target_of
 
 if TYPE_CHECKING:
     from typing import Any
@@ -36,10 +36,6 @@ __all__ = ["cascade_remove", "forget_new_items"]
 CHUNK = 1000
 
 _object_setattr = object.__setattr__
-
-
-def _target_of(value: Any) -> Any:
-    return value.entity if type(value) is Ref else value
 
 
 def cascade_remove(uow: UnitOfWork, plan: _FlushPlan) -> None:

@@ -18,6 +18,7 @@ from .._backend import core
 from .._typing import TYPE_CHECKING
 from ..entity.collection import UNSTORED
 from ..entity.reference import Ref
+from ..entity.reference import _unwrap as _target_of
 from ..errors import ValidationError, _short
 from ..metadata.model import EntityMetadata, PendingKey
 
@@ -30,10 +31,6 @@ __all__ = [
     "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
     "resolve", "patch_snapshots", "unlink_first",
 ]
-
-
-def _target_of(value: Any) -> Any:
-    return value.entity if type(value) is Ref else value
 
 
 def cascade_persist(uow: UnitOfWork) -> bool:
