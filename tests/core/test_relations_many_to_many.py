@@ -6,6 +6,7 @@ populate through the pivot, filters across it and to_object."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -1766,9 +1767,9 @@ def test_a_link_taken_again_after_the_removal_is_refused_too(rel, rem):
     assert twice.id is None
 
 
-def test_a_link_made_after_a_removal_through_any_collection_is_refused(connect):
-    """The flush persists an enrolled entity whole: a removed entity in a collection it
-    was not enrolled through (whose inverse side does not cascade) is refused too."""
+def crate_models(**sticker_side: Any) -> tuple[type, type, type]:
+    """Fresh Crate, Label and Sticker classes: a crate's two owning many-to-many sides,
+    `labels` and `stickers`; `sticker_side` the options of `Sticker.crates`."""
 
     @entity()
     class Crate:
@@ -1784,8 +1785,15 @@ def test_a_link_made_after_a_removal_through_any_collection_is_refused(connect):
     @entity()
     class Sticker:
         id: int = PrimaryKey()
-        crates: Collection[Crate] = ManyToMany(mapped_by="stickers", cascade=[])
+        crates: Collection[Crate] = ManyToMany(mapped_by="stickers", **sticker_side)
 
+    return Crate, Label, Sticker
+
+
+def test_a_link_made_after_a_removal_through_any_collection_is_refused(connect):
+    """The flush persists an enrolled entity whole: a removed entity in a collection it
+    was not enrolled through (whose inverse side does not cascade) is refused too."""
+    Crate, Label, Sticker = crate_models(cascade=[])
     orm = connect([Crate, Label, Sticker])
     em = orm.em.fork()
     label, sticker, kept = Label(), Sticker(), Sticker()
@@ -2040,23 +2048,7 @@ def test_a_query_across_the_pivot_flushes_a_new_article_holding_a_managed_tag(re
 def test_a_new_entity_enrolled_through_two_collections_keeps_both(connect):
     """An entity enrolled by managed entities through two of its collections stays
     enrolled through the one it still holds after letting go of the other."""
-
-    @entity()
-    class Crate:
-        id: int = PrimaryKey()
-        labels: Collection[Label] = ManyToMany(inversed_by="crates")
-        stickers: Collection[Sticker] = ManyToMany(inversed_by="crates")
-
-    @entity()
-    class Label:
-        id: int = PrimaryKey()
-        crates: Collection[Crate] = ManyToMany(mapped_by="labels")
-
-    @entity()
-    class Sticker:
-        id: int = PrimaryKey()
-        crates: Collection[Crate] = ManyToMany(mapped_by="stickers")
-
+    Crate, Label, Sticker = crate_models()
     orm = connect([Crate, Label, Sticker])
     em = orm.em.fork()
     label, sticker = Label(), Sticker()
