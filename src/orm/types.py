@@ -472,6 +472,11 @@ class DateTimeType(_IsoType):
         return "datetime"
 
 
+#: a datetime is a date to isinstance, but a date column would drop its time of day while the
+#: entity kept it (what the identity map says would differ from the row)
+_DATETIME_IN_DATE = "a date column would drop its time of day (%s); give a date (value.date())"
+
+
 class DateType(_IsoType):
     name = "date"
     python_types = (date,)
@@ -479,7 +484,7 @@ class DateType(_IsoType):
 
     def to_db(self, value: Any) -> Any:
         if isinstance(value, datetime):
-            value = value.date()
+            raise ValueError(_DATETIME_IN_DATE % (value.time(),))
         return value.isoformat()
 
     def column_type(self, prop: Any, dialect: str) -> str:

@@ -15,6 +15,7 @@ from orm import (
     PrimaryKey,
     Property,
     Type,
+    ValidationError,
     entity,
     t,
     wrap,
@@ -140,6 +141,30 @@ def test_every_type_round_trips(em):
         assert getattr(got, name) == getattr(e, name), name
     assert type(got.b) is bool and type(got.color) is Color and type(got.size) is Size
     assert isinstance(got.dec, Decimal) and isinstance(got.u, uuid.UUID)
+
+def test_a_datetime_in_a_date_property_is_refused_not_cut_to_its_day(em, log):
+    """A datetime is a date to isinstance; a date column would keep its day and drop its
+    time while the entity (and the identity map) kept both."""
+    e = Everything(d=datetime(2024, 3, 1, 17, 45))
+    em.persist(e)
+    with pytest.raises(ValidationError) as info:
+        em.flush()
+    assert str(info.value).startswith(
+        "Invalid value for Everything.d: expected date, got datetime datetime.datetime(2024, "
+        "3, 1, 17, 45), which it cannot convert (a date column would drop its time of day "
+        "(17:45:00); give a date (value.date()))."
+    )
+    assert info.value.entity is e and info.value.property == "d"
+    assert log == [], "nothing ran"
+    e.d = date(2024, 3, 1)
+    em.flush()
+    assert em.fork().find_one(Everything, e.id).d == date(2024, 3, 1)
+    e.d = datetime(2024, 3, 2, 8, 0)  # on update too
+    with pytest.raises(ValidationError, match="Everything.d: expected date, got datetime"):
+        em.flush()
+    with pytest.raises(ValidationError, match=r"Everything.d in a filter: got datetime"):
+        em.find(Everything, {"d": datetime(2024, 3, 1, 17, 45)})
+
 
 
 def test_loaded_values_equal_to_snapshot_make_no_update(em, log):

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..types import (
+    _DATETIME_IN_DATE,
     BigIntType,
     BlobType,
     BooleanType,
@@ -76,7 +77,9 @@ class PgDateType(Type):
     python_types = (date,)
 
     def to_db(self, value: Any) -> Any:
-        return value.date() if isinstance(value, datetime) else value
+        if isinstance(value, datetime):
+            raise ValueError(_DATETIME_IN_DATE % (value.time(),))
+        return value
 
     def column_type(self, prop: Any, dialect: str) -> str:
         return "date"
