@@ -122,6 +122,9 @@ class Type:
     #: Python types accepted on flush; empty means "anything".
     python_types: tuple[type, ...] = ()
     #: True when values can be changed in place (dicts, lists): compared at every flush.
+    #: A custom type that leaves it unset is compared at every flush unless each of its
+    #: `python_types` is an immutable built-in (see `changes_in_place`); set it to False to
+    #: say its values never change in place.
     mutable: bool = False
     #: the accepted value types that can change in place when the rest cannot (bytearray
     #: among bytes): only entities holding one are compared at every flush
@@ -174,6 +177,45 @@ class Type:
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+#: classes whose values cannot change in place (a custom type holding only these needs no
+#: comparison of the values nobody assigned); Enum, Decimal and UUID are added by name below
+_IMMUTABLE = (str, int, float, bool, bytes, datetime, date, time, tuple, frozenset, type(None))
+_IMMUTABLE_BY_NAME = (("enum", "Enum"), ("decimal", "Decimal"), ("uuid", "UUID"))
+
+
+def _immutable_class(kind: Any) -> bool:
+    if not isinstance(kind, type):
+        return False
+    if issubclass(kind, _IMMUTABLE):
+        return True
+    for module, name in _IMMUTABLE_BY_NAME:
+        # a class of a module not imported yet cannot be a subclass of it
+        found = sys.modules.get(module)
+        if found is not None and issubclass(kind, getattr(found, name)):
+            return True
+    return False
+
+
+def changes_in_place(mapped: Type) -> bool:
+    """Whether values of `mapped` may be changed in place (a list appended to), so that a
+    flush compares every loaded entity's value, not only the assigned ones. This package's
+    types answer with `mutable` (JSON documents); a custom type that sets `mutable` itself
+    (on the class or the instance) is taken at its word; any other custom type is presumed
+    to hold mutable values unless each of its `python_types` is an immutable built-in:
+    presuming otherwise would lose an in-place change without a word."""
+    if "mutable" in vars(mapped):
+        return bool(mapped.mutable)
+    for klass in type(mapped).__mro__:
+        if klass.__module__.split(".")[0] == "orm":
+            if klass is Type:
+                break
+            return bool(mapped.mutable)
+        if "mutable" in vars(klass):
+            return bool(vars(klass)["mutable"])
+    kinds = mapped.python_types
+    return not kinds or not all(_immutable_class(kind) for kind in kinds)
 
 
 def value_problem(mapped: Type, value: Any) -> str | None:

@@ -237,6 +237,67 @@ def test_custom_type_converts_declares_column_and_compares(connect, log):
         assert rows(o, "select `at` from `place`") == [("3.0,4.0",)]
 
 
+class IntList(Type):
+    """A custom type holding a list, stored as "1,2,3": nothing says it is mutable."""
+
+    def to_db(self, value):
+        return ",".join(map(str, value))
+
+    def to_python(self, value):
+        return [int(x) for x in value.split(",")] if value else []
+
+
+class FrozenIntList(IntList):
+    """The same, declared never changed in place."""
+
+    mutable = False
+
+
+def test_a_custom_type_value_changed_in_place_is_written(connect, log):
+    """A custom type that does not say its values are immutable is compared at every flush,
+    as a JSON document is: an in-place change of a new or a loaded entity's value is written
+    (it was lost without a word). One that says `mutable = False`, or whose python_types are
+    immutable built-ins (Point: tuples), is compared only when assigned."""
+
+    @entity()
+    class Bag:
+        id: int = PrimaryKey()
+        nums: list = Property(type=IntList())
+
+    @entity()
+    class Frozen:
+        id: int = PrimaryKey()
+        nums: list = Property(type=FrozenIntList())
+
+    @entity()
+    class Spot:
+        id: int = PrimaryKey()
+        at: tuple = Property(type=Point)
+
+    with connect([Bag, Frozen, Spot], debug=True, logger=log.append) as o:
+        metas = {cls: o.em.metadata.get(cls) for cls in (Bag, Frozen, Spot)}
+        assert [metas[c].has_mutable for c in (Bag, Frozen, Spot)] == [True, False, False]
+        em = o.em.fork()
+        bag = Bag(nums=[1, 2])
+        em.persist(bag).flush()
+        bag.nums.append(3)
+        em.flush()
+        assert rows(o, "select `nums` from `bag`") == [("1,2,3",)]
+        fork = o.em.fork()
+        loaded = fork.find_one(Bag, bag.id)
+        loaded.nums.append(9)
+        fork.flush()
+        assert rows(o, "select `nums` from `bag`") == [("1,2,3,9",)]
+        log.clear()
+        fork.flush()
+        assert log == [], "nothing changed since: no UPDATE"
+        frozen = Frozen(nums=[1])
+        em.persist(frozen).flush()
+        frozen.nums = [1, 5]  # assigned: written as any column is
+        em.flush()
+        assert rows(o, "select `nums` from `frozen`") == [("1,5",)]
+
+
 def test_column_type_is_used_verbatim(orm):
     ddl = orm.schema.get_create_schema_sql()
     assert sql(orm, "`price` decimal(10,2) not null") in ddl

@@ -27,6 +27,7 @@ from ..types import (
     TimeType,
     Type,
     UuidType,
+    changes_in_place,
     resolve_type,
     type_from_annotation,
     unwrap_optional,
@@ -1101,7 +1102,7 @@ def _build_entity(
         pk=pk,
         pk_index=pk.column_index,
         version=versions[0] if versions else None,
-        has_mutable=any(p.type.mutable for p in columns),
+        has_mutable=any(changes_in_place(p.type) for p in columns),
         watched=tuple(
             (p.name, p.type.mutable_values) for p in columns if p.type.mutable_values
         ),
