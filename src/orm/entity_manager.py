@@ -932,7 +932,8 @@ class EntityManager:
         self, entity: type[T] | str, where: Any, data: Mapping[str, Any]
     ) -> int:
         """One UPDATE, no Unit of Work; returns the number of rows affected. `where=None` is
-        refused (a missing id must not update every row): pass `{}` for every row."""
+        refused (a missing id must not update every row): pass `{}` for every row. A
+        `version` property is counted up unless `data` sets it."""
         em = self._ctx()
         meta = em.metadata.get(entity)
         _require_where(meta, where, "native_update")
@@ -943,7 +944,12 @@ class EntityManager:
                 entity=meta.cls,
             )
         fields, values = meta.to_db_columns(data, operation="native_update")
-        sql, params = em.sql.update_where(meta, where, fields)
+        # a versioned row counts its version up, as a flush would, unless `data` sets it: an
+        # entity loaded before then fails its flush (OptimisticLockError) rather than
+        # overwrite this change
+        version = meta.version
+        count_up = version.field_name if version and version.name not in data else None
+        sql, params = em.sql.update_where(meta, where, fields, count_up)
         return int(em.connection.execute(sql, values + params).rowcount)
 
     def native_delete(self, entity: type[T] | str, where: Any) -> int:

@@ -308,6 +308,27 @@ def test_optimistic_lock(em, orm):
     assert rows(orm, "select title, version from article") == [("v3", 3)]
 
 
+
+def test_native_update_counts_the_version_up_so_a_stale_entity_cannot_overwrite_it(em, orm):
+    """Another writer's native_update is a change of the row: an entity loaded before it
+    fails its flush instead of overwriting it (the change was lost without a word)."""
+    a = Article(title="v1")
+    em.persist(a).flush()
+    assert orm.em.fork().native_update(Article, {"id": a.id}, {"title": "native"}) == 1
+    assert rows(orm, "select title, version from article") == [("native", 2)]
+    a.title = "stale"
+    with pytest.raises(OptimisticLockError, match=r"optimistic lock on Article 1 failed"):
+        em.flush()
+    assert rows(orm, "select title, version from article") == [("native", 2)]
+    # a version given in the data is the caller's choice, as it is in a flush's row
+    orm.em.fork().native_update(Article, {"id": a.id}, {"title": "set", "version": 7})
+    assert rows(orm, "select title, version from article") == [("set", 7)]
+    fresh = orm.em.fork()
+    current = fresh.find_one(Article, 1)
+    current.title = "after"
+    fresh.flush()
+    assert rows(orm, "select title, version from article") == [("after", 8)]
+
 def test_on_create_and_on_update_hooks(em, orm):
     s = Stamped(name="n")
     em.persist(s).flush()

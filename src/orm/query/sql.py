@@ -194,10 +194,15 @@ class SqlBuilder:
         return f"update {self.quote(meta.table)} set {sets} where {pk} = {param}"
 
     def update_where(
-        self, meta: EntityMetadata, where: Any, fields: list[str]
+        self, meta: EntityMetadata, where: Any, fields: list[str], count_up: str | None = None
     ) -> tuple[str, list[Any]]:
+        """UPDATE of `fields` where `where` holds; `count_up` a version column to add one to
+        (what a flush would do, so that an entity loaded before sees the row changed)."""
         cond, params = compile_where(meta, where, self.platform, bound=len(fields))
         sets = ", ".join(f"{self.quote(f)} = {self.platform.param}" for f in fields)
+        if count_up is not None:
+            column = self.quote(count_up)
+            sets += f", {column} = {column} + 1"
         sql = f"update {self.quote(meta.table)} set {sets}"
         if cond:
             sql += f" where {cond}"
