@@ -279,6 +279,33 @@ def test_update_rebuilds_table_for_changes_sqlite_cannot_alter(connect):
     assert o.schema.get_update_schema_sql() == ""
 
 
+@SQLITE_ONLY
+def test_a_rebuild_keeps_the_tables_triggers_and_views_and_says_which_indexes_go(connect):
+    """Dropping the old table took its triggers (an audit trigger stopped writing) and the
+    indexes the entity does not declare without a word in the SQL, and a view reading the
+    table made SQLite's rename fail (a TableNotFoundException telling to create the
+    schema). Triggers are made again, undeclared indexes dropped by name first (as an update
+    without a rebuild drops them), and views read the new table."""
+    _seed_items(connect)
+    o = connect([_v1()], create=False)
+    execute(o, "create table `audit` (`item_id` integer)")
+    execute(o, "create index `item_name_by_hand` on `item` (`name`)")
+    execute(o, "create trigger `item_audit` after insert on `item` begin insert into `audit` "
+               "values (new.`id`); end")  # fmt: skip
+    execute(o, "create view `big_items` as select `name`, `size` from `item` where `size` > 1")
+    o = connect([_item_v2()], create=False)
+    sql = o.schema.get_update_schema_sql()
+    assert sql.startswith("drop index `item_name_by_hand`;\ncreate table `_orm_new_item`")
+    statements = o.schema.update_schema()
+    assert statements[-1].startswith("CREATE TRIGGER `item_audit` after insert on `item`")
+    assert indexes(o, "item") == ["item_code_unique", "item_size_index"]
+    assert rows(o, "select `name`, `size` from `big_items`") == [("b", 2)]
+    execute(o, "insert into `item` (`name`, `size`) values ('c', 3)")
+    assert rows(o, "select `item_id` from `audit`") == [(3,)]
+    assert rows(o, "select `name` from `big_items` order by `size`") == [("b",), ("c",)]
+    assert o.schema.get_update_schema_sql() == ""
+
+
 def test_update_alters_columns_in_place(connect, database):
     """The same change as the rebuild above: a column dropped with data in the table, a
     NOT NULL column made nullable, a unique column added; on PostgreSQL as `alter table`

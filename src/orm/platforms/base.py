@@ -337,6 +337,15 @@ class Platform:
         """The indexes created by `create index` (not those behind constraints)."""
         raise NotImplementedError
 
+    def live_triggers(self, connection: Connection, table: str) -> list[str]:
+        """The `create trigger` statements of the table's triggers, in the order they were
+        made: what a table rebuild must make again (dropping the table drops them)."""
+        return []
+
+    def rename_table(self, table: str, name: str) -> list[str]:
+        """Statements renaming `table` to `name`, the last step of a table rebuild."""
+        return [f"alter table {self.quote(table)} rename to {self.quote(name)}"]
+
     def live_foreign_keys(self, connection: Connection, table: str) -> list[LiveForeignKey]:
         """The table's single-column foreign keys, their actions in lower case (`cascade`,
         `set null`, `restrict`, `no action`, `set default`)."""

@@ -219,6 +219,25 @@ class SqlitePlatform(Platform):
             out.append(LiveIndex(name, tuple(c[2] for c in cols), unique))
         return out
 
+    def live_triggers(self, connection: Connection, table: str) -> list[str]:
+        return [
+            row[0] for row in connection.query(
+                "select sql from sqlite_master where type = 'trigger' and tbl_name = ? "
+                "and sql is not null order by rowid", (table,),
+            )
+        ]
+
+    def rename_table(self, table: str, name: str) -> list[str]:
+        """With `legacy_alter_table` on for the rename alone: SQLite's own rename checks
+        every view and trigger of the database against the schema, and a view reading the
+        table just dropped fails it (`error in view ...: no such table`), though the table
+        is back under its name once the rename is done."""
+        return [
+            "pragma legacy_alter_table = on",
+            *super().rename_table(table, name),
+            "pragma legacy_alter_table = off",
+        ]
+
     def live_foreign_keys(self, connection: Connection, table: str) -> list[LiveForeignKey]:
         rows = connection.query(f"pragma foreign_key_list({self.quote(table)})")
         by_id: dict[int, list[Any]] = {}

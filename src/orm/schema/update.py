@@ -352,10 +352,19 @@ class SchemaUpdate(SchemaGenerator):
                 )
 
     def _rebuild(self, meta: EntityMetadata, live_cols: dict[str, _LiveColumn]) -> list[str]:
+        """A new table, the rows copied, the old one dropped and the new one renamed. What
+        dropping the table would take silently is said or made again: the indexes it has
+        that the entity does not declare are dropped first, by name, as an update without a
+        rebuild drops them; its triggers are made again after the rename."""
         self._check_rebuild(meta, live_cols)
         temp = f"_orm_new_{meta.table}"
         common = [p for p in meta.columns if p.field_name in live_cols]
-        statements = [self._table_sql(meta, temp)]
+        wanted = {index.name for index in self._indexes(meta)}
+        statements = [
+            f"drop index {self.quote(index.name)}"
+            for index in self._live_indexes(meta.table) if index.name not in wanted
+        ]
+        statements.append(self._table_sql(meta, temp))
         if common:
             targets = ", ".join(self.quote(p.field_name) for p in common)
             sources = ", ".join(
@@ -380,11 +389,10 @@ class SchemaUpdate(SchemaGenerator):
                 f"delete from sqlite_sequence where name = {new} and rowid < (select "
                 f"max(rowid) from sqlite_sequence where name = {new})",
             ]
-        statements += [
-            f"drop table {self.quote(meta.table)}",
-            f"alter table {self.quote(temp)} rename to {self.quote(meta.table)}",
-        ]
+        statements.append(f"drop table {self.quote(meta.table)}")
+        statements += self.platform.rename_table(temp, meta.table)
         statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
+        statements += self.platform.live_triggers(self.connection, meta.table)
         return statements
 
 
