@@ -68,6 +68,8 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.locking",
     "orm.entity.loader",
     "orm.entity.collection",
+    # wrap(), WrappedEntity and BaseEntity: imported by the first use of one of them
+    "orm.entity.wrapped",
     "orm.events.args",
     "orm.events.subscriber",
     "orm.metadata.cascade",

@@ -2,7 +2,7 @@
 
 `import orm` loads what declaring entities needs (the decorators, property options, mapped
 types, Ref, the errors); the rest of the public names (ORM, EntityManager, events, the schema
-generator, Collection and the enums, ...) are imported on first use, through `__getattr__` below, so a module
+generator, Collection, wrap() and BaseEntity, the enums, ...) are imported on first use, through `__getattr__` below, so a module
 that only declares entities does not pay for the Unit of Work, the platforms or sqlite3. The
 config-file search, folder discovery, logging and the command line import their dependencies on
 first use too. tests/test_startup.py guards this.
@@ -20,7 +20,7 @@ from ._typing import TYPE_CHECKING, import_pause, lazy_names
 # the collector rests while the package loads (see `_typing.import_pause`)
 with import_pause():
     from ._backend import diff_backend
-    from .entity import BaseEntity, Ref, WrappedEntity, ref, wrap
+    from .entity import Ref, ref
     from .errors import (
         _DRIVER_ERRORS,
         ConnectionException,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .context import RequestContext
     from .core import ORM
     from .entity.collection import Collection
+    from .entity.wrapped import BaseEntity, WrappedEntity, wrap
     from .entity_manager import EntityManager
     from .errors import (
         CheckConstraintViolationException,
@@ -84,6 +85,9 @@ if TYPE_CHECKING:
 
 #: public name -> the module it is imported from on first use
 _LAZY = {
+    "BaseEntity": "entity.wrapped",
+    "WrappedEntity": "entity.wrapped",
+    "wrap": "entity.wrapped",
     "Collection": "entity.collection",
     "Cascade": "metadata.cascade",
     "Options": "config",
