@@ -10,6 +10,7 @@ import pytest
 
 from orm import (
     EntityCaseNamingStrategy,
+    DriverException,
     EntitySchema,
     MetadataError,
     PrimaryKey,
@@ -296,6 +297,46 @@ def test_a_custom_type_value_changed_in_place_is_written(connect, log):
         frozen.nums = [1, 5]  # assigned: written as any column is
         em.flush()
         assert rows(o, "select `nums` from `frozen`") == [("1,5",)]
+
+
+class SetOnBad(Type):
+    """A custom type with a mistake: its to_db returns a set (which no driver binds) for
+    one value."""
+
+    def to_db(self, value):
+        return set(value) if value == "bad" else value
+
+    def to_python(self, value):
+        return value
+
+
+def test_a_to_db_result_the_driver_cannot_bind_names_the_property(connect, database):
+    """The flush checks the value it is given; what a custom type's to_db makes of it
+    reaches the driver, whose error named neither the entity nor the property."""
+
+    @entity()
+    class Post:
+        id: int = PrimaryKey()
+        title: str = ""
+        tags: str = Property(type=SetOnBad(), default="")
+
+    with connect([Post]) as o:
+        em = o.em.fork()
+        em.persist([Post(title="a", tags="ok"), Post(title="b", tags="bad")])
+        with pytest.raises(DriverException) as info:
+            em.flush()
+        assert (info.value.entity, info.value.property) == ("Post", "tags")
+        assert "(the type of Post.tags gave set {" in str(info.value)
+        assert "which the database cannot take (" in str(info.value)
+        assert "make its to_db return one of those)" in str(info.value)
+        em.clear()
+        post = Post(title="c", tags="fine")
+        em.persist(post).flush()
+        post.tags = "bad"
+        with pytest.raises(DriverException, match=r"the type of Post\.tags gave set") as info:
+            em.flush()
+        assert info.value.property == "tags"
+        assert rows(o, "select `title`, `tags` from `post`") == [("c", "fine")]
 
 
 def test_column_type_is_used_verbatim(orm):

@@ -99,6 +99,44 @@ class LiveForeignKey(_Record):
         return (self.column, self.table, self.target_column, self.on_update, self.on_delete)
 
 
+def unbindable_hint(sql: str, params: Any, index: int | None, resolve_column: Any,
+                    storable: str) -> tuple[str | None, str | None, str]:
+    """(entity, property, hint) for a value the driver could not bind, parameter `index`
+    (0-based) of `sql`: the column it was bound to, read from an INSERT's column list or an
+    UPDATE's assignments (the statements a flush writes), names the property; `storable`
+    says what the database takes. A custom type's `to_db` returning something else gets
+    this far, the flush's checks having passed the value it was given."""
+    import re
+
+    from ..errors import _short
+
+    entity = prop = None
+    column = table = None
+    if index is not None and 0 <= index < len(params or ()):
+        insert = re.match(
+            r"(?is)\s*insert\s+into\s+[`\"]?(\w+)[`\"]?\s*\(([^)]*)\)\s*values", sql or ""
+        )
+        update = re.match(r"(?is)\s*update\s+[`\"]?(\w+)[`\"]?\s+set\s+(.*?)(?:\swhere\s|$)",
+                          sql or "")
+        if insert:
+            columns = [c.strip().strip('`"') for c in insert.group(2).split(",")]
+            table, column = insert.group(1), columns[index % len(columns)]
+        elif update:
+            # the statement as shown, its values inlined: each assignment's quoted column
+            assigned = re.findall(r"[`\"](\w+)[`\"]\s*=", update.group(2))
+            if index < len(assigned):
+                table, column = update.group(1), assigned[index]
+        if table and column and resolve_column is not None:
+            entity, prop = resolve_column(table, column)
+    value = params[index] if index is not None and 0 <= index < len(params or ()) else None
+    where = f"the type of {entity}.{prop}" if entity and prop else "a type"
+    what = "a value" if index is None else f"{type(value).__name__} {_short(value, 60)}"
+    return entity, prop, (
+        f"{where} gave {what} to store, which the database cannot take ({storable}): make "
+        f"its to_db return one of those"
+    )
+
+
 def _norm_type(text: str) -> str:
     return " ".join(text.lower().replace(" ,", ",").split())
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform
+from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform, unbindable_hint
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -746,6 +746,17 @@ class PostgresPlatform(Platform):
                 "an earlier statement of this transaction failed, and PostgreSQL refuses "
                 "every statement until the transaction (or savepoint) is rolled back: roll "
                 "back, or run the statement that may fail in a nested transaction"
+            )
+        elif not state and text.startswith("cannot adapt type "):
+            # psycopg names the type it could not adapt, not the parameter: the first one of
+            # that type is taken for it
+            name = text[len("cannot adapt type "):].split(" ", 1)[0].strip("'")
+            index = next(
+                (i for i, p in enumerate(params or ()) if type(p).__name__ == name), None
+            )
+            entity, prop, hint = unbindable_hint(
+                sql, params, index, resolve_column,
+                "values psycopg adapts: text, numbers, bytes, dates, times, UUID, lists, None",
             )
         elif state.startswith("08") or state in ("57P01", "57P02", "57P03") or (
             not state and type(exc).__name__ == "OperationalError"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from .. import errors
 from .._typing import TYPE_CHECKING
 from ..metadata.model import PropertyMetadata
-from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform
+from .base import LiveColumn, LiveForeignKey, LiveIndex, Platform, unbindable_hint
 
 if TYPE_CHECKING:
     from typing import Any
@@ -311,6 +311,14 @@ class SqlitePlatform(Platform):
                     hint += f" of {entity}.{prop}" if prop else f" of a {entity}"
             else:
                 cls = errors.ConstraintViolationException
+        elif "error binding parameter" in low:
+            import re
+
+            found = re.search(r"parameter (\d+)", text)
+            entity, prop, hint = unbindable_hint(
+                sql, params, int(found.group(1)) - 1 if found else None, resolve_column,
+                "text, integers, floats, bytes or None",
+            )
         elif "no such table" in low:
             cls = errors.TableNotFoundException
             hint = (
