@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from orm import (
-    EntityCaseNamingStrategy,
     DriverException,
+    EntityCaseNamingStrategy,
     EntitySchema,
     MetadataError,
     PrimaryKey,
