@@ -263,7 +263,12 @@ class EntityManager:
         """Detach every entity and forget pending changes."""
         self._ctx()._uow.clear()
 
-    def _auto_flush(self, meta: EntityMetadata, flush_mode: Any) -> None:
+    def _auto_flush(
+        self, meta: EntityMetadata, flush_mode: Any, where: Any = None, order_by: Any = None
+    ) -> None:
+        """FlushMode.AUTO: flush first when the query could miss unflushed work, in the
+        queried type's table or in those its filter and ordering reach through relations
+        (`{"author": {"name": ...}}` reads the author table)."""
         if self._uow.flushing:
             return  # a query from an event handler of a flush: it must not flush again
         mode = flush_mode_of(flush_mode) or self._flush_mode
@@ -271,6 +276,14 @@ class EntityManager:
             uow = self._uow
             if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
                 uow.commit()
+                return
+            if (type(where) is dict or order_by) and (
+                meta.relations or meta.collections or meta.inverse_ones
+            ):
+                for joined in _joined_metas(meta, where, order_by):
+                    if uow.has_changes_for(joined) or uow.has_pivot_changes_for(joined):
+                        uow.commit()
+                        return
         elif mode == "always":
             self._uow.commit()
 
@@ -330,10 +343,10 @@ class EntityManager:
             lock_mode=lock,
         )
         if lock is not None:
-            em._locked_read(meta, lock, flush_mode)
+            em._locked_read(meta, lock, flush_mode, where, order_by)
             refresh = True  # the rows as they are now, under the lock
         else:
-            em._auto_flush(meta, flush_mode)
+            em._auto_flush(meta, flush_mode, where, order_by)
         identity_map = None if disable_identity_map else em._uow.map_for(meta.cls)
         found = em._load(meta, sql, params, props, identity_map, refresh)
         if tree and found:
@@ -396,12 +409,15 @@ class EntityManager:
             em._fire_loaded(meta, loaded)
         return found
 
-    def _locked_read(self, meta: EntityMetadata, lock: LockMode, flush_mode: Any) -> None:
+    def _locked_read(
+        self, meta: EntityMetadata, lock: LockMode, flush_mode: Any, where: Any = None,
+        order_by: Any = None,
+    ) -> None:
         """Before a query under a pessimistic lock: the database write lock where the
         database has no row locks, the auto flush, and the check that refreshing the
         entities read loses no unflushed change."""
         locking.take_write_lock(self, meta, lock)
-        self._auto_flush(meta, flush_mode)
+        self._auto_flush(meta, flush_mode, where, order_by)
         if self._uow.has_changes_for(meta):
             raise ValidationError(
                 f"A query under LockMode.{lock.name} reads the {meta.class_name} rows as they "
@@ -561,7 +577,7 @@ class EntityManager:
         em = self._ctx()
         meta = em.metadata.get(entity)
         sql, params = em.sql.count(meta, where)
-        em._auto_flush(meta, options.get("flush_mode"))
+        em._auto_flush(meta, options.get("flush_mode"), where)
         return int(em.connection.query(sql, params)[0][0])
 
     def find_and_count(
@@ -1192,3 +1208,41 @@ def _flat(items: Any) -> Iterator[Any]:
             yield from _flat(item)
         else:
             yield item
+
+
+def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[EntityMetadata]:
+    """The entity types other than `meta` whose tables a filter and an ordering read through
+    relations: `{"author": {"name": "x"}}`, `{"tags": {"label": ...}}`, `{"$or": [...]}`,
+    `order_by={"author": {"name": "asc"}}`, nested. A relation given a key or an entity reads
+    no other table. The filter was compiled (and so checked) before this runs."""
+    found: dict[int, EntityMetadata] = {}
+
+    def walk(current: EntityMetadata, value: Any) -> None:
+        if type(value) in (list, tuple):
+            for item in value:
+                walk(current, item)
+            return
+        if type(value) is not dict:
+            return
+        for key, inner in value.items():
+            if type(key) is not str:
+                continue
+            if key.startswith("$"):
+                walk(current, inner)  # $and / $or / $not: filters of the same type
+                continue
+            prop = current.properties.get(key)
+            relation = None if prop is None else prop.relation
+            if relation is None or type(inner) is not dict:
+                continue
+            target = relation.target_meta
+            if target is not None and id(target) not in found:
+                found[id(target)] = target
+                walk(target, inner)
+            elif target is not None:
+                walk(target, inner)
+
+    walk(meta, where)
+    walk(meta, order_by)
+    found.pop(id(meta), None)
+    return list(found.values())
+

@@ -783,6 +783,10 @@ def test_auto_flush_before_a_query_across_the_pivot(rem):
     a3 = rem.find_one(Article, ids["a3"], populate=["tags"])
     a3.tags.add(rem.find_one(Tag, ids["z"]))
     assert [a.title for a in rem.find(Article, {"tags": {"label": "z"}})] == ["a3"]
+    # a tag renamed and not flushed: a filter through the collection reads its table
+    rem.find_one(Tag, ids["z"]).label = "zz"
+    assert [a.title for a in rem.find(Article, {"tags": {"label": "zz"}})] == ["a3"]
+    assert rem.count(Article, {"tags": {"label": {"$in": ["zz"]}}}) == 1
 
 
 # -- serialization ----------------------------------------------------------------------------

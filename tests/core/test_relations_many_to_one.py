@@ -851,6 +851,31 @@ def test_auto_flush_sees_entities_a_flush_would_persist_by_cascade(rel):
     assert em.count(Author) == 1
 
 
+def test_auto_flush_before_a_query_whose_filter_or_order_reads_a_changed_target(rel, log):
+    """FlushMode.AUTO: a filter or an ordering through a ManyToOne reads the target's
+    table, so unflushed changes of the target type are written first (the query returned
+    what the rows said before them: no article by the renamed author)."""
+    seed(rel.em.fork())
+    em = rel.em.fork()
+    ann = em.find_one(Author, {"name": "Ann"})
+    ann.name = "Anne"
+    assert [a.title for a in em.find(Article, {"author": {"name": "Anne"}})] == ["one", "two"]
+    em.find_one(Author, {"name": "Bob"}).team = Team(name="new")
+    assert em.count(Article, {"reviewer": {"team": {"name": "new"}}}) == 1
+    em.find_one(Author, {"name": "Bob"}).name = "Aaron"
+    by_reviewer = em.find(Article, {"$or": [{"reviewer": {"name": "Aaron"}}]})
+    assert [a.title for a in by_reviewer] == ["two"]
+    ann.name = "Zed"
+    ordered = em.find(Article, {}, order_by=[{"author": {"name": "desc"}}, {"title": "asc"}])
+    assert [a.title for a in ordered] == ["one", "two"]
+    assert rows(rel, "select name from `author` order by name") == [("Aaron",), ("Zed",)]
+    # nothing changed, or a filter by key: no flush, no extra statement
+    log.clear()
+    em.find(Article, {"author": ann.id})
+    em.find(Article, {"author": {"name": "Zed"}})
+    assert [line for line in log.sql() if not line.startswith("select")] == []
+
+
 def test_a_reference_pointed_at_a_new_entity(rel, log):
     _, ann, _, a1, _ = seed(rel.em.fork())
     em = rel.em.fork()
