@@ -899,6 +899,13 @@ class EntityManager:
             result = apply(rows, nested)
         if instance is not None:
             if result is not instance:
+                uow = em._uow
+                if id(instance) in uow.new.get(meta.cls, ()) or id(instance) in uow.enrolled:
+                    # it joined this EntityManager (built with a managed entity): as for
+                    # em.remove() of a new entity, it is forgotten and leaves the loaded
+                    # collections that listed it, or the next flush would insert the row a
+                    # second time
+                    uow.remove(instance, meta)
                 raise ValidationError(
                     f"The {meta.class_name} row was upserted and the instance this "
                     f"EntityManager already manages for key {getattr(result, meta.pk.name)!r} was "

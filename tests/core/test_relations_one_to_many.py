@@ -682,3 +682,24 @@ def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_an
         em.create(Book, {"title": "c", "author": author})
     em.flush()
     assert rows(orm, "select count(*) from author") == [(0,)]
+
+
+def test_an_upserted_second_instance_of_a_managed_row_leaves_the_unit_of_work(rel, rem):
+    """A new post built with a managed writer joins the EntityManager at once; upserted
+    onto a row the EntityManager already manages, it is refused as a second instance of
+    that row, and leaves: it was still listed in the writer's posts and scheduled for an
+    INSERT that failed every later flush on the duplicate key."""
+    ann_id, _, p1_id, p2_id = seed(rem)
+    ann = rem.find_one(Writer, ann_id, populate=["posts"])
+    edit = Post(id=p1_id, title="edited", writer=ann)
+    assert edit in ann.posts and len(ann.posts) == 3
+    with pytest.raises(ValidationError, match="second instance of the same row stays unmanaged"):
+        rem.upsert(edit)
+    assert edit not in ann.posts and sorted(p.id for p in ann.posts) == [p1_id, p2_id]
+    assert rem.find_one(Post, p1_id).title == "edited"
+    rem.flush()  # nothing left to insert
+    assert rows(rel, "select id, title from `post` order by id") == [
+        (p1_id, "edited"), (p2_id, "two"),
+    ]  # fmt: skip
+    with pytest.raises(ValidationError, match="not managed by this EntityManager"):
+        rem.remove(edit)
