@@ -248,6 +248,28 @@ def test_a_swap_that_keeps_a_value_twice_is_still_refused(rel, rem):
                      "p.member_id order by p.bio") == [("p0", "m0"), ("p1", "m1")]
 
 
+@pytest.mark.parametrize("side", ["inverse", "owning"])
+def test_a_profile_taken_over_and_a_new_one_for_its_member_in_one_flush(rel, rem, side):
+    """Bob takes over Ann's profile and Ann gets a new one: the new row takes the member
+    the moved row gives up, so the moved row is released (NULL) before the insert (the
+    insert ran first and failed on the unique key, every time)."""
+    ann_id, bob_id, old_id = seed(rem)
+    ann, bob = rem.find(Member, {}, populate=["profile"], order_by={"id": "asc"})
+    if side == "inverse":
+        bob.profile = ann.profile
+        ann.profile = Profile(bio="new")
+    else:
+        ann.profile.member = bob
+        Profile(bio="new", member=ann)
+    rem.flush()
+    new_id = ann.profile.id
+    assert rows(rel, "select id, member_id from profile order by id") == [
+        (old_id, bob_id), (new_id, ann_id),
+    ]  # fmt: skip
+    assert bob.profile.id == old_id and ann.profile.bio == "new"
+    assert rem.get_unit_of_work().compute_change_sets() == []
+
+
 def test_a_new_profile_replaces_the_loaded_one_in_one_flush(rel, rem):
     ann_id, _, old_id = seed(rem)
     ann = rem.find_one(Member, {"id": ann_id}, populate=["profile"])

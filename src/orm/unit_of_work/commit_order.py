@@ -504,9 +504,11 @@ def unlink_first(plan: _FlushPlan) -> None:
 def release_taken(plan: _FlushPlan) -> None:
     """Partners swapped in one flush (`p1.member = m2; p2.member = m1`): each row takes the
     value another row of the same table gives up, and a unique constraint is checked row by
-    row, so whichever is written first would collide. The rows whose stored value another
-    row takes have that column set to NULL first, in an update of its own run before the
-    others (the rows still get their new value in their own update). Only nullable unique
+    row, so whichever is written first would collide; so would a new row inserted with the
+    value an updated row gives up (`bob.profile = ann.profile; ann.profile = Profile(...)`).
+    The rows whose stored value another row takes have that column set to NULL first, in an
+    update of its own run before the others and the inserts (the rows still get their new
+    value in their own update). Only nullable unique
     foreign keys, of tables without a version column, are released so; otherwise the
     database's unique error stands."""
     from .unit_of_work import _Update
@@ -526,6 +528,19 @@ def release_taken(plan: _FlushPlan) -> None:
             values.update(params[j] for params in upd.params if params[j] is not None)
     if not candidates:
         return
+    for ins in plan.inserts:
+        # a new row taking the value an updated row gives up (`bob.profile = ann.profile;
+        # ann.profile = Profile(...)`): inserted before the updates run, it would collide
+        meta = ins.meta
+        width = len(meta.columns) - (1 if ins.skip_pk else 0)
+        for (cls, column), values in taken.items():
+            if cls is not meta.cls:
+                continue
+            at = column - (1 if ins.skip_pk and column > meta.pk_index else 0)
+            for start in range(0, len(ins.flat), width):
+                value = ins.flat[start + at]
+                if value is not None and type(value) is not PendingKey:
+                    values.add(value)
     first: list[_Update] = []
     for upd, at in candidates:
         meta = upd.meta
