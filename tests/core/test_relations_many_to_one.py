@@ -1092,3 +1092,23 @@ def test_a_long_value_in_a_message_is_cut_between_properties_never_inside_a_quot
         == "Tag(id=None, ...)"
     assert _short(Shown("short")) == "short"
 
+
+
+def test_a_new_child_of_a_parent_whose_key_changes_in_the_same_flush(rel, log):
+    """The parent's key UPDATE runs before the child's INSERT, which references the new
+    key (it ran after, and failed on the foreign key with advice to persist the parent
+    first, on every retry)."""
+    _, ann, _, a1, _ = seed(rel.em.fork())
+    em = rel.em.fork()
+    article = em.find_one(Article, a1.id)
+    article.id = 99
+    em.persist(Comment(body="hi", article=article))
+    author = em.find_one(Author, ann.id)
+    author.id = 50
+    em.persist(Article(title="three", author=author))
+    em.flush()
+    assert rows(rel, "select body, article_id from `comment`") == [("hi", 99)]
+    assert rows(rel, "select title, author_id from `article` order by title") == [
+        ("one", 50), ("three", 50), ("two", 50),
+    ]  # fmt: skip
+    assert em.get_unit_of_work().compute_change_sets() == []

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cascade_persist", "order_inserts", "pending_updates", "pending_reference", "order_deletes",
-    "resolve", "patch_snapshots", "unlink_first",
+    "resolve", "patch_snapshots", "unlink_first", "release_taken", "rekey_first",
 ]
 
 
@@ -499,6 +499,20 @@ def unlink_first(plan: _FlushPlan) -> None:
         # only unlinking: run before the inserts too (a new profile for the same member)
         out[-2].early = len(unique) == len(upd.changed) and meta.version is None
     plan.updates = out
+
+
+def rekey_first(plan: _FlushPlan) -> None:
+    """Updates that change a row's primary key run before the inserts: a new row may
+    reference the entity by its new key (`article.id = 99; Comment(article=article)`), which
+    the row must hold by then (the insert failed on the foreign key, on every retry). Not
+    one that references a new entity itself: it waits for that entity's key."""
+    if not plan.inserts:
+        return
+    for upd in plan.updates:
+        if upd.early or upd.meta.pk_index not in upd.changed:
+            continue
+        if not any(type(value) is PendingKey for params in upd.params for value in params):
+            upd.early = True
 
 
 def release_taken(plan: _FlushPlan) -> None:

@@ -963,6 +963,7 @@ class UnitOfWork:
             if relations and plan.updates and not plan.preview:
                 commit_order.unlink_first(plan)
                 commit_order.release_taken(plan)
+                commit_order.rekey_first(plan)
                 commit_order.pending_updates(self, plan)
         if self.removed:
             self._plan_deletes(plan)
