@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from orm import ManyToOne, MetadataError, OneToOne, PrimaryKey, ValidationError, entity, wrap
-from tests.core.cascade_models import MODELS, Member, Profile
+from tests.core.cascade_models import MODELS, Author, Member, Profile
 from tests.databases import rows
 
 
@@ -392,3 +392,33 @@ def test_a_member_marked_for_removal_keeps_its_profile_link_and_assign_changes_n
     with pytest.raises(ValidationError, match=r"Cannot assign Profile\.member of .*: Profile"):
         rem.assign(p, {"bio": "changed", "member": bob})
     assert p.bio == "p"
+
+
+@pytest.mark.parametrize(
+    ("call", "prop", "what"),
+    [
+        (lambda em, ids: em.native_update(Member, {"id": ids[0]}, {"profile": ids[2]}),
+         "Member.profile", "the inverse side of a one-to-one"),
+        (lambda em, ids: em.upsert(Member, {"id": ids[0], "name": "Ann", "profile": None}),
+         "Member.profile", "the inverse side of a one-to-one"),
+        (lambda em, ids: em.native_insert(Author, {"name": "x", "articles": []}),
+         "Author.articles", "a collection"),
+        (lambda em, ids: em.native_update(Author, {}, {"articles": []}),
+         "Author.articles", "a collection"),
+    ],
+    ids=["native_update", "upsert", "native_insert", "native_update_collection"],
+)  # fmt: skip
+def test_calls_that_write_columns_refuse_a_relation_without_one(rel, rem, log, call, prop,
+                                                                 what):
+    """A collection or an inverse one-to-one has no column: named, before any SQL (the
+    error named another property, or the SQL held an empty column name and the advice was
+    to update the schema)."""
+    ids = seed(rem)
+    log.clear()
+    with pytest.raises(ValidationError) as info:
+        call(rem, ids)
+    message = str(info.value)
+    assert f"writes {prop.split('.')[0]}'s columns only, and {prop} is {what}" in message
+    assert message.endswith("set it on the entity before a flush; nothing was written.")
+    assert info.value.property == prop.split(".")[1]
+    assert [line for line in log if "insert" in line or "update" in line] == []

@@ -296,6 +296,29 @@ class RelationType(Type):
         return f"RelationType({self.relation!r})"
 
 
+def _not_a_column(
+    meta: EntityMetadata, prop: PropertyMetadata, owner: Any, operation: str | None
+) -> ValidationError:
+    """A property given to a call that writes columns (`upsert`, `native_insert`,
+    `native_update`) that has none: a collection, the inverse side of a one-to-one, a
+    property with persist=False."""
+    relation = prop.relation
+    if relation is not None and relation.kind in ("1:m", "m:n"):
+        what = "a collection (its links are written by a flush)"
+    elif relation is not None:
+        what = "the inverse side of a one-to-one (the other table holds its foreign key)"
+    else:
+        what = "not stored (persist=False)"
+    call = f"{operation}()" if operation else "This call"
+    return ValidationError(
+        f"{call} writes {meta.class_name}'s columns only, and {meta.class_name}.{prop.name} "
+        f"is {what}, with no column in table {meta.table!r}. Leave it out, and set it on "
+        f"the entity before a flush; nothing was written.",
+        entity=owner,
+        property=prop.name,
+    )
+
+
 def _relation_db_value(
     meta: EntityMetadata, prop: PropertyMetadata, value: Any, owner: Any, pending: bool,
     operation: str | None = None,
@@ -434,8 +457,12 @@ class EntityMetadata:
         fields, values = [], []
         on_invalid = self.plan.on_invalid
         owner = self.cls if entity is None else entity
+        columns = self.columns
         for key, value in data.items():
             prop = self.prop(key)
+            at = prop.column_index
+            if not (0 <= at < len(columns) and columns[at] is prop):
+                raise _not_a_column(self, prop, owner, operation)
             if value is not None and prop.relation is not None:
                 value = _relation_db_value(self, prop, value, owner, pending, operation)
                 fields.append(prop.field_name)
