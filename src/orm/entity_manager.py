@@ -661,6 +661,8 @@ class EntityManager:
         out = dict(data)
         for prop in meta.relations:
             value = out.get(prop.name)
+            if type(value) is dict:
+                raise _nested_data(meta, prop)
             if value is not None and _is_key(value):
                 out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
         for prop in meta.collections:
@@ -668,6 +670,9 @@ class EntityManager:
             if not _many(value):
                 continue
             target = prop.relation.target  # type: ignore[union-attr]
+            value = list(value)
+            if any(type(v) is dict for v in value):
+                raise _nested_data(meta, prop)
             out[prop.name] = [self.get_reference(target, v) if _is_key(v) else v for v in value]
         return out
 
@@ -1215,6 +1220,24 @@ def _flat(items: Any) -> Iterator[Any]:
             yield from _flat(item)
         else:
             yield item
+
+
+def _nested_data(meta: EntityMetadata, prop: Any) -> ValidationError:
+    """A relation given a dict in create/assign/upsert data: nested data is not taken (the
+    error named the target's primary key, as if the dict were a key)."""
+    target = prop.relation.target.__name__
+    many = prop.relation.kind in ("1:m", "m:n")
+    article = "an" if target[:1].lower() in "aeiou" else "a"
+    takes = f"{target} entities or their primary keys" if many else (
+        f"{article} {target} entity or its primary key"
+    )
+    return ValidationError(
+        f"{meta.class_name}.{prop.name} takes {takes}, not a dict of data: make the "
+        f"{target} first (em.create({target}, {{...}}), or find it) and give that. Nothing "
+        f"was changed.",
+        entity=meta.cls,
+        property=prop.name,
+    )
 
 
 def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[EntityMetadata]:

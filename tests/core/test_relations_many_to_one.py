@@ -1112,3 +1112,25 @@ def test_a_new_child_of_a_parent_whose_key_changes_in_the_same_flush(rel, log):
         ("one", 50), ("three", 50), ("two", 50),
     ]  # fmt: skip
     assert em.get_unit_of_work().compute_change_sets() == []
+
+
+def test_create_and_assign_refuse_nested_data_for_a_relation_naming_it(rel, log):
+    """MikroORM's nested data (`{"author": {"name": ...}}`) is not taken: the relation is
+    named, nothing changes (the error named the target's primary key, as if the dict were
+    a key)."""
+    _, ann, _, a1, _ = seed(rel.em.fork())
+    em = rel.em.fork()
+    log.clear()
+    with pytest.raises(ValidationError) as info:
+        em.create(Article, {"title": "t", "author": {"name": "Cy"}})
+    assert str(info.value).startswith(
+        "Article.author takes an Author entity or its primary key, not a dict of data: make "
+        "the Author first (em.create(Author, {...}), or find it) and give that."
+    )
+    assert info.value.property == "author"
+    article = em.find_one(Article, a1.id)
+    with pytest.raises(ValidationError, match=r"Article\.reviewer takes an Author entity"):
+        em.assign(article, {"title": "changed", "reviewer": {"id": ann.id}})
+    assert article.title == "one"
+    em.flush()
+    assert [line for line in log.sql() if not line.startswith("select")] == []
