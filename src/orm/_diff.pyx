@@ -15,6 +15,7 @@ from cpython.dict cimport (
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.set cimport PySet_Add
 from cpython.datetime cimport (
     import_datetime, PyDateTime_CheckExact, PyDateTime_GET_YEAR, PyDateTime_GET_MONTH,
     PyDateTime_GET_DAY, PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
@@ -387,6 +388,21 @@ def init_entity(entity, tuple names not None, tuple values not None):
                                 <object>PyTuple_GET_ITEM(values, i))
     PyObject_GenericSetAttr(entity, SNAP, None)
     PyObject_GenericSetAttr(entity, UOW, None)
+    if _births is not None:
+        PySet_Add(_births, PyLong_FromVoidPtr(<void*>entity))
+
+
+cdef object _births = None
+
+
+def track_births(births):
+    """See orm._diff_py.track_births."""
+    global _births
+    if births is not None and type(births) is not set:
+        raise TypeError(f"track_births: births must be a set or None, not {type(births).__name__}")
+    previous = _births
+    _births = births
+    return previous
 
 
 cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):

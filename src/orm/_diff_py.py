@@ -310,6 +310,25 @@ def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) ->
         _object_setattr(entity, name, value)
     _object_setattr(entity, "_orm_snap", None)
     _object_setattr(entity, "_orm_uow", None)
+    if _births is not None:
+        _births.add(id(entity))
+
+
+#: the entities made while a flush's handlers may run (see `track_births`), or None
+_births: set[int] | None = None
+
+
+def track_births(births: set[int] | None) -> set[int] | None:
+    """From now on note in `births` (None: nowhere) the id of every entity made, returning
+    what was noted in before. A flush with event handlers tracks them: a failed flush
+    forgets the new entities its handlers made (they make them again when it is retried)
+    and enrolls again those made before it, which a handler's link made join it."""
+    global _births
+    if births is not None and type(births) is not set:
+        raise TypeError(f"track_births: births must be a set or None, not {type(births).__name__}")
+    previous = _births
+    _births = births
+    return previous
 
 
 def _fill(plan: Plan, entity: Any, row: tuple, maps: dict | None, uow: Any) -> tuple:

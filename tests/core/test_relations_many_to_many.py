@@ -1997,6 +1997,53 @@ def test_joining_through_a_kept_tag_lets_a_link_made_before_the_removal_go(rel, 
     assert rows(rel, f"select count(*) from tag where id = {ids['x']}") == [(0,)]
 
 
+@pytest.mark.parametrize("fails", ["on_flush", "after_flush"])
+@pytest.mark.parametrize("side", ["owning", "inverse"])
+def test_a_new_article_a_handler_links_survives_a_failed_flush(connect, fails, side):
+    """An `on_flush` handler links the user's new article (made before the flush) to a
+    managed tag; the flush fails and is retried. The handler finds the link made and
+    changes nothing, so the article must still be enrolled: it was dropped with what the
+    failed flush persisted, and the retry left it out without a word. One the handler
+    builds is still dropped (it builds another)."""
+    state = {"failing": True, "built": []}
+    linked: list[Article] = []
+
+    class Linker(EventSubscriber):
+        def on_flush(self, args):
+            if not linked:
+                return  # the seeding flush
+            for article in linked:
+                if side == "owning":
+                    article.tags.add(z)
+                else:
+                    z.articles.add(article)
+            if state["failing"] and not state["built"]:
+                state["built"].append(Article(title="by on_flush", tags=[z]))
+            if state["failing"] and fails == "on_flush":
+                raise RuntimeError("on_flush failed")
+
+        def after_flush(self, args):
+            if linked and state["failing"] and fails == "after_flush":
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Linker()])
+    em = orm.em.fork()
+    ids = seed(em)
+    z = em.find_one_or_fail(Tag, ids["z"], populate=["articles"] if side == "inverse" else [])
+    mine = Article(title="mine")
+    linked.append(mine)
+    with pytest.raises(RuntimeError, match="failed"):
+        em.flush()
+    assert mine._orm_uow is None and state["built"][0]._orm_uow is None
+    assert rows(orm, "select count(*) from article where title in ('mine', 'by on_flush')") == [
+        (0,)
+    ]
+    state["failing"] = False
+    em.flush()
+    assert mine.id is not None and (mine.id, ids["z"]) in pairs(orm)
+    assert rows(orm, "select count(*) from article where title = 'by on_flush'") == [(0,)]
+
+
 def test_a_new_article_holding_a_managed_tag_and_the_flush_events(connect):
     """The flush persists such an article before `on_flush` (whose change sets list it)
     and before the `before_create` handlers (which run for it, and for one an `on_flush`

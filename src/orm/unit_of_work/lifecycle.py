@@ -67,8 +67,14 @@ class _Pending:
         self.enrolled = uow.enrolled.copy()
         self.links_removed = uow.links_removed.copy()
 
-    def drop(self) -> None:
+    def drop(self, births: set[int] | None = None) -> None:
+        """Take back what the flush added. `births`: the entities made during it (by its
+        handlers, which make them again on the retry); one made before it that a
+        handler's link made join (`article.tags.add(managed_tag)` in `on_flush`) is
+        enrolled again, or the retry, whose handler finds the link made, would leave it
+        out."""
         uow = self.uow
+        rejoin = []
         for cls, group in uow.new.items():
             before = self.new.get(cls, {})
             for key in [k for k in group if k not in before]:
@@ -76,6 +82,14 @@ class _Pending:
                 uow.dirty.pop(key, None)
                 if entity._orm_uow is uow:
                     _object_setattr(entity, "_orm_uow", None)
+                if births is not None and key not in births and entity._orm_snap is None:
+                    rejoin.append(entity)
+        if births is not None:
+            # enrolled during the flush and not persisted yet (the flush failed first)
+            rejoin += [
+                entity for key, (entity, _) in uow.enrolled.items()
+                if key not in births and key not in self.enrolled
+            ]
         for cls, group in uow.removed.items():
             before = self.removed.get(cls, {})
             for key in [k for k in group if k not in before]:
@@ -86,7 +100,30 @@ class _Pending:
             key: entry for key, entry in self.enrolled.items()
             if entry[0]._orm_uow is None and entry[0]._orm_snap is None
         }
+        for entity in rejoin:
+            if entity._orm_uow is not None or entity._orm_snap is not None:
+                continue
+            names = _held_managed(uow, entity)
+            if names and id(entity) not in uow.enrolled:
+                uow.enrolled[id(entity)] = (entity, names)
         uow.links_removed = self.links_removed
+
+
+def _held_managed(uow: UnitOfWork, entity: Any) -> tuple[str, ...]:
+    """The many-to-many collections of a new `entity` that hold an entity `uow` manages:
+    those through which it is enrolled (see `UnitOfWork.enrolled`)."""
+    meta = uow.em.metadata.find(type(entity))
+    if meta is None:
+        return ()
+    values = entity.__dict__
+    names = []
+    for prop in meta.collections:
+        if prop.relation.kind != "m:n":  # type: ignore[union-attr]
+            continue
+        held = getattr(values.get(prop.name), "_items", None)
+        if held and any(item._orm_uow is uow for item in held.values()):
+            names.append(prop.name)
+    return tuple(names)
 
 
 def _value(entity: Any, name: str) -> Any:
@@ -261,6 +298,8 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
     em = uow.em
     conn = em.connection
     pending = _Pending(uow)
+    births: set[int] = set()
+    previous_births = core.track_births(births)
     plan = _FlushPlan()
     tx_events = not conn.in_own_transaction and events.has_transaction_handlers()
     if tx_events:
@@ -292,7 +331,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                     conn.rollback()
             finally:
                 plan.revert()
-                pending.drop()
+                pending.drop(births)
             raise
         nested = conn.depth > 1
         applied = False
@@ -314,7 +353,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
             finally:
                 if not applied:
                     plan.revert()
-                pending.drop()
+                pending.drop(births)
                 uow.flushing = False
             _nothing_written(exc)
             if tx_events:
@@ -327,5 +366,6 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                 conn.on_rollback(undo.run)
     finally:
         uow.flushing = False
+        core.track_births(previous_births)
     if tx_events:
         events.transaction_event("after_transaction_commit", em)
