@@ -740,6 +740,14 @@ class EntityManager:
             target = _unwrap(data[prop.name])
             if target is None:
                 continue
+            if _is_key(target):
+                # a key (upsert data; create and assign made keys references already): the
+                # entity this EntityManager holds under it, if any
+                held_cls = prop.relation.target  # type: ignore[union-attr]
+                try:
+                    target = uow.identity_map.get(held_cls, {}).get(target, target)
+                except TypeError:  # unhashable: the write's own check names it
+                    continue
             gone = getattr(target, "_orm_uow", None) is uow and uow.is_removed(target)
             if not (gone or removing):
                 continue
