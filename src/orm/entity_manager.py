@@ -743,10 +743,13 @@ class EntityManager:
             if _is_key(target):
                 # a key (upsert data; create and assign made keys references already): the
                 # entity this EntityManager holds under it, if any
-                held_cls = prop.relation.target  # type: ignore[union-attr]
+                held_meta = prop.relation.target_meta  # type: ignore[union-attr]
+                key = target
                 try:
-                    target = uow.identity_map.get(held_cls, {}).get(target, target)
-                except TypeError:  # unhashable: the write's own check names it
+                    if isinstance(key, str) and int in held_meta.pk.type.python_types:
+                        key = int(key)  # "1" is written as 1
+                    target = uow.identity_map.get(held_meta.cls, {}).get(key, target)
+                except (TypeError, ValueError):  # the write's own check names it
                     continue
             gone = getattr(target, "_orm_uow", None) is uow and uow.is_removed(target)
             if not (gone or removing):

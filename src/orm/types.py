@@ -207,14 +207,17 @@ def changes_in_place(mapped: Type) -> bool:
     presuming otherwise would lose an in-place change without a word."""
     if "mutable" in vars(mapped):
         return bool(mapped.mutable)
+    kinds = mapped.python_types
     for klass in type(mapped).__mro__:
         if klass.__module__.split(".")[0] == "orm":
             if klass is Type:
                 break
-            return bool(mapped.mutable)
+            # one of this package's types, or a subclass keeping its values: its answer
+            if type(mapped) is klass or vars(klass).get("python_types", kinds) is kinds:
+                return bool(mapped.mutable)
+            break  # a subclass taking other values (python_types = (list,)): by them
         if "mutable" in vars(klass):
             return bool(vars(klass)["mutable"])
-    kinds = mapped.python_types
     return not kinds or not all(_immutable_class(kind) for kind in kinds)
 
 

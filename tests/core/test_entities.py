@@ -248,6 +248,18 @@ class IntList(Type):
         return [int(x) for x in value.split(",")] if value else []
 
 
+class TextIntList(TextType):
+    """A subclass of one of the package's types taking other values (lists)."""
+
+    python_types = (list,)
+
+    def to_db(self, value):
+        return ",".join(map(str, value))
+
+    def to_python(self, value):
+        return [int(x) for x in value.split(",")] if value else []
+
+
 class FrozenIntList(IntList):
     """The same, declared never changed in place."""
 
@@ -275,9 +287,16 @@ def test_a_custom_type_value_changed_in_place_is_written(connect, log):
         id: int = PrimaryKey()
         at: tuple = Property(type=Point)
 
-    with connect([Bag, Frozen, Spot], debug=True, logger=log.append) as o:
-        metas = {cls: o.em.metadata.get(cls) for cls in (Bag, Frozen, Spot)}
-        assert [metas[c].has_mutable for c in (Bag, Frozen, Spot)] == [True, False, False]
+    @entity()
+    class Sack:
+        id: int = PrimaryKey()
+        nums: list = Property(type=TextIntList())
+
+    with connect([Bag, Frozen, Spot, Sack], debug=True, logger=log.append) as o:
+        metas = {cls: o.em.metadata.get(cls) for cls in (Bag, Frozen, Spot, Sack)}
+        assert [metas[c].has_mutable for c in (Bag, Frozen, Spot, Sack)] == [
+            True, False, False, True,
+        ]  # fmt: skip
         em = o.em.fork()
         bag = Bag(nums=[1, 2])
         em.persist(bag).flush()

@@ -656,6 +656,8 @@ def test_create_and_assign_refuse_a_writer_marked_for_removal_before_changing_an
         rem.upsert(Post, {"id": post.id, "title": "u", "writer": writer})
     with pytest.raises(ValidationError, match=r"Cannot upsert Post: " + message):
         rem.upsert(Post, {"id": post.id, "title": "u", "writer": writer.id})  # by its key
+    with pytest.raises(ValidationError, match=r"Cannot upsert Post: " + message):
+        rem.upsert(Post, {"id": post.id, "title": "u", "writer": str(writer.id)})  # as text
     assert rows(rel, f"select title from post where id = {post.id}") == [("p",)]
     rem.assign(post, {"title": "same writer", "writer": other})  # held already: fine
 
