@@ -1276,10 +1276,8 @@ def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[Entit
             if relation is None or type(inner) is not dict:
                 continue
             target = relation.target_meta
-            if target is not None and id(target) not in found:
+            if target is not None:
                 found[id(target)] = target
-                walk(target, inner)
-            elif target is not None:
                 walk(target, inner)
 
     walk(meta, where)

@@ -400,6 +400,12 @@ def _cycle(path: list[_Edge]) -> ValidationError:
     )
 
 
+def _flat_position(ins: Any, column: int) -> int:
+    """Where column `column` is in each row of an insert's flat parameters (a generated
+    key is left out of them)."""
+    return column - 1 if ins.skip_pk and column > ins.meta.pk_index else column
+
+
 def _pending_in_inserts(plan: _FlushPlan, deferred: set[tuple[int, int]]) -> None:
     """Record the slots of the insert parameters that wait for a generated key, a relation
     column at a time (the core finds them); slots of deferred references get NULL (the
@@ -410,10 +416,9 @@ def _pending_in_inserts(plan: _FlushPlan, deferred: set[tuple[int, int]]) -> Non
             continue
         flat = ins.flat
         width = len(flat) // len(ins.entities)
-        pk_index = meta.pk_index
         for prop in meta.relations:
             c = prop.column_index
-            position = c - 1 if ins.skip_pk and c > pk_index else c
+            position = _flat_position(ins, c)
             rows, targets = core.pending_slots(flat, width, position, PendingKey)
             if not rows:
                 continue
@@ -545,12 +550,13 @@ def release_taken(plan: _FlushPlan) -> None:
     for ins in plan.inserts:
         # a new row taking the value an updated row gives up (`bob.profile = ann.profile;
         # ann.profile = Profile(...)`): inserted before the updates run, it would collide
-        meta = ins.meta
-        width = len(meta.columns) - (1 if ins.skip_pk else 0)
+        if not ins.entities:
+            continue
+        width = len(ins.flat) // len(ins.entities)
         for (cls, column), values in taken.items():
-            if cls is not meta.cls:
+            if cls is not ins.meta.cls:
                 continue
-            at = column - (1 if ins.skip_pk and column > meta.pk_index else 0)
+            at = _flat_position(ins, column)
             for start in range(0, len(ins.flat), width):
                 value = ins.flat[start + at]
                 if value is not None and type(value) is not PendingKey:

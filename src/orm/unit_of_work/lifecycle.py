@@ -82,7 +82,7 @@ class _Pending:
                 uow.dirty.pop(key, None)
                 if entity._orm_uow is uow:
                     _object_setattr(entity, "_orm_uow", None)
-                if births is not None and key not in births and entity._orm_snap is None:
+                if births is not None and key not in births:
                     rejoin.append(entity)
         if births is not None:
             # enrolled during the flush and not persisted yet (the flush failed first)
