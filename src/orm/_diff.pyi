@@ -36,6 +36,8 @@ class Plan:
     @property
     def keys(self) -> tuple[Any, ...] | None: ...
     @property
+    def recheck(self) -> tuple[Callable[[Any], Any] | None, ...] | None: ...
+    @property
     def kinds(self) -> tuple[int, ...]:
         """Per column: 0 generic, 1 datetime, 2 boolean, 3 other value type, 4 blob."""
     def __init__(
@@ -53,6 +55,7 @@ class Plan:
         kinds: tuple[int, ...] | None = None,
         targets: tuple[Any, ...] | None = None,
         keys: tuple[Any, ...] | None = None,
+        recheck: tuple[Callable[[Any], Any] | None, ...] | None = None,
     ) -> None: ...
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None: ...

@@ -209,6 +209,9 @@ cdef class Plan:
     # class, key attribute, class standing for a key still to be generated); None otherwise,
     # None altogether when no column is one (see the twin's `_check_keys`)
     cdef readonly tuple keys
+    # per column: the to_python that settles a difference in database form (see the twin's
+    # `compute_changes`), None otherwise; None altogether when no column has one
+    cdef readonly tuple recheck
     cdef int kind_of[MAX_COLUMNS]
     # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
     # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
@@ -220,7 +223,7 @@ cdef class Plan:
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
                  tuple to_python not None, tuple to_db not None, tuple compare not None,
                  tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
-                 tuple kinds=None, tuple targets=None, tuple keys=None):
+                 tuple kinds=None, tuple targets=None, tuple keys=None, tuple recheck=None):
         cdef Py_ssize_t i, n = len(names)
         cdef object name, kind, field, column
         where = f"Plan of {_name_of(cls)}"
@@ -249,6 +252,8 @@ cdef class Plan:
             _check_targets(where, names, targets, to_python, kinds)
         if keys is not None:
             _check_keys(where, names, keys, to_db)
+        if recheck is not None:
+            _check_recheck(where, names, recheck)
         for i in range(n):
             self.kind_of[i] = kinds[i]
             # borrowed pointers: the plan keeps `accepts` (and so these types) alive
@@ -272,7 +277,29 @@ cdef class Plan:
         self.kinds = kinds
         self.targets = targets
         self.keys = keys
+        self.recheck = recheck
         self.ready = True
+
+
+def _check_recheck(str where, tuple names, tuple recheck):
+    """See the twin's `_check_recheck` (same checks, same messages)."""
+    cdef Py_ssize_t i
+    if len(recheck) != len(names):
+        raise ValueError(f"{where}: recheck has {len(recheck)} entries for {len(names)} columns")
+    for i in range(len(recheck)):
+        check = recheck[i]
+        if check is not None and not callable(check):
+            raise TypeError(
+                f"{where}: the recheck of column {names[i]} must be callable or None, "
+                f"got {type(check).__name__}")
+
+
+cdef bint _same_as_loaded(object check, object old, object current):
+    """See the twin's `_same_as_loaded`."""
+    try:
+        return bool(check(old) == current)
+    except Exception:
+        return False
 
 
 def _check_targets(str where, tuple names, tuple targets, tuple to_python, tuple kinds):
@@ -1576,6 +1603,7 @@ def compute_changes(Plan plan not None, entities, list references=None):
     cdef tuple names = plan.names
     cdef tuple to_db = plan.to_db
     cdef tuple compare = plan.compare
+    cdef tuple recheck = plan.recheck
     cdef Py_ssize_t pk_index = plan.pk_index
     cdef Py_ssize_t n = plan.n
     cdef Py_ssize_t i, j, m, c
@@ -1584,7 +1612,7 @@ def compute_changes(Plan plan not None, entities, list references=None):
     cdef Py_ssize_t last_m = -1
     cdef bint same
     cdef object entity, snap_obj, old, current, new, cmp, conv, key, params, i_obj, v, pk
-    cdef object stored
+    cdef object stored, check
     cdef tuple snap, new_snap
     cdef list group = None
     cdef list db_values
@@ -1636,6 +1664,10 @@ def compute_changes(Plan plan not None, entities, list references=None):
                             continue
                     elif cmp(new, old):
                         continue
+                    if recheck is not None:
+                        check = <object>PyTuple_GET_ITEM(recheck, i)
+                        if check is not None and _same_as_loaded(check, old, current):
+                            continue
                     if conv is None:
                         _check(plan, entity, i, current)
             if new_snap is None:

@@ -122,6 +122,7 @@ class Plan:
         "python_valued",
         "targets",
         "keys",
+        "recheck",
     )
 
     def __init__(
@@ -139,6 +140,7 @@ class Plan:
         kinds: tuple[int, ...] | None = None,
         targets: tuple[Any, ...] | None = None,
         keys: tuple[Any, ...] | None = None,
+        recheck: tuple[Any, ...] | None = None,
     ) -> None:
         _expect(names, tuple, "names")
         pk_index = operator.index(pk_index)
@@ -180,6 +182,8 @@ class Plan:
             _check_targets(where, names, targets, to_python, kinds)
         if keys is not None:
             _check_keys(where, names, keys, to_db)
+        if recheck is not None:
+            _check_recheck(where, names, recheck)
         init = _object_setattr
         init(self, "cls", cls)
         init(self, "names", names)
@@ -196,6 +200,7 @@ class Plan:
         init(self, "python_valued", tuple(k in _PYTHON_VALUED for k in kinds))
         init(self, "targets", targets)
         init(self, "keys", keys)
+        init(self, "recheck", recheck)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"attribute '{name}' of '{__name__}.Plan' objects is not writable")
@@ -1148,6 +1153,28 @@ def fill_collections(
             held._fill(items.values())
 
 
+def _check_recheck(where: str, names: tuple[str, ...], recheck: Any) -> None:
+    """`recheck`: per column a callable or None (see `compute_changes`)."""
+    _expect(recheck, tuple, "recheck")
+    if len(recheck) != len(names):
+        raise ValueError(f"{where}: recheck has {len(recheck)} entries for {len(names)} columns")
+    for i, check in enumerate(recheck):
+        if check is not None and not callable(check):
+            raise TypeError(
+                f"{where}: the recheck of column {names[i]} must be callable or None, "
+                f"got {type(check).__name__}"
+            )
+
+
+def _same_as_loaded(check: Any, old: Any, current: Any) -> bool:
+    """Whether the held value equals the one the snapshot's database value reads as (a
+    custom type whose to_db is not the same twice, or not what the driver reads back)."""
+    try:
+        return bool(check(old) == current)
+    except Exception:  # a value its to_python cannot read: a change, as it looks
+        return False
+
+
 def compute_changes(
     plan: Plan, entities: Any, references: list[Any] | None = None
 ) -> dict[tuple[int, ...], list[list]]:
@@ -1157,10 +1184,12 @@ def compute_changes(
     one UPDATE statement run with executemany): ``{changed_column_indexes: [entities,
     new_snapshots, params]}`` where params are the changed values then the primary key, in
     database form; the key is the snapshot's, so a primary key the user changed is updated
-    like any other column, `where pk = <old key>`. Entities without changes are left out; new entities and references are
-    skipped (they have no snapshot to compare with); references are appended to
-    `references` when it is given. A snapshot that is not a tuple of the plan's width is a
-    TypeError / ValueError.
+    like any other column, `where pk = <old key>`. Entities without changes are left out;
+    new entities and references are skipped (they have no snapshot to compare with);
+    references are appended to `references` when it is given. A column whose database form
+    differs but that has a `recheck` (its type's to_python) is unchanged when the held value
+    equals what the snapshot reads as. A snapshot that is not a tuple of the plan's width is
+    a TypeError / ValueError.
     """
     _expect_plan(plan)
     if references is not None:
@@ -1172,6 +1201,7 @@ def compute_changes(
     compare = plan.compare
     kinds = plan.kinds
     python_valued = plan.python_valued
+    recheck = plan.recheck
     n = plan.n
     for entity in entities:
         snap = entity._orm_snap
@@ -1212,6 +1242,9 @@ def compute_changes(
                     cmp = compare[i]
                     if (new == old) if cmp is None else cmp(new, old):
                         continue
+                    if recheck is not None and recheck[i] is not None:
+                        if _same_as_loaded(recheck[i], old, current):
+                            continue
                     if to_db[i] is None:
                         _check(plan, entity, i, current)
             if not changed:

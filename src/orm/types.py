@@ -200,11 +200,35 @@ def _immutable_class(kind: Any) -> bool:
 
 def changes_in_place(mapped: Type) -> bool:
     """Whether values of `mapped` may be changed in place (a list appended to), so that a
-    flush compares every loaded entity's value, not only the assigned ones. This package's
+    flush compares loaded entities' values, not only the assigned ones. This package's
     types answer with `mutable` (JSON documents); a custom type that sets `mutable` itself
     (on the class or the instance) is taken at its word; any other custom type is presumed
     to hold mutable values unless each of its `python_types` is an immutable built-in:
     presuming otherwise would lose an in-place change without a word."""
+    declared = _declared_in_place(mapped)
+    return presumed_in_place(mapped) if declared is None else declared
+
+
+def presumed_in_place(mapped: Type) -> bool:
+    """Whether `mapped` is a custom type that never said whether its values change in place
+    and may hold values that do. Such a column is compared at a flush only for the entities
+    that hold a value of a mutable class (a list), never for those holding a str or a float:
+    its `to_db` may not give back what the driver reads (a str for a float column), or not
+    the same twice (a salted hash), and comparing those would rewrite rows nobody changed,
+    over another writer's change."""
+    if _declared_in_place(mapped) is not None:
+        return False
+    kinds = mapped.python_types
+    return not kinds or not all(_immutable_class(kind) for kind in kinds)
+
+
+def holds_changeable(value: Any) -> bool:
+    """Whether `value` could have been changed in place (see `presumed_in_place`)."""
+    return value is not None and not _immutable_class(type(value))
+
+
+def _declared_in_place(mapped: Type) -> bool | None:
+    """`mutable` as this package's type or the custom type says it, or None if unsaid."""
     if "mutable" in vars(mapped):
         return bool(mapped.mutable)
     kinds = mapped.python_types
@@ -218,7 +242,7 @@ def changes_in_place(mapped: Type) -> bool:
             break  # a subclass taking other values (python_types = (list,)): by them
         if "mutable" in vars(klass):
             return bool(vars(klass)["mutable"])
-    return not kinds or not all(_immutable_class(kind) for kind in kinds)
+    return None
 
 
 def value_problem(mapped: Type, value: Any) -> str | None:

@@ -28,6 +28,7 @@ from ..types import (
     Type,
     UuidType,
     changes_in_place,
+    presumed_in_place,
     resolve_type,
     type_from_annotation,
     unwrap_optional,
@@ -1032,6 +1033,10 @@ def _build_plan(meta: EntityMetadata) -> Any:
     keys = tuple(_direct_key(p) for p in cols) if meta.relations else None
     if keys is not None and not any(keys):
         keys = None
+    recheck = tuple(
+        p.type.to_python if p.relation is None and _settled_by_reading(p.type) else None
+        for p in cols
+    )
     return core.Plan(
         meta.cls,
         tuple(p.name for p in cols),
@@ -1050,7 +1055,16 @@ def _build_plan(meta: EntityMetadata) -> Any:
         tuple(column_kind(p.type) for p in cols),
         targets,
         keys,
+        recheck if any(recheck) else None,
     )
+
+
+def _settled_by_reading(mapped: Type) -> bool:
+    """Whether a difference in database form of a column of `mapped` is checked against
+    the value the snapshot reads as before it counts as a change: for a custom type that
+    converts, whose to_db may not give the same twice (a salt) or not what the driver
+    reads back (a str for a float column). This package's own types need not."""
+    return type(mapped).__module__.split(".")[0] != "orm" and _overrides(mapped, "to_db")
 
 
 def _build_entity(
@@ -1102,7 +1116,12 @@ def _build_entity(
         pk=pk,
         pk_index=pk.column_index,
         version=versions[0] if versions else None,
-        has_mutable=any(changes_in_place(p.type) for p in columns),
+        has_mutable=any(
+            changes_in_place(p.type) and not presumed_in_place(p.type) for p in columns
+        ),
+        presumed=tuple(
+            p.name for p in columns if p.relation is None and presumed_in_place(p.type)
+        ),
         watched=tuple(
             (p.name, p.type.mutable_values) for p in columns if p.type.mutable_values
         ),

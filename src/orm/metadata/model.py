@@ -367,6 +367,9 @@ class EntityMetadata:
     #: columns whose values may change in place only for some value types (see
     #: Type.mutable_values): (property name, those types)
     watched: tuple[tuple[str, tuple[type, ...]], ...]
+    #: columns of custom types that never said whether their values change in place (see
+    #: types.presumed_in_place): compared only for entities holding a mutable value
+    presumed: tuple[str, ...]
     #: whether the class's `__init__` is the generated one (which applies the defaults)
     generated_init: bool
     #: the compiled plan handed to the diff core
@@ -396,6 +399,7 @@ class EntityMetadata:
         has_mutable: bool = False,
         has_hooks: bool = False,
         watched: tuple[tuple[str, tuple[type, ...]], ...] = (),
+        presumed: tuple[str, ...] = (),
         generated_init: bool = True,
         plan: Any = None,
         sql: dict[Any, str] | None = None,
@@ -412,6 +416,7 @@ class EntityMetadata:
         self.has_mutable = has_mutable
         self.has_hooks = has_hooks
         self.watched = watched
+        self.presumed = presumed
         self.generated_init = generated_init
         self.plan = plan
         self.sql = {} if sql is None else sql

@@ -22,6 +22,7 @@ from .._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, lazy_module
 from ..errors import DriverException, OptimisticLockError, ValidationError, _own_table, _short
 from ..metadata.model import EntityMetadata
+from ..types import holds_changeable
 
 if TYPE_CHECKING:
     from typing import Any
@@ -745,9 +746,10 @@ class UnitOfWork:
 
     def _mutable_changes(self, meta: EntityMetadata) -> bool:
         cls = meta.cls
-        if meta.has_mutable:
+        if meta.has_mutable or meta.presumed:
             im = self.identity_map.get(cls)
-            if im and core.compute_changes(meta.plan, im.values()):
+            held = _holding_changeable(meta, im.values()) if im else ()
+            if held and core.compute_changes(meta.plan, held):
                 return True
         if self.watched:
             held = [e for e in self.watched.values() if type(e) is cls and e._orm_uow is self]
@@ -757,7 +759,11 @@ class UnitOfWork:
 
     def _mutable_metas(self) -> list[EntityMetadata]:
         metas = self.em.metadata
-        return [m for cls in self.identity_map if (m := metas.find(cls)) and m.has_mutable]
+        return [
+            m
+            for cls in self.identity_map
+            if (m := metas.find(cls)) and (m.has_mutable or m.presumed)
+        ]
 
     # -- change sets ------------------------------------------------------------------------
     def _plan_inserts(self, plan: _FlushPlan) -> None:
@@ -856,7 +862,7 @@ class UnitOfWork:
             if im:
                 skip = removed | self.dirty.keys()
                 extra = core.group_by_type(im.values(), skip).get(meta.cls, [])
-                candidates.setdefault(meta.cls, []).extend(extra)
+                candidates.setdefault(meta.cls, []).extend(_holding_changeable(meta, extra))
         if self.watched:
             covered = {m.cls for m in mutable}
             skip = removed | self.dirty.keys()
@@ -958,7 +964,7 @@ class UnitOfWork:
             self._plan_inserts(plan)
             if ordered and not plan.preview:
                 commit_order.order_inserts(self, plan)
-        if self.dirty or self.watched or any(m.has_mutable for m in metadata):
+        if self.dirty or self.watched or any(m.has_mutable or m.presumed for m in metadata):
             self._plan_updates(plan)
             if relations and plan.updates and not plan.preview:
                 commit_order.unlink_first(plan)
@@ -1593,3 +1599,28 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) 
                 _object_setattr(partner, inverse_name, None)
 
 
+#: per value class: whether it is not one of the immutable built-ins (types.holds_changeable)
+_CHANGEABLE: dict[type, bool] = {}
+
+
+def _holding_changeable(meta: EntityMetadata, entities: Any) -> list[Any]:
+    """The entities a flush compares although nobody assigned to them: all of them for a
+    type declaring mutable values (JSON), else those whose column of a custom type that
+    never said (`EntityMetadata.presumed`) holds a value of a mutable class."""
+    if meta.has_mutable:
+        return list(entities)
+    names = meta.presumed
+    found = []
+    changeable = _CHANGEABLE
+    for entity in entities:
+        held = entity.__dict__
+        for name in names:
+            value = held.get(name)
+            kind = type(value)
+            answer = changeable.get(kind)
+            if answer is None:
+                answer = changeable[kind] = value is not UNLOADED and holds_changeable(value)
+            if answer:
+                found.append(entity)
+                break
+    return found
