@@ -2111,3 +2111,45 @@ def test_a_new_entity_enrolled_through_two_collections_keeps_both(connect):
     assert rows(orm, "select crate_id, sticker_id from crate_stickers") == [
         (crate.id, sticker.id)
     ]
+
+
+@pytest.mark.parametrize("owner", ["new", "managed"])
+def test_a_tag_a_handler_adds_is_written_once_after_a_retry(connect, owner):
+    """A `before_create` / `before_update` handler adds a new tag to the article being
+    written (a new one, or a managed one whose title changed); the flush fails and is
+    retried. The tag the failed flush made stayed in `article.tags` (as an item, and as a
+    pair to write), so the retry wrote it and the one the handler made again."""
+    failing: list[bool] = []
+
+    class Tagger(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Article]
+
+        def before_create(self, args):
+            if args.entity.title == "mine":
+                args.entity.tags.add(Tag(label="auto"))
+
+        def before_update(self, args):
+            args.entity.tags.add(Tag(label="auto"))
+
+        def after_flush(self, args):
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Tagger()])
+    em = orm.em.fork()
+    ids = seed(em)
+    if owner == "new":
+        article = Article(title="mine")
+        em.persist(article)
+    else:
+        article = em.find_one_or_fail(Article, ids["a3"], populate=["tags"])
+        article.title = "changed"
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert [t.label for t in article.tags] == []
+    failing.clear()
+    em.flush()
+    assert rows(orm, "select count(*) from tag where label = 'auto'") == [(1,)]
+    assert [t for a, t in pairs(orm) if a == article.id] == [article.tags[0].id]

@@ -9,6 +9,7 @@ import pytest
 
 from orm import (
     Collection,
+    EventSubscriber,
     ManyToOne,
     MetadataError,
     OneToMany,
@@ -707,3 +708,50 @@ def test_an_upserted_second_instance_of_a_managed_row_leaves_the_unit_of_work(re
     ]  # fmt: skip
     with pytest.raises(ValidationError, match="not managed by this EntityManager"):
         rem.remove(edit)
+
+
+@pytest.mark.parametrize(
+    ("how", "fails"),
+    [("on_flush", "on_flush"), ("on_flush", "after_flush"), ("before_create", "after_flush")],
+)
+def test_a_note_a_handler_adds_to_a_new_post_is_written_once_after_a_retry(
+    connect, how, fails
+):
+    """A handler adds a note to each new post (`on_flush` persisting `Note(post=post)`, a
+    `before_create` adding to `post.notes`); the flush fails and is retried. The note the
+    failed flush made was dropped from the Unit of Work but stayed in `post.notes`, so the
+    retry wrote it and the one its handler made again: two rows for one."""
+    state = {"failing": True}
+
+    class Noter(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Post]
+
+        def on_flush(self, args):
+            if how == "on_flush":
+                for cs in args.uow.compute_change_sets():
+                    if cs.type == "create" and cs.name == "Post":
+                        args.em.persist(Note(body="auto", post=cs.entity))
+            if state["failing"] and fails == "on_flush":
+                raise RuntimeError("on_flush failed")
+
+        def before_create(self, args):
+            if how == "before_create":
+                args.entity.notes.add(Note(body="auto", post=args.entity))
+
+        def after_flush(self, args):
+            if state["failing"] and fails == "after_flush":
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Noter()])
+    em = orm.em.fork()
+    post = Post(title="p")
+    em.persist(post)
+    with pytest.raises(RuntimeError, match="failed"):
+        em.flush()
+    assert rows(orm, "select count(*) from note") == [(0,)]
+    assert len(post.notes) == 0, "what the failed flush made is gone from the collection"
+    state["failing"] = False
+    em.flush()
+    assert rows(orm, "select body, post_id from note") == [("auto", post.id)]
+    assert [n.body for n in post.notes] == ["auto"]

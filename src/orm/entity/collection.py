@@ -339,6 +339,18 @@ class Collection(Generic[T]):
         if self._items is not None and self._items.pop(id(item), None) is not None:
             self._dirty = True
 
+    def _forget(self, keys: set[int]) -> None:
+        """Take out the items whose `id()` is in `keys` (made by a failed flush's handlers,
+        which make them again on the retry) as if never added: no pair left to write."""
+        items = self._items
+        if items:
+            for key in [k for k in items if k in keys]:
+                del items[key]
+        delta = self._delta
+        if delta and delta is not UNSTORED:
+            for key in [k for k in delta if k in keys]:
+                del delta[key]
+
     def _fill_new(self, items: Iterable[Any]) -> None:
         """The items given to the constructor of the owner, a new entity that no
         EntityManager holds yet (nothing to cascade to, no stored pairs): each item's type

@@ -27,12 +27,14 @@ from __future__ import annotations
 from .._backend import core
 from .._markers import MISSING, is_set
 from .._typing import TYPE_CHECKING
+from ..entity.collection import Collection
+from ..entity.reference import _unwrap
 from ..errors import ValidationError
 from ..events.manager import fire
 from . import commit_order
 from .cascade_remove import cascade_remove
 from .undo import FlushUndo
-from .unit_of_work import ChangeSet, _FlushPlan, _nothing_written
+from .unit_of_work import ChangeSet, _back_side, _FlushPlan, _nothing_written
 
 if TYPE_CHECKING:
     from typing import Any
@@ -75,6 +77,7 @@ class _Pending:
         out."""
         uow = self.uow
         rejoin = []
+        born = []
         for cls, group in uow.new.items():
             before = self.new.get(cls, {})
             for key in [k for k in group if k not in before]:
@@ -82,8 +85,12 @@ class _Pending:
                 uow.dirty.pop(key, None)
                 if entity._orm_uow is uow:
                     _object_setattr(entity, "_orm_uow", None)
-                if births is not None and key not in births:
-                    rejoin.append(entity)
+                if births is None:
+                    continue
+                (born if key in births else rejoin).append(entity)
+        if births:
+            born += [entity for key, (entity, _) in uow.enrolled.items() if key in births]
+            self._forget_births(born, births)
         if births is not None:
             # enrolled during the flush and not persisted yet (the flush failed first)
             rejoin += [
@@ -107,6 +114,47 @@ class _Pending:
             if names and id(entity) not in uow.enrolled:
                 uow.enrolled[id(entity)] = (entity, names)
         uow.links_removed = self.links_removed
+
+
+    def _forget_births(self, born: list[Any], births: set[int]) -> None:
+        """Take the entities the failed flush made (`births`) out of the collections of
+        those made before it, which the handlers linked them into (`on_flush` persisting
+        `Comment(article=new_article)`, a `before_create` adding to `article.tags`): left
+        there, the retry would write them and the ones its handlers make again, twice
+        the rows. Looked for in the collections with unwritten changes, those of the new
+        entities, and the other sides of the relations of the `born` entities."""
+        uow = self.uow
+        metas = uow.em.metadata
+        held: dict[int, Any] = dict(uow.collections)
+        for group in self.new.values():
+            for entity in group.values():
+                meta = metas.find(type(entity))
+                if meta is not None and meta.collections:
+                    values = entity.__dict__
+                    for prop in meta.collections:
+                        if (found := values.get(prop.name)) is not None:
+                            held[id(found)] = found
+        for entity in born:
+            meta = metas.find(type(entity))
+            if meta is None:
+                continue
+            values = entity.__dict__
+            for name, collection_name in (meta.cls.__dict__.get("_orm_inverses") or {}).items():
+                owner = _unwrap(values.get(name))
+                found = None if owner is None else owner.__dict__.get(collection_name)
+                if found is not None:
+                    held[id(found)] = found
+            for prop in meta.collections:
+                mine = values.get(prop.name)
+                back = _back_side(meta, prop)
+                if mine is None or not mine._items or back is None:
+                    continue
+                for item in mine._items.values():
+                    found = item.__dict__.get(back)
+                    if id(item) not in births and isinstance(found, Collection):
+                        held[id(found)] = found
+        for found in held.values():
+            found._forget(births)
 
 
 def _held_managed(uow: UnitOfWork, entity: Any) -> tuple[str, ...]:
