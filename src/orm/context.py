@@ -30,6 +30,18 @@ def current_entity_manager() -> EntityManager | None:
     return _current.get()
 
 
+@contextmanager
+def routed_to(em: EntityManager) -> Iterator[None]:
+    """Calls on the global `orm.em` go to `em` for the block (a transaction's fork, as
+    MikroORM's transaction context): work done through `orm.em` inside
+    `with orm.em.transaction():` commits or rolls back with the block's."""
+    token = _current.set(em)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 class RequestContext:
     """`RequestContext.create(orm.em, fn)` runs `fn` with a fresh fork of `orm.em` as the
     context's EntityManager; `with RequestContext.enter(orm.em) as em:` does the same for a

@@ -1047,8 +1047,23 @@ class EntityManager:
         of everything it held (as `tx.clear()`): entities created for the block can be
         persisted again, by a retry of the block or anywhere else, and none of them looks
         stored (their generated keys are taken back)."""
-        base = _request_fork() if self._global else None
-        tx = (base if base is not None and base._orm is self._orm else self).fork()
+        base = _request_fork()
+        if base is not None and base._orm is not self._orm:
+            base = None
+        tx = (base if base is not None and self._global else self).fork()
+        if self._global or (base is not None and self is base):
+            # `orm.em` inside the block is the transaction's fork: its work commits or
+            # rolls back with the block's, not later through the request's fork
+            from .context import routed_to
+
+            with routed_to(tx), self._in_transaction(tx) as inner:
+                yield inner
+            return
+        with self._in_transaction(tx) as inner:
+            yield inner
+
+    @contextmanager
+    def _in_transaction(self, tx: EntityManager) -> Iterator[EntityManager]:
         conn = self.connection
         events = self._events
         # the transaction events are about database transactions: not a savepoint

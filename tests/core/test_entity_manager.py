@@ -71,6 +71,44 @@ def test_request_context_routes_global_em_to_a_fork(orm):
         orm.em.find_one(User, 1)
 
 
+@pytest.mark.parametrize("where", ["request context", "no context"])
+def test_global_em_inside_a_transaction_block_is_the_transaction_s_fork(orm, where):
+    """`orm.em` used inside `with orm.em.transaction() as tx:` (or `transactional`) works
+    through `tx`: its work commits with the block, or rolls back with it. It went to the
+    request's fork, whose pending work survived the rollback and was written by its next
+    flush (and outside a request context it was refused)."""
+
+    def body(tx, name):
+        assert RequestContext.get_entity_manager() is tx
+        user = User(full_name=name, email=f"{name}@x", password="p")
+        orm.em.persist(user)
+        assert wrap(user).get_entity_manager() is tx
+        return user
+
+    def run():
+        with pytest.raises(RuntimeError, match="undo"):
+            with orm.em.transaction() as tx:
+                body(tx, "rolled")
+                raise RuntimeError("undo")
+        kept = orm.em.transactional(lambda tx: body(tx, "kept"))
+        assert kept.id is not None
+        with orm.em.transaction() as tx:
+            with tx.transaction() as inner:  # a savepoint: its own fork, routed too
+                body(inner, "nested")
+                assert RequestContext.get_entity_manager() is inner
+            assert RequestContext.get_entity_manager() is tx
+
+    if where == "request context":
+        with orm.request_context() as em:
+            run()
+            assert RequestContext.get_entity_manager() is em
+            em.flush()
+    else:
+        run()
+        assert RequestContext.get_entity_manager() is None
+    assert sorted(r[0] for r in rows(orm, "select full_name from user")) == ["kept", "nested"]
+
+
 def test_request_context_create_and_isolation_between_threads(orm):
     seen = {}
 
