@@ -613,7 +613,14 @@ class EntityManager:
         if meta.collections or meta.inverse_ones:
             loaded = _forget_relation_sides(em._uow, meta, entity)
             if loaded:
-                em.populate([entity], loaded)
+                # read as FlushMode.COMMIT reads: a refresh writes nothing (an auto flush
+                # would commit changes pending elsewhere, a note moved to this post); the
+                # pending links show on top of what is read, as they do there
+                mode, em._flush_mode = em._flush_mode, "commit"
+                try:
+                    em.populate([entity], loaded)
+                finally:
+                    em._flush_mode = mode
         if em.connection.in_own_transaction:
             em._note_loaded(meta, [entity])
         if meta.loads:
@@ -1090,7 +1097,7 @@ class EntityManager:
 def _forget_relation_sides(uow: Any, meta: EntityMetadata, entity: Any) -> list[str]:
     """A refreshed entity's collections and inverse one-to-ones go back to "not loaded":
     their unflushed changes, a many-to-many's pending pairs included, are discarded with
-    the columns'. Returns those that were loaded, for `refresh` to read again (the same
+    the columns' (not a one-to-many's: they are its items' foreign keys, not its own). Returns those that were loaded, for `refresh` to read again (the same
     Collection objects are filled, so references to them see it)."""
     values = entity.__dict__
     loaded = []
@@ -1099,6 +1106,10 @@ def _forget_relation_sides(uow: Any, meta: EntityMetadata, entity: Any) -> list[
         if held is not None:
             if held._items is not None:
                 loaded.append(prop.name)
+                if prop.relation.kind == "1:m":  # type: ignore[union-attr]
+                    # its changes are the items' foreign keys, which stay unflushed: the
+                    # re-read keeps those pointing here in memory (see _populate_collection)
+                    continue
             held._items = None
             held._delta = None
             held._dirty = False

@@ -2153,3 +2153,18 @@ def test_a_tag_a_handler_adds_is_written_once_after_a_retry(connect, owner):
     em.flush()
     assert rows(orm, "select count(*) from tag where label = 'auto'") == [(1,)]
     assert [t for a, t in pairs(orm) if a == article.id] == [article.tags[0].id]
+
+
+def test_refresh_writes_no_pair_pending_on_the_other_side(rel, rem):
+    """`em.refresh(tag)` re-reads `tag.articles`; a pair added through another article's
+    owning side (`article.tags.add(tag)`) must stay pending, not be written and committed
+    by an auto flush of that re-read."""
+    ids = seed(rem)
+    tag = rem.find_one_or_fail(Tag, ids["z"], populate=["articles"])
+    article = rem.find_one_or_fail(Article, ids["a3"], populate=["tags"])
+    article.tags.add(tag)
+    rem.refresh(tag)
+    assert (ids["a3"], ids["z"]) not in pairs(rel)
+    assert article in tag.articles, "the pending pair shows on the re-read side"
+    rem.flush()
+    assert (ids["a3"], ids["z"]) in pairs(rel)

@@ -755,3 +755,22 @@ def test_a_note_a_handler_adds_to_a_new_post_is_written_once_after_a_retry(
     em.flush()
     assert rows(orm, "select body, post_id from note") == [("auto", post.id)]
     assert [n.body for n in post.notes] == ["auto"]
+
+
+def test_refresh_writes_nothing_pending_elsewhere(rel, rem, log):
+    """`em.refresh(post)` reads the post and its loaded collections again; it must not
+    flush: a note moved to it (`post.notes.add(note)`, a change of the note's foreign key)
+    was written and committed by the auto flush of the collection's re-read. The move stays
+    pending, shown in the re-read collection, and the next flush writes it."""
+    _, _, p1, p2 = seed(rem)
+    post = rem.find_one_or_fail(Post, p2, populate=["notes"])
+    note = rem.find_one_or_fail(Note, {"body": "n1"})
+    post.notes.add(note)
+    post.title = "unsaved"
+    log.clear()
+    assert rem.refresh(post) is post
+    assert not [m for m in queries(log) if "update" in m or "insert" in m], log
+    assert rows(rel, "select post_id from note where body = 'n1'") == [(p1,)]
+    assert post.title == "two" and [n.body for n in post.notes] == ["n1"]
+    rem.flush()
+    assert rows(rel, "select post_id from note where body = 'n1'") == [(p2,)]
