@@ -306,6 +306,48 @@ def test_a_rebuild_keeps_the_tables_triggers_and_views_and_says_which_indexes_go
     assert o.schema.get_update_schema_sql() == ""
 
 
+@SQLITE_ONLY  # PostgreSQL's own drop column refuses a view reading the column
+@pytest.mark.parametrize("reader", ["own trigger", "other trigger", "view"])
+def test_a_rebuild_dropping_a_column_a_trigger_or_view_reads_is_refused(connect, reader):
+    """The rebuild made the table again without the column and the trigger again as it
+    was: every insert then failed (`no such column: new.legacy`), and a view reading the
+    column failed at each read. Refused before anything is written, naming the trigger or
+    view and the column, as SQLite's own `alter table drop column` refuses it."""
+    _seed_items(connect)
+    o = connect([_v1()], create=False)
+    execute(o, "create table `audit` (`item_id` integer, `legacy` text)")
+    name = {"own trigger": "item_audit", "other trigger": "audit_back", "view": "legacy_items"}[
+        reader
+    ]
+    if reader == "own trigger":
+        execute(o, "create trigger `item_audit` after insert on `item` begin insert into "
+                   "`audit` values (new.`id`, new.`legacy`); end")  # fmt: skip
+    elif reader == "other trigger":
+        execute(o, "create trigger `audit_back` after insert on `audit` begin update `item` "
+                   "set `legacy` = new.`legacy` where `id` = new.`item_id`; end")  # fmt: skip
+    else:
+        execute(o, "create view `legacy_items` as select `id`, `legacy` from `item`")
+    # a trigger reading only kept columns is no reason to refuse
+    execute(o, "create trigger `item_ok` after update on `item` begin insert into `audit` "
+               "values (new.`id`, null); end")  # fmt: skip
+    before = rows(o, "select * from `item` order by `id`")
+    o = connect([_item_v2()], create=False)
+    for call in (o.schema.get_update_schema_sql, o.schema.update_schema):
+        with pytest.raises(ValidationError) as raised:
+            call()
+        message = str(raised.value)
+        assert message.startswith(
+            "Cannot update the schema of Item: table 'item' must be rebuilt, and dropping "
+            f"column(s) 'legacy' would break {reader.split()[-1]} {name}: no such column: "
+        ), message
+        assert "item_ok" not in message and message.endswith("nothing was changed.")
+    assert rows(o, "select * from `item` order by `id`") == before
+    assert [c[0] for c in columns(o, "item")] == ["id", "name", "legacy", "size"]
+    execute(o, f"drop {reader.split()[-1]} `{name}`")
+    o.schema.update_schema()
+    assert [c[0] for c in columns(o, "item")] == ["id", "name", "size", "code"]
+
+
 def test_update_alters_columns_in_place(connect, database):
     """The same change as the rebuild above: a column dropped with data in the table, a
     NOT NULL column made nullable, a unique column added; on PostgreSQL as `alter table`

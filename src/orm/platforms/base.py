@@ -380,6 +380,12 @@ class Platform:
         made: what a table rebuild must make again (dropping the table drops them)."""
         return []
 
+    def broken_by(self, connection: Connection, table: str, statements: list[str]) -> list[str]:
+        """The views and triggers that would stop working if `statements` (a rebuild of
+        `table`) ran, each as `"trigger name: what fails"`: a rebuild dropping a column one
+        of them reads must be refused, as SQLite's own `drop column` refuses it."""
+        return []
+
     def rename_table(self, table: str, name: str) -> list[str]:
         """Statements renaming `table` to `name`, the last step of a table rebuild."""
         return [f"alter table {self.quote(table)} rename to {self.quote(name)}"]

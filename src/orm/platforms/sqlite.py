@@ -227,6 +227,41 @@ class SqlitePlatform(Platform):
             )
         ]
 
+    def broken_by(self, connection: Connection, table: str, statements: list[str]) -> list[str]:
+        """Found on a copy of the schema without rows in memory: the statements run there,
+        then each view reading `table` is compiled (`select ... limit 0`), and each trigger
+        of or reading it, alone, with the `explain` of a statement firing it.
+        A schema this copy cannot be made of (a virtual table's module missing here) is not
+        checked: the rebuild then runs as before."""
+        objects = connection.query(
+            "select type, name, tbl_name, sql from sqlite_master where sql is not null and "
+            "name not like 'sqlite_%' order by rowid"
+        )
+        needle = table.lower()
+        dependents = [
+            row for row in objects
+            if row[0] in ("view", "trigger")
+            and (row[2].lower() == needle or needle in row[3].lower())
+        ]
+        if not dependents:
+            return []
+        copy = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            try:
+                for _, _, _, sql in objects:
+                    copy.execute(sql)
+                for statement in statements:
+                    copy.execute(statement)
+            except sqlite3.Error:
+                return []
+            triggers = [row for row in objects if row[0] == "trigger"]
+            return [
+                problem for row in dependents
+                if (problem := _compile_problem(copy, row, triggers)) is not None
+            ]
+        finally:
+            copy.close()
+
     def rename_table(self, table: str, name: str) -> list[str]:
         """With `legacy_alter_table` on for the rename alone: SQLite's own rename checks
         every view and trigger of the database against the schema, and a view reading the
@@ -364,3 +399,41 @@ class SqlitePlatform(Platform):
         if hint:
             message += f" ({hint})"
         return cls(message, sql=sql, params=params, entity=entity, property=prop)
+
+
+def _compile_problem(copy: sqlite3.Connection, row: Any, triggers: list[Any]) -> str | None:
+    """What fails to compile in the view or trigger `row` of the schema copy, or None."""
+    kind, name, target, sql = row
+    q = _quote_name
+    if kind == "view":
+        statements = [f"select * from {q(name)} limit 0"]
+    else:
+        head = sql.lower().split(" begin", 1)[0]
+        columns = [c[1] for c in copy.execute(f"pragma table_info({q(target)})")]
+        statements = []
+        if " insert " in head:
+            statements.append(f"explain insert into {q(target)} default values")
+        if " update" in head and columns:
+            sets = ", ".join(f"{q(c)} = {q(c)}" for c in columns)
+            statements.append(f"explain update {q(target)} set {sets}")
+        if " delete " in head:
+            statements.append(f"explain delete from {q(target)}")
+    copy.execute("savepoint check_one")
+    try:
+        if kind == "trigger":  # alone (the triggers its statements fire compile with it)
+            for other in triggers:
+                if other[1] != name:
+                    copy.execute(f"drop trigger {q(other[1])}")
+        for statement in statements:
+            try:
+                copy.execute(statement)
+            except sqlite3.Error as exc:
+                return f"{kind} {name}: {exc}"
+        return None
+    finally:
+        copy.execute("rollback to check_one")
+        copy.execute("release check_one")
+
+
+def _quote_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -393,6 +393,18 @@ class SchemaUpdate(SchemaGenerator):
         statements += self.platform.rename_table(temp, meta.table)
         statements += [self._index_sql(meta, i) for i in self._indexes(meta)]
         statements += self.platform.live_triggers(self.connection, meta.table)
+        broken = self.platform.broken_by(self.connection, meta.table, statements)
+        if broken:
+            kept = {p.field_name for p in meta.columns}
+            dropped = [name for name in live_cols if name not in kept]
+            what = f"dropping column(s) {', '.join(map(repr, dropped))}" if dropped else "it"
+            raise ValidationError(
+                f"Cannot update the schema of {meta.class_name}: table {meta.table!r} must be "
+                f"rebuilt, and {what} would break {'; '.join(broken)}. Drop or change "
+                f"{'them' if len(broken) > 1 else 'it'} first (as SQLite's own drop column "
+                f"asks); nothing was changed.",
+                entity=meta.class_name,
+            )
         return statements
 
 
