@@ -106,7 +106,7 @@ def test_global_em_inside_a_transaction_block_is_the_transaction_s_fork(orm, whe
     else:
         run()
         assert RequestContext.get_entity_manager() is None
-    assert sorted(r[0] for r in rows(orm, "select full_name from user")) == ["kept", "nested"]
+    assert sorted(r[0] for r in rows(orm, "select `full_name` from `user`")) == ["kept", "nested"]
 
 
 def test_request_context_create_and_isolation_between_threads(orm):

@@ -1134,3 +1134,30 @@ def test_create_and_assign_refuse_nested_data_for_a_relation_naming_it(rel, log)
     assert article.title == "one"
     em.flush()
     assert [line for line in log.sql() if not line.startswith("select")] == []
+
+
+def test_a_new_child_of_a_parent_whose_key_and_author_change_in_the_same_flush(rel, log):
+    """The parent's key changes and its author becomes a new one, and a new comment points
+    at it: the key UPDATE waited for the new author's key, so it ran after the comment's
+    INSERT, which failed on the foreign key (on every retry). The key and the other
+    columns are written before the inserts, the new author's key after its insert."""
+    _, ann, bob, a1, a2 = seed(rel.em.fork())
+    em = rel.em.fork()
+    article = em.find_one(Article, a1.id)
+    other = em.find_one(Article, a2.id)
+    article.id = 99
+    article.title = "renamed"
+    article.author = Author(name="Cyd")
+    other.id = 98  # a key change referencing no new entity, in the same statement group
+    em.persist(Comment(body="hi", article=article))
+    em.flush()
+    cyd = article.author
+    assert rows(rel, "select body, article_id from `comment`") == [("hi", 99)]
+    assert rows(rel, "select id, title, author_id from `article` order by id") == [
+        (98, "two", ann.id), (99, "renamed", cyd.id),
+    ]  # fmt: skip
+    assert em.get_unit_of_work().compute_change_sets() == []
+    assert em.find_one(Article, 99) is article and em.find_one(Article, 98) is other
+    article.title = "again"
+    em.flush()
+    assert rows(rel, "select title from `article` where id = 99") == [("again",)]
