@@ -277,7 +277,7 @@ class EntityManager:
             if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
                 uow.commit()
                 return
-            if (type(where) is dict or order_by) and (
+            if (isinstance(where, Mapping) or order_by) and (
                 meta.relations or meta.collections or meta.inverse_ones
             ):
                 for joined in _joined_metas(meta, where, order_by):
@@ -668,7 +668,7 @@ class EntityManager:
         out = dict(data)
         for prop in meta.relations:
             value = out.get(prop.name)
-            if type(value) is dict:
+            if isinstance(value, Mapping):
                 raise _nested_data(meta, prop)
             if value is not None and _is_key(value):
                 out[prop.name] = self.get_reference(prop.relation.target, value)  # type: ignore[union-attr]
@@ -678,7 +678,7 @@ class EntityManager:
                 continue
             target = prop.relation.target  # type: ignore[union-attr]
             value = list(value)
-            if any(type(v) is dict for v in value):
+            if any(isinstance(v, Mapping) for v in value):
                 raise _nested_data(meta, prop)
             out[prop.name] = [self.get_reference(target, v) if _is_key(v) else v for v in value]
         return out
@@ -1289,7 +1289,7 @@ def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[Entit
             for item in value:
                 walk(current, item)
             return
-        if type(value) is not dict:
+        if not isinstance(value, Mapping):
             return
         for key, inner in value.items():
             if type(key) is not str:
@@ -1299,7 +1299,7 @@ def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[Entit
                 continue
             prop = current.properties.get(key)
             relation = None if prop is None else prop.relation
-            if relation is None or type(inner) is not dict:
+            if relation is None or not isinstance(inner, Mapping):
                 continue
             target = relation.target_meta
             if target is not None:

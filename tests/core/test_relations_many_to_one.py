@@ -4,6 +4,8 @@ the schema, filters, serialization and bad input."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -874,6 +876,10 @@ def test_auto_flush_before_a_query_whose_filter_or_order_reads_a_changed_target(
     em.find(Article, {"author": ann.id})
     em.find(Article, {"author": {"name": "Zed"}})
     assert [line for line in log.sql() if not line.startswith("select")] == []
+    # any Mapping is a filter, an OrderedDict too (it was taken for no filter to walk)
+    ann.name = "Ola"
+    by_ordered = em.find(Article, OrderedDict(author=OrderedDict(name="Ola")))
+    assert [a.title for a in by_ordered] == ["one", "two"]
 
 
 def test_a_reference_pointed_at_a_new_entity(rel, log):
@@ -1131,6 +1137,8 @@ def test_create_and_assign_refuse_nested_data_for_a_relation_naming_it(rel, log)
     article = em.find_one(Article, a1.id)
     with pytest.raises(ValidationError, match=r"Article\.reviewer takes an Author entity"):
         em.assign(article, {"title": "changed", "reviewer": {"id": ann.id}})
+    with pytest.raises(ValidationError, match=r"Article\.reviewer takes an Author entity"):
+        em.assign(article, {"reviewer": OrderedDict(id=ann.id)})  # any Mapping
     assert article.title == "one"
     em.flush()
     assert [line for line in log.sql() if not line.startswith("select")] == []
