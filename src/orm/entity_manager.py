@@ -336,7 +336,7 @@ class EntityManager:
         em = self._ctx() if self._global else self
         meta = em.metadata.get(entity)
         tree = em._check_populate(meta, populate)
-        props = em._field_props(meta, fields)
+        props = em._field_props(meta, fields, tree)
         lock = None if lock_mode is None else locking.prepare_query_lock(em, meta, lock_mode)
         sql, params = em.sql.select(
             meta, where, props=props, order_by=order_by, limit=limit, offset=offset,
@@ -474,12 +474,18 @@ class EntityManager:
 
         self.connection.on_rollback(_undo.LoadUndo(self._uow, meta, list(entities), reread))
 
-    def _field_props(self, meta: EntityMetadata, fields: list[str] | None) -> Any:
+    def _field_props(
+        self, meta: EntityMetadata, fields: list[str] | None, tree: dict[str, Any] | None = None
+    ) -> Any:
         if fields is None:
             return None
         wanted = {meta.pk.name} | {meta.prop(f).name for f in fields}
         if meta.version is not None:
             wanted.add(meta.version.name)  # an UPDATE must know the version it replaces
+        if tree:
+            # a populated ManyToOne / owning OneToOne is read through its own column: left
+            # out, the populate found no key and loaded nothing, without a word
+            wanted.update(p.name for p in meta.columns if p.relation and p.name in tree)
         return [p for p in meta.columns if p.name in wanted]
 
     def _hydrate(

@@ -1169,3 +1169,16 @@ def test_a_new_child_of_a_parent_whose_key_and_author_change_in_the_same_flush(r
     article.title = "again"
     em.flush()
     assert rows(rel, "select title from `article` where id = 99") == [("again",)]
+
+
+def test_populate_of_a_relation_left_out_of_fields_reads_its_column(rel, log):
+    """`fields=["title"], populate=["author"]`: the author's column is read too (without it
+    the populate found no key and silently loaded nothing: `article.author` was absent)."""
+    _, ann, bob, a1, a2 = seed(rel.em.fork())
+    em = rel.em.fork()
+    found = em.find(Article, {}, fields=["title"], populate=["author", "reviewer"],
+                    order_by={"id": "asc"})
+    assert [(a.title, a.author.name) for a in found] == [("one", "Ann"), ("two", "Ann")]
+    assert [a.reviewer and a.reviewer.name for a in found] == [None, "Bob"]
+    one = em.fork().find_one(Article, a1.id, fields=["title"], populate=["*"])
+    assert one.author.name == "Ann" and one.author.team.name == "core"
