@@ -16,6 +16,12 @@ Data, deterministic so that the parent can verify without trusting a cell: N art
 - W9 replaces the first tag of every 10th article (ids 1, 11, 21, ...) by ``new_tag_id(k)``;
 - W9N flushes with the graph loaded and nothing changed.
 
+On SQLite every column's connection enforces the schema's foreign keys
+(``pragma foreign_keys = on``): this ORM's and Pony's do it themselves, the raw column and
+SQLAlchemy's (its connect-event recipe) are told to. Each insert of an article or a pivot row
+is then checked against its parent's row, in every column alike; sqlite3 alone leaves the
+checks off, which makes W8's raw inserts about a fifth faster (docs/performance.md gives both).
+
 ``QueryCounter`` counts the data statements (select / insert / update / delete) a cell sends,
 and the rows its writes change, at the driver: sqlite3 connections get a trace callback
 (``sqlite3.connect`` is wrapped, so every library's connections are counted the same way;

@@ -41,6 +41,10 @@ def _connect(ctx: Context) -> Iterator[Any]:
         import sqlite3
 
         conn = sqlite3.connect(ctx.db_path, isolation_level=None)  # explicit begin / commit
+        # the schema's foreign keys enforced, as by every column here (this ORM's and Pony's
+        # connections, SQLAlchemy's through its connect-event recipe): the same checks of the
+        # same rows; sqlite3 leaves them off unless asked (see the _relations docstring)
+        conn.execute("pragma foreign_keys = on")
     try:
         yield conn
     finally:

@@ -67,7 +67,7 @@ def _session(ctx: Context) -> AbstractContextManager[Session]:
         return sqlalchemy_orm_pg._session(ctx)
     from _impls import sqlalchemy_orm
 
-    return sqlalchemy_orm._session(ctx)
+    return sqlalchemy_orm._session(ctx, foreign_keys=True)
 
 
 def w7_load(ctx: Context) -> Observations:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy
-from sqlalchemy import Text, create_engine, select
+from sqlalchemy import Text, create_engine, event, select
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, configure_mappers, mapped_column
 
@@ -55,8 +55,14 @@ def describe() -> str:
 
 
 @contextmanager
-def _session(ctx: Context) -> Iterator[Session]:
+def _session(ctx: Context, foreign_keys: bool = False) -> Iterator[Session]:
+    """`foreign_keys`: SQLite enforcing the schema's foreign keys on each connection, with
+    SQLAlchemy's documented connect-event recipe (the relation workloads)."""
     engine = create_engine(f"sqlite:///{ctx.db_path}")
+    if foreign_keys:
+        event.listen(
+            engine, "connect", lambda dbapi, _record: dbapi.execute("pragma foreign_keys = on")
+        )
     configure_mappers()
     try:
         with Session(engine, expire_on_commit=False) as session:
