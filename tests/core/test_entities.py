@@ -429,6 +429,19 @@ def test_a_to_db_result_the_driver_cannot_bind_names_the_property(connect, datab
             em.flush()
         assert info.value.property == "tags"
         assert rows(o, "select `title`, `tags` from `post`") == [("c", "fine")]
+        # in a filter, the type is named as the one to fix (it said "got str 'bad';
+        # expected custom", though a str is what the type takes)
+        for where in ({"tags": "bad"}, {"tags": {"$in": ["x", "bad"]}}):
+            with pytest.raises(ValidationError) as raised:
+                em.find(Post, where)
+            assert str(raised.value).startswith(
+                "Invalid value for $"
+            ) and "on Post.tags in a filter: SetOnBad.to_db made set {" in str(raised.value)
+            assert str(raised.value).endswith(
+                "of str 'bad', which the database driver cannot bind: make to_db return a "
+                "value it takes (str, int, float, bytes, ...)"
+            )
+            assert raised.value.property == "tags"
 
 
 def test_column_type_is_used_verbatim(orm):

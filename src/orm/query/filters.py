@@ -156,6 +156,16 @@ class _Compiler:
             except (AttributeError, TypeError, ValueError, OverflowError) as exc:
                 raise self.invalid(prop, op, value, f"{mapped.describe()} ({exc})") from None
         if not isinstance(db, self.platform.bindable):
+            if db is not value:  # the type's to_db made it: the type is to blame
+                raise ValidationError(
+                    f"Invalid value for {op} on {self.meta.class_name}.{prop.name} in a "
+                    f"filter: {type(mapped).__name__}.to_db made {type(db).__name__} "
+                    f"{_short(db, 40)} of {type(value).__name__} {_short(value, 40)}, which "
+                    f"the database driver cannot bind: make to_db return a value it takes "
+                    f"(str, int, float, bytes, ...)",
+                    entity=self.meta.cls,
+                    property=prop.name,
+                )
             raise self.invalid(prop, op, value, self.expected(prop, op, value))
         problem = self.platform.storage_problem(db)
         if problem is not None:
