@@ -60,7 +60,9 @@ class ReadOnlyException(DriverException):
 
 class SerializationFailureException(DriverException):
     """PostgreSQL (SQLSTATE 40001) could not serialize this transaction with a concurrent
-    one and aborted it: roll back and run the whole transaction again."""
+    one and aborted it, or SQLite in WAL mode refused a write by a transaction whose reads
+    predate another connection's commit (SQLITE_BUSY_SNAPSHOT): roll back and run the whole
+    transaction again."""
 
     retryable = True
 

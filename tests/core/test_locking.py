@@ -21,6 +21,7 @@ from orm import (
     NotFoundError,
     OptimisticLockError,
     PrimaryKey,
+    SerializationFailureException,
     ValidationError,
     define_config,
     entity,
@@ -408,6 +409,42 @@ def test_postgresql_a_lock_timeout_ends_the_wait_with_lock_wait_timeout(connect,
         assert tx.find_one_or_fail(Article, key, lock_mode=PW).version == (
             2 if held is PW else 1
         )
+
+
+@sqlite_only
+def test_sqlite_wal_a_write_on_a_stale_read_is_a_serialization_failure_and_retried(connect):
+    """WAL: a transaction read the tally, another connection then committed a change of it,
+    and the transaction's write is refused by SQLite (SQLITE_BUSY_SNAPSHOT: no lock to wait
+    for, the busy timeout is not consulted). It was a LockWaitTimeoutException telling to
+    retry the flush or raise the timeout, which cannot help; it is a retryable
+    SerializationFailureException, and `transactional(retries=1)` runs the work again on
+    what is committed, losing neither increment."""
+    owner = connect([Tally], journal_mode="wal")
+    owner.em.fork().persist(Tally(id=1)).flush()
+    other = connect([Tally], create=False, journal_mode="wal")
+    runs: list[int] = []
+
+    def add_one(tx):
+        tally = tx.find_one_or_fail(Tally, 1)
+        runs.append(tally.value)
+        if len(runs) == 1:  # the other connection's increment, committed meanwhile
+            em = other.em.fork()
+            em.find_one_or_fail(Tally, 1).value += 10
+            em.flush()
+        tally.value += 1
+
+    with pytest.raises(SerializationFailureException) as raised:
+        owner.em.transactional(add_one)
+    assert raised.value.retryable
+    assert "another connection committed since this transaction began reading (WAL mode)" in (
+        str(raised.value)
+    )
+    assert "busy_timeout" not in str(raised.value)
+    assert rows(owner, "select value from tally") == [(10,)]
+    runs.clear()
+    owner.em.transactional(add_one, retries=1)
+    assert runs == [10, 20]
+    assert rows(owner, "select value from tally") == [(21,)]
 
 
 @sqlite_only

@@ -6,8 +6,9 @@ Each writer (tests/proof/workloads.py, `writer`) runs many small units of work: 
 `with em.transaction()` block that increments a counter both writers share and one of its
 own and inserts an event, odd steps a flush inserting an event. `busy_timeout` is a few
 milliseconds, so that waits for the other writer's lock run out. Every step must either
-commit or raise LockWaitTimeoutException (any other exception ends the writer with a
-traceback and fails the test), and at the end the file holds exactly the committed work of
+commit or raise LockWaitTimeoutException (in WAL also SerializationFailureException: a
+transaction whose reads the other writer's commit made stale, refused at once; any other
+exception ends the writer with a traceback and fails the test), and at the end the file holds exactly the committed work of
 both: each committed event once, no event of a step that timed out, the shared counter equal
 to the transactions committed by both (no lost update), each own counter to its writer's.
 """
@@ -102,6 +103,7 @@ def test_two_processes_writing_one_file_lose_and_duplicate_nothing(
         "an increment was lost or counted twice"
     )
     summary = (f"{journal}: {2 * STEPS} steps, {2 * STEPS - timed_out} committed, "
-               f"{timed_out} LockWaitTimeoutException (busy_timeout {BUSY_TIMEOUT} ms)")
+               f"{timed_out} refused (LockWaitTimeoutException, SerializationFailureException; "
+               f"busy_timeout {BUSY_TIMEOUT} ms)")
     print(f"\n{summary}")
     record_property("writers", summary)

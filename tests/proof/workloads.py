@@ -27,7 +27,14 @@ import tracemalloc
 import zlib
 from typing import Any
 
-from orm import ORM, LockWaitTimeoutException, PrimaryKey, Property, entity
+from orm import (
+    ORM,
+    LockWaitTimeoutException,
+    PrimaryKey,
+    Property,
+    SerializationFailureException,
+    entity,
+)
 
 
 @entity(table_name="proof_item")
@@ -145,7 +152,8 @@ def _crash_writer(orm: ORM, size: int) -> None:
 def _writer(orm: ORM, writer: int, count: int) -> None:
     """Even steps: a transaction that increments the shared counter (id 0) and this writer's
     own (id = writer), and inserts an event. Odd steps: a flush inserting an event. Each
-    step reports `commit i` or `timeout i`; anything else ends the program with `error`."""
+    step reports `commit i` or `timeout i` (a LockWaitTimeoutException or, in WAL, a
+    SerializationFailureException); anything else ends the program with `error`."""
     print("ready", flush=True)
     sys.stdin.readline()  # both writers start together
     for i in range(count):
@@ -160,7 +168,9 @@ def _writer(orm: ORM, writer: int, count: int) -> None:
             else:
                 em = orm.em.fork()
                 em.persist(Event(writer=writer, seq=i, kind="flush")).flush()
-        except LockWaitTimeoutException:
+        except (LockWaitTimeoutException, SerializationFailureException):
+            # a lock not had in time; in WAL, a transaction whose reads another writer's
+            # commit made stale (refused at once): both wrote nothing, both to retry
             print(f"timeout {i}", flush=True)
         else:
             print(f"commit {i}", flush=True)

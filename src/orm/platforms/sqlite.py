@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["SqlitePlatform"]
 
 
+#: SQLITE_BUSY_SNAPSHOT: a WAL read transaction, older than another connection's commit,
+#: tried to write
+_BUSY_SNAPSHOT = 517
+
 # Patterns for reading the messages of failed statements (`re` is imported there, on the
 # first failure: its module-level cache keeps them compiled)
 _CONSTRAINT_COLUMNS = r"constraint failed: (.+)$"
@@ -368,6 +372,15 @@ class SqlitePlatform(Platform):
             hint = "the table does not match the entity: run orm.schema.update_schema()"
         elif "syntax error" in low or "incomplete input" in low:
             cls = errors.SyntaxErrorException
+        elif getattr(exc, "sqlite_errorcode", None) == _BUSY_SNAPSHOT:
+            # WAL: no lock to wait for (the busy timeout is not even consulted); what this
+            # transaction read is older than another connection's commit, so it cannot write
+            cls = errors.SerializationFailureException
+            hint = (
+                "another connection committed since this transaction began reading (WAL "
+                "mode), so it cannot write on what it read; roll back and run the whole "
+                "transaction again: em.transactional(fn, retries=N) does"
+            )
         elif "database is locked" in low or "database table is locked" in low or "busy" in low:
             cls = errors.LockWaitTimeoutException
             hint = (
