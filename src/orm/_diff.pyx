@@ -296,8 +296,12 @@ def _check_recheck(str where, tuple names, tuple recheck):
 
 cdef bint _same_as_loaded(object check, object old, object current):
     """See the twin's `_same_as_loaded`."""
+    if old is None or current is None:
+        return False
     try:
-        return bool(check(old) == current)
+        back = check(old)
+        return type(back) is type(current) and bool(back == current) and (
+            repr(back) == repr(current))
     except Exception:
         return False
 

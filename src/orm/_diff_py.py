@@ -1167,10 +1167,18 @@ def _check_recheck(where: str, names: tuple[str, ...], recheck: Any) -> None:
 
 
 def _same_as_loaded(check: Any, old: Any, current: Any) -> bool:
-    """Whether the held value equals the one the snapshot's database value reads as (a
-    custom type whose to_db is not the same twice, or not what the driver reads back)."""
+    """Whether the held value is the one the snapshot's database value reads as (a custom
+    type whose to_db is not the same twice, or not what the driver reads back): of the same
+    class, equal, and with the same repr, since `==` alone takes 1 for True, Decimal("1.5")
+    for Decimal("1.50") and one instant at two UTC offsets for the same, which the database
+    keeps apart. A NULL on either side is never the same as a value."""
+    if old is None or current is None:
+        return False
     try:
-        return bool(check(old) == current)
+        back = check(old)
+        return type(back) is type(current) and bool(back == current) and (
+            repr(back) == repr(current)
+        )
     except Exception:  # a value its to_python cannot read: a change, as it looks
         return False
 

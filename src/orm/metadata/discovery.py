@@ -1063,8 +1063,13 @@ def _settled_by_reading(mapped: Type) -> bool:
     """Whether a difference in database form of a column of `mapped` is checked against
     the value the snapshot reads as before it counts as a change: for a custom type that
     converts, whose to_db may not give the same twice (a salt) or not what the driver
-    reads back (a str for a float column). This package's own types need not."""
-    return type(mapped).__module__.split(".")[0] != "orm" and _overrides(mapped, "to_db")
+    reads back (a str for a float column). This package's own types need not, nor one
+    with a `compare()` of its own: it has said when two database values are the same."""
+    return (
+        type(mapped).__module__.split(".")[0] != "orm"
+        and _overrides(mapped, "to_db")
+        and not mapped.compares
+    )
 
 
 def _build_entity(
