@@ -19,7 +19,7 @@ from orm import (
     wrap,
 )
 from tests.core.one_to_many_models import MODELS, Note, Post, Writer
-from tests.databases import rows
+from tests.databases import execute, rows
 
 
 @pytest.fixture
@@ -774,3 +774,23 @@ def test_refresh_writes_nothing_pending_elsewhere(rel, rem, log):
     assert post.title == "two" and [n.body for n in post.notes] == ["n1"]
     rem.flush()
     assert rows(rel, "select post_id from note where body = 'n1'") == [(p2,)]
+
+
+def test_refresh_shows_notes_another_writer_added_or_deleted(rel, rem):
+    """A note another writer deleted leaves the refreshed collection, one it added joins:
+    the re-read kept every held note whose foreign key pointed at the post in memory,
+    though only a moved one (not in its row yet) must stay."""
+    _, _, p1, p2 = seed(rem)
+    post = rem.find_one_or_fail(Post, p1, populate=["notes"])
+    moved = rem.find_one_or_fail(Post, p2, populate=["notes"])
+    assert sorted(n.body for n in post.notes) == ["n1", "n2"]
+    execute(rel, f"insert into `note` (`body`, `post_id`) values ('n3', {p1})")
+    execute(rel, "delete from `note` where `body` = 'n2'")
+    mover = Note(body="new", post=moved)
+    post.notes.add(mover)  # pending: its row does not exist yet
+    rem.refresh(post)
+    assert sorted(n.body for n in post.notes) == ["n1", "n3", "new"]
+    rem.flush()
+    assert rows(rel, f"select `body` from `note` where `post_id` = {p1} order by `body`") == [
+        ("n1",), ("n3",), ("new",),
+    ]  # fmt: skip

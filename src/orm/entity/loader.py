@@ -178,18 +178,34 @@ def _populate_collection(
             if key in found:
                 found[key].append(child)
                 children.append(child)
+    column = target.properties[mapped_by].column_index
+    key_to_db = meta.pk.type.to_db if meta.pk.type.converts else None
     for key, entity in owners.items():
         held = getattr(entity, prop.name)
         items = found[key]
         if held._items is not None:
-            # unflushed links (FlushMode.COMMIT): what points at the owner in memory stays
+            # unflushed links (FlushMode.COMMIT): what points at the owner in memory, and
+            # not in its row yet, stays (one whose row points here but was not read is gone:
+            # another writer deleted or moved it)
             have = {id(i) for i in items}
+            stored = key if key_to_db is None else key_to_db(key)
             items += [
                 i for i in held._items.values()
-                if id(i) not in have and _unwrap(i.__dict__.get(mapped_by)) is entity
+                if id(i) not in have
+                and _unwrap(i.__dict__.get(mapped_by)) is entity
+                and _not_stored_here(i, column, stored)
             ]
         held._fill(items)
     return children
+
+
+def _not_stored_here(item: Any, column: int, key: Any) -> bool:
+    """Whether `item`'s row does not hold `key` in `column` yet: a new item, or one whose
+    foreign key was changed since it was read (its snapshot holds the stored value)."""
+    snap = item._orm_snap
+    if snap is None:
+        return True
+    return type(snap) is tuple and snap[column] != key
 
 
 def _populate_pivot(
