@@ -16,6 +16,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTu
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.set cimport PySet_Add
+from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.datetime cimport (
     import_datetime, PyDateTime_CheckExact, PyDateTime_GET_YEAR, PyDateTime_GET_MONTH,
     PyDateTime_GET_DAY, PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
@@ -419,20 +420,25 @@ def init_entity(entity, tuple names not None, tuple values not None):
                                 <object>PyTuple_GET_ITEM(values, i))
     PyObject_GenericSetAttr(entity, SNAP, None)
     PyObject_GenericSetAttr(entity, UOW, None)
-    if _births is not None:
-        PySet_Add(_births, PyLong_FromVoidPtr(<void*>entity))
+    cdef object births
+    if _births:
+        births = _births.get(PyThread_get_thread_ident())
+        if births is not None:
+            PySet_Add(births, PyLong_FromVoidPtr(<void*>entity))
 
 
-cdef object _births = None
+# by thread: the set of the flush that thread runs (see the twin's `track_births`)
+cdef dict _births = {}
 
 
 def track_births(births):
     """See orm._diff_py.track_births."""
-    global _births
     if births is not None and type(births) is not set:
         raise TypeError(f"track_births: births must be a set or None, not {type(births).__name__}")
-    previous = _births
-    _births = births
+    ident = PyThread_get_thread_ident()
+    previous = _births.pop(ident, None)
+    if births is not None:
+        _births[ident] = births
     return previous
 
 

@@ -30,6 +30,7 @@ Terms used by both:
 from __future__ import annotations
 
 import operator
+from threading import get_ident
 
 from ._markers import DELETED, REFERENCE, UNLOADED, is_set
 from ._typing import TYPE_CHECKING
@@ -315,24 +316,28 @@ def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) ->
         _object_setattr(entity, name, value)
     _object_setattr(entity, "_orm_snap", None)
     _object_setattr(entity, "_orm_uow", None)
-    if _births is not None:
-        _births.add(id(entity))
+    if _births:
+        births = _births.get(get_ident())
+        if births is not None:
+            births.add(id(entity))
 
 
-#: the entities made while a flush's handlers may run (see `track_births`), or None
-_births: set[int] | None = None
+#: by thread: the entities made while a flush's handlers may run (see `track_births`)
+_births: dict[int, set[int]] = {}
 
 
 def track_births(births: set[int] | None) -> set[int] | None:
-    """From now on note in `births` (None: nowhere) the id of every entity made, returning
-    what was noted in before. A flush with event handlers tracks them: a failed flush
-    forgets the new entities its handlers made (they make them again when it is retried)
-    and enrolls again those made before it, which a handler's link made join it."""
-    global _births
+    """From now on note in `births` (None: nowhere) the id of every entity this thread
+    makes, returning what was noted in before. A flush with event handlers tracks them: a
+    failed flush forgets the new entities its handlers made (they make them again when it
+    is retried) and enrolls again those made before it, which a handler's link made join
+    it. By thread: two threads' flushes must not note each other's entities."""
     if births is not None and type(births) is not set:
         raise TypeError(f"track_births: births must be a set or None, not {type(births).__name__}")
-    previous = _births
-    _births = births
+    ident = get_ident()
+    previous = _births.pop(ident, None)
+    if births is not None:
+        _births[ident] = births
     return previous
 
 

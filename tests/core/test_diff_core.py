@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime
 
 import pytest
@@ -462,3 +463,37 @@ def test_fill_collections_given_the_collection_class_builds_what_loaded_builds(b
         for slot in ("owner", "prop", "_items", "_dirty", "_delta"):
             assert getattr(made, slot) is getattr(expected, slot), slot
         assert cls is Collection or made.extra == "set"
+
+
+def test_births_are_noted_by_thread():
+    """A flush with handlers notes the entities made while it runs (track_births); another
+    thread's entities made meanwhile are not its own, and another thread's tracking neither
+    sees this thread's nor is left behind when both end (one set for the process took the
+    entities of whichever flush began last, and was restored out of order)."""
+    mine: set[int] = set()
+    theirs: set[int] = set()
+    started, release = threading.Event(), threading.Event()
+    made: list[FakeUoW] = []
+
+    def other_flush() -> None:
+        previous = core.track_births(theirs)
+        started.set()
+        release.wait(5)
+        entity = FakeUoW()
+        core.init_entity(entity, ("a",), (1,))
+        made.append(entity)
+        assert core.track_births(previous) is theirs
+
+    assert core.track_births(mine) is None
+    thread = threading.Thread(target=other_flush)
+    thread.start()
+    started.wait(5)
+    here = FakeUoW()
+    core.init_entity(here, ("a",), (1,))
+    release.set()
+    thread.join(5)
+    assert core.track_births(None) is mine
+    assert mine == {id(here)} and theirs == {id(made[0])}
+    later = FakeUoW()
+    core.init_entity(later, ("a",), (1,))
+    assert id(later) not in mine and core.track_births(None) is None
