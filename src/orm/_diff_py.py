@@ -30,7 +30,7 @@ Terms used by both:
 from __future__ import annotations
 
 import operator
-from threading import get_ident
+from _thread import get_ident
 
 from ._markers import DELETED, REFERENCE, UNLOADED, is_set
 from ._typing import TYPE_CHECKING
