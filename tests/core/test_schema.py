@@ -307,7 +307,7 @@ def test_a_rebuild_keeps_the_tables_triggers_and_views_and_says_which_indexes_go
 
 
 @SQLITE_ONLY  # PostgreSQL's own drop column refuses a view reading the column
-@pytest.mark.parametrize("reader", ["own trigger", "other trigger", "view"])
+@pytest.mark.parametrize("reader", ["own trigger", "laid out trigger", "other trigger", "view"])
 def test_a_rebuild_dropping_a_column_a_trigger_or_view_reads_is_refused(connect, reader):
     """The rebuild made the table again without the column and the trigger again as it
     was: every insert then failed (`no such column: new.legacy`), and a view reading the
@@ -316,12 +316,16 @@ def test_a_rebuild_dropping_a_column_a_trigger_or_view_reads_is_refused(connect,
     _seed_items(connect)
     o = connect([_v1()], create=False)
     execute(o, "create table `audit` (`item_id` integer, `legacy` text)")
-    name = {"own trigger": "item_audit", "other trigger": "audit_back", "view": "legacy_items"}[
-        reader
-    ]
+    name = {
+        "own trigger": "item_audit", "laid out trigger": "item_audit",
+        "other trigger": "audit_back", "view": "legacy_items",
+    }[reader]  # fmt: skip
     if reader == "own trigger":
         execute(o, "create trigger `item_audit` after insert on `item` begin insert into "
                    "`audit` values (new.`id`, new.`legacy`); end")  # fmt: skip
+    elif reader == "laid out trigger":  # the event between line breaks, not spaces
+        execute(o, "create trigger `item_audit` after insert\non `item`\nbegin\n  update `audit` "
+                   "set `legacy` = new.`legacy`;\nend")  # fmt: skip
     elif reader == "other trigger":
         execute(o, "create trigger `audit_back` after insert on `audit` begin update `item` "
                    "set `legacy` = new.`legacy` where `id` = new.`item_id`; end")  # fmt: skip
@@ -346,6 +350,26 @@ def test_a_rebuild_dropping_a_column_a_trigger_or_view_reads_is_refused(connect,
     execute(o, f"drop {reader.split()[-1]} `{name}`")
     o.schema.update_schema()
     assert [c[0] for c in columns(o, "item")] == ["id", "name", "size", "code"]
+
+
+@SQLITE_ONLY
+def test_a_rebuild_is_not_refused_for_a_view_it_does_not_break(connect):
+    """A view already broken (its other table dropped long ago), or one calling a function
+    the application registers on its connection, compiles no better before the rebuild
+    than after: the rebuild is not to blame, and is not refused (it was, blaming the
+    dropped column)."""
+    _seed_items(connect)
+    o = connect([_v1()], create=False)
+    execute(o, "create table `gone` (`x` integer)")
+    execute(o, "create view `stale` as select `item`.`id`, `gone`.`x` from `item`, `gone`")
+    execute(o, "drop table `gone`")
+    o.connection.raw.create_function("shout", 1, lambda s: (s or "").upper())
+    execute(o, "create view `loud` as select `id`, shout(`name`) as `n` from `item`")
+    o = connect([_item_v2()], create=False)
+    o.connection.raw.create_function("shout", 1, lambda s: (s or "").upper())
+    o.schema.update_schema()
+    assert [c[0] for c in columns(o, "item")] == ["id", "name", "size", "code"]
+    assert rows(o, "select `n` from `loud` order by `id`") == [("A",), ("B",)]
 
 
 def test_update_alters_columns_in_place(connect, database):

@@ -232,11 +232,13 @@ class SqlitePlatform(Platform):
         ]
 
     def broken_by(self, connection: Connection, table: str, statements: list[str]) -> list[str]:
-        """Found on a copy of the schema without rows in memory: the statements run there,
-        then each view reading `table` is compiled (`select ... limit 0`), and each trigger
-        of or reading it, alone, with the `explain` of a statement firing it.
-        A schema this copy cannot be made of (a virtual table's module missing here) is not
-        checked: the rebuild then runs as before."""
+        """Found on a copy of the schema without rows in memory: each view reading `table`
+        is compiled (`select ... limit 0`), and each trigger of or reading it, alone, with
+        the `explain` of a statement firing it, before and after the statements run there.
+        Only what compiled before and fails after is the rebuild's doing: a view already
+        broken, or calling a function the application registered on its connection (the
+        copy has none), is not. A schema this copy cannot be made of (a virtual table's
+        module missing here) is not checked: the rebuild then runs as before."""
         objects = connection.query(
             "select type, name, tbl_name, sql from sqlite_master where sql is not null and "
             "name not like 'sqlite_%' order by rowid"
@@ -251,16 +253,19 @@ class SqlitePlatform(Platform):
             return []
         copy = sqlite3.connect(":memory:", isolation_level=None)
         try:
+            triggers = [row for row in objects if row[0] == "trigger"]
             try:
                 for _, _, _, sql in objects:
                     copy.execute(sql)
+                working = [
+                    row for row in dependents if _compile_problem(copy, row, triggers) is None
+                ]
                 for statement in statements:
                     copy.execute(statement)
             except sqlite3.Error:
                 return []
-            triggers = [row for row in objects if row[0] == "trigger"]
             return [
-                problem for row in dependents
+                problem for row in working
                 if (problem := _compile_problem(copy, row, triggers)) is not None
             ]
         finally:
@@ -421,15 +426,20 @@ def _compile_problem(copy: sqlite3.Connection, row: Any, triggers: list[Any]) ->
     if kind == "view":
         statements = [f"select * from {q(name)} limit 0"]
     else:
-        head = sql.lower().split(" begin", 1)[0]
+        import re
+
+        # the events named before the body (a word in the trigger's name may add one: the
+        # statement then only compiles what it fires, and compiled the same before)
+        head = re.split(r"\bbegin\b", sql, maxsplit=1, flags=re.IGNORECASE)[0]
+        events = {word.lower() for word in re.findall(r"\b(insert|update|delete)\b", head, re.I)}
         columns = [c[1] for c in copy.execute(f"pragma table_info({q(target)})")]
         statements = []
-        if " insert " in head:
+        if "insert" in events:
             statements.append(f"explain insert into {q(target)} default values")
-        if " update" in head and columns:
+        if "update" in events and columns:
             sets = ", ".join(f"{q(c)} = {q(c)}" for c in columns)
             statements.append(f"explain update {q(target)} set {sets}")
-        if " delete " in head:
+        if "delete" in events:
             statements.append(f"explain delete from {q(target)}")
     copy.execute("savepoint check_one")
     try:
