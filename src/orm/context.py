@@ -23,19 +23,29 @@ __all__ = ["RequestContext"]
 if TYPE_CHECKING:
     R = TypeVar("R")
 
-_current: ContextVar[EntityManager | None] = ContextVar("orm_request_context", default=None)
+#: the EntityManagers the global ones route to, innermost first: a request context's fork,
+#: a transaction's; of one ORM or several (each `orm.em` takes the innermost of its own)
+_current: ContextVar[tuple[EntityManager, ...]] = ContextVar("orm_request_context", default=())
 
 
-def current_entity_manager() -> EntityManager | None:
-    return _current.get()
+def current_entity_manager(orm: Any = None) -> EntityManager | None:
+    """The innermost EntityManager routed to (of `orm`, when given), or None."""
+    stack = _current.get()
+    if orm is None:
+        return stack[0] if stack else None
+    for em in stack:
+        if em._orm is orm:
+            return em
+    return None
 
 
 @contextmanager
 def routed_to(em: EntityManager) -> Iterator[None]:
     """Calls on the global `orm.em` go to `em` for the block (a transaction's fork, as
     MikroORM's transaction context): work done through `orm.em` inside
-    `with orm.em.transaction():` commits or rolls back with the block's."""
-    token = _current.set(em)
+    `with orm.em.transaction():` commits or rolls back with the block's. Another ORM's
+    `em` keeps going where it went."""
+    token = _current.set((em, *_current.get()))
     try:
         yield
     finally:
@@ -56,7 +66,7 @@ class RequestContext:
     @contextmanager
     def enter(em: EntityManager) -> Iterator[EntityManager]:
         fork = em.fork()
-        token = _current.set(fork)
+        token = _current.set((fork, *_current.get()))
         try:
             yield fork
         finally:
@@ -64,5 +74,6 @@ class RequestContext:
 
     @staticmethod
     def get_entity_manager() -> EntityManager | None:
-        """The EntityManager of the active request context, if any."""
-        return _current.get()
+        """The EntityManager of the active request context, if any (inside a transaction
+        block of the global EntityManager, the transaction's fork)."""
+        return current_entity_manager()

@@ -85,12 +85,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _request_fork() -> EntityManager | None:
-    """The active request context's EntityManager. None while orm.context is not imported:
-    no request context can have been entered, and a script that never enters one does not
-    import it (nor contextvars)."""
+def _request_fork(orm: Any) -> EntityManager | None:
+    """The EntityManager `orm.em` routes to: its innermost request context's fork (or
+    transaction's). None while orm.context is not imported: no request context can have
+    been entered, and a script that never enters one does not import it (nor contextvars)."""
     context = sys.modules.get("orm.context")
-    return None if context is None else context.current_entity_manager()  # type: ignore[no-any-return]
+    return None if context is None else context.current_entity_manager(orm)  # type: ignore[no-any-return]
 
 
 def flush_mode_of(value: Any) -> str | None:
@@ -136,8 +136,8 @@ class EntityManager:
         request context's fork."""
         if not self._global:
             return self
-        em = _request_fork()
-        if em is not None and em._orm is self._orm:
+        em = _request_fork(self._orm)
+        if em is not None:
             return em
         if self._orm.config.allow_global_context:
             return self
@@ -1059,10 +1059,10 @@ class EntityManager:
         The fork `tx` lives as long as the block. If the block is rolled back, `tx` lets go
         of everything it held (as `tx.clear()`): entities created for the block can be
         persisted again, by a retry of the block or anywhere else, and none of them looks
-        stored (their generated keys are taken back)."""
-        base = _request_fork()
-        if base is not None and base._orm is not self._orm:
-            base = None
+        stored (their generated keys are taken back). Begun on the global EntityManager (or
+        the request context's fork), the block routes `orm.em` to `tx` (a context variable:
+        a generator yielding inside the block lends it to its consumer until it resumes)."""
+        base = _request_fork(self._orm)
         tx = (base if base is not None and self._global else self).fork()
         if self._global or (base is not None and self is base):
             # `orm.em` inside the block is the transaction's fork: its work commits or

@@ -252,6 +252,16 @@ def test_transaction_of_one_orm_inside_another_orms_request_context(connect, dat
                 with b.em.transaction() as tx:
                     tx.persist(User(full_name="b", email="b@x", password="p"))
             assert b.em.fork().count(User) == 1 and a.em.fork().count(User) == 0
+            # inside one ORM's transaction block, the other's `em` still goes to its own
+            # request context's fork (it was hidden: a ValidationError, or with
+            # allow_global_context the global EntityManager)
+            with a.request_context() as request_a:
+                with b.em.transaction() as tx:
+                    assert b.em._ctx() is tx and a.em._ctx() is request_a
+                    a.em.persist(User(full_name="a", email="a@x", password="p"))
+                assert a.em._ctx() is request_a
+                request_a.flush()
+            assert b.em.fork().count(User) == 1 and a.em.fork().count(User) == 1
         finally:
             if database == "postgresql":
                 execute(b, f"drop schema `{other['schema']}` cascade")
