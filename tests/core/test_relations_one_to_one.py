@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from orm import ManyToOne, MetadataError, OneToOne, PrimaryKey, ValidationError, entity, wrap
+from orm import (
+    EventSubscriber,
+    ManyToOne,
+    MetadataError,
+    OneToOne,
+    PrimaryKey,
+    ValidationError,
+    entity,
+    wrap,
+)
 from tests.core.cascade_models import MODELS, Author, Member, Profile
 from tests.databases import rows
 
@@ -422,3 +431,38 @@ def test_calls_that_write_columns_refuse_a_relation_without_one(rel, rem, log, c
     assert message.endswith("set it on the entity before a flush; nothing was written.")
     assert info.value.property == prop.split(".")[1]
     assert [line for line in log if "insert" in line or "update" in line] == []
+
+
+def test_a_profile_a_handler_gives_is_written_once_after_a_retry(connect):
+    """A `before_update` handler gives a member without one a new profile
+    (`member.profile = Profile(member=member)`); the flush fails and is retried. The
+    profile the failed flush made stayed on `member.profile`, so the retry's handler took
+    it from there (setting its member to None) and every retry failed on it, until
+    `em.clear()`."""
+    failing: list[bool] = []
+
+    class Giver(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Member]
+
+        def before_update(self, args):
+            if args.entity.profile is None:
+                args.entity.profile = Profile(bio="auto", member=args.entity)
+
+        def after_flush(self, args):
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Giver()])
+    em = orm.em.fork()
+    _, bob_id, _ = seed(em)
+    bob = em.find_one_or_fail(Member, bob_id, populate=["profile"])
+    bob.name = "Robert"
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert bob.profile is None
+    failing.clear()
+    em.flush()
+    assert rows(orm, f"select bio from profile where member_id = {bob_id}") == [("auto",)]
+    assert rows(orm, "select count(*) from profile") == [(2,)]

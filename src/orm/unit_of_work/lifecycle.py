@@ -117,8 +117,8 @@ class _Pending:
 
 
     def _forget_births(self, born: list[Any], births: set[int]) -> None:
-        """Take the entities the failed flush made (`births`) out of the collections of
-        those made before it, which the handlers linked them into (`on_flush` persisting
+        """Take the entities the failed flush made (`births`) out of the collections (and
+        inverse one-to-ones) of those made before it, which the handlers linked them into (`on_flush` persisting
         `Comment(article=new_article)`, a `before_create` adding to `article.tags`): left
         there, the retry would write them and the ones its handlers make again, twice
         the rows. Looked for in the collections with unwritten changes, those of the new
@@ -139,11 +139,21 @@ class _Pending:
             if meta is None:
                 continue
             values = entity.__dict__
-            for name, collection_name in (meta.cls.__dict__.get("_orm_inverses") or {}).items():
+            own = meta.cls.__dict__
+            for name, collection_name in (own.get("_orm_inverses") or {}).items():
                 owner = _unwrap(values.get(name))
                 found = None if owner is None else owner.__dict__.get(collection_name)
                 if found is not None:
                     held[id(found)] = found
+            for name, (inverse_name, _) in (own.get("_orm_inverse_ones") or {}).items():
+                # `user.profile = Profile(user=user)` in a handler: the partner lets go of
+                # it (the retry's handler links another; left, the two would fight over it)
+                partner = _unwrap(values.get(name))
+                if (
+                    partner is not None and id(partner) not in births
+                    and _unwrap(partner.__dict__.get(inverse_name)) is entity
+                ):
+                    _object_setattr(partner, inverse_name, None)
             for prop in meta.collections:
                 mine = values.get(prop.name)
                 back = _back_side(meta, prop)
