@@ -18,6 +18,7 @@ from orm import (
     ForeignKeyConstraintViolationException,
     ManyToOne,
     MetadataError,
+    OptimisticLockError,
     PrimaryKey,
     Property,
     QueryOrder,
@@ -1182,3 +1183,49 @@ def test_populate_of_a_relation_left_out_of_fields_reads_its_column(rel, log):
     assert [a.reviewer and a.reviewer.name for a in found] == [None, "Bob"]
     one = em.fork().find_one(Article, a1.id, fields=["title"], populate=["*"])
     assert one.author.name == "Ann" and one.author.team.name == "core"
+
+
+def test_a_versioned_parent_whose_key_and_author_change_with_a_new_child(connect):
+    """The same on a versioned table: the key UPDATE (version checked and counted once)
+    runs before the child's insert, the new author's key is written after its insert.
+    The update waited whole for the author's key, and the child's insert failed on the
+    foreign key on every flush."""
+
+    @entity()
+    class Writer:
+        id: int = PrimaryKey()
+        name: str
+
+    @entity()
+    class Paper:
+        id: int = PrimaryKey()
+        title: str
+        writer: Writer = ManyToOne()
+        version: int = Property(version=True, default=1)
+
+    @entity()
+    class Review:
+        id: int = PrimaryKey()
+        body: str
+        paper: Paper = ManyToOne()
+
+    with connect([Writer, Paper, Review]) as o:
+        em = o.em.fork()
+        paper = Paper(title="p", writer=Writer(name="ann"))
+        em.persist(paper).flush()
+        paper.id = 500
+        paper.writer = Writer(name="bob")
+        em.persist(Review(body="r", paper=paper))
+        em.flush()
+        bob = paper.writer
+        assert rows(o, "select id, writer_id, version from paper") == [(500, bob.id, 2)]
+        assert rows(o, "select paper_id from review") == [(500,)]
+        assert paper.version == 2 and em.get_unit_of_work().compute_change_sets() == []
+        other = o.em.fork()
+        stale = other.find_one_or_fail(Paper, 500)
+        paper.title = "again"
+        em.flush()
+        assert rows(o, "select title, version from paper") == [("again", 3)]
+        stale.title = "stale"  # read at version 2: the optimistic lock still holds
+        with pytest.raises(OptimisticLockError):
+            other.flush()

@@ -509,11 +509,11 @@ def unlink_first(plan: _FlushPlan) -> None:
 def rekey_first(plan: _FlushPlan) -> None:
     """Updates that change a row's primary key run before the inserts: a new row may
     reference the entity by its new key (`article.id = 99; Comment(article=article)`), which
-    the row must hold by then (the insert failed on the foreign key, on every retry). Not
+    the row must hold by then (the insert failed on the foreign key, on every retry). A
     row that also points a relation at a new entity is written in two: the key and the
-    other columns before the inserts, the reference after the insert that gives its key
-    (`where` the new key). Not so on a table with a version column (two updates would count
-    two versions): that update waits, whole, for the entity's key."""
+    other columns before the inserts (the version counted and checked there, on a
+    versioned table), the reference after the insert that gives its key, `where` the new
+    key (the row is this transaction's by then: no version to check or count again)."""
     if not plan.inserts:
         return
     from .unit_of_work import _Update
@@ -524,44 +524,47 @@ def rekey_first(plan: _FlushPlan) -> None:
         out.append(upd)
         if upd.early or meta.pk_index not in upd.changed:
             continue
+        width = len(upd.changed)
         waiting: dict[tuple[int, ...], list[int]] = {}
         for k, params in enumerate(upd.params):
-            at = tuple(j for j in range(len(params) - 1) if type(params[j]) is PendingKey)
+            at = tuple(j for j in range(width) if type(params[j]) is PendingKey)
             if at:
                 waiting.setdefault(at, []).append(k)
         if not waiting:
             upd.early = True
             continue
-        if meta.version is not None:
-            continue
         out.pop()
         pk_at = upd.changed.index(meta.pk_index)
         ready = [k for k in range(len(upd.params)) if not any(k in r for r in waiting.values())]
         if ready:
-            whole = _part(upd, ready, range(len(upd.changed)))
+            whole = _part(upd, ready, range(width))
             whole.early = True
             out.append(whole)
         for at, rows in waiting.items():
-            now = [j for j in range(len(upd.changed)) if j not in at]
+            now = [j for j in range(width) if j not in at]
             early = _part(upd, rows, now)
             early.early = True
             late = _part(upd, rows, at)
+            late.versioned = False
             for k, params in zip(rows, late.params, strict=True):
-                params[-1] = upd.params[k][pk_at]  # the row's key by then: the new one
+                # `where` the row's key by then, the new one (and no version)
+                params[len(at):] = [upd.params[k][pk_at]]
             out += [early, late]  # in this order: the late one's snapshots are completed
     plan.updates = out
 
 
 def _part(upd: Any, rows: list[int], columns: Any) -> Any:
     """An UPDATE of some of `upd`'s rows and changed columns (positions in `upd.changed`),
-    `where` the key it had (its parameters a list: the pending keys are filled in it)."""
+    `where` the key (and version) it had (its parameters a list: the pending keys are
+    filled in it)."""
     from .unit_of_work import _Update
 
     columns = list(columns)
+    width = len(upd.changed)
     return _Update(
         upd.meta, tuple(upd.changed[j] for j in columns), [upd.entities[k] for k in rows],
         [upd.snapshots[k] for k in rows],
-        [[*(upd.params[k][j] for j in columns), upd.params[k][-1]] for k in rows],
+        [[*(upd.params[k][j] for j in columns), *upd.params[k][width:]] for k in rows],
     )  # fmt: skip
 
 

@@ -176,6 +176,9 @@ class _Update:
         self.params = params
         #: run before the inserts (see commit_order.unlink_first)
         self.early = False
+        #: on a versioned table: check and count the version (not the second half of a
+        #: split key update, see commit_order.rekey_first)
+        self.versioned = True
 
 
 class _ReferenceUpdate:
@@ -1296,7 +1299,7 @@ class UnitOfWork:
         meta = upd.meta
         if meta.pk_index in upd.changed and meta.pk.autoincrement:
             advance_keys(self.em, meta, [getattr(e, meta.pk.name) for e in upd.entities])
-        if meta.version is not None:
+        if meta.version is not None and upd.versioned:
             statement = sql.update(meta, upd.changed, True)
             for e, params in zip(upd.entities, upd.params, strict=True):
                 if conn.execute(statement, params).rowcount != 1:
