@@ -675,3 +675,17 @@ def test_not_an_entity_in_entities(connect):
 
     with pytest.raises(MetadataError, match="NotAnEntity.*not an entity"):
         connect([NotAnEntity])
+
+
+def test_the_binding_hint_reads_the_assignments_around_inlined_text():
+    """The column a driver could not bind is read from the UPDATE's assignments, as the
+    statement is shown (values inlined): a text value reading `"body" = ... where` named
+    the wrong property."""
+    from orm.platforms.base import unbindable_hint
+
+    sql = "update `post` set `title` = 'say \"body\" = 1 where x', `tags` = {'a'} where `id` = 1"
+    entity_name, prop, hint = unbindable_hint(
+        sql, ["say", {"a"}, 1], 1, lambda table, column: (table.title(), column), "text"
+    )
+    assert (entity_name, prop) == ("Post", "tags")
+    assert hint.startswith("the type of Post.tags gave set {'a'} to store")

@@ -116,8 +116,10 @@ def unbindable_hint(sql: str, params: Any, index: int | None, resolve_column: An
         insert = re.match(
             r"(?is)\s*insert\s+into\s+[`\"]?(\w+)[`\"]?\s*\(([^)]*)\)\s*values", sql or ""
         )
+        # string literals blanked: an inlined value may read ` where ` or `"x" =`
+        bare = re.sub(r"'(?:[^']|'')*'", "''", sql or "")
         update = re.match(r"(?is)\s*update\s+[`\"]?(\w+)[`\"]?\s+set\s+(.*?)(?:\swhere\s|$)",
-                          sql or "")
+                          bare)
         if insert:
             columns = [c.strip().strip('`"') for c in insert.group(2).split(",")]
             table, column = insert.group(1), columns[index % len(columns)]
