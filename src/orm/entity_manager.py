@@ -18,7 +18,7 @@ from ._backend import core
 from ._markers import MISSING, REFERENCE, UNLOADED
 from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
 from .entity.reference import Ref, _unwrap
-from .errors import DriverException, NotFoundError, ValidationError, _short
+from .errors import DriverException, NotFoundError, ORMError, ValidationError, _short
 from .events.manager import HANDLER, fire
 from .metadata.model import EntityMetadata, PropertyMetadata
 from .query.filters import compile_where, normalize_where
@@ -275,17 +275,17 @@ class EntityManager:
         if mode == "auto":
             uow = self._uow
             if uow.has_changes_for(meta) or uow.has_pivot_changes_for(meta):
-                uow.commit()
+                _flush_before_query(uow, mode)
                 return
             if (isinstance(where, Mapping) or order_by) and (
                 meta.relations or meta.collections or meta.inverse_ones
             ):
                 for joined in _joined_metas(meta, where, order_by):
                     if uow.has_changes_for(joined) or uow.has_pivot_changes_for(joined):
-                        uow.commit()
+                        _flush_before_query(uow, mode)
                         return
         elif mode == "always":
-            self._uow.commit()
+            _flush_before_query(self._uow, mode)
 
     # -- queries ----------------------------------------------------------------------------
     def _check_populate(self, meta: EntityMetadata, populate: Any) -> dict[str, Any] | None:
@@ -1281,6 +1281,22 @@ def _nested_data(meta: EntityMetadata, prop: Any) -> ValidationError:
         entity=meta.cls,
         property=prop.name,
     )
+
+
+def _flush_before_query(uow: UnitOfWork, mode: str) -> None:
+    """The flush a query runs first. Failing, it says so: the user called a query, and the
+    message of the flush's error alone sent them looking for a flush they never called."""
+    try:
+        uow.commit()
+    except ORMError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (
+                f"{exc.args[0]} (This was the flush FlushMode.{mode.upper()} runs before a "
+                f"query, for the query to see the pending changes; pass "
+                f"flush_mode=FlushMode.COMMIT to the query to read without it.)",
+                *exc.args[1:],
+            )
+        raise
 
 
 def _joined_metas(meta: EntityMetadata, where: Any, order_by: Any) -> list[EntityMetadata]:

@@ -12,6 +12,7 @@ from orm import (
     NotFoundError,
     QueryOrder,
     RequestContext,
+    UniqueConstraintViolationException,
     ValidationError,
     wrap,
 )
@@ -481,6 +482,24 @@ def test_auto_flush_before_query_of_changed_type_only(em, log):
     assert not any(line.startswith("[query] update") for line in log)
     assert em.find(User, {"age": 77}) == [u]
     assert any(line.startswith("[query] update") for line in log)
+
+
+def test_a_failing_auto_flush_says_it_ran_before_the_query(em):
+    """The flush a query runs first fails: its error says so, and how to read without it
+    (the user called find(), and the message sent them looking for a flush() of theirs).
+    The pending change stays pending, and a query told not to flush reads."""
+    a, b = add_users(em, 2)
+    b.email = a.email  # unique: the flush before the query fails
+    with pytest.raises(UniqueConstraintViolationException) as raised:
+        em.find(User, {})
+    assert str(raised.value).endswith(
+        "Nothing of this flush was written; fix the cause and call flush() again. (This was "
+        "the flush FlushMode.AUTO runs before a query, for the query to see the pending "
+        "changes; pass flush_mode=FlushMode.COMMIT to the query to read without it.)"
+    )
+    assert {u.email for u in em.find(User, {}, flush_mode=FlushMode.COMMIT)} == {a.email}
+    b.email = "other@x"
+    assert len(em.find(User, {"email": "other@x"})) == 1
 
 
 def test_auto_flush_includes_new_entities(em):
