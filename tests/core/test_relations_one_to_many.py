@@ -14,6 +14,7 @@ from orm import (
     MetadataError,
     OneToMany,
     PrimaryKey,
+    QueryOrder,
     ValidationError,
     entity,
     wrap,
@@ -794,3 +795,21 @@ def test_refresh_shows_notes_another_writer_added_or_deleted(rel, rem):
     assert rows(rel, f"select `body` from `note` where `post_id` = {p1} order by `body`") == [
         ("n1",), ("n3",), ("new",),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("direction", ["asc", -1, "QueryOrder.DESC", {"title": "asc"}])
+def test_order_by_a_collection_is_refused_naming_it(rem, log, direction):
+    """A collection holds several rows for each: it cannot order them, whatever the
+    direction. A plain one ("asc", QueryOrder.DESC) sent `order by ""` to the database,
+    whose error told to update the schema (SQLite) or about a literal % (PostgreSQL)."""
+    if direction == "QueryOrder.DESC":
+        direction = QueryOrder.DESC
+    seed(rem)
+    log.clear()
+    with pytest.raises(ValidationError) as raised:
+        rem.find(Writer, {}, order_by={"posts": direction})
+    assert str(raised.value).startswith(
+        "order_by on Writer: posts is a collection (several rows each), which cannot order "
+        "the rows; order by a column, or through a ManyToOne"
+    )
+    assert raised.value.property == "posts" and queries(log) == []

@@ -466,3 +466,13 @@ def test_a_profile_a_handler_gives_is_written_once_after_a_retry(connect):
     em.flush()
     assert rows(orm, f"select bio from profile where member_id = {bob_id}") == [("auto",)]
     assert rows(orm, "select count(*) from profile") == [(2,)]
+
+
+def test_order_by_an_inverse_one_to_one_is_refused_naming_it(rem):
+    """The inverse side holds no column: ordering by it with a plain direction sent
+    `order by ""` to the database."""
+    seed(rem)
+    with pytest.raises(ValidationError, match=r"^order_by on Member: profile is the inverse "
+                       r"side of a one-to-one, which holds no column \(order from the other "
+                       r"side\)"):
+        rem.find(Member, {}, order_by={"profile": "asc"})

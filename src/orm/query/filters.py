@@ -584,7 +584,9 @@ def _order_terms(
             terms = _order_terms(target, list(direction.items()), platform, inner, depth + 1)
             parts.extend((f"(select {column} {source})", text) for column, text in terms)
             continue
-        if isinstance(direction, Mapping):
+        if isinstance(direction, Mapping) or prop.column_index < 0:
+            # a collection or an inverse one-to-one has no column here, whatever the
+            # direction (a plain one sent `order by ""`)
             raise ValidationError(
                 f"order_by on {meta.class_name}: {name} is "
                 + (
