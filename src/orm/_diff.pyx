@@ -35,6 +35,7 @@ import_datetime()
 from datetime import datetime as _datetime
 
 from orm._markers import DELETED as _DELETED, REFERENCE as _REFERENCE, UNLOADED as _UNLOADED
+from orm._markers import MISSING as _MISSING
 
 BACKEND = "cython"
 
@@ -399,7 +400,13 @@ cdef int _bad_snapshot(Plan plan, object snap, str where) except -1:
 
 def tracked_setattr(self, name, value):
     """`__setattr__` of every entity class: records a managed entity as dirty, so that a flush
-    compares only what was written to."""
+    compares only what was written to; while a flush's handlers may run, notes the value
+    it replaces (see the twin's `track_assignments`)."""
+    cdef object journal
+    if _journals:
+        journal = _journals.get(PyThread_get_thread_ident())
+        if journal is not None:
+            journal.append((self, name, self.__dict__.get(name, _MISSING)))
     PyObject_GenericSetAttr(self, name, value)
     uow = PyObject_GetAttr(self, UOW)
     if uow is not None:
@@ -429,6 +436,21 @@ def init_entity(entity, tuple names not None, tuple values not None):
 
 # by thread: the set of the flush that thread runs (see the twin's `track_births`)
 cdef dict _births = {}
+# by thread: the assignments of the flush that thread runs (see the twin's
+# `track_assignments`)
+cdef dict _journals = {}
+
+
+def track_assignments(journal):
+    """See orm._diff_py.track_assignments."""
+    if journal is not None and type(journal) is not list:
+        raise TypeError(
+            f"track_assignments: journal must be a list or None, not {type(journal).__name__}")
+    ident = PyThread_get_thread_ident()
+    previous = _journals.pop(ident, None)
+    if journal is not None:
+        _journals[ident] = journal
+    return previous
 
 
 def track_births(births):

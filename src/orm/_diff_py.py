@@ -32,7 +32,7 @@ from __future__ import annotations
 import operator
 from _thread import get_ident
 
-from ._markers import DELETED, REFERENCE, UNLOADED, is_set
+from ._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from ._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -291,7 +291,12 @@ def _reference(target: tuple, value: Any, maps: dict | None, uow: Any) -> Any:
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None:
     """`__setattr__` of every entity class: records a managed entity as dirty, so that a flush
-    compares only what was written to."""
+    compares only what was written to; while a flush's handlers may run, notes the value
+    it replaces (see `track_assignments`)."""
+    if _journals:
+        journal = _journals.get(get_ident())
+        if journal is not None:
+            journal.append((self, name, self.__dict__.get(name, MISSING)))
     _object_setattr(self, name, value)
     uow = self._orm_uow
     if uow is not None:
@@ -338,6 +343,27 @@ def track_births(births: set[int] | None) -> set[int] | None:
     previous = _births.pop(ident, None)
     if births is not None:
         _births[ident] = births
+    return previous
+
+
+#: by thread: where assignments to entities are noted while a flush's handlers may run
+_journals: dict[int, list[tuple[Any, str, Any]]] = {}
+
+
+def track_assignments(journal: list[Any] | None) -> list[Any] | None:
+    """From now on append to `journal` (None: nowhere) `(entity, name, value it had or
+    MISSING)` for every assignment to an entity's attribute in this thread, returning what
+    was noted in before. A flush with event handlers notes them: a failed flush puts back
+    what its handlers assigned to any entity (`post.comment_count += 1` in a comment's
+    `before_create`), which the retry's handlers assign again."""
+    if journal is not None and type(journal) is not list:
+        raise TypeError(
+            f"track_assignments: journal must be a list or None, not {type(journal).__name__}"
+        )
+    ident = get_ident()
+    previous = _journals.pop(ident, None)
+    if journal is not None:
+        _journals[ident] = journal
     return previous
 
 

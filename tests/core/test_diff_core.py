@@ -497,3 +497,32 @@ def test_births_are_noted_by_thread():
     later = FakeUoW()
     core.init_entity(later, ("a",), (1,))
     assert id(later) not in mine and core.track_births(None) is None
+
+
+def test_assignments_are_noted_by_thread_while_tracked():
+    """track_assignments: every assignment through an entity class's `__setattr__` in this
+    thread appends (entity, name, the value it replaces or MISSING), nothing else's."""
+    from orm._markers import MISSING
+
+    class Thing:
+        __setattr__ = core.tracked_setattr
+
+        def __init__(self):
+            object.__setattr__(self, "_orm_uow", None)
+
+    with pytest.raises(TypeError, match="track_assignments: journal must be a list or None"):
+        core.track_assignments(())
+    journal: list = []
+    thing, other = Thing(), Thing()
+    thing.a = 1  # not tracked yet
+    assert core.track_assignments(journal) is None
+    try:
+        thing.a = 2
+        thing.b = 3
+        thread = threading.Thread(target=lambda: setattr(other, "a", 9))
+        thread.start()
+        thread.join(5)
+    finally:
+        assert core.track_assignments(None) is journal
+    thing.a = 4
+    assert journal == [(thing, "a", 1), (thing, "b", MISSING)] and other.a == 9

@@ -940,3 +940,80 @@ def test_after_transaction_commit_may_flush_what_after_hooks_changed(open_orm, l
     em.persist(Plain(name="x")).flush()
     assert table(orm, "plain", "name, n") == [("x", 10)]
     assert log.writes().count("commit") == 2, "two transactions; the third flush had nothing"
+
+
+@entity()
+class Tally:
+    id: int = PrimaryKey()
+    name: str = ""
+    count: int = 0
+
+
+@entity()
+class Tick:
+    """Counts itself on its tally when created: a change to another entity than the one
+    the event is about."""
+
+    id: int = PrimaryKey()
+    label: str = Property(unique=True)
+    tally_id: int = 0
+
+    @before_create
+    def count_on_tally(self, args):
+        tally = args.em.find_one_or_fail(Tally, self.tally_id, flush_mode="commit")
+        tally.count += 1
+        tally.name = f"last {self.label}"
+
+    @after_create
+    def name_tally(self, args):
+        # after the statements: pending for the next flush, and the flush's all the same
+        args.em.find_one_or_fail(Tally, self.tally_id, flush_mode="commit").name = (
+            f"after {self.label}"
+        )
+
+
+@pytest.mark.parametrize("fails", ["statement", "after_flush", "transaction"])
+def test_what_a_handler_assigns_to_another_entity_is_put_back_with_a_failed_flush(
+    connect, fails
+):
+    """A `before_create` hook counts each new tick on its (managed) tally, an
+    `after_create` one names it; the flush fails (a statement, `after_flush`, or a
+    rolled-back transaction around it) and is retried. The counts were left on the tally,
+    so the retry's hooks counted them again: 6 for 3 ticks, without an error. Every
+    assignment a handler makes, to any entity, is put back with the failed flush."""
+    failing: list[bool] = []
+
+    class Failer(EventSubscriber):
+        def after_flush(self, args):
+            if failing and fails == "after_flush":
+                raise RuntimeError("after_flush failed")
+
+    orm = connect([Tally, Tick], subscribers=[Failer()])
+    em = orm.em.fork()
+    tally = Tally()
+    em.persist(tally).flush()
+    ticks = [Tick(label=f"t{i}", tally_id=tally.id) for i in range(3)]
+    em.persist(ticks)
+    failing.append(True)
+    if fails == "statement":
+        clash = Tick(label="t0", tally_id=tally.id)  # unique label: the insert fails
+        em.persist(clash)
+        with pytest.raises(UniqueConstraintViolationException):
+            em.flush()
+        em.remove(clash)
+    elif fails == "after_flush":
+        with pytest.raises(RuntimeError, match="after_flush failed"):
+            em.flush()
+    else:
+        with pytest.raises(RuntimeError, match="undo"):
+            with em.connection.transaction():  # the flush succeeds, its transaction not
+                em.flush()
+                assert (tally.count, tally.name) == (3, "after t2")
+                tally.name = "mine"  # the user's, after the flush: it stays
+                raise RuntimeError("undo")
+    assert (tally.count, tally.name) == (0, "mine" if fails == "transaction" else "")
+    failing.clear()
+    em.flush()
+    assert rows(orm, "select count, name from tally") == [(3, "last t2")]
+    em.flush()  # the after handlers' name: pending, written by the next flush
+    assert rows(orm, "select count, name from tally") == [(3, "after t2")]

@@ -17,9 +17,10 @@ The Unit of Work takes this path only when the ORM's EventManager says something
 
 An exception anywhere rolls everything back (`after_transaction_rollback`) and leaves the
 Unit of Work as it was before the flush, ready for a retry that runs the handlers again:
-property values the before_* handlers assigned are put back, entities the handlers of this
-flush persisted are dropped (the retry's handlers persist them again) and removals they
-scheduled cancelled; entities the flush had already updated are pending again (FlushUndo).
+what the handlers assigned to any entity is put back (`core.track_assignments` notes it),
+entities the handlers of this flush made are dropped, and unlinked from the entities made
+before it (the retry's handlers make them again), removals they scheduled are cancelled;
+entities the flush had already updated are pending again (FlushUndo).
 """
 
 from __future__ import annotations
@@ -359,6 +360,9 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
     births: set[int] = set()
     previous_births = core.track_births(births)
     plan = _FlushPlan()
+    # what handlers assign to any entity is put back with the rest if the flush fails (or
+    # a transaction around it rolls back): the retry's handlers assign it again
+    previous_journal = core.track_assignments(plan.undo)
     tx_events = not conn.in_own_transaction and events.has_transaction_handlers()
     if tx_events:
         plan.before_begin = lambda: events.transaction_event("before_transaction_start", em)
@@ -404,6 +408,9 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                 applied = True
                 _run_after_events(uow, plan)
                 events.flush_event("after_flush", em, uow)
+                # what the after handlers assigned is the flush's too: a rollback of the
+                # transaction (this one failing, or one around it) puts it back
+                undo.seal()
             conn.commit()
         except BaseException as exc:
             try:
@@ -425,5 +432,6 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
     finally:
         uow.flushing = False
         core.track_births(previous_births)
+        core.track_assignments(previous_journal)
     if tx_events:
         events.transaction_event("after_transaction_commit", em)

@@ -69,7 +69,7 @@ class FlushUndo:
     """What one committed-to-a-savepoint flush changed, and how to take it back."""
 
     __slots__ = ("uow", "generation", "inserts", "updates", "references", "deletes", "assigned",
-                 "pivots", "cascaded", "left")  # fmt: skip
+                 "journal", "sealed", "pivots", "cascaded", "left")  # fmt: skip
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
@@ -87,6 +87,10 @@ class FlushUndo:
         self.deletes: list[tuple[EntityMetadata, list[Any], list[Any], list[Any]]] = []
         #: values the flush generated: (entity, name, before, after)
         self.assigned: list[tuple[Any, str, Any, Any]] = []
+        #: the flush plan's `undo` list: (entity, name, value before) of every assignment
+        #: the flush or its handlers made, in order; `assigned` covers the first `sealed`
+        self.journal: list[tuple[Any, str, Any]] = []
+        self.sealed = 0
         #: many-to-many collections and the pairs written from each
         self.pivots: list[tuple[Any, dict[int, tuple[Any, bool]]]] = []
         #: ids of the entities deleted by Cascade.REMOVE / orphan_removal, not by em.remove()
@@ -109,12 +113,25 @@ class FlushUndo:
         undo.deletes = [_stored_state(d.meta, d.entities) for d in plan.deletes]
         undo.cascaded = {id(entity) for _, entity in plan.cascaded}
         undo.left = plan.left  # the same list: `_apply` fills it after this
-        undo.assigned = [
-            (entity, name, before, getattr(entity, name, MISSING))
-            for entity, name, before in plan.undo
-        ]
+        # the list itself: the after_* handlers, which run after this, add to it
+        undo.journal = plan.undo
+        undo.seal()
         undo.pivots = list(plan.collections)
         return undo
+
+    def seal(self) -> None:
+        """The values the flush leaves, read when it ends (and at capture: a flush without
+        handlers after it ends there). Each attribute once: the value it had before the
+        flush, the one it has at the end (a handler may assign it several times:
+        `post.count += 1` per comment); undone only while it still holds that one."""
+        first: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+        for entity, name, before in self.journal:
+            first.setdefault((id(entity), name), (entity, name, before))
+        self.sealed = len(self.journal)
+        self.assigned = [
+            (entity, name, before, entity.__dict__.get(name, MISSING))
+            for entity, name, before in first.values()
+        ]
 
     def run(self) -> None:
         """The transaction was rolled back: make what the flush wrote pending again, in
@@ -175,9 +192,16 @@ class FlushUndo:
             from .pivots import undo as undo_pivots
 
             undo_pivots(uow, self.pivots)
+        self._undo_unsealed()
         for entity, name, before, after in reversed(self.assigned):
-            if getattr(entity, name, MISSING) is after:  # else the user's later value stays
+            if entity.__dict__.get(name, MISSING) is after:  # else the user's later value stays
                 restore_value(entity, name, before)
+
+    def _undo_unsealed(self) -> None:
+        """What the after handlers assigned before the flush's own transaction failed (no
+        user code ran since: all of it goes)."""
+        for entity, name, before in reversed(self.journal[self.sealed :]):
+            restore_value(entity, name, before)
 
     def _forget_generated(self) -> None:
         """The Unit of Work was cleared since, so its bookkeeping is gone; the entities it
@@ -194,8 +218,9 @@ class FlushUndo:
                 for entity in entities:
                     if entity._orm_uow is None and entity._orm_snap is None:
                         _object_setattr(entity, meta.pk.name, None)
+        self._undo_unsealed()
         for entity, name, before, after in reversed(self.assigned):
-            if entity._orm_uow is None and getattr(entity, name, MISSING) is after:
+            if entity._orm_uow is None and entity.__dict__.get(name, MISSING) is after:
                 restore_value(entity, name, before)
         if self.pivots:
             # an owner this flush inserted is new again, its pairs rolled back with it: all
