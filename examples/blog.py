@@ -3,7 +3,7 @@
 Run it with `python examples/blog.py [path/to/blog.db] [--quiet]`. Every step prints what it
 did and the SQL it ran (`--quiet` hides the SQL). A database URL in place of the path runs it
 on that database instead, e.g. `python examples/blog.py postgresql://postgres@localhost/app`
-(PostgreSQL needs `pip install 'orm[postgresql]'`; the tables are dropped and created in a
+(PostgreSQL needs `pip install '.[postgresql]'` from the checkout; the tables are dropped and created in a
 schema of the example's own, `blog`, unless the URL's `options` set a `search_path`).
 
 It shows each kind of relation at work: a graph persisted from its root (Cascade.PERSIST),

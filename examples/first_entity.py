@@ -4,7 +4,7 @@ Run it with `python examples/first_entity.py [path/to/sqlite.db] [--quiet]`. Eve
 what the guide prints; the SQL the ORM runs is logged as MikroORM logs it (`--quiet` hides
 the SQL). A database URL in place of the path runs it on that database instead, e.g.
 `python examples/first_entity.py postgresql://postgres@localhost:5432/app` (PostgreSQL needs
-`pip install 'orm[postgresql]'`; the table `user` is dropped and created in a schema of the
+`pip install '.[postgresql]'` from the checkout; the table `user` is dropped and created in a schema of the
 example's own, `first_entity` (unless the URL's `options` set a `search_path`), so no table
 of another application is touched).
 """
