@@ -1229,3 +1229,24 @@ def test_a_versioned_parent_whose_key_and_author_change_with_a_new_child(connect
         stale.title = "stale"  # read at version 2: the optimistic lock still holds
         with pytest.raises(OptimisticLockError):
             other.flush()
+
+
+def test_a_detached_reference_persisted_again_is_named_as_one(rel):
+    """An article loaded with its author as a reference, detached by `em.clear()` and
+    persisted again: the cascade takes the author, holding only its key, for a new one.
+    The error said only "Invalid value for Author.name: expected str, got None"; it says
+    what the author is and how to use its row instead."""
+    _, ann, _, a1, _ = seed(rel.em.fork())
+    em = rel.em.fork()
+    article = em.find_one_or_fail(Article, a1.id)
+    em.clear()
+    em.persist(article)
+    with pytest.raises(ValidationError) as raised:
+        em.flush()
+    assert str(raised.value).startswith(
+        "Invalid value for Author.name: expected str, got None, but the property is not "
+        f"nullable; this Author holds only its key {ann.id}: a reference to a stored row, "
+        "detached (by em.clear() or from another EntityManager), persisted as a new one. Use "
+        "the row through this EntityManager instead (em.get_reference(Author, key) or "
+        "em.find_one)."
+    )

@@ -953,6 +953,22 @@ def _invalid_value_reporter(meta_ref: list[EntityMetadata]):
         expected = prop.type.describe()
         if value is None:
             problem = "got None, but the property is not nullable"
+            held = getattr(entity, "__dict__", {})
+            if (
+                entity._orm_snap is None
+                and prop.name not in held
+                and held.get(meta.pk.name) is not None
+                and not any(p.name in held for p in meta.columns if not p.primary)
+            ):
+                # only its key: a reference to a stored row that no EntityManager holds
+                # (em.clear() detached it), taken for a new entity by the flush
+                problem += (
+                    f"; this {meta.class_name} holds only its key "
+                    f"{held.get(meta.pk.name)!r}: a reference to a stored row, detached "
+                    f"(by em.clear() or from another EntityManager), persisted as a new "
+                    f"one. Use the row through this EntityManager instead "
+                    f"(em.get_reference({meta.class_name}, key) or em.find_one)"
+                )
         elif prop.relation is not None and _target_of(value) is not prop.relation.target:
             problem = prop.type.problem(value)  # type: ignore[attr-defined]
         else:
