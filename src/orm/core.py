@@ -175,8 +175,13 @@ class ORM:
 
     # -- state ------------------------------------------------------------------------------
     def _resolve_column(self, table: str, column: str) -> tuple[str | None, str | None]:
+        """The entity and property a table's column maps; a many-to-many's pivot table
+        names the owning side's collection (`Post.labels`), whichever of its columns."""
         meta = self.metadata.by_table(table)
         if meta is None:
+            for pivot in self.metadata.pivots:
+                if pivot.table == table:
+                    return pivot.owner_meta.class_name, pivot.prop.name
             return None, None
         for prop in meta.columns:
             if prop.field_name == column:

@@ -16,6 +16,7 @@ from orm import (
     EventArgs,
     EventSubscriber,
     FlushMode,
+    ForeignKeyConstraintViolationException,
     ManyToMany,
     ManyToOne,
     MetadataError,
@@ -2168,3 +2169,16 @@ def test_refresh_writes_no_pair_pending_on_the_other_side(rel, rem):
     assert article in tag.articles, "the pending pair shows on the re-read side"
     rem.flush()
     assert (ids["a3"], ids["z"]) in pairs(rel)
+
+
+def test_a_pair_referencing_a_missing_row_names_the_collection(rel, rem):
+    """A pair written for `Article.tags` whose tag row does not exist: the foreign-key
+    error names the collection (it named no entity on SQLite, only the pivot's column on
+    PostgreSQL), nothing written."""
+    article = Article(title="a", tags=[rem.get_reference(Tag, 999)])
+    rem.persist(article)
+    with pytest.raises(ForeignKeyConstraintViolationException) as raised:
+        rem.flush()
+    assert "Article.tags references a row that does not exist" in str(raised.value)
+    assert (raised.value.entity, raised.value.property) == ("Article", "tags")
+    assert rows(rel, "select count(*) from article") == [(0,)]

@@ -38,32 +38,35 @@ _DELETED_TABLE = r"(?i)^\s*delete\s+from\s+[`\"\[]?(\w+)"
 _IDENTIFIER = r"[A-Za-z_]\w*"
 
 
-def _foreign_key_hint(sql: str, resolve_column: Any) -> str:
-    """SQLite names no constraint or column of a failed foreign key; the statement says
-    whether a row was still referenced (a delete) or referenced a missing one (a write),
-    and its table names the entity."""
+def _foreign_key_hint(sql: str, resolve_column: Any) -> tuple[str, str | None, str | None]:
+    """(hint, entity, property): SQLite names no constraint or column of a failed foreign
+    key; the statement says whether a row was still referenced (a delete) or referenced a
+    missing one (a write), and its table names the entity (a pivot table, the collection)."""
     import re
 
     deleted = re.match(_DELETED_TABLE, sql or "")
     written = None if deleted else re.match(_WRITTEN_TABLE, sql or "")
     found = deleted or written
-    entity = None
+    entity = prop = None
     if found is not None and resolve_column is not None:
-        entity = resolve_column(found.group(1), "")[0]
+        entity, prop = resolve_column(found.group(1), "")  # a property: a pivot's collection
     if deleted:
         article = "an" if entity and entity[0].lower() in "aeiou" else "a"
         what = f"{article} {entity} row" if entity else "the row"
         return (
             f"{what} is still referenced by another row's foreign key: remove or reassign "
             f"the rows that reference it first, or let the relation cascade the delete"
-        )
+        ), entity, None
     if written:
-        what = f"a relation of {entity}" if entity else "a foreign key"
+        what = (
+            f"a pair of {entity}.{prop}" if entity and prop
+            else f"a relation of {entity}" if entity else "a foreign key"
+        )
         return (
             f"{what} references a row that does not exist (SQLite does not say which): "
             f"persist (and flush) the referenced entity first, or fix the key"
-        )
-    return "a referenced row does not exist (or is still referenced)"
+        ), entity, prop
+    return "a referenced row does not exist (or is still referenced)", None, None
 
 
 def _check_target(message: str, sql: str, resolve_column: Any) -> tuple[Any, Any]:
@@ -346,7 +349,8 @@ class SqlitePlatform(Platform):
                 hint = f"{where} may not be null"
             elif "foreign key constraint" in low:
                 cls = errors.ForeignKeyConstraintViolationException
-                hint = _foreign_key_hint(sql, resolve_column)
+                hint, named, named_prop = _foreign_key_hint(sql, resolve_column)
+                entity, prop = entity or named, prop or named_prop
             elif "check constraint" in low:
                 cls = errors.CheckConstraintViolationException
                 hint = "a CHECK constraint refused the value"
