@@ -813,3 +813,21 @@ def test_order_by_a_collection_is_refused_naming_it(rem, log, direction):
         "the rows; order by a column, or through a ManyToOne"
     )
     assert raised.value.property == "posts" and queries(log) == []
+
+
+def test_a_new_item_that_joined_another_entity_manager_says_through_which_link(rel, rem):
+    """A new post pointed at a writer managed by one EntityManager joins it at once; given
+    to another's `persist()`, the refusal named only the post, and the user looked for a
+    `persist()` of theirs that never was. It names the link it joined through."""
+    ann_id, *_ = seed(rem)
+    ann = rem.find_one_or_fail(Writer, ann_id, populate=["posts"])
+    post = Post(title="new", writer=ann)
+    other = rel.em.fork()
+    with pytest.raises(ValidationError) as raised:
+        other.persist(post)
+    assert (
+        f"is already new in another EntityManager (id {rem.id}), which it joined when "
+        f"Post.writer was set to Writer(id={ann_id}, name='Ann', ...), managed there (a new "
+        "entity joins the EntityManager of a managed one it is linked to); an entity belongs "
+        "to one EntityManager"
+    ) in str(raised.value)

@@ -377,8 +377,9 @@ class UnitOfWork:
             state = "new in" if entity._orm_snap is None else "managed by"
             raise ValidationError(
                 f"{meta.class_name} {_short(entity, 80)} is already {state} another EntityManager "
-                f"(id {owner.em.id}); an entity belongs to one EntityManager: persist and "
-                f"flush it there, or load the row in this one (em.find_one).",
+                f"(id {owner.em.id}){_joined_through(entity, meta, owner)}; an entity belongs "
+                f"to one EntityManager: persist and flush it there, or load the row in this "
+                f"one (em.find_one).",
                 entity=entity,
             )
         if entity._orm_snap is DELETED:
@@ -1600,6 +1601,28 @@ def _leave_inverse_sides(meta: EntityMetadata, entities: list[Any], left: list) 
             if _target(partner.__dict__.get(inverse_name)) is entity:
                 left.append((None, partner, inverse_name, partner.__dict__[inverse_name]))
                 _object_setattr(partner, inverse_name, None)
+
+
+def _joined_through(entity: Any, meta: EntityMetadata, owner: UnitOfWork) -> str:
+    """For a new entity that joined another Unit of Work without an `em.persist()` of its
+    own, the link it joined through (a relation to an entity managed there), as a clause
+    of the message; "" if none is found."""
+    if entity._orm_snap is not None:
+        return ""
+    from ..entity.collection import _unwrap
+
+    values = entity.__dict__
+    for prop in meta.columns:
+        if prop.relation is None:
+            continue
+        target = _unwrap(values.get(prop.name))
+        if target is not None and target._orm_uow is owner and target._orm_snap is not None:
+            return (
+                f", which it joined when {meta.class_name}.{prop.name} was set to "
+                f"{_short(target, 60)}, managed there (a new entity joins the EntityManager "
+                f"of a managed one it is linked to)"
+            )
+    return ""
 
 
 #: per value class: whether it is not one of the immutable built-ins (types.holds_changeable)
