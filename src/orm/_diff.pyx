@@ -402,11 +402,13 @@ def tracked_setattr(self, name, value):
     """`__setattr__` of every entity class: records a managed entity as dirty, so that a flush
     compares only what was written to; while a flush's handlers may run, notes the value
     it replaces (see the twin's `track_assignments`)."""
-    cdef object journal
+    cdef object journal, held, old
     if _journals:
         journal = _journals.get(PyThread_get_thread_ident())
         if journal is not None:
-            journal.append((self, name, self.__dict__.get(name, _MISSING)))
+            held = getattr(self, "__dict__", None)  # a class of slots only: its attribute
+            old = held.get(name, _MISSING) if held is not None else getattr(self, name, _MISSING)
+            journal.append((self, name, old))
     PyObject_GenericSetAttr(self, name, value)
     uow = PyObject_GetAttr(self, UOW)
     if uow is not None:

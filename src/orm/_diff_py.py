@@ -296,7 +296,9 @@ def tracked_setattr(self: Any, name: str, value: Any) -> None:
     if _journals:
         journal = _journals.get(get_ident())
         if journal is not None:
-            journal.append((self, name, self.__dict__.get(name, MISSING)))
+            held = getattr(self, "__dict__", None)  # a class of slots only: its attribute
+            old = held.get(name, MISSING) if held is not None else getattr(self, name, MISSING)
+            journal.append((self, name, old))
     _object_setattr(self, name, value)
     uow = self._orm_uow
     if uow is not None:

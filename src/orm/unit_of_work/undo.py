@@ -35,6 +35,13 @@ __all__ = ["FlushUndo", "LoadUndo", "UpsertUndo", "changed_columns", "map_key", 
 _object_setattr = object.__setattr__
 
 
+def _held(entity: Any, name: str) -> Any:
+    """The value `entity` holds itself for `name` (MISSING: none, the class's default
+    shows through)."""
+    values = getattr(entity, "__dict__", None)
+    return values.get(name, MISSING) if values is not None else getattr(entity, name, MISSING)
+
+
 def restore_value(entity: Any, name: str, before: Any) -> None:
     """Put back an attribute value the flush generated (MISSING: it had none)."""
     if before is MISSING:
@@ -129,7 +136,7 @@ class FlushUndo:
             first.setdefault((id(entity), name), (entity, name, before))
         self.sealed = len(self.journal)
         self.assigned = [
-            (entity, name, before, entity.__dict__.get(name, MISSING))
+            (entity, name, before, _held(entity, name))
             for entity, name, before in first.values()
         ]
 
@@ -194,7 +201,7 @@ class FlushUndo:
             undo_pivots(uow, self.pivots)
         self._undo_unsealed()
         for entity, name, before, after in reversed(self.assigned):
-            if entity.__dict__.get(name, MISSING) is after:  # else the user's later value stays
+            if _held(entity, name) is after:  # else the user's later value stays
                 restore_value(entity, name, before)
 
     def _undo_unsealed(self) -> None:
@@ -220,7 +227,7 @@ class FlushUndo:
                         _object_setattr(entity, meta.pk.name, None)
         self._undo_unsealed()
         for entity, name, before, after in reversed(self.assigned):
-            if entity._orm_uow is None and entity.__dict__.get(name, MISSING) is after:
+            if entity._orm_uow is None and _held(entity, name) is after:
                 restore_value(entity, name, before)
         if self.pivots:
             # an owner this flush inserted is new again, its pairs rolled back with it: all
