@@ -947,6 +947,8 @@ class Tally:
     id: int = PrimaryKey()
     name: str = ""
     count: int = 0
+    note: str = ""
+    seen: int = 0
 
 
 @entity()
@@ -965,11 +967,11 @@ class Tick:
         tally.name = f"last {self.label}"
 
     @after_create
-    def name_tally(self, args):
+    def note_on_tally(self, args):
         # after the statements: pending for the next flush, and the flush's all the same
-        args.em.find_one_or_fail(Tally, self.tally_id, flush_mode="commit").name = (
-            f"after {self.label}"
-        )
+        tally = args.em.find_one_or_fail(Tally, self.tally_id, flush_mode="commit")
+        tally.note = f"after {self.label}"
+        tally.seen += 1
 
 
 @pytest.mark.parametrize("fails", ["statement", "after_flush", "transaction"])
@@ -1008,12 +1010,14 @@ def test_what_a_handler_assigns_to_another_entity_is_put_back_with_a_failed_flus
         with pytest.raises(RuntimeError, match="undo"):
             with em.connection.transaction():  # the flush succeeds, its transaction not
                 em.flush()
-                assert (tally.count, tally.name) == (3, "after t2")
-                tally.name = "mine"  # the user's, after the flush: it stays
+                assert (tally.count, tally.note, tally.seen) == (3, "after t2", 3)
+                tally.note = "mine"  # the user's, after the flush: it stays
                 raise RuntimeError("undo")
-    assert (tally.count, tally.name) == (0, "mine" if fails == "transaction" else "")
+    assert (tally.count, tally.name, tally.seen) == (0, "", 0)
+    assert tally.note == ("mine" if fails == "transaction" else "")
+    tally.note = ""
     failing.clear()
     em.flush()
     assert rows(orm, "select count, name from tally") == [(3, "last t2")]
-    em.flush()  # the after handlers' name: pending, written by the next flush
-    assert rows(orm, "select count, name from tally") == [(3, "after t2")]
+    em.flush()  # the after handlers' note: pending, written by the next flush
+    assert rows(orm, "select count, name, note, seen from tally") == [(3, "last t2", "after t2", 3)]
