@@ -831,3 +831,46 @@ def test_a_new_item_that_joined_another_entity_manager_says_through_which_link(r
         "entity joins the EntityManager of a managed one it is linked to); an entity belongs "
         "to one EntityManager"
     ) in str(raised.value)
+
+
+def test_a_move_a_handler_made_is_undone_in_both_collections_by_a_failed_flush(connect):
+    """A `before_create` handler moves a managed post to the new post's writer
+    (`post.writer = bob`); the flush fails. The post's writer is put back, and so is its
+    place in the writers' loaded collections: it was back under Ann's key, but listed in
+    Bob's posts and missing from Ann's."""
+    failing: list[bool] = []
+    moved: list[Post] = []
+
+    class Mover(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Post]
+
+        def before_create(self, args):
+            if moved:
+                moved[0].writer = args.entity.writer
+
+        def after_flush(self, args):
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Mover()])
+    em = orm.em.fork()
+    ann_id, bob_id, p1, _ = seed(em)
+    ann = em.find_one_or_fail(Writer, ann_id, populate=["posts"])
+    bob = em.find_one_or_fail(Writer, bob_id, populate=["posts"])
+    moved.append(em.find_one_or_fail(Post, p1))
+    em.persist(Post(title="new", writer=bob))
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert moved[0].writer is ann
+    assert sorted(p.title for p in ann.posts) == ["one", "two"]
+    assert [p.title for p in bob.posts] == ["new"]
+    failing.clear()
+    em.flush()
+    assert rows(orm, f"select title from post where writer_id = {bob_id} order by title") == [
+        ("new",), ("one",),
+    ]  # fmt: skip
+    assert sorted(p.title for p in bob.posts) == ["new", "one"] and [
+        p.title for p in ann.posts
+    ] == ["two"]
