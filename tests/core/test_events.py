@@ -1021,3 +1021,32 @@ def test_what_a_handler_assigns_to_another_entity_is_put_back_with_a_failed_flus
     assert rows(orm, "select count, name from tally") == [(3, "last t2")]
     em.flush()  # the after handlers' note: pending, written by the next flush
     assert rows(orm, "select count, name, note, seen from tally") == [(3, "last t2", "after t2", 3)]
+
+
+def test_a_handler_s_assignment_to_another_entity_manager_s_entity_is_left_alone(connect):
+    """A handler of one EntityManager's flush counts on an entity another one manages,
+    which writes it itself; the first flush's transaction rolls back. That entity is not
+    the rolled-back flush's to put back: it was, so its EntityManager's next flush wrote
+    the old count over its own committed row."""
+    held: list[Tally] = []
+
+    class Counter(EventSubscriber):
+        def get_subscribed_entities(self):
+            return [Tick]
+
+        def before_create(self, args):
+            held[0].seen += 1
+
+    orm = connect([Tally, Tick], subscribers=[Counter()])
+    stats = orm.em.fork()
+    tally = Tally()
+    stats.persist(tally).flush()
+    held.append(tally)
+    em = orm.em.fork()
+    with pytest.raises(RuntimeError, match="undo"):
+        with em.connection.transaction():
+            em.persist(Tick(label="a", tally_id=tally.id)).flush()
+            raise RuntimeError("undo")
+    assert tally.seen == 1, "the other EntityManager's pending change stays"
+    stats.flush()
+    assert rows(orm, "select seen from tally") == [(1,)]

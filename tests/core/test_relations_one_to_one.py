@@ -476,3 +476,39 @@ def test_order_by_an_inverse_one_to_one_is_refused_naming_it(rem):
                        r"side of a one-to-one, which holds no column \(order from the other "
                        r"side\)"):
         rem.find(Member, {}, order_by={"profile": "asc"})
+
+
+def test_a_one_to_one_a_handler_repoints_survives_a_failed_flush(connect):
+    """A `before_update` handler points Ann's profile at Bob (`profile.member = bob`); the
+    flush fails and is retried. Putting back only `profile.member` left Bob's inverse side
+    on it, and every retry failed on the unique key until `em.clear()`. A relation a
+    handler assigned stays as the handler left it, both sides in step: the retry writes it."""
+    failing: list[bool] = []
+    held: list = []
+
+    class Repointer(EventSubscriber):
+        def before_update(self, args):
+            if isinstance(args.entity, Member) and args.entity.name == "go" and held:
+                profile, bob = held
+                profile.member = bob
+
+        def after_flush(self, args):
+            if failing:
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Repointer()])
+    em = orm.em.fork()
+    ann_id, bob_id, profile_id = seed(em)
+    ann = em.find_one_or_fail(Member, ann_id, populate=["profile"])
+    bob = em.find_one_or_fail(Member, bob_id, populate=["profile"])
+    profile = ann.profile
+    held[:] = [profile, bob]
+    ann.name = "go"
+    failing.append(True)
+    with pytest.raises(RuntimeError, match="after_flush failed"):
+        em.flush()
+    assert profile.member is bob and bob.profile is profile and ann.profile is None
+    failing.clear()
+    held.clear()
+    em.flush()
+    assert rows(orm, f"select member_id from profile where id = {profile_id}") == [(bob_id,)]

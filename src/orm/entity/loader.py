@@ -203,7 +203,7 @@ def _not_stored_here(item: Any, column: int, key: Any) -> bool:
     """Whether `item`'s row does not hold `key` in `column` yet: a new item, or one whose
     foreign key was changed since it was read (its snapshot holds the stored value)."""
     snap = item._orm_snap
-    if snap is None:
+    if snap is None or snap is REFERENCE:  # new, or a reference: its row was not read
         return True
     return type(snap) is tuple and snap[column] != key
 

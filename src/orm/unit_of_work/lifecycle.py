@@ -168,6 +168,34 @@ class _Pending:
             found._forget(births)
 
 
+def _prune_journal(uow: UnitOfWork, plan: _FlushPlan, births: set[int]) -> None:
+    """Keep, of the assignments the flush noted (`plan.undo`), those a failure or a
+    rollback puts back: not those to the entities the flush made (dropped with it, or,
+    written, new again with what they hold), nor to entities another EntityManager manages
+    (its own work, which may be committed), nor to relations (their other sides, inverse
+    collections and one-to-ones, are not put back with them: as the handlers left them,
+    the retry's handlers find them made)."""
+    undo = plan.undo
+    if not undo:
+        return
+    metas = uow.em.metadata
+    kept = []
+    for entry in undo:
+        entity, name = entry[0], entry[1]
+        if id(entity) in births:
+            continue
+        owner = getattr(entity, "_orm_uow", None)
+        if owner is not None and owner is not uow:
+            continue
+        meta = metas.find(type(entity))
+        prop = None if meta is None else meta.properties.get(name)
+        if prop is not None and prop.relation is not None:
+            continue
+        kept.append(entry)
+    if len(kept) != len(undo):
+        undo[:] = kept
+
+
 def _held_managed(uow: UnitOfWork, entity: Any) -> tuple[str, ...]:
     """The many-to-many collections of a new `entity` that hold an entity `uow` manages:
     those through which it is enrolled (see `UnitOfWork.enrolled`)."""
@@ -388,6 +416,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                     events.transaction_event("before_transaction_start", em)
                 conn.begin()
         except BaseException:
+            _prune_journal(uow, plan, births)
             try:
                 if plan.began:
                     conn.rollback()
@@ -402,6 +431,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
             if late:
                 # the entities reflect the statements before the after_* handlers see
                 # them; should the transaction roll back, FlushUndo takes it back
+                _prune_journal(uow, plan, births)
                 undo = FlushUndo.capture(uow, plan)
                 conn.on_rollback(undo.run)
                 uow._apply(plan)
@@ -410,9 +440,11 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                 events.flush_event("after_flush", em, uow)
                 # what the after handlers assigned is the flush's too: a rollback of the
                 # transaction (this one failing, or one around it) puts it back
-                undo.seal()
+                _prune_journal(uow, plan, births)
+                undo.seal(final=True)
             conn.commit()
         except BaseException as exc:
+            _prune_journal(uow, plan, births)
             try:
                 conn.rollback()
             finally:
@@ -425,9 +457,12 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                 events.transaction_event("after_transaction_rollback", em)
             raise
         if not late:
+            if nested:
+                _prune_journal(uow, plan, births)
             undo = FlushUndo.capture(uow, plan) if nested else None
             uow._apply(plan)
             if undo is not None:
+                undo.seal(final=True)
                 conn.on_rollback(undo.run)
     finally:
         uow.flushing = False

@@ -144,11 +144,12 @@ class FlushUndo:
         undo.pivots = list(plan.collections)
         return undo
 
-    def seal(self) -> None:
+    def seal(self, final: bool = False) -> None:
         """The values the flush leaves, read when it ends (and at capture: a flush without
         handlers after it ends there). Each attribute once: the value it had before the
         flush, the one it has at the end (a handler may assign it several times:
-        `post.count += 1` per comment); undone only while it still holds that one."""
+        `post.count += 1` per comment); undone only while it still holds that one.
+        `final`: the flush has ended, its journal is let go of."""
         first: dict[tuple[int, str], tuple[Any, str, Any]] = {}
         for entity, name, before in self.journal:
             first.setdefault((id(entity), name), (entity, name, before))
@@ -157,6 +158,8 @@ class FlushUndo:
             (entity, name, before, _held(entity, name))
             for entity, name, before in first.values()
         ]
+        if final:
+            self.journal, self.sealed = [], 0
 
     def run(self) -> None:
         """The transaction was rolled back: make what the flush wrote pending again, in

@@ -1618,7 +1618,7 @@ def _joined_through(entity: Any, meta: EntityMetadata, owner: UnitOfWork) -> str
         target = _unwrap(values.get(prop.name))
         if target is not None and target._orm_uow is owner and target._orm_snap is not None:
             return (
-                f", which it joined when {meta.class_name}.{prop.name} was set to "
+                f", which it may have joined when {meta.class_name}.{prop.name} was set to "
                 f"{_short(target, 60)}, managed there (a new entity joins the EntityManager "
                 f"of a managed one it is linked to)"
             )
