@@ -892,3 +892,50 @@ def test_a_re_read_keeps_a_link_made_through_a_reference(rel):
     assert ref in post.notes and ref.post is post
     em.flush()
     assert rows(rel, f"select post_id from note where id = {note_id}") == [(p2,)]
+
+
+@pytest.mark.parametrize("fails", ["handler", "after_flush", "transaction"])
+def test_a_post_a_handler_makes_then_links_is_written_once_after_a_retry(connect, fails):
+    """A `before_update` handler makes a post, then titles and links it and persists it;
+    the flush fails (or the transaction around it rolls back) and is retried. What the
+    handler assigned to the post it made is not put back: the link (the post stayed in the
+    writer's posts, and the retry wrote two), nor its title (written, then rolled back, the
+    post was inserted again with the title it was made with)."""
+    failing: list[bool] = []
+    made_posts: list[Post] = []
+
+    class Maker(EventSubscriber):
+        def before_update(self, args):
+            if isinstance(args.entity, Writer) and not made_posts:
+                made = Post(title="draft")
+                made.title = "auto"
+                made.writer = args.entity
+                args.em.persist(made)
+                made_posts.append(made)
+                if failing and fails == "handler":
+                    raise RuntimeError("handler failed")
+
+        def after_flush(self, args):
+            if failing and fails == "after_flush":
+                raise RuntimeError("after_flush failed")
+
+    orm = connect(MODELS, subscribers=[Maker()])
+    em = orm.em.fork()
+    ann_id, *_ = seed(em)
+    ann = em.find_one_or_fail(Writer, ann_id, populate=["posts"])
+    ann.name = "Anne"
+    if fails == "transaction":
+        with pytest.raises(RuntimeError, match="undo"):
+            with em.connection.transaction():
+                em.flush()
+                raise RuntimeError("undo")
+        assert made_posts[0].title == "auto" and made_posts[0] in ann.posts
+    else:
+        failing.append(True)
+        with pytest.raises(RuntimeError, match="failed"):
+            em.flush()
+        assert sorted(p.title for p in ann.posts) == ["one", "two"]
+        made_posts.clear()
+    failing.clear()
+    em.flush()
+    assert rows(orm, "select title from post where title in ('auto', 'draft')") == [("auto",)]
