@@ -1103,8 +1103,9 @@ class EntityManager:
 def _forget_relation_sides(uow: Any, meta: EntityMetadata, entity: Any) -> list[str]:
     """A refreshed entity's collections and inverse one-to-ones go back to "not loaded":
     their unflushed changes, a many-to-many's pending pairs included, are discarded with
-    the columns' (not a one-to-many's: they are its items' foreign keys, not its own). Returns those that were loaded, for `refresh` to read again (the same
-    Collection objects are filled, so references to them see it)."""
+    the columns' (not a one-to-many's: they are its items' foreign keys, not its own).
+    Returns those that were loaded, for `refresh` to read again (the same Collection
+    objects are filled, so references to them see it)."""
     values = entity.__dict__
     loaded = []
     for prop in meta.collections:
