@@ -122,9 +122,10 @@ class Type:
     #: Python types accepted on flush; empty means "anything".
     python_types: tuple[type, ...] = ()
     #: True when values can be changed in place (dicts, lists): compared at every flush.
-    #: A custom type that leaves it unset is compared at every flush unless each of its
-    #: `python_types` is an immutable built-in (see `changes_in_place`); set it to False to
-    #: say its values never change in place.
+    #: A custom type that leaves it unset is compared at every flush where an entity holds
+    #: a value of a mutable class, unless each of its `python_types` is an immutable
+    #: built-in (see `presumed_in_place`); set it to False to say its values never change
+    #: in place.
     mutable: bool = False
     #: the accepted value types that can change in place when the rest cannot (bytearray
     #: among bytes): only entities holding one are compared at every flush
@@ -198,15 +199,13 @@ def _immutable_class(kind: Any) -> bool:
     return False
 
 
-def changes_in_place(mapped: Type) -> bool:
-    """Whether values of `mapped` may be changed in place (a list appended to), so that a
-    flush compares loaded entities' values, not only the assigned ones. This package's
-    types answer with `mutable` (JSON documents); a custom type that sets `mutable` itself
-    (on the class or the instance) is taken at its word; any other custom type is presumed
-    to hold mutable values unless each of its `python_types` is an immutable built-in:
-    presuming otherwise would lose an in-place change without a word."""
-    declared = _declared_in_place(mapped)
-    return presumed_in_place(mapped) if declared is None else declared
+def declares_in_place(mapped: Type) -> bool:
+    """Whether values of `mapped` are said to change in place (a JSON document appended
+    to), so that a flush compares every loaded entity's value, not only the assigned ones.
+    This package's types answer with `mutable`; a custom type that sets `mutable` itself
+    (on the class or the instance) is taken at its word; one that never says is
+    `presumed_in_place` or not."""
+    return _declared_in_place(mapped) is True
 
 
 def presumed_in_place(mapped: Type) -> bool:

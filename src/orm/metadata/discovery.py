@@ -27,7 +27,7 @@ from ..types import (
     TimeType,
     Type,
     UuidType,
-    changes_in_place,
+    declares_in_place,
     presumed_in_place,
     resolve_type,
     type_from_annotation,
@@ -1137,9 +1137,7 @@ def _build_entity(
         pk=pk,
         pk_index=pk.column_index,
         version=versions[0] if versions else None,
-        has_mutable=any(
-            changes_in_place(p.type) and not presumed_in_place(p.type) for p in columns
-        ),
+        has_mutable=any(declares_in_place(p.type) for p in columns),
         presumed=tuple(
             p.name for p in columns if p.relation is None and presumed_in_place(p.type)
         ),

@@ -43,12 +43,9 @@ def _held(entity: Any, name: str) -> Any:
 
 
 def restore_value(entity: Any, name: str, before: Any) -> None:
-    """Put back an attribute value the flush or its handlers set (MISSING: it had none). A
-    ManyToOne with an inverse collection moves the entity back between the owners' loaded
-    collections too, as assigning it moved it (without the assignment's other effects)."""
-    inverses = type(entity).__dict__.get("_orm_inverses")  # the class's own (see _revive)
-    collection_name = inverses.get(name) if inverses else None
-    now = None if collection_name is None else _held(entity, name)
+    """Put back an attribute value the flush or its handlers set (MISSING: it had none).
+    Never a relation's: the flush generates none, and the handlers' are not put back (see
+    lifecycle._prune_journal), as their other sides would not be with them."""
     if before is MISSING:
         try:
             object.__delattr__(entity, name)
@@ -56,19 +53,6 @@ def restore_value(entity: Any, name: str, before: Any) -> None:
             pass
     else:
         _object_setattr(entity, name, before)
-    if collection_name is None:
-        return
-    from ..entity.collection import _unwrap
-
-    now, was = _unwrap(now if now is not MISSING else None), _unwrap(_held(entity, name))
-    if now is was:
-        return
-    held = None if now is None else now.__dict__.get(collection_name)
-    if held is not None:
-        held._unlink(entity)
-    held = None if was is None or was is MISSING else was.__dict__.get(collection_name)
-    if held is not None:
-        held._link(entity)
 
 
 def _stored_state(
