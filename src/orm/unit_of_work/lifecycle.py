@@ -116,11 +116,11 @@ class _Pending:
                 uow.enrolled[id(entity)] = (entity, names)
         uow.links_removed = self.links_removed
 
-
     def _forget_births(self, born: list[Any], births: set[int]) -> None:
         """Take the entities the failed flush made (`births`) out of the collections (and
-        inverse one-to-ones) of those made before it, which the handlers linked them into (`on_flush` persisting
-        `Comment(article=new_article)`, a `before_create` adding to `article.tags`): left
+        inverse one-to-ones) of those made before it, which the handlers linked them into
+        (`on_flush` persisting `Comment(article=new_article)`, a `before_create` adding to
+        `article.tags`): left
         there, the retry would write them and the ones its handlers make again, twice
         the rows. Looked for in the collections with unwritten changes, those of the new
         entities, and the other sides of the relations of the `born` entities."""

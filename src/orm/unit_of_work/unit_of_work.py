@@ -1629,12 +1629,13 @@ def _joined_through(entity: Any, meta: EntityMetadata, owner: UnitOfWork) -> str
 _CHANGEABLE: dict[type, bool] = {}
 
 
-def _holding_changeable(meta: EntityMetadata, entities: Any) -> list[Any]:
-    """The entities a flush compares although nobody assigned to them: all of them for a
-    type declaring mutable values (JSON), else those whose column of a custom type that
-    never said (`EntityMetadata.presumed`) holds a value of a mutable class."""
+def _holding_changeable(meta: EntityMetadata, entities: Any) -> Any:
+    """The entities a flush compares although nobody assigned to them: all of them (as
+    given, not copied) for a type declaring mutable values (JSON), else those whose column
+    of a custom type that never said (`EntityMetadata.presumed`) holds a value of a mutable
+    class."""
     if meta.has_mutable:
-        return list(entities)
+        return entities
     names = meta.presumed
     found = []
     changeable = _CHANGEABLE
