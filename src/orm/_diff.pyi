@@ -38,6 +38,9 @@ class Plan:
     @property
     def recheck(self) -> tuple[Callable[[Any], Any] | None, ...] | None: ...
     @property
+    def lazy_snapshot(self) -> bool:
+        """Whether a complete loaded row's snapshot is taken at the entity's first write."""
+    @property
     def kinds(self) -> tuple[int, ...]:
         """Per column: 0 generic, 1 datetime, 2 boolean, 3 other value type, 4 blob."""
     def __init__(
@@ -56,7 +59,10 @@ class Plan:
         targets: tuple[Any, ...] | None = None,
         keys: tuple[Any, ...] | None = None,
         recheck: tuple[Callable[[Any], Any] | None, ...] | None = None,
+        lazy_snapshot: bool = False,
     ) -> None: ...
+
+def snapshot(entity: Any) -> Any: ...
 
 def tracked_setattr(self: Any, name: str, value: Any) -> None: ...
 def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None: ...

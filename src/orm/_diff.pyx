@@ -214,6 +214,9 @@ cdef class Plan:
     # per column: the to_python that settles a difference in database form (see the twin's
     # `compute_changes`), None otherwise; None altogether when no column has one
     cdef readonly tuple recheck
+    # the snapshot of a complete loaded row is taken on the first write (see the twin's
+    # "taken on write")
+    cdef readonly bint lazy_snapshot
     cdef int kind_of[MAX_COLUMNS]
     # per column, for the flush's validation: the one type `accepts` names (a 1-tuple of a
     # type; NULL otherwise), so that a value of exactly that type passes on a pointer compare;
@@ -225,7 +228,8 @@ cdef class Plan:
     def __init__(self, cls, tuple names not None, Py_ssize_t pk_index,
                  tuple to_python not None, tuple to_db not None, tuple compare not None,
                  tuple accepts not None, tuple nullable not None, bint has_mutable, on_invalid,
-                 tuple kinds=None, tuple targets=None, tuple keys=None, tuple recheck=None):
+                 tuple kinds=None, tuple targets=None, tuple keys=None, tuple recheck=None,
+                 bint lazy_snapshot=False):
         cdef Py_ssize_t i, n = len(names)
         cdef object name, kind, field, column
         where = f"Plan of {_name_of(cls)}"
@@ -256,6 +260,8 @@ cdef class Plan:
             _check_keys(where, names, keys, to_db)
         if recheck is not None:
             _check_recheck(where, names, recheck)
+        if lazy_snapshot:
+            _check_lazy(where, names, to_python, kinds, has_mutable, targets, recheck)
         for i in range(n):
             self.kind_of[i] = kinds[i]
             # borrowed pointers: the plan keeps `accepts` (and so these types) alive
@@ -280,7 +286,50 @@ cdef class Plan:
         self.targets = targets
         self.keys = keys
         self.recheck = recheck
+        self.lazy_snapshot = lazy_snapshot
         self.ready = True
+
+
+def _check_lazy(str where, tuple names, tuple to_python, tuple kinds, bint has_mutable,
+                targets, recheck):
+    """See the twin's `_check_lazy` (same checks, same messages)."""
+    cdef Py_ssize_t i
+    if has_mutable or targets is not None or recheck is not None:
+        raise ValueError(
+            f"{where}: lazy_snapshot needs an entity without relations, mutable columns or "
+            f"rechecked columns")
+    for i in range(len(names)):
+        if to_python[i] is not None and not _python_valued(kinds[i]):
+            raise ValueError(
+                f"{where}: lazy_snapshot needs column {names[i]} to hold its snapshot value "
+                f"(no to_python, or kind 1 to 3)")
+
+
+cdef tuple _taken(Plan plan, object entity):
+    """See the twin's `_taken`."""
+    cdef Py_ssize_t i, n = plan.n
+    cdef tuple names = plan.names
+    cdef tuple out = PyTuple_New(n)
+    cdef object held = getattr(entity, DICT, None)
+    cdef object value
+    cdef PyObject* found
+    for i in range(n):
+        if type(held) is dict:
+            found = PyDict_GetItemWithError(<dict>held, <object>PyTuple_GET_ITEM(names, i))
+            value = <object>found if found is not NULL else UNLOADED
+        else:
+            value = getattr(entity, <object>PyTuple_GET_ITEM(names, i), UNLOADED)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(out, i, value)
+    return out
+
+
+def snapshot(entity):
+    """See orm._diff_py.snapshot."""
+    cdef object snap = PyObject_GetAttr(entity, SNAP)
+    if type(snap) is Plan:
+        return _taken(<Plan>snap, entity)
+    return snap
 
 
 def _check_recheck(str where, tuple names, tuple recheck):
@@ -409,6 +458,9 @@ def tracked_setattr(self, name, value):
             held = getattr(self, "__dict__", None)  # a class of slots only: its attribute
             old = held.get(name, _MISSING) if held is not None else getattr(self, name, _MISSING)
             journal.append((self, name, old))
+    snap = getattr(self, SNAP, None)
+    if type(snap) is Plan:  # the first write: the snapshot is what the attributes hold now
+        PyObject_GenericSetAttr(self, SNAP, _taken(<Plan>snap, self))
     PyObject_GenericSetAttr(self, name, value)
     uow = PyObject_GetAttr(self, UOW)
     if uow is not None:
@@ -466,10 +518,11 @@ def track_births(births):
     return previous
 
 
-cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):
+cdef object _fill(Plan plan, object entity, tuple row, dict maps, object uow):
     """Set the entity's properties from a row; return the snapshot: the row itself, where
     the Python-valued columns now hold their converted values (patched in place when this
-    loop holds the only other reference, as it does for rows fresh from sqlite3)."""
+    loop holds the only other reference, as it does for rows fresh from sqlite3); or the
+    plan, for a complete row of a plan whose snapshots are taken on write."""
     # counted before this function takes a reference of its own: the rows list and the
     # caller's loop variable hold the other two
     cdef bint patch_in_place = Py_REFCNT(row) <= 2
@@ -481,9 +534,11 @@ cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):
     cdef list copy = None
     cdef tuple targets = plan.targets
     cdef object target
+    cdef bint lazy = plan.lazy_snapshot
     for i in range(plan.n):
         value = <object>PyTuple_GET_ITEM(row, i)
         if value is UNLOADED:
+            lazy = False
             continue
         if targets is not None:
             target = <object>PyTuple_GET_ITEM(targets, i)
@@ -495,7 +550,7 @@ cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):
         conv = <object>PyTuple_GET_ITEM(to_python, i)
         if conv is not None and value is not None:
             value = _to_python(plan, i, conv, value)
-            if _python_valued(plan.kind_of[i]):
+            if _python_valued(plan.kind_of[i]) and not plan.lazy_snapshot:
                 if patch_in_place:
                     old = <object>PyTuple_GET_ITEM(row, i)
                     Py_INCREF(value)
@@ -506,6 +561,8 @@ cdef tuple _fill(Plan plan, object entity, tuple row, dict maps, object uow):
                         copy = list(row)
                     copy[i] = value
         PyObject_GenericSetAttr(entity, <object>PyTuple_GET_ITEM(names, i), value)
+    if lazy:
+        return plan
     if copy is not None:
         snap = tuple(copy)
     return snap
@@ -546,6 +603,8 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
                   object uow) except *:
     """See orm._diff_py._refill."""
     cdef object old_snap = PyObject_GetAttr(entity, SNAP)
+    if type(old_snap) is Plan:
+        old_snap = _taken(<Plan>old_snap, entity)
     cdef bint old_is_tuple = type(old_snap) is tuple
     cdef bint reference = old_snap is REFERENCE
     cdef bint complete = True
@@ -581,12 +640,15 @@ cdef void _refill(Plan plan, object entity, tuple row, bint refresh, object dirt
             snap.append(value)
         else:
             snap.append(<object>PyTuple_GET_ITEM(row, i))
-    PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
     if refresh and complete:
+        # every column read again: the attributes are the snapshot
+        PyObject_GenericSetAttr(entity, SNAP, plan if plan.lazy_snapshot else tuple(snap))
         if type(dirty) is dict:
             (<dict>dirty).pop(_id(entity), None)
         else:
             dirty.pop(_id(entity), None)
+    else:
+        PyObject_GenericSetAttr(entity, SNAP, tuple(snap))
 
 
 def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refresh,
@@ -602,7 +664,7 @@ def hydrate(Plan plan not None, list rows not None, identity_map, uow, bint refr
     cdef object pk_conv = <object>PyTuple_GET_ITEM(plan.to_python, pk_index)
     cdef object pk, entity, existing, snap_obj, row
     cdef PyObject* found
-    cdef tuple snap
+    cdef object snap
     cdef dict idmap = None
     cdef bint managed = identity_map is not None
     cdef object dirty = None
@@ -1654,7 +1716,7 @@ def compute_changes(Plan plan not None, entities, list references=None):
     cdef int kind
     for entity in entities:
         snap_obj = PyObject_GetAttr(entity, SNAP)
-        if snap_obj is None:
+        if snap_obj is None or type(snap_obj) is Plan:  # new, or nothing written since the load
             continue
         if snap_obj is REFERENCE:
             if references is not None:

@@ -25,6 +25,15 @@ Terms used by both:
 - *snapshot*: a tuple, in column order, of the values the entity was last loaded with or
   written as. For a loaded entity it is the very row tuple `sqlite3` returned (the compiled
   core patches the converted values into it).
+- *taken on write* (`Plan.lazy_snapshot`): where every column's held value is its snapshot
+  value (no relation, nothing changeable in place, no conversion but to an immutable
+  built-in value), a complete row loaded into the identity map keeps no tuple: the entity's
+  `_orm_snap` is its plan, which says "the attributes are the snapshot". The first write
+  (`tracked_setattr`) takes the tuple from the attributes before it changes them, and
+  `snapshot()` builds it for whoever asks. That saves the row tuple of every entity only
+  read (80 bytes for 5 columns), as SQLAlchemy keeps committed values only for what changed.
+  It holds while nothing writes a column of such an entity without `tracked_setattr`: the
+  ORM's own writes take the snapshot first (or set a tuple).
 """
 
 from __future__ import annotations
@@ -124,6 +133,7 @@ class Plan:
         "targets",
         "keys",
         "recheck",
+        "lazy_snapshot",
     )
 
     def __init__(
@@ -142,6 +152,7 @@ class Plan:
         targets: tuple[Any, ...] | None = None,
         keys: tuple[Any, ...] | None = None,
         recheck: tuple[Any, ...] | None = None,
+        lazy_snapshot: bool = False,
     ) -> None:
         _expect(names, tuple, "names")
         pk_index = operator.index(pk_index)
@@ -185,6 +196,9 @@ class Plan:
             _check_keys(where, names, keys, to_db)
         if recheck is not None:
             _check_recheck(where, names, recheck)
+        lazy_snapshot = bool(lazy_snapshot)
+        if lazy_snapshot:
+            _check_lazy(where, names, to_python, kinds, has_mutable, targets, recheck)
         init = _object_setattr
         init(self, "cls", cls)
         init(self, "names", names)
@@ -202,12 +216,56 @@ class Plan:
         init(self, "targets", targets)
         init(self, "keys", keys)
         init(self, "recheck", recheck)
+        init(self, "lazy_snapshot", lazy_snapshot)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"attribute '{name}' of '{__name__}.Plan' objects is not writable")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raise TypeError(f"type '{__name__}.Plan' is not an acceptable base type")
+
+
+def _check_lazy(
+    where: str,
+    names: tuple[str, ...],
+    to_python: tuple[Any, ...],
+    kinds: tuple[int, ...],
+    has_mutable: bool,
+    targets: Any,
+    recheck: Any,
+) -> None:
+    """A snapshot taken from the attributes is the loaded one only where every held value
+    is its snapshot value and nothing changes in place."""
+    if has_mutable or targets is not None or recheck is not None:
+        raise ValueError(
+            f"{where}: lazy_snapshot needs an entity without relations, mutable columns or "
+            f"rechecked columns"
+        )
+    for i, name in enumerate(names):
+        if to_python[i] is not None and kinds[i] not in _PYTHON_VALUED:
+            raise ValueError(
+                f"{where}: lazy_snapshot needs column {name} to hold its snapshot value "
+                f"(no to_python, or kind 1 to 3)"
+            )
+
+
+def _taken(plan: Plan, entity: Any) -> tuple:
+    """The snapshot of an entity whose attributes are its snapshot (see "taken on write"):
+    their values, UNLOADED for one the user deleted."""
+    held = getattr(entity, "__dict__", None)
+    if held is not None:
+        return tuple([held.get(name, UNLOADED) for name in plan.names])
+    return tuple([getattr(entity, name, UNLOADED) for name in plan.names])
+
+
+def snapshot(entity: Any) -> Any:
+    """The entity's snapshot: a tuple for a loaded entity (taken from its attributes when
+    nothing has written to it since the load, without keeping it); otherwise what
+    `_orm_snap` holds (None for a new entity, REFERENCE, DELETED)."""
+    snap = entity._orm_snap
+    if type(snap) is Plan:
+        return _taken(snap, entity)
+    return snap
 
 
 def _check_targets(
@@ -299,6 +357,9 @@ def tracked_setattr(self: Any, name: str, value: Any) -> None:
             held = getattr(self, "__dict__", None)  # a class of slots only: its attribute
             old = held.get(name, MISSING) if held is not None else getattr(self, name, MISSING)
             journal.append((self, name, old))
+    snap = getattr(self, "_orm_snap", None)
+    if type(snap) is Plan:  # the first write: the snapshot is what the attributes hold now
+        _object_setattr(self, "_orm_snap", _taken(snap, self))
     _object_setattr(self, name, value)
     uow = self._orm_uow
     if uow is not None:
@@ -369,18 +430,21 @@ def track_assignments(journal: list[Any] | None) -> list[Any] | None:
     return previous
 
 
-def _fill(plan: Plan, entity: Any, row: tuple, maps: dict | None, uow: Any) -> tuple:
+def _fill(plan: Plan, entity: Any, row: tuple, maps: dict | None, uow: Any) -> Any:
     """Set the entity's properties from a row; return its snapshot (the row, with the
-    Python-valued columns converted). A relation column's key becomes the target entity
-    (see `_reference`); its snapshot keeps the key."""
+    Python-valued columns converted), or the plan for a complete row of a plan whose
+    snapshots are taken on write. A relation column's key becomes the target entity (see
+    `_reference`); its snapshot keeps the key."""
     names = plan.names
     to_python = plan.to_python
     python_valued = plan.python_valued
     targets = plan.targets
     copy: list[Any] | None = None
+    complete = True
     for i in range(plan.n):
         value = row[i]
         if value is UNLOADED:
+            complete = False
             continue
         if targets is not None and targets[i] is not None:
             if value is not None:
@@ -395,6 +459,8 @@ def _fill(plan: Plan, entity: Any, row: tuple, maps: dict | None, uow: Any) -> t
                     copy = list(row)
                 copy[i] = value
         _object_setattr(entity, names[i], value)
+    if complete and plan.lazy_snapshot:
+        return plan
     return row if copy is None else tuple(copy)
 
 
@@ -412,7 +478,7 @@ def _refill(
     reference, or the columns a partial load left out), and a value the user already wrote
     there is kept, so it is still written at the next flush. Columns the row did not read
     keep their previous snapshot values."""
-    old_snap = entity._orm_snap
+    old_snap = snapshot(entity)
     old_is_tuple = type(old_snap) is tuple
     if old_is_tuple and len(old_snap) != plan.n:
         _check_snapshot(plan, old_snap, "hydrate")
@@ -441,9 +507,12 @@ def _refill(
             snap.append(before)
             continue
         snap.append(value if plan.python_valued[i] else row[i])
-    _object_setattr(entity, "_orm_snap", tuple(snap))
     if refresh and complete:
+        # every column read again: the attributes are the snapshot
+        _object_setattr(entity, "_orm_snap", plan if plan.lazy_snapshot else tuple(snap))
         dirty.pop(id(entity), None)
+    else:
+        _object_setattr(entity, "_orm_snap", tuple(snap))
 
 
 def hydrate(
@@ -1246,7 +1315,7 @@ def compute_changes(
     n = plan.n
     for entity in entities:
         snap = entity._orm_snap
-        if snap is None:
+        if snap is None or type(snap) is Plan:  # new, or nothing written since the load
             continue
         if snap is REFERENCE:
             if references is not None:

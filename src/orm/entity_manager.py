@@ -899,6 +899,8 @@ class EntityManager:
                         pending[prop.name] = getattr(previous, prop.name)
             result = em._hydrate(meta, rows, refresh=True, detached=False)[0]
             if pending:
+                # the snapshot is the row just read, not what the attributes hold next
+                _object_setattr(result, "_orm_snap", core.snapshot(result))
                 for name, value in pending.items():
                     _object_setattr(result, name, value)
                 uow.dirty[id(result)] = result
@@ -1129,7 +1131,7 @@ def _forget_relation_sides(uow: Any, meta: EntityMetadata, entity: Any) -> list[
 
 def _reregister(uow: UnitOfWork, meta: EntityMetadata, entity: Any, key: Any) -> Any:
     """Undo of a refresh that found no row inside a transaction (see refresh)."""
-    snapshot = entity._orm_snap
+    snapshot = core.snapshot(entity)
     generation = uow.generation
 
     def undo() -> None:

@@ -53,7 +53,7 @@ def test_hydrate_builds_instances_with_snapshot_and_identity(orm, stored):
     row = (1, "A", "a@x", "pw", "", 3, None, stored)
     (u,) = core.hydrate(plan, [row], im, uow, False)
     assert type(u) is User and im == {1: u}
-    assert u._orm_snap == row[:7] + (CREATED,), (
+    assert core.snapshot(u) == row[:7] + (CREATED,), (
         "the snapshot is the row, holding the Python value of value-typed columns"
     )
     assert u._orm_uow is uow and u.created_at == CREATED
@@ -319,7 +319,7 @@ def test_forget_checks_the_identity_map(orm, stored):
     (u,) = core.hydrate(plan, [_user_row(created_at=stored)], {}, FakeUoW(), False)
     with pytest.raises(TypeError, match="expected dict or None, got tuple"):
         core.forget(plan, [u], ())
-    snap = u._orm_snap  # the key is the snapshot's (the row's), not the attribute's
+    snap = core.snapshot(u)  # the key is the snapshot's (the row's), not the attribute's
     i = plan.pk_index
     object.__setattr__(u, "_orm_snap", (*snap[:i], [1], *snap[i + 1 :]))
     with pytest.raises(TypeError, match="unhashable"):
@@ -361,7 +361,7 @@ def test_hydrate_with_an_extra_column_collects_it_and_keeps_it_out(orm, stored):
             (1, "A", "a@x", "pw", "", 3, None, stored, "k2")]
     first, again = core.hydrate(plan, rows, im, uow, False, extra)
     assert extra == ["k1", "k2"] and first is again and im == {1: first}
-    assert len(first._orm_snap) == 8 and first.created_at == CREATED
+    assert len(core.snapshot(first)) == 8 and first.created_at == CREATED
     with pytest.raises(ValueError, match=r"row 0 has 8 values, .* 8 columns and one extra"):
         core.hydrate(plan, [(2, "B", "b@x", "pw", "", 3, None, stored)], im, uow, False, [])
 

@@ -381,8 +381,15 @@ def test_compiled_hydration_reuses_fresh_row_tuples(orm, database):
     # created_at as each database's driver gives it
     created = "2024-01-02 03:04:05" if database == "sqlite" else datetime(2024, 1, 2, 3, 4, 5)
     fresh_rows = [tuple([1, "A", "a@x", "pw", "", 3, None, created])]
-    row_id = id(fresh_rows[0])
     (u,) = core.hydrate(plan, fresh_rows, {}, UoW(), False)
+    assert plan.lazy_snapshot and u._orm_snap is plan, "an entity only read keeps no tuple"
+    # a plan whose snapshot is kept from the load keeps the row tuple itself
+    kept = core.Plan(plan.cls, plan.names, plan.pk_index, plan.to_python, plan.to_db,
+                     plan.compare, plan.accepts, plan.nullable, plan.has_mutable,
+                     plan.on_invalid, plan.kinds, plan.targets, plan.keys, plan.recheck)
+    fresh_rows = [tuple([1, "A", "a@x", "pw", "", 3, None, created])]
+    row_id = id(fresh_rows[0])
+    (u,) = core.hydrate(kept, fresh_rows, {}, UoW(), False)
     assert id(u._orm_snap) == row_id
 
 

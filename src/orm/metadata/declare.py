@@ -47,6 +47,8 @@ class EntityDeclaration:
         self.from_schema = from_schema
         self.unknown = unknown
         self.module = sys.modules.get(cls.__module__)
+        #: set by `entity()`: see `_install`
+        self.tracked_writes = False
 
     @property
     def persisted(self) -> list[str]:
@@ -517,6 +519,9 @@ def _install(
         cls.__setattr__ = core.tracked_setattr
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
+    # every write goes through the ORM's own `__setattr__` first (not a user's, which may
+    # write before the ORM sees it): a loaded entity's snapshot may wait for the first write
+    decl.tracked_writes = cls.__setattr__ is core.tracked_setattr
     refs = ref_properties(cls, props, annotations)
     if refs and not getattr(cls.__setattr__, "_orm_refs", False):
         cls.__setattr__ = _ref_setattr(refs, cls.__setattr__)

@@ -1049,29 +1049,46 @@ def _build_plan(meta: EntityMetadata) -> Any:
     keys = tuple(_direct_key(p) for p in cols) if meta.relations else None
     if keys is not None and not any(keys):
         keys = None
+    if targets is not None and not any(targets):
+        targets = None  # relations on the other side only: no column holds an entity
     recheck = tuple(
         p.type.to_python if p.relation is None and _settled_by_reading(p.type) else None
         for p in cols
+    )
+    to_python = tuple(
+        None if p.relation is not None
+        else p.type.to_python if _overrides(p.type, "to_python") else None
+        for p in cols
+    )
+    kinds = tuple(column_kind(p.type) for p in cols)
+    decl = declaration_of(meta.cls)
+    # the snapshot of an entity only read can be taken from its attributes when they hold
+    # it exactly (see orm._diff_py, "taken on write")
+    lazy = (
+        decl is not None
+        and decl.tracked_writes
+        and targets is None
+        and not meta.has_mutable
+        and not meta.presumed
+        and not any(recheck)
+        and all(c is None or k in (1, 2, 3) for c, k in zip(to_python, kinds, strict=True))
     )
     return core.Plan(
         meta.cls,
         tuple(p.name for p in cols),
         meta.pk_index,
-        tuple(
-            None if p.relation is not None
-            else p.type.to_python if _overrides(p.type, "to_python") else None
-            for p in cols
-        ),
+        to_python,
         tuple(p.type.to_db if _overrides(p.type, "to_db") else None for p in cols),
         tuple(p.type.compare if p.type.compares else None for p in cols),
         tuple(p.type.python_types or None for p in cols),
         tuple(p.nullable for p in cols),
         meta.has_mutable,
         _invalid_value_reporter(holder),
-        tuple(column_kind(p.type) for p in cols),
+        kinds,
         targets,
         keys,
         recheck if any(recheck) else None,
+        lazy_snapshot=lazy,
     )
 
 

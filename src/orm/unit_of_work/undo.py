@@ -20,6 +20,7 @@ transaction (entities it may have shown data that is now rolled back): they are 
 
 from __future__ import annotations
 
+from .._backend import core
 from .._markers import DELETED, MISSING, REFERENCE, UNLOADED
 from .._typing import TYPE_CHECKING
 from .unit_of_work import map_key
@@ -58,8 +59,11 @@ def restore_value(entity: Any, name: str, before: Any) -> None:
 def _stored_state(
     meta: EntityMetadata, entities: list[Any]
 ) -> tuple[EntityMetadata, list[Any], list[Any], list[Any]]:
-    """(meta, entities, their snapshots, their identity-map keys), before a flush applies."""
-    return meta, entities, [e._orm_snap for e in entities], [map_key(meta, e) for e in entities]
+    """(meta, entities, their snapshots, their identity-map keys), before a flush applies.
+    A snapshot taken on write is taken here: what is put back must not depend on the
+    attributes staying as they are until then."""
+    snaps = [core.snapshot(e) for e in entities]
+    return meta, entities, snaps, [map_key(meta, e) for e in entities]
 
 
 def _loaded_since(before: tuple, current: tuple, written: Any) -> tuple:
@@ -349,7 +353,7 @@ class UpsertUndo:
         self.key = key
         self.entity = previous
         self.was_managed = previous is not None
-        self.snapshot = previous._orm_snap if previous is not None else None
+        self.snapshot = core.snapshot(previous) if previous is not None else None
         self.was_new = was_new
         #: the database generated the key (the data held none): taken back on rollback
         self.generated = generated
@@ -387,7 +391,7 @@ class UpsertUndo:
 def changed_columns(plan: Any, entity: Any) -> set[int]:
     """The columns whose value the user changed since the entity's snapshot, column by
     column (an invalid value marks only its own column; the rollback path, no hurry)."""
-    snap = entity._orm_snap
+    snap = core.snapshot(entity)
     changed = set()
     for i, name in enumerate(plan.names):
         try:
@@ -452,7 +456,9 @@ class LoadUndo:
         if uow.generation != self.generation:
             return
         meta = self.meta
-        held = [e for e in self.entities if e._orm_uow is uow and type(e._orm_snap) is tuple]
+        held = [
+            e for e in self.entities if e._orm_uow is uow and type(core.snapshot(e)) is tuple
+        ]
         if not held:
             return
         keys = [map_key(meta, e) for e in held]
@@ -486,7 +492,8 @@ class LoadUndo:
         for i, name in enumerate(plan.names):
             if i not in changed:
                 _object_setattr(entity, name, getattr(fresh, name))
-        _object_setattr(entity, "_orm_snap", fresh._orm_snap)
+        # a tuple, never "taken on write": the user's changes kept above differ from the row
+        _object_setattr(entity, "_orm_snap", core.snapshot(fresh))
         self.uow.partial.discard(id(entity))
         if changed:
             self.uow.dirty[id(entity)] = entity

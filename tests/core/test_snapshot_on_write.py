@@ -1,0 +1,205 @@
+"""An entity only read keeps no snapshot tuple: its attributes are its snapshot until the
+first write, which takes the tuple from them before it changes them (orm._diff_py, "taken
+on write"). Every test here checks what a flush writes, which is what the snapshot is for:
+a snapshot taken too late (after a write) would lose that write."""
+
+from __future__ import annotations
+
+import pytest
+
+from orm import PrimaryKey, entity
+from orm._backend import core
+from tests.core.models import Everything, User
+from tests.core.relation_models import RELATED
+from tests.core.relation_models import Article as RelArticle
+from tests.databases import execute, sql
+
+
+@entity(table_name="noted")
+class Noted:
+    """An entity whose own `__setattr__` writes before the ORM is told."""
+
+    id: int = PrimaryKey()
+    name: str
+    seen: int = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+
+def _stored(em, name: str = "ann", age: int = 30) -> int:
+    user = User(full_name=name, email=f"{name}@x", password="p", age=age)
+    em.persist(user).flush()
+    return user.id
+
+
+def test_an_entity_only_read_holds_no_tuple_until_its_first_write(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    plan = orm.metadata.get(User).plan
+    assert plan.lazy_snapshot and user._orm_snap is plan, "no tuple for an entity only read"
+    assert core.snapshot(user)[plan.names.index("age")] == 30
+    user.age = 31
+    snap = user._orm_snap
+    assert type(snap) is tuple and snap[plan.names.index("age")] == 30, (
+        "the first write keeps the loaded value as the snapshot"
+    )
+    user.age = 32
+    assert user._orm_snap is snap, "taken once, at the first write"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `age` = 32 where `id` = {key}"), "commit"
+    ]
+
+
+def test_a_flush_with_nothing_written_writes_nothing(orm, log):
+    _stored(orm.em.fork())
+    em = orm.em.fork()
+    users = em.find(User, {})
+    for user in users:
+        user.age = user.age  # the same value: dirty, unchanged
+    log.clear()
+    em.flush()
+    assert log.writes() == []
+
+
+def test_a_key_changed_on_an_entity_only_read_updates_its_old_row(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    user.id = 50
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `id` = 50 where `id` = {key}"), "commit"
+    ]
+    assert orm.em.fork().find_one(User, 50).full_name == "ann"
+
+
+def test_a_deleted_attribute_written_again_is_written(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    del user.bio
+    user.bio = "back"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `bio` = 'back' where `id` = {key}"), "commit"
+    ]
+
+
+def test_a_refresh_leaves_an_entity_only_read_again(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    user.age = 99  # discarded by the refresh
+    execute(orm, "update `user` set `full_name` = 'bea' where `id` = ?", [key])
+    em.refresh(user)
+    assert user.full_name == "bea" and user.age == 30
+    assert user._orm_snap is orm.metadata.get(User).plan
+    user.nickname = "b"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `nickname` = 'b' where `id` = {key}"), "commit"
+    ]
+
+
+def test_a_removal_of_an_entity_only_read_deletes_its_row(orm):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    em.remove(em.find_one(User, key)).flush()
+    assert orm.em.fork().find_one(User, key) is None
+
+
+def test_a_partial_refresh_keeps_the_loaded_values_of_the_other_columns(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    em.find(User, {"id": key}, fields=["age"], refresh=True)
+    user.nickname = "n"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `nickname` = 'n' where `id` = {key}"), "commit"
+    ], "the columns the refresh did not read are not written as if unknown"
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_write_while_a_refresh_had_detached_it_is_flushed_after_the_rollback(orm, log):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            tx.native_delete(User, {"id": key})
+            assert em.refresh(user) is None  # no row: detached
+            user.age = 5  # written while detached
+            raise Boom
+    assert em.find_one(User, key) is user, "managed again: the row is back"
+    user.nickname = "n"
+    log.clear()
+    em.flush()
+    assert orm.em.fork().find_one(User, key).age == 5, "the write made while detached"
+
+
+def test_a_write_to_a_removed_entity_is_flushed_once_the_removal_is_undone(orm):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    with pytest.raises(Boom):
+        with em.transaction():
+            em.remove(user).flush()
+            user.age = 5  # written while its row is deleted
+            raise Boom
+    em.persist(user)  # the removal is cancelled: it stays
+    user.nickname = "n"
+    em.flush()
+    stored = orm.em.fork().find_one(User, key)
+    assert (stored.age, stored.nickname) == (5, "n")
+
+
+@pytest.mark.parametrize(
+    "cls, why",
+    [
+        (Everything, "a JSON document changes in place, unseen by __setattr__"),
+        (RelArticle, "a foreign key's snapshot is the target's key, not the attribute"),
+        (Noted, "its own __setattr__ writes before the ORM is told"),
+    ],
+)
+def test_entities_whose_attributes_may_not_be_their_snapshot_keep_the_row(connect, cls, why):
+    orm = connect([Everything, *RELATED, Noted])
+    assert not orm.metadata.get(cls).plan.lazy_snapshot, why
+
+
+def test_an_entity_with_its_own_setattr_keeps_the_loaded_snapshot(connect, log):
+    orm = connect([Noted], debug=["query"], logger=log.append)
+    em = orm.em.fork()
+    em.persist(Noted(name="a")).flush()
+    em = orm.em.fork()
+    noted = em.find_one(Noted, 1)
+    assert type(noted._orm_snap) is tuple
+    noted.name = "b"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, "update `noted` set `name` = 'b' where `id` = 1"), "commit"
+    ]
+
+
+def test_a_plan_refuses_a_snapshot_taken_on_write_it_could_not_take(orm):
+    plan = orm.metadata.get(Everything).plan
+    args = (plan.cls, plan.names, plan.pk_index, plan.to_python, plan.to_db, plan.compare,
+            plan.accepts, plan.nullable, False, plan.on_invalid, plan.kinds)
+    with pytest.raises(ValueError, match=r"Plan of Everything: lazy_snapshot needs column "
+                                         r"\w+ to hold its snapshot value"):
+        core.Plan(*args, lazy_snapshot=True)
+    with pytest.raises(ValueError, match=r"Plan of Everything: lazy_snapshot needs an entity "
+                                         r"without relations, mutable columns"):
+        core.Plan(*args[:8], True, *args[9:], lazy_snapshot=True)
