@@ -80,11 +80,11 @@ def hydrate(
 ) -> list[Any]: ...
 def insert_rows(
     plan: Plan, entities: list[Any], skip_pk: bool
-) -> tuple[list[Any], list[tuple[Any, ...]]]: ...
+) -> tuple[list[Any], list[tuple[Any, ...]] | None]: ...
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    snapshots: list[tuple[Any, ...]],
+    snapshots: list[tuple[Any, ...]] | None,
     skip_pk: bool,
     first_id: int,
     uow: Any,

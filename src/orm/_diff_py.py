@@ -242,7 +242,9 @@ def _check_lazy(
             f"rechecked columns"
         )
     for i, name in enumerate(names):
-        if to_python[i] is not None and kinds[i] not in _PYTHON_VALUED:
+        # a blob column may hold a bytearray, changed in place
+        converted = to_python[i] is not None and kinds[i] not in _PYTHON_VALUED
+        if kinds[i] == _MAX_KIND or converted:
             raise ValueError(
                 f"{where}: lazy_snapshot needs column {name} to hold its snapshot value "
                 f"(no to_python, or kind 1 to 3)"
@@ -642,9 +644,10 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
 
 def insert_rows(
     plan: Plan, entities: list[Any], skip_pk: bool
-) -> tuple[list[Any], list[tuple]]:
+) -> tuple[list[Any], list[tuple] | None]:
     """The INSERT parameters of new entities, every value validated, and their snapshots
-    (taken now, while the values are at hand).
+    (taken now, while the values are at hand); None instead of the snapshots for a plan
+    whose snapshots are taken on write (the attributes will be the snapshot).
 
     The parameters are one flat list in database form, row after row, each row all columns
     in plan order (the primary key left out when the database generates it): flat, because
@@ -669,13 +672,13 @@ def insert_rows(
             flat.append(db)
             snap.append(value if python_valued[i] else db)
         snapshots.append(tuple(snap))
-    return flat, snapshots
+    return flat, (None if plan.lazy_snapshot else snapshots)
 
 
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    snapshots: list[tuple],
+    snapshots: list[tuple] | None,
     skip_pk: bool,
     first_id: int,
     uow: Any,
@@ -688,16 +691,24 @@ def finish_inserts(
 
     A completed snapshot (its generated key filled in) replaces the one in `snapshots`; no
     other tuple is changed. Nothing is done unless every snapshot is a tuple of the plan's
-    width, one per entity."""
+    width, one per entity. `snapshots` None (a plan whose snapshots are taken on write):
+    the entities' attributes are their snapshots."""
     _expect_plan(plan)
     _expect(entities, list, "entities")
-    _expect(snapshots, list, "snapshots")
+    if snapshots is None:
+        if not plan.lazy_snapshot:
+            raise TypeError(
+                f"finish_inserts: the snapshots of a {_name_of(plan.cls)} are kept from the "
+                f"insert (its plan takes none on write): snapshots must be a list"
+            )
+    else:
+        _expect(snapshots, list, "snapshots")
     _expect(identity_map, dict, "identity_map")
-    if len(snapshots) != len(entities):
+    if snapshots is not None and len(snapshots) != len(entities):
         raise ValueError(
             f"finish_inserts: {len(entities)} entities but {len(snapshots)} snapshots"
         )
-    for snap in snapshots:
+    for snap in snapshots or ():
         _check_snapshot(plan, snap, "finish_inserts")
     if keys is not None:
         _expect(keys, list, "keys")
@@ -706,11 +717,12 @@ def finish_inserts(
     pk_index = plan.pk_index
     pk_name = plan.names[pk_index]
     for k, entity in enumerate(entities):
-        snap = snapshots[k]
+        snap = plan if snapshots is None else snapshots[k]
         if skip_pk:
             pk = first_id + k if keys is None else keys[k]
             _object_setattr(entity, pk_name, pk)
-            snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
+            if snapshots is not None:
+                snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
         else:
             pk = getattr(entity, pk_name)
         _object_setattr(entity, "_orm_snap", snap)

@@ -107,8 +107,33 @@ def test_compute_changes_skips_new_references_and_unloaded(orm):
     assert core.compute_changes(plan, [partial])[(2,)][2] == [("q@x", 7)]
 
 
-def test_insert_rows_validates_and_converts(orm, stored):
+def _kept(plan):
+    """The plan without "taken on write": its snapshots are kept from the insert or load."""
+    return core.Plan(plan.cls, plan.names, plan.pk_index, plan.to_python, plan.to_db,
+                     plan.compare, plan.accepts, plan.nullable, plan.has_mutable,
+                     plan.on_invalid, plan.kinds, plan.targets, plan.keys, plan.recheck)
+
+
+def test_inserts_of_a_plan_taking_snapshots_on_write_keep_no_tuple(orm, stored):
     plan = orm.metadata.get(User).plan
+    assert plan.lazy_snapshot
+    users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(2)]
+    flat, snapshots = core.insert_rows(plan, users, True)
+    assert flat[:7] == ["n0", "e0", "p", "", 0, None, stored] and snapshots is None
+    im, uow = {}, FakeUoW()
+    core.finish_inserts(plan, users, None, True, 7, uow, im)
+    assert [u.id for u in users] == [7, 8] and im == {7: users[0], 8: users[1]}
+    assert users[0]._orm_snap is plan and users[0]._orm_uow is uow
+    assert core.snapshot(users[1]) == (8, "n1", "e1", "p", "", 0, None, users[1].created_at)
+    kept = _kept(plan)
+    with pytest.raises(TypeError, match=r"^finish_inserts: the snapshots of a User are kept "
+                                        r"from the insert \(its plan takes none on write\): "
+                                        r"snapshots must be a list$"):
+        core.finish_inserts(kept, users, None, True, 7, uow, {})
+
+
+def test_insert_rows_validates_and_converts(orm, stored):
+    plan = _kept(orm.metadata.get(User).plan)
     u = User(full_name="n", email="e", password="p")
     flat, snapshots = core.insert_rows(plan, [u, u], True)
     assert flat == ["n", "e", "p", "", 0, None, stored] * 2
@@ -119,7 +144,7 @@ def test_insert_rows_validates_and_converts(orm, stored):
 
 
 def test_finish_inserts_assigns_consecutive_keys(orm):
-    plan = orm.metadata.get(User).plan
+    plan = _kept(orm.metadata.get(User).plan)
     users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(3)]
     flat, snapshots = core.insert_rows(plan, users, True)
     im, uow = {}, FakeUoW()
@@ -267,7 +292,7 @@ def test_a_snapshot_of_the_wrong_width_is_an_error_not_a_crash(orm, stored):
 
 
 def test_finish_inserts_leaves_snapshot_tuples_held_elsewhere_alone(orm):
-    plan = orm.metadata.get(User).plan
+    plan = _kept(orm.metadata.get(User).plan)
     users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(2)]
     _, snapshots = core.insert_rows(plan, users, True)
     held = snapshots[0]
@@ -281,7 +306,7 @@ def test_finish_inserts_leaves_snapshot_tuples_held_elsewhere_alone(orm):
 
 
 def test_finish_inserts_and_apply_snapshots_check_their_lists(orm):
-    plan = orm.metadata.get(User).plan
+    plan = _kept(orm.metadata.get(User).plan)
     users = [User(full_name="n", email="e", password="p")]
     _, snapshots = core.insert_rows(plan, users, True)
     im = {}

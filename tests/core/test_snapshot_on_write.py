@@ -5,14 +5,16 @@ a snapshot taken too late (after a write) would lose that write."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from orm import PrimaryKey, entity
 from orm._backend import core
-from tests.core.models import Everything, User
+from tests.core.models import Article, Everything, User
 from tests.core.relation_models import RELATED
 from tests.core.relation_models import Article as RelArticle
-from tests.databases import execute, sql
+from tests.databases import execute, rows, sql
 
 
 @entity(table_name="noted")
@@ -25,6 +27,10 @@ class Noted:
 
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
+
+
+class Boom(Exception):
+    pass
 
 
 def _stored(em, name: str = "ann", age: int = 30) -> int:
@@ -78,6 +84,18 @@ def test_a_key_changed_on_an_entity_only_read_updates_its_old_row(orm, log):
     assert orm.em.fork().find_one(User, 50).full_name == "ann"
 
 
+def test_a_deleted_attribute_reads_and_is_written_as_its_default(orm):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    del user.age
+    assert user.age == 0, "the declared default"
+    user.nickname = "n"
+    em.flush()
+    stored = orm.em.fork().find_one(User, key)
+    assert (stored.age, stored.nickname) == (0, "n"), "the database holds what the entity shows"
+
+
 def test_a_deleted_attribute_written_again_is_written(orm, log):
     key = _stored(orm.em.fork())
     em = orm.em.fork()
@@ -128,10 +146,6 @@ def test_a_partial_refresh_keeps_the_loaded_values_of_the_other_columns(orm, log
     ], "the columns the refresh did not read are not written as if unknown"
 
 
-class Boom(Exception):
-    pass
-
-
 def test_a_write_while_a_refresh_had_detached_it_is_flushed_after_the_rollback(orm, log):
     key = _stored(orm.em.fork())
     em = orm.em.fork()
@@ -163,6 +177,65 @@ def test_a_write_to_a_removed_entity_is_flushed_once_the_removal_is_undone(orm):
     em.flush()
     stored = orm.em.fork().find_one(User, key)
     assert (stored.age, stored.nickname) == (5, "n")
+
+
+def test_a_partial_load_keeps_python_values_in_its_snapshot(orm, log):
+    """A partial row keeps a tuple: its value-typed columns hold the Python values, so the
+    columns nobody changed are not written (here: over another writer's change)."""
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key, fields=["created_at", "age"])
+    other = orm.em.fork()
+    theirs = other.find_one(User, key)
+    theirs.created_at = datetime(2030, 1, 1)
+    other.flush()
+    user.nickname = "n"
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `nickname` = 'n' where `id` = {key}"), "commit"
+    ]
+    assert orm.em.fork().find_one(User, key).created_at == datetime(2030, 1, 1)
+
+
+def test_a_versioned_update_refreshed_then_rolled_back_is_written_later(orm):
+    em = orm.em.fork()
+    em.persist(Article(title="t")).flush()
+    em = orm.em.fork()
+    article = em.find_one(Article, 1)
+    with pytest.raises(Boom):
+        with em.transaction():
+            article.title = "t2"
+            em.flush()
+            em.refresh(article)
+            raise Boom
+    assert article.title == "t2", "the user's write stays pending"
+    em.flush()
+    assert rows(orm, "select `title`, `version` from `article`") == [("t2", 2)]
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["reference", "partial"])
+def test_a_write_refreshed_then_rolled_back_leaves_the_rolled_back_values(orm, log, partial):
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    if partial:
+        user = em.find_one(User, key, fields=["full_name"])
+    else:
+        user = em.get_reference(User, key)
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            user.full_name = "bea"
+            em.flush()
+            tx.native_update(User, {"id": key}, {"bio": "rolled back"})
+            em.refresh(user)
+            raise Boom
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `full_name` = 'bea' where `id` = {key}"),
+        "commit",
+    ]
+    assert rows(orm, "select `full_name`, `bio` from `user`") == [("bea", "")]
 
 
 @pytest.mark.parametrize(

@@ -1071,7 +1071,11 @@ def _build_plan(meta: EntityMetadata) -> Any:
         and not meta.has_mutable
         and not meta.presumed
         and not any(recheck)
-        and all(c is None or k in (1, 2, 3) for c, k in zip(to_python, kinds, strict=True))
+        # a blob column (kind 4) may hold a bytearray the user changes in place
+        and all(
+            k != 4 and (c is None or k in (1, 2, 3))
+            for c, k in zip(to_python, kinds, strict=True)
+        )
     )
     return core.Plan(
         meta.cls,

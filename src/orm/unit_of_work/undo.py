@@ -258,7 +258,7 @@ class FlushUndo:
         into it since, a partial entity whose written columns count as written where
         nothing was loaded (the re-read after the rollback compares the rest)."""
         uow = self.uow
-        current = entity._orm_snap
+        current = core.snapshot(entity)  # a refresh since may have left it "taken on write"
         if type(current) is tuple:
             snap = tuple(UNLOADED if i in written else v for i, v in enumerate(current))
             if any(v is not UNLOADED for i, v in enumerate(snap) if i != meta.pk_index):
@@ -285,14 +285,14 @@ class FlushUndo:
             if entity._orm_uow is not uow:
                 continue
             if version is not None:
-                written = entity._orm_snap[version.column_index]
+                written = core.snapshot(entity)[version.column_index]
                 if getattr(entity, version.name, None) == written:
                     _object_setattr(entity, version.name, snap[version.column_index])
             current = map_key(meta, entity)
             if current != key and im.get(current) is entity:
                 del im[current]  # the key change is undone: back under the old key
                 im[key] = entity
-            current = entity._orm_snap
+            current = core.snapshot(entity)
             if type(current) is tuple and UNLOADED in snap:  # a partial entity
                 snap = _loaded_since(snap, current, written)
                 if UNLOADED in snap:

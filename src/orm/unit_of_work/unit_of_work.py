@@ -145,13 +145,14 @@ class _Insert:
         skip_pk: bool,
         entities: list[Any],
         flat: list[Any],
-        snapshots: list[tuple],
+        snapshots: list[tuple] | None,
         first_id: int = 0,
     ) -> None:
         self.meta = meta
         self.skip_pk = skip_pk
         self.entities = entities
-        #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
+        #: the parameters of every row, flat, and the snapshots (see core.insert_rows; None
+        #: where the plan takes them on write)
         self.flat = flat
         self.snapshots = snapshots
         #: the generated keys: consecutive from `first_id`, or (where the database returns
