@@ -15,7 +15,8 @@ Columns: raw (``fetchall``), orm with its compiled core, orm pure Python
 (``ORM_PURE_PYTHON=1``). As in compare.py's MEM, each cell is a fresh subprocess on a fresh
 copy of the seeded database; what is counted is what ``tracemalloc`` still sees allocated after
 the load and a full collection, while the result is held (for the ORM: entities, their
-snapshots and the identity map; the rows themselves become the snapshots). The table shows
+snapshots and the identity map; an entity only read keeps no copy of its row, its snapshot is
+taken from its attributes at the first write). The table shows
 bytes per row / entity (the median of the runs), the ORM's extra bytes per entity over the raw
 row, and the ratio to raw.
 """

@@ -80,11 +80,11 @@ def hydrate(
 ) -> list[Any]: ...
 def insert_rows(
     plan: Plan, entities: list[Any], skip_pk: bool
-) -> tuple[list[Any], list[tuple[Any, ...]] | None]: ...
+) -> tuple[list[Any], list[tuple[Any, ...]]]: ...
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    snapshots: list[tuple[Any, ...]] | None,
+    snapshots: list[tuple[Any, ...]],
     skip_pk: bool,
     first_id: int,
     uow: Any,

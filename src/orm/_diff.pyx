@@ -805,11 +805,10 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
     cdef Py_ssize_t i
     cdef Py_ssize_t count = PyList_GET_SIZE(entities)
     cdef list flat = PyList_New(count * width)
-    cdef bint keep = not plan.lazy_snapshot
-    cdef list snapshots = PyList_New(count) if keep else None
+    cdef list snapshots = PyList_New(count)
     cdef Py_ssize_t k = 0, e
     cdef object entity, value, v
-    cdef tuple snap = None
+    cdef tuple snap
     # a relation column's value in the row before and what it gave: rows referencing one
     # entity mostly come in runs (the articles of an author), and the same entity gives the
     # same key, or shares the one PendingKey (each slot of it is filled with that key)
@@ -825,8 +824,7 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
         if e >= PyList_GET_SIZE(entities):
             raise RuntimeError(_CHANGED_SIZE % "insert_rows")
         entity = <object>PyList_GET_ITEM(entities, e)
-        if keep:
-            snap = PyTuple_New(n)
+        snap = PyTuple_New(n)
         for i in range(n):
             if i == pk_index and skip_pk:
                 v = None  # generated: the value the entity holds (None) is neither bound nor read
@@ -846,12 +844,10 @@ def insert_rows(Plan plan not None, list entities not None, bint skip_pk):
                 k += 1
                 if _python_valued(plan.kind_of[i]):
                     v = value
-            if keep:
-                Py_INCREF(v)
-                PyTuple_SET_ITEM(snap, i, v)
-        if keep:
-            Py_INCREF(snap)
-            PyList_SET_ITEM(snapshots, e, snap)
+            Py_INCREF(v)
+            PyTuple_SET_ITEM(snap, i, v)
+        Py_INCREF(snap)
+        PyList_SET_ITEM(snapshots, e, snap)
     if PyList_GET_SIZE(entities) != count:
         raise RuntimeError(_CHANGED_SIZE % "insert_rows")
     return flat, snapshots
@@ -879,7 +875,7 @@ cdef tuple _with_item(tuple snap, Py_ssize_t i, object value):
     return out
 
 
-def finish_inserts(Plan plan not None, list entities not None, list snapshots,
+def finish_inserts(Plan plan not None, list entities not None, list snapshots not None,
                    bint skip_pk, long long first_id, uow, dict identity_map not None,
                    list keys=None):
     """See orm._diff_py.finish_inserts."""
@@ -890,13 +886,6 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots,
     cdef Py_ssize_t k, count = PyList_GET_SIZE(entities)
     cdef object entity, pk, snap
     cdef tuple copy
-    if snapshots is None:
-        if not plan.lazy_snapshot:
-            raise TypeError(
-                f"finish_inserts: the snapshots of a {_name_of(plan.cls)} are kept from the "
-                f"insert (its plan takes none on write): snapshots must be a list")
-        _finish_lazy_inserts(plan, entities, skip_pk, first_id, uow, identity_map, keys)
-        return
     if PyList_GET_SIZE(snapshots) != count:
         raise ValueError(
             f"finish_inserts: {count} entities but {PyList_GET_SIZE(snapshots)} snapshots")
@@ -934,35 +923,6 @@ def finish_inserts(Plan plan not None, list entities not None, list snapshots,
         PyObject_GenericSetAttr(entity, UOW, uow)
         PyDict_SetItem(identity_map, pk, entity)
         snap = None
-
-
-cdef int _finish_lazy_inserts(Plan plan, list entities, bint skip_pk, long long first_id,
-                              object uow, dict identity_map, list keys) except -1:
-    """finish_inserts for a plan whose snapshots are taken on write: the attributes are the
-    snapshot."""
-    cdef object pk_name = <object>PyTuple_GET_ITEM(plan.names, plan.pk_index)
-    cdef Py_ssize_t k, count = PyList_GET_SIZE(entities)
-    cdef object entity, pk
-    if keys is not None and PyList_GET_SIZE(keys) != count:
-        raise ValueError(f"finish_inserts: {count} entities but {PyList_GET_SIZE(keys)} keys")
-    for k in range(count):
-        if k >= PyList_GET_SIZE(entities):
-            raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
-        entity = <object>PyList_GET_ITEM(entities, k)
-        if skip_pk:
-            if keys is None:
-                pk = first_id + k
-            else:
-                if k >= PyList_GET_SIZE(keys):  # setting a key may have run user code
-                    raise RuntimeError(_CHANGED_SIZE % "finish_inserts")
-                pk = <object>PyList_GET_ITEM(keys, k)
-            PyObject_GenericSetAttr(entity, pk_name, pk)
-        else:
-            pk = getattr(entity, pk_name)
-        PyObject_GenericSetAttr(entity, SNAP, plan)
-        PyObject_GenericSetAttr(entity, UOW, uow)
-        PyDict_SetItem(identity_map, pk, entity)
-    return 0
 
 
 def apply_snapshots(list entities not None, list snapshots not None):

@@ -33,7 +33,9 @@ Terms used by both:
   `snapshot()` builds it for whoever asks. That saves the row tuple of every entity only
   read (80 bytes for 5 columns), as SQLAlchemy keeps committed values only for what changed.
   It holds while nothing writes a column of such an entity without `tracked_setattr`: the
-  ORM's own writes take the snapshot first (or set a tuple).
+  ORM's own writes take the snapshot first (or set a tuple). An inserted entity keeps the
+  tuple `insert_rows` took: what the INSERT bound may differ from the attributes (a type's
+  `to_db`, a default read through the class, a handler's write during the flush).
 """
 
 from __future__ import annotations
@@ -644,10 +646,9 @@ def _db_value(plan: Plan, entity: Any, i: int, value: Any) -> Any:
 
 def insert_rows(
     plan: Plan, entities: list[Any], skip_pk: bool
-) -> tuple[list[Any], list[tuple] | None]:
+) -> tuple[list[Any], list[tuple]]:
     """The INSERT parameters of new entities, every value validated, and their snapshots
-    (taken now, while the values are at hand); None instead of the snapshots for a plan
-    whose snapshots are taken on write (the attributes will be the snapshot).
+    (taken now, while the values are at hand).
 
     The parameters are one flat list in database form, row after row, each row all columns
     in plan order (the primary key left out when the database generates it): flat, because
@@ -672,13 +673,13 @@ def insert_rows(
             flat.append(db)
             snap.append(value if python_valued[i] else db)
         snapshots.append(tuple(snap))
-    return flat, (None if plan.lazy_snapshot else snapshots)
+    return flat, snapshots
 
 
 def finish_inserts(
     plan: Plan,
     entities: list[Any],
-    snapshots: list[tuple] | None,
+    snapshots: list[tuple],
     skip_pk: bool,
     first_id: int,
     uow: Any,
@@ -691,24 +692,16 @@ def finish_inserts(
 
     A completed snapshot (its generated key filled in) replaces the one in `snapshots`; no
     other tuple is changed. Nothing is done unless every snapshot is a tuple of the plan's
-    width, one per entity. `snapshots` None (a plan whose snapshots are taken on write):
-    the entities' attributes are their snapshots."""
+    width, one per entity."""
     _expect_plan(plan)
     _expect(entities, list, "entities")
-    if snapshots is None:
-        if not plan.lazy_snapshot:
-            raise TypeError(
-                f"finish_inserts: the snapshots of a {_name_of(plan.cls)} are kept from the "
-                f"insert (its plan takes none on write): snapshots must be a list"
-            )
-    else:
-        _expect(snapshots, list, "snapshots")
+    _expect(snapshots, list, "snapshots")
     _expect(identity_map, dict, "identity_map")
-    if snapshots is not None and len(snapshots) != len(entities):
+    if len(snapshots) != len(entities):
         raise ValueError(
             f"finish_inserts: {len(entities)} entities but {len(snapshots)} snapshots"
         )
-    for snap in snapshots or ():
+    for snap in snapshots:
         _check_snapshot(plan, snap, "finish_inserts")
     if keys is not None:
         _expect(keys, list, "keys")
@@ -717,12 +710,11 @@ def finish_inserts(
     pk_index = plan.pk_index
     pk_name = plan.names[pk_index]
     for k, entity in enumerate(entities):
-        snap = plan if snapshots is None else snapshots[k]
+        snap = snapshots[k]
         if skip_pk:
             pk = first_id + k if keys is None else keys[k]
             _object_setattr(entity, pk_name, pk)
-            if snapshots is not None:
-                snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
+            snap = snapshots[k] = (*snap[:pk_index], pk, *snap[pk_index + 1 :])
         else:
             pk = getattr(entity, pk_name)
         _object_setattr(entity, "_orm_snap", snap)

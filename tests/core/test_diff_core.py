@@ -114,24 +114,6 @@ def _kept(plan):
                      plan.on_invalid, plan.kinds, plan.targets, plan.keys, plan.recheck)
 
 
-def test_inserts_of_a_plan_taking_snapshots_on_write_keep_no_tuple(orm, stored):
-    plan = orm.metadata.get(User).plan
-    assert plan.lazy_snapshot
-    users = [User(full_name=f"n{i}", email=f"e{i}", password="p") for i in range(2)]
-    flat, snapshots = core.insert_rows(plan, users, True)
-    assert flat[:7] == ["n0", "e0", "p", "", 0, None, stored] and snapshots is None
-    im, uow = {}, FakeUoW()
-    core.finish_inserts(plan, users, None, True, 7, uow, im)
-    assert [u.id for u in users] == [7, 8] and im == {7: users[0], 8: users[1]}
-    assert users[0]._orm_snap is plan and users[0]._orm_uow is uow
-    assert core.snapshot(users[1]) == (8, "n1", "e1", "p", "", 0, None, users[1].created_at)
-    kept = _kept(plan)
-    with pytest.raises(TypeError, match=r"^finish_inserts: the snapshots of a User are kept "
-                                        r"from the insert \(its plan takes none on write\): "
-                                        r"snapshots must be a list$"):
-        core.finish_inserts(kept, users, None, True, 7, uow, {})
-
-
 def test_insert_rows_validates_and_converts(orm, stored):
     plan = _kept(orm.metadata.get(User).plan)
     u = User(full_name="n", email="e", password="p")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from orm import PrimaryKey, entity
+from orm import PrimaryKey, Type, entity
 from orm._backend import core
 from tests.core.models import Article, Everything, User
 from tests.core.relation_models import RELATED
@@ -276,3 +276,49 @@ def test_a_plan_refuses_a_snapshot_taken_on_write_it_could_not_take(orm):
     with pytest.raises(ValueError, match=r"Plan of Everything: lazy_snapshot needs an entity "
                                          r"without relations, mutable columns"):
         core.Plan(*args[:8], True, *args[9:], lazy_snapshot=True)
+
+
+class Slug(Type):
+    """A key stored lower-cased: what the INSERT binds is not what the attribute holds."""
+
+    name = "slug"
+    python_types = (str,)
+    mutable = False
+
+    def to_db(self, value: str) -> str:
+        return value.lower()
+
+    def compare(self, a: str, b: str) -> bool:
+        return a.lower() == b.lower()
+
+
+@entity(table_name="page")
+class Page:
+    slug: str = PrimaryKey(type=Slug())
+    title: str
+
+
+@entity(table_name="task")
+class Task:
+    id: int = PrimaryKey()
+    title: str
+    status: str = "open"
+
+    def __init__(self, title: str) -> None:  # leaves `status` to its declared default
+        self.title = title
+
+
+def test_an_inserted_entity_keeps_what_its_insert_bound(connect):
+    orm = connect([Page, Task])
+    em = orm.em.fork()
+    page, task = Page(slug="Hello", title="t"), Task("write")
+    em.persist(page).persist(task).flush()
+    assert type(page._orm_snap) is tuple and page._orm_snap[0] == "hello", "the key as stored"
+    page.title = "t2"
+    task.title = "write it"
+    em.flush()
+    assert task.status == "open", "the default the insert wrote, still readable"
+    assert rows(orm, "select `slug`, `title` from `page`") == [("hello", "t2")]
+    em.remove(page).flush()
+    assert rows(orm, "select count(*) from `page`") == [(0,)]
+    assert rows(orm, "select `title`, `status` from `task`") == [("write it", "open")]

@@ -236,7 +236,7 @@ def order_inserts(uow: UnitOfWork, plan: _FlushPlan) -> None:
             part = _Insert(
                 ins.meta, ins.skip_pk, [ins.entities[k] for k in rows],
                 [v for k in rows for v in ins.flat[k * width : (k + 1) * width]],
-                None if ins.snapshots is None else [ins.snapshots[k] for k in rows],
+                [ins.snapshots[k] for k in rows],
             )
             ordered.append((depth, position, part))
     ordered.sort(key=lambda item: (item[0], item[1]))

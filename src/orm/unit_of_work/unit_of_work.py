@@ -145,14 +145,13 @@ class _Insert:
         skip_pk: bool,
         entities: list[Any],
         flat: list[Any],
-        snapshots: list[tuple] | None,
+        snapshots: list[tuple],
         first_id: int = 0,
     ) -> None:
         self.meta = meta
         self.skip_pk = skip_pk
         self.entities = entities
-        #: the parameters of every row, flat, and the snapshots (see core.insert_rows; None
-        #: where the plan takes them on write)
+        #: the parameters of every row, flat, and the snapshots (see core.insert_rows)
         self.flat = flat
         self.snapshots = snapshots
         #: the generated keys: consecutive from `first_id`, or (where the database returns
