@@ -26,6 +26,7 @@ from orm import (
 from orm._backend import core
 from tests import databases
 from tests.core.models import Article, Book, Stamped, Tag, User
+from tests.core.test_diff_core import _kept
 from tests.databases import execute, rows
 
 
@@ -384,9 +385,7 @@ def test_compiled_hydration_reuses_fresh_row_tuples(orm, database):
     (u,) = core.hydrate(plan, fresh_rows, {}, UoW(), False)
     assert plan.lazy_snapshot and u._orm_snap is plan, "an entity only read keeps no tuple"
     # a plan whose snapshot is kept from the load keeps the row tuple itself
-    kept = core.Plan(plan.cls, plan.names, plan.pk_index, plan.to_python, plan.to_db,
-                     plan.compare, plan.accepts, plan.nullable, plan.has_mutable,
-                     plan.on_invalid, plan.kinds, plan.targets, plan.keys, plan.recheck)
+    kept = _kept(plan)
     fresh_rows = [tuple([1, "A", "a@x", "pw", "", 3, None, created])]
     row_id = id(fresh_rows[0])
     (u,) = core.hydrate(kept, fresh_rows, {}, UoW(), False)
