@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from orm import PrimaryKey, Type, entity
+from orm import PrimaryKey, Property, Type, entity
 from orm._backend import core
 from tests.core.models import Article, Everything, User
 from tests.core.relation_models import RELATED
@@ -322,3 +322,49 @@ def test_an_inserted_entity_keeps_what_its_insert_bound(connect):
     em.remove(page).flush()
     assert rows(orm, "select count(*) from `page`") == [(0,)]
     assert rows(orm, "select `title`, `status` from `task`") == [("write it", "open")]
+
+
+def test_a_column_refreshed_after_a_flush_is_not_kept_from_a_rolled_back_transaction(orm, log):
+    """Flush, another statement changes the row, refresh, roll back: the write flushed is
+    pending again, the value the refresh read goes with the transaction."""
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key)
+    with pytest.raises(Boom):
+        with em.transaction() as tx:
+            user.full_name = "bea"
+            em.flush()
+            tx.native_update(User, {"id": key}, {"bio": "rolled back"})
+            em.refresh(user)
+            raise Boom
+    assert (user.full_name, user.bio) == ("bea", "")
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `full_name` = 'bea' where `id` = {key}"),
+        "commit",
+    ]
+
+
+@entity(table_name="memo")
+class Memo:
+    id: int = PrimaryKey()
+    title: str
+    body: str = ""
+    version: int = Property(version=True, default=None)
+
+
+def test_a_partial_versioned_entity_flushed_in_a_rolled_back_transaction(connect):
+    orm = connect([Memo])
+    orm.em.fork().persist(Memo(title="t", body="b")).flush()
+    em = orm.em.fork()
+    memo = em.find_one(Memo, 1, fields=["title"])
+    with pytest.raises(Boom):
+        with em.transaction():
+            memo.title = "t2"
+            em.flush()
+            em.find(Memo, {"id": 1})  # fills in `body`
+            raise Boom
+    assert memo.version == 1, "the version the row holds again"
+    em.flush()
+    assert rows(orm, "select `title`, `body`, `version` from `memo`") == [("t2", "b", 2)]

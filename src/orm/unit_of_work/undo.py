@@ -67,13 +67,14 @@ def _stored_state(
 
 
 def _loaded_since(before: tuple, current: tuple, written: Any) -> tuple:
-    """The snapshot a partial entity had before a flush (`before`), plus the columns a query
-    has loaded into it since (those of `current` the flush did not write). Restoring only
-    `before` would make the loaded values look like the user's own writes, so the re-read
-    after the rollback would keep them, values read in the rolled-back transaction, and the
-    next flush would write them back."""
+    """The snapshot an entity had before a flush (`before`) for the columns the flush wrote,
+    and for the others what is known of them now (`current`): the same values, unless a
+    query read them since (a refresh, or one filling in a partial entity). Restoring
+    `before` for those would make the values read look like the user's own writes, so the
+    re-read after the rollback would keep them, values read in the rolled-back transaction,
+    and the next flush would write them back."""
     return tuple(
-        now if old is UNLOADED and now is not UNLOADED and i not in written else old
+        now if now is not UNLOADED and i not in written else old
         for i, (old, now) in enumerate(zip(before, current, strict=True))
     )
 
@@ -281,24 +282,31 @@ class FlushUndo:
         uow = self.uow
         im = uow.map_for(meta.cls)
         version = meta.version
+        # what goes back to the values before the flush: the columns it wrote, and the
+        # version it counted up
+        taken_back = set(written)
+        if version is not None:
+            taken_back.add(version.column_index)
         for entity, snap, key in zip(entities, snaps, keys, strict=True):
             if entity._orm_uow is not uow:
                 continue
             if version is not None:
-                written = core.snapshot(entity)[version.column_index]
-                if getattr(entity, version.name, None) == written:
+                stored_version = core.snapshot(entity)[version.column_index]
+                if getattr(entity, version.name, None) == stored_version:
                     _object_setattr(entity, version.name, snap[version.column_index])
             current = map_key(meta, entity)
             if current != key and im.get(current) is entity:
                 del im[current]  # the key change is undone: back under the old key
                 im[key] = entity
             current = core.snapshot(entity)
-            if type(current) is tuple and UNLOADED in snap:  # a partial entity
-                snap = _loaded_since(snap, current, written)
-                if UNLOADED in snap:
-                    uow.partial.add(id(entity))
-                else:
-                    uow.partial.discard(id(entity))
+            if type(current) is tuple and len(current) == len(snap):
+                partial = UNLOADED in snap
+                snap = _loaded_since(snap, current, taken_back)
+                if partial:
+                    if UNLOADED in snap:
+                        uow.partial.add(id(entity))
+                    else:
+                        uow.partial.discard(id(entity))
             _object_setattr(entity, "_orm_snap", snap)
             uow.dirty[id(entity)] = entity
 
