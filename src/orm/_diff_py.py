@@ -255,7 +255,8 @@ def _check_lazy(
 
 def _taken(plan: Plan, entity: Any) -> tuple:
     """The snapshot of an entity whose attributes are its snapshot (see "taken on write"):
-    their values, UNLOADED for one the user deleted."""
+    their values, UNLOADED for one that is not set (deleted around the entity's own
+    `__delattr__`, which takes the snapshot first)."""
     held = getattr(entity, "__dict__", None)
     if held is not None:
         return tuple([held.get(name, UNLOADED) for name in plan.names])
