@@ -290,15 +290,14 @@ class FlushUndo:
         for entity, snap, key in zip(entities, snaps, keys, strict=True):
             if entity._orm_uow is not uow:
                 continue
-            if version is not None:
-                stored_version = core.snapshot(entity)[version.column_index]
-                if getattr(entity, version.name, None) == stored_version:
-                    _object_setattr(entity, version.name, snap[version.column_index])
-            current = map_key(meta, entity)
-            if current != key and im.get(current) is entity:
-                del im[current]  # the key change is undone: back under the old key
-                im[key] = entity
             current = core.snapshot(entity)
+            if version is not None:
+                if getattr(entity, version.name, None) == current[version.column_index]:
+                    _object_setattr(entity, version.name, snap[version.column_index])
+            held_under = map_key(meta, entity)
+            if held_under != key and im.get(held_under) is entity:
+                del im[held_under]  # the key change is undone: back under the old key
+                im[key] = entity
             if type(current) is tuple and len(current) == len(snap):
                 partial = UNLOADED in snap
                 snap = _loaded_since(snap, current, taken_back)
