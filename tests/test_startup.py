@@ -70,6 +70,10 @@ NOT_IN_A_TINY_SCRIPT = (
     "orm.entity.collection",
     # wrap(), WrappedEntity and BaseEntity: imported by the first use of one of them
     "orm.entity.wrapped",
+    # the event machinery: imported by a hook decorator, a subscriber or `orm.events`
+    "orm.events",
+    "orm.events.hooks",
+    "orm.events.manager",
     "orm.events.args",
     "orm.events.subscriber",
     "orm.metadata.cascade",

@@ -10,7 +10,6 @@ from .config import Options, define_config, merge_config
 from .connection import Connection
 from .entity_manager import EntityManager, flush_mode_of
 from .errors import ValidationError
-from .events.manager import EventManager
 from .metadata.discovery import discover
 from .platforms.sqlite import SqlitePlatform
 from .platforms.sqlite_connection import SqliteConnection
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     import logging
     from typing import Any
 
+    from .events.manager import EventManager
     from .platforms.base import Platform
 
 __all__ = ["ORM"]
@@ -78,10 +78,12 @@ class ORM:
             if self.metadata.has_relations:
                 _relation_flush_modules(self.metadata)
             self.sql = SqlBuilder(self.platform)
-            #: subscribers and listener tables, shared by every EntityManager of this ORM
-            self.events = EventManager(self.metadata)
-            for subscriber in config.subscribers:
-                self.events.register_subscriber(subscriber)
+            #: the EventManager (see `events`); None while nothing listens
+            self._events: EventManager | None = None
+            if config.subscribers or any(meta.hooks for meta in self.metadata):
+                events = self.events  # builds the listener tables of the hooks
+                for subscriber in config.subscribers:
+                    events.register_subscriber(subscriber)
             self.connection = self._connect()
         except BaseException:
             self._teardown_logging()
@@ -98,6 +100,20 @@ class ORM:
                 "[info] ORM successfully connected to database %s",
                 self.connection.describe(),
             )
+
+    @property
+    def events(self) -> EventManager:
+        """The subscribers and listener tables, shared by every EntityManager of this ORM.
+        Created when something listens (a subscriber in the config, a lifecycle hook on an
+        entity) or on first use: until then the Unit of Work and transactions see no
+        `_events` and skip the event paths, and a script without listeners never imports
+        the event machinery."""
+        events = self._events
+        if events is None:
+            from .events.manager import EventManager
+
+            events = self._events = EventManager(self.metadata)
+        return events
 
     def _connect(self) -> Connection:
         config = self.config

@@ -19,7 +19,6 @@ from ._markers import MISSING, REFERENCE, UNLOADED
 from ._typing import TYPE_CHECKING, TypeVar, contextmanager, lazy_module, overload
 from .entity.reference import Ref, _unwrap
 from .errors import DriverException, NotFoundError, ORMError, ValidationError, _short
-from .events.manager import HANDLER, fire
 from .metadata.model import EntityMetadata, PropertyMetadata
 from .query.filters import compile_where, normalize_where
 from .unit_of_work import UnitOfWork
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from . import _retry, locking
     from .core import ORM
     from .entity import loader as _loader
+    from .events import manager as _dispatch
     from .events.manager import EventManager
     from .flush_mode import FlushMode
     from .locking import LockMode
@@ -45,6 +45,8 @@ else:
     _undo = lazy_module(f"{__package__}.unit_of_work.undo", globals(), "_undo")
     # the pause before a retry: only a transaction the database asked to rerun needs it
     _retry = lazy_module(f"{__package__}._retry", globals(), "_retry")
+    # the listeners' calls: only an entity type something listens to reaches them
+    _dispatch = lazy_module(f"{__package__}.events.manager", globals(), "_dispatch")
 
 __all__ = ["EntityManager", "FlushMode"]
 
@@ -123,7 +125,6 @@ class EntityManager:
         self.connection = orm.connection
         self.sql = orm.sql
         self._metas = orm.metadata._by_class
-        self._events: EventManager = orm.events
         self._uow = UnitOfWork(self)
 
     def __repr__(self) -> str:
@@ -193,7 +194,7 @@ class EntityManager:
     def get_event_manager(self) -> EventManager:
         """The ORM's EventManager (shared by all its EntityManagers): register subscribers
         there (`register_subscriber(s)`)."""
-        return self._events
+        return self._orm.events
 
     # -- unit of work -----------------------------------------------------------------------
     def persist(self, entity: Any) -> EntityManager:
@@ -441,12 +442,12 @@ class EntityManager:
                 for entity, state in zip(batch, states, strict=True):
                     if state == _CREATED or (state == _REFILLED and entity not in inited):
                         inited.add(entity)
-                        fire(init, entity, self, None)
+                        _dispatch.fire(init, entity, self, None)
         if load is not None:
             for batch, states in loaded:
                 for entity, state in zip(batch, states, strict=True):
                     if state != _UNTOUCHED:
-                        fire(load, entity, self, None)
+                        _dispatch.fire(load, entity, self, None)
 
     def _note_loaded(self, meta: EntityMetadata, entities: list[Any]) -> None:
         """Entities a query returned inside a transaction (added to the identity map, or
@@ -650,7 +651,7 @@ class EntityManager:
         im[pk] = ref
         if meta.loads and "on_init" in meta.listeners:
             em._uow.inited.add(ref)
-            fire(meta.listeners["on_init"], ref, em, None)
+            _dispatch.fire(meta.listeners["on_init"], ref, em, None)
         return ref  # type: ignore[no-any-return]
 
     # -- data helpers -----------------------------------------------------------------------
@@ -711,7 +712,7 @@ class EntityManager:
             for key, value in data.items():
                 _object_setattr(obj, key, value)
         if meta.loads and "on_init" in meta.listeners:
-            fire(meta.listeners["on_init"], obj, em, None)
+            _dispatch.fire(meta.listeners["on_init"], obj, em, None)
         if persist:
             em.persist(obj)
         return obj  # type: ignore[no-any-return]
@@ -840,7 +841,7 @@ class EntityManager:
                 )
             before = meta.listeners.get("before_upsert")
             if before is not None:
-                fire(before, instance, em, None)
+                _dispatch.fire(before, instance, em, None)
             # what the instance itself holds: a class-level default is not the user's value
             # and must not overwrite the stored row (reading vars() is fine on this rare path)
             own = vars(instance)
@@ -852,11 +853,11 @@ class EntityManager:
             before = meta.listeners.get("before_upsert")
             if before is not None:
                 # no instance yet: the subscribers get (and may change) a copy of the data
-                handlers = tuple(entry for entry in before[0] if entry[1] == HANDLER)
+                handlers = tuple(entry for entry in before[0] if entry[1] == _dispatch.HANDLER)
                 if handlers:
                     em._check_data(meta, data)
                     data = dict(data)
-                    fire((handlers, True), data, em, None)
+                    _dispatch.fire((handlers, True), data, em, None)
             em._check_data(meta, data)
         data = {k: v for k, v in data.items() if not (k == meta.pk.name and v is None)}
         em._refuse_removed_targets(meta, data, verb="upsert")
@@ -908,7 +909,7 @@ class EntityManager:
                 undo.entity = result
                 conn.on_rollback(undo.run)
             if previous is None and instance is None and "on_init" in meta.listeners:
-                fire(meta.listeners["on_init"], result, em, None)
+                _dispatch.fire(meta.listeners["on_init"], result, em, None)
             return result
 
         conn.begin()
@@ -921,7 +922,7 @@ class EntityManager:
                 # after_upsert runs in the transaction, on the managed entity: an exception
                 # rolls the upsert back, entity included
                 result = apply(rows, True)
-                fire(after, result, em, None)
+                _dispatch.fire(after, result, em, None)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -1080,9 +1081,13 @@ class EntityManager:
     @contextmanager
     def _in_transaction(self, tx: EntityManager) -> Iterator[EntityManager]:
         conn = self.connection
-        events = self._events
+        events = self._orm._events  # None while nothing listens (see ORM.events)
         # the transaction events are about database transactions: not a savepoint
-        outer = events.has_transaction_handlers() and not conn.in_own_transaction
+        outer = (
+            events is not None
+            and events.has_transaction_handlers()
+            and not conn.in_own_transaction
+        )
         if outer:
             events.transaction_event("before_transaction_start", tx)
         conn.begin()

@@ -567,6 +567,30 @@ def test_a_subscriber_can_be_registered_later_and_gets_every_entity_by_default(o
     ]
 
 
+def test_an_orm_nobody_listens_to_gets_its_event_manager_on_first_use(connect):
+    """Entities without hooks and no subscriber in the config: the EventManager is created
+    when asked for, and a subscriber registered then reaches the EntityManagers forked
+    before it, for entity, flush and transaction events alike."""
+    orm = connect([Plain, Note])
+    em = orm.em.fork()
+    with em.transaction() as tx:
+        tx.persist(Plain(name="before"))
+    assert EVENTS == []
+    recorder = Recorder()
+    events = em.get_event_manager()
+    assert events is orm.events and events is orm.em.get_event_manager()
+    events.register_subscriber(recorder)
+    em.persist(Plain(name="after")).flush()
+    assert [e for e in EVENTS if e[0].startswith("sub.")] == [
+        ("sub.before_create", "Plain", "after"), ("sub.after_create", "Plain", "after")
+    ]
+    assert any(e[0] == "after_flush" for e in EVENTS)
+    EVENTS.clear()
+    with em.transaction() as tx:
+        tx.persist(Plain(name="in a transaction"))
+    assert _tx_events() == ["before_transaction_start", "after_transaction_commit"]
+
+
 def test_event_args_carry_the_entity_manager_and_the_change_set(open_orm):
     got: list[EventArgs] = []
 

@@ -7,6 +7,7 @@ diff core are built here too, once.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 
@@ -14,7 +15,6 @@ from .._backend import core
 from .._markers import MISSING
 from .._typing import TYPE_CHECKING
 from ..errors import MetadataError, ValidationError, _short
-from ..events.hooks import collect_hooks
 from ..naming import NamingStrategy
 from ..types import (
     BlobType,
@@ -1167,9 +1167,17 @@ def _build_entity(
         ),
         has_hooks=any(p.on_create or p.on_update for p in columns),
         generated_init=bool(cls.__dict__.get("_orm_generated_init", False)),
-        hooks=collect_hooks(cls),
+        hooks=_hooks_of(cls),
     )
     return meta
+
+
+def _hooks_of(cls: type) -> dict[str, tuple[tuple[Any, bool], ...]]:
+    """The lifecycle hooks of an entity class. Only the decorators of `orm.events.hooks`
+    mark a method as a hook: while that module is not imported, no class has any, and a
+    program without hooks never loads the event machinery."""
+    hooks = sys.modules.get("orm.events.hooks")
+    return {} if hooks is None else hooks.collect_hooks(cls)  # type: ignore[no-any-return]
 
 
 def _finish_entity(meta: EntityMetadata, platform: Platform | None = None) -> None:

@@ -1086,10 +1086,11 @@ class UnitOfWork:
                 gc.enable()
 
     def _commit(self) -> None:
-        if self.em._events.flush_active:
+        events = self.em._orm._events  # None while nothing listens (see ORM.events)
+        if events is not None and events.flush_active:
             from .lifecycle import commit_with_events  # imports this module
 
-            commit_with_events(self, self.em._events)
+            commit_with_events(self, events)
             return
         plan = _FlushPlan()
         conn = self.em.connection
