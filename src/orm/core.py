@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import sys
 from collections.abc import Callable, Iterator
 
@@ -51,6 +52,11 @@ def _relation_flush_modules(metadata: Any) -> None:
 
     if metadata.pivots:
         from .unit_of_work import pivots  # noqa: F401
+
+
+#: held while an ORM creates its EventManager (see `ORM.events`); `_thread` is loaded with
+#: the interpreter, where `threading` would be one more module to import
+_EVENTS_CREATED = _thread.allocate_lock()
 
 
 class ORM:
@@ -112,7 +118,10 @@ class ORM:
         if events is None:
             from .events.manager import EventManager
 
-            events = self._events = EventManager(self.metadata)
+            with _EVENTS_CREATED:  # two threads' first use: one manager, or a subscriber is lost
+                events = self._events
+                if events is None:
+                    events = self._events = EventManager(self.metadata)
         return events
 
     def _connect(self) -> Connection:

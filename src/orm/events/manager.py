@@ -11,6 +11,7 @@ path when there is nothing to call.
 
 from __future__ import annotations
 
+import _thread
 from collections.abc import Iterable
 
 from .._typing import TYPE_CHECKING, lazy_module
@@ -89,6 +90,9 @@ class EventManager:
     def __init__(self, metadata: MetadataStorage) -> None:
         self._metadata = metadata
         self._registrations: list[_Registration] = []
+        #: held by a registration: two threads registering at once would each rebuild the
+        #: listener tables from their own list, and one subscriber's handlers would be lost
+        self._registering = _thread.allocate_lock()
         #: whether a flush has anything to call (entity hooks of a flush event, any
         #: subscriber handler of a flush or transaction event)
         self.flush_active = False
@@ -102,10 +106,11 @@ class EventManager:
     # -- registration -----------------------------------------------------------------------
     def register_subscriber(self, subscriber: EventSubscriber[Any]) -> None:
         """Add a subscriber (an instance); registering the same one again does nothing."""
-        if any(r.subscriber is subscriber for r in self._registrations):
-            return
-        self._registrations.append(self._inspect(subscriber))
-        self._rebuild()
+        with self._registering:
+            if any(r.subscriber is subscriber for r in self._registrations):
+                return
+            self._registrations.append(self._inspect(subscriber))
+            self._rebuild()
 
     def get_subscribers(self) -> list[EventSubscriber[Any]]:
         return [r.subscriber for r in self._registrations]
