@@ -643,6 +643,33 @@ def test_subscribers_registered_by_several_threads_at_once_all_get_their_events(
     assert lost == []
 
 
+def test_a_subscriber_may_register_another_while_it_is_registered(open_orm):
+    """Registrations hold a lock (see the test above); a subscriber's own
+    `get_subscribed_entities()` registering another one must not wait on it forever."""
+    orm = open_orm()
+
+    class Inner(EventSubscriber):
+        def after_create(self, args: EventArgs) -> None:
+            note("sub.inner", args.entity)
+
+    class Outer(EventSubscriber):
+        def get_subscribed_entities(self) -> list:
+            orm.events.register_subscriber(Inner())
+            return [Plain]
+
+        def after_create(self, args: EventArgs) -> None:
+            note("sub.outer", args.entity)
+
+    registering = threading.Thread(
+        target=orm.events.register_subscriber, args=(Outer(),), daemon=True
+    )
+    registering.start()
+    registering.join(timeout=30)
+    assert not registering.is_alive(), "register_subscriber() deadlocked"
+    orm.em.fork().persist(Plain(name="p")).flush()
+    assert sorted(e[0] for e in EVENTS if e[0].startswith("sub.")) == ["sub.inner", "sub.outer"]
+
+
 def test_event_args_carry_the_entity_manager_and_the_change_set(open_orm):
     got: list[EventArgs] = []
 

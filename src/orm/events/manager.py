@@ -92,7 +92,8 @@ class EventManager:
         self._registrations: list[_Registration] = []
         #: held by a registration: two threads registering at once would each rebuild the
         #: listener tables from their own list, and one subscriber's handlers would be lost
-        self._registering = _thread.allocate_lock()
+        #: (re-entrant: a subscriber's `get_subscribed_entities()` may register another)
+        self._registering = _thread.RLock()
         #: whether a flush has anything to call (entity hooks of a flush event, any
         #: subscriber handler of a flush or transaction event)
         self.flush_active = False
