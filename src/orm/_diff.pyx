@@ -471,6 +471,24 @@ def tracked_setattr(self, name, value):
             dirty[_id(self)] = self
 
 
+def tracked_delattr(self, name):
+    """`__delattr__` of every entity class (see the twin's `tracked_delattr`)."""
+    cdef object journal, held, old
+    if _journals:
+        journal = _journals.get(PyThread_get_thread_ident())
+        if journal is not None:
+            held = getattr(self, "__dict__", None)
+            old = held.get(name, _MISSING) if held is not None else getattr(self, name, _MISSING)
+            journal.append((self, name, old))
+    snap = getattr(self, SNAP, None)
+    if type(snap) is Plan:  # the first write: the snapshot is what the attributes hold now
+        PyObject_GenericSetAttr(self, SNAP, _taken(<Plan>snap, self))
+    object.__delattr__(self, name)
+    uow = PyObject_GetAttr(self, UOW)
+    if uow is not None:
+        PyObject_GetAttr(uow, DIRTY)[_id(self)] = self
+
+
 def init_entity(entity, tuple names not None, tuple values not None):
     """See orm._diff_py.init_entity."""
     cdef Py_ssize_t i, n = PyTuple_GET_SIZE(names)

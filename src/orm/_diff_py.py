@@ -371,6 +371,28 @@ def tracked_setattr(self: Any, name: str, value: Any) -> None:
         uow.dirty[id(self)] = self
 
 
+def tracked_delattr(self: Any, name: str) -> None:
+    """`__delattr__` of every entity class, as `tracked_setattr` for a write: `del
+    entity.attr` makes a managed entity dirty (the attribute then reads as its class
+    default, which the flush writes; without this a `del` alone was never compared and
+    never written), takes the snapshot of an entity only read first, so the value deleted
+    is still known as the stored one, and is noted in the journal of a flush's handlers,
+    which a failed flush puts back."""
+    if _journals:
+        journal = _journals.get(get_ident())
+        if journal is not None:
+            held = getattr(self, "__dict__", None)
+            old = held.get(name, MISSING) if held is not None else getattr(self, name, MISSING)
+            journal.append((self, name, old))
+    snap = getattr(self, "_orm_snap", None)
+    if type(snap) is Plan:
+        _object_setattr(self, "_orm_snap", _taken(snap, self))
+    object.__delattr__(self, name)
+    uow = self._orm_uow
+    if uow is not None:
+        uow.dirty[id(self)] = self
+
+
 def init_entity(entity: Any, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
     """The body of every generated `__init__`: set the properties of a new entity, without
     the dirty tracking (a new entity is not managed yet).

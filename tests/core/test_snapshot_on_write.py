@@ -96,6 +96,36 @@ def test_a_deleted_attribute_reads_and_is_written_as_its_default(orm):
     assert (stored.age, stored.nickname) == (0, "n"), "the database holds what the entity shows"
 
 
+@pytest.mark.parametrize("fields", [None, ["age", "bio"]], ids=["loaded", "partial"])
+def test_a_deleted_attribute_alone_is_written(orm, log, fields):
+    """`del` is a write: with nothing else written, the flush still writes the default the
+    attribute now reads as (it used to run no SQL at all, and the stored value stayed)."""
+    key = _stored(orm.em.fork())
+    em = orm.em.fork()
+    user = em.find_one(User, key, fields=fields) if fields else em.find_one(User, key)
+    del user.age
+    log.clear()
+    em.flush()
+    assert log.writes() == [
+        "begin", sql(orm, f"update `user` set `age` = 0 where `id` = {key}"), "commit"
+    ]
+    assert orm.em.fork().find_one(User, key).age == 0
+
+
+def test_a_deleted_attribute_is_noted_in_the_journal_of_a_flushs_handlers(orm):
+    """A flush with event handlers notes what they assign, and a failed flush puts it back;
+    a `del` is noted the same way, with the value it removed."""
+    key = _stored(orm.em.fork())
+    user = orm.em.fork().find_one(User, key)
+    journal: list = []
+    previous = core.track_assignments(journal)
+    try:
+        del user.age
+    finally:
+        core.track_assignments(previous)
+    assert journal == [(user, "age", 30)]
+
+
 def test_a_deleted_attribute_written_again_is_written(orm, log):
     key = _stored(orm.em.fork())
     em = orm.em.fork()

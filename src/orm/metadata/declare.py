@@ -520,30 +520,18 @@ def _install(
     elif "__setattr__" in cls.__dict__:
         cls.__setattr__ = _chain_setattr(cls.__dict__["__setattr__"])
     if "__delattr__" not in cls.__dict__ and cls.__delattr__ is object.__delattr__:
-        cls.__delattr__ = _entity_delattr
+        cls.__delattr__ = core.tracked_delattr
     # every write goes through the ORM's own `__setattr__` and `__delattr__` first (not a
     # user's, which may write before the ORM sees it): a loaded entity's snapshot may wait
     # for the first write
     decl.tracked_writes = (
-        cls.__setattr__ is core.tracked_setattr and cls.__delattr__ is _entity_delattr
+        cls.__setattr__ is core.tracked_setattr and cls.__delattr__ is core.tracked_delattr
     )
     refs = ref_properties(cls, props, annotations)
     if refs and not getattr(cls.__setattr__, "_orm_refs", False):
         cls.__setattr__ = _ref_setattr(refs, cls.__setattr__)
     _share_attribute_names(cls, (*props, "_orm_snap", "_orm_uow"))
     return cls
-
-
-def _entity_delattr(self: Any, name: str) -> None:
-    """`del entity.attr`: the snapshot an entity only read takes at its first write is taken
-    first, so the value deleted is still known as the stored one (see orm._diff_py, "taken
-    on write")."""
-    from .._backend import core
-
-    snap = self._orm_snap
-    if type(snap) is core.Plan:
-        object.__setattr__(self, "_orm_snap", core.snapshot(self))
-    object.__delattr__(self, name)
 
 
 def _share_attribute_names(cls: type, names: tuple[str, ...]) -> None:
