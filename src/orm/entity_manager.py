@@ -1296,14 +1296,16 @@ def _flush_before_query(uow: UnitOfWork, mode: str) -> None:
     message of the flush's error alone sent them looking for a flush they never called."""
     try:
         uow.commit()
-    except ORMError as exc:
-        if exc.args and isinstance(exc.args[0], str):
-            exc.args = (
-                f"{exc.args[0]} (This was the flush FlushMode.{mode.upper()} runs before a "
-                f"query, for the query to see the pending changes; pass "
-                f"flush_mode=FlushMode.COMMIT to the query to read without it.)",
-                *exc.args[1:],
-            )
+    except Exception as exc:
+        said = (
+            f"This was the flush FlushMode.{mode.upper()} runs before a query, for the query "
+            f"to see the pending changes; pass flush_mode=FlushMode.COMMIT to the query to "
+            f"read without it."
+        )
+        if not isinstance(exc, ORMError):  # the application's own: its message stays as is
+            exc.add_note(said)
+        elif exc.args and isinstance(exc.args[0], str):
+            exc.args = (f"{exc.args[0]} ({said})", *exc.args[1:])
         raise
 
 

@@ -440,6 +440,29 @@ def test_an_exception_in_before_create_writes_nothing_and_the_flush_can_be_retri
     assert table(orm, "note", "message") == [("create Ok",)], "once: the retry's on_flush"
 
 
+@pytest.mark.parametrize("where", ["Author.before_create", "Author.after_create"])
+@pytest.mark.parametrize("by", ["flush", "query"])
+def test_a_handlers_exception_says_nothing_was_written_and_which_flush(open_orm, where, by):
+    """The application's own exception keeps its type and message; a note says that the flush
+    wrote nothing, and for the flush a query ran first, that it was that one."""
+    orm = open_orm()
+    em = orm.em.fork()
+    em.persist(Author(name="new"))
+    FAILING.add(where)
+    with pytest.raises(Boom) as caught:
+        if by == "flush":
+            em.flush()
+        else:
+            em.find(Author, {"name": "new"})
+    assert str(caught.value) == f"{where} failed", "its message as the handler raised it"
+    notes = getattr(caught.value, "__notes__", [])
+    assert notes[0] == "Nothing of this flush was written; fix the cause and call flush() again."
+    if by == "query":
+        assert notes[1].startswith("This was the flush FlushMode.AUTO runs before a query")
+    assert len(notes) == (2 if by == "query" else 1)
+    assert table(orm, "author") == []
+
+
 @pytest.mark.parametrize("where", ["after_flush", "Author.after_create", "Author.after_update"])
 def test_an_exception_after_the_statements_rolls_the_flush_back(open_orm, where):
     orm = open_orm(Recorder(), AuditOnFlush())

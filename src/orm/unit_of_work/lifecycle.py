@@ -415,7 +415,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
                 if tx_events:
                     events.transaction_event("before_transaction_start", em)
                 conn.begin()
-        except BaseException:
+        except BaseException as exc:
             _prune_journal(uow, plan, births)
             try:
                 if plan.began:
@@ -423,6 +423,7 @@ def commit_with_events(uow: UnitOfWork, events: EventManager) -> None:
             finally:
                 plan.revert()
                 pending.drop(births)
+            _nothing_written(exc)
             raise
         nested = conn.depth > 1
         applied = False

@@ -20,7 +20,14 @@ import gc
 from .._backend import core
 from .._markers import DELETED, MISSING, REFERENCE, UNLOADED, is_set
 from .._typing import TYPE_CHECKING, lazy_module
-from ..errors import DriverException, OptimisticLockError, ValidationError, _own_table, _short
+from ..errors import (
+    DriverException,
+    OptimisticLockError,
+    ORMError,
+    ValidationError,
+    _own_table,
+    _short,
+)
 from ..metadata.model import EntityMetadata
 from ..types import holds_changeable
 
@@ -110,8 +117,9 @@ class ChangeSet:
 
 
 def _nothing_written(exc: BaseException) -> None:
-    """A statement of a flush failed and its transaction was rolled back: say so in the
-    error's message."""
+    """A flush failed and its transaction was rolled back: say so in the error's message,
+    or, for an exception of the application's own (an event handler's, a custom type's),
+    in a note, which leaves its type and message as they were."""
     if isinstance(exc, (DriverException, OptimisticLockError)) and exc.args:
         # a retryable error already says to run the whole transaction again
         then = "" if getattr(exc, "retryable", False) else "; fix the cause and call flush() again"
@@ -119,6 +127,8 @@ def _nothing_written(exc: BaseException) -> None:
             f"{str(exc.args[0]).rstrip('.')}. Nothing of this flush was written{then}.",
             *exc.args[1:],
         )
+    elif isinstance(exc, Exception) and not isinstance(exc, ORMError):
+        exc.add_note("Nothing of this flush was written; fix the cause and call flush() again.")
 
 
 def advance_keys(em: EntityManager, meta: EntityMetadata, given: list[Any]) -> None:
